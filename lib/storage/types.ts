@@ -1,0 +1,97 @@
+/**
+ * The storage contract shared by the Raft core, the simulator and the peer.
+ *
+ * A `LogStore` holds one replica's log: entries addressed by a dense 1-based
+ * `index`, the Raft hard state, and at most one snapshot that replaces every
+ * entry up to its index. Writes are buffered and become durable only after
+ * `sync()` resolves; a crash (real or simulated) loses every write not yet
+ * synced. Reads are synchronous so that the Raft core can read its log inside
+ * `step()` without I/O scheduling, as etcd-io/raft's `Storage` does.
+ *
+ * @module
+ */
+
+/** Kind of a log entry. Normal entries carry application commands. */
+export enum EntryType {
+  Normal = 0,
+  /** A membership change; `data` holds the encoded change. */
+  ConfChange = 1,
+}
+
+/** One log entry. `index` is 1-based and dense; `term` is the leader's term. */
+export interface Entry {
+  term: number;
+  index: number;
+  type: EntryType;
+  data: Uint8Array;
+}
+
+/** The state Raft must persist before it sends a message that depends on it. */
+export interface HardState {
+  term: number;
+  /** Node id voted for in `term`; 0 means none. */
+  vote: number;
+  /** Highest index known committed; may lag (it is recomputed after restart). */
+  commit: number;
+}
+
+/** Voters and learners of a group; ids are positive integers. */
+export interface ConfState {
+  voters: number[];
+  learners: number[];
+}
+
+/** A point-in-time image of the state machine replacing entries <= index. */
+export interface Snapshot {
+  index: number;
+  term: number;
+  conf: ConfState;
+  data: Uint8Array;
+}
+
+/**
+ * One replica's durable log. Implementations: `MemoryLogStore` (tests and the
+ * simulator, with crash semantics) and `SegmentLogStore` (segment files).
+ */
+export interface LogStore {
+  /** Index of the first entry still held (snapshot index + 1; 1 when empty). */
+  firstIndex(): number;
+  /** Index of the last entry appended, synced or not (snapshot index when empty). */
+  lastIndex(): number;
+  /** Highest index whose entry is durable (covered by a completed `sync()`). */
+  syncedIndex(): number;
+  /** Term of the entry at `index`, the snapshot's term at its index, else undefined. */
+  term(index: number): number | undefined;
+  /**
+   * Entries in `[low, high)`. Throws RangeError when `low < firstIndex()` or
+   * `high > lastIndex() + 1`. Returns at least one entry when the range is not
+   * empty, and stops once `maxBytes` of data would be exceeded.
+   */
+  entries(low: number, high: number, maxBytes?: number): Entry[];
+  /** The persisted hard state (the last one passed to `setHardState`). */
+  hardState(): HardState;
+  /** The current snapshot, if any. */
+  snapshot(): Snapshot | undefined;
+  /**
+   * Buffers `entries` (consecutive indices). When `entries[0].index <=
+   * lastIndex()`, the conflicting suffix from that index on is dropped first.
+   * Requires `firstIndex() <= entries[0].index <= lastIndex() + 1`.
+   */
+  append(entries: Entry[]): void;
+  /** Buffers a new hard state. */
+  setHardState(state: HardState): void;
+  /**
+   * Makes every earlier `append` and `setHardState` durable. Concurrent calls
+   * share one fsync (group commit).
+   */
+  sync(): Promise<void>;
+  /** Replaces the whole log by `snapshot` (durably, before resolving). */
+  applySnapshot(snapshot: Snapshot): Promise<void>;
+  /**
+   * Records `snapshot` (taken locally at an index <= syncedIndex()) and drops
+   * the entries it covers, keeping the log after it. Durable before resolving.
+   */
+  compact(snapshot: Snapshot): Promise<void>;
+  /** Releases files; pending unsynced writes may be lost. */
+  close(): Promise<void>;
+}
