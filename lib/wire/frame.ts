@@ -1,0 +1,148 @@
+/**
+ * Length-prefixed frames: a 4-byte unsigned big-endian length `N`, then `N`
+ * bytes of UTF-8 JSON. The decoder is an incremental state machine that
+ * accepts arbitrary chunk boundaries and enforces `frameBytesMax` before it
+ * buffers a single payload byte, so a hostile length cannot make it allocate.
+ *
+ * Written by hand: the codec is the protocol itself and sits on the hot path.
+ *
+ * @module
+ */
+
+/** Default largest payload accepted (PROTOCOL.md: `--max-frame`, 1 MiB). */
+export const frameBytesMaxDefault = 1024 * 1024;
+
+/** Bytes of the length prefix. */
+export const frameHeaderBytes = 4;
+
+/** What the decoder produced from the bytes seen so far. */
+export type FrameEvent =
+  | { kind: "frame"; payload: Uint8Array }
+  | { kind: "empty" }
+  | { kind: "too_large"; length: number };
+
+const encoder = new TextEncoder();
+
+/**
+ * Encodes one JSON value as a frame.
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeFrame({ action: "ping" });
+ * ```
+ */
+export function encodeFrame(value: unknown): Uint8Array {
+  const json = JSON.stringify(value);
+  // Worst case UTF-8 is 3 bytes per UTF-16 unit; encodeInto avoids a second copy.
+  const buffer = new Uint8Array(frameHeaderBytes + json.length * 3);
+  const { written } = encoder.encodeInto(json, buffer.subarray(frameHeaderBytes));
+  new DataView(buffer.buffer).setUint32(0, written);
+  return buffer.subarray(0, frameHeaderBytes + written);
+}
+
+/** Concatenates frames into one buffer so a burst costs one write. */
+export function concatFrames(frames: Uint8Array[]): Uint8Array {
+  if (frames.length === 1) return frames[0];
+  let total = 0;
+  for (const frame of frames) total += frame.length;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const frame of frames) {
+    out.set(frame, at);
+    at += frame.length;
+  }
+  return out;
+}
+
+/**
+ * Incremental frame decoder.
+ *
+ * @example
+ * ```ts
+ * const decoder = new FrameDecoder({ frameBytesMax: 1024 });
+ * for (const event of decoder.push(chunk)) console.log(event.kind);
+ * ```
+ */
+export class FrameDecoder {
+  readonly frameBytesMax: number;
+  #header = new Uint8Array(frameHeaderBytes);
+  #headerFilled = 0;
+  #payload: Uint8Array | undefined;
+  #payloadFilled = 0;
+  #failed = false;
+
+  constructor(options: { frameBytesMax?: number } = {}) {
+    const frameBytesMax = options.frameBytesMax ?? frameBytesMaxDefault;
+    if (!Number.isInteger(frameBytesMax) || frameBytesMax < 1 || frameBytesMax > 0xffffffff) {
+      throw new RangeError(
+        `Cannot create decoder as 'frameBytesMax' must be an integer between 1 and 4294967295: current value is ${frameBytesMax}`,
+      );
+    }
+    this.frameBytesMax = frameBytesMax;
+  }
+
+  /** True while part of a frame has arrived and the rest has not. */
+  get partial(): boolean {
+    return this.#headerFilled > 0 || this.#payload !== undefined;
+  }
+
+  /**
+   * Feeds bytes and returns every event they complete. After a `too_large`
+   * event the stream is unusable (the length cannot be trusted) and further
+   * pushes return nothing.
+   */
+  push(chunk: Uint8Array): FrameEvent[] {
+    const events: FrameEvent[] = [];
+    let at = 0;
+    while (at < chunk.length && !this.#failed) {
+      if (this.#payload === undefined) {
+        at = this.#readHeader(chunk, at, events);
+      } else {
+        at = this.#readPayload(chunk, at, events);
+      }
+    }
+    return events;
+  }
+
+  #readHeader(chunk: Uint8Array, at: number, events: FrameEvent[]): number {
+    // Fast path: a whole header in this chunk and nothing buffered.
+    if (this.#headerFilled === 0 && chunk.length - at >= frameHeaderBytes) {
+      const length = ((chunk[at] << 24) >>> 0) + (chunk[at + 1] << 16) + (chunk[at + 2] << 8) +
+        chunk[at + 3];
+      this.#startPayload(length, events);
+      return at + frameHeaderBytes;
+    }
+    const take = Math.min(frameHeaderBytes - this.#headerFilled, chunk.length - at);
+    this.#header.set(chunk.subarray(at, at + take), this.#headerFilled);
+    this.#headerFilled += take;
+    if (this.#headerFilled === frameHeaderBytes) {
+      this.#headerFilled = 0;
+      this.#startPayload(new DataView(this.#header.buffer).getUint32(0), events);
+    }
+    return at + take;
+  }
+
+  #startPayload(length: number, events: FrameEvent[]): void {
+    if (length === 0) {
+      events.push({ kind: "empty" });
+    } else if (length > this.frameBytesMax) {
+      this.#failed = true;
+      events.push({ kind: "too_large", length });
+    } else {
+      this.#payload = new Uint8Array(length);
+      this.#payloadFilled = 0;
+    }
+  }
+
+  #readPayload(chunk: Uint8Array, at: number, events: FrameEvent[]): number {
+    const payload = this.#payload!;
+    const take = Math.min(payload.length - this.#payloadFilled, chunk.length - at);
+    payload.set(chunk.subarray(at, at + take), this.#payloadFilled);
+    this.#payloadFilled += take;
+    if (this.#payloadFilled === payload.length) {
+      this.#payload = undefined;
+      events.push({ kind: "frame", payload });
+    }
+    return at + take;
+  }
+}
