@@ -1,0 +1,211 @@
+/**
+ * The frame every chart shares: margins sized from the labels, title, axis
+ * titles, ticks, a light grid and a legend.
+ *
+ * @module
+ */
+
+import { element, escapeXml, text, textWidth } from "./_svg_markup.ts";
+
+/** Font sizes in pixels. */
+const titleFontSize = 16;
+const axisFontSize = 13;
+const tickFontSize = 11;
+const legendFontSize = 12;
+/** Outer padding of the picture. */
+const paddingPx = 14;
+/** Length of a tick mark. */
+const tickLengthPx = 5;
+/** Legend swatch length and gaps. */
+const swatchPx = 16;
+const legendRowPx = 18;
+
+/** Everything that sizes the frame. */
+export interface FrameSpec {
+  width: number;
+  height: number;
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  /** Labels of the x ticks, to size the bottom margin. */
+  xTickLabels: readonly string[];
+  /** Labels of the y ticks, to size the left margin. */
+  yTickLabels: readonly string[];
+  /** Drawn only when there is more than one entry. */
+  legend: readonly { name: string; color: string }[];
+  /** Legend swatch: a line for line charts, a box for bar charts. Default "line". */
+  swatch?: "line" | "box";
+  /** Slant the x tick labels (long category names). */
+  slantXTicks?: boolean;
+}
+
+/** The plot area in pixels: x grows right from `left`, y grows down from `top`. */
+export interface PlotArea {
+  left: number;
+  top: number;
+  right: number;
+  bottom: number;
+}
+
+/** A tick at pixel position `at` along its axis. */
+export interface PixelTick {
+  at: number;
+  label: string;
+}
+
+/** Computes the plot area left once title, labels, ticks and legend have room. */
+export function plotArea(spec: FrameSpec): PlotArea {
+  const yTickWidth = Math.max(
+    0,
+    ...spec.yTickLabels.map((label) => textWidth(label, tickFontSize)),
+  );
+  const xTickHeight = spec.slantXTicks
+    ? Math.max(0, ...spec.xTickLabels.map((label) => textWidth(label, tickFontSize))) * 0.5 +
+      tickFontSize
+    : tickFontSize;
+  const left = paddingPx + axisFontSize + 10 + yTickWidth + tickLengthPx + 4;
+  const top = paddingPx + titleFontSize + 16;
+  const bottom = spec.height - paddingPx - axisFontSize - 10 - xTickHeight - tickLengthPx - 4;
+  const right = spec.width - paddingPx - legendWidth(spec.legend) -
+    // Half the widest x tick label may hang past the last tick.
+    Math.min(30, textWidth(spec.xTickLabels.at(-1) ?? "", tickFontSize) / 2);
+  return { left, top, right, bottom };
+}
+
+function legendWidth(legend: FrameSpec["legend"]): number {
+  if (legend.length < 2) return 0;
+  const names = Math.max(...legend.map((entry) => textWidth(entry.name, legendFontSize)));
+  return 12 + swatchPx + 6 + names + 8;
+}
+
+/** The whole picture: frame parts around `body` (the data marks, drawn over the grid). */
+export function renderFrame(
+  spec: FrameSpec,
+  area: PlotArea,
+  ticks: { x: readonly PixelTick[]; y: readonly PixelTick[] },
+  body: string,
+): string {
+  const parts = [
+    element("rect", { width: spec.width, height: spec.height, fill: "#ffffff" }),
+    text(spec.title, {
+      x: spec.width / 2,
+      y: paddingPx + titleFontSize,
+      "text-anchor": "middle",
+      "font-size": titleFontSize,
+      "font-weight": "bold",
+    }),
+    grid(area, ticks),
+    body,
+    axes(spec, area, ticks),
+    legend(spec, area),
+  ];
+  return element(
+    "svg",
+    {
+      xmlns: "http://www.w3.org/2000/svg",
+      width: spec.width,
+      height: spec.height,
+      viewBox: `0 0 ${spec.width} ${spec.height}`,
+      "font-family": "sans-serif",
+    },
+    `<title>${escapeXml(spec.title)}</title>` + parts.join(""),
+  ) + "\n";
+}
+
+function grid(area: PlotArea, ticks: { x: readonly PixelTick[]; y: readonly PixelTick[] }) {
+  const lines = [
+    ...ticks.y.map((tick) =>
+      element("line", { x1: area.left, x2: area.right, y1: tick.at, y2: tick.at })
+    ),
+    ...ticks.x.map((tick) =>
+      element("line", { x1: tick.at, x2: tick.at, y1: area.top, y2: area.bottom })
+    ),
+  ];
+  return element("g", { stroke: "#e6e6e6", "stroke-width": 1 }, lines.join(""));
+}
+
+function axes(
+  spec: FrameSpec,
+  area: PlotArea,
+  ticks: { x: readonly PixelTick[]; y: readonly PixelTick[] },
+): string {
+  const marks = [
+    element("line", { x1: area.left, x2: area.right, y1: area.bottom, y2: area.bottom }),
+    element("line", { x1: area.left, x2: area.left, y1: area.top, y2: area.bottom }),
+    ...ticks.x.map((tick) =>
+      element("line", { x1: tick.at, x2: tick.at, y1: area.bottom, y2: area.bottom + tickLengthPx })
+    ),
+    ...ticks.y.map((tick) =>
+      element("line", { x1: area.left - tickLengthPx, x2: area.left, y1: tick.at, y2: tick.at })
+    ),
+  ];
+  const xLabelY = area.bottom + tickLengthPx + 4 + tickFontSize;
+  const xLabels = ticks.x.map((tick) =>
+    spec.slantXTicks
+      ? text(tick.label, {
+        x: tick.at,
+        y: xLabelY,
+        "text-anchor": "end",
+        transform: `rotate(-30 ${tick.at} ${xLabelY})`,
+      })
+      : text(tick.label, { x: tick.at, y: xLabelY, "text-anchor": "middle" })
+  );
+  const yLabels = ticks.y.map((tick) =>
+    text(tick.label, {
+      x: area.left - tickLengthPx - 3,
+      y: tick.at + tickFontSize * 0.35,
+      "text-anchor": "end",
+    })
+  );
+  const yTitleX = paddingPx + axisFontSize;
+  const yTitleY = (area.top + area.bottom) / 2;
+  return [
+    element("g", { stroke: "#333333", "stroke-width": 1 }, marks.join("")),
+    element("g", { "font-size": tickFontSize, fill: "#333333" }, [...xLabels, ...yLabels].join("")),
+    text(spec.xLabel, {
+      x: (area.left + area.right) / 2,
+      y: spec.height - paddingPx,
+      "text-anchor": "middle",
+      "font-size": axisFontSize,
+    }),
+    text(spec.yLabel, {
+      x: yTitleX,
+      y: yTitleY,
+      "text-anchor": "middle",
+      "font-size": axisFontSize,
+      transform: `rotate(-90 ${yTitleX} ${yTitleY})`,
+    }),
+  ].join("");
+}
+
+function legend(spec: FrameSpec, area: PlotArea): string {
+  if (spec.legend.length < 2) return "";
+  const left = area.right + 12 +
+    Math.min(30, textWidth(spec.xTickLabels.at(-1) ?? "", tickFontSize) / 2);
+  const rows = spec.legend.map((entry, index) => {
+    const y = area.top + 8 + index * legendRowPx;
+    const swatch = spec.swatch === "box"
+      ? element("rect", { x: left, y: y - 5, width: swatchPx, height: 10, fill: entry.color })
+      : element("line", {
+        x1: left,
+        x2: left + swatchPx,
+        y1: y,
+        y2: y,
+        stroke: entry.color,
+        "stroke-width": 3,
+      });
+    return swatch + text(entry.name, { x: left + swatchPx + 6, y: y + legendFontSize * 0.35 });
+  });
+  return element("g", { "font-size": legendFontSize, fill: "#333333" }, rows.join(""));
+}
+
+/** Centered "No data" note for an empty chart. */
+export function noData(area: PlotArea): string {
+  return text("No data", {
+    x: (area.left + area.right) / 2,
+    y: (area.top + area.bottom) / 2,
+    "text-anchor": "middle",
+    "font-size": axisFontSize,
+    fill: "#888888",
+  });
+}
