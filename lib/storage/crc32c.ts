@@ -47,10 +47,25 @@ function buildTables(): Uint32Array {
  * ```
  */
 export function crc32c(bytes: Uint8Array, crc = 0): number {
+  return crc32cRange(bytes, 0, bytes.length, crc);
+}
+
+/**
+ * Computes the CRC-32C of `bytes[start, end)` without allocating a view,
+ * for callers that checksum many records inside one buffer.
+ *
+ * @example
+ * ```ts
+ * import { crc32cRange } from "./crc32c.ts";
+ * const bytes = new TextEncoder().encode("xx123456789xx");
+ * crc32cRange(bytes, 2, 11); // 0xe3069283
+ * ```
+ */
+export function crc32cRange(bytes: Uint8Array, start: number, end: number, crc = 0): number {
   let state = ~crc;
-  let position = 0;
-  const length = bytes.length;
-  const end8 = length - (length & 7);
+  let position = start;
+  const length = end;
+  const end8 = start + ((end - start) & ~7);
   while (position < end8) {
     const low = state ^
       (bytes[position] | (bytes[position + 1] << 8) | (bytes[position + 2] << 16) |

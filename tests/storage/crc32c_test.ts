@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { crc32c } from "../../lib/storage/crc32c.ts";
+import { crc32c, crc32cRange } from "../../lib/storage/crc32c.ts";
 
 const encoder = new TextEncoder();
 
@@ -42,4 +42,10 @@ Deno.test("crc32c continues a checksum across split buffers", () => {
   for (let split = 0; split <= bytes.length; split++) {
     assert.equal(crc32c(bytes.subarray(split), crc32c(bytes.subarray(0, split))), crc32c(bytes));
   }
+});
+
+Deno.test("crc32cRange checksums a range inside a larger buffer", () => {
+  const bytes = encoder.encode("xx123456789xx");
+  assert.equal(crc32cRange(bytes, 2, 11), 0xe3069283);
+  assert.equal(crc32cRange(bytes, 4, 4), 0);
 });

@@ -1,0 +1,80 @@
+/**
+ * Codecs for the small files next to the segments (private): the hard state
+ * and the snapshot. Each starts with a magic number and a CRC-32C of the
+ * rest, so a damaged file is reported instead of being misread.
+ *
+ * @module
+ */
+
+import { crc32cRange } from "./crc32c.ts";
+import { readUint32, readUint64, writeUint32, writeUint64 } from "./_record.ts";
+import type { HardState, Snapshot } from "./types.ts";
+
+const hardStateMagic = 0x50534853; // "PSHS"
+const snapshotMagic = 0x50534e50; // "PSNP"
+const hardStateBytes = 32;
+const snapshotHeaderBytes = 32;
+
+export function encodeHardState(state: HardState): Uint8Array {
+  const bytes = new Uint8Array(hardStateBytes);
+  writeUint32(bytes, 0, hardStateMagic);
+  writeUint64(bytes, 8, state.term);
+  writeUint64(bytes, 16, state.vote);
+  writeUint64(bytes, 24, state.commit);
+  writeUint32(bytes, 4, crc32cRange(bytes, 8, bytes.length));
+  return bytes;
+}
+
+/** Returns the hard state, or a reason why the bytes are not one. */
+export function decodeHardState(bytes: Uint8Array): HardState | string {
+  if (bytes.length !== hardStateBytes) return `hard state has ${bytes.length} bytes`;
+  if (readUint32(bytes, 0) !== hardStateMagic) return "hard state magic mismatch";
+  if (crc32cRange(bytes, 8, bytes.length) !== readUint32(bytes, 4)) {
+    return "hard state crc mismatch";
+  }
+  return { term: readUint64(bytes, 8), vote: readUint64(bytes, 16), commit: readUint64(bytes, 24) };
+}
+
+/**
+ * Layout: magic u32, crc u32, index u64, term u64, voter count u32, learner
+ * count u32, then voter and learner ids as u64, then the data.
+ */
+export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
+  const { voters, learners } = snapshot.conf;
+  const idsBytes = 8 * (voters.length + learners.length);
+  const bytes = new Uint8Array(snapshotHeaderBytes + idsBytes + snapshot.data.length);
+  writeUint32(bytes, 0, snapshotMagic);
+  writeUint64(bytes, 8, snapshot.index);
+  writeUint64(bytes, 16, snapshot.term);
+  writeUint32(bytes, 24, voters.length);
+  writeUint32(bytes, 28, learners.length);
+  let offset = snapshotHeaderBytes;
+  for (const id of [...voters, ...learners]) {
+    writeUint64(bytes, offset, id);
+    offset += 8;
+  }
+  bytes.set(snapshot.data, offset);
+  writeUint32(bytes, 4, crc32cRange(bytes, 8, bytes.length));
+  return bytes;
+}
+
+/** Returns the snapshot (its data a view into `bytes`), or a reason why it is not one. */
+export function decodeSnapshot(bytes: Uint8Array): Snapshot | string {
+  if (bytes.length < snapshotHeaderBytes) return `snapshot has ${bytes.length} bytes`;
+  if (readUint32(bytes, 0) !== snapshotMagic) return "snapshot magic mismatch";
+  if (crc32cRange(bytes, 8, bytes.length) !== readUint32(bytes, 4)) return "snapshot crc mismatch";
+  const voterCount = readUint32(bytes, 24);
+  const learnerCount = readUint32(bytes, 28);
+  const dataOffset = snapshotHeaderBytes + 8 * (voterCount + learnerCount);
+  if (dataOffset > bytes.length) return "snapshot membership exceeds the file";
+  const ids: number[] = [];
+  for (let offset = snapshotHeaderBytes; offset < dataOffset; offset += 8) {
+    ids.push(readUint64(bytes, offset));
+  }
+  return {
+    index: readUint64(bytes, 8),
+    term: readUint64(bytes, 16),
+    conf: { voters: ids.slice(0, voterCount), learners: ids.slice(voterCount) },
+    data: bytes.subarray(dataOffset),
+  };
+}

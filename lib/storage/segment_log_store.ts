@@ -1,0 +1,948 @@
+/**
+ * `SegmentLogStore`: the durable `LogStore`, an append-only log of segment
+ * files with a CRC per record, group commit and torn-tail recovery.
+ *
+ * Layout of a replica directory:
+ *
+ * - `00000000000000000001.log`, ...: segments named by their first index
+ *   (20 digits), records `[length u32][crc32c u32][term u64][index u64][payload]`
+ *   big-endian, payload = entry type byte + data, CRC over term..payload.
+ * - `hardstate`: term, vote and commit, replaced atomically when term or vote
+ *   change (commit rides along; Raft recomputes it after a restart).
+ * - `snapshot`: the latest snapshot, replaced atomically.
+ *
+ * Disk work happens only in `sync()` (and the snapshot calls that end in
+ * one), strictly one job at a time, as an ordered plan of create, write,
+ * truncate and delete operations recorded by the synchronous methods.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import {
+  readFileAtomic,
+  syncDirectory,
+  temporaryFileSuffix,
+  writeAll,
+  writeFileAtomic,
+} from "./atomic_file.ts";
+import { decodeHardState, decodeSnapshot, encodeHardState, encodeSnapshot } from "./_metadata.ts";
+import {
+  checkRecord,
+  decodeRecord,
+  encodeRecord,
+  recordBytesMax,
+  recordHeaderBytes,
+  recordSize,
+  scanRecords,
+} from "./_record.ts";
+import type { Entry, HardState, LogStore, Snapshot } from "./types.ts";
+
+export { recordBytesMax } from "./_record.ts";
+
+/** Default size at which the active segment is closed and a new one started. */
+export const segmentBytesMaxDefault = 64 * 1024 * 1024;
+/** Smallest accepted `segmentBytesMax` (tests use small segments to exercise rolling). */
+export const segmentBytesMaxMin = 1024;
+/** Largest accepted `segmentBytesMax`: record offsets are kept in a Uint32Array. */
+export const segmentBytesMaxMax = 2 ** 32 - 1;
+/** Default memory for the entry cache that serves tail reads without disk access. */
+export const cacheBytesMaxDefault = 32 * 1024 * 1024;
+/** Memory charged per cached entry on top of its data (object, array slot). */
+const cacheEntryOverheadBytes = 64;
+/** Spare staging buffers above this size are dropped instead of reused. */
+const stagingBufferBytesKeepMax = 8 * 1024 * 1024;
+const stagingBufferBytesInitial = 64 * 1024;
+
+const segmentSuffix = ".log";
+const hardStateFileName = "hardstate";
+const snapshotFileName = "snapshot";
+
+/** Options for {@linkcode SegmentLogStore.open}. */
+export interface SegmentLogStoreOptions {
+  /** Roll to a new segment before one would exceed this many bytes. Default 64 MiB. */
+  segmentBytesMax?: number;
+  /** Memory for cached entries (unsynced entries are always held on top). Default 32 MiB. */
+  cacheBytesMax?: number;
+}
+
+/** The log on disk is damaged before its last record; rebuild the replica from its leader. */
+export class CorruptLogError extends Error {
+  /**
+   * @example
+   * ```ts
+   * import { CorruptLogError } from "./segment_log_store.ts";
+   * new CorruptLogError("/data/1.log", 24, "crc mismatch");
+   * ```
+   */
+  constructor(readonly file: string, readonly offset: number, readonly reason: string) {
+    super(`Cannot read log file '${file}' at offset ${offset}: ${reason}`);
+    this.name = "CorruptLogError";
+  }
+}
+
+/** An entry does not fit in one record of at most `recordBytesMax` bytes. */
+export class RecordTooLargeError extends RangeError {
+  /**
+   * @example
+   * ```ts
+   * import { RecordTooLargeError } from "./segment_log_store.ts";
+   * new RecordTooLargeError(7, 20_000_000);
+   * ```
+   */
+  constructor(readonly index: number, readonly bytes: number) {
+    super(
+      `Cannot append entry ${index} as its record is ${bytes} bytes: recordBytesMax is ${recordBytesMax}`,
+    );
+    this.name = "RecordTooLargeError";
+  }
+}
+
+/** The store was closed; no further operation is possible. */
+export class LogClosedError extends Error {
+  /**
+   * @example
+   * ```ts
+   * import { LogClosedError } from "./segment_log_store.ts";
+   * new LogClosedError();
+   * ```
+   */
+  constructor() {
+    super("Cannot use the log store as it is closed");
+    this.name = "LogClosedError";
+  }
+}
+
+/**
+ * A disk operation failed. The state of the files is unknown (a failed fsync
+ * may have dropped dirty pages), so the store refuses all further writes and
+ * the replica must be reopened or rebuilt.
+ */
+export class LogFailedError extends Error {
+  /**
+   * @example
+   * ```ts
+   * import { LogFailedError } from "./segment_log_store.ts";
+   * new LogFailedError(new Error("EIO"));
+   * ```
+   */
+  constructor(cause: unknown) {
+    super("Cannot write the log store as an earlier disk operation failed", { cause });
+    this.name = "LogFailedError";
+  }
+}
+
+interface Segment {
+  firstIndex: number;
+  path: string;
+  /** Logical size: bytes on disk plus bytes staged or planned for it. */
+  bytes: number;
+  reader?: Deno.FsFile;
+  writer?: Deno.FsFile;
+  deleted: boolean;
+}
+
+type DiskOperation =
+  | { kind: "create"; segment: Segment }
+  | { kind: "write"; segment: Segment; bytes: Uint8Array; buffer: Uint8Array }
+  | { kind: "truncate"; segment: Segment; bytes: number }
+  | { kind: "delete"; segment: Segment };
+
+/**
+ * The durable `LogStore`. Reads are synchronous: terms and record positions
+ * live in typed arrays, recent entries in a bounded cache, and older entries
+ * are read with one positioned read per segment run.
+ *
+ * Entries passed to `append` are kept by reference in the cache and returned
+ * by `entries()`; callers must not mutate them.
+ *
+ * @example
+ * ```ts
+ * import { SegmentLogStore } from "./segment_log_store.ts";
+ * import { EntryType } from "./types.ts";
+ * const store = await SegmentLogStore.open(await Deno.makeTempDir());
+ * store.append([{ term: 1, index: 1, type: EntryType.Normal, data: new Uint8Array([42]) }]);
+ * await store.sync();
+ * store.syncedIndex(); // 1
+ * await store.close();
+ * ```
+ */
+export class SegmentLogStore implements LogStore {
+  readonly #directory: string;
+  readonly #segmentBytesMax: number;
+  readonly #cacheBytesMax: number;
+
+  #segments: Segment[] = [];
+  #lastIndex = 0;
+  #syncedIndex = 0;
+  /** Highest index whose record is in its file (reads below the cache go to disk). */
+  #writtenIndex = 0;
+  /** Target of the running flush, lowered by truncations that happen meanwhile. */
+  #flightIndex = 0;
+
+  /** Index of slot 0 of the position arrays. */
+  #base = 1;
+  #terms = new Float64Array(1024);
+  #offsets = new Uint32Array(1024);
+  #sizes = new Uint32Array(1024);
+
+  /** Cached entries `[#cacheFirstIndex, #lastIndex]` at `#cache[#cacheHead...]`. */
+  #cache: (Entry | undefined)[] = [];
+  #cacheHead = 0;
+  #cacheFirstIndex = 1;
+  #cacheBytes = 0;
+
+  /** Records appended to the last segment and not yet handed to a flush. */
+  #staging: Uint8Array = new Uint8Array(stagingBufferBytesInitial);
+  #stagingLength = 0;
+  #spareBuffers: Uint8Array[] = [];
+  #plan: DiskOperation[] = [];
+
+  #hardState: HardState = { term: 0, vote: 0, commit: 0 };
+  #persistedHardState: HardState = { term: 0, vote: 0, commit: 0 };
+  #snapshot: Snapshot | undefined;
+  #snapshotToWrite: Snapshot | undefined;
+
+  /** Disk jobs run one at a time in this chain. */
+  #queue: Promise<unknown> = Promise.resolve();
+  /** A flush queued but not started: later `sync()` calls join it (group commit). */
+  #pendingFlush: Promise<void> | undefined;
+  #runningFlush: Promise<void> | undefined;
+  #failure: unknown;
+  #closed = false;
+  #fsyncCount = 0;
+
+  private constructor(directory: string, segmentBytesMax: number, cacheBytesMax: number) {
+    this.#directory = directory;
+    this.#segmentBytesMax = segmentBytesMax;
+    this.#cacheBytesMax = cacheBytesMax;
+  }
+
+  /**
+   * Opens (creating if needed) the log in `directory`, truncating a torn
+   * final record. Throws `CorruptLogError` when earlier data is damaged.
+   *
+   * @example
+   * ```ts
+   * import { SegmentLogStore } from "./segment_log_store.ts";
+   * const store = await SegmentLogStore.open(await Deno.makeTempDir(), {
+   *   segmentBytesMax: 16 * 1024 * 1024,
+   * });
+   * await store.close();
+   * ```
+   */
+  static async open(
+    directory: string,
+    options: SegmentLogStoreOptions = {},
+  ): Promise<SegmentLogStore> {
+    const segmentBytesMax = options.segmentBytesMax ?? segmentBytesMaxDefault;
+    const cacheBytesMax = options.cacheBytesMax ?? cacheBytesMaxDefault;
+    validateOptions(segmentBytesMax, cacheBytesMax);
+    await Deno.mkdir(directory, { recursive: true });
+    const store = new SegmentLogStore(directory, segmentBytesMax, cacheBytesMax);
+    await store.#load();
+    return store;
+  }
+
+  /** Number of fsync calls issued (data, directory and atomic-file ones); for tests and metrics. */
+  get fsyncCount(): number {
+    return this.#fsyncCount;
+  }
+
+  /** Number of segment files currently making up the log. */
+  get segmentCount(): number {
+    return this.#segments.length;
+  }
+
+  firstIndex(): number {
+    return (this.#snapshot?.index ?? 0) + 1;
+  }
+
+  lastIndex(): number {
+    return this.#lastIndex;
+  }
+
+  syncedIndex(): number {
+    return this.#syncedIndex;
+  }
+
+  term(index: number): number | undefined {
+    if (this.#snapshot !== undefined && index === this.#snapshot.index) return this.#snapshot.term;
+    if (index < this.firstIndex() || index > this.#lastIndex) return undefined;
+    return this.#terms[index - this.#base];
+  }
+
+  hardState(): HardState {
+    return { ...this.#hardState };
+  }
+
+  snapshot(): Snapshot | undefined {
+    return this.#snapshot;
+  }
+
+  entries(low: number, high: number, maxBytes = Infinity): Entry[] {
+    this.#assertOpen();
+    if (low < this.firstIndex() || high > this.#lastIndex + 1 || low > high) {
+      throw new RangeError(
+        `Cannot read entries [${low}, ${high}) as the log holds [${this.firstIndex()}, ${
+          this.#lastIndex + 1
+        })`,
+      );
+    }
+    const result: Entry[] = [];
+    const budget = { bytes: maxBytes };
+    let index = low;
+    while (index < high) {
+      const before = result.length;
+      if (index >= this.#cacheFirstIndex) this.#readCached(index, high, budget, result);
+      else this.#readDisk(index, Math.min(high, this.#cacheFirstIndex), budget, result);
+      if (result.length === before) break;
+      index = low + result.length;
+      if (index < high && budget.bytes < 0) break;
+    }
+    return result;
+  }
+
+  append(entries: Entry[]): void {
+    this.#assertWritable();
+    if (entries.length === 0) return;
+    const first = entries[0].index;
+    if (first < this.firstIndex() || first > this.#lastIndex + 1) {
+      throw new RangeError(
+        `Cannot append at index ${first} as the log holds [${this.firstIndex()}, ${
+          this.#lastIndex + 1
+        })`,
+      );
+    }
+    this.#validateBatch(entries);
+    if (first <= this.#lastIndex) this.#truncateFrom(first);
+    for (const entry of entries) this.#appendOne(entry);
+    this.#evictCache();
+  }
+
+  setHardState(state: HardState): void {
+    this.#assertWritable();
+    this.#hardState = { term: state.term, vote: state.vote, commit: state.commit };
+  }
+
+  sync(): Promise<void> {
+    if (this.#closed) return Promise.reject(new LogClosedError());
+    if (this.#failure !== undefined) return Promise.reject(new LogFailedError(this.#failure));
+    if (this.#pendingFlush !== undefined) return this.#pendingFlush;
+    if (!this.#hasUnflushedWork()) return this.#runningFlush ?? Promise.resolve();
+    const flush: Promise<void> = this.#enqueue(async () => {
+      if (this.#pendingFlush === flush) this.#pendingFlush = undefined;
+      this.#runningFlush = flush;
+      try {
+        await this.#flush();
+      } finally {
+        if (this.#runningFlush === flush) this.#runningFlush = undefined;
+      }
+    });
+    this.#pendingFlush = flush;
+    return flush;
+  }
+
+  applySnapshot(snapshot: Snapshot): Promise<void> {
+    this.#assertWritable();
+    const previousIndex = this.#snapshot?.index ?? 0;
+    if (snapshot.index < previousIndex) {
+      throw new RangeError(
+        `Cannot apply snapshot at index ${snapshot.index} as it is older than the current one at ${previousIndex}`,
+      );
+    }
+    this.#sealStaging();
+    for (const segment of this.#segments) this.#plan.push({ kind: "delete", segment });
+    this.#segments = [];
+    this.#snapshot = snapshot;
+    this.#snapshotToWrite = snapshot;
+    // Nothing of the old log counts as durable any more; the flush that
+    // writes the snapshot advances syncedIndex again.
+    this.#syncedIndex = Math.min(this.#syncedIndex, previousIndex);
+    this.#flightIndex = Math.min(this.#flightIndex, previousIndex);
+    this.#writtenIndex = snapshot.index;
+    this.#lastIndex = snapshot.index;
+    this.#base = snapshot.index + 1;
+    this.#clearCache(snapshot.index + 1);
+    return this.sync();
+  }
+
+  compact(snapshot: Snapshot): Promise<void> {
+    this.#assertWritable();
+    const previousIndex = this.#snapshot?.index ?? 0;
+    assert.ok(
+      snapshot.index >= previousIndex && snapshot.index <= this.#syncedIndex,
+      `compact(${snapshot.index}) outside [${previousIndex}, syncedIndex ${this.#syncedIndex}]`,
+    );
+    assert.equal(this.term(snapshot.index) ?? 0, snapshot.term, "compact: snapshot term mismatch");
+    this.#snapshot = snapshot;
+    this.#snapshotToWrite = snapshot;
+    // Whole segments entirely at or below the snapshot go; the last one stays
+    // as the active segment even when fully covered.
+    while (this.#segments.length > 1 && this.#segments[1].firstIndex - 1 <= snapshot.index) {
+      this.#plan.push({ kind: "delete", segment: this.#segments.shift()! });
+    }
+    this.#trimPositions();
+    while (this.#cacheFirstIndex <= snapshot.index && this.#cacheFirstIndex <= this.#lastIndex) {
+      this.#evictCacheFront();
+    }
+    if (this.#cacheFirstIndex <= snapshot.index) this.#clearCache(snapshot.index + 1);
+    return this.sync();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#queue;
+    for (const segment of this.#segments) closeFiles(segment);
+    for (const operation of this.#plan) closeFiles(operation.segment);
+    this.#segments = [];
+    this.#plan = [];
+  }
+
+  // ---- append path -------------------------------------------------------
+
+  #validateBatch(entries: Entry[]): void {
+    const first = entries[0];
+    const previousTerm = this.term(first.index - 1) ?? 0;
+    assert.ok(first.term >= previousTerm, `append: term ${first.term} < previous ${previousTerm}`);
+    for (let position = 0; position < entries.length; position++) {
+      const entry = entries[position];
+      assert.equal(entry.index, first.index + position, "append: indices must be consecutive");
+      if (position > 0) {
+        assert.ok(entry.term >= entries[position - 1].term, "append: term decreases");
+      }
+      const size = recordSize(entry);
+      if (size > recordBytesMax) throw new RecordTooLargeError(entry.index, size);
+    }
+  }
+
+  #appendOne(entry: Entry): void {
+    const size = recordSize(entry);
+    let active = this.#segments.at(-1);
+    if (active === undefined || (active.bytes > 0 && active.bytes + size > this.#segmentBytesMax)) {
+      active = this.#roll(entry.index);
+    }
+    this.#reserveStaging(size);
+    encodeRecord(this.#staging, this.#stagingLength, entry);
+    this.#stagingLength += size;
+    const position = this.#reservePosition(entry.index);
+    this.#terms[position] = entry.term;
+    this.#offsets[position] = active.bytes;
+    this.#sizes[position] = size;
+    active.bytes += size;
+    this.#lastIndex = entry.index;
+    this.#cache.push(entry);
+    this.#cacheBytes += entry.data.length + cacheEntryOverheadBytes;
+  }
+
+  #roll(firstIndex: number): Segment {
+    this.#sealStaging();
+    const segment: Segment = {
+      firstIndex,
+      path: segmentPath(this.#directory, firstIndex),
+      bytes: 0,
+      deleted: false,
+    };
+    this.#segments.push(segment);
+    this.#plan.push({ kind: "create", segment });
+    return segment;
+  }
+
+  /** Moves the staged records of the last segment into the plan. */
+  #sealStaging(): void {
+    if (this.#stagingLength === 0) return;
+    const segment = this.#segments.at(-1)!;
+    const buffer = this.#staging;
+    this.#plan.push({
+      kind: "write",
+      segment,
+      bytes: buffer.subarray(0, this.#stagingLength),
+      buffer,
+    });
+    this.#staging = this.#spareBuffers.pop() ?? new Uint8Array(stagingBufferBytesInitial);
+    this.#stagingLength = 0;
+  }
+
+  #reserveStaging(size: number): void {
+    const needed = this.#stagingLength + size;
+    if (needed <= this.#staging.length) return;
+    let capacity = this.#staging.length * 2;
+    while (capacity < needed) capacity *= 2;
+    const grown = new Uint8Array(capacity);
+    grown.set(this.#staging.subarray(0, this.#stagingLength));
+    this.#staging = grown;
+  }
+
+  #reservePosition(index: number): number {
+    const position = index - this.#base;
+    if (position >= this.#terms.length) {
+      const capacity = Math.max(this.#terms.length * 2, position + 1);
+      this.#terms = grow(this.#terms, new Float64Array(capacity));
+      this.#offsets = grow(this.#offsets, new Uint32Array(capacity));
+      this.#sizes = grow(this.#sizes, new Uint32Array(capacity));
+    }
+    return position;
+  }
+
+  /** Drops position slots of entries in deleted segments once they are a large share. */
+  #trimPositions(): void {
+    const keepFrom = this.#segments[0]?.firstIndex ?? this.firstIndex();
+    const drop = keepFrom - this.#base;
+    if (drop < 1024 || drop < (this.#lastIndex - this.#base) / 2) return;
+    const count = this.#lastIndex - keepFrom + 1;
+    this.#terms.copyWithin(0, drop, drop + count);
+    this.#offsets.copyWithin(0, drop, drop + count);
+    this.#sizes.copyWithin(0, drop, drop + count);
+    this.#base = keepFrom;
+  }
+
+  /** Drops entries `[index, lastIndex]`, in memory now and on disk at the next flush. */
+  #truncateFrom(index: number): void {
+    const segmentPosition = this.#segmentPosition(index);
+    const segment = this.#segments[segmentPosition];
+    const offset = this.#offsets[index - this.#base];
+    const isLast = segmentPosition === this.#segments.length - 1;
+    const stagedStart = isLast ? segment.bytes - this.#stagingLength : segment.bytes;
+    if (!isLast) this.#stagingLength = 0; // Staged bytes belong to a segment being deleted.
+    for (const later of this.#segments.splice(segmentPosition + 1)) {
+      this.#plan.push({ kind: "delete", segment: later });
+    }
+    if (offset >= stagedStart) {
+      this.#stagingLength -= segment.bytes - offset;
+    } else {
+      this.#stagingLength = 0;
+      this.#plan.push({ kind: "truncate", segment, bytes: offset });
+    }
+    segment.bytes = offset;
+    this.#lastIndex = index - 1;
+    this.#syncedIndex = Math.min(this.#syncedIndex, index - 1);
+    this.#writtenIndex = Math.min(this.#writtenIndex, index - 1);
+    this.#flightIndex = Math.min(this.#flightIndex, index - 1);
+    if (index > this.#cacheFirstIndex) {
+      const kept = index - this.#cacheFirstIndex;
+      for (let slot = this.#cacheHead + kept; slot < this.#cache.length; slot++) {
+        this.#cacheBytes -= this.#cache[slot]!.data.length + cacheEntryOverheadBytes;
+      }
+      this.#cache.length = this.#cacheHead + kept;
+    } else {
+      this.#clearCache(index);
+    }
+  }
+
+  // ---- cache ---------------------------------------------------------------
+
+  #clearCache(firstIndex: number): void {
+    this.#cache = [];
+    this.#cacheHead = 0;
+    this.#cacheBytes = 0;
+    this.#cacheFirstIndex = firstIndex;
+  }
+
+  /** Evicts the oldest entries over budget; unwritten ones stay, as the disk cannot serve them yet. */
+  #evictCache(): void {
+    while (
+      this.#cacheBytes > this.#cacheBytesMax && this.#cacheFirstIndex <= this.#writtenIndex
+    ) {
+      this.#evictCacheFront();
+    }
+  }
+
+  #evictCacheFront(): void {
+    const entry = this.#cache[this.#cacheHead]!;
+    this.#cache[this.#cacheHead] = undefined;
+    this.#cacheHead++;
+    this.#cacheFirstIndex++;
+    this.#cacheBytes -= entry.data.length + cacheEntryOverheadBytes;
+    if (this.#cacheHead >= 1024 && this.#cacheHead * 2 >= this.#cache.length) {
+      this.#cache = this.#cache.slice(this.#cacheHead);
+      this.#cacheHead = 0;
+    }
+  }
+
+  // ---- read path -------------------------------------------------------------
+
+  #readCached(low: number, high: number, budget: { bytes: number }, result: Entry[]): void {
+    for (let index = low; index < high; index++) {
+      const entry = this.#cache[this.#cacheHead + index - this.#cacheFirstIndex]!;
+      if (!takeBudget(budget, entry.data.length, result.length)) return;
+      result.push(entry);
+    }
+  }
+
+  /** Reads `[low, high)` (all written, none cached) with one read per segment. */
+  #readDisk(low: number, high: number, budget: { bytes: number }, result: Entry[]): void {
+    const segmentPosition = this.#segmentPosition(low);
+    const segment = this.#segments[segmentPosition];
+    const segmentEnd = this.#segments[segmentPosition + 1]?.firstIndex ?? this.#lastIndex + 1;
+    const end = Math.min(high, segmentEnd);
+    let last = low;
+    let bytes = 0;
+    for (let index = low; index < end; index++) {
+      const dataBytes = this.#sizes[index - this.#base] - recordHeaderBytes - 1;
+      if (!takeBudget(budget, dataBytes, result.length + index - low)) break;
+      bytes += dataBytes + recordHeaderBytes + 1;
+      last = index + 1;
+    }
+    if (last === low) return;
+    const start = this.#offsets[low - this.#base];
+    const buffer = new Uint8Array(bytes);
+    readAt(segment, start, buffer);
+    let offset = 0;
+    for (let index = low; index < last; index++) {
+      const reason = checkRecord(buffer, offset, buffer.length, index);
+      if (reason !== undefined) throw new CorruptLogError(segment.path, start + offset, reason);
+      result.push(decodeRecord(buffer, offset));
+      offset += this.#sizes[index - this.#base];
+    }
+  }
+
+  #segmentPosition(index: number): number {
+    let low = 0;
+    let high = this.#segments.length - 1;
+    while (low < high) {
+      const middle = (low + high + 1) >>> 1;
+      if (this.#segments[middle].firstIndex <= index) low = middle;
+      else high = middle - 1;
+    }
+    return low;
+  }
+
+  // ---- flush ---------------------------------------------------------------
+
+  #hasUnflushedWork(): boolean {
+    return this.#stagingLength > 0 || this.#plan.length > 0 ||
+      this.#snapshotToWrite !== undefined || this.#hardStateNeedsWrite();
+  }
+
+  #hardStateNeedsWrite(): boolean {
+    return this.#hardState.term !== this.#persistedHardState.term ||
+      this.#hardState.vote !== this.#persistedHardState.vote;
+  }
+
+  #enqueue(job: () => Promise<void>): Promise<void> {
+    const run = this.#queue.then(() => {
+      if (this.#closed) throw new LogClosedError();
+      if (this.#failure !== undefined) throw new LogFailedError(this.#failure);
+      return job();
+    });
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  /** One group commit: hard state and snapshot files, then the planned operations, then fsync. */
+  async #flush(): Promise<void> {
+    this.#sealStaging();
+    const operations = this.#plan;
+    this.#plan = [];
+    this.#flightIndex = this.#lastIndex;
+    const hardState = this.#hardStateNeedsWrite() ? { ...this.#hardState } : undefined;
+    const snapshot = this.#snapshotToWrite;
+    this.#snapshotToWrite = undefined;
+    try {
+      const onFsync = () => this.#fsyncCount++;
+      if (hardState !== undefined) {
+        await writeFileAtomic(this.#path(hardStateFileName), encodeHardState(hardState), {
+          onFsync,
+        });
+        this.#persistedHardState = hardState;
+      }
+      // The snapshot must be durable before the deletions it justifies run.
+      if (snapshot !== undefined) {
+        await writeFileAtomic(this.#path(snapshotFileName), encodeSnapshot(snapshot), { onFsync });
+      }
+      await this.#execute(operations);
+    } catch (error) {
+      this.#failure = error;
+      throw new LogFailedError(error);
+    }
+    this.#syncedIndex = Math.max(this.#syncedIndex, this.#flightIndex);
+    this.#writtenIndex = Math.max(this.#writtenIndex, this.#flightIndex);
+    for (const operation of operations) {
+      if (operation.kind === "write") this.#recycle(operation.buffer);
+    }
+    this.#evictCache();
+  }
+
+  /**
+   * Runs the plan in order with as few fsyncs as ordering allows: all data
+   * of a segment goes out in one write and one fdatasync at the end. A
+   * barrier (fsync of what is dirty so far) precedes writing after a
+   * truncation or deletion, so that removed records cannot reappear behind
+   * new ones after a crash, and precedes creating a segment, so that a later
+   * segment never exists on disk while an earlier one has a torn tail.
+   */
+  async #execute(operations: DiskOperation[]): Promise<void> {
+    const dirty = new Set<Segment>();
+    const state = { directoryDirty: false, destructive: false };
+    for (const operation of operations) {
+      const { segment } = operation;
+      if (operation.kind === "create" && (dirty.size > 0 || state.destructive)) {
+        await this.#barrier(dirty, state);
+      }
+      if (operation.kind === "write" && state.destructive) await this.#barrier(dirty, state);
+      switch (operation.kind) {
+        case "create":
+          segment.writer = await Deno.open(segment.path, { create: true, append: true });
+          await segment.writer.truncate(0);
+          segment.reader = await Deno.open(segment.path, { read: true });
+          state.directoryDirty = true;
+          break;
+        case "write":
+          if (segment.deleted) break;
+          segment.writer ??= await Deno.open(segment.path, { append: true });
+          await writeAll(segment.writer, operation.bytes);
+          dirty.add(segment);
+          break;
+        case "truncate":
+          if (segment.deleted) break;
+          segment.writer ??= await Deno.open(segment.path, { append: true });
+          await segment.writer.truncate(operation.bytes);
+          dirty.add(segment);
+          state.destructive = true;
+          break;
+        case "delete":
+          segment.deleted = true;
+          dirty.delete(segment);
+          closeFiles(segment);
+          await Deno.remove(segment.path).catch(ignoreNotFound);
+          state.directoryDirty = true;
+          state.destructive = true;
+          break;
+      }
+    }
+    await this.#barrier(dirty, state);
+    const active = this.#segments.at(-1);
+    for (const segment of this.#segments) {
+      if (segment !== active && segment.writer !== undefined) {
+        segment.writer.close();
+        segment.writer = undefined;
+      }
+    }
+  }
+
+  async #barrier(
+    dirty: Set<Segment>,
+    state: { directoryDirty: boolean; destructive: boolean },
+  ): Promise<void> {
+    for (const segment of dirty) {
+      await segment.writer!.syncData();
+      this.#fsyncCount++;
+    }
+    dirty.clear();
+    if (state.directoryDirty) {
+      await syncDirectory(this.#directory);
+      this.#fsyncCount++;
+    }
+    state.directoryDirty = false;
+    state.destructive = false;
+  }
+
+  #recycle(buffer: Uint8Array): void {
+    if (buffer.length <= stagingBufferBytesKeepMax && this.#spareBuffers.length < 2) {
+      this.#spareBuffers.push(buffer);
+    }
+  }
+
+  // ---- open ------------------------------------------------------------------
+
+  async #load(): Promise<void> {
+    const names: string[] = [];
+    for await (const entry of Deno.readDir(this.#directory)) {
+      if (entry.name.endsWith(temporaryFileSuffix)) await Deno.remove(this.#path(entry.name));
+      else if (entry.isFile && /^\d{20}\.log$/.test(entry.name)) names.push(entry.name);
+    }
+    names.sort();
+    await this.#loadHardState();
+    await this.#loadSnapshot();
+    for (let position = 0; position < names.length; position++) {
+      await this.#loadSegment(names[position], position === names.length - 1);
+    }
+    await this.#reconcileWithSnapshot();
+    this.#syncedIndex = this.#lastIndex;
+    this.#writtenIndex = this.#lastIndex;
+    this.#cacheFirstIndex = this.#lastIndex + 1;
+    for (const segment of this.#segments) segment.reader = await Deno.open(segment.path);
+  }
+
+  async #loadHardState(): Promise<void> {
+    const path = this.#path(hardStateFileName);
+    const bytes = await readFileAtomic(path);
+    if (bytes === undefined) return;
+    const decoded = decodeHardState(bytes);
+    if (typeof decoded === "string") throw new CorruptLogError(path, 0, decoded);
+    this.#hardState = decoded;
+    this.#persistedHardState = { ...decoded };
+  }
+
+  async #loadSnapshot(): Promise<void> {
+    const path = this.#path(snapshotFileName);
+    const bytes = await readFileAtomic(path);
+    if (bytes === undefined) return;
+    const decoded = decodeSnapshot(bytes);
+    if (typeof decoded === "string") throw new CorruptLogError(path, 0, decoded);
+    this.#snapshot = decoded;
+  }
+
+  async #loadSegment(name: string, isLast: boolean): Promise<void> {
+    const firstIndex = Number(name.slice(0, -segmentSuffix.length));
+    const path = this.#path(name);
+    const expected = this.#segments.length === 0 ? firstIndex : this.#lastIndex + 1;
+    if (firstIndex !== expected) {
+      throw new CorruptLogError(path, 0, `segment starts at ${firstIndex}, expected ${expected}`);
+    }
+    if (this.#segments.length === 0) {
+      this.#base = firstIndex;
+      this.#lastIndex = firstIndex - 1;
+    }
+    const bytes = await Deno.readFile(path);
+    let previousTerm = this.#segments.length === 0 ? 0 : this.#terms[this.#lastIndex - this.#base];
+    let termProblem: { offset: number; reason: string } | undefined;
+    let count = 0;
+    const result = scanRecords(bytes, firstIndex, (term, offset, size) => {
+      if (term < previousTerm) termProblem ??= { offset, reason: `term decreases to ${term}` };
+      previousTerm = term;
+      const position = this.#reservePosition(firstIndex + count);
+      this.#terms[position] = term;
+      this.#offsets[position] = offset;
+      this.#sizes[position] = size;
+      count++;
+    });
+    if (count > 0) this.#lastIndex = firstIndex + count - 1;
+    if (termProblem !== undefined) {
+      throw new CorruptLogError(path, termProblem.offset, termProblem.reason);
+    }
+    const { problem } = result;
+    if (problem !== undefined) {
+      if (!isLast || problem.followedByValidRecord) {
+        const suffix = problem.followedByValidRecord
+          ? " followed by valid records"
+          : " in a non-last segment";
+        throw new CorruptLogError(path, problem.offset, problem.reason + suffix);
+      }
+      await truncateFile(path, result.validBytes);
+      this.#fsyncCount++;
+    } else if (result.count === 0 && !isLast) {
+      throw new CorruptLogError(path, 0, "empty segment before the last one");
+    }
+    this.#segments.push({ firstIndex, path, bytes: result.validBytes, deleted: false });
+  }
+
+  /**
+   * A crash inside `applySnapshot` can leave the old segments next to the new
+   * snapshot. They are kept only when they continue it (hold its index with
+   * its term, or start right after it); otherwise they are stale and go.
+   */
+  async #reconcileWithSnapshot(): Promise<void> {
+    const snapshot = this.#snapshot;
+    const first = this.#segments[0]?.firstIndex;
+    if (first === undefined) {
+      this.#lastIndex = snapshot?.index ?? 0;
+      this.#base = this.#lastIndex + 1;
+      return;
+    }
+    if (snapshot === undefined) {
+      if (first !== 1) {
+        throw new CorruptLogError(this.#segments[0].path, 0, "log does not start at 1");
+      }
+      return;
+    }
+    const continues = first === snapshot.index + 1 ||
+      (first <= snapshot.index && this.#lastIndex >= snapshot.index &&
+        this.#terms[snapshot.index - this.#base] === snapshot.term);
+    if (continues) {
+      this.#lastIndex = Math.max(this.#lastIndex, snapshot.index);
+      return;
+    }
+    for (const segment of this.#segments) await Deno.remove(segment.path);
+    await syncDirectory(this.#directory);
+    this.#fsyncCount++;
+    this.#segments = [];
+    this.#lastIndex = snapshot.index;
+    this.#base = snapshot.index + 1;
+  }
+
+  // ---- misc ------------------------------------------------------------------
+
+  #path(name: string): string {
+    return `${this.#directory}/${name}`;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new LogClosedError();
+  }
+
+  #assertWritable(): void {
+    this.#assertOpen();
+    if (this.#failure !== undefined) throw new LogFailedError(this.#failure);
+  }
+}
+
+function validateOptions(segmentBytesMax: number, cacheBytesMax: number): void {
+  if (
+    !Number.isInteger(segmentBytesMax) || segmentBytesMax < segmentBytesMaxMin ||
+    segmentBytesMax > segmentBytesMaxMax
+  ) {
+    throw new RangeError(
+      `Cannot open log store as 'segmentBytesMax' must be an integer between ${segmentBytesMaxMin} and ${segmentBytesMaxMax}: current value is ${segmentBytesMax}`,
+    );
+  }
+  if (!Number.isInteger(cacheBytesMax) || cacheBytesMax < 0) {
+    throw new RangeError(
+      `Cannot open log store as 'cacheBytesMax' must be a non-negative integer: current value is ${cacheBytesMax}`,
+    );
+  }
+}
+
+function segmentPath(directory: string, firstIndex: number): string {
+  return `${directory}/${String(firstIndex).padStart(20, "0")}${segmentSuffix}`;
+}
+
+/** Charges `bytes` to the budget; the first entry of a read is always taken. */
+function takeBudget(budget: { bytes: number }, bytes: number, taken: number): boolean {
+  if (taken > 0 && bytes > budget.bytes) {
+    budget.bytes = -1;
+    return false;
+  }
+  budget.bytes -= bytes;
+  return true;
+}
+
+function readAt(segment: Segment, offset: number, buffer: Uint8Array): void {
+  const reader = segment.reader!;
+  reader.seekSync(offset, Deno.SeekMode.Start);
+  let filled = 0;
+  while (filled < buffer.length) {
+    const read = reader.readSync(buffer.subarray(filled));
+    if (read === null || read === 0) {
+      throw new CorruptLogError(segment.path, offset + filled, "unexpected end of file");
+    }
+    filled += read;
+  }
+}
+
+async function truncateFile(path: string, bytes: number): Promise<void> {
+  const file = await Deno.open(path, { write: true });
+  try {
+    await file.truncate(bytes);
+    await file.syncData();
+  } finally {
+    file.close();
+  }
+}
+
+function grow<T extends Float64Array | Uint32Array>(source: T, target: T): T {
+  target.set(source);
+  return target;
+}
+
+function closeFiles(segment: Segment): void {
+  segment.reader?.close();
+  segment.writer?.close();
+  segment.reader = undefined;
+  segment.writer = undefined;
+}
+
+function ignoreNotFound(error: unknown): void {
+  if (!(error instanceof Deno.errors.NotFound)) throw error;
+}
