@@ -1,0 +1,192 @@
+/**
+ * `pubsub peer`: runs one cluster peer until SIGINT/SIGTERM. In a terminal
+ * without `--id`/`--port` it asks for them, like the prototype's
+ * `Enter node ID:` / `Enter port:`.
+ *
+ * @module
+ */
+
+import { input } from "@inquirer/prompts";
+import { configureLogging, type LogFormat, type LogLevelName } from "../logging.ts";
+import { startPeer } from "../peer/peer.ts";
+import { frameBytesMaxDefault } from "../wire/frame.ts";
+import {
+  defaultPeerList,
+  ExitCode,
+  integerOption,
+  newProgram,
+  parsePeerList,
+  type PeerAddress,
+  runProgram,
+  UsageError,
+} from "./_command.ts";
+
+interface PeerFlags {
+  id?: number;
+  port?: number;
+  host: string;
+  peers: PeerAddress[];
+  dataDir?: string;
+  replicationFactor: number;
+  heartbeatMs: number;
+  deadAfter: number;
+  maxFrame: number;
+  idleTimeout: number;
+  requestTimeout: number;
+  authTokenFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  metricsPort?: number;
+  logLevel: LogLevelName;
+  logFormat: LogFormat;
+  leaveOnExit: boolean;
+}
+
+/** Runs `pubsub peer` with `args`; resolves to the exit code. */
+export function peerCommand(args: string[]): Promise<number> {
+  const program = newProgram("pubsub peer", "Run one pubsub cluster peer until Ctrl-C")
+    .option(
+      "--id <n>",
+      "this peer's node id (asked for in a terminal)",
+      integerOption(1, 1_000_000),
+    )
+    .option(
+      "--port <port>",
+      "client and peer port (asked for in a terminal)",
+      integerOption(0, 65535),
+    )
+    .option("--host <host>", "address to listen on", "127.0.0.1")
+    .option(
+      "--peers <list>",
+      "discovery list id@host:port,...",
+      parsePeerList,
+      parsePeerList(defaultPeerList),
+    )
+    .option("--data-dir <dir>", "where this peer stores its logs (default ./data/<id>)")
+    .option("--replication-factor <n>", "replicas per topic", integerOption(1, 7), 3)
+    .option("--heartbeat-ms <ms>", "node heartbeat interval", integerOption(10, 600_000), 3000)
+    .option(
+      "--dead-after <ms>",
+      "declare a silent peer dead after this long",
+      integerOption(100, 86_400_000),
+      30_000,
+    )
+    .option(
+      "--max-frame <bytes>",
+      "largest request frame accepted",
+      integerOption(64, 0xffffffff),
+      frameBytesMaxDefault,
+    )
+    .option(
+      "--idle-timeout <ms>",
+      "close a connection stuck in a partial frame after",
+      integerOption(100, 86_400_000),
+      30_000,
+    )
+    .option(
+      "--request-timeout <ms>",
+      "answer 'unavailable' when a request takes longer",
+      integerOption(10, 600_000),
+      5_000,
+    )
+    .option("--auth-token-file <file>", "require clients to authenticate with this token")
+    .option("--tls-cert <file>", "serve TLS with this certificate (needs --tls-key)")
+    .option("--tls-key <file>", "private key for --tls-cert")
+    .option(
+      "--metrics-port <port>",
+      "serve Prometheus metrics on this port",
+      integerOption(0, 65535),
+    )
+    .option("--log-level <level>", "debug, info, warning or error", "info")
+    .option("--log-format <format>", "pretty or json", "pretty")
+    .option("--leave-on-exit", "move this peer's replicas away before exiting on SIGTERM", false)
+    .action(async (flags: PeerFlags) => {
+      throw new ExitCode(await runPeer(flags));
+    });
+  return runProgram(program, args);
+}
+
+async function runPeer(flags: PeerFlags): Promise<number> {
+  configureLoggingFrom(flags);
+  const { id, port } = await askMissing(flags);
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
+    throw new UsageError("Options --tls-cert and --tls-key must be given together");
+  }
+  const authToken = flags.authTokenFile === undefined
+    ? undefined
+    : await readToken(flags.authTokenFile);
+  const tls = flags.tlsCert === undefined ? undefined : {
+    cert: await Deno.readTextFile(flags.tlsCert),
+    key: await Deno.readTextFile(flags.tlsKey!),
+  };
+  const peer = await startPeer({
+    id,
+    host: flags.host,
+    port,
+    dataDir: flags.dataDir ?? `./data/${id}`,
+    frameBytesMax: flags.maxFrame,
+    idleTimeoutMs: flags.idleTimeout,
+    requestTimeoutMs: flags.requestTimeout,
+    authToken,
+    tls,
+    metricsPort: flags.metricsPort,
+  });
+  console.log(`pubsub peer ${id} listening on ${flags.host}:${peer.port}`);
+  await untilSignal();
+  console.log(`pubsub peer ${id} stopping`);
+  await peer.close();
+  return 0;
+}
+
+function configureLoggingFrom(flags: PeerFlags): void {
+  try {
+    configureLogging({ level: flags.logLevel, format: flags.logFormat });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+async function askMissing(flags: PeerFlags): Promise<{ id: number; port: number }> {
+  if (flags.id !== undefined && flags.port !== undefined) return { id: flags.id, port: flags.port };
+  if (!Deno.stdin.isTerminal()) {
+    throw new UsageError(`Missing required option --${flags.id === undefined ? "id" : "port"}`);
+  }
+  const id = flags.id ?? Number(
+    await input({ message: "Enter node ID:", validate: validInteger(1, 1_000_000) }),
+  );
+  const port = flags.port ?? Number(
+    await input({
+      message: "Enter port:",
+      default: String(5000 + id),
+      validate: validInteger(1, 65535),
+    }),
+  );
+  return { id, port };
+}
+
+function validInteger(min: number, max: number) {
+  return (value: string) => {
+    const number = Number(value);
+    return /^\d+$/.test(value.trim()) && number >= min && number <= max
+      ? true
+      : `Enter an integer between ${min} and ${max}`;
+  };
+}
+
+async function readToken(path: string): Promise<string> {
+  const token = (await Deno.readTextFile(path)).trim();
+  if (token.length === 0) throw new UsageError(`Auth token file ${path} is empty`);
+  return token;
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+    const handler = () => {
+      for (const signal of signals) Deno.removeSignalListener(signal, handler);
+      resolve();
+    };
+    for (const signal of signals) Deno.addSignalListener(signal, handler);
+  });
+}

@@ -1,0 +1,191 @@
+/**
+ * One client connection: bytes in through the frame decoder, requests handled
+ * concurrently (pipelining), responses written strictly in request order,
+ * pushed frames written as they come. A connection that sent part of a frame
+ * and then went silent for `idleTimeoutMs` is closed by the server's sweeper.
+ *
+ * @module
+ */
+
+import { encodeFrame, FrameDecoder } from "../wire/frame.ts";
+import { errorResponse, ProtocolError } from "../wire/errors.ts";
+import { decodeRequest, type Request, RequestError } from "../wire/requests.ts";
+import type { Broker } from "./broker.ts";
+import { FrameWriter } from "./frame_writer.ts";
+import { type Handled, Session } from "./session.ts";
+
+/** Most requests one connection may have in progress at once. */
+export const inflightRequestsMax = 4096;
+
+/** Settings shared by every connection of a peer. */
+export interface ConnectionOptions {
+  broker: Broker;
+  frameBytesMax: number;
+  requestTimeoutMs: number;
+  authToken?: string;
+  /** Called with every handled request's action, status and duration (metrics). */
+  observe?: (action: string, status: string, seconds: number) => void;
+}
+
+interface Slot {
+  frame: Uint8Array | undefined;
+  afterWrite?: () => void;
+  close?: boolean;
+}
+
+/**
+ * Serves one accepted connection until it closes.
+ *
+ * @example
+ * ```ts
+ * const connection = new Connection(conn, options);
+ * await connection.serve();
+ * ```
+ */
+export class Connection {
+  readonly #conn: Deno.Conn;
+  readonly #options: ConnectionOptions;
+  readonly #decoder: FrameDecoder;
+  readonly #writer: FrameWriter;
+  readonly #session: Session;
+  #slots: Slot[] = [];
+  #closed = false;
+  /** Time of the last bytes received, for the idle sweeper. */
+  lastReceivedAt = Date.now();
+
+  constructor(conn: Deno.Conn, options: ConnectionOptions) {
+    this.#conn = conn;
+    this.#options = options;
+    this.#decoder = new FrameDecoder({ frameBytesMax: options.frameBytesMax });
+    this.#writer = new FrameWriter(conn);
+    this.#session = new Session({
+      broker: options.broker,
+      writer: this.#writer,
+      authToken: options.authToken,
+    });
+  }
+
+  /** True while a frame has started arriving and is not complete. */
+  get partialFrame(): boolean {
+    return this.#decoder.partial;
+  }
+
+  /** Reads until the client closes or the connection is closed. */
+  async serve(): Promise<void> {
+    const buffer = new Uint8Array(64 * 1024);
+    try {
+      while (!this.#closed) {
+        const read = await this.#conn.read(buffer);
+        if (read === null) break;
+        this.lastReceivedAt = Date.now();
+        for (const event of this.#decoder.push(buffer.subarray(0, read))) {
+          if (event.kind === "frame") this.#dispatch(event.payload);
+          else if (event.kind === "empty") {
+            this.#answer(errorResponse("bad_request", "The frame is empty"));
+          } else {
+            const message =
+              `Frame of ${event.length} bytes exceeds the limit of ${this.#decoder.frameBytesMax} bytes`;
+            this.#answer(errorResponse("frame_too_large", message), true);
+          }
+        }
+      }
+    } catch {
+      // A reset or closed socket ends the connection like an orderly close.
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Closes the connection; its subscriptions end, stored offsets remain. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#session.close();
+    this.#writer.flushed().finally(() => {
+      try {
+        this.#conn.close();
+      } catch {
+        // Already closed by the other side.
+      }
+    });
+  }
+
+  #dispatch(payload: Uint8Array): void {
+    let request: Request;
+    try {
+      request = decodeRequest(payload);
+    } catch (error) {
+      const id = error instanceof RequestError ? error.id : undefined;
+      const code = error instanceof ProtocolError ? error.code : "bad_request";
+      this.#answer(errorResponse(code, (error as Error).message, id));
+      return;
+    }
+    if (this.#slots.length >= inflightRequestsMax) {
+      const message = `A connection may have at most ${inflightRequestsMax} requests in progress`;
+      this.#answer(errorResponse("overloaded", message, request.id));
+      return;
+    }
+    const slot: Slot = { frame: undefined };
+    this.#slots.push(slot);
+    this.#handle(request).then((handled) => {
+      slot.frame = encodeFrame(withId(handled.response, request.id));
+      slot.afterWrite = handled.afterWrite;
+      slot.close = handled.close;
+      this.#flushSlots();
+    });
+  }
+
+  async #handle(request: Request): Promise<Handled> {
+    const started = performance.now();
+    let handled: Handled;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          reject(new ProtocolError("unavailable", "The request timed out before it completed"));
+        }, this.#options.requestTimeoutMs);
+      });
+      handled = await Promise.race([this.#session.handle(request), timeout]);
+    } catch (error) {
+      handled = { response: toErrorResponse(error) };
+    } finally {
+      clearTimeout(timer);
+    }
+    const status = statusOf(handled.response);
+    this.#options.observe?.(request.action, status, (performance.now() - started) / 1000);
+    return handled;
+  }
+
+  #answer(response: unknown, close = false): void {
+    this.#slots.push({ frame: encodeFrame(response), close });
+    this.#flushSlots();
+  }
+
+  #flushSlots(): void {
+    while (this.#slots.length > 0 && this.#slots[0].frame !== undefined) {
+      const slot = this.#slots.shift()!;
+      if (this.#closed) continue;
+      this.#writer.write(slot.frame!);
+      slot.afterWrite?.();
+      if (slot.close) this.close();
+    }
+  }
+}
+
+function withId(response: unknown, id: string | number | undefined): unknown {
+  if (id === undefined || typeof response !== "object" || response === null) return response;
+  if (Array.isArray(response)) return response;
+  return { ...response, id };
+}
+
+function toErrorResponse(error: unknown) {
+  if (error instanceof ProtocolError) return errorResponse(error.code, error.message);
+  // Anything else is a bug; the client sees a retryable failure, never a stack.
+  console.error("pubsub: request failed unexpectedly:", error);
+  return errorResponse("unavailable", "The peer failed to complete the request");
+}
+
+function statusOf(response: unknown): string {
+  if (Array.isArray(response)) return "ok";
+  return String((response as { status?: string }).status ?? "ok");
+}

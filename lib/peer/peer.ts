@@ -1,0 +1,101 @@
+/**
+ * A running peer: the broker behind it, the client listener in front of it,
+ * and the metrics endpoint beside it, started and stopped as one.
+ *
+ * @module
+ */
+
+import { getLogger } from "../logging.ts";
+import { frameBytesMaxDefault } from "../wire/frame.ts";
+import type { Broker } from "./broker.ts";
+import { LocalBroker } from "./local_broker.ts";
+import { createBrokerMetrics, type MetricsServer, serveMetrics } from "./metrics.ts";
+import { Server } from "./server.ts";
+
+/** Everything a peer is configured with (the `pubsub peer` flags). */
+export interface PeerOptions {
+  id: number;
+  host: string;
+  port: number;
+  dataDir: string;
+  frameBytesMax?: number;
+  idleTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  authToken?: string;
+  tls?: { cert: string; key: string };
+  metricsPort?: number;
+}
+
+/** A started peer. */
+export interface RunningPeer {
+  readonly id: number;
+  readonly port: number;
+  readonly broker: Broker;
+  /** Stops accepting, closes connections, flushes and closes storage. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a peer.
+ *
+ * @example
+ * ```ts
+ * const peer = await startPeer({ id: 1, host: "127.0.0.1", port: 5001, dataDir: "./data/1" });
+ * await peer.close();
+ * ```
+ */
+export async function startPeer(options: PeerOptions): Promise<RunningPeer> {
+  const logger = getLogger("peer");
+  const metrics = createBrokerMetrics();
+  const broker = await LocalBroker.open({
+    nodeId: options.id,
+    dataDir: options.dataDir,
+    address: `${options.host}:${options.port}`,
+  });
+  let server: Server;
+  try {
+    server = Server.listen({
+      hostname: options.host,
+      port: options.port,
+      broker,
+      frameBytesMax: options.frameBytesMax ?? frameBytesMaxDefault,
+      idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
+      requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
+      authToken: options.authToken,
+      tls: options.tls,
+      observe: (action, status, seconds) => {
+        metrics.requests.inc({ action, status });
+        if (action === "publish" || action === "publish_batch") {
+          metrics.publishLatency.observe(seconds);
+        }
+        if (action === "fetch" || action === "fetch_messages") {
+          metrics.fetchLatency.observe(seconds);
+        }
+      },
+    });
+  } catch (error) {
+    await broker.close();
+    throw error;
+  }
+  let metricsServer: MetricsServer | undefined;
+  if (options.metricsPort !== undefined) {
+    metricsServer = serveMetrics(options.metricsPort, metrics.registry, { hostname: options.host });
+  }
+  const connectionsGauge = setInterval(() => metrics.connections.set({}, server.connections), 1000);
+  logger.info("Peer {id} listening on {host}:{port}", {
+    id: options.id,
+    host: options.host,
+    port: server.port,
+  });
+  return {
+    id: options.id,
+    port: server.port,
+    broker,
+    close: async () => {
+      clearInterval(connectionsGauge);
+      await server.close();
+      await metricsServer?.close();
+      await broker.close();
+    },
+  };
+}

@@ -1,0 +1,256 @@
+/**
+ * One client connection's requests: authentication state, subscriptions, and
+ * the mapping from typed requests to broker calls and exact response shapes
+ * (PROTOCOL.md sections 2-4).
+ *
+ * @module
+ */
+
+import { ProtocolError } from "../wire/errors.ts";
+import type { Request } from "../wire/requests.ts";
+import type { Broker } from "./broker.ts";
+import type { FrameWriter } from "./frame_writer.ts";
+import { SubscriptionPump } from "./subscription.ts";
+import type { Topic } from "./topic.ts";
+
+/** Most subscriptions one connection may hold. */
+export const subscriptionsPerConnectionMax = 1000;
+
+/** A handled request: its response, and work to run once the response is written. */
+export interface Handled {
+  response: unknown;
+  afterWrite?: () => void;
+  /** Close the connection after writing the response. */
+  close?: boolean;
+}
+
+/** Settings a session needs from its peer. */
+export interface SessionOptions {
+  broker: Broker;
+  writer: FrameWriter;
+  /** When set, `auth` with this token must come first. */
+  authToken?: string;
+}
+
+/**
+ * Request handling for one connection.
+ *
+ * @example
+ * ```ts
+ * const session = new Session({ broker, writer });
+ * const { response } = await session.handle({ action: "ping" });
+ * ```
+ */
+export class Session {
+  readonly #broker: Broker;
+  readonly #writer: FrameWriter;
+  readonly #authToken: string | undefined;
+  #authenticated: boolean;
+  readonly #subscriptions = new Map<string, SubscriptionPump>();
+
+  constructor(options: SessionOptions) {
+    this.#broker = options.broker;
+    this.#writer = options.writer;
+    this.#authToken = options.authToken;
+    this.#authenticated = options.authToken === undefined;
+  }
+
+  /** Handles one request. Throws ProtocolError for protocol-level failures. */
+  async handle(request: Request): Promise<Handled> {
+    if (request.action === "auth") return this.#auth(request.token);
+    if (!this.#authenticated) {
+      throw new ProtocolError("unauthorized", "Authenticate with the 'auth' action first");
+    }
+    if (request.action === "subscribe") return await this.#subscribe(request);
+    return { response: await this.#respond(request) };
+  }
+
+  #auth(token: string): Handled {
+    if (this.#authToken === undefined || token === this.#authToken) {
+      this.#authenticated = true;
+      return { response: { status: "authenticated" } };
+    }
+    return {
+      response: { status: "unauthorized", error: "The token is wrong." },
+      close: true,
+    };
+  }
+
+  async #respond(request: Exclude<Request, { action: "auth" | "subscribe" }>): Promise<unknown> {
+    const broker = this.#broker;
+    switch (request.action) {
+      case "create_topic": {
+        const created = await broker.createTopic(request.topic_name, request.replication_factor);
+        return { status: created ? "topic_created" : "topic_exists", topic: request.topic_name };
+      }
+      case "publish": {
+        const topic = await broker.topic(request.topic_name);
+        const result = await topic.publish([request.message], producerOf(request));
+        return { status: "message_published", topic: topic.name, offset: result.firstOffset };
+      }
+      case "publish_batch": {
+        const topic = await broker.topic(request.topic_name);
+        const result = await topic.publish(request.messages, producerOf(request));
+        return {
+          status: "messages_published",
+          topic: topic.name,
+          first_offset: result.firstOffset,
+          count: result.count,
+        };
+      }
+      case "fetch_messages":
+        return await fetchAll(await broker.topic(request.topic_name));
+      case "fetch": {
+        const topic = await broker.topic(request.topic_name);
+        const { messages, nextOffset } = await topic.read(request.from_offset, request.max);
+        return { status: "messages", topic: topic.name, messages, next_offset: nextOffset };
+      }
+      case "unsubscribe":
+        return this.#unsubscribe(request.topic_name, request.subscriber_id);
+      case "ack":
+        return await this.#ack(request.topic_name, request.subscriber_id, request.offset);
+      case "fetch_topics":
+        return await broker.topicNames();
+      case "delete_topic":
+        await broker.deleteTopic(request.topic_name);
+        this.#stopTopic(request.topic_name);
+        return { status: "topic_deleted", topic: request.topic_name };
+      case "describe_topic":
+        return { status: "topic", ...await broker.describeTopic(request.topic_name) };
+      case "cluster_status":
+        return { status: "cluster", ...await broker.clusterStatus() };
+      case "ping":
+        return { status: "pong", node: broker.nodeId };
+      case "remove_node":
+        await broker.removeNode(request.node_id);
+        return { status: "node_removed", node_id: request.node_id };
+    }
+  }
+
+  async #subscribe(request: Extract<Request, { action: "subscribe" }>): Promise<Handled> {
+    const key = subscriptionKey(request.topic_name, request.subscriber_id);
+    if (
+      !this.#subscriptions.has(key) && this.#subscriptions.size >= subscriptionsPerConnectionMax
+    ) {
+      throw new ProtocolError(
+        "overloaded",
+        `A connection may hold at most ${subscriptionsPerConnectionMax} subscriptions`,
+      );
+    }
+    const topic = await this.#broker.topic(request.topic_name);
+    const start = startOffset(topic, request.subscriber_id, request.from);
+    // Registering the start position makes a new subscriber durable at once:
+    // reconnecting before its first ack resumes here instead of at 'latest'.
+    if (topic.subscriberPosition(request.subscriber_id) === undefined) {
+      topic.ack(request.subscriber_id, start - 1);
+    }
+    this.#subscriptions.get(key)?.stop();
+    const pump = new SubscriptionPump(
+      topic,
+      request.subscriber_id,
+      start,
+      request.max_in_flight,
+      this.#writer,
+    );
+    this.#subscriptions.set(key, pump);
+    return {
+      response: {
+        status: "subscribed",
+        topic: request.topic_name,
+        subscriber_id: request.subscriber_id,
+      },
+      // Pushed messages must not overtake the 'subscribed' answer.
+      afterWrite: () => pump.start(),
+    };
+  }
+
+  #unsubscribe(topicName: string, subscriberId: string): unknown {
+    const key = subscriptionKey(topicName, subscriberId);
+    const pump = this.#subscriptions.get(key);
+    if (pump === undefined) {
+      throw new ProtocolError(
+        "bad_request",
+        `This connection has no subscription of '${subscriberId}' to '${topicName}'`,
+      );
+    }
+    pump.stop();
+    this.#subscriptions.delete(key);
+    return { status: "unsubscribed", topic: topicName, subscriber_id: subscriberId };
+  }
+
+  async #ack(topicName: string, subscriberId: string, offset: number): Promise<unknown> {
+    const topic = await this.#broker.topic(topicName);
+    const { nextOffset } = topic.bounds();
+    if (offset >= nextOffset) {
+      throw new ProtocolError(
+        "bad_request",
+        `Offset ${offset} is beyond the end of topic '${topicName}' (${nextOffset})`,
+      );
+    }
+    topic.ack(subscriberId, offset);
+    this.#subscriptions.get(subscriptionKey(topicName, subscriberId))?.ack(offset);
+    return { status: "acked", topic: topicName, subscriber_id: subscriberId, offset };
+  }
+
+  #stopTopic(topicName: string): void {
+    for (const [key, pump] of this.#subscriptions) {
+      if (pump.topic.name === topicName) {
+        pump.stop();
+        this.#subscriptions.delete(key);
+      }
+    }
+  }
+
+  /** Ends every subscription (the connection closed); stored offsets remain. */
+  close(): void {
+    for (const pump of this.#subscriptions.values()) pump.stop();
+    this.#subscriptions.clear();
+  }
+}
+
+function subscriptionKey(topicName: string, subscriberId: string): string {
+  return `${topicName}\u0000${subscriberId}`;
+}
+
+function producerOf(request: { producer_id?: string; sequence?: number }) {
+  if (request.producer_id === undefined || request.sequence === undefined) return undefined;
+  return { producerId: request.producer_id, sequence: request.sequence };
+}
+
+/**
+ * Where a subscription starts: an explicit offset wins; a known subscriber
+ * resumes right after its last ack; a new one starts at `from` (default latest).
+ */
+function startOffset(
+  topic: Topic,
+  subscriberId: string,
+  from: "latest" | "earliest" | number | undefined,
+): number {
+  const { firstOffset, nextOffset } = topic.bounds();
+  if (typeof from === "number") return Math.max(from, firstOffset);
+  const position = topic.subscriberPosition(subscriberId);
+  if (position !== undefined) return Math.max(position + 1, firstOffset);
+  return from === "earliest" ? firstOffset : nextOffset;
+}
+
+/** Most messages `fetch_messages` returns (its answer is one frame). */
+export const fetchAllMessagesMax = 1_000_000;
+
+async function fetchAll(topic: Topic): Promise<string[]> {
+  const { firstOffset, nextOffset } = topic.bounds();
+  if (nextOffset - firstOffset > fetchAllMessagesMax) {
+    throw new ProtocolError(
+      "bad_request",
+      `Topic '${topic.name}' holds more than ${fetchAllMessagesMax} messages; use 'fetch' with 'from_offset'`,
+    );
+  }
+  const messages: string[] = [];
+  let offset = firstOffset;
+  while (offset < nextOffset) {
+    const page = await topic.read(offset, 10_000);
+    if (page.messages.length === 0) break;
+    for (const item of page.messages) messages.push(item.message);
+    offset = page.nextOffset;
+  }
+  return messages;
+}

@@ -1,0 +1,188 @@
+/**
+ * The deterministic state machine of one topic: it applies log entries in
+ * index order and knows which log index holds which offset, the durable
+ * subscriber positions and the idempotent-producer table. A single peer and a
+ * Raft replica apply exactly the same entries, so they agree on every offset.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { decodeCommand, type TopicCommand } from "./topic_commands.ts";
+
+/** Most producers remembered per topic; the oldest is forgotten beyond it. */
+export const producersMax = 10_000;
+/** Most durable subscribers per topic. */
+export const subscribersMax = 10_000;
+
+/** What applying one entry did. */
+export type ApplyResult =
+  | { kind: "published"; firstOffset: number; count: number; duplicate: boolean }
+  | { kind: "acked" }
+  | { kind: "noop" };
+
+interface ProducerState {
+  sequence: number;
+  firstOffset: number;
+  count: number;
+}
+
+/** A growable pair of columns mapping a batch's first offset to its log index. */
+class BatchIndex {
+  #offsets = new Float64Array(1024);
+  #indices = new Float64Array(1024);
+  #length = 0;
+  #start = 0;
+
+  get length(): number {
+    return this.#length - this.#start;
+  }
+
+  push(firstOffset: number, index: number): void {
+    if (this.#length === this.#offsets.length) this.#grow();
+    this.#offsets[this.#length] = firstOffset;
+    this.#indices[this.#length] = index;
+    this.#length++;
+  }
+
+  /** The batch holding `offset`: its first offset and log index. */
+  find(offset: number): { firstOffset: number; index: number } | undefined {
+    let low = this.#start;
+    let high = this.#length - 1;
+    if (high < low || offset < this.#offsets[low]) return undefined;
+    while (low < high) {
+      const middle = (low + high + 1) >>> 1;
+      if (this.#offsets[middle] <= offset) low = middle;
+      else high = middle - 1;
+    }
+    return { firstOffset: this.#offsets[low], index: this.#indices[low] };
+  }
+
+  /** Forgets batches that start before `offset` and lie wholly before it. */
+  dropBefore(offset: number): void {
+    while (this.#start + 1 < this.#length && this.#offsets[this.#start + 1] <= offset) {
+      this.#start++;
+    }
+  }
+
+  #grow(): void {
+    const live = this.#length - this.#start;
+    const capacity = Math.max(1024, live * 2);
+    const offsets = new Float64Array(capacity);
+    const indices = new Float64Array(capacity);
+    offsets.set(this.#offsets.subarray(this.#start, this.#length));
+    indices.set(this.#indices.subarray(this.#start, this.#length));
+    this.#offsets = offsets;
+    this.#indices = indices;
+    this.#length = live;
+    this.#start = 0;
+  }
+}
+
+/**
+ * Topic state machine.
+ *
+ * @example
+ * ```ts
+ * const state = new TopicState();
+ * state.apply(1, encodeCommand({ kind: "publish", messages: ["a", "b"] }));
+ * state.nextOffset; // 2
+ * ```
+ */
+export class TopicState {
+  /** Offset of the oldest message still retained. */
+  firstOffset = 0;
+  /** Offset the next published message gets. */
+  nextOffset = 0;
+  /** Index of the last entry applied. */
+  appliedIndex = 0;
+  readonly subscribers = new Map<string, number>();
+  readonly #producers = new Map<string, ProducerState>();
+  readonly #batches = new BatchIndex();
+
+  /** Applies the entry at `index` (which must follow the last applied one). */
+  apply(index: number, data: Uint8Array): ApplyResult {
+    assert(
+      index === this.appliedIndex + 1,
+      `apply out of order: ${index} after ${this.appliedIndex}`,
+    );
+    this.appliedIndex = index;
+    const command = decodeCommand(data);
+    if (command === undefined) return { kind: "noop" };
+    return this.applyCommand(index, command);
+  }
+
+  /** Applies an already decoded command (the caller advanced `appliedIndex`). */
+  applyCommand(index: number, command: TopicCommand): ApplyResult {
+    if (command.kind === "ack") {
+      for (const [subscriber, offset] of Object.entries(command.offsets)) {
+        this.#setSubscriber(subscriber, offset);
+      }
+      return { kind: "acked" };
+    }
+    const duplicate = this.duplicateOf(command.producerId, command.sequence);
+    if (duplicate) return duplicate;
+    const firstOffset = this.nextOffset;
+    const count = command.messages.length;
+    this.#batches.push(firstOffset, index);
+    this.nextOffset += count;
+    if (command.producerId !== undefined) {
+      this.#rememberProducer(command.producerId, {
+        sequence: command.sequence!,
+        firstOffset,
+        count,
+      });
+    }
+    return { kind: "published", firstOffset, count, duplicate: false };
+  }
+
+  /** The earlier result of a retried publish, or undefined when it is new. */
+  duplicateOf(
+    producerId: string | undefined,
+    sequence: number | undefined,
+  ): ApplyResult | undefined {
+    if (producerId === undefined || sequence === undefined) return undefined;
+    const known = this.#producers.get(producerId);
+    if (known === undefined || sequence > known.sequence) return undefined;
+    // Only the latest sequence's offsets are kept; an older retry is still
+    // answered as stored (it was), pointing at the latest known batch.
+    return {
+      kind: "published",
+      firstOffset: known.firstOffset,
+      count: known.count,
+      duplicate: true,
+    };
+  }
+
+  /** The log index of the batch holding `offset` and that batch's first offset. */
+  locate(offset: number): { firstOffset: number; index: number } | undefined {
+    if (offset < this.firstOffset || offset >= this.nextOffset) return undefined;
+    return this.#batches.find(offset);
+  }
+
+  /** Retention: offsets below `offset` are no longer served. */
+  retainFrom(offset: number): void {
+    assert(offset <= this.nextOffset);
+    if (offset <= this.firstOffset) return;
+    this.firstOffset = offset;
+    this.#batches.dropBefore(offset);
+  }
+
+  #setSubscriber(subscriber: string, offset: number): void {
+    if (!this.subscribers.has(subscriber) && this.subscribers.size >= subscribersMax) {
+      // Forget the oldest registration: its owner resumes as a new subscriber.
+      const oldest = this.subscribers.keys().next().value!;
+      this.subscribers.delete(oldest);
+    }
+    const previous = this.subscribers.get(subscriber) ?? -1;
+    this.subscribers.set(subscriber, Math.max(previous, offset));
+  }
+
+  #rememberProducer(producerId: string, state: ProducerState): void {
+    this.#producers.delete(producerId);
+    if (this.#producers.size >= producersMax) {
+      this.#producers.delete(this.#producers.keys().next().value!);
+    }
+    this.#producers.set(producerId, state);
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Test helpers that run real `pubsub peer` child processes on 127.0.0.1 and
+ * stop them by PID.
+ *
+ * @module
+ */
+
+const mainPath = new URL("../../main.ts", import.meta.url).pathname;
+
+/** Asks the OS for a port that is free right now. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** Options of {@linkcode startPeer}. */
+export interface StartPeerOptions {
+  id?: number;
+  port?: number;
+  dataDir?: string;
+  /** The --peers list; defaults to this peer alone. */
+  peers?: string;
+  args?: string[];
+  /** How long to wait for the peer to listen. */
+  readyTimeoutMs?: number;
+}
+
+/** A peer child process. */
+export interface PeerProcess {
+  id: number;
+  port: number;
+  dataDir: string;
+  pid: number;
+  address: string;
+  /** Everything the peer printed so far. */
+  output(): string;
+  /** SIGTERM, then wait; SIGKILL if it does not exit within 10 s. */
+  stop(): Promise<Deno.CommandStatus>;
+  /** Sends a signal (SIGKILL by default) and waits for exit (except SIGSTOP/SIGCONT). */
+  kill(signal?: Deno.Signal): Promise<void>;
+  status: Promise<Deno.CommandStatus>;
+}
+
+/** Starts `pubsub peer` and resolves once it prints that it listens. */
+export async function startPeer(options: StartPeerOptions = {}): Promise<PeerProcess> {
+  const id = options.id ?? 1;
+  const port = options.port ?? freePort();
+  const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "pubsub-test-" });
+  const peers = options.peers ?? `${id}@127.0.0.1:${port}`;
+  const command = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      mainPath,
+      "peer",
+      "--id",
+      String(id),
+      "--port",
+      String(port),
+      "--host",
+      "127.0.0.1",
+      "--peers",
+      peers,
+      "--data-dir",
+      dataDir,
+      "--log-level",
+      "warning",
+      ...(options.args ?? []),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const child = command.spawn();
+  let output = "";
+  const ready = Promise.withResolvers<void>();
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+      output += text;
+      if (output.includes(`listening on 127.0.0.1:${port}`)) ready.resolve();
+    }
+  };
+  const streams = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  const status = child.status.then(async (status) => {
+    await streams;
+    ready.reject(new Error(`Peer ${id} exited with ${status.code} before listening:\n${output}`));
+    return status;
+  });
+  const timer = setTimeout(
+    () => ready.reject(new Error(`Peer ${id} did not listen in time:\n${output}`)),
+    options.readyTimeoutMs ?? 30_000,
+  );
+  try {
+    await ready.promise;
+  } catch (error) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await status;
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+  const kill = async (signal: Deno.Signal = "SIGKILL") => {
+    try {
+      child.kill(signal);
+    } catch { /* already exited */ }
+    if (signal !== "SIGSTOP" && signal !== "SIGCONT") await status;
+  };
+  return {
+    id,
+    port,
+    dataDir,
+    pid: child.pid,
+    address: `127.0.0.1:${port}`,
+    output: () => output,
+    status,
+    kill,
+    stop: async () => {
+      const timeout = setTimeout(() => kill("SIGKILL"), 10_000);
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already exited */ }
+      const result = await status;
+      clearTimeout(timeout);
+      return result;
+    },
+  };
+}
