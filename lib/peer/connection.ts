@@ -23,6 +23,11 @@ export interface ConnectionOptions {
   frameBytesMax: number;
   requestTimeoutMs: number;
   authToken?: string;
+  /**
+   * Handles peer-to-peer messages (actions starting with "peer_"), which the
+   * cluster layer validates itself; without it such actions are unknown.
+   */
+  peerHandler?: (message: Record<string, unknown>) => Promise<unknown>;
   /** Called with every handled request's action, status and duration (metrics). */
   observe?: (action: string, status: string, seconds: number) => void;
 }
@@ -111,6 +116,12 @@ export class Connection {
   }
 
   #dispatch(payload: Uint8Array): void {
+    if (
+      this.#options.peerHandler !== undefined && this.#session.authenticated && isPeerFrame(payload)
+    ) {
+      this.#dispatchPeer(payload, this.#options.peerHandler);
+      return;
+    }
     let request: Request;
     try {
       request = decodeRequest(payload);
@@ -131,6 +142,31 @@ export class Connection {
       slot.frame = encodeFrame(withId(handled.response, request.id));
       slot.afterWrite = handled.afterWrite;
       slot.close = handled.close;
+      this.#flushSlots();
+    });
+  }
+
+  #dispatchPeer(
+    payload: Uint8Array,
+    handler: (message: Record<string, unknown>) => Promise<unknown>,
+  ): void {
+    let message: Record<string, unknown>;
+    try {
+      message = JSON.parse(new TextDecoder().decode(payload));
+    } catch {
+      this.#answer(errorResponse("bad_request", "The frame is not valid JSON"));
+      return;
+    }
+    const slot: Slot = { frame: undefined };
+    this.#slots.push(slot);
+    handler(message).then(
+      (response) => response,
+      (error) => toErrorResponse(error),
+    ).then((response) => {
+      const id = typeof message.id === "string" || typeof message.id === "number"
+        ? message.id
+        : undefined;
+      slot.frame = encodeFrame(withId(response, id));
       this.#flushSlots();
     });
   }
@@ -170,6 +206,17 @@ export class Connection {
       if (slot.close) this.close();
     }
   }
+}
+
+/** Peer frames start with {"action":"peer_ — checked on bytes to skip a parse. */
+const peerPrefix = new TextEncoder().encode('{"action":"peer_');
+
+function isPeerFrame(payload: Uint8Array): boolean {
+  if (payload.length < peerPrefix.length) return false;
+  for (let index = 0; index < peerPrefix.length; index++) {
+    if (payload[index] !== peerPrefix[index]) return false;
+  }
+  return true;
 }
 
 function withId(response: unknown, id: string | number | undefined): unknown {

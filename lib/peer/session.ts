@@ -55,6 +55,11 @@ export class Session {
     this.#authenticated = options.authToken === undefined;
   }
 
+  /** True once the connection may make requests (always, without an auth token). */
+  get authenticated(): boolean {
+    return this.#authenticated;
+  }
+
   /** Handles one request. Throws ProtocolError for protocol-level failures. */
   async handle(request: Request): Promise<Handled> {
     if (request.action === "auth") return this.#auth(request.token);
