@@ -1,0 +1,850 @@
+/**
+ * `PubSubClient`: the library applications embed to talk to a pubsub cluster.
+ * One pipelined connection to one peer of a bootstrap list, failover to the
+ * next peer, bounded retries of idempotent requests, an idempotent producer
+ * (producer_id + sequence) and durable subscriptions.
+ *
+ * @module
+ */
+
+import { isErrorResponse } from "../wire/errors.ts";
+import { frameBytesMaxDefault } from "../wire/frame.ts";
+import {
+  inFlightMessagesDefault,
+  inFlightMessagesMax,
+  validateTopicName,
+} from "../wire/requests.ts";
+import type { NodeStatus, OffsetMessage } from "../wire/responses.ts";
+import { Connection, type PendingRequest } from "./_connection.ts";
+import {
+  connectTransport,
+  parseAddress,
+  type Transport,
+  type TransportOptions,
+} from "./_transport.ts";
+import { ClientClosedError, ConnectionError, PubSubError, RequestTimeoutError } from "./errors.ts";
+import { Subscription, type SubscriptionHost, type SubscriptionOptions } from "./subscription.ts";
+
+/** Default time one attempt of a request may take. */
+export const requestTimeoutMsDefault = 5000;
+/** Default largest response frame (fetches of many messages are large). */
+export const responseBytesMaxDefault = 64 * 1024 * 1024;
+/** Default retries after the first attempt. */
+export const retriesDefault = 6;
+/** First backoff between attempts; it doubles per attempt up to `retryBackoffMsMax`. */
+export const retryBackoffMsMin = 100;
+export const retryBackoffMsMax = 2000;
+/** Most requests awaiting an answer on one connection. */
+export const inFlightRequestsMaxDefault = 10_000;
+/** Most bytes queued for writing before senders wait. */
+export const sendQueueBytesMax = 8 * 1024 * 1024;
+
+/** Options of `PubSubClient.connect`. */
+export interface ClientOptions {
+  /** Bootstrap list of "host:port" addresses; any peer serves any request. */
+  peers: string[];
+  /** Auth token, sent first on every connection when given. */
+  token?: string;
+  /** Time one attempt may take before the connection is presumed dead. Default 5000. */
+  requestTimeoutMs?: number;
+  /** Largest response frame accepted. Default 64 MiB. */
+  frameBytesMax?: number;
+  /** Largest request frame sent, the peers' `--max-frame`. Default 1 MiB. */
+  requestBytesMax?: number;
+  /** Retries of a failed idempotent request (and reconnect rounds). Default 6. */
+  retries?: number;
+  /** Try the bootstrap list in random order. Default false: in order. */
+  shuffle?: boolean;
+  /** Add producer_id and sequence to publishes so retries never duplicate. Default true. */
+  idempotent?: boolean;
+  /** Connect with TLS. */
+  tls?: TransportOptions["tls"];
+  /** Opens connections; tests substitute it. Default: TCP via `Deno.connect`. */
+  connect?: (address: string, options: TransportOptions) => Promise<Transport>;
+}
+
+/** Answer of `createTopic`. */
+export interface TopicCreated {
+  topic: string;
+  /** False when the topic existed and `ifNotExists` was set. */
+  created: boolean;
+}
+
+/** Answer of `describeTopic`. */
+export interface TopicInfo {
+  topic: string;
+  replicas: number[];
+  leader: number | null;
+  inSync: number[];
+  firstOffset: number;
+  nextOffset: number;
+}
+
+/** Answer of `clusterStatus`. */
+export interface ClusterInfo {
+  nodes: NodeStatus[];
+  metaLeader: number | null;
+  topics: number;
+}
+
+/** Options of one request sent with `PubSubClient.request`. */
+export interface RequestOptions {
+  /** Resend after a lost connection or an `unavailable` answer. Only for idempotent requests. */
+  retry?: boolean;
+}
+
+interface Call {
+  readonly order: number;
+  readonly body: Record<string, unknown>;
+  readonly retryable: boolean;
+  readonly deadline: number;
+  attempts: number;
+  id: number;
+  connection: Connection | undefined;
+  attemptTimer: ReturnType<typeof setTimeout> | undefined;
+  deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  done: boolean;
+  resolve(value: { response: unknown; connection: Connection }): void;
+  reject(error: Error): void;
+}
+
+interface SubscriptionEntry {
+  subscription: Subscription;
+  /** The connection its subscribe went out on; undefined until the first one is answered. */
+  connection?: Connection;
+  /** Resubscribe attempts that failed in a row. */
+  failures: number;
+}
+
+type ResolvedOptions =
+  & Required<Omit<ClientOptions, "token" | "tls">>
+  & Pick<ClientOptions, "token" | "tls">;
+
+/**
+ * A client of a pubsub cluster.
+ *
+ * @example
+ * ```ts
+ * const client = await PubSubClient.connect({ peers: ["localhost:5001", "localhost:5002"] });
+ * await client.createTopic("events", { ifNotExists: true });
+ * const { offset } = await client.publish("events", "hello");
+ * console.log(offset, await client.fetchMessages("events"));
+ * await client.close();
+ * ```
+ */
+export class PubSubClient {
+  /** This client's producer identity; publishes carry it with a sequence. */
+  readonly producerId: string = crypto.randomUUID();
+  #options: ResolvedOptions;
+  #addresses: string[];
+  #addressIndex = -1;
+  #connection: Connection | undefined;
+  #connecting: Promise<Error | undefined> | undefined;
+  // Aborted by close() so that backoff sleeps end at once.
+  #closing = new AbortController();
+  #waiting: Call[] = [];
+  #pumping = false;
+  #nextId = 1;
+  #nextOrder = 0;
+  #sequence = 0;
+  #closed = false;
+  #subscriptions = new Map<string, SubscriptionEntry>();
+  #host: SubscriptionHost;
+
+  private constructor(options: ResolvedOptions) {
+    this.#options = options;
+    this.#addresses = [...options.peers];
+    if (options.shuffle) shuffleInPlace(this.#addresses);
+    this.#host = {
+      request: (body, { retry }) => this.request(body, { retry }),
+      detach: (subscription) => {
+        const key = subscriptionKey(subscription.topic, subscription.subscriberId);
+        if (this.#subscriptions.get(key)?.subscription === subscription) {
+          this.#subscriptions.delete(key);
+        }
+      },
+    };
+  }
+
+  /**
+   * Connects to the first reachable peer of `options.peers`.
+   *
+   * @example
+   * ```ts
+   * const client = await PubSubClient.connect({ peers: ["127.0.0.1:5001"], requestTimeoutMs: 2000 });
+   * ```
+   */
+  static async connect(options: ClientOptions): Promise<PubSubClient> {
+    const client = new PubSubClient(resolveOptions(options));
+    const error = await client.#reconnect();
+    if (error !== undefined) throw error;
+    return client;
+  }
+
+  /** The address of the peer currently connected, if any. */
+  get address(): string | undefined {
+    return this.#connection?.address;
+  }
+
+  /**
+   * Sends one raw request and resolves with the raw answer (without `id`).
+   * Error answers reject with `PubSubError`.
+   *
+   * @example
+   * ```ts
+   * const answer = await client.request({ action: "ping" }, { retry: true });
+   * ```
+   */
+  async request(body: Record<string, unknown>, options: RequestOptions = {}): Promise<unknown> {
+    return (await this.#call(body, options.retry ?? false)).response;
+  }
+
+  /**
+   * Creates a topic. Rejects with code `topic_exists` if it exists, unless `ifNotExists`.
+   *
+   * @example
+   * ```ts
+   * await client.createTopic("events", { ifNotExists: true });
+   * ```
+   */
+  async createTopic(
+    topic: string,
+    options: { ifNotExists?: boolean; replicationFactor?: number } = {},
+  ): Promise<TopicCreated> {
+    const body: Record<string, unknown> = { action: "create_topic", topic_name: checkTopic(topic) };
+    if (options.replicationFactor !== undefined) {
+      body.replication_factor = options.replicationFactor;
+    }
+    try {
+      await this.request(body, { retry: options.ifNotExists === true });
+      return { topic, created: true };
+    } catch (error) {
+      if (options.ifNotExists && error instanceof PubSubError && error.code === "topic_exists") {
+        return { topic, created: false };
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Publishes one message; resolves once it is durable on a majority.
+   *
+   * @example
+   * ```ts
+   * const { offset } = await client.publish("events", "hello");
+   * ```
+   */
+  async publish(topic: string, message: string): Promise<{ offset: number }> {
+    const body = this.#producerFields({
+      action: "publish",
+      topic_name: checkTopic(topic),
+      message,
+    });
+    const answer = await this.request(body, { retry: this.#options.idempotent }) as {
+      offset: number;
+    };
+    return { offset: answer.offset };
+  }
+
+  /**
+   * Publishes messages as one batch with dense offsets.
+   *
+   * @example
+   * ```ts
+   * const { firstOffset, count } = await client.publishBatch("events", ["a", "b"]);
+   * ```
+   */
+  async publishBatch(
+    topic: string,
+    messages: string[],
+  ): Promise<{ firstOffset: number; count: number }> {
+    const body = this.#producerFields({
+      action: "publish_batch",
+      topic_name: checkTopic(topic),
+      messages,
+    });
+    const answer = await this.request(body, { retry: this.#options.idempotent }) as {
+      first_offset: number;
+      count: number;
+    };
+    return { firstOffset: answer.first_offset, count: answer.count };
+  }
+
+  /**
+   * Every retained message of a topic, oldest first.
+   *
+   * @example
+   * ```ts
+   * const messages = await client.fetchMessages("events");
+   * ```
+   */
+  async fetchMessages(topic: string): Promise<string[]> {
+    return await this.request({ action: "fetch_messages", topic_name: checkTopic(topic) }, {
+      retry: true,
+    }) as string[];
+  }
+
+  /**
+   * Up to `max` messages from `fromOffset`, and the offset to fetch next.
+   *
+   * @example
+   * ```ts
+   * const { messages, nextOffset } = await client.fetch("events", { fromOffset: 10, max: 100 });
+   * ```
+   */
+  async fetch(
+    topic: string,
+    options: { fromOffset?: number; max?: number } = {},
+  ): Promise<{ messages: OffsetMessage[]; nextOffset: number }> {
+    const body: Record<string, unknown> = { action: "fetch", topic_name: checkTopic(topic) };
+    if (options.fromOffset !== undefined) body.from_offset = options.fromOffset;
+    if (options.max !== undefined) body.max = options.max;
+    const answer = await this.request(body, { retry: true }) as {
+      messages: OffsetMessage[];
+      next_offset: number;
+    };
+    return { messages: answer.messages, nextOffset: answer.next_offset };
+  }
+
+  /**
+   * Topic names, sorted.
+   *
+   * @example
+   * ```ts
+   * const names = await client.topics();
+   * ```
+   */
+  async topics(): Promise<string[]> {
+    return await this.request({ action: "fetch_topics" }, { retry: true }) as string[];
+  }
+
+  /**
+   * Deletes a topic (not retried: a retry could answer `topic_not_found`).
+   *
+   * @example
+   * ```ts
+   * await client.deleteTopic("events");
+   * ```
+   */
+  async deleteTopic(topic: string): Promise<void> {
+    await this.request({ action: "delete_topic", topic_name: checkTopic(topic) });
+  }
+
+  /**
+   * Replicas, leader and offsets of a topic.
+   *
+   * @example
+   * ```ts
+   * const { leader, inSync } = await client.describeTopic("events");
+   * ```
+   */
+  async describeTopic(topic: string): Promise<TopicInfo> {
+    const answer = await this.request({ action: "describe_topic", topic_name: checkTopic(topic) }, {
+      retry: true,
+    }) as Record<string, unknown>;
+    return {
+      topic: answer.topic as string,
+      replicas: answer.replicas as number[],
+      leader: (answer.leader ?? null) as number | null,
+      inSync: answer.in_sync as number[],
+      firstOffset: answer.first_offset as number,
+      nextOffset: answer.next_offset as number,
+    };
+  }
+
+  /**
+   * Nodes and their states as the connected peer sees them.
+   *
+   * @example
+   * ```ts
+   * const { nodes } = await client.clusterStatus();
+   * ```
+   */
+  async clusterStatus(): Promise<ClusterInfo> {
+    const answer = await this.request({ action: "cluster_status" }, { retry: true }) as Record<
+      string,
+      unknown
+    >;
+    return {
+      nodes: answer.nodes as NodeStatus[],
+      metaLeader: (answer.meta_leader ?? null) as number | null,
+      topics: answer.topics as number,
+    };
+  }
+
+  /**
+   * Round trip to the connected peer; resolves with its node id.
+   *
+   * @example
+   * ```ts
+   * const { node } = await client.ping();
+   * ```
+   */
+  async ping(): Promise<{ node: number }> {
+    const answer = await this.request({ action: "ping" }, { retry: true }) as { node: number };
+    return { node: answer.node };
+  }
+
+  /**
+   * Stores `offset` as the last acknowledged offset of a durable subscriber.
+   *
+   * @example
+   * ```ts
+   * await client.ack("events", "billing", 41);
+   * ```
+   */
+  async ack(topic: string, subscriberId: string, offset: number): Promise<void> {
+    await this.request({
+      action: "ack",
+      topic_name: checkTopic(topic),
+      subscriber_id: subscriberId,
+      offset,
+    }, { retry: true });
+  }
+
+  /**
+   * Removes a node from the cluster for good.
+   *
+   * @example
+   * ```ts
+   * await client.removeNode(3);
+   * ```
+   */
+  async removeNode(nodeId: number): Promise<void> {
+    await this.request({ action: "remove_node", node_id: nodeId });
+  }
+
+  /**
+   * Subscribes as the durable subscriber `subscriberId`; resolves once the peer
+   * answered `subscribed`. After a reconnect it resubscribes by itself.
+   *
+   * @example
+   * ```ts
+   * const subscription = await client.subscribe("events", "billing", { from: "earliest" });
+   * for await (const { offset, message } of subscription) console.log(offset, message);
+   * ```
+   */
+  async subscribe(
+    topic: string,
+    subscriberId: string,
+    options: SubscriptionOptions = {},
+  ): Promise<Subscription> {
+    const maxInFlight = options.maxInFlight ?? inFlightMessagesDefault;
+    if (!Number.isInteger(maxInFlight) || maxInFlight < 1 || maxInFlight > inFlightMessagesMax) {
+      throw new RangeError(
+        `Cannot subscribe as 'maxInFlight' must be an integer between 1 and ${inFlightMessagesMax}: current value is ${maxInFlight}`,
+      );
+    }
+    const key = subscriptionKey(checkTopic(topic), subscriberId);
+    if (this.#subscriptions.has(key)) {
+      throw new PubSubError(
+        "bad_request",
+        `Subscriber '${subscriberId}' of '${topic}' is already open`,
+      );
+    }
+    const subscription = new Subscription(this.#host, topic, subscriberId, {
+      ...options,
+      maxInFlight,
+      autoAck: options.autoAck ?? true,
+    });
+    const entry: SubscriptionEntry = { subscription, failures: 0 };
+    // Registered before the request so that frames pushed right after `subscribed` find it.
+    this.#subscriptions.set(key, entry);
+    try {
+      const { connection } = await this.#call(subscription.subscribeRequest(), true);
+      entry.connection = connection;
+    } catch (error) {
+      this.#subscriptions.delete(key);
+      throw error;
+    }
+    return subscription;
+  }
+
+  /** Closes subscriptions (flushing their acks) and the connection; pending requests reject. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    const subscriptions = [...this.#subscriptions.values()].map((entry) => entry.subscription);
+    // Unsubscribing is a courtesy: a dead peer must not hold close() for the whole retry budget.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled(subscriptions.map((subscription) => subscription.close())),
+      new Promise((resolve) => timer = setTimeout(resolve, this.#options.requestTimeoutMs)),
+    ]);
+    clearTimeout(timer);
+    this.#closed = true;
+    this.#closing.abort();
+    for (const call of this.#waiting.splice(0)) this.#finish(call, new ClientClosedError());
+    this.#connection?.close(new ClientClosedError());
+    this.#connection = undefined;
+  }
+
+  #producerFields(body: Record<string, unknown>): Record<string, unknown> {
+    if (!this.#options.idempotent) return body;
+    return { ...body, producer_id: this.producerId, sequence: this.#sequence++ };
+  }
+
+  #call(
+    body: Record<string, unknown>,
+    retryable: boolean,
+  ): Promise<{ response: unknown; connection: Connection }> {
+    if (this.#closed) return Promise.reject(new ClientClosedError());
+    const attemptsMax = retryable ? this.#options.retries + 1 : 1;
+    return new Promise((resolve, reject) => {
+      const call: Call = {
+        order: this.#nextOrder++,
+        body,
+        retryable,
+        deadline: Date.now() + this.#options.requestTimeoutMs * attemptsMax,
+        attempts: 0,
+        id: 0,
+        connection: undefined,
+        attemptTimer: undefined,
+        deadlineTimer: undefined,
+        done: false,
+        resolve,
+        reject,
+      };
+      call.deadlineTimer = setTimeout(() => {
+        this.#finish(
+          call,
+          new RequestTimeoutError(
+            `No answer to '${body.action}' within ${
+              this.#options.requestTimeoutMs * attemptsMax
+            } ms`,
+          ),
+        );
+      }, call.deadline - Date.now());
+      this.#enqueue(call);
+    });
+  }
+
+  /** Inserts in creation order, so retried requests go out before newer ones. */
+  #enqueue(call: Call): void {
+    let at = this.#waiting.length;
+    while (at > 0 && this.#waiting[at - 1].order > call.order) at--;
+    this.#waiting.splice(at, 0, call);
+    if (this.#connection === undefined) {
+      this.#reconnect();
+    } else {
+      this.#pump();
+    }
+  }
+
+  /** Sends waiting calls in order while the connection has room. */
+  async #pump(): Promise<void> {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      while (this.#waiting.length > 0 && this.#connection !== undefined) {
+        const connection = this.#connection;
+        if (!connection.hasRoom) {
+          await connection.room();
+          continue;
+        }
+        const call = this.#waiting.shift()!;
+        if (call.done) continue;
+        this.#send(call, connection);
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #send(call: Call, connection: Connection): void {
+    call.attempts++;
+    call.id = this.#nextId++;
+    call.connection = connection;
+    const id = call.id;
+    const request: PendingRequest & { call: Call } = {
+      id,
+      call,
+      settle: (response) => this.#onAnswer(call, id, connection, response),
+    };
+    try {
+      connection.send(call.body, request);
+    } catch (error) {
+      this.#finish(call, error as Error);
+      return;
+    }
+    call.attemptTimer = setTimeout(() => {
+      call.attemptTimer = undefined;
+      // A silent connection is presumed dead: closing it retries or fails everything on it.
+      if (!call.done && call.id === id) {
+        connection.close(
+          new RequestTimeoutError(
+            `No answer from ${connection.address} within ${this.#options.requestTimeoutMs} ms`,
+          ),
+        );
+      }
+    }, this.#options.requestTimeoutMs);
+  }
+
+  #onAnswer(call: Call, id: number, connection: Connection, response: unknown): void {
+    if (call.done || call.id !== id) return;
+    clearTimeout(call.attemptTimer);
+    if (isErrorResponse(response)) {
+      if (response.status === "unavailable" && this.#mayRetry(call)) {
+        this.#retire(connection);
+        this.#enqueue(call);
+        return;
+      }
+      // Seed-era answers such as topic_exists carry no sentence: name the status instead.
+      const message = typeof response.error === "string" && response.error !== ""
+        ? response.error
+        : `Request '${call.body.action}' answered '${response.status}'`;
+      this.#finish(call, new PubSubError(response.status, message));
+      return;
+    }
+    call.done = true;
+    clearTimeout(call.deadlineTimer);
+    call.resolve({ response, connection });
+  }
+
+  #mayRetry(call: Call): boolean {
+    return call.retryable && !this.#closed && call.attempts <= this.#options.retries &&
+      Date.now() < call.deadline;
+  }
+
+  #finish(call: Call, error: Error): void {
+    if (call.done) return;
+    call.done = true;
+    clearTimeout(call.attemptTimer);
+    clearTimeout(call.deadlineTimer);
+    call.reject(error);
+  }
+
+  /** Stops using a connection that answered `unavailable`; the next request goes elsewhere. */
+  #retire(connection: Connection): void {
+    if (this.#connection !== connection) return;
+    this.#connection = undefined;
+    connection.retire();
+  }
+
+  #onClose(connection: Connection, error: Error, unanswered: PendingRequest[]): void {
+    if (this.#connection === connection) this.#connection = undefined;
+    for (const request of unanswered) {
+      const call = (request as PendingRequest & { call: Call }).call;
+      if (call.done || call.id !== request.id) continue;
+      clearTimeout(call.attemptTimer);
+      if (this.#mayRetry(call)) {
+        this.#enqueue(call);
+      } else {
+        const reason = error instanceof PubSubError ? error : undefined;
+        this.#finish(
+          call,
+          reason?.code === "timeout" || reason?.code === "closed" ? reason : new ConnectionError(
+            `Lost the connection to ${connection.address} during '${call.body.action}'`,
+            {
+              cause: error,
+            },
+          ),
+        );
+      }
+    }
+    if (this.#closed) return;
+    const orphans = [...this.#subscriptions.values()].filter((entry) =>
+      entry.connection === connection
+    );
+    if (orphans.length === 0 && this.#waiting.length === 0) return;
+    if (this.#connection === undefined) {
+      this.#reconnect();
+    } else {
+      this.#resubscribe(this.#connection);
+      this.#pump();
+    }
+  }
+
+  /** Connects to the next reachable address; one attempt runs at a time. */
+  #reconnect(): Promise<Error | undefined> {
+    this.#connecting ??= this.#connectLoop().finally(() => {
+      this.#connecting = undefined;
+    });
+    return this.#connecting;
+  }
+
+  async #connectLoop(): Promise<Error | undefined> {
+    let lastError: unknown;
+    for (let round = 0; round <= this.#options.retries && !this.#closed; round++) {
+      if (round > 0) await delay(backoffMs(round), this.#closing.signal);
+      for (let tried = 0; tried < this.#addresses.length && !this.#closed; tried++) {
+        if (this.#connection !== undefined) break;
+        this.#addressIndex = (this.#addressIndex + 1) % this.#addresses.length;
+        try {
+          const connection = await this.#open(this.#addresses[this.#addressIndex]);
+          if (this.#closed) {
+            connection.close(new ClientClosedError());
+            break;
+          }
+          this.#connection = connection;
+        } catch (error) {
+          if (error instanceof PubSubError && error.code === "unauthorized") {
+            this.#failWaiting(error);
+            return error;
+          }
+          lastError = error;
+          continue;
+        }
+      }
+      if (this.#connection !== undefined) {
+        this.#resubscribe(this.#connection);
+        this.#pump();
+        return undefined;
+      }
+    }
+    const error = this.#closed
+      ? new ClientClosedError()
+      : new ConnectionError(`Cannot reach any peer of ${this.#addresses.join(",")}`, {
+        cause: lastError,
+      });
+    this.#failWaiting(error);
+    return error;
+  }
+
+  async #open(address: string): Promise<Connection> {
+    const transport = await this.#options.connect(address, {
+      connectTimeoutMs: this.#options.requestTimeoutMs,
+      tls: this.#options.tls,
+    });
+    const connection = new Connection(transport, {
+      frameBytesMax: this.#options.frameBytesMax,
+      requestBytesMax: this.#options.requestBytesMax,
+      inFlightRequestsMax: inFlightRequestsMaxDefault,
+      sendQueueBytesMax,
+    }, {
+      onPush: (event) => {
+        this.#subscriptions.get(subscriptionKey(event.topic, event.subscriber_id))?.subscription
+          .deliver(event.offset, event.message);
+      },
+      onClose: (closed, error, unanswered) => this.#onClose(closed, error, unanswered),
+    });
+    if (this.#options.token === undefined) return connection;
+    const answer = await new Promise<unknown>((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), this.#options.requestTimeoutMs);
+      connection.send({ action: "auth", token: this.#options.token }, {
+        id: this.#nextId++,
+        settle: (response) => {
+          clearTimeout(timer);
+          resolve(response);
+        },
+      });
+    });
+    if (isErrorResponse(answer) || (answer as { status?: string })?.status !== "authenticated") {
+      connection.close(new PubSubError("unauthorized", "Authentication failed"));
+      throw isErrorResponse(answer) && answer.status === "unauthorized"
+        ? new PubSubError("unauthorized", answer.error)
+        : new ConnectionError(`No answer to 'auth' from ${address}`);
+    }
+    return connection;
+  }
+
+  #resubscribe(connection: Connection): void {
+    for (const entry of this.#subscriptions.values()) {
+      if (
+        entry.connection === undefined || entry.connection === connection ||
+        !entry.connection.closed
+      ) {
+        continue;
+      }
+      entry.connection = connection;
+      const { subscription } = entry;
+      // Not retried by #call: the close of the connection it went out on resubscribes instead.
+      this.#call(subscription.subscribeRequest(), false).then(
+        (answer) => {
+          entry.connection = answer.connection;
+          entry.failures = 0;
+        },
+        (error: Error) => {
+          if (this.#closed || subscription.closed) return;
+          entry.failures++;
+          const transient = error instanceof PubSubError &&
+            ["disconnected", "timeout", "unavailable"].includes(error.code);
+          if (!transient || entry.failures > this.#options.retries) {
+            subscription.fail(error);
+          } else if ((error as PubSubError).code === "unavailable") {
+            this.#retire(connection);
+            if (this.#connection === undefined) this.#reconnect();
+          }
+        },
+      );
+    }
+  }
+
+  #failWaiting(error: Error): void {
+    for (const call of this.#waiting.splice(0)) this.#finish(call, error);
+    for (const { subscription, connection } of [...this.#subscriptions.values()]) {
+      if (connection?.closed) subscription.fail(error);
+    }
+  }
+}
+
+function resolveOptions(options: ClientOptions): ResolvedOptions {
+  if (!Array.isArray(options.peers) || options.peers.length === 0) {
+    throw new RangeError("Cannot connect as 'peers' must list at least one 'host:port' address");
+  }
+  for (const address of options.peers) parseAddress(address);
+  const resolved: ResolvedOptions = {
+    peers: options.peers,
+    token: options.token,
+    tls: options.tls,
+    requestTimeoutMs: options.requestTimeoutMs ?? requestTimeoutMsDefault,
+    frameBytesMax: options.frameBytesMax ?? responseBytesMaxDefault,
+    requestBytesMax: options.requestBytesMax ?? frameBytesMaxDefault,
+    retries: options.retries ?? retriesDefault,
+    shuffle: options.shuffle ?? false,
+    idempotent: options.idempotent ?? true,
+    connect: options.connect ?? connectTransport,
+  };
+  const integers: [keyof ResolvedOptions, number, number][] = [
+    ["requestTimeoutMs", 1, 3_600_000],
+    ["frameBytesMax", 1, 0xffffffff],
+    ["requestBytesMax", 1, 0xffffffff],
+    ["retries", 0, 1000],
+  ];
+  for (const [name, min, max] of integers) {
+    const value = resolved[name] as number;
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new RangeError(
+        `Cannot connect as '${name}' must be an integer between ${min} and ${max}: current value is ${value}`,
+      );
+    }
+  }
+  return resolved;
+}
+
+function checkTopic(topic: string): string {
+  try {
+    return validateTopicName(topic, "topic");
+  } catch (error) {
+    throw new PubSubError("bad_request", (error as Error).message, { cause: error });
+  }
+}
+
+function subscriptionKey(topic: string, subscriberId: string): string {
+  return `${topic}\u0000${subscriberId}`;
+}
+
+/** Exponential backoff with jitter so clients of a failed peer do not reconnect in lockstep. */
+function backoffMs(round: number): number {
+  const ceiling = Math.min(retryBackoffMsMax, retryBackoffMsMin * 2 ** (round - 1));
+  return ceiling / 2 + Math.random() * ceiling / 2;
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
+
+function shuffleInPlace<T>(items: T[]): void {
+  for (let at = items.length - 1; at > 0; at--) {
+    const other = Math.floor(Math.random() * (at + 1));
+    [items[at], items[other]] = [items[other], items[at]];
+  }
+}
