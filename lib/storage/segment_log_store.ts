@@ -254,6 +254,11 @@ export class SegmentLogStore implements LogStore {
     return this.#segments.length;
   }
 
+  /** Bytes charged to the entry cache (data plus per-entry overhead); for tests and metrics. */
+  get cachedBytes(): number {
+    return this.#cacheBytes;
+  }
+
   firstIndex(): number {
     return (this.#snapshot?.index ?? 0) + 1;
   }

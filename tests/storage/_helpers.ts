@@ -1,0 +1,50 @@
+/** Shared helpers for the storage tests (private). */
+
+import { type Entry, EntryType } from "../../lib/storage/types.ts";
+
+/** Deterministic data for an entry, so any process can check what it reads. */
+export function dataFor(index: number, term: number, bytes: number): Uint8Array {
+  const data = new Uint8Array(bytes);
+  let state = (index * 2654435761 + term * 40503) >>> 0;
+  for (let position = 0; position < bytes; position++) {
+    state = (state * 1103515245 + 12345) >>> 0;
+    data[position] = state >>> 24;
+  }
+  return data;
+}
+
+/** Entries `[first, first + count)` of `term` with `bytes` of data each. */
+export function makeEntries(first: number, count: number, term: number, bytes = 100): Entry[] {
+  return Array.from({ length: count }, (_, offset) => ({
+    term,
+    index: first + offset,
+    type: (first + offset) % 7 === 0 ? EntryType.ConfChange : EntryType.Normal,
+    data: dataFor(first + offset, term, bytes),
+  }));
+}
+
+/** Plain objects with copied data, for deep equality across reads. */
+export function normalize(entries: Entry[]): Entry[] {
+  return entries.map((entry) => ({
+    term: entry.term,
+    index: entry.index,
+    type: entry.type,
+    data: new Uint8Array(entry.data),
+  }));
+}
+
+export async function withTempDir(body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "segment_log_store_test_" });
+  try {
+    await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Names of the segment files in `dir`, sorted. */
+export function segmentNames(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((entry) => entry.name).filter((name) =>
+    name.endsWith(".log")
+  ).sort();
+}
