@@ -60,10 +60,16 @@ export function plotArea(spec: FrameSpec): PlotArea {
     ...spec.yTickLabels.map((label) => textWidth(label, tickFontSize)),
   );
   const xTickHeight = spec.slantXTicks
-    ? Math.max(0, ...spec.xTickLabels.map((label) => textWidth(label, tickFontSize))) * 0.5 +
+    ? Math.max(0, ...spec.xTickLabels.map((label) => textWidth(label, tickFontSize))) * 0.42 +
       tickFontSize
     : tickFontSize;
-  const left = paddingPx + axisFontSize + 10 + yTickWidth + tickLengthPx + 4;
+  const axisLeft = paddingPx + axisFontSize + 10 + yTickWidth + tickLengthPx + 4;
+  // A slanted first label reaches left of its tick by cos(30°) of its width; the
+  // width estimate is generous, so only 0.7 of it is reserved.
+  const slantLeft = spec.slantXTicks
+    ? paddingPx + textWidth(spec.xTickLabels[0] ?? "", tickFontSize) * 0.7 - 30
+    : 0;
+  const left = Math.max(axisLeft, slantLeft);
   const top = paddingPx + titleFontSize + 16;
   const bottom = spec.height - paddingPx - axisFontSize - 10 - xTickHeight - tickLengthPx - 4;
   const right = spec.width - paddingPx - legendWidth(spec.legend) -
