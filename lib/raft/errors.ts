@@ -1,0 +1,68 @@
+/**
+ * Named errors thrown by the Raft core for operational refusals. Assertion
+ * failures (programmer errors, broken invariants) use `RaftInvariantError`.
+ *
+ * @module
+ */
+
+/**
+ * Thrown when a leader-only operation is called on a replica that is not the leader.
+ *
+ * @example
+ * ```ts
+ * try { node.propose(data); } catch (e) { if (e instanceof NotLeaderError) redirect(e.leader); }
+ * ```
+ */
+export class NotLeaderError extends Error {
+  /** Known leader id, 0 when unknown. */
+  readonly leader: number;
+  constructor(leader: number, options?: ErrorOptions) {
+    super(`Cannot accept request as this replica is not the leader: leader is ${leader || "unknown"}`, options);
+    this.name = "NotLeaderError";
+    this.leader = leader;
+  }
+}
+
+/**
+ * Thrown when the leader refuses a proposal it cannot take now (transfer in
+ * progress, uncommitted limit reached, membership change pending).
+ *
+ * @example
+ * ```ts
+ * try { node.propose(data); } catch (e) { if (e instanceof ProposalDroppedError) retryLater(); }
+ * ```
+ */
+export class ProposalDroppedError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ProposalDroppedError";
+  }
+}
+
+/**
+ * A violated internal invariant. Assertions stay on in production: the replica
+ * stops loudly rather than corrupting data.
+ *
+ * @example
+ * ```ts
+ * assert(commit <= lastIndex, "commit beyond last index");
+ * ```
+ */
+export class RaftInvariantError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RaftInvariantError";
+  }
+}
+
+/**
+ * Throws `RaftInvariantError` when `condition` is false.
+ *
+ * @example
+ * ```ts
+ * assert(match <= next - 1, "match beyond next");
+ * ```
+ */
+export function assert(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new RaftInvariantError(`Raft invariant violated: ${message}`);
+}

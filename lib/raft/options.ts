@@ -1,0 +1,117 @@
+/**
+ * Options of the Raft core with their documented defaults, validated once.
+ *
+ * @module
+ */
+
+import type { LogStore } from "../storage/types.ts";
+import type { Rng } from "./types.ts";
+
+/**
+ * Deliberately broken behaviours, off by default. They exist only so that
+ * the simulator's tests can prove it detects each class of bug.
+ */
+export interface UnsafeVariants {
+  /** Leader counts its own appended-but-not-synced log toward the commit quorum. */
+  countUnsyncedOwnLog?: boolean;
+  /** Leader commits by counting replicas of entries from earlier terms (Raft paper figure 8). */
+  commitOldTermEntries?: boolean;
+  /** Voters grant votes without checking that the candidate's log is up to date. */
+  grantVoteWithoutLogCheck?: boolean;
+}
+
+/** Options of `RaftNode`. */
+export interface RaftOptions {
+  /** This replica's id, a positive integer. */
+  id: number;
+  /** The replica's durable log; read synchronously by the core, written by the shell. */
+  store: LogStore;
+  /** Randomness for election timeouts. */
+  rng: Rng;
+  /** Voters of a new group; used only when `store` is empty (bootstrap). Default: none (joins later). */
+  voters?: number[];
+  /** Learners of a new group; used only when `store` is empty. Default: none. */
+  learners?: number[];
+  /** Minimum election timeout in ticks; each timeout is drawn from [electionTicks, 2 * electionTicks). Default 10. */
+  electionTicks?: number;
+  /** Leader heartbeat interval in ticks, less than electionTicks. Default 1. */
+  heartbeatTicks?: number;
+  /** Run a pre-election so a partitioned node cannot inflate terms. Default true. */
+  preVote?: boolean;
+  /** Leader steps down without a quorum of recent contact; followers in lease ignore votes. Default true. */
+  checkQuorum?: boolean;
+  /** Appends in flight per follower in replicate state. Default 64. */
+  inflightAppendsMax?: number;
+  /** Entry data bytes per append message (at least one entry is always sent). Default 1 MiB. */
+  appendBytesMax?: number;
+  /** Entry data bytes of committed entries per Ready. Default 16 MiB. */
+  applyBytesMax?: number;
+  /** Uncommitted entries the leader accepts before refusing proposals. Default 100000. */
+  uncommittedEntriesMax?: number;
+  /** Pending ReadIndex requests before refusing new ones. Default 4096. */
+  readsPendingMax?: number;
+  /** Deliberately broken variants for simulator tests. Default: none. */
+  unsafe?: UnsafeVariants;
+}
+
+/** Options with every default filled in. */
+export type ResolvedRaftOptions = Required<Omit<RaftOptions, "voters" | "learners">> & {
+  voters: number[];
+  learners: number[];
+};
+
+/**
+ * Fills defaults and validates relations between limits.
+ *
+ * @example
+ * ```ts
+ * const options = resolveRaftOptions({ id: 1, store, rng });
+ * options.electionTicks; // 10
+ * ```
+ */
+export function resolveRaftOptions(options: RaftOptions): ResolvedRaftOptions {
+  const resolved: ResolvedRaftOptions = {
+    voters: [],
+    learners: [],
+    electionTicks: 10,
+    heartbeatTicks: 1,
+    preVote: true,
+    checkQuorum: true,
+    inflightAppendsMax: 64,
+    appendBytesMax: 1 << 20,
+    applyBytesMax: 16 << 20,
+    uncommittedEntriesMax: 100_000,
+    readsPendingMax: 4096,
+    unsafe: {},
+    ...definedOnly(options),
+  } as ResolvedRaftOptions;
+  requirePositiveInteger("id", resolved.id);
+  requirePositiveInteger("electionTicks", resolved.electionTicks);
+  requirePositiveInteger("heartbeatTicks", resolved.heartbeatTicks);
+  requirePositiveInteger("inflightAppendsMax", resolved.inflightAppendsMax);
+  requirePositiveInteger("appendBytesMax", resolved.appendBytesMax);
+  requirePositiveInteger("applyBytesMax", resolved.applyBytesMax);
+  requirePositiveInteger("uncommittedEntriesMax", resolved.uncommittedEntriesMax);
+  requirePositiveInteger("readsPendingMax", resolved.readsPendingMax);
+  if (resolved.heartbeatTicks >= resolved.electionTicks) {
+    throw new RangeError(
+      `Cannot create Raft node as 'heartbeatTicks' must be less than 'electionTicks': current values are ${resolved.heartbeatTicks} and ${resolved.electionTicks}`,
+    );
+  }
+  for (const id of [...resolved.voters, ...resolved.learners]) requirePositiveInteger("voters", id);
+  return resolved;
+}
+
+function definedOnly(options: RaftOptions): Partial<RaftOptions> {
+  const result: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options)) if (value !== undefined) result[key] = value;
+  return result as Partial<RaftOptions>;
+}
+
+function requirePositiveInteger(name: string, value: number): void {
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new RangeError(
+      `Cannot create Raft node as '${name}' must be a positive integer: current value is ${value}`,
+    );
+  }
+}

@@ -1,0 +1,655 @@
+/**
+ * The Raft consensus state machine (internal; the public API is `RaftNode`).
+ *
+ * Pure: it reads its log through `LogStore` but never writes it, and its
+ * only inputs are `step(message)`, `tick()` and the leader operations. Its
+ * outputs (messages, read states) are queued and drained by `RaftNode.ready()`.
+ * One step function per role is swapped in by `become*`, as in etcd-io/raft.
+ *
+ * @module
+ */
+
+import { type ConfState, type Entry, EntryType, type LogStore } from "../storage/types.ts";
+import { applyConfChange, decodeConfChange, encodeConfChange, validateConfChange } from "./conf_change.ts";
+import { assert, NotLeaderError, ProposalDroppedError } from "./errors.ts";
+import type { ResolvedRaftOptions } from "./options.ts";
+import { Progress } from "./progress.ts";
+import { majorityIndex, voteResult } from "./quorum.ts";
+import { RaftLog } from "./raft_log.ts";
+import { ReadOnly } from "./read_only.ts";
+import type { ConfChange, Message, MessageType, ReadState, Role } from "./types.ts";
+
+type StepFunction = (message: Message) => void;
+
+/** The Raft state machine of one replica. */
+export class Raft {
+  readonly id: number;
+  readonly log: RaftLog;
+  readonly #options: ResolvedRaftOptions;
+  readonly #store: LogStore;
+  term = 0;
+  vote = 0;
+  leader = 0;
+  role: Role = "follower";
+  conf: ConfState = { voters: [], learners: [] };
+  leadTransferee = 0;
+  /** Messages and read states waiting for the next Ready. */
+  messages: Message[] = [];
+  readStates: ReadState[] = [];
+  readonly progress = new Map<number, Progress>();
+  #step: StepFunction;
+  #votes = new Map<number, boolean>();
+  #electionElapsed = 0;
+  #heartbeatElapsed = 0;
+  #randomizedElectionTimeout = 0;
+  #ticks = 0;
+  #pendingConfIndex = 0;
+  #termStartIndex = 0;
+  readonly #reads: ReadOnly;
+  /** ReadIndex requests received before the leader committed an entry of its term. */
+  #readsBeforeCommit: Uint8Array[] = [];
+
+  constructor(options: ResolvedRaftOptions) {
+    this.id = options.id;
+    this.#options = options;
+    this.#store = options.store;
+    this.#reads = new ReadOnly(options.readsPendingMax);
+    this.log = new RaftLog(options.store);
+    const hardState = options.store.hardState();
+    this.term = hardState.term;
+    this.vote = hardState.vote;
+    this.conf = options.store.snapshot()?.conf ?? { voters: [], learners: [] };
+    if (options.store.lastIndex() === 0 && options.store.snapshot() === undefined) {
+      this.#bootstrap(options.voters, options.learners);
+    }
+    this.#step = this.#stepFollower;
+    this.becomeFollower(this.term, 0);
+  }
+
+  /** A new group writes its initial conf as entry 1 (term 1) so that joiners learn it from the log. */
+  #bootstrap(voters: number[], learners: number[]): void {
+    if (voters.length === 0) return;
+    const change: ConfChange = { type: "bootstrap", voters: [...voters], learners: [...learners] };
+    this.log.append([{ term: 1, index: 1, type: EntryType.ConfChange, data: encodeConfChange(change) }]);
+    // Every founding member writes the identical entry, so it is committed by construction.
+    this.log.commitTo(1);
+    this.term = Math.max(this.term, 1);
+    this.conf = applyConfChange(this.conf, change);
+  }
+
+  // ---- role transitions -------------------------------------------------
+
+  becomeFollower(term: number, leader: number): void {
+    this.#reset(term);
+    this.role = "follower";
+    this.leader = leader;
+    this.#step = this.#stepFollower;
+  }
+
+  #becomePreCandidate(): void {
+    assert(this.role !== "leader", "leader cannot become pre-candidate");
+    // A pre-candidate keeps its term and vote: it only asks whether it could win.
+    this.#votes.clear();
+    this.role = "preCandidate";
+    this.leader = 0;
+    this.#step = this.#stepCandidate;
+  }
+
+  #becomeCandidate(): void {
+    assert(this.role !== "leader", "leader cannot become candidate");
+    this.#reset(this.term + 1);
+    this.vote = this.id;
+    this.role = "candidate";
+    this.#step = this.#stepCandidate;
+  }
+
+  #becomeLeader(): void {
+    assert(this.role === "candidate", `only a candidate can become leader, not a ${this.role}`);
+    this.#reset(this.term);
+    this.role = "leader";
+    this.leader = this.id;
+    this.#step = this.#stepLeader;
+    this.#resetProgress();
+    // The empty entry of the new term lets entries of earlier terms commit (only
+    // current-term entries are committed by counting).
+    this.#termStartIndex = this.log.lastIndex() + 1;
+    this.#pendingConfIndex = this.#termStartIndex;
+    this.#appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }]);
+  }
+
+  #reset(term: number): void {
+    if (this.term !== term) {
+      this.term = term;
+      this.vote = 0;
+    }
+    this.leader = 0;
+    this.#electionElapsed = 0;
+    this.#heartbeatElapsed = 0;
+    this.#randomizedElectionTimeout = this.#options.electionTicks +
+      Math.floor(this.#options.rng.next() * this.#options.electionTicks);
+    this.leadTransferee = 0;
+    this.#votes.clear();
+    this.#reads.clear();
+    this.#readsBeforeCommit = [];
+    this.progress.clear();
+  }
+
+  #resetProgress(): void {
+    this.progress.clear();
+    const next = this.log.lastIndex() + 1;
+    for (const id of [...this.conf.voters, ...this.conf.learners]) {
+      const learner = this.conf.learners.includes(id);
+      const progress = new Progress({ next, inflightAppendsMax: this.#options.inflightAppendsMax, learner });
+      progress.recentActive = id === this.id;
+      if (id === this.id) progress.match = this.log.stableIndex();
+      this.progress.set(id, progress);
+    }
+  }
+
+  // ---- ticks --------------------------------------------------------------
+
+  tick(): void {
+    this.#ticks++;
+    if (this.role === "leader") this.#tickHeartbeat();
+    else this.#tickElection();
+  }
+
+  #tickElection(): void {
+    this.#electionElapsed++;
+    if (this.#promotable() && this.#electionElapsed >= this.#randomizedElectionTimeout) {
+      this.#electionElapsed = 0;
+      this.campaign(false);
+    }
+  }
+
+  #tickHeartbeat(): void {
+    this.#heartbeatElapsed++;
+    this.#electionElapsed++;
+    if (this.#electionElapsed >= this.#options.electionTicks) {
+      this.#electionElapsed = 0;
+      if (this.#options.checkQuorum && !this.#quorumActive()) {
+        this.becomeFollower(this.term, 0);
+        return;
+      }
+      // A transfer that did not finish within an election timeout is abandoned.
+      this.leadTransferee = 0;
+    }
+    if (this.#heartbeatElapsed >= this.#options.heartbeatTicks) {
+      this.#heartbeatElapsed = 0;
+      this.#broadcastHeartbeat(this.#reads.lastContext());
+    }
+  }
+
+  /** Whether a quorum of voters was heard from since the last check; resets the marks. */
+  #quorumActive(): boolean {
+    const votes = new Map<number, boolean>();
+    for (const [id, progress] of this.progress) {
+      if (id === this.id || progress.recentActive) votes.set(id, true);
+      progress.recentActive = id === this.id;
+    }
+    return voteResult(this.conf.voters, votes) === "won";
+  }
+
+  #promotable(): boolean {
+    return this.conf.voters.includes(this.id);
+  }
+
+  // ---- elections ----------------------------------------------------------
+
+  /**
+   * Starts an election: a pre-election first when PreVote is on, unless this
+   * is a leadership transfer, which also bypasses the voters' leases.
+   */
+  campaign(transfer: boolean): void {
+    if (this.role === "leader" || !this.#promotable() || this.#hasUnappliedConf()) return;
+    if (this.#options.preVote && !transfer) this.#runElection("preElection");
+    else this.#runElection(transfer ? "transfer" : "election");
+  }
+
+  #runElection(kind: "preElection" | "election" | "transfer"): void {
+    const pre = kind === "preElection";
+    if (pre) this.#becomePreCandidate();
+    else this.#becomeCandidate();
+    const type: MessageType = pre ? "preVote" : "vote";
+    const term = pre ? this.term + 1 : this.term;
+    this.#votes.set(this.id, true);
+    if (voteResult(this.conf.voters, this.#votes) === "won") {
+      this.#onElectionWon(pre);
+      return;
+    }
+    for (const id of this.conf.voters) {
+      if (id === this.id) continue;
+      this.#send({
+        ...this.#blank(type, id),
+        term,
+        index: this.log.lastIndex(),
+        logTerm: this.log.lastTerm(),
+        transfer: kind === "transfer" ? true : undefined,
+      });
+    }
+  }
+
+  #onElectionWon(pre: boolean): void {
+    if (pre) this.#runElection("election");
+    else this.#becomeLeader();
+  }
+
+  /** A committed but unapplied conf change means this replica's conf may be stale. */
+  #hasUnappliedConf(): boolean {
+    if (this.log.committed <= this.log.applied) return false;
+    const entries = this.log.slice(this.log.applied + 1, this.log.committed + 1) ?? [];
+    return entries.some((entry) => entry.type === EntryType.ConfChange);
+  }
+
+  // ---- step -------------------------------------------------------------
+
+  step(message: Message): void {
+    assert(message.to === this.id, `message for ${message.to} delivered to ${this.id}`);
+    if (message.term > this.term) {
+      if (!this.#acceptHigherTerm(message)) return;
+    } else if (message.term < this.term) {
+      this.#answerLowerTerm(message);
+      return;
+    }
+    if (message.type === "vote" || message.type === "preVote") {
+      this.#handleVoteRequest(message);
+    } else {
+      this.#step(message);
+    }
+  }
+
+  /** Returns false when the message must be ignored. */
+  #acceptHigherTerm(message: Message): boolean {
+    const isVote = message.type === "vote" || message.type === "preVote";
+    if (isVote) {
+      const inLease = this.#options.checkQuorum && this.leader !== 0 &&
+        this.#electionElapsed < this.#options.electionTicks;
+      // A node that heard from a live leader recently ignores disruptive campaigns.
+      if (inLease && !message.transfer) return false;
+    }
+    if (message.type === "preVote") return true;
+    if (message.type === "preVoteResp" && !message.reject) return true;
+    const fromLeader = message.type === "app" || message.type === "heartbeat" || message.type === "snap";
+    this.becomeFollower(message.term, fromLeader ? message.from : 0);
+    return true;
+  }
+
+  #answerLowerTerm(message: Message): void {
+    const fromStaleLeader = message.type === "app" || message.type === "heartbeat";
+    if ((this.#options.checkQuorum || this.#options.preVote) && fromStaleLeader) {
+      // Tell the stale leader about the new term; otherwise, without term
+      // inflation by campaigns, it would never learn it was deposed.
+      this.#send(this.#blank("appResp", message.from));
+    } else if (message.type === "preVote") {
+      this.#send({ ...this.#blank("preVoteResp", message.from), reject: true });
+    }
+  }
+
+  #handleVoteRequest(message: Message): void {
+    const pre = message.type === "preVote";
+    const canVote = this.vote === message.from || (this.vote === 0 && this.leader === 0) ||
+      (pre && message.term > this.term);
+    const upToDate = this.#options.unsafe.grantVoteWithoutLogCheck === true ||
+      this.log.isUpToDate(message.index, message.logTerm);
+    const type = pre ? "preVoteResp" : "voteResp";
+    if (canVote && upToDate) {
+      this.#send({ ...this.#blank(type, message.from), term: message.term });
+      if (!pre) {
+        this.#electionElapsed = 0;
+        this.vote = message.from;
+      }
+    } else {
+      this.#send({ ...this.#blank(type, message.from), reject: true });
+    }
+  }
+
+  #stepFollower(message: Message): void {
+    switch (message.type) {
+      case "app":
+      case "heartbeat":
+      case "snap":
+        this.#electionElapsed = 0;
+        this.leader = message.from;
+        this.#handleFromLeader(message);
+        return;
+      case "timeoutNow":
+        this.campaign(true);
+        return;
+      default:
+        return;
+    }
+  }
+
+  #stepCandidate(message: Message): void {
+    switch (message.type) {
+      case "app":
+      case "heartbeat":
+      case "snap":
+        this.becomeFollower(message.term, message.from);
+        this.#handleFromLeader(message);
+        return;
+      case "preVoteResp":
+      case "voteResp":
+        this.#handleVoteResponse(message);
+        return;
+      default:
+        return;
+    }
+  }
+
+  #handleVoteResponse(message: Message): void {
+    const pre = this.role === "preCandidate";
+    if ((message.type === "preVoteResp") !== pre) return;
+    this.#votes.set(message.from, !message.reject);
+    const result = voteResult(this.conf.voters, this.#votes);
+    if (result === "won") this.#onElectionWon(pre);
+    else if (result === "lost") this.becomeFollower(this.term, 0);
+  }
+
+  #stepLeader(message: Message): void {
+    const progress = this.progress.get(message.from);
+    if (!progress) return;
+    if (message.type === "appResp") {
+      progress.recentActive = true;
+      this.#handleAppendResponse(message, progress);
+    } else if (message.type === "heartbeatResp") {
+      progress.recentActive = true;
+      this.#handleHeartbeatResponse(message, progress);
+    }
+  }
+
+  // ---- follower side of replication ------------------------------------
+
+  #handleFromLeader(message: Message): void {
+    if (message.type === "app") this.#handleAppend(message);
+    else if (message.type === "heartbeat") this.#handleHeartbeat(message);
+    else this.#handleSnapshot(message);
+  }
+
+  #handleAppend(message: Message): void {
+    const response = this.#blank("appResp", message.from);
+    if (message.index < this.log.committed) {
+      this.#send({ ...response, index: this.log.committed });
+      return;
+    }
+    const lastNew = this.log.maybeAppend(message.index, message.logTerm, message.commit, message.entries);
+    if (lastNew !== undefined) {
+      this.#send({ ...response, index: lastNew });
+      return;
+    }
+    // Fast backtracking: point the leader at the last index whose term is
+    // not above the leader's term there, skipping a whole term per round trip.
+    const hint = this.log.findConflictByTerm(Math.min(message.index, this.log.lastIndex()), message.logTerm);
+    this.#send({
+      ...response,
+      index: message.index,
+      reject: true,
+      rejectHint: hint,
+      logTerm: this.log.term(hint) ?? 0,
+    });
+  }
+
+  #handleHeartbeat(message: Message): void {
+    this.log.commitTo(Math.min(message.commit, this.log.lastIndex()));
+    this.#send({ ...this.#blank("heartbeatResp", message.from), context: message.context });
+  }
+
+  #handleSnapshot(message: Message): void {
+    const snapshot = message.snapshot;
+    assert(snapshot !== undefined, "snap message without snapshot");
+    const response = this.#blank("appResp", message.from);
+    if (snapshot.index <= this.log.committed) {
+      this.#send({ ...response, index: this.log.committed });
+    } else if (this.log.matchTerm(snapshot.index, snapshot.term)) {
+      this.log.commitTo(snapshot.index);
+      this.#send({ ...response, index: this.log.lastIndex() });
+    } else {
+      this.log.restore(snapshot);
+      this.conf = { voters: [...snapshot.conf.voters], learners: [...snapshot.conf.learners] };
+      this.#send({ ...response, index: this.log.lastIndex() });
+    }
+  }
+
+  // ---- leader side of replication --------------------------------------
+
+  #handleAppendResponse(message: Message, progress: Progress): void {
+    if (message.reject) {
+      const hint = message.logTerm > 0
+        ? this.log.findConflictByTerm(message.rejectHint, message.logTerm)
+        : message.rejectHint;
+      if (progress.maybeDecreaseTo(message.index, hint) && progress.state === "replicate") {
+        progress.becomeProbe();
+      }
+      return;
+    }
+    const probeConfirmed = progress.state === "probe" && progress.match === message.index;
+    if (!progress.maybeUpdate(message.index) && !probeConfirmed) return;
+    if (progress.state === "probe") {
+      progress.becomeReplicate();
+    } else if (progress.state === "snapshot" && progress.match >= progress.pendingSnapshot) {
+      progress.becomeProbe();
+      progress.becomeReplicate();
+    }
+    this.#maybeCommit();
+    if (message.from === this.leadTransferee && progress.match === this.log.lastIndex()) {
+      this.#send(this.#blank("timeoutNow", message.from));
+    }
+  }
+
+  #handleHeartbeatResponse(message: Message, progress: Progress): void {
+    progress.onHeartbeatResponse();
+    const snapshotStale = this.#ticks - progress.snapshotSentTick >= this.#options.electionTicks;
+    if (progress.state === "snapshot" && snapshotStale) progress.becomeProbe();
+    if (message.context === undefined || this.conf.voters.length === 1) return;
+    const confirmed = this.#reads.acknowledge(
+      message.from,
+      message.context,
+      (acks) => voteResult(this.conf.voters, new Map([...acks].map((id) => [id, true]))) === "won",
+    );
+    for (const read of confirmed) this.readStates.push(read);
+  }
+
+  /** Sends pending appends to every peer; called once per Ready so proposals travel batched. */
+  flush(): void {
+    if (this.role !== "leader") return;
+    for (const [id, progress] of this.progress) {
+      if (id === this.id) continue;
+      this.#flushTo(id, progress);
+    }
+  }
+
+  #flushTo(id: number, progress: Progress): void {
+    const lastIndex = this.log.lastIndex();
+    if (progress.state === "probe") {
+      const needed = progress.match < lastIndex || progress.commitSent < this.log.committed;
+      if (needed && !progress.probeSent) this.#sendAppend(id, progress);
+      return;
+    }
+    // Pipelining: several appends in flight, each at most appendBytesMax.
+    while (!progress.isPaused() && progress.next <= lastIndex) {
+      if (!this.#sendAppend(id, progress)) return;
+    }
+    if (!progress.isPaused() && progress.commitSent < this.log.committed) this.#sendAppend(id, progress);
+  }
+
+  /** Returns false when a snapshot was sent instead of entries. */
+  #sendAppend(to: number, progress: Progress): boolean {
+    const previous = progress.next - 1;
+    const logTerm = this.log.term(previous);
+    const entries = this.log.slice(progress.next, this.log.lastIndex() + 1, this.#options.appendBytesMax);
+    if (logTerm === undefined || entries === undefined) {
+      this.#sendSnapshot(to, progress);
+      return false;
+    }
+    const commit = this.log.committed;
+    this.#send({ ...this.#blank("app", to), index: previous, logTerm, entries, commit });
+    progress.commitSent = commit;
+    progress.sentEntries(previous + entries.length, entries.length);
+    return true;
+  }
+
+  #sendSnapshot(to: number, progress: Progress): void {
+    const snapshot = this.#store.snapshot();
+    assert(snapshot !== undefined, "log compacted without a snapshot");
+    this.#send({ ...this.#blank("snap", to), snapshot });
+    progress.becomeSnapshot(snapshot.index, this.#ticks);
+  }
+
+  #broadcastHeartbeat(context: Uint8Array | undefined): void {
+    for (const [id, progress] of this.progress) {
+      if (id === this.id) continue;
+      const commit = Math.min(progress.match, this.log.committed);
+      this.#send({ ...this.#blank("heartbeat", id), commit, context });
+    }
+  }
+
+  #maybeCommit(): void {
+    const matches = this.conf.voters.map((id) => this.progress.get(id)?.match ?? 0);
+    const index = majorityIndex(matches);
+    if (index <= this.log.committed) return;
+    // Only entries of the current term are committed by counting (Raft §5.4.2).
+    const currentTerm = this.log.term(index) === this.term;
+    if (!currentTerm && this.#options.unsafe.commitOldTermEntries !== true) return;
+    this.log.commitTo(index);
+    if (this.log.term(this.log.committed) === this.term && this.#readsBeforeCommit.length > 0) {
+      const waiting = this.#readsBeforeCommit;
+      this.#readsBeforeCommit = [];
+      for (const context of waiting) this.readIndex(context);
+    }
+  }
+
+  /** The shell made entries up to (index, term) durable: the leader may count them now. */
+  persisted(index: number, term: number): void {
+    this.log.stableTo(index, term);
+    if (this.role !== "leader") return;
+    const own = this.progress.get(this.id);
+    if (own && own.maybeUpdate(this.log.stableIndex())) this.#maybeCommit();
+  }
+
+  // ---- leader operations --------------------------------------------------
+
+  propose(data: Uint8Array, type: EntryType): number {
+    if (this.role !== "leader") throw new NotLeaderError(this.leader);
+    if (this.leadTransferee !== 0) {
+      throw new ProposalDroppedError(`Cannot propose during leadership transfer to ${this.leadTransferee}`);
+    }
+    if (this.log.lastIndex() - this.log.committed >= this.#options.uncommittedEntriesMax) {
+      throw new ProposalDroppedError(
+        `Cannot propose as uncommittedEntriesMax (${this.#options.uncommittedEntriesMax}) is reached`,
+      );
+    }
+    this.#appendEntries([{ term: 0, index: 0, type, data }]);
+    return this.log.lastIndex();
+  }
+
+  proposeConfChange(change: ConfChange): number {
+    if (this.role !== "leader") throw new NotLeaderError(this.leader);
+    if (this.#pendingConfIndex > this.log.applied) {
+      throw new ProposalDroppedError(
+        `Cannot change membership while the change at ${this.#pendingConfIndex} is not applied`,
+      );
+    }
+    const invalid = validateConfChange(this.conf, change);
+    if (invalid !== undefined) throw new RangeError(invalid);
+    const index = this.propose(encodeConfChange(change), EntryType.ConfChange);
+    this.#pendingConfIndex = index;
+    return index;
+  }
+
+  #appendEntries(entries: Entry[]): void {
+    let index = this.log.lastIndex();
+    for (const entry of entries) {
+      entry.term = this.term;
+      entry.index = ++index;
+    }
+    this.log.append(entries);
+    if (this.#options.unsafe.countUnsyncedOwnLog === true) {
+      this.progress.get(this.id)?.maybeUpdate(this.log.lastIndex());
+    }
+    this.#maybeCommit();
+  }
+
+  readIndex(context: Uint8Array): void {
+    if (this.role !== "leader") throw new NotLeaderError(this.leader);
+    if (this.log.term(this.log.committed) !== this.term) {
+      // The commit index of a fresh leader may lag; wait for its first commit.
+      if (this.#readsBeforeCommit.length >= this.#options.readsPendingMax) {
+        throw new ProposalDroppedError(`Cannot queue read as readsPendingMax is reached`);
+      }
+      this.#readsBeforeCommit.push(context);
+      return;
+    }
+    if (this.conf.voters.length === 1) {
+      this.readStates.push({ index: this.log.committed, context });
+      return;
+    }
+    this.#reads.add(this.log.committed, context, this.id);
+    this.#broadcastHeartbeat(context);
+  }
+
+  transferLeadership(target: number): void {
+    if (this.role !== "leader") throw new NotLeaderError(this.leader);
+    if (!this.conf.voters.includes(target)) {
+      throw new RangeError(`Cannot transfer leadership as node ${target} is not a voter`);
+    }
+    if (target === this.id || target === this.leadTransferee) return;
+    this.leadTransferee = target;
+    this.#electionElapsed = 0;
+    if (this.progress.get(target)?.match === this.log.lastIndex()) {
+      this.#send(this.#blank("timeoutNow", target));
+    }
+  }
+
+  /** Applies a committed conf change (called by `RaftNode.advance` in log order). */
+  applyConfEntry(entry: Entry): void {
+    const change = decodeConfChange(entry.data);
+    this.conf = applyConfChange(this.conf, change);
+    if (this.role !== "leader") return;
+    if (!this.conf.voters.includes(this.id) && !this.conf.learners.includes(this.id)) {
+      // A removed leader steps down; the remaining voters elect a new one.
+      this.becomeFollower(this.term, 0);
+      return;
+    }
+    this.#syncProgressWithConf();
+    if (!this.conf.voters.includes(this.leadTransferee)) this.leadTransferee = 0;
+    this.#maybeCommit();
+  }
+
+  #syncProgressWithConf(): void {
+    const members = new Set([...this.conf.voters, ...this.conf.learners]);
+    for (const id of this.progress.keys()) if (!members.has(id)) this.progress.delete(id);
+    for (const id of members) {
+      const learner = this.conf.learners.includes(id);
+      const existing = this.progress.get(id);
+      if (existing) {
+        existing.learner = learner;
+        continue;
+      }
+      const next = this.log.lastIndex() + 1;
+      const progress = new Progress({ next, inflightAppendsMax: this.#options.inflightAppendsMax, learner });
+      progress.recentActive = true;
+      this.progress.set(id, progress);
+    }
+  }
+
+  // ---- helpers ----------------------------------------------------------------
+
+  #blank(type: MessageType, to: number): Message {
+    return {
+      type,
+      from: this.id,
+      to,
+      term: this.term,
+      logTerm: 0,
+      index: 0,
+      entries: [],
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
+    };
+  }
+
+  #send(message: Message): void {
+    this.messages.push(message);
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * `RaftNode`: the public, pure API of the Raft core (etcd-io/raft's RawNode).
+ *
+ * The node never does I/O. A shell drives it:
+ *
+ * 1. Inputs: call `tick()` every tick interval, `step(message)` for every
+ *    message received, and the leader operations `propose`,
+ *    `proposeConfChange`, `readIndex`, `transferLeadership`.
+ * 2. Whenever `hasReady()` is true, take `const rd = node.ready()` and handle
+ *    it in exactly this order:
+ *    a. if `rd.snapshot`: `await store.applySnapshot(rd.snapshot)` and restore
+ *       the state machine from `rd.snapshot.data`;
+ *    b. `store.append(rd.entries)` (when non-empty) and
+ *       `store.setHardState(rd.hardState)` (when present);
+ *    c. if `rd.mustSync`: `await store.sync()` (group commit is fine);
+ *    d. send `rd.messages` (they may promise the entries and votes just made
+ *       durable, which is why they go out only now);
+ *    e. apply `rd.committedEntries` in order (`ConfChange` entries are applied
+ *       to the membership by the core in `advance()`; the state machine may
+ *       ignore them) and acknowledge clients whose entry is applied;
+ *    f. serve `rd.readStates` once the applied index reaches their `index`;
+ *    g. `node.advance()`.
+ *    `step` and `tick` may be called between `ready()` and `advance()` (for
+ *    instance while the sync is in flight); `ready()` may not.
+ *
+ * The leader counts its own log toward the commit quorum only up to the
+ * index it knows durable: `advance()` reports the entries of the Ready as
+ * persisted. Hence an entry is committed, and a publish acknowledged, only
+ * once it is fsynced on a majority.
+ *
+ * Snapshots: after applying up to some index the shell may call
+ * `createSnapshot(data)` and then `await store.compact(snapshot)`; the core
+ * notices the new `store.firstIndex()` and sends `snap` messages to peers
+ * that lag behind it. Received snapshots arrive as `rd.snapshot`.
+ *
+ * @example
+ * ```ts
+ * const node = new RaftNode({ id: 1, store, rng, voters: [1, 2, 3] });
+ * setInterval(() => node.tick(), 100);
+ * while (node.hasReady()) {
+ *   const rd = node.ready();
+ *   store.append(rd.entries);
+ *   if (rd.hardState) store.setHardState(rd.hardState);
+ *   if (rd.mustSync) await store.sync();
+ *   for (const message of rd.messages) transport.send(message);
+ *   for (const entry of rd.committedEntries) stateMachine.apply(entry);
+ *   node.advance();
+ * }
+ * ```
+ *
+ * @module
+ */
+
+import { type ConfState, type Entry, EntryType, type HardState, type Snapshot } from "../storage/types.ts";
+import { assert } from "./errors.ts";
+import { type RaftOptions, resolveRaftOptions } from "./options.ts";
+import { Raft } from "./raft.ts";
+import type { ConfChange, Message, ProgressStatus, Ready, Role, SoftState, Status } from "./types.ts";
+
+/**
+ * One replica of one Raft group, driven by a shell through `Ready`s.
+ *
+ * @example
+ * ```ts
+ * const node = new RaftNode({ id: 1, store: new MemoryLogStore(), rng, voters: [1] });
+ * node.campaign();
+ * ```
+ */
+export class RaftNode {
+  readonly #raft: Raft;
+  readonly #applyBytesMax: number;
+  #hardState: HardState;
+  #softState: SoftState;
+  #outstanding: Ready | undefined;
+
+  constructor(options: RaftOptions) {
+    const resolved = resolveRaftOptions(options);
+    this.#raft = new Raft(resolved);
+    this.#applyBytesMax = resolved.applyBytesMax;
+    this.#hardState = resolved.store.hardState();
+    this.#softState = { role: this.#raft.role, leader: this.#raft.leader };
+  }
+
+  get id(): number {
+    return this.#raft.id;
+  }
+
+  /** Advances logical time by one tick (elections, heartbeats, CheckQuorum). */
+  tick(): void {
+    this.#raft.tick();
+  }
+
+  /** Feeds a message received from a peer of this group. */
+  step(message: Message): void {
+    this.#raft.step(message);
+  }
+
+  /** Starts an election now (tests, or an operator forcing a campaign). */
+  campaign(): void {
+    this.#raft.campaign(false);
+  }
+
+  /**
+   * Appends `data` to the leader's log; returns its index. The entry is
+   * committed when a later Ready lists it in `committedEntries`.
+   * Throws `NotLeaderError` on a non-leader, `ProposalDroppedError` when over
+   * a limit or during a leadership transfer.
+   */
+  propose(data: Uint8Array): number {
+    return this.#raft.propose(data, EntryType.Normal);
+  }
+
+  /** Proposes one membership change; refused while another one is not applied. Returns its index. */
+  proposeConfChange(change: ConfChange): number {
+    return this.#raft.proposeConfChange(change);
+  }
+
+  /** Requests a linearizable read; confirmed later as a `ReadState` carrying `context`. */
+  readIndex(context: Uint8Array): void {
+    this.#raft.readIndex(context);
+  }
+
+  /** Hands leadership to `target` once its log is caught up (TimeoutNow). */
+  transferLeadership(target: number): void {
+    this.#raft.transferLeadership(target);
+  }
+
+  /**
+   * Builds a snapshot of the applied state: `data` must be the state machine
+   * image at `status().applied`. Pass the result to `store.compact()`.
+   */
+  createSnapshot(data: Uint8Array): Snapshot {
+    const index = this.#raft.log.applied;
+    const term = this.#raft.log.term(index);
+    assert(term !== undefined, `no term at applied index ${index}`);
+    assert(index <= this.#raft.log.stableIndex() || this.#raft.role !== "leader", "snapshot beyond durable log");
+    return { index, term, conf: cloneConf(this.#raft.conf), data };
+  }
+
+  /** Whether `ready()` would return something to do. */
+  hasReady(): boolean {
+    if (this.#outstanding) return false;
+    const raft = this.#raft;
+    raft.flush();
+    return raft.messages.length > 0 || raft.readStates.length > 0 ||
+      raft.log.unstableEntries().length > 0 || raft.log.unstableSnapshot() !== undefined ||
+      raft.log.hasNextCommitted() || this.#hardStateChanged() || this.#softStateChanged();
+  }
+
+  /** Collects the pending side effects; the shell must call `advance()` after handling them. */
+  ready(): Ready {
+    assert(this.#outstanding === undefined, "ready() called again before advance()");
+    const raft = this.#raft;
+    raft.flush();
+    const hardState = { term: raft.term, vote: raft.vote, commit: raft.log.committed };
+    const hardChanged = this.#hardStateChanged();
+    const entries = raft.log.unstableEntries().slice();
+    const snapshot = raft.log.unstableSnapshot();
+    const rd: Ready = {
+      softState: this.#softStateChanged() ? { role: raft.role, leader: raft.leader } : undefined,
+      hardState: hardChanged ? hardState : undefined,
+      snapshot,
+      entries,
+      messages: raft.messages,
+      committedEntries: raft.log.nextCommitted(this.#applyBytesMax),
+      readStates: raft.readStates,
+      mustSync: entries.length > 0 || snapshot !== undefined ||
+        (hardChanged && (hardState.term !== this.#hardState.term || hardState.vote !== this.#hardState.vote)),
+    };
+    raft.messages = [];
+    raft.readStates = [];
+    this.#outstanding = rd;
+    return rd;
+  }
+
+  /** Reports the last Ready handled: its entries durable, its committed entries applied. */
+  advance(): void {
+    const rd = this.#outstanding;
+    assert(rd !== undefined, "advance() without ready()");
+    this.#outstanding = undefined;
+    const raft = this.#raft;
+    if (rd.softState) this.#softState = rd.softState;
+    if (rd.hardState) this.#hardState = rd.hardState;
+    if (rd.snapshot) {
+      raft.log.stableSnapshotTo(rd.snapshot.index);
+      raft.log.appliedTo(Math.max(raft.log.applied, rd.snapshot.index));
+    }
+    const last = rd.entries.at(-1);
+    if (last) raft.persisted(last.index, last.term);
+    this.#applyCommitted(rd.committedEntries);
+  }
+
+  #applyCommitted(entries: Entry[]): void {
+    const raft = this.#raft;
+    for (const entry of entries) {
+      if (entry.index <= raft.log.applied) continue;
+      if (entry.type === EntryType.ConfChange) raft.applyConfEntry(entry);
+      raft.log.appliedTo(entry.index);
+    }
+  }
+
+  /** A read-only view for the shell, tests and the simulator. */
+  status(): Status {
+    const raft = this.#raft;
+    const progress: Record<number, ProgressStatus> = {};
+    if (raft.role === "leader") {
+      for (const [id, tracked] of raft.progress) progress[id] = tracked.status();
+    }
+    return {
+      id: raft.id,
+      role: raft.role,
+      term: raft.term,
+      vote: raft.vote,
+      leader: raft.leader,
+      commit: raft.log.committed,
+      applied: raft.log.applied,
+      lastIndex: raft.log.lastIndex(),
+      conf: cloneConf(raft.conf),
+      progress,
+      leadTransferee: raft.leadTransferee,
+    };
+  }
+
+  /** Current role, without building a whole `status()`. */
+  get role(): Role {
+    return this.#raft.role;
+  }
+
+  /** Current term, without building a whole `status()`. */
+  get term(): number {
+    return this.#raft.term;
+  }
+
+  /** Known leader id (0 when unknown), without building a whole `status()`. */
+  get leader(): number {
+    return this.#raft.leader;
+  }
+
+  /** Term of the entry at `index` in this replica's log, undefined when absent (checkers, tests). */
+  termAt(index: number): number | undefined {
+    return this.#raft.log.term(index);
+  }
+
+  /** First index still held in this replica's log (after compaction or snapshot). */
+  firstIndex(): number {
+    return this.#raft.log.firstIndex();
+  }
+
+  /** Entries `[low, high)` of this replica's log, durable or not (checkers, tests). */
+  entries(low: number, high: number): Entry[] {
+    return this.#raft.log.slice(low, high) ?? [];
+  }
+
+  #hardStateChanged(): boolean {
+    const raft = this.#raft;
+    return raft.term !== this.#hardState.term || raft.vote !== this.#hardState.vote ||
+      raft.log.committed !== this.#hardState.commit;
+  }
+
+  #softStateChanged(): boolean {
+    return this.#raft.role !== this.#softState.role || this.#raft.leader !== this.#softState.leader;
+  }
+}
+
+function cloneConf(conf: ConfState): ConfState {
+  return { voters: [...conf.voters], learners: [...conf.learners] };
+}

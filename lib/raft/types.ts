@@ -1,0 +1,158 @@
+/**
+ * Plain-data types that cross the boundary of the Raft core: messages, the
+ * `Ready` batch of side effects, status snapshots and the injected `Rng`.
+ *
+ * Everything here is a plain object (no class instances) so that the network
+ * shell can serialize it as it likes; entry payloads are `Uint8Array`.
+ *
+ * @module
+ */
+
+import type { ConfState, Entry, HardState, Snapshot } from "../storage/types.ts";
+
+/** Message kinds exchanged between replicas of one group. */
+export type MessageType =
+  | "preVote"
+  | "preVoteResp"
+  | "vote"
+  | "voteResp"
+  | "app"
+  | "appResp"
+  | "heartbeat"
+  | "heartbeatResp"
+  | "snap"
+  | "timeoutNow";
+
+/** Every message kind, for validation at the network edge. */
+export const MESSAGE_TYPES: readonly MessageType[] = [
+  "preVote",
+  "preVoteResp",
+  "vote",
+  "voteResp",
+  "app",
+  "appResp",
+  "heartbeat",
+  "heartbeatResp",
+  "snap",
+  "timeoutNow",
+];
+
+/**
+ * One Raft message, in the style of etcd-io/raft's `raftpb.Message`: a single
+ * shape whose fields mean different things per `type` (documented on each).
+ *
+ * @example
+ * ```ts
+ * const heartbeat: Message = {
+ *   type: "heartbeat", from: 1, to: 2, term: 3, logTerm: 0, index: 0,
+ *   entries: [], commit: 7, reject: false, rejectHint: 0,
+ * };
+ * ```
+ */
+export interface Message {
+  type: MessageType;
+  from: number;
+  to: number;
+  term: number;
+  /** app: term of the entry at `index`; vote: last log term; appResp reject: term at rejectHint. */
+  logTerm: number;
+  /** app: index preceding `entries`; vote: last log index; appResp: highest matched index. */
+  index: number;
+  /** app: entries to append after `index`. */
+  entries: Entry[];
+  /** app/heartbeat: leader commit index the receiver may adopt. */
+  commit: number;
+  /** appResp/voteResp/preVoteResp: true when refused. */
+  reject: boolean;
+  /** appResp reject: the follower's suggestion of where logs may match (fast backtracking). */
+  rejectHint: number;
+  /** snap: the snapshot to install. */
+  snapshot?: Snapshot;
+  /** heartbeat/heartbeatResp: ReadIndex request context echoed for quorum confirmation. */
+  context?: Uint8Array;
+  /** vote/preVote: campaign started by a leadership transfer, which bypasses leases. */
+  transfer?: boolean;
+}
+
+/** Role of a replica. */
+export type Role = "follower" | "preCandidate" | "candidate" | "leader";
+
+/** A confirmed linearizable read: serve it once `applied >= index`. */
+export interface ReadState {
+  index: number;
+  context: Uint8Array;
+}
+
+/** Volatile state that the shell may want to observe (not persisted). */
+export interface SoftState {
+  role: Role;
+  leader: number;
+}
+
+/**
+ * Side effects produced by the core, handled by the shell in this order:
+ * install `snapshot`, persist `entries` + `hardState` and sync when
+ * `mustSync`, send `messages`, apply `committedEntries`, serve `readStates`,
+ * then call `advance()`.
+ */
+export interface Ready {
+  /** Present when volatile role or leader changed since the previous Ready. */
+  softState?: SoftState;
+  /** Present when term, vote or commit changed; persist with `setHardState`. */
+  hardState?: HardState;
+  /** A snapshot received from the leader; install it before anything else. */
+  snapshot?: Snapshot;
+  /** Entries to append to the store (may overwrite an uncommitted suffix). */
+  entries: Entry[];
+  /** Messages to send once `entries`, `hardState` and `snapshot` are durable. */
+  messages: Message[];
+  /** Committed entries to apply to the state machine, in order. */
+  committedEntries: Entry[];
+  /** Confirmed ReadIndex requests. */
+  readStates: ReadState[];
+  /** True when entries, vote or term changed and `sync()` is required before sending. */
+  mustSync: boolean;
+}
+
+/** Replication state of one peer as seen by the leader. */
+export interface ProgressStatus {
+  match: number;
+  next: number;
+  state: "probe" | "replicate" | "snapshot";
+  learner: boolean;
+  inflight: number;
+}
+
+/** A read-only view of a replica, for the shell, tests and the simulator. */
+export interface Status {
+  id: number;
+  role: Role;
+  term: number;
+  vote: number;
+  leader: number;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  conf: ConfState;
+  /** Per peer (leader only; empty otherwise). */
+  progress: Record<number, ProgressStatus>;
+  leadTransferee: number;
+}
+
+/**
+ * Source of randomness injected into the core (randomized election timeouts).
+ * Production passes a crypto-seeded one; the simulator passes a seeded PRNG.
+ */
+export interface Rng {
+  /** A uniformly distributed float in [0, 1). */
+  next(): number;
+}
+
+/** A single-step membership change, proposed through the log. */
+export type ConfChange =
+  | { type: "addVoter"; node: number }
+  | { type: "addLearner"; node: number }
+  | { type: "promote"; node: number }
+  | { type: "remove"; node: number }
+  /** Written once at index 1 when a new group bootstraps; carries the whole conf. */
+  | { type: "bootstrap"; voters: number[]; learners: number[] };

@@ -1,0 +1,159 @@
+/**
+ * `MemoryLogStore`: an in-memory `LogStore` for tests and the simulator that
+ * models a disk with a volatile write cache. Appends and hard-state writes
+ * are buffered; `sync()` makes them durable; `crash()` throws away every
+ * buffered write, exactly what power loss does to a real replica.
+ *
+ * @module
+ */
+
+import type { Entry, HardState, LogStore, Snapshot } from "./types.ts";
+
+/**
+ * A `LogStore` in memory, with explicit crash semantics.
+ *
+ * @example
+ * ```ts
+ * const store = new MemoryLogStore();
+ * store.append([{ term: 1, index: 1, type: EntryType.Normal, data: new Uint8Array() }]);
+ * store.crash(); // the unsynced entry is gone
+ * store.lastIndex(); // 0
+ * ```
+ */
+export class MemoryLogStore implements LogStore {
+  /** Index of `#entries[0]`. */
+  #offset = 1;
+  #entries: Entry[] = [];
+  #hardState: HardState = { term: 0, vote: 0, commit: 0 };
+  #snapshot: Snapshot | undefined;
+  /** Durable view: entries up to `#durableLast`, with durable entries overwritten since the last sync. */
+  #durableLast = 0;
+  #durableHardState: HardState = { term: 0, vote: 0, commit: 0 };
+  #overwritten = new Map<number, Entry>();
+  #closed = false;
+
+  firstIndex(): number {
+    return this.#offset;
+  }
+
+  lastIndex(): number {
+    return this.#offset + this.#entries.length - 1;
+  }
+
+  syncedIndex(): number {
+    let synced = Math.min(this.#durableLast, this.lastIndex());
+    for (const index of this.#overwritten.keys()) synced = Math.min(synced, index - 1);
+    return synced;
+  }
+
+  term(index: number): number | undefined {
+    if (this.#snapshot && index === this.#snapshot.index) return this.#snapshot.term;
+    return this.#entries[index - this.#offset]?.term;
+  }
+
+  entries(low: number, high: number, maxBytes = Infinity): Entry[] {
+    if (low < this.#offset || high > this.lastIndex() + 1 || low > high) {
+      throw new RangeError(
+        `Cannot read entries [${low}, ${high}) as the log holds [${this.#offset}, ${this.lastIndex() + 1})`,
+      );
+    }
+    const result: Entry[] = [];
+    let bytes = 0;
+    for (let index = low; index < high; index++) {
+      const entry = this.#entries[index - this.#offset];
+      if (result.length > 0 && bytes + entry.data.byteLength > maxBytes) break;
+      bytes += entry.data.byteLength;
+      result.push(entry);
+    }
+    return result;
+  }
+
+  hardState(): HardState {
+    return { ...this.#hardState };
+  }
+
+  snapshot(): Snapshot | undefined {
+    return this.#snapshot;
+  }
+
+  append(entries: Entry[]): void {
+    this.#requireOpen();
+    if (entries.length === 0) return;
+    const first = entries[0].index;
+    if (first < this.#offset || first > this.lastIndex() + 1) {
+      throw new RangeError(
+        `Cannot append at ${first} as the log holds [${this.#offset}, ${this.lastIndex() + 1})`,
+      );
+    }
+    for (let index = first; index <= Math.min(this.lastIndex(), this.#durableLast); index++) {
+      if (!this.#overwritten.has(index)) this.#overwritten.set(index, this.#entries[index - this.#offset]);
+    }
+    this.#entries.length = first - this.#offset;
+    for (const entry of entries) this.#entries.push(entry);
+  }
+
+  setHardState(state: HardState): void {
+    this.#requireOpen();
+    this.#hardState = { ...state };
+  }
+
+  sync(): Promise<void> {
+    this.syncNow();
+    return Promise.resolve();
+  }
+
+  /** Synchronous `sync()`, for the simulator which models fsync latency itself. */
+  syncNow(): void {
+    this.#requireOpen();
+    this.#durableLast = this.lastIndex();
+    this.#durableHardState = { ...this.#hardState };
+    this.#overwritten.clear();
+  }
+
+  applySnapshot(snapshot: Snapshot): Promise<void> {
+    this.#requireOpen();
+    this.#snapshot = snapshot;
+    this.#entries = [];
+    this.#offset = snapshot.index + 1;
+    this.#durableLast = snapshot.index;
+    this.#overwritten.clear();
+    return Promise.resolve();
+  }
+
+  compact(snapshot: Snapshot): Promise<void> {
+    this.#requireOpen();
+    if (snapshot.index > this.syncedIndex() || snapshot.index < this.#offset - 1) {
+      throw new RangeError(
+        `Cannot compact at ${snapshot.index} as the durable log holds [${this.#offset - 1}, ${this.syncedIndex()}]`,
+      );
+    }
+    this.#entries.splice(0, snapshot.index + 1 - this.#offset);
+    this.#offset = snapshot.index + 1;
+    this.#snapshot = snapshot;
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    return Promise.resolve();
+  }
+
+  /**
+   * Simulates power loss: every append and hard state not covered by a
+   * completed `sync()` is lost; the store is open again afterwards.
+   */
+  crash(): void {
+    const durableEntries: Entry[] = [];
+    for (let index = this.#offset; index <= this.#durableLast; index++) {
+      durableEntries.push(this.#overwritten.get(index) ?? this.#entries[index - this.#offset]);
+    }
+    this.#entries = durableEntries;
+    this.#hardState = { ...this.#durableHardState };
+    this.#overwritten.clear();
+    this.#closed = false;
+  }
+
+  #requireOpen(): void {
+    if (this.#closed) throw new Error("Cannot write to a closed MemoryLogStore");
+  }
+}
