@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 // deno.json belongs to the whole team; this test-only dependency stays inline until it is mapped there.
-// deno-lint-ignore no-import-prefix
-import { XMLValidator } from "npm:fast-xml-parser@^5";
+import { XMLValidator } from "fast-xml-parser";
 import { LatencyHistogram } from "../../lib/bench/histogram.ts";
 import {
   barChart,
