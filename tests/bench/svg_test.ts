@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-// deno.json belongs to the whole team; this test-only dependency stays inline until it is mapped there.
 import { XMLValidator } from "fast-xml-parser";
 import { LatencyHistogram } from "../../lib/bench/histogram.ts";
 import {
