@@ -589,8 +589,11 @@ export class PubSubClient {
         return;
       }
       // Seed-era answers such as topic_exists carry no sentence: name the status instead.
+      const topic = (response as { topic?: unknown }).topic;
       const message = typeof response.error === "string" && response.error !== ""
         ? response.error
+        : response.status === "topic_exists" && typeof topic === "string"
+        ? `Topic '${topic}' already exists`
         : `Request '${call.body.action}' answered '${response.status}'`;
       this.#finish(call, new PubSubError(response.status, message));
       return;

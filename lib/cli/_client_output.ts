@@ -1,0 +1,82 @@
+/**
+ * Human output of `pubsub client`: the cluster status table, a topic
+ * description, and a line reader for publishing files.
+ *
+ * @module
+ */
+
+/** Longest line accepted when reading messages, so one line cannot take all memory. */
+export const lineBytesMax = 1024 * 1024;
+
+/**
+ * Lines of a UTF-8 byte stream, without their `\n` or `\r\n`.
+ *
+ * @example
+ * ```ts
+ * for await (const line of readLines(Deno.stdin.readable)) console.log(line);
+ * ```
+ */
+export async function* readLines(stream: ReadableStream<Uint8Array>): AsyncIterable<string> {
+  let rest = "";
+  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+    rest += text;
+    let newline = rest.indexOf("\n");
+    while (newline >= 0) {
+      yield rest.slice(0, newline).replace(/\r$/, "");
+      rest = rest.slice(newline + 1);
+      newline = rest.indexOf("\n");
+    }
+    if (rest.length > lineBytesMax) {
+      throw new RangeError(`Cannot read a line longer than lineBytesMax ${lineBytesMax}`);
+    }
+  }
+  if (rest !== "") yield rest.replace(/\r$/, "");
+}
+
+/**
+ * The `cluster_status` answer as an aligned table.
+ *
+ * @example
+ * ```ts
+ * console.log(formatStatusTable({ status: "cluster", nodes: [], meta_leader: 1, topics: 0 }));
+ * ```
+ */
+export function formatStatusTable(status: Record<string, unknown>): string {
+  const nodes = (status.nodes ?? []) as Record<string, unknown>[];
+  const rows = [["ID", "ADDRESS", "STATE", "LAST HEARTBEAT"]];
+  for (const node of nodes) {
+    const marker = node.id === status.meta_leader ? " *" : "";
+    rows.push([
+      `${node.id}${marker}`,
+      String(node.address),
+      String(node.state),
+      `${node.last_heartbeat_ms_ago} ms ago`,
+    ]);
+  }
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  const lines = rows.map((row) =>
+    row.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd()
+  );
+  lines.push(`meta leader: ${status.meta_leader ?? "none"} (*)   topics: ${status.topics}`);
+  return lines.join("\n");
+}
+
+/**
+ * The `describe_topic` answer as `key: value` lines.
+ *
+ * @example
+ * ```ts
+ * console.log(formatDescription({ topic: "events", leader: 1, replicas: [1], in_sync: [1] }));
+ * ```
+ */
+export function formatDescription(topic: Record<string, unknown>): string {
+  const list = (value: unknown) => Array.isArray(value) ? value.join(", ") : String(value);
+  return [
+    `topic:        ${topic.topic}`,
+    `leader:       ${topic.leader ?? "none"}`,
+    `replicas:     ${list(topic.replicas)}`,
+    `in sync:      ${list(topic.in_sync)}`,
+    `first offset: ${topic.first_offset}`,
+    `next offset:  ${topic.next_offset}`,
+  ].join("\n");
+}

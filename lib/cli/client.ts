@@ -1,0 +1,363 @@
+/**
+ * `pubsub client`: one-shot, scriptable commands (human output, or one JSON
+ * value per line with `--json`), or the prototype's interactive menu when run
+ * in a terminal without a subcommand.
+ *
+ * @module
+ */
+
+import { type Command, InvalidArgumentError } from "commander";
+import { PubSubClient } from "../client/client.ts";
+import { parseAddress } from "../client/_transport.ts";
+import { PubSubError } from "../client/errors.ts";
+import { batchMessagesMax, inFlightMessagesMax, type SubscribeFrom } from "../wire/requests.ts";
+import {
+  ExitCode,
+  exitCodes,
+  integerOption,
+  newProgram,
+  reportError,
+  runProgram,
+  UsageError,
+} from "./_command.ts";
+import { runMenu } from "./_client_menu.ts";
+import { formatDescription, formatStatusTable, readLines } from "./_client_output.ts";
+
+/** The prototype's peers 1-8 on localhost ports 5001-5008. */
+export const defaultClientPeers = Array.from(
+  { length: 8 },
+  (_, index) => `localhost:${5001 + index}`,
+)
+  .join(",");
+/** Most bytes of messages in one publish_batch from a file, under the peers' 1 MiB frame limit. */
+export const batchBytesMax = 768 * 1024;
+/** Batches of a file publish in flight at once. */
+export const batchesInFlightMax = 8;
+
+interface GlobalFlags {
+  peers?: string[];
+  json?: boolean;
+  tokenFile?: string;
+  timeout?: number;
+}
+
+/**
+ * Runs `pubsub client` with `args`; resolves to the exit code.
+ *
+ * @example
+ * ```ts
+ * const code = await clientCommand(["--peers", "localhost:5001", "--json", "topics"]);
+ * ```
+ */
+export async function clientCommand(args: string[]): Promise<number> {
+  const program = newProgram(
+    "pubsub client",
+    "Talk to a pubsub cluster: interactive menu or one-shot commands",
+  )
+    .option(
+      "--peers <list>",
+      `bootstrap list host:port,... (env PUBSUB_PEERS; default ${defaultClientPeers})`,
+      parseClientPeers,
+    )
+    .option("--json", "print exactly one JSON value per line")
+    .option("--token-file <file>", "file holding the auth token")
+    .option(
+      "--timeout <ms>",
+      "time one request attempt may take",
+      integerOption(1, 3_600_000),
+      5000,
+    )
+    .allowExcessArguments(true)
+    .action(async () => {
+      if (program.args.length > 0) {
+        const names = program.commands.map((command) => command.name()).join(", ");
+        throw new UsageError(`unknown command '${program.args[0]}' (expected one of ${names})`);
+      }
+      if (!Deno.stdin.isTerminal()) {
+        console.error(program.helpInformation().trimEnd());
+        throw new ExitCode(exitCodes.usage);
+      }
+      const client = await connect(program.opts<GlobalFlags>());
+      try {
+        await runMenu(client);
+      } finally {
+        await client.close();
+      }
+    });
+  addTopicCommands(program);
+  addMessageCommands(program);
+  addClusterCommands(program);
+  for (const command of program.commands) {
+    command.exitOverride().configureOutput({ writeErr: () => {} });
+  }
+  return await runProgram(program, args);
+}
+
+/** Parses `--peers`; accepts `id@host:port` items too, as the peer command's list. */
+function parseClientPeers(value: string): string[] {
+  const peers = value.split(",").map((item) => item.trim().replace(/^\d+@/, "")).filter(Boolean);
+  if (peers.length === 0) throw new InvalidArgumentError("Expected at least one host:port.");
+  for (const peer of peers) {
+    try {
+      parseAddress(peer);
+    } catch {
+      throw new InvalidArgumentError(`Expected host:port items, got '${peer}'.`);
+    }
+  }
+  return peers;
+}
+
+async function connect(flags: GlobalFlags): Promise<PubSubClient> {
+  const fromEnvironment = Deno.env.get("PUBSUB_PEERS");
+  const peers = flags.peers ?? parseClientPeers(fromEnvironment ?? defaultClientPeers);
+  let token: string | undefined;
+  if (flags.tokenFile !== undefined) {
+    token = (await Deno.readTextFile(flags.tokenFile)).trim();
+  }
+  return await PubSubClient.connect({ peers, token, requestTimeoutMs: flags.timeout });
+}
+
+/** Connects, runs `body`, prints a runtime failure as one line, closes. */
+function withClient<T extends unknown[]>(
+  command: Command,
+  body: (client: PubSubClient, print: Printer, ...args: T) => Promise<void>,
+  check: (...args: T) => void = () => {},
+): (...args: T) => Promise<void> {
+  return async (...args: T) => {
+    const flags = command.optsWithGlobals<GlobalFlags>();
+    const print = new Printer(flags.json === true);
+    // Usage errors first: a bad invocation must not wait for a connection.
+    check(...args);
+    let client: PubSubClient | undefined;
+    try {
+      client = await connect(flags);
+      await body(client, print, ...args);
+    } catch (error) {
+      if (flags.json && error instanceof PubSubError) {
+        console.log(JSON.stringify({ status: error.code, error: error.message }));
+      }
+      throw new ExitCode(reportError(error));
+    } finally {
+      await client?.close();
+    }
+  };
+}
+
+/** Prints human text, or one JSON value per line with `--json`. */
+class Printer {
+  readonly json: boolean;
+  constructor(json: boolean) {
+    this.json = json;
+  }
+  line(human: string, value: unknown): void {
+    console.log(this.json ? JSON.stringify(value) : human);
+  }
+}
+
+function addTopicCommands(program: Command): void {
+  const create = program.command("create-topic").argument("<topic>", "topic name")
+    .description("Create a topic")
+    .option("--if-not-exists", "succeed when the topic exists")
+    .option("--replication-factor <n>", "replicas of the topic", integerOption(1, 7));
+  create.action(withClient(create, async (client, print, topic: string) => {
+    const options = create.opts<{ ifNotExists?: boolean; replicationFactor?: number }>();
+    const body: Record<string, unknown> = { action: "create_topic", topic_name: topic };
+    if (options.replicationFactor !== undefined) {
+      body.replication_factor = options.replicationFactor;
+    }
+    try {
+      const answer = await client.request(body);
+      print.line(`Topic '${topic}' created`, answer);
+    } catch (error) {
+      if (!(options.ifNotExists && error instanceof PubSubError && error.code === "topic_exists")) {
+        throw error;
+      }
+      print.line(`Topic '${topic}' exists`, { status: "topic_exists", topic });
+    }
+  }));
+
+  const remove = program.command("delete-topic").argument("<topic>", "topic name")
+    .description("Delete a topic and its messages");
+  remove.action(withClient(remove, async (client, print, topic: string) => {
+    const answer = await client.request({ action: "delete_topic", topic_name: topic });
+    print.line(`Topic '${topic}' deleted`, answer);
+  }));
+
+  const describe = program.command("describe").argument("<topic>", "topic name")
+    .description("Show a topic's replicas, leader and offsets");
+  describe.action(withClient(describe, async (client, print, topic: string) => {
+    const answer = await client.request({ action: "describe_topic", topic_name: topic }, {
+      retry: true,
+    });
+    print.line(formatDescription(answer as Record<string, unknown>), answer);
+  }));
+
+  const topics = program.command("topics").description("List topics");
+  topics.action(withClient(topics, async (client, print) => {
+    const answer = await client.request({ action: "fetch_topics" }, { retry: true }) as string[];
+    print.line(answer.length === 0 ? "(no topics)" : answer.join("\n"), answer);
+  }));
+}
+
+function addMessageCommands(program: Command): void {
+  const publish = program.command("publish").argument("<topic>", "topic name")
+    .argument("[message]", "the message, or '-' to read one message per line from stdin")
+    .option("--file <file>", "publish every line of a file (as batches)")
+    .description("Publish a message, or many from a file or stdin");
+  publish.action(withClient(publish, async (client, print, topic: string, message?: string) => {
+    const { file } = publish.opts<{ file?: string }>();
+    if (message !== undefined && message !== "-") {
+      const started = performance.now();
+      const { offset } = await client.publish(topic, message);
+      print.line(
+        `Published to '${topic}' at offset ${offset} (latency ${latency(started)})`,
+        { status: "message_published", topic, offset },
+      );
+      return;
+    }
+    const source = file === undefined ? Deno.stdin.readable : (await Deno.open(file)).readable;
+    await publishLines(client, print, topic, readLines(source));
+  }, (_topic: string, message?: string) => {
+    if ((message === undefined) === (publish.opts().file === undefined)) {
+      throw new UsageError("publish needs either a message argument or --file, not both");
+    }
+  }));
+
+  const fetch = program.command("fetch").argument("<topic>", "topic name")
+    .option("--from <offset>", "first offset", integerOption(0, Number.MAX_SAFE_INTEGER))
+    .option("--max <n>", "most messages", integerOption(1, 10_000))
+    .description("Print messages of a topic with their offsets");
+  fetch.action(withClient(fetch, async (client, print, topic: string) => {
+    const options = fetch.opts<{ from?: number; max?: number }>();
+    const { messages, nextOffset } = await client.fetch(topic, {
+      fromOffset: options.from,
+      max: options.max,
+    });
+    const human = messages.map(({ offset, message }) => `${offset}\t${message}`);
+    print.line(
+      [...human, `(next offset ${nextOffset})`].join("\n"),
+      { status: "messages", topic, messages, next_offset: nextOffset },
+    );
+  }));
+
+  addSubscribeCommand(program);
+}
+
+function addSubscribeCommand(program: Command): void {
+  const subscribe = program.command("subscribe").argument("<topic>", "topic name")
+    .requiredOption("--subscriber-id <id>", "durable subscriber id (resumes after its last ack)")
+    .option("--from <where>", "earliest, latest or an offset (for a new subscriber)", parseFrom)
+    .option(
+      "--count <n>",
+      "stop after this many messages",
+      integerOption(1, Number.MAX_SAFE_INTEGER),
+    )
+    .option(
+      "--max-in-flight <n>",
+      "unacknowledged messages window",
+      integerOption(1, inFlightMessagesMax),
+    )
+    .description("Print messages as they arrive until --count or Ctrl-C, acking what was printed");
+  subscribe.action(withClient(subscribe, async (client, print, topic: string) => {
+    const options = subscribe.opts<
+      { subscriberId: string; from?: SubscribeFrom; count?: number; maxInFlight?: number }
+    >();
+    const subscription = await client.subscribe(topic, options.subscriberId, {
+      from: options.from,
+      maxInFlight: options.maxInFlight,
+    });
+    const stop = () => void subscription.close();
+    Deno.addSignalListener("SIGINT", stop);
+    try {
+      let printed = 0;
+      for await (const { offset, message } of subscription) {
+        print.line(`[${offset}] ${message}`, { offset, message });
+        if (++printed === options.count) break;
+      }
+    } finally {
+      Deno.removeSignalListener("SIGINT", stop);
+      await subscription.close();
+    }
+  }));
+}
+
+function addClusterCommands(program: Command): void {
+  const status = program.command("status").description("Show the cluster's nodes as a table");
+  status.action(withClient(status, async (client, print) => {
+    const answer = await client.request({ action: "cluster_status" }, { retry: true });
+    print.line(formatStatusTable(answer as Record<string, unknown>), answer);
+  }));
+
+  const remove = program.command("remove-node").argument(
+    "<id>",
+    "node id",
+    integerOption(1, 1_000_000),
+  )
+    .description("Remove a node from the cluster for good");
+  remove.action(withClient(remove, async (client, print, id: number) => {
+    const answer = await client.request({ action: "remove_node", node_id: id });
+    print.line(`Node ${id} removed`, answer);
+  }));
+
+  const ping = program.command("ping").description("Round trip to one peer");
+  ping.action(withClient(ping, async (client, print) => {
+    const started = performance.now();
+    const answer = await client.request({ action: "ping" }, { retry: true }) as { node: number };
+    const took = latency(started);
+    print.line(`pong from node ${answer.node} at ${client.address} (latency ${took})`, answer);
+  }));
+}
+
+function parseFrom(value: string): SubscribeFrom {
+  if (value === "earliest" || value === "latest") return value;
+  if (/^\d+$/.test(value) && Number.isSafeInteger(Number(value))) return Number(value);
+  throw new InvalidArgumentError("Expected earliest, latest or an offset.");
+}
+
+/** Sends lines as batches bounded by count and bytes, a few in flight, in order. */
+async function publishLines(
+  client: PubSubClient,
+  print: Printer,
+  topic: string,
+  lines: AsyncIterable<string>,
+): Promise<void> {
+  const inFlight: Promise<void>[] = [];
+  let total = 0;
+  let batch: string[] = [];
+  let batchBytes = 0;
+  const send = async (messages: string[]) => {
+    if (inFlight.length >= batchesInFlightMax) await inFlight.shift();
+    const sent = client.publishBatch(topic, messages).then(({ firstOffset, count }) => {
+      total += count;
+      print.line(
+        `Published ${count} messages to '${topic}' at offsets ${firstOffset}-${
+          firstOffset + count - 1
+        }`,
+        { status: "messages_published", topic, first_offset: firstOffset, count },
+      );
+    });
+    // Printing stays in order because each batch waits for its predecessor's print.
+    const previous = inFlight.at(-1);
+    inFlight.push(previous === undefined ? sent : Promise.all([previous, sent]).then(() => {}));
+  };
+  for await (const line of lines) {
+    if (line === "") continue;
+    const bytes = line.length * 3;
+    if (
+      batch.length >= batchMessagesMax || (batch.length > 0 && batchBytes + bytes > batchBytesMax)
+    ) {
+      await send(batch);
+      batch = [];
+      batchBytes = 0;
+    }
+    batch.push(line);
+    batchBytes += bytes + 8;
+  }
+  if (batch.length > 0) await send(batch);
+  await Promise.all(inFlight);
+  if (!print.json && total === 0) console.log("Nothing to publish (no non-empty lines)");
+}
+
+function latency(started: number): string {
+  return `${(performance.now() - started).toFixed(1)} ms`;
+}
