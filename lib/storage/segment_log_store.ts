@@ -690,7 +690,6 @@ export class SegmentLogStore implements LogStore {
         case "create":
           segment.writer = await Deno.open(segment.path, { create: true, append: true });
           await segment.writer.truncate(0);
-          segment.reader = await Deno.open(segment.path, { read: true });
           state.directoryDirty = true;
           break;
         case "write":
@@ -767,7 +766,6 @@ export class SegmentLogStore implements LogStore {
     this.#syncedIndex = this.#lastIndex;
     this.#writtenIndex = this.#lastIndex;
     this.#cacheFirstIndex = this.#lastIndex + 1;
-    for (const segment of this.#segments) segment.reader = await Deno.open(segment.path);
   }
 
   async #loadHardState(): Promise<void> {
@@ -914,7 +912,9 @@ function takeBudget(budget: { bytes: number }, bytes: number, taken: number): bo
 }
 
 function readAt(segment: Segment, offset: number, buffer: Uint8Array): void {
-  const reader = segment.reader!;
+  // Opened on first use: tail reads come from the cache, so most segments of
+  // most logs (one log per topic replica) never need a read descriptor.
+  const reader = segment.reader ??= Deno.openSync(segment.path, { read: true });
   reader.seekSync(offset, Deno.SeekMode.Start);
   let filled = 0;
   while (filled < buffer.length) {

@@ -563,3 +563,12 @@ Deno.test("SegmentLogStore checks stored data against the CRC when reading from 
     await store.close();
   });
 });
+
+Deno.test("SegmentLogStore removes temporary files left by an interrupted atomic write", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeFile(`${dir}/hardstate.tmp`, new Uint8Array(7));
+    const store = await SegmentLogStore.open(dir);
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+    await store.close();
+  });
+});
