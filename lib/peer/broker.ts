@@ -7,7 +7,21 @@
  */
 
 import type { NodeStatus, TopicDescription } from "../wire/responses.ts";
-import type { Topic } from "./topic.ts";
+import type { Request, SubscribeFrom } from "../wire/requests.ts";
+import type { MessageSource, Topic } from "./topic.ts";
+
+/**
+ * Thrown by `Broker.topic` when another node leads the topic: the handler
+ * forwards the whole request there and relays the answer.
+ */
+export class TopicElsewhereError extends Error {
+  readonly leader: number;
+  constructor(topic: string, leader: number) {
+    super(`Topic '${topic}' is led by node ${leader}`);
+    this.name = "TopicElsewhereError";
+    this.leader = leader;
+  }
+}
 
 /** The answer of `cluster_status` without its `status` key. */
 export interface ClusterView {
@@ -25,8 +39,25 @@ export interface Broker {
   deleteTopic(name: string): Promise<void>;
   /** Every topic name, sorted. */
   topicNames(): Promise<string[]>;
-  /** A handle on an existing topic; throws topic_not_found. */
+  /**
+   * The topic when this node leads it; throws TopicElsewhereError when
+   * another node does, ProtocolError topic_not_found when it does not exist.
+   */
   topic(name: string): Promise<Topic>;
+  /** Sends a client request to another node and resolves with its raw answer. */
+  forward(nodeId: number, request: Request): Promise<unknown>;
+  /** What a subscription on this node reads from (local replica or the leader). */
+  source(name: string): Promise<MessageSource>;
+  /**
+   * Where a subscription starts, decided by the topic's leader: an explicit
+   * offset wins, a known subscriber resumes after its last ack, a new one
+   * starts at `from` (default latest) and is registered there at once.
+   */
+  subscribeStart(
+    name: string,
+    subscriberId: string,
+    from: SubscribeFrom | undefined,
+  ): Promise<number>;
   describeTopic(name: string): Promise<Omit<TopicDescription, "status">>;
   clusterStatus(): Promise<ClusterView>;
   /** Moves a node's replicas away and removes it from the cluster. */

@@ -12,7 +12,9 @@ import { SegmentLogStore } from "../storage/segment_log_store.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import type { Broker, ClusterView } from "./broker.ts";
 import { LocalTopic } from "./local_topic.ts";
-import type { Topic } from "./topic.ts";
+import { subscriptionStart } from "./subscription.ts";
+import type { MessageSource, Topic } from "./topic.ts";
+import type { SubscribeFrom } from "../wire/requests.ts";
 import type { TopicDescription } from "../wire/responses.ts";
 
 /** Most topics one peer holds. */
@@ -117,6 +119,26 @@ export class LocalBroker implements Broker {
     return Promise.resolve(this.#existing(name));
   }
 
+  /** A single peer leads every topic, so nothing is ever forwarded. */
+  forward(nodeId: number): Promise<unknown> {
+    throw new ProtocolError(
+      "unavailable",
+      `Node ${nodeId} is not part of this single-peer cluster`,
+    );
+  }
+
+  source(name: string): Promise<MessageSource> {
+    return Promise.resolve(this.#existing(name));
+  }
+
+  subscribeStart(
+    name: string,
+    subscriberId: string,
+    from: SubscribeFrom | undefined,
+  ): Promise<number> {
+    return subscriptionStart(this.#existing(name), subscriberId, from);
+  }
+
   #existing(name: string): LocalTopic {
     const topic = this.#topics.get(name);
     if (topic === undefined) {
@@ -125,17 +147,17 @@ export class LocalBroker implements Broker {
     return topic;
   }
 
-  describeTopic(name: string): Promise<Omit<TopicDescription, "status">> {
+  async describeTopic(name: string): Promise<Omit<TopicDescription, "status">> {
     const topic = this.#existing(name);
-    const { firstOffset, nextOffset } = topic.bounds();
-    return Promise.resolve({
+    const { firstOffset, nextOffset } = await topic.bounds();
+    return {
       topic: name,
       replicas: [this.nodeId],
       leader: this.nodeId,
       in_sync: [this.nodeId],
       first_offset: firstOffset,
       next_offset: nextOffset,
-    });
+    };
   }
 
   clusterStatus(): Promise<ClusterView> {

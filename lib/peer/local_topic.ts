@@ -117,8 +117,16 @@ export class LocalTopic implements Topic {
     return Promise.resolve(this.#reader.read(fromOffset, max, this.#committedEnd));
   }
 
-  bounds(): { firstOffset: number; nextOffset: number } {
-    return { firstOffset: this.#state.firstOffset, nextOffset: this.#committedEnd };
+  /** On a single peer every committed read is also linearizable. */
+  readCommitted(fromOffset: number, max: number): Promise<ReadResult> {
+    return this.read(fromOffset, max);
+  }
+
+  bounds(): Promise<{ firstOffset: number; nextOffset: number }> {
+    return Promise.resolve({
+      firstOffset: this.#state.firstOffset,
+      nextOffset: this.#committedEnd,
+    });
   }
 
   ack(subscriber: string, offset: number): void {

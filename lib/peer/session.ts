@@ -8,7 +8,7 @@
 
 import { ProtocolError } from "../wire/errors.ts";
 import type { Request } from "../wire/requests.ts";
-import type { Broker } from "./broker.ts";
+import { type Broker, TopicElsewhereError } from "./broker.ts";
 import type { FrameWriter } from "./frame_writer.ts";
 import { SubscriptionPump } from "./subscription.ts";
 import type { Topic } from "./topic.ts";
@@ -88,32 +88,21 @@ export class Session {
         const created = await broker.createTopic(request.topic_name, request.replication_factor);
         return { status: created ? "topic_created" : "topic_exists", topic: request.topic_name };
       }
-      case "publish": {
-        const topic = await broker.topic(request.topic_name);
-        const result = await topic.publish([request.message], producerOf(request));
-        return { status: "message_published", topic: topic.name, offset: result.firstOffset };
-      }
-      case "publish_batch": {
-        const topic = await broker.topic(request.topic_name);
-        const result = await topic.publish(request.messages, producerOf(request));
-        return {
-          status: "messages_published",
-          topic: topic.name,
-          first_offset: result.firstOffset,
-          count: result.count,
-        };
-      }
+      case "publish":
+      case "publish_batch":
       case "fetch_messages":
-        return await fetchAll(await broker.topic(request.topic_name));
-      case "fetch": {
-        const topic = await broker.topic(request.topic_name);
-        const { messages, nextOffset } = await topic.read(request.from_offset, request.max);
-        return { status: "messages", topic: topic.name, messages, next_offset: nextOffset };
+      case "fetch":
+        return await this.#atLeader(request, (topic) => serveTopicRequest(topic, request));
+      case "ack": {
+        const answer = await this.#atLeader(request, (topic) => acknowledge(topic, request));
+        if ((answer as { status?: string }).status === "acked") {
+          this.#subscriptions.get(subscriptionKey(request.topic_name, request.subscriber_id))
+            ?.ack(request.offset);
+        }
+        return answer;
       }
       case "unsubscribe":
         return this.#unsubscribe(request.topic_name, request.subscriber_id);
-      case "ack":
-        return await this.#ack(request.topic_name, request.subscriber_id, request.offset);
       case "fetch_topics":
         return await broker.topicNames();
       case "delete_topic":
@@ -132,6 +121,23 @@ export class Session {
     }
   }
 
+  /** Serves a topic request here when this node leads the topic, else relays it to the leader. */
+  async #atLeader(
+    request: Request & { topic_name: string },
+    serve: (topic: Topic) => Promise<unknown>,
+  ): Promise<unknown> {
+    let topic: Topic;
+    try {
+      topic = await this.#broker.topic(request.topic_name);
+    } catch (error) {
+      if (!(error instanceof TopicElsewhereError)) throw error;
+      const { id: _id, ...body } = request;
+      const answer = await this.#broker.forward(error.leader, body as Request);
+      return stripId(answer);
+    }
+    return await serve(topic);
+  }
+
   async #subscribe(request: Extract<Request, { action: "subscribe" }>): Promise<Handled> {
     const key = subscriptionKey(request.topic_name, request.subscriber_id);
     if (
@@ -142,16 +148,15 @@ export class Session {
         `A connection may hold at most ${subscriptionsPerConnectionMax} subscriptions`,
       );
     }
-    const topic = await this.#broker.topic(request.topic_name);
-    const start = startOffset(topic, request.subscriber_id, request.from);
-    // Registering the start position makes a new subscriber durable at once:
-    // reconnecting before its first ack resumes here instead of at 'latest'.
-    if (topic.subscriberPosition(request.subscriber_id) === undefined) {
-      topic.ack(request.subscriber_id, start - 1);
-    }
+    const source = await this.#broker.source(request.topic_name);
+    const start = await this.#broker.subscribeStart(
+      request.topic_name,
+      request.subscriber_id,
+      request.from,
+    );
     this.#subscriptions.get(key)?.stop();
     const pump = new SubscriptionPump(
-      topic,
+      source,
       request.subscriber_id,
       start,
       request.max_in_flight,
@@ -183,20 +188,6 @@ export class Session {
     return { status: "unsubscribed", topic: topicName, subscriber_id: subscriberId };
   }
 
-  async #ack(topicName: string, subscriberId: string, offset: number): Promise<unknown> {
-    const topic = await this.#broker.topic(topicName);
-    const { nextOffset } = topic.bounds();
-    if (offset >= nextOffset) {
-      throw new ProtocolError(
-        "bad_request",
-        `Offset ${offset} is beyond the end of topic '${topicName}' (${nextOffset})`,
-      );
-    }
-    topic.ack(subscriberId, offset);
-    this.#subscriptions.get(subscriptionKey(topicName, subscriberId))?.ack(offset);
-    return { status: "acked", topic: topicName, subscriber_id: subscriberId, offset };
-  }
-
   #stopTopic(topicName: string): void {
     for (const [key, pump] of this.#subscriptions) {
       if (pump.topic.name === topicName) {
@@ -222,27 +213,11 @@ function producerOf(request: { producer_id?: string; sequence?: number }) {
   return { producerId: request.producer_id, sequence: request.sequence };
 }
 
-/**
- * Where a subscription starts: an explicit offset wins; a known subscriber
- * resumes right after its last ack; a new one starts at `from` (default latest).
- */
-function startOffset(
-  topic: Topic,
-  subscriberId: string,
-  from: "latest" | "earliest" | number | undefined,
-): number {
-  const { firstOffset, nextOffset } = topic.bounds();
-  if (typeof from === "number") return Math.max(from, firstOffset);
-  const position = topic.subscriberPosition(subscriberId);
-  if (position !== undefined) return Math.max(position + 1, firstOffset);
-  return from === "earliest" ? firstOffset : nextOffset;
-}
-
 /** Most messages `fetch_messages` returns (its answer is one frame). */
 export const fetchAllMessagesMax = 1_000_000;
 
 async function fetchAll(topic: Topic): Promise<string[]> {
-  const { firstOffset, nextOffset } = topic.bounds();
+  const { firstOffset, nextOffset } = await topic.bounds();
   if (nextOffset - firstOffset > fetchAllMessagesMax) {
     throw new ProtocolError(
       "bad_request",
@@ -258,4 +233,59 @@ async function fetchAll(topic: Topic): Promise<string[]> {
     offset = page.nextOffset;
   }
   return messages;
+}
+
+/** Serves a publish or fetch on the topic's leader. */
+async function serveTopicRequest(
+  topic: Topic,
+  request: Extract<Request, { action: "publish" | "publish_batch" | "fetch_messages" | "fetch" }>,
+): Promise<unknown> {
+  switch (request.action) {
+    case "publish": {
+      const result = await topic.publish([request.message], producerOf(request));
+      return { status: "message_published", topic: topic.name, offset: result.firstOffset };
+    }
+    case "publish_batch": {
+      const result = await topic.publish(request.messages, producerOf(request));
+      return {
+        status: "messages_published",
+        topic: topic.name,
+        first_offset: result.firstOffset,
+        count: result.count,
+      };
+    }
+    case "fetch_messages":
+      return await fetchAll(topic);
+    case "fetch": {
+      const { messages, nextOffset } = await topic.read(request.from_offset, request.max);
+      return { status: "messages", topic: topic.name, messages, next_offset: nextOffset };
+    }
+  }
+}
+
+/** Stores a cumulative ack on the topic's leader. */
+async function acknowledge(
+  topic: Topic,
+  request: Extract<Request, { action: "ack" }>,
+): Promise<unknown> {
+  const { nextOffset } = await topic.bounds();
+  if (request.offset >= nextOffset) {
+    throw new ProtocolError(
+      "bad_request",
+      `Offset ${request.offset} is beyond the end of topic '${topic.name}' (${nextOffset})`,
+    );
+  }
+  topic.ack(request.subscriber_id, request.offset);
+  return {
+    status: "acked",
+    topic: topic.name,
+    subscriber_id: request.subscriber_id,
+    offset: request.offset,
+  };
+}
+
+function stripId(answer: unknown): unknown {
+  if (typeof answer !== "object" || answer === null || Array.isArray(answer)) return answer;
+  const { id: _id, ...rest } = answer as Record<string, unknown>;
+  return rest;
 }

@@ -8,7 +8,8 @@
 
 import { encodeFrame } from "../wire/frame.ts";
 import type { FrameWriter } from "./frame_writer.ts";
-import type { Topic } from "./topic.ts";
+import type { SubscribeFrom } from "../wire/requests.ts";
+import type { MessageSource, Topic } from "./topic.ts";
 
 /** Most messages read from the topic per delivery step. */
 export const deliveryBatchMax = 1000;
@@ -25,7 +26,7 @@ export const deliveryBatchMax = 1000;
  * ```
  */
 export class SubscriptionPump {
-  readonly topic: Topic;
+  readonly topic: MessageSource;
   readonly subscriberId: string;
   readonly #maxInFlight: number;
   readonly #writer: FrameWriter;
@@ -37,7 +38,7 @@ export class SubscriptionPump {
   #ackWaiter: (() => void) | undefined;
 
   constructor(
-    topic: Topic,
+    topic: MessageSource,
     subscriberId: string,
     startOffset: number,
     maxInFlight: number,
@@ -86,16 +87,14 @@ export class SubscriptionPump {
         this.#ackWaiter = undefined;
         continue;
       }
-      if (this.#next >= this.topic.bounds().nextOffset) {
-        await this.topic.waitForOffset(this.#next, signal);
-        continue;
-      }
+      await this.topic.waitForOffset(this.#next, signal);
+      if (signal.aborted) break;
       await this.#deliver(Math.min(window, deliveryBatchMax));
     }
   }
 
   async #deliver(max: number): Promise<void> {
-    const { messages, nextOffset } = await this.topic.read(this.#next, max);
+    const { messages, nextOffset } = await this.topic.readCommitted(this.#next, max);
     if (this.stopped) return;
     for (const { offset, message } of messages) {
       this.#writer.write(encodeFrame({
@@ -113,4 +112,25 @@ export class SubscriptionPump {
     this.#next = Math.max(this.#next, nextOffset);
     await this.#writer.drain();
   }
+}
+
+/**
+ * Where a subscription starts, decided on the topic's leader: an explicit
+ * offset wins; a known subscriber resumes right after its last ack; a new one
+ * starts at `from` (default latest). A new subscriber is registered at once,
+ * so reconnecting before its first ack resumes here instead of at 'latest'.
+ */
+export async function subscriptionStart(
+  topic: Topic,
+  subscriberId: string,
+  from: SubscribeFrom | undefined,
+): Promise<number> {
+  const { firstOffset, nextOffset } = await topic.bounds();
+  const position = topic.subscriberPosition(subscriberId);
+  let start: number;
+  if (typeof from === "number") start = Math.max(from, firstOffset);
+  else if (position !== undefined) start = Math.max(position + 1, firstOffset);
+  else start = from === "earliest" ? firstOffset : nextOffset;
+  if (position === undefined) topic.ack(subscriberId, start - 1);
+  return start;
 }
