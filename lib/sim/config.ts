@@ -1,0 +1,107 @@
+/**
+ * Derivation of a whole simulation's parameters from one seed.
+ *
+ * @module
+ */
+
+import { Prng } from "./prng.ts";
+
+/** Deliberately broken variants the simulator can enable (all off by default). */
+export type BrokenVariant =
+  | "ack-before-fsync"
+  | "commit-old-term"
+  | "no-prevote-checkquorum"
+  | "vote-without-log-check";
+
+/** Every broken variant, for CLI validation. */
+export const BROKEN_VARIANTS: readonly BrokenVariant[] = [
+  "ack-before-fsync",
+  "commit-old-term",
+  "no-prevote-checkquorum",
+  "vote-without-log-check",
+];
+
+/** Parameters of one simulation run, all derived from `seed` (plus CLI overrides). */
+export interface SimConfig {
+  seed: number;
+  nodes: number;
+  /** Virtual milliseconds per Raft tick. */
+  tickMs: number;
+  safetyTicks: number;
+  livenessTicksMax: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  inflightAppendsMax: number;
+  appendBytesMax: number;
+  dropRate: number;
+  duplicateRate: number;
+  delayMsMin: number;
+  delayMsMax: number;
+  syncMsMax: number;
+  /** Chance per tick of injecting one fault in the safety phase. */
+  faultRate: number;
+  /** Chance per tick of a client proposal burst. */
+  proposeRate: number;
+  readRate: number;
+  membershipChanges: boolean;
+  compaction: boolean;
+  broken: BrokenVariant | undefined;
+}
+
+/** Options that override what the seed would choose. */
+export interface SimOverrides {
+  safetyTicks?: number;
+  broken?: BrokenVariant;
+}
+
+/**
+ * Derives the configuration of seed `seed`.
+ *
+ * @example
+ * ```ts
+ * configFromSeed(7).nodes; // 3 or 5, always the same for seed 7
+ * ```
+ */
+export function configFromSeed(seed: number, overrides: SimOverrides = {}): SimConfig {
+  const prng = new Prng(seed ^ 0x5eed);
+  return {
+    seed,
+    nodes: prng.chance(0.6) ? 3 : 5,
+    tickMs: 10,
+    safetyTicks: overrides.safetyTicks ?? 1200,
+    livenessTicksMax: 1500,
+    electionTicks: 10,
+    heartbeatTicks: prng.pick([1, 2, 3]),
+    inflightAppendsMax: prng.pick([1, 4, 64]),
+    appendBytesMax: prng.pick([8, 64, 1 << 20]),
+    dropRate: prng.pick([0, 0.01, 0.05, 0.15]),
+    duplicateRate: prng.pick([0, 0.01, 0.05]),
+    delayMsMin: 1,
+    delayMsMax: prng.pick([2, 10, 30, 80]),
+    syncMsMax: prng.pick([1, 5, 20]),
+    faultRate: prng.pick([0.005, 0.02, 0.05]),
+    proposeRate: prng.pick([0.2, 0.5, 1]),
+    readRate: prng.pick([0, 0.05, 0.2]),
+    membershipChanges: prng.chance(0.5),
+    compaction: prng.chance(0.5),
+    broken: overrides.broken,
+  };
+}
+
+/** One line describing `config`, printed with a violation. */
+export function describeConfig(config: SimConfig): string {
+  return [
+    `nodes=${config.nodes}`,
+    `drop=${config.dropRate}`,
+    `dup=${config.duplicateRate}`,
+    `delay=${config.delayMsMin}-${config.delayMsMax}ms`,
+    `sync<=${config.syncMsMax}ms`,
+    `faults=${config.faultRate}/tick`,
+    `heartbeat=${config.heartbeatTicks}`,
+    `inflight=${config.inflightAppendsMax}`,
+    `appendBytes=${config.appendBytesMax}`,
+    `membership=${config.membershipChanges}`,
+    `compaction=${config.compaction}`,
+    config.broken ? `broken=${config.broken}` : "",
+  ].filter((part) => part !== "").join(" ");
+}

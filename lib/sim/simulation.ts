@@ -1,0 +1,542 @@
+/**
+ * The deterministic cluster simulator. One seed derives the cluster size,
+ * fault rates and workload; a virtual clock orders every event; the run has
+ * a safety phase with faults (loss, duplication, reordering, partitions,
+ * crashes that lose unsynced writes, pauses, membership changes, leadership
+ * transfers, compaction), a liveness phase with faults healed that must
+ * converge, and a stability phase in which an isolated follower must not
+ * depose the healthy leader. The `InvariantChecker` observes throughout.
+ *
+ * @module
+ */
+
+import { NotLeaderError, ProposalDroppedError } from "../raft/errors.ts";
+import type { ConfChange, Message } from "../raft/types.ts";
+import { InvariantChecker, type LogView, type Violation } from "./checker.ts";
+import { type BrokenVariant, configFromSeed, describeConfig, type SimConfig } from "./config.ts";
+import { EventQueue } from "./event_queue.ts";
+import { SimNetwork } from "./network.ts";
+import { Prng } from "./prng.ts";
+import { type ReplicaHost, SimReplica } from "./replica.ts";
+import { Trace } from "./trace.ts";
+
+/** Outcome of one seed. */
+export interface SimResult {
+  seed: number;
+  config: SimConfig;
+  violation: Violation | undefined;
+  /** Last events before the violation, oldest first (empty when none). */
+  trace: string[];
+  acks: number;
+  committed: number;
+  virtualMs: number;
+}
+
+/** Options of `runSimulation`. */
+export interface RunOptions {
+  /** Safety-phase ticks (default: from the seed's config). */
+  safetyTicks?: number;
+  /** Enable a deliberately broken variant. */
+  broken?: BrokenVariant;
+}
+
+const NODE_ID_MAX = 9;
+const TRACE_EVENTS_MAX = 30;
+const PENDING_PROPOSALS_MAX = 200;
+
+/**
+ * Runs one seed to completion or to its first violation.
+ *
+ * @example
+ * ```ts
+ * const result = runSimulation(42);
+ * if (result.violation) console.log(formatResult(result));
+ * ```
+ */
+export function runSimulation(seed: number, options: RunOptions = {}): SimResult {
+  const config = configFromSeed(seed, options);
+  const simulation = new Simulation(config);
+  simulation.run();
+  return simulation.result();
+}
+
+/**
+ * Formats a result deterministically (no wall-clock values), so that
+ * replaying a seed prints byte for byte the same text.
+ *
+ * @example
+ * ```ts
+ * console.log(formatResult(runSimulation(1)));
+ * ```
+ */
+export function formatResult(result: SimResult): string {
+  if (!result.violation) {
+    return `seed ${result.seed}: ok (${describeConfig(result.config)}; acks=${result.acks} committed=${result.committed} virtual=${result.virtualMs}ms)`;
+  }
+  const broken = result.config.broken ? ` --broken ${result.config.broken}` : "";
+  return [
+    `seed ${result.seed}: VIOLATION of "${result.violation.invariant}": ${result.violation.detail}`,
+    `  config: ${describeConfig(result.config)}`,
+    `  last ${result.trace.length} events:`,
+    ...result.trace.map((line) => `    ${line}`),
+    `  reproduce with: pubsub sim --seed ${result.seed}${broken}`,
+  ].join("\n");
+}
+
+type Event = { kind: "tick" } | { kind: "action"; replica: SimReplica; epoch: number; action: () => void };
+
+class Simulation implements ReplicaHost {
+  readonly checker = new InvariantChecker();
+  readonly #config: SimConfig;
+  readonly #prng: Prng;
+  readonly #network: SimNetwork;
+  readonly #queue = new EventQueue<Event>();
+  readonly #trace = new Trace(TRACE_EVENTS_MAX);
+  readonly #replicas = new Map<number, SimReplica>();
+  #now = 0;
+  #ticks = 0;
+  #nextKey = 0;
+  #nextNodeId: number;
+  #faults = true;
+  #workload = true;
+  #failure: string | undefined;
+
+  constructor(config: SimConfig) {
+    this.#config = config;
+    this.#prng = new Prng(config.seed);
+    this.#network = new SimNetwork(this.#prng.fork(), config);
+    const founding = Array.from({ length: config.nodes }, (_, i) => i + 1);
+    for (const id of founding) this.#addReplica(id, founding);
+    this.#nextNodeId = config.nodes + 1;
+  }
+
+  // ---- ReplicaHost ---------------------------------------------------------
+
+  now(): number {
+    return this.#now;
+  }
+
+  send(message: Message): void {
+    if (this.#network.blocked(message.from, message.to)) return;
+    for (const delay of this.#network.deliveries()) {
+      const target = this.#replicas.get(message.to);
+      if (!target) return;
+      this.schedule(target, delay, () => this.#deliver(target, message), true);
+    }
+  }
+
+  schedule(replica: SimReplica, delayMs: number, action: () => void, survivesCrash = false): void {
+    const epoch = survivesCrash ? -1 : replica.epoch;
+    this.#queue.push(this.#now + delayMs, { kind: "action", replica, epoch, action });
+  }
+
+  syncDelayMs(): number {
+    return this.#prng.range(1, this.#config.syncMsMax);
+  }
+
+  trace(kind: string, node: number, detail: string | number, extra: string | number): void {
+    this.#trace.record(this.#now, kind, node, detail, extra);
+  }
+
+  onConfApplied(change: ConfChange): void {
+    if (change.type !== "remove") return;
+    const replica = this.#replicas.get(change.node);
+    if (!replica || replica.removed) return;
+    // The removal is committed: decommission the replica for good.
+    this.trace("decommission", change.node, "", "");
+    if (replica.live) replica.crash();
+    replica.removed = true;
+  }
+
+  // ---- run ---------------------------------------------------------------
+
+  run(): void {
+    try {
+      this.#queue.push(this.#config.tickMs, { kind: "tick" });
+      this.#runTicks(this.#config.safetyTicks);
+      if (this.#stopped()) return;
+      this.#heal();
+      this.#runLiveness();
+      if (this.#stopped()) return;
+      this.#runStability();
+    } catch (error) {
+      const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      this.checker.fail("no exception escapes a replica", message);
+    }
+  }
+
+  result(): SimResult {
+    const violation = this.checker.violation;
+    return {
+      seed: this.#config.seed,
+      config: this.#config,
+      violation,
+      trace: violation ? this.#trace.format() : [],
+      acks: this.checker.ackCount,
+      committed: this.checker.historyLength,
+      virtualMs: this.#now,
+    };
+  }
+
+  #stopped(): boolean {
+    return this.checker.violation !== undefined;
+  }
+
+  /** Runs events until `ticks` more ticks have passed or a violation is found. */
+  #runTicks(ticks: number, until?: () => boolean): boolean {
+    const last = this.#ticks + ticks;
+    while (this.#ticks < last && !this.#stopped()) {
+      const slot = this.#queue.pop();
+      if (!slot) break;
+      this.#now = slot.time;
+      const event = slot.value;
+      if (event.kind === "tick") {
+        this.#tick();
+        if (until?.()) return true;
+      } else if (event.epoch === -1 || event.epoch === event.replica.epoch) {
+        if (event.replica.paused) event.replica.deferred.push(event.action);
+        else event.action();
+      }
+    }
+    return false;
+  }
+
+  #tick(): void {
+    this.#ticks++;
+    this.#queue.push(this.#now + this.#config.tickMs, { kind: "tick" });
+    for (const replica of this.#replicas.values()) {
+      if (!replica.live || replica.paused) continue;
+      replica.node!.tick();
+      replica.pump();
+    }
+    if (this.#workload) this.#clientStep();
+    if (this.#faults && this.#prng.chance(this.#config.faultRate)) this.#injectFault();
+    if (this.#ticks % 50 === 0) this.#checkLogs();
+  }
+
+  #deliver(target: SimReplica, message: Message): void {
+    if (!target.live || this.#network.blocked(message.from, message.to)) return;
+    this.trace(message.type, message.to, `from n${message.from}`, `term ${message.term}`);
+    target.node!.step(message);
+    target.pump();
+  }
+
+  // ---- workload ----------------------------------------------------------
+
+  #leaders(): SimReplica[] {
+    const leaders: SimReplica[] = [];
+    for (const replica of this.#replicas.values()) {
+      if (replica.live && !replica.paused && replica.node!.role === "leader") leaders.push(replica);
+    }
+    return leaders;
+  }
+
+  #clientStep(): void {
+    const leaders = this.#leaders();
+    if (leaders.length === 0) return;
+    const leader = this.#prng.pick(leaders);
+    if (this.#prng.chance(this.#config.proposeRate) && leader.pending.size < PENDING_PROPOSALS_MAX) {
+      const count = this.#prng.range(1, 4);
+      for (let i = 0; i < count; i++) this.#propose(leader);
+      leader.pump();
+    }
+    if (this.#prng.chance(this.#config.readRate)) {
+      this.#attempt(() => leader.readIndex(`r${this.#nextKey++}`, this.checker.ackedIndexMax));
+      leader.pump();
+    }
+  }
+
+  #propose(leader: SimReplica): boolean {
+    const key = `p${this.#nextKey++}`;
+    return this.#attempt(() => {
+      const index = leader.propose(key);
+      this.trace("propose", leader.id, key, index);
+    });
+  }
+
+  /** Runs a leader operation, treating the documented refusals as normal outcomes. */
+  #attempt(operation: () => void): boolean {
+    try {
+      operation();
+      return true;
+    } catch (error) {
+      if (error instanceof NotLeaderError || error instanceof ProposalDroppedError) return false;
+      if (error instanceof RangeError) return false;
+      throw error;
+    }
+  }
+
+  // ---- faults ------------------------------------------------------------
+
+  #injectFault(): void {
+    const roll = this.#prng.int(100);
+    if (roll < 15) this.#partitionRandom();
+    else if (roll < 22) this.#partitionAsymmetric();
+    else if (roll < 30) this.#isolateLeader();
+    else if (roll < 42) this.#healNetwork();
+    else if (roll < 55) this.#crashRandom();
+    else if (roll < 68) this.#restartRandom();
+    else if (roll < 76) this.#pauseRandom();
+    else if (roll < 84) this.#changeMembership();
+    else if (roll < 90) this.#transferLeadership();
+    else this.#compactRandom();
+  }
+
+  #memberIds(): number[] {
+    return [...this.#replicas.values()].filter((replica) => !replica.removed).map((replica) => replica.id);
+  }
+
+  #partitionRandom(): void {
+    const ids = this.#memberIds();
+    const left = ids.filter(() => this.#prng.chance(0.5));
+    const right = ids.filter((id) => !left.includes(id));
+    this.#network.partition(left, right);
+    this.trace("partition", 0, left.join(","), `| ${right.join(",")}`);
+  }
+
+  #partitionAsymmetric(): void {
+    const ids = this.#memberIds();
+    const from = this.#prng.pick(ids);
+    const to = this.#prng.pick(ids);
+    if (from === to) return;
+    this.#network.block(from, to);
+    this.trace("block", 0, `${from}->${to}`, "");
+  }
+
+  #isolateLeader(): void {
+    const leaders = this.#leaders();
+    if (leaders.length === 0) return;
+    const leader = this.#prng.pick(leaders).id;
+    this.#network.partition([leader], this.#memberIds().filter((id) => id !== leader));
+    this.trace("isolate-leader", leader, "", "");
+  }
+
+  #healNetwork(): void {
+    this.#network.heal();
+    this.trace("heal", 0, "", "");
+  }
+
+  #crashRandom(): void {
+    const live = [...this.#replicas.values()].filter((replica) => replica.live);
+    if (live.length === 0) return;
+    const victim = this.#prng.pick(live);
+    victim.crash();
+    victim.paused = false;
+    victim.deferred = [];
+    this.trace("crash", victim.id, "", "");
+  }
+
+  #restartRandom(): void {
+    const down = [...this.#replicas.values()].filter((replica) => !replica.live && !replica.removed);
+    if (down.length === 0) return;
+    const replica = this.#prng.pick(down);
+    this.trace("restart", replica.id, "", "");
+    replica.start();
+  }
+
+  #pauseRandom(): void {
+    const live = [...this.#replicas.values()].filter((replica) => replica.live && !replica.paused);
+    if (live.length === 0) return;
+    const replica = this.#prng.pick(live);
+    replica.paused = true;
+    this.trace("pause", replica.id, "", "");
+    const resumeMs = this.#prng.range(10, 40 * this.#config.electionTicks);
+    this.#queue.push(this.#now + resumeMs, {
+      kind: "action",
+      replica,
+      epoch: -1,
+      action: () => this.#resume(replica),
+    });
+  }
+
+  #resume(replica: SimReplica): void {
+    if (!replica.paused) return;
+    replica.paused = false;
+    this.trace("resume", replica.id, "", "");
+    const deferred = replica.deferred;
+    replica.deferred = [];
+    for (const action of deferred) action();
+    replica.pump();
+  }
+
+  #changeMembership(): void {
+    if (!this.#config.membershipChanges) return;
+    const leaders = this.#leaders();
+    if (leaders.length === 0) return;
+    const leader = this.#prng.pick(leaders);
+    const conf = leader.node!.status().conf;
+    let change: Exclude<ConfChange, { type: "bootstrap" }> | undefined;
+    if (conf.learners.length > 0) change = { type: "promote", node: conf.learners[0] };
+    else if (conf.voters.length < 5 && this.#nextNodeId <= NODE_ID_MAX) {
+      change = { type: "addLearner", node: this.#nextNodeId };
+    } else if (conf.voters.length > 3) change = { type: "remove", node: this.#prng.pick(conf.voters) };
+    if (!change) return;
+    const proposed = change;
+    if (!this.#attempt(() => leader.node!.proposeConfChange(proposed))) return;
+    if (proposed.type === "addLearner") {
+      this.#addReplica(this.#nextNodeId++, []);
+    }
+    this.trace("conf-change", leader.id, proposed.type, proposed.node);
+    leader.pump();
+  }
+
+  #transferLeadership(): void {
+    const leaders = this.#leaders();
+    if (leaders.length === 0) return;
+    const leader = this.#prng.pick(leaders);
+    const target = this.#prng.pick(leader.node!.status().conf.voters);
+    if (this.#attempt(() => leader.node!.transferLeadership(target))) {
+      this.trace("transfer", leader.id, `to n${target}`, "");
+      leader.pump();
+    }
+  }
+
+  #compactRandom(): void {
+    if (!this.#config.compaction) return;
+    const live = [...this.#replicas.values()].filter((replica) => replica.live && !replica.paused);
+    if (live.length > 0) this.#prng.pick(live).compact();
+  }
+
+  #addReplica(id: number, founding: number[]): void {
+    const config = this.#config;
+    const replica = new SimReplica(this, id, {
+      founding,
+      ackBeforeSync: config.broken === "ack-before-fsync",
+      electionTicks: config.electionTicks,
+      heartbeatTicks: config.heartbeatTicks,
+      inflightAppendsMax: config.inflightAppendsMax,
+      appendBytesMax: config.appendBytesMax,
+      preVote: config.broken !== "no-prevote-checkquorum",
+      checkQuorum: config.broken !== "no-prevote-checkquorum",
+      unsafe: {
+        countUnsyncedOwnLog: config.broken === "ack-before-fsync",
+        commitOldTermEntries: config.broken === "commit-old-term",
+        grantVoteWithoutLogCheck: config.broken === "vote-without-log-check",
+      },
+    }, this.#prng.fork());
+    this.#replicas.set(id, replica);
+    replica.start();
+  }
+
+  // ---- checks and later phases -------------------------------------------
+
+  #logViews(): LogView[] {
+    const views: LogView[] = [];
+    for (const replica of this.#replicas.values()) {
+      const node = replica.node;
+      if (!node) continue;
+      const status = { commit: node.status().commit, lastIndex: node.status().lastIndex };
+      views.push({
+        id: replica.id,
+        firstIndex: () => node.firstIndex(),
+        lastIndex: status.lastIndex,
+        commit: status.commit,
+        termAt: (index) => node.termAt(index),
+        entries: (low, high) => node.entries(low, high),
+      });
+    }
+    return views;
+  }
+
+  #checkLogs(): void {
+    const views = this.#logViews();
+    this.checker.checkLogMatching(views);
+    const newest = this.#leaders().find((leader) => leader.node!.term === this.checker.leaderTermMax);
+    const leaderView = newest && views.find((view) => view.id === newest.id);
+    if (leaderView) this.checker.checkCommittedPrefix(leaderView, views);
+  }
+
+  #heal(): void {
+    this.#faults = false;
+    this.#network.heal();
+    this.#network.dropRate = 0;
+    this.#network.duplicateRate = 0;
+    this.#network.delayMsMax = Math.min(this.#network.delayMsMax, 5);
+    this.trace("heal-all", 0, "", "");
+    for (const replica of this.#replicas.values()) {
+      if (replica.paused) this.#resume(replica);
+      if (!replica.live && !replica.removed) replica.start();
+    }
+  }
+
+  #runLiveness(): void {
+    const acksBefore = this.checker.ackCount;
+    const progressed = () => this.checker.ackCount > acksBefore;
+    this.#runTicks(this.#config.livenessTicksMax, () => {
+      if (progressed()) this.#workload = false;
+      return progressed() && this.#converged() !== undefined;
+    });
+    if (this.#stopped()) return;
+    const leader = this.#converged();
+    if (!leader) {
+      this.checker.fail(
+        "liveness: with faults healed the cluster converges and commits",
+        `not converged after ${this.#config.livenessTicksMax} ticks: ${this.#describeCluster()}`,
+      );
+      return;
+    }
+    this.#checkLogs();
+    for (const id of this.#members(leader)) {
+      this.checker.checkAcknowledged(id, this.#replicas.get(id)!.state);
+    }
+  }
+
+  /** The leader when every member applied the same, complete log; undefined otherwise. */
+  #converged(): SimReplica | undefined {
+    const leaders = this.#leaders();
+    if (leaders.length !== 1) return undefined;
+    const leader = leaders[0];
+    const status = leader.node!.status();
+    if (status.commit !== status.lastIndex) return undefined;
+    for (const id of this.#members(leader)) {
+      const replica = this.#replicas.get(id);
+      if (!replica?.live) return undefined;
+      const other = replica.node!.status();
+      if (other.lastIndex !== status.lastIndex || replica.appliedIndex !== status.commit) return undefined;
+    }
+    return leader;
+  }
+
+  #members(leader: SimReplica): number[] {
+    const conf = leader.node!.status().conf;
+    return [...conf.voters, ...conf.learners];
+  }
+
+  /** An isolated follower must not depose the leader of a healthy majority, during or after. */
+  #runStability(): void {
+    const leader = this.#leaders()[0];
+    const term = leader.node!.term;
+    const followers = leader.node!.status().conf.voters.filter((id) => id !== leader.id);
+    if (followers.length < 2) return;
+    const isolated = this.#prng.pick(followers);
+    this.#network.partition([isolated], this.#memberIds().filter((id) => id !== isolated));
+    this.trace("isolate-follower", isolated, "", "");
+    this.#runTicks(this.#config.electionTicks * 8);
+    this.#network.heal();
+    this.trace("heal", 0, "", "");
+    this.#runTicks(this.#config.electionTicks * 8);
+    if (this.#stopped()) return;
+    if (leader.node?.role !== "leader" || leader.node.term !== term) {
+      this.checker.fail(
+        "a partitioned follower does not disrupt a healthy leader",
+        `leader n${leader.id} of term ${term} is now ${leader.node?.role} in term ${leader.node?.term} after n${isolated} was isolated and healed`,
+      );
+    }
+  }
+
+  #describeCluster(): string {
+    const parts: string[] = [];
+    for (const replica of this.#replicas.values()) {
+      if (replica.removed) continue;
+      if (!replica.node) {
+        parts.push(`n${replica.id}:down`);
+        continue;
+      }
+      const status = replica.node.status();
+      parts.push(
+        `n${replica.id}:${status.role}/t${status.term}/last${status.lastIndex}/commit${status.commit}/applied${replica.appliedIndex}`,
+      );
+    }
+    return parts.join(" ");
+  }
+}
