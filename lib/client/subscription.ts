@@ -164,6 +164,9 @@ export class Subscription implements AsyncIterable<OffsetMessage> {
     if (this.#closed) return;
     this.#closed = true;
     this.#clearAckTimer();
+    // Untaken messages are not acked, so the subscriber gets them again next time.
+    this.#buffer = [];
+    this.#bufferHead = 0;
     if (this.#waiter !== undefined) {
       const resolve = this.#waiter;
       this.#waiter = this.#waiterReject = undefined;
