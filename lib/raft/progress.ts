@@ -32,6 +32,8 @@ export class Progress {
   snapshotSentTick = 0;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
+  /** A heartbeat answer showed the peer lagging: send an append even if none seems due (lost appends). */
+  resendDue = false;
   /** Highest commit index sent to the peer, to know when an empty append must carry a new commit. */
   commitSent = 0;
   /** Last index of each append in flight, oldest first (a bounded queue). */

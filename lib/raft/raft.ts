@@ -438,6 +438,9 @@ export class Raft {
 
   #handleHeartbeatResponse(message: Message, progress: Progress): void {
     progress.onHeartbeatResponse();
+    // In replicate state a lost append leaves `next` beyond what the peer has;
+    // an append at `next` then makes it reject and the leader probe back.
+    if (progress.match < this.log.lastIndex()) progress.resendDue = true;
     const snapshotStale = this.#ticks - progress.snapshotSentTick >= this.#options.electionTicks;
     if (progress.state === "snapshot" && snapshotStale) progress.becomeProbe();
     if (message.context === undefined || this.conf.voters.length === 1) return;
@@ -469,7 +472,9 @@ export class Raft {
     while (!progress.isPaused() && progress.next <= lastIndex) {
       if (!this.#sendAppend(id, progress)) return;
     }
-    if (!progress.isPaused() && progress.commitSent < this.log.committed) this.#sendAppend(id, progress);
+    const due = progress.resendDue || progress.commitSent < this.log.committed;
+    if (!progress.isPaused() && due) this.#sendAppend(id, progress);
+    progress.resendDue = false;
   }
 
   /** Returns false when a snapshot was sent instead of entries. */

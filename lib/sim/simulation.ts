@@ -142,10 +142,18 @@ class Simulation implements ReplicaHost {
     if (change.type !== "remove") return;
     const replica = this.#replicas.get(change.node);
     if (!replica || replica.removed) return;
-    // The removal is committed: decommission the replica for good.
-    this.trace("decommission", change.node, "", "");
-    if (replica.live) replica.crash();
+    // The removal is committed: decommission the replica for good, after the
+    // current event (the replica may be the one applying the removal).
     replica.removed = true;
+    this.#queue.push(this.#now, {
+      kind: "action",
+      replica,
+      epoch: -1,
+      action: () => {
+        this.trace("decommission", change.node, "", "");
+        if (replica.live) replica.crash();
+      },
+    });
   }
 
   // ---- run ---------------------------------------------------------------
