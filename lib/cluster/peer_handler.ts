@@ -1,0 +1,98 @@
+/**
+ * The entry point of peer-to-peer messages on this node: the client listener
+ * hands it every frame whose action starts with "peer_" (after auth). It
+ * validates each message at the edge, serves the membership messages itself,
+ * and lets later layers (the Raft transport) register their own actions.
+ *
+ * @module
+ */
+
+import { errorResponse, ProtocolError } from "../wire/errors.ts";
+import { decodeHeartbeat, decodeLeave, PeerMessageError } from "./_peer_messages.ts";
+import { type Membership, membersMaxDefault } from "./membership.ts";
+
+export { PeerMessageError } from "./_peer_messages.ts";
+
+/** Cap on registered actions. */
+export const actionsMax = 64;
+
+/** Serves one validated-by-itself peer message; throws ProtocolError for bad ones. */
+export type PeerActionHandler = (message: Record<string, unknown>) => unknown | Promise<unknown>;
+
+/** What `ConnectionOptions.peerHandler` receives, plus the extension point. */
+export interface PeerHandler {
+  (message: Record<string, unknown>): Promise<unknown>;
+  /** Adds an action ("peer_..."); throws if it is taken or malformed. */
+  register(action: string, handler: PeerActionHandler): void;
+}
+
+/** Settings of the peer handler. */
+export interface PeerHandlerOptions {
+  /** Cap on members listed by one heartbeat (default 1024). */
+  membersMax?: number;
+}
+
+/**
+ * Creates the handler for `peer_heartbeat`, `peer_leave` and registered actions.
+ *
+ * @example
+ * ```ts
+ * const handler = createPeerHandler(membership);
+ * handler.register("peer_raft", (message) => transport.receive(message));
+ * const server = Server.listen({ ...options, peerHandler: handler });
+ * ```
+ */
+export function createPeerHandler(
+  membership: Membership,
+  options: PeerHandlerOptions = {},
+): PeerHandler {
+  const membersMax = options.membersMax ?? membersMaxDefault;
+  const selfId = membership.self.id;
+  const actions = new Map<string, PeerActionHandler>();
+  const ok = { status: "ok", from: selfId };
+  const rejectSelf = (from: number) => {
+    if (from === selfId) {
+      throw new PeerMessageError(`Node id ${from} is this node's own id; two peers share it`);
+    }
+  };
+  actions.set("peer_heartbeat", (message) => {
+    const heartbeat = decodeHeartbeat(message, membersMax);
+    rejectSelf(heartbeat.from);
+    membership.receiveHeartbeat(heartbeat);
+    return ok;
+  });
+  actions.set("peer_leave", (message) => {
+    const from = decodeLeave(message);
+    rejectSelf(from);
+    membership.receiveLeave(from);
+    return ok;
+  });
+  const handler = async (message: Record<string, unknown>): Promise<unknown> => {
+    const action = typeof message === "object" && message !== null ? message.action : undefined;
+    const serve = typeof action === "string" ? actions.get(action) : undefined;
+    if (serve === undefined) {
+      return errorResponse("bad_request", `Unknown peer action '${String(action)}'`);
+    }
+    try {
+      return await serve(message);
+    } catch (error) {
+      if (error instanceof ProtocolError) return errorResponse(error.code, error.message);
+      throw error;
+    }
+  };
+  const register = (action: string, serve: PeerActionHandler): void => {
+    if (!/^peer_[a-z0-9_]+$/.test(action)) {
+      throw new TypeError(
+        `Cannot register peer action '${action}' as it must match peer_[a-z0-9_]+`,
+      );
+    }
+    if (actions.has(action)) {
+      throw new Error(`Cannot register peer action '${action}' as it is already registered`);
+    }
+    if (actions.size >= actionsMax) {
+      throw new RangeError(`Cannot register more than ${actionsMax} peer actions`);
+    }
+    actions.set(action, serve);
+  };
+  return Object.assign(handler, { register });
+}

@@ -1,0 +1,511 @@
+/**
+ * A long-lived, multiplexed outbound connection from this node to one other
+ * peer, over the client port and the client frame codec. Requests carry an
+ * auto-increment `id` that the peer echoes; one-way messages (heartbeats,
+ * Raft traffic) carry none and their answers are ignored. Writes of one
+ * microtask burst leave in one socket write, the send queue is capped, and a
+ * dropped connection is re-established with capped exponential backoff.
+ *
+ * This is the only file of the cluster layer that calls `Deno.connect`.
+ *
+ * @module
+ */
+
+import { getLogger } from "../logging.ts";
+import { errorCodes } from "../wire/errors.ts";
+import { concatFrames, encodeFrame, frameBytesMaxDefault, FrameDecoder } from "../wire/frame.ts";
+import { backoffDelayMs } from "./_backoff.ts";
+
+/** Default cap on bytes queued for the socket and not yet written. */
+export const queuedBytesMaxDefault = 8 * 1024 * 1024;
+/** Default cap on requests awaiting an answer. */
+export const pendingRequestsMaxDefault = 4096;
+/** Default cap on one answer (forwarded fetches can be large). */
+export const responseBytesMaxDefault = 64 * 1024 * 1024;
+/** Default time a connect attempt may take. */
+export const connectTimeoutMsDefault = 2000;
+/** Default first reconnect delay. */
+export const backoffMinMsDefault = 50;
+/** Default largest reconnect delay. */
+export const backoffMaxMsDefault = 2000;
+/** Default time a request waits for its answer. */
+export const requestTimeoutMsDefault = 5000;
+/** Bytes read from the socket at once. */
+const readBufferBytes = 64 * 1024;
+
+/** A peer message: a JSON object whose first key is `action` ("peer_..."). */
+export type PeerMessage = { action: string } & Record<string, unknown>;
+
+/** Settings of one link. */
+export interface PeerLinkOptions {
+  host: string;
+  port: number;
+  /** Sent as `{"action":"auth"}` first on every connection when set. */
+  authToken?: string;
+  /** Cap on bytes queued and not yet written (default 8 MiB). */
+  queuedBytesMax?: number;
+  /** Cap on requests awaiting an answer (default 4096). */
+  pendingRequestsMax?: number;
+  /** Largest outgoing message; the peer's `--max-frame` (default 1 MiB). */
+  frameBytesMax?: number;
+  /** Largest answer accepted (default 64 MiB). */
+  responseBytesMax?: number;
+  /** Default 2000 ms. */
+  connectTimeoutMs?: number;
+  /** Default 50 ms. */
+  backoffMinMs?: number;
+  /** Default 2000 ms. */
+  backoffMaxMs?: number;
+  /** Default timeout of `request` (5000 ms). */
+  requestTimeoutMs?: number;
+  /** Uniform float in [0, 1) for backoff jitter (default Math.random). */
+  random?: () => number;
+}
+
+/** Options of one request. */
+export interface RequestOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * The peer cannot be reached: the link is down, the connection dropped while
+ * the request was pending, the queue is full, or the link is closed. Nothing
+ * is known about whether the peer acted on the request.
+ *
+ * @example
+ * ```ts
+ * try { await link.request({ action: "peer_ping" }); }
+ * catch (error) { if (error instanceof PeerUnavailableError) retryLater(); }
+ * ```
+ */
+export class PeerUnavailableError extends Error {
+  readonly address: string;
+  constructor(address: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PeerUnavailableError";
+    this.address = address;
+  }
+}
+
+/**
+ * No answer arrived within the request's timeout.
+ *
+ * @example
+ * ```ts
+ * await link.request(message, { timeoutMs: 100 }).catch((e) => e instanceof PeerTimeoutError);
+ * ```
+ */
+export class PeerTimeoutError extends PeerUnavailableError {
+  constructor(address: string, message: string, options?: ErrorOptions) {
+    super(address, message, options);
+    this.name = "PeerTimeoutError";
+  }
+}
+
+/**
+ * A message is larger than the peer accepts; sending it would close the link.
+ *
+ * @example
+ * ```ts
+ * await link.request(huge).catch((e) => e instanceof PeerMessageTooLargeError);
+ * ```
+ */
+export class PeerMessageTooLargeError extends RangeError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PeerMessageTooLargeError";
+  }
+}
+
+/** `connecting`: an attempt is under way (messages queue); `backoff`: waiting to retry. */
+export type PeerLinkState = "connecting" | "connected" | "backoff" | "closed";
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+type Settings = Required<Omit<PeerLinkOptions, "authToken">> & { authToken?: string };
+
+/**
+ * One outbound link.
+ *
+ * @example
+ * ```ts
+ * const link = new PeerLink({ host: "127.0.0.1", port: 5002 });
+ * link.send({ action: "peer_heartbeat", from: 1, address: "127.0.0.1:5001", members: [], sent_at: 0 });
+ * const answer = await link.request({ action: "peer_heartbeat", from: 1, address: "127.0.0.1:5001", members: [], sent_at: 0 });
+ * await link.close();
+ * ```
+ */
+export class PeerLink {
+  readonly address: string;
+  readonly #settings: Settings;
+  readonly #pending = new Map<number, Pending>();
+  #state: PeerLinkState = "connecting";
+  #conn: Deno.Conn | undefined;
+  #queue: Uint8Array[] = [];
+  #queuedBytes = 0;
+  /** Bumped when a connection ends so a write in progress does not touch the new queue. */
+  #epoch = 0;
+  #pumping = false;
+  #nextId = 1;
+  #attempt = 0;
+  #droppedMessages = 0;
+  #connections = 0;
+  #sleepTimer: ReturnType<typeof setTimeout> | undefined;
+  #wakeSleep: (() => void) | undefined;
+  readonly #running: Promise<void>;
+
+  constructor(options: PeerLinkOptions) {
+    this.#settings = validate(options);
+    this.address = `${options.host}:${options.port}`;
+    this.#running = this.#run();
+  }
+
+  /** Where the link is in its connection life. */
+  get state(): PeerLinkState {
+    return this.#state;
+  }
+
+  /** One-way messages refused because the link was down or its queue full. */
+  get droppedMessages(): number {
+    return this.#droppedMessages;
+  }
+
+  /** Bytes queued and not yet written. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /** Requests awaiting an answer. */
+  get pendingRequests(): number {
+    return this.#pending.size;
+  }
+
+  /** Connections established so far (a reconnect adds one). */
+  get connections(): number {
+    return this.#connections;
+  }
+
+  /**
+   * Queues a one-way message. Returns false, and counts a drop, when the link
+   * is down or its queue is full: callers of one-way traffic tolerate loss.
+   */
+  send(message: PeerMessage): boolean {
+    if (this.#state === "backoff" || this.#state === "closed") {
+      this.#droppedMessages++;
+      return false;
+    }
+    const frame = encodeFrame(actionFirst(message));
+    if (frame.length - 4 > this.#settings.frameBytesMax || !this.#enqueue(frame)) {
+      this.#droppedMessages++;
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Sends a request and resolves with the peer's answer (error answers
+   * included). Rejects with PeerUnavailableError (or its PeerTimeoutError)
+   * when no answer can come, with PeerMessageTooLargeError for a message over
+   * `frameBytesMax`, and with the signal's reason when it aborts.
+   */
+  request(message: PeerMessage, options: RequestOptions = {}): Promise<unknown> {
+    const refusal = this.#refusal(options.signal);
+    if (refusal !== undefined) return Promise.reject(refusal);
+    const id = this.#nextId++;
+    const frame = encodeFrame({ ...actionFirst(message), id });
+    if (frame.length - 4 > this.#settings.frameBytesMax) {
+      return Promise.reject(
+        new PeerMessageTooLargeError(
+          `Message of ${
+            frame.length - 4
+          } bytes exceeds the peer's limit of ${this.#settings.frameBytesMax} bytes`,
+        ),
+      );
+    }
+    if (!this.#enqueue(frame)) {
+      return Promise.reject(
+        new PeerUnavailableError(
+          this.address,
+          `The send queue to ${this.address} is full (${this.#settings.queuedBytesMax} bytes)`,
+        ),
+      );
+    }
+    return this.#awaitAnswer(id, options);
+  }
+
+  #refusal(signal: AbortSignal | undefined): Error | undefined {
+    if (signal?.aborted) return signal.reason;
+    if (this.#state === "closed") {
+      return new PeerUnavailableError(this.address, `The link to ${this.address} is closed`);
+    }
+    if (this.#state === "backoff") {
+      return new PeerUnavailableError(this.address, `Peer ${this.address} is unreachable`);
+    }
+    if (this.#pending.size >= this.#settings.pendingRequestsMax) {
+      return new PeerUnavailableError(
+        this.address,
+        `The link to ${this.address} already has its maximum of ${this.#settings.pendingRequestsMax} pending requests`,
+      );
+    }
+    return undefined;
+  }
+
+  #awaitAnswer(id: number, options: RequestOptions): Promise<unknown> {
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    const timeoutMs = options.timeoutMs ?? this.#settings.requestTimeoutMs;
+    const signal = options.signal;
+    const settle = () => {
+      this.#pending.delete(id);
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const onAbort = () => {
+      settle();
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      settle();
+      reject(
+        new PeerTimeoutError(
+          this.address,
+          `Peer ${this.address} did not answer in ${timeoutMs} ms`,
+        ),
+      );
+    }, timeoutMs);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    this.#pending.set(id, {
+      resolve: (value) => {
+        settle();
+        resolve(value);
+      },
+      reject: (error) => {
+        settle();
+        reject(error);
+      },
+    });
+    return promise;
+  }
+
+  #enqueue(frame: Uint8Array): boolean {
+    if (this.#queuedBytes + frame.length > this.#settings.queuedBytesMax) return false;
+    this.#queue.push(frame);
+    this.#queuedBytes += frame.length;
+    this.#schedulePump();
+    return true;
+  }
+
+  #schedulePump(): void {
+    if (this.#pumping || this.#conn === undefined) return;
+    this.#pumping = true;
+    const conn = this.#conn;
+    // One write per microtask burst: everything queued until then goes together.
+    queueMicrotask(() => this.#pump(conn));
+  }
+
+  async #pump(conn: Deno.Conn): Promise<void> {
+    const epoch = this.#epoch;
+    try {
+      while (this.#queue.length > 0 && this.#epoch === epoch) {
+        const bytes = concatFrames(this.#queue);
+        this.#queue = [];
+        try {
+          let written = 0;
+          while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+        } catch {
+          // The read loop sees the closed socket and fails what is pending.
+          closeQuietly(conn);
+          return;
+        } finally {
+          if (this.#epoch === epoch) this.#queuedBytes -= bytes.length;
+        }
+      }
+    } finally {
+      if (this.#epoch === epoch) this.#pumping = false;
+    }
+  }
+
+  async #run(): Promise<void> {
+    while (this.#state !== "closed") {
+      this.#state = "connecting";
+      const conn = await this.#connect();
+      if (conn !== undefined && this.#isClosed()) closeQuietly(conn);
+      else if (conn !== undefined) await this.#serve(conn);
+      this.#dropConnection(
+        new PeerUnavailableError(this.address, `The connection to ${this.address} was lost`),
+      );
+      if (this.#isClosed()) break;
+      this.#state = "backoff";
+      await this.#sleep(backoffDelayMs(this.#attempt++, this.#settings, this.#settings.random));
+    }
+  }
+
+  async #connect(): Promise<Deno.TcpConn | undefined> {
+    const attempt = Deno.connect({ hostname: this.#settings.host, port: this.#settings.port });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), this.#settings.connectTimeoutMs);
+    });
+    try {
+      const conn = await Promise.race([attempt, timeout]);
+      if (conn === undefined) attempt.then(closeQuietly, () => {});
+      return conn;
+    } catch {
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #serve(conn: Deno.TcpConn): Promise<void> {
+    // Nagle's algorithm would hold heartbeats and small Raft messages back.
+    conn.setNoDelay(true);
+    this.#conn = conn;
+    this.#state = "connected";
+    this.#connections++;
+    if (this.#settings.authToken !== undefined) {
+      // Auth goes first; the peer handles it before the next frame of the burst.
+      const auth = encodeFrame({ action: "auth", token: this.#settings.authToken });
+      this.#queue.unshift(auth);
+      this.#queuedBytes += auth.length;
+    }
+    this.#schedulePump();
+    const decoder = new FrameDecoder({ frameBytesMax: this.#settings.responseBytesMax });
+    const buffer = new Uint8Array(readBufferBytes);
+    try {
+      while (this.#state === "connected") {
+        const read = await conn.read(buffer);
+        if (read === null) break;
+        for (const event of decoder.push(buffer.subarray(0, read))) {
+          if (event.kind !== "frame") throw new Error(`Unusable answer from ${this.address}`);
+          this.#receive(event.payload);
+        }
+      }
+    } catch {
+      // A reset, a close() or an unusable answer all end this connection alike.
+    } finally {
+      closeQuietly(conn);
+    }
+  }
+
+  #receive(payload: Uint8Array): void {
+    let answer: unknown;
+    try {
+      answer = JSON.parse(new TextDecoder().decode(payload));
+    } catch {
+      return;
+    }
+    if (typeof answer !== "object" || answer === null) return;
+    const { id, status } = answer as { id?: unknown; status?: unknown };
+    if (!(errorCodes as readonly unknown[]).includes(status)) this.#attempt = 0;
+    if (status === "unauthorized") {
+      getLogger("cluster").warn("Peer {address} refused this node's auth token", {
+        address: this.address,
+      });
+    }
+    // Answers without a known id belong to one-way messages or timed-out requests.
+    if (typeof id === "number") this.#pending.get(id)?.resolve(answer);
+  }
+
+  #dropConnection(error: PeerUnavailableError): void {
+    this.#conn = undefined;
+    this.#epoch++;
+    this.#pumping = false;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    for (const pending of [...this.#pending.values()]) pending.reject(error);
+  }
+
+  /** A method, so TypeScript does not narrow the state across awaits. */
+  #isClosed(): boolean {
+    return this.#state === "closed";
+  }
+
+  #sleep(delayMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wakeSleep = resolve;
+      this.#sleepTimer = setTimeout(resolve, delayMs);
+    });
+  }
+
+  /** Stops reconnecting, rejects everything pending and closes the socket. */
+  async close(): Promise<void> {
+    if (this.#state !== "closed") {
+      this.#state = "closed";
+      if (this.#conn !== undefined) closeQuietly(this.#conn);
+      clearTimeout(this.#sleepTimer);
+      this.#wakeSleep?.();
+      this.#dropConnection(
+        new PeerUnavailableError(this.address, `The link to ${this.address} is closed`),
+      );
+    }
+    await this.#running;
+  }
+}
+
+/** The peer listener recognizes peer frames by `{"action":"peer_` at their very start. */
+function actionFirst(message: PeerMessage): PeerMessage {
+  const { action, ...rest } = message;
+  return { action, ...rest };
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+function validate(options: PeerLinkOptions): Settings {
+  const settings: Settings = {
+    host: options.host,
+    port: options.port,
+    authToken: options.authToken,
+    queuedBytesMax: options.queuedBytesMax ?? queuedBytesMaxDefault,
+    pendingRequestsMax: options.pendingRequestsMax ?? pendingRequestsMaxDefault,
+    frameBytesMax: options.frameBytesMax ?? frameBytesMaxDefault,
+    responseBytesMax: options.responseBytesMax ?? responseBytesMaxDefault,
+    connectTimeoutMs: options.connectTimeoutMs ?? connectTimeoutMsDefault,
+    backoffMinMs: options.backoffMinMs ?? backoffMinMsDefault,
+    backoffMaxMs: options.backoffMaxMs ?? backoffMaxMsDefault,
+    requestTimeoutMs: options.requestTimeoutMs ?? requestTimeoutMsDefault,
+    random: options.random ?? Math.random,
+  };
+  if (settings.host.length === 0) {
+    throw new RangeError("Cannot create peer link as 'host' must not be empty");
+  }
+  if (!Number.isInteger(settings.port) || settings.port < 1 || settings.port > 65535) {
+    throw new RangeError(
+      `Cannot create peer link as 'port' must be between 1 and 65535: current value is ${settings.port}`,
+    );
+  }
+  for (
+    const name of [
+      "queuedBytesMax",
+      "pendingRequestsMax",
+      "frameBytesMax",
+      "responseBytesMax",
+      "connectTimeoutMs",
+      "backoffMinMs",
+      "backoffMaxMs",
+      "requestTimeoutMs",
+    ] as const
+  ) {
+    const value = settings[name];
+    if (!Number.isInteger(value) || value < 1) {
+      throw new RangeError(
+        `Cannot create peer link as '${name}' must be a positive integer: current value is ${value}`,
+      );
+    }
+  }
+  if (settings.backoffMaxMs < settings.backoffMinMs) {
+    throw new RangeError(
+      `Cannot create peer link as 'backoffMaxMs' must be at least 'backoffMinMs' (${settings.backoffMinMs}): current value is ${settings.backoffMaxMs}`,
+    );
+  }
+  return settings;
+}
