@@ -1,0 +1,201 @@
+/**
+ * Drives `pubsub client`'s interactive menu through a real terminal: tmux
+ * runs it in a detached session, `send-keys` types, `capture-pane` reads the
+ * screen.
+ */
+
+import assert from "node:assert/strict";
+import { startPeer } from "../_helpers/peer_process.ts";
+import { PubSubClient } from "../../lib/client/client.ts";
+
+const mainPath = new URL("../../main.ts", import.meta.url).pathname;
+/** How long the menu may take to show what a step expects. */
+const screenTimeoutMs = 20_000;
+
+function tmuxInstalled(): boolean {
+  try {
+    return new Deno.Command("tmux", { args: ["-V"], stdout: "null", stderr: "null" }).outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+}
+
+const hasTmux = tmuxInstalled();
+if (!hasTmux) {
+  console.warn(
+    "tests/cli/interactive_test.ts: tmux is not installed, so the interactive menu test is ignored (apt-get install -y tmux)",
+  );
+}
+
+/** One tmux server on its own socket, so the test never touches the user's sessions. */
+class Terminal {
+  readonly socket = `pubsub-test-${crypto.randomUUID().slice(0, 8)}`;
+
+  async run(...args: string[]): Promise<string> {
+    const output = await new Deno.Command("tmux", { args: ["-L", this.socket, ...args] }).output();
+    if (!output.success) {
+      throw new Error(`tmux ${args[0]} failed: ${new TextDecoder().decode(output.stderr)}`);
+    }
+    return new TextDecoder().decode(output.stdout);
+  }
+
+  start(command: string): Promise<string> {
+    return this.run("new-session", "-d", "-s", "menu", "-x", "120", "-y", "50", command);
+  }
+
+  keys(...keys: string[]): Promise<string> {
+    return this.run("send-keys", "-t", "menu", ...keys);
+  }
+
+  /** Types text literally (no key-name lookup), then Enter. */
+  async type(text: string): Promise<void> {
+    await this.run("send-keys", "-t", "menu", "-l", text);
+    await this.keys("Enter");
+  }
+
+  async screen(): Promise<string> {
+    const text = await this.run("capture-pane", "-p", "-J", "-t", "menu", "-S", "-500");
+    return text.split("\n").filter((line) => line.trim() !== "").join("\n");
+  }
+
+  /** Polls the screen until `predicate` holds; fails with the screen after screenTimeoutMs. */
+  async waitFor(description: string, predicate: (screen: string) => boolean): Promise<string> {
+    const deadline = Date.now() + screenTimeoutMs;
+    let screen = "";
+    while (Date.now() < deadline) {
+      screen = await this.screen();
+      if (predicate(screen)) return screen;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`Timed out waiting for ${description}. Screen:\n${screen}`);
+  }
+
+  /** Waits until the menu prompt has been shown `count` times. */
+  waitForMenu(count: number): Promise<string> {
+    return this.waitFor(
+      `menu #${count}`,
+      (screen) =>
+        countOf(screen, "? Choose an operation") === 1 &&
+        countOf(screen, "Choose an operation") >= count,
+    );
+  }
+
+  async kill(): Promise<void> {
+    try {
+      await this.run("kill-server");
+    } catch {
+      // The server already exited with its last session.
+    }
+  }
+}
+
+function countOf(text: string, part: string): number {
+  return text.split(part).length - 1;
+}
+
+/** Down presses that move the menu cursor from create_topic to `operation`. */
+const position = {
+  create_topic: 0,
+  publish: 1,
+  fetch_messages: 2,
+  subscribe: 3,
+  fetch_topics: 4,
+} as const;
+
+async function choose(terminal: Terminal, operation: keyof typeof position): Promise<void> {
+  for (let press = 0; press < position[operation]; press++) await terminal.keys("Down");
+  await terminal.keys("Enter");
+  await terminal.waitFor(
+    `'${operation}' chosen`,
+    (screen) => screen.includes(`✔ Choose an operation ${operation}`),
+  );
+}
+
+Deno.test({
+  name: "the interactive client menu runs every prototype operation in a real terminal",
+  ignore: !hasTmux,
+  async fn() {
+    const peer = await startPeer();
+    const terminal = new Terminal();
+    try {
+      await terminal.start(
+        `${Deno.execPath()} run -A ${mainPath} client --peers ${peer.address}; echo EXIT=$?; read`,
+      );
+      let screen = await terminal.waitForMenu(1);
+      assert.match(screen, new RegExp(`Connected to ${peer.address}`));
+      const menu = screen.slice(screen.indexOf("? Choose an operation")).split("\n").slice(1, 9)
+        .map((line) => line.replace(/^[❯\s]+/, "").trim());
+      // The prototype's operations in its order, with the two extended ones before exit.
+      assert.deepEqual(menu, [
+        "create_topic",
+        "publish",
+        "fetch_messages",
+        "subscribe",
+        "fetch_topics",
+        "describe_topic",
+        "cluster_status",
+        "exit",
+      ]);
+
+      await choose(terminal, "create_topic");
+      await terminal.type("events");
+      screen = await terminal.waitForMenu(2);
+      assert.match(
+        screen,
+        /Response: \{"status":"topic_created","topic":"events"\}\n\(latency \d+\.\d ms\)/,
+      );
+
+      await choose(terminal, "publish");
+      await terminal.type("events");
+      await terminal.waitFor("the message prompt", (screen) => screen.includes("Message:"));
+      await terminal.type("hello world");
+      screen = await terminal.waitForMenu(3);
+      assert.match(
+        screen,
+        /Response: \{"status":"message_published","topic":"events","offset":0\}/,
+      );
+
+      await choose(terminal, "fetch_messages");
+      await terminal.type("events");
+      screen = await terminal.waitForMenu(4);
+      assert.match(screen, /Response: \["hello world"\]\n\(latency \d+\.\d ms\)/);
+
+      await choose(terminal, "subscribe");
+      await terminal.type("events");
+      await terminal.waitFor(
+        "the subscriber prompt",
+        (screen) => screen.includes("Subscriber ID:"),
+      );
+      await terminal.type("menu-reader");
+      await terminal.waitFor("subscribed", (screen) => screen.includes("press Enter"));
+      assert.match(
+        await terminal.screen(),
+        /Response: \{"status":"subscribed","topic":"events","subscriber_id":"menu-reader"\}/,
+      );
+      const publisher = await PubSubClient.connect({ peers: [peer.address] });
+      await publisher.publish("events", "pushed");
+      await publisher.close();
+      await terminal.waitFor(
+        "the pushed message",
+        (screen) => screen.includes('Message: {"offset":1,"message":"pushed"}'),
+      );
+      await terminal.keys("Enter");
+      await terminal.waitForMenu(5);
+
+      await choose(terminal, "fetch_topics");
+      screen = await terminal.waitForMenu(6);
+      assert.match(screen, /Response: \["events"\]/);
+
+      // Ctrl-C at the menu leaves cleanly: exit 0 and no stack trace.
+      await terminal.keys("C-c");
+      screen = await terminal.waitFor("the exit code", (screen) => screen.includes("EXIT="));
+      assert.match(screen, /EXIT=0/);
+      assert.doesNotMatch(screen, /ExitPromptError|error:|\bat .*:\d+:\d+/);
+    } finally {
+      await terminal.kill();
+      await peer.stop();
+      await Deno.remove(peer.dataDir, { recursive: true });
+    }
+  },
+});
