@@ -1,0 +1,309 @@
+import assert from "node:assert/strict";
+import { Membership } from "../../lib/cluster/membership.ts";
+import { createPeerHandler, type PeerHandler } from "../../lib/cluster/peer_handler.ts";
+import {
+  PeerLink,
+  type PeerLinkOptions,
+  PeerMessageTooLargeError,
+  PeerTimeoutError,
+  PeerUnavailableError,
+} from "../../lib/cluster/peer_link.ts";
+import { PeerLinks } from "../../lib/cluster/peer_links.ts";
+import { LocalBroker } from "../../lib/peer/local_broker.ts";
+import { Server } from "../../lib/peer/server.ts";
+import { encodeFrame } from "../../lib/wire/frame.ts";
+import { freePort } from "../_helpers/peer_process.ts";
+
+/** A real peer listener (Server + LocalBroker) whose peer handler has test actions. */
+class TestPeer {
+  readonly port: number;
+  readonly membership: Membership;
+  readonly handler: PeerHandler;
+  readonly held: (() => void)[] = [];
+  #broker: LocalBroker;
+  #server: Server | undefined;
+  #dataDir: string;
+  #authToken: string | undefined;
+
+  private constructor(broker: LocalBroker, dataDir: string, port: number, authToken?: string) {
+    this.#broker = broker;
+    this.#dataDir = dataDir;
+    this.port = port;
+    this.#authToken = authToken;
+    this.membership = new Membership({
+      self: { id: 9, address: `127.0.0.1:${port}` },
+      heartbeatMs: 100,
+      deadAfterMs: 1000,
+    });
+    this.handler = createPeerHandler(this.membership);
+    this.handler.register("peer_echo", (message) => ({ status: "ok", value: message.value }));
+    // Answers only when the test releases it, to keep requests pending.
+    this.handler.register("peer_hold", () => {
+      const { promise, resolve } = Promise.withResolvers<unknown>();
+      this.held.push(() => resolve({ status: "ok" }));
+      return promise;
+    });
+  }
+
+  static async start(authToken?: string): Promise<TestPeer> {
+    const dataDir = await Deno.makeTempDir({ prefix: "pubsub-link-test-" });
+    const broker = await LocalBroker.open({ nodeId: 9, dataDir, address: "127.0.0.1:0" });
+    const peer = new TestPeer(broker, dataDir, freePort(), authToken);
+    peer.listen();
+    return peer;
+  }
+
+  listen(): void {
+    this.#server = Server.listen({
+      hostname: "127.0.0.1",
+      port: this.port,
+      broker: this.#broker,
+      frameBytesMax: 1024 * 1024,
+      idleTimeoutMs: 30_000,
+      requestTimeoutMs: 5_000,
+      authToken: this.#authToken,
+      peerHandler: this.handler,
+    });
+  }
+
+  async stopListening(): Promise<void> {
+    await this.#server?.close();
+    this.#server = undefined;
+  }
+
+  async close(): Promise<void> {
+    for (const release of this.held.splice(0)) release();
+    await this.stopListening();
+    await this.#broker.close();
+    await Deno.remove(this.#dataDir, { recursive: true });
+  }
+}
+
+function linkTo(peer: TestPeer, options: Partial<PeerLinkOptions> = {}): PeerLink {
+  return new PeerLink({ host: "127.0.0.1", port: peer.port, random: () => 0.5, ...options });
+}
+
+/** Polls `condition` every 10 ms until it holds or `timeoutMs` passes. */
+async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 5000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`Condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+Deno.test("PeerLink matches each answer to its request", async () => {
+  const peer = await TestPeer.start();
+  const link = linkTo(peer);
+  try {
+    const answers = await Promise.all(
+      ["a", "b", "c"].map((value) => link.request({ action: "peer_echo", value })),
+    );
+    assert.deepEqual(answers.map((answer) => (answer as { value: string }).value), [
+      "a",
+      "b",
+      "c",
+    ]);
+    assert.equal((answers[1] as { id: number }).id, (answers[0] as { id: number }).id + 1);
+    assert.equal(link.pendingRequests, 0);
+  } finally {
+    await link.close();
+    await peer.close();
+  }
+});
+
+Deno.test("PeerLink pipelines 1000 requests over one connection", async () => {
+  const peer = await TestPeer.start();
+  const link = linkTo(peer);
+  try {
+    const values = Array.from({ length: 1000 }, (_, index) => index);
+    const answers = await Promise.all(
+      values.map((value) => link.request({ action: "peer_echo", value })),
+    );
+    assert.deepEqual(answers.map((answer) => (answer as { value: number }).value), values);
+    assert.equal(link.connections, 1);
+  } finally {
+    await link.close();
+    await peer.close();
+  }
+});
+
+Deno.test("PeerLink one-way heartbeats reach the peer's membership", async () => {
+  const peer = await TestPeer.start();
+  const link = linkTo(peer);
+  try {
+    assert.equal(
+      link.send({
+        action: "peer_heartbeat",
+        from: 4,
+        address: "127.0.0.1:5004",
+        members: [],
+        sent_at: Date.now(),
+      }),
+      true,
+    );
+    await waitFor(() => peer.membership.record(4)?.heardAt !== undefined);
+    assert.equal(peer.membership.view()[0].state, "alive");
+  } finally {
+    await link.close();
+    await peer.close();
+  }
+});
+
+Deno.test("PeerLink rejects pending requests when the connection drops and while the peer is down", async () => {
+  const peer = await TestPeer.start();
+  const link = linkTo(peer, { backoffMinMs: 1000, backoffMaxMs: 1000 });
+  try {
+    await link.request({ action: "peer_echo", value: 1 });
+    const pending = link.request({ action: "peer_hold" });
+    const rejected = assert.rejects(pending, PeerUnavailableError);
+    await waitFor(() => peer.held.length === 1);
+    await peer.stopListening();
+    await rejected;
+    await waitFor(() => link.state === "backoff");
+    await assert.rejects(link.request({ action: "peer_echo", value: 2 }), /unreachable/);
+    assert.equal(link.send({ action: "peer_echo" }), false);
+    assert.equal(link.droppedMessages, 1);
+  } finally {
+    await link.close();
+    await peer.close();
+  }
+});
+
+Deno.test("PeerLink rejects requests queued while connecting when nothing listens", async () => {
+  const link = new PeerLink({ host: "127.0.0.1", port: freePort(), random: () => 0.5 });
+  try {
+    await assert.rejects(link.request({ action: "peer_echo" }), PeerUnavailableError);
+  } finally {
+    await link.close();
+  }
+});
+
+Deno.test("PeerLink reconnects after the peer restarts on the same port", async () => {
+  const peer = await TestPeer.start();
+  const link = linkTo(peer, { backoffMinMs: 20, backoffMaxMs: 100 });
+  try {
+    await link.request({ action: "peer_echo", value: "before" });
+    await peer.stopListening();
+    await waitFor(() => link.state === "backoff");
+    peer.listen();
+    await waitFor(() => link.state === "connected");
+    const answer = await link.request({ action: "peer_echo", value: "after" });
+    assert.equal((answer as { value: string }).value, "after");
+    assert.equal(link.connections, 2);
+  } finally {
+    await link.close();
+    await peer.close();
+  }
+});
+
+Deno.test("PeerLink drops one-way messages and refuses requests beyond queuedBytesMax", async () => {
+  const peer = await TestPeer.start();
+  const link = linkTo(peer, { queuedBytesMax: 1000 });
+  try {
+    await link.request({ action: "peer_echo", value: "warm" });
+    // One synchronous burst: nothing is written before the burst ends.
+    const padding = "x".repeat(80);
+    let accepted = 0;
+    for (let index = 0; index < 50; index++) {
+      if (link.send({ action: "peer_echo", value: padding })) accepted++;
+    }
+    const frameBytes = encodeFrame({ action: "peer_echo", value: padding }).length;
+    assert.equal(accepted, Math.floor(1000 / frameBytes));
+    assert.equal(link.droppedMessages, 50 - accepted);
+    assert.equal(link.queuedBytes, accepted * frameBytes);
+    await assert.rejects(link.request({ action: "peer_echo", value: padding }), /queue .* is full/);
+    await waitFor(() => link.queuedBytes === 0);
+    const answer = await link.request({ action: "peer_echo", value: "drained" });
+    assert.equal((answer as { value: string }).value, "drained");
+  } finally {
+    await link.close();
+    await peer.close();
+  }
+});
+
+Deno.test("PeerLink times out, aborts, and refuses a message over frameBytesMax", async () => {
+  const peer = await TestPeer.start();
+  const link = linkTo(peer, { frameBytesMax: 200 });
+  try {
+    await assert.rejects(
+      link.request({ action: "peer_hold" }, { timeoutMs: 50 }),
+      PeerTimeoutError,
+    );
+    const controller = new AbortController();
+    const aborted = link.request({ action: "peer_hold" }, { signal: controller.signal });
+    controller.abort(new Error("caller gave up"));
+    await assert.rejects(aborted, /caller gave up/);
+    await assert.rejects(
+      link.request({ action: "peer_echo", value: "x".repeat(300) }),
+      PeerMessageTooLargeError,
+    );
+    assert.equal(link.pendingRequests, 0);
+    // The link still works after all of that, once the held answers (first in order) go out.
+    await waitFor(() => peer.held.length === 2);
+    for (const release of peer.held.splice(0)) release();
+    assert.equal(
+      (await link.request({ action: "peer_echo", value: 5 }) as { value: number }).value,
+      5,
+    );
+  } finally {
+    await link.close();
+    await peer.close();
+  }
+});
+
+Deno.test("PeerLink authenticates first when the peer requires a token", async () => {
+  const peer = await TestPeer.start("secret");
+  const good = linkTo(peer, { authToken: "secret" });
+  const bad = linkTo(peer, { authToken: "wrong", backoffMinMs: 1000, backoffMaxMs: 1000 });
+  try {
+    const answer = await good.request({ action: "peer_echo", value: "in" });
+    assert.equal((answer as { value: string }).value, "in");
+    await assert.rejects(bad.request({ action: "peer_echo", value: "out" }), PeerUnavailableError);
+  } finally {
+    await good.close();
+    await bad.close();
+    await peer.close();
+  }
+});
+
+Deno.test("PeerLink close rejects what is pending and refuses new requests", async () => {
+  const peer = await TestPeer.start();
+  const link = linkTo(peer);
+  try {
+    await link.request({ action: "peer_echo" });
+    const pending = link.request({ action: "peer_hold" });
+    const rejected = assert.rejects(pending, /is closed/);
+    await waitFor(() => peer.held.length === 1);
+    await link.close();
+    await rejected;
+    await assert.rejects(link.request({ action: "peer_echo" }), PeerUnavailableError);
+    assert.equal(link.state, "closed");
+  } finally {
+    await link.close();
+    await peer.close();
+  }
+});
+
+Deno.test("PeerLinks creates links lazily, replaces them on address change and closes them together", async () => {
+  const first = await TestPeer.start();
+  const second = await TestPeer.start();
+  const links = new PeerLinks({ link: { random: () => 0.5 } });
+  try {
+    links.update([{ id: 2, address: `127.0.0.1:${first.port}` }]);
+    assert.equal(links.size, 0);
+    await links.request(2, { action: "peer_echo" });
+    const before = links.link(2);
+    assert.equal(links.size, 1);
+    links.update([{ id: 2, address: `127.0.0.1:${second.port}` }]);
+    assert.equal(before?.state, "closed");
+    await links.request(2, { action: "peer_echo" });
+    assert.equal(links.link(2)?.address, `127.0.0.1:${second.port}`);
+    await assert.rejects(links.request(3, { action: "peer_echo" }), /not a known member/);
+    assert.equal(links.send(3, { action: "peer_echo" }), false);
+  } finally {
+    await links.close();
+    await first.close();
+    await second.close();
+  }
+});
