@@ -21,8 +21,11 @@ export type ApplyResult =
   | { kind: "acked" }
   | { kind: "noop" };
 
-interface ProducerState {
-  sequence: number;
+/** Sequences remembered per producer: retries of any of them are recognised. */
+export const producerSequencesMax = 64;
+
+/** Where one stored sequence of a producer landed. */
+interface StoredBatch {
   firstOffset: number;
   count: number;
 }
@@ -97,7 +100,8 @@ export class TopicState {
   /** Index of the last entry applied. */
   appliedIndex = 0;
   readonly subscribers = new Map<string, number>();
-  readonly #producers = new Map<string, ProducerState>();
+  /** Per producer, its recent sequences in the order stored. */
+  readonly #producers = new Map<string, Map<number, StoredBatch>>();
   readonly #batches = new BatchIndex();
 
   /** Applies the entry at `index` (which must follow the last applied one). */
@@ -110,6 +114,15 @@ export class TopicState {
     const command = decodeCommand(data);
     if (command === undefined) return { kind: "noop" };
     return this.applyCommand(index, command);
+  }
+
+  /** Advances past an entry that is not a topic command (a Raft membership change). */
+  skip(index: number): void {
+    assert(
+      index === this.appliedIndex + 1,
+      `skip out of order: ${index} after ${this.appliedIndex}`,
+    );
+    this.appliedIndex = index;
   }
 
   /** Applies an already decoded command (the caller advanced `appliedIndex`). */
@@ -127,31 +140,33 @@ export class TopicState {
     this.#batches.push(firstOffset, index);
     this.nextOffset += count;
     if (command.producerId !== undefined) {
-      this.#rememberProducer(command.producerId, {
-        sequence: command.sequence!,
-        firstOffset,
-        count,
-      });
+      this.#rememberProducer(command.producerId, command.sequence!, { firstOffset, count });
     }
     return { kind: "published", firstOffset, count, duplicate: false };
   }
 
-  /** The earlier result of a retried publish, or undefined when it is new. */
+  /**
+   * The earlier result of a retried publish, or undefined when it is new. A
+   * producer's recent sequences are remembered, so a retry of an older one
+   * (its answer was lost while later ones succeeded) gets its own offsets,
+   * and a sequence that failed and is retried after later ones is stored.
+   * A sequence older than everything remembered cannot be told apart from a
+   * duplicate, so it is answered as one: stored at most once.
+   */
   duplicateOf(
     producerId: string | undefined,
     sequence: number | undefined,
   ): ApplyResult | undefined {
     if (producerId === undefined || sequence === undefined) return undefined;
     const known = this.#producers.get(producerId);
-    if (known === undefined || sequence > known.sequence) return undefined;
-    // Only the latest sequence's offsets are kept; an older retry is still
-    // answered as stored (it was), pointing at the latest known batch.
-    return {
-      kind: "published",
-      firstOffset: known.firstOffset,
-      count: known.count,
-      duplicate: true,
-    };
+    if (known === undefined) return undefined;
+    const stored = known.get(sequence);
+    if (stored !== undefined) return { kind: "published", ...stored, duplicate: true };
+    const oldest = Math.min(...known.keys());
+    if (known.size >= producerSequencesMax && sequence < oldest) {
+      return { kind: "published", firstOffset: -1, count: 0, duplicate: true };
+    }
+    return undefined;
   }
 
   /** The log index of the batch holding `offset` and that batch's first offset. */
@@ -178,11 +193,18 @@ export class TopicState {
     this.subscribers.set(subscriber, Math.max(previous, offset));
   }
 
-  #rememberProducer(producerId: string, state: ProducerState): void {
-    this.#producers.delete(producerId);
-    if (this.#producers.size >= producersMax) {
-      this.#producers.delete(this.#producers.keys().next().value!);
+  #rememberProducer(producerId: string, sequence: number, batch: StoredBatch): void {
+    let known = this.#producers.get(producerId);
+    if (known === undefined) {
+      if (this.#producers.size >= producersMax) {
+        this.#producers.delete(this.#producers.keys().next().value!);
+      }
+      known = new Map();
     }
-    this.#producers.set(producerId, state);
+    // Re-inserting keeps the map in least-recently-used order for eviction.
+    this.#producers.delete(producerId);
+    this.#producers.set(producerId, known);
+    known.set(sequence, batch);
+    if (known.size > producerSequencesMax) known.delete(known.keys().next().value!);
   }
 }
