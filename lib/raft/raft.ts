@@ -422,6 +422,10 @@ export class Raft {
       }
       return;
     }
+    assert(
+      message.index <= this.log.lastIndex(),
+      `n${message.from} holds index ${message.index} beyond leader n${this.id}'s last index ${this.log.lastIndex()} (leader completeness)`,
+    );
     const probeConfirmed = progress.state === "probe" && progress.match === message.index;
     if (!progress.maybeUpdate(message.index) && !probeConfirmed) return;
     if (progress.state === "probe") {

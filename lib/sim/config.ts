@@ -45,6 +45,12 @@ export interface SimConfig {
   readRate: number;
   membershipChanges: boolean;
   compaction: boolean;
+  /**
+   * "mixed": every kind of fault; "leader-churn": frequent leader crashes and
+   * isolations with small appends, the ground where figure-8 style bugs of
+   * the commit rule surface.
+   */
+  profile: "mixed" | "leader-churn";
   broken: BrokenVariant | undefined;
 }
 
@@ -64,7 +70,7 @@ export interface SimOverrides {
  */
 export function configFromSeed(seed: number, overrides: SimOverrides = {}): SimConfig {
   const prng = new Prng(seed ^ 0x5eed);
-  return {
+  const config: SimConfig = {
     seed,
     nodes: prng.chance(0.6) ? 3 : 5,
     tickMs: 10,
@@ -84,13 +90,24 @@ export function configFromSeed(seed: number, overrides: SimOverrides = {}): SimC
     readRate: prng.pick([0, 0.05, 0.2]),
     membershipChanges: prng.chance(0.5),
     compaction: prng.chance(0.5),
+    profile: "mixed",
     broken: overrides.broken,
   };
+  if (prng.chance(0.25)) {
+    config.profile = "leader-churn";
+    config.faultRate = prng.pick([0.1, 0.2, 0.3]);
+    config.appendBytesMax = 8;
+    config.inflightAppendsMax = 1;
+    config.dropRate = 0;
+    config.membershipChanges = false;
+  }
+  return config;
 }
 
 /** One line describing `config`, printed with a violation. */
 export function describeConfig(config: SimConfig): string {
   return [
+    `profile=${config.profile}`,
     `nodes=${config.nodes}`,
     `drop=${config.dropRate}`,
     `dup=${config.duplicateRate}`,

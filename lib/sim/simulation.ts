@@ -38,6 +38,8 @@ export interface RunOptions {
   safetyTicks?: number;
   /** Enable a deliberately broken variant. */
   broken?: BrokenVariant;
+  /** Events kept for the violation report. Default 30. */
+  traceEventsMax?: number;
 }
 
 const NODE_ID_MAX = 9;
@@ -55,7 +57,7 @@ const PENDING_PROPOSALS_MAX = 200;
  */
 export function runSimulation(seed: number, options: RunOptions = {}): SimResult {
   const config = configFromSeed(seed, options);
-  const simulation = new Simulation(config);
+  const simulation = new Simulation(config, options.traceEventsMax ?? TRACE_EVENTS_MAX);
   simulation.run();
   return simulation.result();
 }
@@ -91,7 +93,7 @@ class Simulation implements ReplicaHost {
   readonly #prng: Prng;
   readonly #network: SimNetwork;
   readonly #queue = new EventQueue<Event>();
-  readonly #trace = new Trace(TRACE_EVENTS_MAX);
+  readonly #trace: Trace;
   readonly #replicas = new Map<number, SimReplica>();
   #now = 0;
   #ticks = 0;
@@ -101,8 +103,9 @@ class Simulation implements ReplicaHost {
   #workload = true;
   #failure: string | undefined;
 
-  constructor(config: SimConfig) {
+  constructor(config: SimConfig, traceEventsMax: number) {
     this.#config = config;
+    this.#trace = new Trace(traceEventsMax);
     this.#prng = new Prng(config.seed);
     this.#network = new SimNetwork(this.#prng.fork(), config);
     const founding = Array.from({ length: config.nodes }, (_, i) => i + 1);
@@ -277,6 +280,10 @@ class Simulation implements ReplicaHost {
   // ---- faults ------------------------------------------------------------
 
   #injectFault(): void {
+    if (this.#config.profile === "leader-churn") {
+      this.#churnLeader();
+      return;
+    }
     const roll = this.#prng.int(100);
     if (roll < 15) this.#partitionRandom();
     else if (roll < 22) this.#partitionAsymmetric();
@@ -288,6 +295,22 @@ class Simulation implements ReplicaHost {
     else if (roll < 84) this.#changeMembership();
     else if (roll < 90) this.#transferLeadership();
     else this.#compactRandom();
+  }
+
+  #churnLeader(): void {
+    const roll = this.#prng.int(100);
+    if (roll < 30) this.#isolateLeader();
+    else if (roll < 50) this.#healNetwork();
+    else if (roll < 70) this.#crashLeader();
+    else this.#restartRandom();
+  }
+
+  #crashLeader(): void {
+    const leaders = this.#leaders();
+    if (leaders.length === 0) return;
+    const victim = this.#prng.pick(leaders);
+    victim.crash();
+    this.trace("crash", victim.id, "", "");
   }
 
   #memberIds(): number[] {
@@ -512,7 +535,8 @@ class Simulation implements ReplicaHost {
 
   /** An isolated follower must not depose the leader of a healthy majority, during or after. */
   #runStability(): void {
-    const leader = this.#leaders()[0];
+    const leader = this.#quiescentLeader();
+    if (!leader) return;
     const term = leader.node!.term;
     const followers = leader.node!.status().conf.voters.filter((id) => id !== leader.id);
     if (followers.length < 2) return;
@@ -530,6 +554,31 @@ class Simulation implements ReplicaHost {
         `leader n${leader.id} of term ${term} is now ${leader.node?.role} in term ${leader.node?.term} after n${isolated} was isolated and healed`,
       );
     }
+  }
+
+  /**
+   * Waits until no leadership transfer or election is in flight (a transfer
+   * requested in the safety phase may still be pending), so that any later
+   * term change is the isolated follower's doing.
+   */
+  #quiescentLeader(): SimReplica | undefined {
+    for (let attempt = 0; attempt < 10 && !this.#stopped(); attempt++) {
+      this.#runTicks(this.#config.electionTicks * 3);
+      const leader = this.#converged();
+      if (!leader || leader.node!.status().leadTransferee !== 0) continue;
+      const term = leader.node!.term;
+      const members = this.#members(leader).map((id) => this.#replicas.get(id)!);
+      if (members.every((replica) => replica.node?.term === term && replica.node.role !== "candidate")) {
+        return leader;
+      }
+    }
+    if (!this.#stopped()) {
+      this.checker.fail(
+        "liveness: with faults healed the cluster converges and commits",
+        `no stable leader before the stability phase: ${this.#describeCluster()}`,
+      );
+    }
+    return undefined;
   }
 
   #describeCluster(): string {
