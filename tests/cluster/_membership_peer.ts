@@ -12,48 +12,8 @@
  */
 
 import { ClusterNode, type DiscoveryPeer } from "../../lib/cluster/cluster_node.ts";
-import type { Broker, ClusterView } from "../../lib/peer/broker.ts";
 import { LocalBroker } from "../../lib/peer/local_broker.ts";
 import { Server } from "../../lib/peer/server.ts";
-import type { Topic } from "../../lib/peer/topic.ts";
-import type { TopicDescription } from "../../lib/wire/responses.ts";
-
-/** LocalBroker with `cluster_status` nodes taken from the membership view. */
-class MembershipBroker implements Broker {
-  readonly nodeId: number;
-  readonly #broker: LocalBroker;
-  readonly #cluster: ClusterNode;
-
-  constructor(broker: LocalBroker, cluster: ClusterNode) {
-    this.nodeId = broker.nodeId;
-    this.#broker = broker;
-    this.#cluster = cluster;
-  }
-  createTopic(name: string, replicationFactor?: number): Promise<boolean> {
-    return this.#broker.createTopic(name, replicationFactor);
-  }
-  deleteTopic(name: string): Promise<void> {
-    return this.#broker.deleteTopic(name);
-  }
-  topicNames(): Promise<string[]> {
-    return this.#broker.topicNames();
-  }
-  topic(name: string): Promise<Topic> {
-    return this.#broker.topic(name);
-  }
-  describeTopic(name: string): Promise<Omit<TopicDescription, "status">> {
-    return this.#broker.describeTopic(name);
-  }
-  async clusterStatus(): Promise<ClusterView> {
-    return { ...(await this.#broker.clusterStatus()), nodes: this.#cluster.membership.view() };
-  }
-  removeNode(nodeId: number): Promise<void> {
-    return this.#broker.removeNode(nodeId);
-  }
-  close(): Promise<void> {
-    return this.#broker.close();
-  }
-}
 
 function flag(args: string[], name: string): string {
   const index = args.indexOf(`--${name}`);
@@ -86,10 +46,16 @@ async function main(args: string[]): Promise<void> {
     heartbeatMs: Number(flag(args, "heartbeat-ms")),
     deadAfterMs: Number(flag(args, "dead-after")),
   });
+  // cluster_status reports the membership view, as startPeer will once wired.
+  const localStatus = local.clusterStatus.bind(local);
+  local.clusterStatus = async () => ({
+    ...(await localStatus()),
+    nodes: cluster.membership.view(),
+  });
   const server = Server.listen({
     hostname: host,
     port,
-    broker: new MembershipBroker(local, cluster),
+    broker: local,
     frameBytesMax: 1024 * 1024,
     idleTimeoutMs: 30_000,
     requestTimeoutMs: 5_000,
