@@ -30,6 +30,11 @@ export interface ClusterView {
   topics: number;
 }
 
+/** How far a request has travelled between peers, to bound forwarding chains. */
+export interface RouteOptions {
+  hops?: number;
+}
+
 /** A node's topic and cluster operations. Failures throw ProtocolError. */
 export interface Broker {
   readonly nodeId: number;
@@ -43,9 +48,9 @@ export interface Broker {
    * The topic when this node leads it; throws TopicElsewhereError when
    * another node does, ProtocolError topic_not_found when it does not exist.
    */
-  topic(name: string): Promise<Topic>;
+  topic(name: string, options?: RouteOptions): Promise<Topic>;
   /** Sends a client request to another node and resolves with its raw answer. */
-  forward(nodeId: number, request: Request): Promise<unknown>;
+  forward(nodeId: number, request: Request, options?: RouteOptions): Promise<unknown>;
   /** What a subscription on this node reads from (local replica or the leader). */
   source(name: string): Promise<MessageSource>;
   /**
@@ -57,8 +62,9 @@ export interface Broker {
     name: string,
     subscriberId: string,
     from: SubscribeFrom | undefined,
+    options?: RouteOptions,
   ): Promise<number>;
-  describeTopic(name: string): Promise<Omit<TopicDescription, "status">>;
+  describeTopic(name: string, options?: RouteOptions): Promise<Omit<TopicDescription, "status">>;
   clusterStatus(): Promise<ClusterView>;
   /** Moves a node's replicas away and removes it from the cluster. */
   removeNode(nodeId: number): Promise<void>;

@@ -27,7 +27,10 @@ export interface Handled {
 /** Settings a session needs from its peer. */
 export interface SessionOptions {
   broker: Broker;
-  writer: FrameWriter;
+  /** Where pushed frames go; a session without one (a forwarded request) cannot subscribe. */
+  writer?: FrameWriter;
+  /** How many peers relayed the requests of this session before it (0 for clients). */
+  hops?: number;
   /** When set, `auth` with this token must come first. */
   authToken?: string;
 }
@@ -43,7 +46,8 @@ export interface SessionOptions {
  */
 export class Session {
   readonly #broker: Broker;
-  readonly #writer: FrameWriter;
+  readonly #writer: FrameWriter | undefined;
+  readonly #hops: number;
   readonly #authToken: string | undefined;
   #authenticated: boolean;
   readonly #subscriptions = new Map<string, SubscriptionPump>();
@@ -51,6 +55,7 @@ export class Session {
   constructor(options: SessionOptions) {
     this.#broker = options.broker;
     this.#writer = options.writer;
+    this.#hops = options.hops ?? 0;
     this.#authToken = options.authToken;
     this.#authenticated = options.authToken === undefined;
   }
@@ -110,7 +115,10 @@ export class Session {
         this.#stopTopic(request.topic_name);
         return { status: "topic_deleted", topic: request.topic_name };
       case "describe_topic":
-        return { status: "topic", ...await broker.describeTopic(request.topic_name) };
+        return {
+          status: "topic",
+          ...await broker.describeTopic(request.topic_name, { hops: this.#hops }),
+        };
       case "cluster_status":
         return { status: "cluster", ...await broker.clusterStatus() };
       case "ping":
@@ -128,11 +136,13 @@ export class Session {
   ): Promise<unknown> {
     let topic: Topic;
     try {
-      topic = await this.#broker.topic(request.topic_name);
+      topic = await this.#broker.topic(request.topic_name, { hops: this.#hops });
     } catch (error) {
       if (!(error instanceof TopicElsewhereError)) throw error;
       const { id: _id, ...body } = request;
-      const answer = await this.#broker.forward(error.leader, body as Request);
+      const answer = await this.#broker.forward(error.leader, body as Request, {
+        hops: this.#hops + 1,
+      });
       return stripId(answer);
     }
     return await serve(topic);
@@ -148,11 +158,15 @@ export class Session {
         `A connection may hold at most ${subscriptionsPerConnectionMax} subscriptions`,
       );
     }
+    if (this.#writer === undefined) {
+      throw new ProtocolError("bad_request", "A forwarded request cannot subscribe");
+    }
     const source = await this.#broker.source(request.topic_name);
     const start = await this.#broker.subscribeStart(
       request.topic_name,
       request.subscriber_id,
       request.from,
+      { hops: this.#hops },
     );
     this.#subscriptions.get(key)?.stop();
     const pump = new SubscriptionPump(
