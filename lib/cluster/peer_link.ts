@@ -169,7 +169,11 @@ export class PeerLink {
     return this.#state;
   }
 
-  /** One-way messages refused because the link was down or its queue full. */
+  /**
+   * One-way messages refused at `send` because the link was down or its queue
+   * full. Messages lost with a dropped connection are not counted: like
+   * network loss, nobody can know which of them arrived.
+   */
   get droppedMessages(): number {
     return this.#droppedMessages;
   }

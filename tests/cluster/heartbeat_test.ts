@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { ClusterNode } from "../../lib/cluster/cluster_node.ts";
+import { LocalBroker } from "../../lib/peer/local_broker.ts";
+import { Server } from "../../lib/peer/server.ts";
 import type { NodeStatus } from "../../lib/wire/responses.ts";
 import { freePort } from "../_helpers/peer_process.ts";
 import { RawClient } from "../_helpers/raw_client.ts";
@@ -153,6 +156,50 @@ Deno.test("peers detect each other alive, a killed peer suspect then dead then a
     );
   } finally {
     await Promise.all(peers.map(killPeer));
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("a ClusterNode that leaves gracefully is reported left, not dead, by the others", async () => {
+  const ports = [freePort(), freePort()];
+  const dataDir = await Deno.makeTempDir({ prefix: "pubsub-leave-test-" });
+  const peers = ports.map((port, index) => ({ id: index + 1, host: "127.0.0.1", port }));
+  const nodes: { cluster: ClusterNode; server: Server; broker: LocalBroker }[] = [];
+  try {
+    for (const peer of peers) {
+      const broker = await LocalBroker.open({
+        nodeId: peer.id,
+        dataDir: `${dataDir}/${peer.id}`,
+        address: `127.0.0.1:${peer.port}`,
+      });
+      const cluster = ClusterNode.start({ ...peer, peers, heartbeatMs, deadAfterMs });
+      const server = Server.listen({
+        hostname: "127.0.0.1",
+        port: peer.port,
+        broker,
+        frameBytesMax: 1024 * 1024,
+        idleTimeoutMs: 30_000,
+        requestTimeoutMs: 5_000,
+        peerHandler: cluster.peerHandler,
+      });
+      nodes.push({ cluster, server, broker });
+    }
+    const stateOf = (viewer: number, id: number) =>
+      nodes[viewer].cluster.membership.view().find((node) => node.id === id)?.state;
+    const deadline = Date.now() + convergeTimeoutMs;
+    while (stateOf(0, 2) !== "alive" || stateOf(1, 1) !== "alive") {
+      assert.ok(Date.now() < deadline, "the two nodes never saw each other alive");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await nodes[1].cluster.leave();
+    assert.equal(stateOf(0, 2), "left");
+    assert.deepEqual(nodes[0].cluster.membership.targets(), []);
+  } finally {
+    for (const { cluster, server, broker } of nodes) {
+      await cluster.close();
+      await server.close();
+      await broker.close();
+    }
     await Deno.remove(dataDir, { recursive: true });
   }
 });
