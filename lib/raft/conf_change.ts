@@ -82,10 +82,14 @@ export function validateConfChange(conf: ConfState, change: ConfChange): string 
   const voter = conf.voters.includes(change.node);
   const learner = conf.learners.includes(change.node);
   if (change.type === "addVoter" && voter) return `Node ${change.node} is already a voter`;
-  if (change.type === "addLearner" && (voter || learner)) return `Node ${change.node} is already a member`;
+  if (change.type === "addLearner" && (voter || learner)) {
+    return `Node ${change.node} is already a member`;
+  }
   if (change.type === "promote" && !learner) return `Node ${change.node} is not a learner`;
   if (change.type === "remove" && !voter && !learner) return `Node ${change.node} is not a member`;
-  if (change.type === "remove" && voter && conf.voters.length === 1) return "Cannot remove the last voter";
+  if (change.type === "remove" && voter && conf.voters.length === 1) {
+    return "Cannot remove the last voter";
+  }
   return undefined;
 }
 

@@ -17,7 +17,10 @@ export class NotLeaderError extends Error {
   /** Known leader id, 0 when unknown. */
   readonly leader: number;
   constructor(leader: number, options?: ErrorOptions) {
-    super(`Cannot accept request as this replica is not the leader: leader is ${leader || "unknown"}`, options);
+    super(
+      `Cannot accept request as this replica is not the leader: leader is ${leader || "unknown"}`,
+      options,
+    );
     this.name = "NotLeaderError";
     this.leader = leader;
   }

@@ -13,7 +13,12 @@
 export { RaftNode } from "./raft_node.ts";
 export type { RaftOptions, UnsafeVariants } from "./options.ts";
 export { NotLeaderError, ProposalDroppedError, RaftInvariantError } from "./errors.ts";
-export { applyConfChange, decodeConfChange, encodeConfChange, validateConfChange } from "./conf_change.ts";
+export {
+  applyConfChange,
+  decodeConfChange,
+  encodeConfChange,
+  validateConfChange,
+} from "./conf_change.ts";
 export type {
   ConfChange,
   Message,

@@ -10,7 +10,12 @@
  */
 
 import { type ConfState, type Entry, EntryType, type LogStore } from "../storage/types.ts";
-import { applyConfChange, decodeConfChange, encodeConfChange, validateConfChange } from "./conf_change.ts";
+import {
+  applyConfChange,
+  decodeConfChange,
+  encodeConfChange,
+  validateConfChange,
+} from "./conf_change.ts";
 import { assert, NotLeaderError, ProposalDroppedError } from "./errors.ts";
 import type { ResolvedRaftOptions } from "./options.ts";
 import { Progress } from "./progress.ts";
@@ -70,7 +75,12 @@ export class Raft {
   #bootstrap(voters: number[], learners: number[]): void {
     if (voters.length === 0) return;
     const change: ConfChange = { type: "bootstrap", voters: [...voters], learners: [...learners] };
-    this.log.append([{ term: 1, index: 1, type: EntryType.ConfChange, data: encodeConfChange(change) }]);
+    this.log.append([{
+      term: 1,
+      index: 1,
+      type: EntryType.ConfChange,
+      data: encodeConfChange(change),
+    }]);
     // Every founding member writes the identical entry, so it is committed by construction.
     this.log.commitTo(1);
     this.term = Math.max(this.term, 1);
@@ -139,7 +149,11 @@ export class Raft {
     const next = this.log.lastIndex() + 1;
     for (const id of [...this.conf.voters, ...this.conf.learners]) {
       const learner = this.conf.learners.includes(id);
-      const progress = new Progress({ next, inflightAppendsMax: this.#options.inflightAppendsMax, learner });
+      const progress = new Progress({
+        next,
+        inflightAppendsMax: this.#options.inflightAppendsMax,
+        learner,
+      });
       progress.recentActive = id === this.id;
       if (id === this.id) progress.match = this.log.stableIndex();
       this.progress.set(id, progress);
@@ -269,7 +283,8 @@ export class Raft {
     }
     if (message.type === "preVote") return true;
     if (message.type === "preVoteResp" && !message.reject) return true;
-    const fromLeader = message.type === "app" || message.type === "heartbeat" || message.type === "snap";
+    const fromLeader = message.type === "app" || message.type === "heartbeat" ||
+      message.type === "snap";
     this.becomeFollower(message.term, fromLeader ? message.from : 0);
     return true;
   }
@@ -372,14 +387,22 @@ export class Raft {
       this.#send({ ...response, index: this.log.committed });
       return;
     }
-    const lastNew = this.log.maybeAppend(message.index, message.logTerm, message.commit, message.entries);
+    const lastNew = this.log.maybeAppend(
+      message.index,
+      message.logTerm,
+      message.commit,
+      message.entries,
+    );
     if (lastNew !== undefined) {
       this.#send({ ...response, index: lastNew });
       return;
     }
     // Fast backtracking: point the leader at the last index whose term is
     // not above the leader's term there, skipping a whole term per round trip.
-    const hint = this.log.findConflictByTerm(Math.min(message.index, this.log.lastIndex()), message.logTerm);
+    const hint = this.log.findConflictByTerm(
+      Math.min(message.index, this.log.lastIndex()),
+      message.logTerm,
+    );
     this.#send({
       ...response,
       index: message.index,
@@ -485,7 +508,11 @@ export class Raft {
   #sendAppend(to: number, progress: Progress): boolean {
     const previous = progress.next - 1;
     const logTerm = this.log.term(previous);
-    const entries = this.log.slice(progress.next, this.log.lastIndex() + 1, this.#options.appendBytesMax);
+    const entries = this.log.slice(
+      progress.next,
+      this.log.lastIndex() + 1,
+      this.#options.appendBytesMax,
+    );
     if (logTerm === undefined || entries === undefined) {
       this.#sendSnapshot(to, progress);
       return false;
@@ -540,7 +567,9 @@ export class Raft {
   propose(data: Uint8Array, type: EntryType): number {
     if (this.role !== "leader") throw new NotLeaderError(this.leader);
     if (this.leadTransferee !== 0) {
-      throw new ProposalDroppedError(`Cannot propose during leadership transfer to ${this.leadTransferee}`);
+      throw new ProposalDroppedError(
+        `Cannot propose during leadership transfer to ${this.leadTransferee}`,
+      );
     }
     if (this.log.lastIndex() - this.log.committed >= this.#options.uncommittedEntriesMax) {
       throw new ProposalDroppedError(
@@ -635,7 +664,11 @@ export class Raft {
         continue;
       }
       const next = this.log.lastIndex() + 1;
-      const progress = new Progress({ next, inflightAppendsMax: this.#options.inflightAppendsMax, learner });
+      const progress = new Progress({
+        next,
+        inflightAppendsMax: this.#options.inflightAppendsMax,
+        learner,
+      });
       progress.recentActive = true;
       this.progress.set(id, progress);
     }

@@ -124,12 +124,20 @@ export class RaftLog {
   }
 
   /** Appends entries from the leader after (prevIndex, prevTerm); returns the last new index or undefined. */
-  maybeAppend(prevIndex: number, prevTerm: number, commit: number, entries: Entry[]): number | undefined {
+  maybeAppend(
+    prevIndex: number,
+    prevTerm: number,
+    commit: number,
+    entries: Entry[],
+  ): number | undefined {
     if (!this.matchTerm(prevIndex, prevTerm)) return undefined;
     const lastNew = prevIndex + entries.length;
     const conflict = this.#findConflict(entries);
     if (conflict !== 0) {
-      assert(conflict > this.committed, `truncating committed entry ${conflict} <= ${this.committed}`);
+      assert(
+        conflict > this.committed,
+        `truncating committed entry ${conflict} <= ${this.committed}`,
+      );
       this.append(entries.slice(conflict - entries[0].index));
     }
     this.commitTo(Math.min(commit, lastNew));
@@ -140,8 +148,14 @@ export class RaftLog {
   append(entries: Entry[]): void {
     if (entries.length === 0) return;
     const after = entries[0].index;
-    assert(after > this.committed, `append at ${after} would overwrite committed ${this.committed}`);
-    assert(after <= this.lastIndex() + 1, `append at ${after} leaves a gap after ${this.lastIndex()}`);
+    assert(
+      after > this.committed,
+      `append at ${after} would overwrite committed ${this.committed}`,
+    );
+    assert(
+      after <= this.lastIndex() + 1,
+      `append at ${after} leaves a gap after ${this.lastIndex()}`,
+    );
     if (after === this.#offset + this.#unstable.length) {
       for (const entry of entries) this.#unstable.push(entry);
     } else if (after <= this.#offset) {

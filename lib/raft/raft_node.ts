@@ -51,11 +51,25 @@
  * @module
  */
 
-import { type ConfState, type Entry, EntryType, type HardState, type Snapshot } from "../storage/types.ts";
+import {
+  type ConfState,
+  type Entry,
+  EntryType,
+  type HardState,
+  type Snapshot,
+} from "../storage/types.ts";
 import { assert } from "./errors.ts";
 import { type RaftOptions, resolveRaftOptions } from "./options.ts";
 import { Raft } from "./raft.ts";
-import type { ConfChange, Message, ProgressStatus, Ready, Role, SoftState, Status } from "./types.ts";
+import type {
+  ConfChange,
+  Message,
+  ProgressStatus,
+  Ready,
+  Role,
+  SoftState,
+  Status,
+} from "./types.ts";
 
 /**
  * One replica of one Raft group, driven by a shell through `Ready`s.
@@ -133,7 +147,10 @@ export class RaftNode {
     const index = this.#raft.log.applied;
     const term = this.#raft.log.term(index);
     assert(term !== undefined, `no term at applied index ${index}`);
-    assert(index <= this.#raft.log.stableIndex() || this.#raft.role !== "leader", "snapshot beyond durable log");
+    assert(
+      index <= this.#raft.log.stableIndex() || this.#raft.role !== "leader",
+      "snapshot beyond durable log",
+    );
     return { index, term, conf: cloneConf(this.#raft.conf), data };
   }
 
@@ -165,7 +182,8 @@ export class RaftNode {
       committedEntries: raft.log.nextCommitted(this.#applyBytesMax),
       readStates: raft.readStates,
       mustSync: entries.length > 0 || snapshot !== undefined ||
-        (hardChanged && (hardState.term !== this.#hardState.term || hardState.vote !== this.#hardState.vote)),
+        (hardChanged &&
+          (hardState.term !== this.#hardState.term || hardState.vote !== this.#hardState.vote)),
     };
     raft.messages = [];
     raft.readStates = [];

@@ -41,7 +41,9 @@ export class ReadOnly {
     const key = contextKey(context);
     if (this.#byKey.has(key)) return;
     if (this.#pending.length >= this.#readsPendingMax) {
-      throw new ProposalDroppedError(`Cannot queue read as readsPendingMax (${this.#readsPendingMax}) is reached`);
+      throw new ProposalDroppedError(
+        `Cannot queue read as readsPendingMax (${this.#readsPendingMax}) is reached`,
+      );
     }
     const read = { index, context, key, acks: new Set([self]) };
     this.#pending.push(read);
@@ -57,7 +59,11 @@ export class ReadOnly {
    * Records `from`'s acknowledgement of `context`; when `hasQuorum(acks)`,
    * removes and returns that request and all earlier ones.
    */
-  acknowledge(from: number, context: Uint8Array, hasQuorum: (acks: Set<number>) => boolean): ReadState[] {
+  acknowledge(
+    from: number,
+    context: Uint8Array,
+    hasQuorum: (acks: Set<number>) => boolean,
+  ): ReadState[] {
     const read = this.#byKey.get(contextKey(context));
     if (!read) return [];
     read.acks.add(from);

@@ -88,7 +88,10 @@ export class InvariantChecker {
     const seen = this.#indexOfKey.get(key);
     if (seen === undefined) this.#indexOfKey.set(key, index);
     else if (seen !== index) {
-      this.fail("acknowledged entries are not duplicated", `payload ${key} committed at ${seen} and ${index}`);
+      this.fail(
+        "acknowledged entries are not duplicated",
+        `payload ${key} committed at ${seen} and ${index}`,
+      );
     }
   }
 
@@ -107,7 +110,10 @@ export class InvariantChecker {
   observeAck(key: string, index: number): void {
     const previous = this.#acked.get(key);
     if (previous !== undefined && previous !== index) {
-      this.fail("acknowledged entries are not duplicated", `payload ${key} acknowledged at ${previous} and ${index}`);
+      this.fail(
+        "acknowledged entries are not duplicated",
+        `payload ${key} acknowledged at ${previous} and ${index}`,
+      );
     }
     this.#acked.set(key, index);
     this.ackedIndexMax = Math.max(this.ackedIndexMax, index);
@@ -126,7 +132,9 @@ export class InvariantChecker {
   /** Log matching: logs that share (index, term) hold the same entries up to it. */
   checkLogMatching(views: LogView[]): void {
     for (let a = 0; a < views.length && !this.violation; a++) {
-      for (let b = a + 1; b < views.length && !this.violation; b++) this.#checkPair(views[a], views[b]);
+      for (let b = a + 1; b < views.length && !this.violation; b++) {
+        this.#checkPair(views[a], views[b]);
+      }
     }
   }
 
@@ -143,7 +151,9 @@ export class InvariantChecker {
       if (one.term !== other.term || !sameBytes(one.data, other.data)) {
         this.fail(
           "log matching",
-          `n${left.id} and n${right.id} agree at (${high}, ${left.termAt(high)}) but differ at index ${one.index}`,
+          `n${left.id} and n${right.id} agree at (${high}, ${
+            left.termAt(high)
+          }) but differ at index ${one.index}`,
         );
         return;
       }
@@ -165,7 +175,9 @@ export class InvariantChecker {
         if (view.termAt(index) !== leader.termAt(index)) {
           this.fail(
             "committed logs are prefixes of the leader's",
-            `n${view.id}'s committed entry ${index} (term ${view.termAt(index)}) differs from leader n${leader.id}'s`,
+            `n${view.id}'s committed entry ${index} (term ${
+              view.termAt(index)
+            }) differs from leader n${leader.id}'s`,
           );
           return;
         }
@@ -180,7 +192,9 @@ export class InvariantChecker {
       if (found !== key) {
         this.fail(
           "acknowledged entries are never lost",
-          `payload ${key} acknowledged at index ${index} but n${node} applied ${found ?? "nothing"} there`,
+          `payload ${key} acknowledged at index ${index} but n${node} applied ${
+            found ?? "nothing"
+          } there`,
         );
         return;
       }

@@ -72,7 +72,10 @@ export class SimReplica {
   constructor(
     host: ReplicaHost,
     id: number,
-    options: Omit<RaftOptions, "id" | "store" | "rng"> & { founding: number[]; ackBeforeSync: boolean },
+    options: Omit<RaftOptions, "id" | "store" | "rng"> & {
+      founding: number[];
+      ackBeforeSync: boolean;
+    },
     prng: Prng,
   ) {
     this.#host = host;
@@ -128,7 +131,9 @@ export class SimReplica {
   /** Compacts the log at the applied index, keeping the state machine image in the snapshot. */
   compact(): void {
     const node = this.node!;
-    if (this.appliedIndex > this.store.syncedIndex() || this.appliedIndex < this.store.firstIndex()) return;
+    if (
+      this.appliedIndex > this.store.syncedIndex() || this.appliedIndex < this.store.firstIndex()
+    ) return;
     const data = new TextEncoder().encode(JSON.stringify([...this.state]));
     const snapshot = node.createSnapshot(data);
     if (snapshot.index !== this.appliedIndex) return;
@@ -191,7 +196,12 @@ export class SimReplica {
     const checker = this.#host.checker;
     if (entry.type === EntryType.ConfChange) {
       const change = decodeConfChange(entry.data);
-      checker.observeApply(this.id, entry.index, `${entry.term}/conf/${JSON.stringify(change)}`, "");
+      checker.observeApply(
+        this.id,
+        entry.index,
+        `${entry.term}/conf/${JSON.stringify(change)}`,
+        "",
+      );
       this.#host.onConfApplied(change);
     } else {
       const key = entry.data.byteLength === 0 ? "" : decoder.decode(entry.data);

@@ -73,7 +73,9 @@ export function runSimulation(seed: number, options: RunOptions = {}): SimResult
  */
 export function formatResult(result: SimResult): string {
   if (!result.violation) {
-    return `seed ${result.seed}: ok (${describeConfig(result.config)}; acks=${result.acks} committed=${result.committed} virtual=${result.virtualMs}ms)`;
+    return `seed ${result.seed}: ok (${
+      describeConfig(result.config)
+    }; acks=${result.acks} committed=${result.committed} virtual=${result.virtualMs}ms)`;
   }
   const broken = result.config.broken ? ` --broken ${result.config.broken}` : "";
   return [
@@ -85,7 +87,12 @@ export function formatResult(result: SimResult): string {
   ].join("\n");
 }
 
-type Event = { kind: "tick" } | { kind: "action"; replica: SimReplica; epoch: number; action: () => void };
+type Event = { kind: "tick" } | {
+  kind: "action";
+  replica: SimReplica;
+  epoch: number;
+  action: () => void;
+};
 
 class Simulation implements ReplicaHost {
   readonly checker = new InvariantChecker();
@@ -246,7 +253,9 @@ class Simulation implements ReplicaHost {
     const leaders = this.#leaders();
     if (leaders.length === 0) return;
     const leader = this.#prng.pick(leaders);
-    if (this.#prng.chance(this.#config.proposeRate) && leader.pending.size < PENDING_PROPOSALS_MAX) {
+    if (
+      this.#prng.chance(this.#config.proposeRate) && leader.pending.size < PENDING_PROPOSALS_MAX
+    ) {
       const count = this.#prng.range(1, 4);
       for (let i = 0; i < count; i++) this.#propose(leader);
       leader.pump();
@@ -314,7 +323,9 @@ class Simulation implements ReplicaHost {
   }
 
   #memberIds(): number[] {
-    return [...this.#replicas.values()].filter((replica) => !replica.removed).map((replica) => replica.id);
+    return [...this.#replicas.values()].filter((replica) => !replica.removed).map((replica) =>
+      replica.id
+    );
   }
 
   #partitionRandom(): void {
@@ -358,7 +369,9 @@ class Simulation implements ReplicaHost {
   }
 
   #restartRandom(): void {
-    const down = [...this.#replicas.values()].filter((replica) => !replica.live && !replica.removed);
+    const down = [...this.#replicas.values()].filter((replica) =>
+      !replica.live && !replica.removed
+    );
     if (down.length === 0) return;
     const replica = this.#prng.pick(down);
     this.trace("restart", replica.id, "", "");
@@ -400,7 +413,9 @@ class Simulation implements ReplicaHost {
     if (conf.learners.length > 0) change = { type: "promote", node: conf.learners[0] };
     else if (conf.voters.length < 5 && this.#nextNodeId <= NODE_ID_MAX) {
       change = { type: "addLearner", node: this.#nextNodeId };
-    } else if (conf.voters.length > 3) change = { type: "remove", node: this.#prng.pick(conf.voters) };
+    } else if (conf.voters.length > 3) {
+      change = { type: "remove", node: this.#prng.pick(conf.voters) };
+    }
     if (!change) return;
     const proposed = change;
     if (!this.#attempt(() => leader.node!.proposeConfChange(proposed))) return;
@@ -472,7 +487,9 @@ class Simulation implements ReplicaHost {
   #checkLogs(): void {
     const views = this.#logViews();
     this.checker.checkLogMatching(views);
-    const newest = this.#leaders().find((leader) => leader.node!.term === this.checker.leaderTermMax);
+    const newest = this.#leaders().find((leader) =>
+      leader.node!.term === this.checker.leaderTermMax
+    );
     const leaderView = newest && views.find((view) => view.id === newest.id);
     if (leaderView) this.checker.checkCommittedPrefix(leaderView, views);
   }
@@ -523,7 +540,9 @@ class Simulation implements ReplicaHost {
       const replica = this.#replicas.get(id);
       if (!replica?.live) return undefined;
       const other = replica.node!.status();
-      if (other.lastIndex !== status.lastIndex || replica.appliedIndex !== status.commit) return undefined;
+      if (other.lastIndex !== status.lastIndex || replica.appliedIndex !== status.commit) {
+        return undefined;
+      }
     }
     return leader;
   }
@@ -568,7 +587,9 @@ class Simulation implements ReplicaHost {
       if (!leader || leader.node!.status().leadTransferee !== 0) continue;
       const term = leader.node!.term;
       const members = this.#members(leader).map((id) => this.#replicas.get(id)!);
-      if (members.every((replica) => replica.node?.term === term && replica.node.role !== "candidate")) {
+      if (
+        members.every((replica) => replica.node?.term === term && replica.node.role !== "candidate")
+      ) {
         return leader;
       }
     }

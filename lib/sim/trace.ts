@@ -34,7 +34,13 @@ export class Trace {
     this.#eventsMax = eventsMax;
   }
 
-  record(time: number, kind: string, node: number, detail: string | number, extra: string | number): void {
+  record(
+    time: number,
+    kind: string,
+    node: number,
+    detail: string | number,
+    extra: string | number,
+  ): void {
     if (this.#events.length < this.#eventsMax) {
       this.#events.push({ time, kind, node, detail, extra });
       return;

@@ -54,7 +54,9 @@ export class MemoryLogStore implements LogStore {
   entries(low: number, high: number, maxBytes = Infinity): Entry[] {
     if (low < this.#offset || high > this.lastIndex() + 1 || low > high) {
       throw new RangeError(
-        `Cannot read entries [${low}, ${high}) as the log holds [${this.#offset}, ${this.lastIndex() + 1})`,
+        `Cannot read entries [${low}, ${high}) as the log holds [${this.#offset}, ${
+          this.lastIndex() + 1
+        })`,
       );
     }
     const result: Entry[] = [];
@@ -86,7 +88,9 @@ export class MemoryLogStore implements LogStore {
       );
     }
     for (let index = first; index <= Math.min(this.lastIndex(), this.#durableLast); index++) {
-      if (!this.#overwritten.has(index)) this.#overwritten.set(index, this.#entries[index - this.#offset]);
+      if (!this.#overwritten.has(index)) {
+        this.#overwritten.set(index, this.#entries[index - this.#offset]);
+      }
     }
     this.#entries.length = first - this.#offset;
     for (const entry of entries) this.#entries.push(entry);
@@ -124,7 +128,9 @@ export class MemoryLogStore implements LogStore {
     this.#requireOpen();
     if (snapshot.index > this.syncedIndex() || snapshot.index < this.#offset - 1) {
       throw new RangeError(
-        `Cannot compact at ${snapshot.index} as the durable log holds [${this.#offset - 1}, ${this.syncedIndex()}]`,
+        `Cannot compact at ${snapshot.index} as the durable log holds [${
+          this.#offset - 1
+        }, ${this.syncedIndex()}]`,
       );
     }
     this.#entries.splice(0, snapshot.index + 1 - this.#offset);
