@@ -252,7 +252,8 @@ export class Raft {
   #hasUnappliedConf(): boolean {
     if (this.log.committed <= this.log.applied) return false;
     const entries = this.log.slice(this.log.applied + 1, this.log.committed + 1) ?? [];
-    return entries.some((entry) => entry.type === EntryType.ConfChange);
+    // Index 1 is the bootstrap conf, already in effect from construction.
+    return entries.some((entry) => entry.type === EntryType.ConfChange && entry.index > 1);
   }
 
   // ---- step -------------------------------------------------------------

@@ -1,0 +1,98 @@
+import { equal, throws } from "node:assert/strict";
+import { NotLeaderError, RaftNode } from "../../lib/raft/mod.ts";
+import type { Message } from "../../lib/raft/types.ts";
+import { Prng } from "../../lib/sim/prng.ts";
+import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
+
+function makeNode(id: number, voters: number[], store = new MemoryLogStore()): RaftNode {
+  return new RaftNode({ id, store, rng: new Prng(id), voters });
+}
+
+/** Handles Readys in the documented order; returns the messages to send. */
+function drain(node: RaftNode, store: MemoryLogStore): Message[] {
+  const out: Message[] = [];
+  while (node.hasReady()) {
+    const rd = node.ready();
+    store.append(rd.entries);
+    if (rd.hardState) store.setHardState(rd.hardState);
+    store.syncNow();
+    out.push(...rd.messages);
+    node.advance();
+  }
+  return out;
+}
+
+Deno.test("RaftNode.propose throws NotLeaderError on a follower", () => {
+  const node = makeNode(1, [1, 2, 3]);
+  throws(
+    () => node.propose(new Uint8Array([1])),
+    (error) => error instanceof NotLeaderError && error.name === "NotLeaderError",
+  );
+});
+
+Deno.test("RaftNode rejects heartbeatTicks not below electionTicks", () => {
+  throws(
+    () =>
+      new RaftNode({
+        id: 1,
+        store: new MemoryLogStore(),
+        rng: new Prng(1),
+        electionTicks: 2,
+        heartbeatTicks: 2,
+      }),
+    RangeError,
+  );
+});
+
+Deno.test("A single-voter leader commits a proposal only after advance() reports it persisted", () => {
+  const store = new MemoryLogStore();
+  const node = makeNode(1, [1], store);
+  node.campaign();
+  drain(node, store);
+  equal(node.role, "leader");
+  const index = node.propose(new TextEncoder().encode("x"));
+  const rd = node.ready();
+  equal(rd.entries.at(-1)?.index, index);
+  equal(
+    rd.committedEntries.some((entry) => entry.index === index),
+    false,
+    "not committed before persistence",
+  );
+  store.append(rd.entries);
+  store.syncNow();
+  node.advance();
+  equal(node.status().commit, index);
+  const next = node.ready();
+  equal(next.committedEntries.at(-1)?.index, index);
+  node.advance();
+});
+
+Deno.test("Proposals between two Readys travel in one append message per follower", () => {
+  const stores = [1, 2, 3].map(() => new MemoryLogStore());
+  const nodes = [1, 2, 3].map((id) => makeNode(id, [1, 2, 3], stores[id - 1]));
+  nodes[0].campaign();
+  let queue = drain(nodes[0], stores[0]);
+  for (let round = 0; round < 10 && queue.length > 0; round++) {
+    const next: Message[] = [];
+    for (const message of queue) {
+      nodes[message.to - 1].step(message);
+      next.push(...drain(nodes[message.to - 1], stores[message.to - 1]));
+    }
+    queue = next;
+  }
+  equal(nodes[0].role, "leader");
+  for (let i = 0; i < 50; i++) nodes[0].propose(new TextEncoder().encode(`p${i}`));
+  const appends = drain(nodes[0], stores[0]).filter((message) => message.type === "app");
+  equal(appends.length, 2);
+  equal(appends[0].entries.length, 50);
+});
+
+Deno.test("A restarted node recovers its membership from the log", () => {
+  const store = new MemoryLogStore();
+  const node = makeNode(1, [1], store);
+  node.campaign();
+  drain(node, store);
+  const restarted = new RaftNode({ id: 1, store, rng: new Prng(9) });
+  drain(restarted, store);
+  equal(restarted.status().conf.voters.join(","), "1");
+});
