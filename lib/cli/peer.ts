@@ -130,10 +130,17 @@ async function runPeer(flags: PeerFlags): Promise<number> {
     authToken,
     tls,
     metricsPort: flags.metricsPort,
+    peers: flags.peers,
+    replicationFactor: flags.replicationFactor,
+    heartbeatMs: flags.heartbeatMs,
+    deadAfterMs: flags.deadAfter,
   });
   console.log(`pubsub peer ${id} listening on ${flags.host}:${peer.port}`);
   await untilSignal();
   console.log(`pubsub peer ${id} stopping`);
+  if (flags.leaveOnExit) {
+    await peer.leave().catch((error) => console.error(`pubsub: leave failed: ${error.message}`));
+  }
   await peer.close();
   return 0;
 }

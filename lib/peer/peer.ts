@@ -8,7 +8,7 @@
 import { getLogger } from "../logging.ts";
 import { frameBytesMaxDefault } from "../wire/frame.ts";
 import type { Broker } from "./broker.ts";
-import { LocalBroker } from "./local_broker.ts";
+import { ClusterBroker } from "../cluster/cluster_broker.ts";
 import { createBrokerMetrics, type MetricsServer, serveMetrics } from "./metrics.ts";
 import { Server } from "./server.ts";
 
@@ -24,6 +24,13 @@ export interface PeerOptions {
   authToken?: string;
   tls?: { cert: string; key: string };
   metricsPort?: number;
+  /** The discovery list (`--peers`); the first entry bootstraps a new cluster. */
+  peers?: { id: number; host: string; port: number }[];
+  replicationFactor?: number;
+  heartbeatMs?: number;
+  deadAfterMs?: number;
+  /** Raft tick length in ms (default 100). */
+  tickMs?: number;
 }
 
 /** A started peer. */
@@ -31,6 +38,8 @@ export interface RunningPeer {
   readonly id: number;
   readonly port: number;
   readonly broker: Broker;
+  /** Removes this peer from the cluster, waiting (bounded) for its replicas to move. */
+  leave(): Promise<void>;
   /** Stops accepting, closes connections, flushes and closes storage. */
   close(): Promise<void>;
 }
@@ -47,10 +56,18 @@ export interface RunningPeer {
 export async function startPeer(options: PeerOptions): Promise<RunningPeer> {
   const logger = getLogger("peer");
   const metrics = createBrokerMetrics();
-  const broker = await LocalBroker.open({
+  const broker = await ClusterBroker.open({
     nodeId: options.id,
+    host: options.host,
+    port: options.port,
     dataDir: options.dataDir,
-    address: `${options.host}:${options.port}`,
+    peers: options.peers ?? [{ id: options.id, host: options.host, port: options.port }],
+    replicationFactor: options.replicationFactor ?? 3,
+    heartbeatMs: options.heartbeatMs ?? 3000,
+    deadAfterMs: options.deadAfterMs ?? 30_000,
+    requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
+    authToken: options.authToken,
+    tickMs: options.tickMs,
   });
   let server: Server;
   try {
@@ -62,6 +79,7 @@ export async function startPeer(options: PeerOptions): Promise<RunningPeer> {
       idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
       requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
       authToken: options.authToken,
+      peerHandler: broker.peerHandler,
       tls: options.tls,
       observe: (action, status, seconds) => {
         metrics.requests.inc({ action, status });
@@ -91,6 +109,7 @@ export async function startPeer(options: PeerOptions): Promise<RunningPeer> {
     id: options.id,
     port: server.port,
     broker,
+    leave: () => broker.leave(),
     close: async () => {
       clearInterval(connectionsGauge);
       await server.close();

@@ -48,6 +48,8 @@ export class Session {
   readonly #broker: Broker;
   readonly #writer: FrameWriter | undefined;
   readonly #hops: number;
+  /** The tail of this session's routing queue (see `#atLeader`). */
+  #routing: Promise<void> = Promise.resolve();
   readonly #authToken: string | undefined;
   #authenticated: boolean;
   readonly #subscriptions = new Map<string, SubscriptionPump>();
@@ -129,23 +131,32 @@ export class Session {
     }
   }
 
-  /** Serves a topic request here when this node leads the topic, else relays it to the leader. */
+  /**
+   * Serves a topic request here when this node leads the topic, else relays
+   * it to the leader. Requests are routed one after another, and each one's
+   * write is proposed (or relayed) before the next is routed, so pipelined
+   * publishes on one connection keep their order in the topic.
+   */
   async #atLeader(
     request: Request & { topic_name: string },
     serve: (topic: Topic) => Promise<unknown>,
   ): Promise<unknown> {
-    let topic: Topic;
-    try {
-      topic = await this.#broker.topic(request.topic_name, { hops: this.#hops });
-    } catch (error) {
-      if (!(error instanceof TopicElsewhereError)) throw error;
-      const { id: _id, ...body } = request;
-      const answer = await this.#broker.forward(error.leader, body as Request, {
-        hops: this.#hops + 1,
-      });
-      return stripId(answer);
-    }
-    return await serve(topic);
+    const step = this.#routing.then(async () => {
+      try {
+        const topic = await this.#broker.topic(request.topic_name, { hops: this.#hops });
+        return { started: serve(topic) };
+      } catch (error) {
+        if (!(error instanceof TopicElsewhereError)) throw error;
+        const { id: _id, ...body } = request;
+        const started = this.#broker.forward(error.leader, body as Request, {
+          hops: this.#hops + 1,
+        }).then(stripId);
+        return { started };
+      }
+    });
+    this.#routing = step.then(() => {}, () => {});
+    const { started } = await step;
+    return await started;
   }
 
   async #subscribe(request: Extract<Request, { action: "subscribe" }>): Promise<Handled> {

@@ -1,0 +1,848 @@
+/**
+ * The broker of a cluster peer: topics are Raft groups placed on
+ * `replicationFactor` peers by the controller (the metadata group's leader),
+ * any peer routes any request to the topic's leader, and background
+ * reconciliation moves every group toward the placement the metadata holds
+ * (join as learner, catch up, promote, then remove: one change at a time).
+ *
+ * @module
+ */
+
+import { getLogger } from "../logging.ts";
+import type { Broker, ClusterView, RouteOptions } from "../peer/broker.ts";
+import { TopicElsewhereError } from "../peer/broker.ts";
+import { Session } from "../peer/session.ts";
+import { subscriptionStart } from "../peer/subscription.ts";
+import type { MessageSource, ReadResult, Topic } from "../peer/topic.ts";
+import type { Rng } from "../raft/types.ts";
+import { SegmentLogStore } from "../storage/segment_log_store.ts";
+import { ProtocolError } from "../wire/errors.ts";
+import { type Request, type SubscribeFrom, validateRequest } from "../wire/requests.ts";
+import type { TopicDescription } from "../wire/responses.ts";
+import { ClusterNode, type DiscoveryPeer } from "./cluster_node.ts";
+import {
+  encodeMetaCommand,
+  type MetaCommand,
+  type MetaResult,
+  MetaState,
+  type TopicPlacement,
+} from "./meta_state.ts";
+import { PeerUnavailableError } from "./peer_link.ts";
+import { loadOf, nextConfChange, placeReplicas, repairPlacement } from "./placement.ts";
+import { RaftHost } from "./raft_host.ts";
+import { RaftTopic, TopicMachine } from "./raft_topic.ts";
+import { ReplicaGroup } from "./replica_group.ts";
+
+/** Most peer-to-peer relays of one request (non-replica -> replica -> leader -> new leader). */
+export const forwardHopsMax = 3;
+/** Most voters of the metadata group; other members follow it as learners. */
+export const metaVotersMax = 5;
+/** How often the controller and the group leaders reconcile. */
+const reconcileMs = 300;
+const metaGroupId = "meta";
+
+/** Settings of a cluster broker (the cluster flags of `pubsub peer`). */
+export interface ClusterBrokerOptions {
+  nodeId: number;
+  host: string;
+  port: number;
+  dataDir: string;
+  /** The discovery list; its first entry bootstraps a new cluster. */
+  peers: DiscoveryPeer[];
+  replicationFactor: number;
+  heartbeatMs: number;
+  deadAfterMs: number;
+  requestTimeoutMs: number;
+  authToken?: string;
+  /** Raft tick length; elections take 10-20 ticks. Default 100 ms. */
+  tickMs?: number;
+}
+
+interface LocalReplica {
+  epoch: number;
+  topic: RaftTopic;
+  group: ReplicaGroup;
+}
+
+const cryptoRng: Rng = { next: () => crypto.getRandomValues(new Uint32Array(1))[0] / 2 ** 32 };
+
+/**
+ * A replicated broker.
+ *
+ * @example
+ * ```ts
+ * const broker = await ClusterBroker.open({ nodeId: 1, host: "127.0.0.1", port: 5001, ... });
+ * const server = Server.listen({ ..., broker, peerHandler: broker.peerHandler });
+ * ```
+ */
+export class ClusterBroker implements Broker {
+  readonly nodeId: number;
+  readonly #options: ClusterBrokerOptions;
+  readonly #node: ClusterNode;
+  readonly #host: RaftHost;
+  readonly #meta = new MetaState();
+  #metaGroup!: ReplicaGroup;
+  readonly #replicas = new Map<string, LocalReplica>();
+  readonly #sessions = new Map<number, Session>();
+  readonly #logger = getLogger("cluster");
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #reconciling = false;
+  #closed = false;
+  #joining: Promise<void> | undefined;
+
+  private constructor(options: ClusterBrokerOptions) {
+    this.nodeId = options.nodeId;
+    this.#options = options;
+    this.#node = ClusterNode.start({
+      id: options.nodeId,
+      host: options.host,
+      port: options.port,
+      peers: options.peers,
+      heartbeatMs: options.heartbeatMs,
+      deadAfterMs: options.deadAfterMs,
+      authToken: options.authToken,
+    });
+    this.#host = new RaftHost(options.nodeId, {
+      send: (nodeId, frame) => this.#node.links.send(nodeId, frame),
+    }, { tickMs: options.tickMs });
+    this.#registerPeerActions();
+  }
+
+  /** Opens the data directory, joins or bootstraps the cluster, and starts reconciling. */
+  static async open(options: ClusterBrokerOptions): Promise<ClusterBroker> {
+    const broker = new ClusterBroker(options);
+    try {
+      await broker.#startMeta();
+    } catch (error) {
+      await broker.close();
+      throw error;
+    }
+    broker.#timer = setInterval(() => broker.#reconcile(), reconcileMs);
+    return broker;
+  }
+
+  /** Pass to the listener so peer frames reach this broker. */
+  get peerHandler() {
+    return this.#node.peerHandler;
+  }
+
+  // ---- startup ----------------------------------------------------------
+
+  async #startMeta(): Promise<void> {
+    await Deno.mkdir(`${this.#options.dataDir}/topics`, { recursive: true });
+    const store = await SegmentLogStore.open(`${this.#options.dataDir}/meta`);
+    const fresh = store.lastIndex() === 0 && store.snapshot() === undefined;
+    const others = this.#options.peers.filter((peer) => peer.id !== this.nodeId);
+    const first = this.#options.peers.length === 0 || this.#options.peers[0].id === this.nodeId;
+    // The first listed peer bootstraps only when no other listed peer answers
+    // a join: a restarted first peer with a wiped disk must not found a
+    // second cluster beside the existing one.
+    const bootstrap = fresh && first && !(await this.#tryJoin(others, 2));
+    this.#metaGroup = new ReplicaGroup({
+      groupId: metaGroupId,
+      nodeId: this.nodeId,
+      store,
+      rng: cryptoRng,
+      stateMachine: this.#meta,
+      send: this.#host.send,
+      voters: bootstrap ? [this.nodeId] : undefined,
+    });
+    this.#host.add(this.#metaGroup);
+    this.#meta.onChange(() => this.#reconcileLocal());
+    if (bootstrap) {
+      this.#logger.info("Node {id} bootstraps a new cluster", { id: this.nodeId });
+      this.#metaGroup.campaign();
+    } else if (fresh) {
+      this.#joining = this.#joinLoop(others);
+    }
+  }
+
+  async #tryJoin(peers: DiscoveryPeer[], rounds: number): Promise<boolean> {
+    const message = { action: "peer_join", id: this.nodeId, address: this.#address };
+    for (let round = 0; round < rounds && !this.#closed; round++) {
+      for (const peer of peers) {
+        try {
+          const answer = await this.#node.links.request(peer.id, message, { timeoutMs: 1000 }) as {
+            status?: string;
+          };
+          if (answer?.status === "joined") return true;
+        } catch {
+          // Unreachable or not a member yet; try the next one.
+        }
+      }
+      await sleep(200);
+    }
+    return false;
+  }
+
+  async #joinLoop(peers: DiscoveryPeer[]): Promise<void> {
+    while (!this.#closed && !(await this.#tryJoin(peers, 1))) await sleep(500);
+    if (!this.#closed) this.#logger.info("Node {id} joined the cluster", { id: this.nodeId });
+  }
+
+  get #address(): string {
+    return `${this.#options.host}:${this.#options.port}`;
+  }
+
+  // ---- peer actions -----------------------------------------------------
+
+  #registerPeerActions(): void {
+    const handler = this.#node.peerHandler;
+    handler.register("peer_raft", (message) => this.#host.receive(message));
+    handler.register("peer_join", (message) => this.#handleJoin(message));
+    handler.register("peer_forward", (message) => this.#handleForward(message));
+    handler.register("peer_meta", (message) => this.#handleMeta(message));
+    handler.register("peer_meta_index", () => this.#handleMetaIndex());
+    handler.register("peer_subscribe_start", (message) => this.#handleSubscribeStart(message));
+    handler.register("peer_wait", (message) => this.#handleWait(message));
+    handler.register("peer_drop_replica", (message) => this.#handleDropReplica(message));
+  }
+
+  async #handleJoin(message: Record<string, unknown>): Promise<unknown> {
+    const id = message.id;
+    const address = message.address;
+    if (
+      typeof id !== "number" || !Number.isSafeInteger(id) || id < 1 || typeof address !== "string"
+    ) {
+      throw new ProtocolError("bad_request", "A join needs a positive integer id and an address");
+    }
+    const known = this.#meta.members.get(id);
+    if (known === undefined || known.left || known.address !== address) {
+      await this.#proposeMeta({ op: "add_member", id, address });
+    }
+    return { status: "joined", leader: this.#metaGroup.leader };
+  }
+
+  async #handleForward(message: Record<string, unknown>): Promise<unknown> {
+    const hops = typeof message.hops === "number" ? message.hops : forwardHopsMax;
+    if (hops > forwardHopsMax) {
+      throw new ProtocolError(
+        "unavailable",
+        "The request was relayed too often; no leader is settled",
+      );
+    }
+    const request = validateRequest(message.request);
+    let session = this.#sessions.get(hops);
+    if (session === undefined) {
+      session = new Session({ broker: this, hops });
+      this.#sessions.set(hops, session);
+    }
+    try {
+      return (await session.handle(request)).response;
+    } catch (error) {
+      if (error instanceof ProtocolError) return { status: error.code, error: error.message };
+      throw error;
+    }
+  }
+
+  /** Metadata changes proposed by other peers run on the controller. */
+  async #handleMeta(message: Record<string, unknown>): Promise<unknown> {
+    const command = message.command as
+      | MetaCommand
+      | { op: "create_topic_auto"; name: string; replicationFactor: number };
+    if (command?.op === "create_topic_auto") {
+      return {
+        status: "ok",
+        created: await this.#createAsController(command.name, command.replicationFactor),
+      };
+    }
+    return { status: "ok", result: await this.#proposeMeta(command as MetaCommand) };
+  }
+
+  async #handleMetaIndex(): Promise<unknown> {
+    await this.#metaGroup.readBarrier();
+    return { status: "ok", index: this.#metaGroup.node.status().applied };
+  }
+
+  async #handleSubscribeStart(message: Record<string, unknown>): Promise<unknown> {
+    const request = validateRequest({
+      action: "subscribe",
+      topic_name: message.topic_name,
+      subscriber_id: message.subscriber_id,
+      from: message.from,
+    }) as Extract<Request, { action: "subscribe" }>;
+    const hops = typeof message.hops === "number" ? message.hops : forwardHopsMax;
+    const start = await this.subscribeStart(
+      request.topic_name,
+      request.subscriber_id,
+      request.from,
+      { hops },
+    );
+    return { status: "ok", start };
+  }
+
+  async #handleWait(message: Record<string, unknown>): Promise<unknown> {
+    const name = String(message.topic_name);
+    const offset = Number(message.offset);
+    const local = this.#replicas.get(name);
+    if (local === undefined) throw new ProtocolError("unavailable", `No replica of '${name}' here`);
+    const waitMs = Math.min(Math.max(Number(message.timeout_ms) || 0, 0), 5000);
+    await local.topic.waitForOffset(offset, AbortSignal.timeout(waitMs));
+    return { status: "ok", next_offset: local.topic.localBounds().nextOffset };
+  }
+
+  async #handleDropReplica(message: Record<string, unknown>): Promise<unknown> {
+    const name = String(message.topic_name);
+    const placement = this.#meta.topics.get(name);
+    const local = this.#replicas.get(name);
+    if (local && (placement === undefined || !placement.replicas.includes(this.nodeId))) {
+      await this.#dropReplica(name);
+    }
+    return { status: "ok" };
+  }
+
+  // ---- metadata -----------------------------------------------------------
+
+  /** Proposes a metadata change on the controller (here, or relayed to it). */
+  async #proposeMeta(command: MetaCommand): Promise<MetaResult> {
+    return await this.#atController(
+      async () => await this.#metaGroup.propose(encodeMetaCommand(command)) as MetaResult,
+      async (leader) => {
+        const answer = await this.#controllerRequest(leader, { action: "peer_meta", command });
+        return (answer as { result: MetaResult }).result;
+      },
+    );
+  }
+
+  /** Runs `local` when this node is the controller, else `remote` with the controller's id. */
+  async #atController<T>(
+    local: () => Promise<T>,
+    remote: (leader: number) => Promise<T>,
+  ): Promise<T> {
+    const leader = await this.#waitForLeader(this.#metaGroup, "the cluster controller");
+    if (leader === this.nodeId && this.#metaGroup.isLeader) return await local();
+    if (leader === this.nodeId) {
+      throw new ProtocolError("unavailable", "The controller is changing; retry");
+    }
+    return await remote(leader);
+  }
+
+  async #controllerRequest(
+    leader: number,
+    message: { action: string } & Record<string, unknown>,
+  ): Promise<unknown> {
+    const answer = await this.#request(leader, message);
+    const status = (answer as { status?: string }).status;
+    if (status !== "ok") {
+      throw new ProtocolError(
+        (status ?? "unavailable") as ProtocolError["code"],
+        String((answer as { error?: string }).error ?? "The controller refused"),
+      );
+    }
+    return answer;
+  }
+
+  /** Makes the local metadata at least as new as the controller's (a linearizable meta read). */
+  async #metaBarrier(): Promise<void> {
+    await this.#atController(
+      () => this.#metaGroup.readBarrier(),
+      async (leader) => {
+        const answer = await this.#controllerRequest(leader, { action: "peer_meta_index" }) as {
+          index: number;
+        };
+        await withTimeout(
+          this.#metaGroup.waitApplied(answer.index),
+          this.#options.requestTimeoutMs,
+          "The metadata did not catch up in time",
+        );
+      },
+    );
+  }
+
+  async #placement(name: string): Promise<TopicPlacement> {
+    let placement = this.#meta.topics.get(name);
+    if (placement === undefined) {
+      await this.#metaBarrier();
+      placement = this.#meta.topics.get(name);
+    }
+    if (placement === undefined) {
+      throw new ProtocolError("topic_not_found", `Topic '${name}' does not exist`);
+    }
+    return placement;
+  }
+
+  async #waitForLeader(group: ReplicaGroup, what: string): Promise<number> {
+    const deadline = Date.now() + this.#options.requestTimeoutMs;
+    while (group.leader === 0) {
+      if (Date.now() > deadline || this.#closed) {
+        throw new ProtocolError("unavailable", `No leader of ${what} is elected yet`);
+      }
+      await sleep(10);
+    }
+    return group.leader;
+  }
+
+  async #request(
+    nodeId: number,
+    message: { action: string } & Record<string, unknown>,
+  ): Promise<unknown> {
+    try {
+      return await this.#node.links.request(nodeId, message, {
+        timeoutMs: this.#options.requestTimeoutMs,
+      });
+    } catch (error) {
+      if (error instanceof PeerUnavailableError) {
+        throw new ProtocolError("unavailable", `Node ${nodeId} cannot be reached`, {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  // ---- Broker: topics -------------------------------------------------
+
+  async createTopic(name: string, replicationFactor?: number): Promise<boolean> {
+    const factor = replicationFactor ?? this.#options.replicationFactor;
+    return await this.#atController(
+      () => this.#createAsController(name, factor),
+      async (leader) => {
+        const answer = await this.#controllerRequest(leader, {
+          action: "peer_meta",
+          command: { op: "create_topic_auto", name, replicationFactor: factor },
+        });
+        return (answer as { created: boolean }).created;
+      },
+    );
+  }
+
+  async #createAsController(name: string, replicationFactor: number): Promise<boolean> {
+    if (this.#meta.topics.has(name)) return false;
+    await this.#registerSelf();
+    const alive = this.#aliveMembers();
+    const replicas = placeReplicas(alive, loadOf(this.#meta.topics.values()), replicationFactor);
+    if (replicas.length === 0) {
+      throw new ProtocolError("unavailable", "No live peer can hold the topic's replicas");
+    }
+    const result = await this.#proposeMeta({
+      op: "create_topic",
+      name,
+      replicas,
+      replicationFactor,
+    });
+    return result.ok;
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    const result = await this.#proposeMeta({ op: "delete_topic", name });
+    if (!result.ok) throw new ProtocolError("topic_not_found", `Topic '${name}' does not exist`);
+  }
+
+  async topicNames(): Promise<string[]> {
+    await this.#metaBarrier();
+    return [...this.#meta.topics.keys()].sort();
+  }
+
+  async topic(name: string, options: RouteOptions = {}): Promise<Topic> {
+    const placement = await this.#placement(name);
+    const deadline = Date.now() + this.#options.requestTimeoutMs;
+    while (!this.#closed) {
+      const local = this.#replicas.get(name);
+      if (local?.group.isLeader) return local.topic;
+      const leader = local?.group.leader ?? 0;
+      if (leader !== 0 && leader !== this.nodeId && (options.hops ?? 0) < forwardHopsMax) {
+        throw new TopicElsewhereError(name, leader);
+      }
+      const hostsReplica = placement.replicas.includes(this.nodeId);
+      if (local === undefined && !hostsReplica && (options.hops ?? 0) < forwardHopsMax) {
+        // Not a replica here: a replica knows (or will soon know) the leader.
+        throw new TopicElsewhereError(name, this.#pickReplica(placement));
+      }
+      if (Date.now() > deadline) break;
+      await sleep(10);
+    }
+    throw new ProtocolError("unavailable", `Topic '${name}' has no leader right now; retry`);
+  }
+
+  #pickReplica(placement: TopicPlacement): number {
+    const alive = new Set(this.#aliveMembers());
+    return placement.replicas.find((node) => alive.has(node)) ?? placement.replicas[0];
+  }
+
+  forward(nodeId: number, request: Request, options: RouteOptions = {}): Promise<unknown> {
+    return this.#request(nodeId, { action: "peer_forward", hops: options.hops ?? 1, request });
+  }
+
+  async source(name: string): Promise<MessageSource> {
+    const placement = await this.#placement(name);
+    const deadline = Date.now() + this.#options.requestTimeoutMs;
+    // A replica being opened here is a moment away; reading it beats streaming.
+    while (placement.replicas.includes(this.nodeId) && !this.#replicas.has(name)) {
+      if (Date.now() > deadline) {
+        throw new ProtocolError("unavailable", `Replica of '${name}' is not open yet`);
+      }
+      await sleep(10);
+    }
+    const local = this.#replicas.get(name);
+    if (local !== undefined && local.epoch === placement.epoch) return local.topic;
+    return new RemoteSource(
+      name,
+      this,
+      (message) => this.#request(this.#pickReplica(placement), message),
+    );
+  }
+
+  async subscribeStart(
+    name: string,
+    subscriberId: string,
+    from: SubscribeFrom | undefined,
+    options: RouteOptions = {},
+  ): Promise<number> {
+    try {
+      return await subscriptionStart(await this.topic(name, options), subscriberId, from);
+    } catch (error) {
+      if (!(error instanceof TopicElsewhereError)) throw error;
+      const answer = await this.#request(error.leader, {
+        action: "peer_subscribe_start",
+        topic_name: name,
+        subscriber_id: subscriberId,
+        from,
+        hops: (options.hops ?? 0) + 1,
+      }) as { status: string; start?: number; error?: string };
+      if (answer.status !== "ok" || typeof answer.start !== "number") {
+        throw new ProtocolError(
+          answer.status as ProtocolError["code"],
+          answer.error ?? "Cannot subscribe",
+        );
+      }
+      return answer.start;
+    }
+  }
+
+  async describeTopic(
+    name: string,
+    options: RouteOptions = {},
+  ): Promise<Omit<TopicDescription, "status">> {
+    try {
+      await this.topic(name, options);
+    } catch (error) {
+      if (!(error instanceof TopicElsewhereError)) throw error;
+      const answer = await this.forward(error.leader, {
+        action: "describe_topic",
+        topic_name: name,
+      }, {
+        hops: (options.hops ?? 0) + 1,
+      }) as Record<string, unknown>;
+      if (answer.status !== "topic") {
+        throw new ProtocolError(answer.status as ProtocolError["code"], String(answer.error));
+      }
+      const { status: _status, ...description } = answer;
+      return description as unknown as Omit<TopicDescription, "status">;
+    }
+    const placement = await this.#placement(name);
+    const local = this.#replicas.get(name)!;
+    const { firstOffset, nextOffset } = await local.topic.bounds();
+    return {
+      topic: name,
+      replicas: placement.replicas,
+      leader: this.nodeId,
+      in_sync: this.#inSync(local.group),
+      first_offset: firstOffset,
+      next_offset: nextOffset,
+    };
+  }
+
+  /** Voters whose log matches the leader's commit index (the leader included). */
+  #inSync(group: ReplicaGroup): number[] {
+    const status = group.node.status();
+    return status.conf.voters
+      .filter((id) => id === this.nodeId || (status.progress[id]?.match ?? 0) >= status.commit)
+      .sort((a, b) => a - b);
+  }
+
+  async clusterStatus(): Promise<ClusterView> {
+    const view = this.#node.membership.view();
+    const seen = new Set(view.map((node) => node.id));
+    for (const member of this.#meta.members.values()) {
+      const node = view.find((candidate) => candidate.id === member.id);
+      if (member.left && node) node.state = "left";
+      if (!seen.has(member.id)) {
+        view.push({
+          id: member.id,
+          address: member.address,
+          state: member.left ? "left" : "suspect",
+          last_heartbeat_ms_ago: 0,
+        });
+      }
+    }
+    view.sort((a, b) => a.id - b.id);
+    return {
+      nodes: view,
+      meta_leader: this.#metaGroup.leader || null,
+      topics: this.#meta.topics.size,
+    };
+  }
+
+  async removeNode(nodeId: number): Promise<void> {
+    const member = this.#meta.members.get(nodeId);
+    if (member === undefined || member.left) {
+      await this.#metaBarrier();
+      const again = this.#meta.members.get(nodeId);
+      if (again === undefined || again.left) {
+        throw new ProtocolError("bad_request", `Node ${nodeId} is not a member of this cluster`);
+      }
+    }
+    await this.#proposeMeta({ op: "remove_member", id: nodeId });
+  }
+
+  /** Removes this node from the cluster and waits (bounded) until its replicas moved away. */
+  async leave(timeoutMs = 30_000): Promise<void> {
+    await this.removeNode(this.nodeId);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && this.#replicas.size > 0) await sleep(100);
+    await this.#node.leave();
+  }
+
+  // ---- reconciliation --------------------------------------------------
+
+  #aliveMembers(): number[] {
+    const states = new Map(this.#node.membership.view().map((node) => [node.id, node.state]));
+    return this.#meta.activeMembers()
+      .filter((member) => member.id === this.nodeId || states.get(member.id) === "alive")
+      .map((member) => member.id);
+  }
+
+  async #reconcile(): Promise<void> {
+    if (this.#reconciling || this.#closed) return;
+    this.#reconciling = true;
+    try {
+      this.#reconcileLocal();
+      if (this.#metaGroup.isLeader) await this.#reconcileController();
+      for (const [name, local] of this.#replicas) {
+        if (local.group.isLeader) await this.#reconcileGroup(name, local);
+      }
+    } catch (error) {
+      this.#logger.debug("Reconciliation deferred: {error}", { error: (error as Error).message });
+    } finally {
+      this.#reconciling = false;
+    }
+  }
+
+  /** The controller's duties: register itself, shape the metadata group, repair placements. */
+  /** The controller records itself as a member (a bootstrapped cluster starts empty). */
+  async #registerSelf(): Promise<boolean> {
+    const self = this.#meta.members.get(this.nodeId);
+    if (self?.left) return false;
+    if (self === undefined || self.address !== this.#address) {
+      await this.#proposeMeta({ op: "add_member", id: this.nodeId, address: this.#address });
+    }
+    return true;
+  }
+
+  async #reconcileController(): Promise<void> {
+    if (!(await this.#registerSelf())) return;
+    const active = this.#meta.activeMembers().map((member) => member.id);
+    const status = this.#metaGroup.node.status();
+    const voters = [
+      ...status.conf.voters.filter((id) => active.includes(id)),
+      ...active.filter((id) => !status.conf.voters.includes(id)),
+    ].slice(0, metaVotersMax);
+    const learners = active.filter((id) => !voters.includes(id));
+    const change = nextConfChange(status.conf, voters, status.progress, status.lastIndex, learners);
+    if (change !== undefined) {
+      await this.#metaGroup.proposeConfChange(change);
+      return;
+    }
+    await this.#repairPlacements();
+  }
+
+  async #repairPlacements(): Promise<void> {
+    const view = this.#node.membership.view();
+    const dead = new Set(view.filter((node) => node.state === "dead").map((node) => node.id));
+    for (const member of this.#meta.members.values()) if (member.left) dead.add(member.id);
+    const alive = new Set(this.#aliveMembers());
+    const load = loadOf(this.#meta.topics.values());
+    for (const topic of this.#meta.topics.values()) {
+      const replicas = repairPlacement(topic, alive, dead, load);
+      if (replicas === undefined) continue;
+      this.#logger.info("Moving replicas of {topic} from {from} to {to}", {
+        topic: topic.name,
+        from: topic.replicas,
+        to: replicas,
+      });
+      await this.#proposeMeta({ op: "set_replicas", name: topic.name, replicas });
+      return; // One placement change per round keeps the cluster's churn bounded.
+    }
+  }
+
+  /** A group leader moves its group's membership one step toward the placement. */
+  async #reconcileGroup(name: string, local: LocalReplica): Promise<void> {
+    const placement = this.#meta.topics.get(name);
+    if (placement === undefined || placement.epoch !== local.epoch) return;
+    const status = local.group.node.status();
+    const change = nextConfChange(
+      status.conf,
+      placement.replicas,
+      status.progress,
+      status.lastIndex,
+    );
+    if (change === undefined) return;
+    if (change.type === "remove" && change.node === this.nodeId) {
+      const target = status.conf.voters.find((id) =>
+        id !== this.nodeId && placement.replicas.includes(id)
+      );
+      if (target !== undefined) local.group.node.transferLeadership(target);
+      return;
+    }
+    await local.group.proposeConfChange(change);
+    if (change.type === "remove") {
+      this.#node.links.send(change.node, { action: "peer_drop_replica", topic_name: name });
+    }
+  }
+
+  /** Creates replicas this node should hold and drops those of deleted topics. */
+  #reconcileLocal(): void {
+    if (this.#closed) return;
+    for (const placement of this.#meta.topics.values()) {
+      const local = this.#replicas.get(placement.name);
+      if (local !== undefined && local.epoch !== placement.epoch) {
+        this.#dropReplica(placement.name).catch(() => {});
+        continue;
+      }
+      if (local === undefined && placement.replicas.includes(this.nodeId)) {
+        this.#openReplica(placement).catch((error) =>
+          this.#logger.error("Cannot open replica of {topic}: {error}", {
+            topic: placement.name,
+            error: (error as Error).message,
+          })
+        );
+      }
+    }
+    for (const name of this.#replicas.keys()) {
+      if (!this.#meta.topics.has(name)) this.#dropReplica(name).catch(() => {});
+    }
+  }
+
+  #opening = new Set<string>();
+
+  async #openReplica(placement: TopicPlacement): Promise<void> {
+    if (this.#opening.has(placement.name)) return;
+    this.#opening.add(placement.name);
+    try {
+      const store = await SegmentLogStore.open(this.#topicDir(placement.name, placement.epoch));
+      const fresh = store.lastIndex() === 0 && store.snapshot() === undefined;
+      // Founding replicas bootstrap the group together; a replica added later
+      // starts empty and learns the membership from the leader's log.
+      const founding = fresh && placement.generation === 0;
+      const machine = new TopicMachine();
+      const group = new ReplicaGroup({
+        groupId: `t:${placement.name}`,
+        nodeId: this.nodeId,
+        store,
+        rng: cryptoRng,
+        stateMachine: machine,
+        send: this.#host.send,
+        voters: founding ? placement.replicas : undefined,
+      });
+      const topic = new RaftTopic(placement.name, group, machine);
+      this.#replicas.set(placement.name, { epoch: placement.epoch, topic, group });
+      this.#host.add(group);
+      // The preferred leader campaigns at once, so a new topic takes
+      // writes after one round trip instead of a whole election timeout.
+      if (founding && placement.replicas[0] === this.nodeId) group.campaign();
+    } finally {
+      this.#opening.delete(placement.name);
+    }
+  }
+
+  async #dropReplica(name: string): Promise<void> {
+    const local = this.#replicas.get(name);
+    if (local === undefined) return;
+    this.#replicas.delete(name);
+    local.topic.close();
+    await this.#host.remove(local.group.groupId);
+    await Deno.remove(this.#topicDir(name, local.epoch), { recursive: true }).catch(() => {});
+  }
+
+  #topicDir(name: string, epoch: number): string {
+    return `${this.#options.dataDir}/topics/${name}.${epoch}`;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    for (const local of this.#replicas.values()) local.topic.close();
+    await this.#joining?.catch(() => {});
+    await this.#host.close();
+    await this.#node.close();
+  }
+}
+
+/**
+ * Messages of a topic this node holds no replica of: committed messages are
+ * fetched from the leader, and the tail is watched by long-polling a replica.
+ */
+class RemoteSource implements MessageSource {
+  readonly name: string;
+  readonly #broker: ClusterBroker;
+  readonly #ask: (message: { action: string } & Record<string, unknown>) => Promise<unknown>;
+
+  constructor(
+    name: string,
+    broker: ClusterBroker,
+    ask: (message: { action: string } & Record<string, unknown>) => Promise<unknown>,
+  ) {
+    this.name = name;
+    this.#broker = broker;
+    this.#ask = ask;
+  }
+
+  async readCommitted(fromOffset: number, max: number): Promise<ReadResult> {
+    const request: Request = {
+      action: "fetch",
+      topic_name: this.name,
+      from_offset: fromOffset,
+      max,
+    };
+    let answer: unknown;
+    try {
+      answer = await this.#broker.topic(this.name).then((topic) => topic.read(fromOffset, max));
+      return answer as ReadResult;
+    } catch (error) {
+      if (!(error instanceof TopicElsewhereError)) throw error;
+      answer = await this.#broker.forward(error.leader, request);
+    }
+    const body = answer as {
+      status: string;
+      messages?: ReadResult["messages"];
+      next_offset?: number;
+    };
+    if (body.status !== "messages") {
+      throw new ProtocolError("unavailable", "The leader did not answer the fetch");
+    }
+    return { messages: body.messages!, nextOffset: body.next_offset! };
+  }
+
+  async waitForOffset(offset: number, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        const answer = await this.#ask({
+          action: "peer_wait",
+          topic_name: this.name,
+          offset,
+          timeout_ms: 1000,
+        }) as { next_offset?: number };
+        if ((answer.next_offset ?? 0) > offset) return;
+      } catch {
+        await sleep(200);
+      }
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ProtocolError("unavailable", message)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * A topic replicated by a Raft group: this peer's replica of it. Leader-side
+ * operations (publish, linearizable reads, acks) are served only while this
+ * replica leads; committed reads for subscriptions are served by any replica
+ * from its own applied log, which a failover never truncates.
+ *
+ * @module
+ */
+
+import type { Entry } from "../storage/types.ts";
+import { ProtocolError } from "../wire/errors.ts";
+import { OffsetWaiters } from "../peer/offset_waiters.ts";
+import { ackFlushMs } from "../peer/local_topic.ts";
+import type { Producer, PublishResult, ReadResult, Topic } from "../peer/topic.ts";
+import { encodeCommand } from "../peer/topic_commands.ts";
+import { TopicReader } from "../peer/topic_reader.ts";
+import { type ApplyResult, TopicState } from "../peer/topic_state.ts";
+import type { GroupStateMachine, ReplicaGroup } from "./replica_group.ts";
+
+/**
+ * The topic state machine as a Raft group's state machine.
+ *
+ * @example
+ * ```ts
+ * const machine = new TopicMachine();
+ * const group = new ReplicaGroup({ ..., stateMachine: machine });
+ * ```
+ */
+export class TopicMachine implements GroupStateMachine {
+  readonly state = new TopicState();
+  readonly waiters = new OffsetWaiters();
+
+  apply(entry: Entry): ApplyResult {
+    const result = this.state.apply(entry.index, entry.data);
+    if (result.kind === "published" && !result.duplicate) this.waiters.notify(this.state.nextOffset);
+    return result;
+  }
+
+  applyConfChange(entry: Entry): void {
+    this.state.skip(entry.index);
+  }
+}
+
+/**
+ * One replica of a replicated topic.
+ *
+ * @example
+ * ```ts
+ * const topic = new RaftTopic("events", group, machine);
+ * if (group.isLeader) await topic.publish(["hi"]);
+ * ```
+ */
+export class RaftTopic implements Topic {
+  readonly name: string;
+  readonly group: ReplicaGroup;
+  readonly #machine: TopicMachine;
+  readonly #reader: TopicReader;
+  #pendingAcks = new Map<string, number>();
+  #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+
+  constructor(name: string, group: ReplicaGroup, machine: TopicMachine) {
+    this.name = name;
+    this.group = group;
+    this.#machine = machine;
+    this.#reader = new TopicReader(group.store, machine.state);
+  }
+
+  get state(): TopicState {
+    return this.#machine.state;
+  }
+
+  async publish(messages: string[], producer?: Producer): Promise<PublishResult> {
+    const data = encodeCommand({ kind: "publish", messages, ...producer });
+    const result = await this.group.propose(data) as ApplyResult;
+    if (result.kind !== "published") throw new Error(`Publish applied as ${result.kind}`);
+    return result;
+  }
+
+  async read(fromOffset: number, max: number): Promise<ReadResult> {
+    await this.group.readBarrier();
+    return this.#reader.read(fromOffset, max, this.#machine.state.nextOffset);
+  }
+
+  readCommitted(fromOffset: number, max: number): Promise<ReadResult> {
+    return Promise.resolve(this.#reader.read(fromOffset, max, this.#machine.state.nextOffset));
+  }
+
+  async bounds(): Promise<{ firstOffset: number; nextOffset: number }> {
+    await this.group.readBarrier();
+    return { firstOffset: this.#machine.state.firstOffset, nextOffset: this.#machine.state.nextOffset };
+  }
+
+  /** Committed bounds of this replica, without a leader round trip. */
+  localBounds(): { firstOffset: number; nextOffset: number } {
+    return { firstOffset: this.#machine.state.firstOffset, nextOffset: this.#machine.state.nextOffset };
+  }
+
+  ack(subscriber: string, offset: number): void {
+    const known = this.subscriberPosition(subscriber) ?? -1;
+    if (offset <= known && this.#machine.state.subscribers.has(subscriber)) return;
+    this.#pendingAcks.set(subscriber, Math.max(known, offset));
+    this.#ackTimer ??= setTimeout(() => this.#flushAcks(), ackFlushMs);
+  }
+
+  subscriberPosition(subscriber: string): number | undefined {
+    return this.#pendingAcks.get(subscriber) ?? this.#machine.state.subscribers.get(subscriber);
+  }
+
+  waitForOffset(offset: number, signal: AbortSignal): Promise<void> {
+    const end = this.#closed ? Infinity : this.#machine.state.nextOffset;
+    return this.#machine.waiters.wait(offset, end, signal);
+  }
+
+  #flushAcks(): void {
+    this.#ackTimer = undefined;
+    if (this.#pendingAcks.size === 0 || this.#closed) return;
+    const offsets = Object.fromEntries(this.#pendingAcks);
+    this.#pendingAcks.clear();
+    // Losing an ack (a failover before it commits) only means redelivery:
+    // delivery is at-least-once and the offsets let clients drop duplicates.
+    this.group.propose(encodeCommand({ kind: "ack", offsets })).catch(() => {});
+  }
+
+  /** Stops timers and wakes parked readers; the group is closed by its host. */
+  close(): void {
+    if (this.#closed) return;
+    clearTimeout(this.#ackTimer);
+    if (this.group.isLeader) this.#flushAcks();
+    this.#closed = true;
+    this.#machine.waiters.wakeAll();
+  }
+
+  /** Throws unless this replica currently leads the topic. */
+  requireLeader(): void {
+    if (!this.group.isLeader) {
+      throw new ProtocolError("unavailable", `This replica of '${this.name}' is not the leader`);
+    }
+  }
+}

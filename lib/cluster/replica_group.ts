@@ -1,0 +1,316 @@
+/**
+ * The networked shell around one `RaftNode`: it persists, sends, applies and
+ * advances each Ready in the order the core requires (persist and fsync
+ * before send, so nothing is promised that is not durable), resolves
+ * proposals when their entry is applied, and confirms linearizable reads.
+ *
+ * Proposals made while an fsync is in flight gather in the next Ready, so
+ * one fsync covers a whole batch (group commit across clients).
+ *
+ * @module
+ */
+
+import { NotLeaderError, ProposalDroppedError } from "../raft/errors.ts";
+import { RaftNode } from "../raft/raft_node.ts";
+import type { ConfChange, Message, Ready, Rng, Role } from "../raft/types.ts";
+import { type Entry, EntryType, type LogStore } from "../storage/types.ts";
+import { ProtocolError } from "../wire/errors.ts";
+
+/** Most proposals waiting for their entry to apply. */
+export const pendingProposalsMax = 100_000;
+/** Most linearizable reads waiting for confirmation. */
+export const pendingReadsMax = 10_000;
+
+/** What a group's state machine does with committed entries. */
+export interface GroupStateMachine {
+  /** Applies a committed normal entry; the result goes to its proposer. */
+  apply(entry: Entry): unknown;
+  /** A committed membership change (already applied to the group's conf by Raft). */
+  applyConfChange?(entry: Entry): void;
+}
+
+/** Settings of one replica. */
+export interface ReplicaGroupOptions {
+  groupId: string;
+  nodeId: number;
+  store: LogStore;
+  rng: Rng;
+  stateMachine: GroupStateMachine;
+  /** Sends messages of this group to their `to` nodes (best effort). */
+  send: (groupId: string, messages: Message[]) => void;
+  /** Voters of a brand-new group (ignored when the store holds a log). */
+  voters?: number[];
+  electionTicks?: number;
+  heartbeatTicks?: number;
+  /** Called when the known leader or this replica's role changes. */
+  onLeaderChange?: (leader: number, role: Role) => void;
+}
+
+interface Waiter {
+  term: number;
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+/**
+ * One replica of one Raft group.
+ *
+ * @example
+ * ```ts
+ * const group = new ReplicaGroup({ groupId: "t:events", nodeId: 1, store, rng, stateMachine, send });
+ * const result = await group.propose(data);
+ * ```
+ */
+export class ReplicaGroup {
+  readonly groupId: string;
+  readonly node: RaftNode;
+  readonly #options: ReplicaGroupOptions;
+  readonly #waiters = new Map<number, Waiter>();
+  readonly #reads = new Map<
+    string,
+    { resolve(): void; reject(error: Error): void; index?: number }
+  >();
+  #readSequence = 0;
+  #driving = false;
+  #scheduled = false;
+  #closed = false;
+  #failure: Error | undefined;
+  #leader = 0;
+  #appliedWaiters: { index: number; resolve(): void }[] = [];
+
+  constructor(options: ReplicaGroupOptions) {
+    this.groupId = options.groupId;
+    this.#options = options;
+    this.node = new RaftNode({
+      id: options.nodeId,
+      store: options.store,
+      rng: options.rng,
+      voters: options.voters,
+      electionTicks: options.electionTicks ?? 10,
+      heartbeatTicks: options.heartbeatTicks ?? 1,
+    });
+    this.#schedule();
+  }
+
+  /** The known leader (0 when none). */
+  get leader(): number {
+    return this.node.leader;
+  }
+
+  get isLeader(): boolean {
+    return this.node.role === "leader";
+  }
+
+  /** The store this replica persists to. */
+  get store(): LogStore {
+    return this.#options.store;
+  }
+
+  tick(): void {
+    if (this.#closed) return;
+    this.node.tick();
+    this.#schedule();
+  }
+
+  step(message: Message): void {
+    if (this.#closed) return;
+    this.node.step(message);
+    this.#schedule();
+  }
+
+  campaign(): void {
+    this.node.campaign();
+    this.#schedule();
+  }
+
+  /**
+   * Proposes `data`; resolves with the state machine's result once it is
+   * committed and applied. Rejects with ProtocolError `unavailable` when this
+   * replica is not the leader or loses the entry.
+   */
+  propose(data: Uint8Array): Promise<unknown> {
+    this.#checkUsable();
+    if (this.#waiters.size >= pendingProposalsMax) {
+      throw new ProtocolError("overloaded", "Too many publishes are waiting for replication");
+    }
+    const term = this.node.term;
+    const index = this.#call(() => this.node.propose(data));
+    return this.#await(index, term);
+  }
+
+  /** Proposes a membership change; resolves once it is applied. */
+  proposeConfChange(change: ConfChange): Promise<unknown> {
+    this.#checkUsable();
+    const term = this.node.term;
+    const index = this.#call(() => this.node.proposeConfChange(change));
+    return this.#await(index, term);
+  }
+
+  #await(index: number, term: number): Promise<unknown> {
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    this.#waiters.set(index, { term, resolve, reject });
+    this.#schedule();
+    return promise;
+  }
+
+  #call(operation: () => number): number {
+    try {
+      return operation();
+    } catch (error) {
+      if (error instanceof NotLeaderError || error instanceof ProposalDroppedError) {
+        throw new ProtocolError("unavailable", "This replica cannot accept writes right now", {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Resolves once this leader has confirmed it still leads (ReadIndex) and has
+   * applied everything committed before the call: a read after it is
+   * linearizable.
+   */
+  readBarrier(): Promise<void> {
+    this.#checkUsable();
+    if (!this.isLeader) {
+      return Promise.reject(new ProtocolError("unavailable", "This replica is not the leader"));
+    }
+    if (this.#reads.size >= pendingReadsMax) {
+      return Promise.reject(new ProtocolError("overloaded", "Too many reads are waiting"));
+    }
+    const context = String(++this.#readSequence);
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#reads.set(context, { resolve, reject });
+    this.node.readIndex(new TextEncoder().encode(context));
+    this.#schedule();
+    return promise;
+  }
+
+  /** Resolves once the applied index reaches `index`. */
+  waitApplied(index: number): Promise<void> {
+    if (this.node.status().applied >= index) return Promise.resolve();
+    return new Promise((resolve) => this.#appliedWaiters.push({ index, resolve }));
+  }
+
+  #checkUsable(): void {
+    if (this.#failure) throw new ProtocolError("unavailable", "This replica's storage failed");
+    if (this.#closed) throw new ProtocolError("unavailable", "This replica is closed");
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#closed) return;
+    this.#scheduled = true;
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      if (!this.#driving) this.#drive();
+    });
+  }
+
+  async #drive(): Promise<void> {
+    this.#driving = true;
+    try {
+      while (!this.#closed && this.node.hasReady()) {
+        await this.#handle(this.node.ready());
+      }
+    } catch (error) {
+      this.#fail(error as Error);
+    } finally {
+      this.#driving = false;
+    }
+  }
+
+  async #handle(rd: Ready): Promise<void> {
+    const store = this.#options.store;
+    if (rd.snapshot) await store.applySnapshot(rd.snapshot);
+    if (rd.entries.length > 0) store.append(rd.entries);
+    if (rd.hardState) store.setHardState(rd.hardState);
+    if (rd.mustSync) await store.sync();
+    if (rd.messages.length > 0) this.#options.send(this.groupId, rd.messages);
+    if (rd.softState) this.#leaderChanged(rd.softState.leader, rd.softState.role);
+    for (const entry of rd.committedEntries) this.#apply(entry);
+    for (const read of rd.readStates) this.#confirmRead(read.index, read.context);
+    this.node.advance();
+    this.#wakeApplied();
+  }
+
+  #apply(entry: Entry): void {
+    let result: unknown;
+    let error: Error | undefined;
+    if (entry.type === EntryType.ConfChange) {
+      this.#options.stateMachine.applyConfChange?.(entry);
+    } else {
+      try {
+        result = this.#options.stateMachine.apply(entry);
+      } catch (cause) {
+        error = cause as Error;
+      }
+    }
+    const waiter = this.#waiters.get(entry.index);
+    if (waiter === undefined) return;
+    this.#waiters.delete(entry.index);
+    if (waiter.term !== entry.term) {
+      waiter.reject(
+        new ProtocolError("unavailable", "Leadership changed before the write committed"),
+      );
+    } else if (error) waiter.reject(error);
+    else waiter.resolve(result);
+  }
+
+  #confirmRead(index: number, context: Uint8Array): void {
+    const key = new TextDecoder().decode(context);
+    const read = this.#reads.get(key);
+    if (read === undefined) return;
+    this.#reads.delete(key);
+    this.waitApplied(index).then(read.resolve);
+  }
+
+  #wakeApplied(): void {
+    if (this.#appliedWaiters.length === 0) return;
+    const applied = this.node.status().applied;
+    this.#appliedWaiters = this.#appliedWaiters.filter((waiter) => {
+      if (waiter.index > applied) return true;
+      waiter.resolve();
+      return false;
+    });
+  }
+
+  #leaderChanged(leader: number, role: Role): void {
+    const previous = this.#leader;
+    this.#leader = leader;
+    if (role !== "leader") {
+      // Reads queued on a deposed leader can never be confirmed by it.
+      for (const read of this.#reads.values()) {
+        read.reject(new ProtocolError("unavailable", "Leadership changed during the read"));
+      }
+      this.#reads.clear();
+    }
+    if (previous !== leader || role === "leader") this.#options.onLeaderChange?.(leader, role);
+  }
+
+  #fail(error: Error): void {
+    // A failed fsync leaves the log's durable state unknown: stop this replica
+    // loudly instead of acknowledging anything more from it.
+    this.#failure = error;
+    console.error(`pubsub: replica ${this.groupId} stopped: ${error.message}`);
+    this.#rejectAll(new ProtocolError("unavailable", "This replica's storage failed"));
+  }
+
+  #rejectAll(error: Error): void {
+    for (const waiter of this.#waiters.values()) waiter.reject(error);
+    this.#waiters.clear();
+    for (const read of this.#reads.values()) read.reject(error);
+    this.#reads.clear();
+  }
+
+  /** Stops the replica: pending proposals and reads fail as unavailable. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#rejectAll(new ProtocolError("unavailable", "This replica is closing"));
+    for (const waiter of this.#appliedWaiters) waiter.resolve();
+    this.#appliedWaiters = [];
+    while (this.#driving) await new Promise((resolve) => setTimeout(resolve, 5));
+    await this.#options.store.close();
+  }
+}
