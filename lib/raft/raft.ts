@@ -41,6 +41,8 @@ export class Raft {
   /** Messages and read states waiting for the next Ready. */
   messages: Message[] = [];
   readStates: ReadState[] = [];
+  /** Contexts of ReadIndex requests abandoned because this replica lost leadership. */
+  droppedReads: Uint8Array[] = [];
   readonly progress = new Map<number, Progress>();
   #step: StepFunction;
   #votes = new Map<number, boolean>();
@@ -139,6 +141,8 @@ export class Raft {
       Math.floor(this.#options.rng.next() * this.#options.electionTicks);
     this.leadTransferee = 0;
     this.#votes.clear();
+    for (const context of this.#reads.contexts()) this.droppedReads.push(context);
+    for (const context of this.#readsBeforeCommit) this.droppedReads.push(context);
     this.#reads.clear();
     this.#readsBeforeCommit = [];
     this.progress.clear();
@@ -155,7 +159,10 @@ export class Raft {
         learner,
       });
       progress.recentActive = id === this.id;
-      if (id === this.id) progress.match = this.log.stableIndex();
+      if (id === this.id) {
+        progress.match = this.log.stableIndex();
+        progress.becomeReplicate();
+      }
       this.progress.set(id, progress);
     }
   }
@@ -238,7 +245,7 @@ export class Raft {
         term,
         index: this.log.lastIndex(),
         logTerm: this.log.lastTerm(),
-        transfer: kind === "transfer" ? true : undefined,
+        ...(kind === "transfer" ? { transfer: true } : {}),
       });
     }
   }
@@ -415,7 +422,8 @@ export class Raft {
 
   #handleHeartbeat(message: Message): void {
     this.log.commitTo(Math.min(message.commit, this.log.lastIndex()));
-    this.#send({ ...this.#blank("heartbeatResp", message.from), context: message.context });
+    const response = this.#blank("heartbeatResp", message.from);
+    this.#send(message.context ? { ...response, context: message.context } : response);
   }
 
   #handleSnapshot(message: Message): void {
@@ -536,7 +544,8 @@ export class Raft {
     for (const [id, progress] of this.progress) {
       if (id === this.id) continue;
       const commit = Math.min(progress.match, this.log.committed);
-      this.#send({ ...this.#blank("heartbeat", id), commit, context });
+      const heartbeat = { ...this.#blank("heartbeat", id), commit };
+      this.#send(context ? { ...heartbeat, context } : heartbeat);
     }
   }
 

@@ -96,8 +96,10 @@ export class RaftLog {
     let bytes = 0;
     if (low < this.#offset) {
       const stored = this.#store.entries(low, Math.min(high, this.#offset), maxBytes);
-      for (const entry of stored) bytes += entry.data.byteLength;
-      result.push(...stored);
+      for (const entry of stored) {
+        bytes += entry.data.byteLength;
+        result.push(entry);
+      }
       if (result.length < Math.min(high, this.#offset) - low) return result;
     }
     for (let index = Math.max(low, this.#offset); index < high; index++) {

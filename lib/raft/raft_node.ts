@@ -18,7 +18,8 @@
  *    e. apply `rd.committedEntries` in order (`ConfChange` entries are applied
  *       to the membership by the core in `advance()`; the state machine may
  *       ignore them) and acknowledge clients whose entry is applied;
- *    f. serve `rd.readStates` once the applied index reaches their `index`;
+ *    f. serve `rd.readStates` once the applied index reaches their `index`,
+ *       and fail the reads in `rd.droppedReads` (leadership was lost);
  *    g. `node.advance()`.
  *    `step` and `tick` may be called between `ready()` and `advance()` (for
  *    instance while the sync is in flight); `ready()` may not.
@@ -159,7 +160,7 @@ export class RaftNode {
     if (this.#outstanding) return false;
     const raft = this.#raft;
     raft.flush();
-    return raft.messages.length > 0 || raft.readStates.length > 0 ||
+    return raft.messages.length > 0 || raft.readStates.length > 0 || raft.droppedReads.length > 0 ||
       raft.log.unstableEntries().length > 0 || raft.log.unstableSnapshot() !== undefined ||
       raft.log.hasNextCommitted() || this.#hardStateChanged() || this.#softStateChanged();
   }
@@ -181,12 +182,14 @@ export class RaftNode {
       messages: raft.messages,
       committedEntries: raft.log.nextCommitted(this.#applyBytesMax),
       readStates: raft.readStates,
+      droppedReads: raft.droppedReads,
       mustSync: entries.length > 0 || snapshot !== undefined ||
         (hardChanged &&
           (hardState.term !== this.#hardState.term || hardState.vote !== this.#hardState.vote)),
     };
     raft.messages = [];
     raft.readStates = [];
+    raft.droppedReads = [];
     this.#outstanding = rd;
     return rd;
   }

@@ -74,6 +74,11 @@ export class ReadOnly {
     return released.map((done) => ({ index: done.index, context: done.context }));
   }
 
+  /** Contexts of every pending request, oldest first. */
+  contexts(): Uint8Array[] {
+    return this.#pending.map((read) => read.context);
+  }
+
   clear(): void {
     this.#pending.length = 0;
     this.#byKey.clear();

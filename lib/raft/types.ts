@@ -110,6 +110,8 @@ export interface Ready {
   committedEntries: Entry[];
   /** Confirmed ReadIndex requests. */
   readStates: ReadState[];
+  /** Contexts of ReadIndex requests that will never be confirmed (leadership lost); fail them. */
+  droppedReads: Uint8Array[];
   /** True when entries, vote or term changed and `sync()` is required before sending. */
   mustSync: boolean;
 }

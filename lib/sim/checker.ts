@@ -49,6 +49,8 @@ export class InvariantChecker {
   readonly #acked = new Map<string, number>();
   ackedIndexMax = 0;
   leaderTermMax = 0;
+  readsServed = 0;
+  elections = 0;
 
   get ackCount(): number {
     return this.#acked.size;
@@ -66,6 +68,7 @@ export class InvariantChecker {
     const known = this.#leaderOfTerm.get(term);
     if (known === undefined) {
       this.#leaderOfTerm.set(term, id);
+      this.elections++;
       this.leaderTermMax = Math.max(this.leaderTermMax, term);
     } else if (known !== id) {
       this.fail("at most one leader per term", `n${known} and n${id} both lead term ${term}`);
@@ -121,6 +124,7 @@ export class InvariantChecker {
 
   /** A linearizable read issued when `requiredIndex` was acknowledged was served at `servedIndex`. */
   observeRead(node: number, requiredIndex: number, servedIndex: number): void {
+    this.readsServed++;
     if (servedIndex < requiredIndex) {
       this.fail(
         "linearizable reads are not stale",

@@ -188,6 +188,7 @@ export class SimReplica {
       this.#readsWaiting.delete(key);
       this.#readsReady.push({ requiredIndex, index: read.index });
     }
+    for (const context of rd.droppedReads) this.#readsWaiting.delete(decoder.decode(context));
     this.#serveReads();
     this.node!.advance();
   }
@@ -228,6 +229,12 @@ export class SimReplica {
     for (const read of this.#readsReady) {
       if (read.index <= this.appliedIndex) {
         this.#host.checker.observeRead(this.id, read.requiredIndex, this.appliedIndex);
+        this.#host.trace(
+          "read",
+          this.id,
+          `at ${this.appliedIndex}`,
+          `required ${read.requiredIndex}`,
+        );
       } else {
         waiting.push(read);
       }

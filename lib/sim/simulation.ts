@@ -29,6 +29,8 @@ export interface SimResult {
   trace: string[];
   acks: number;
   committed: number;
+  readsServed: number;
+  elections: number;
   virtualMs: number;
 }
 
@@ -75,7 +77,7 @@ export function formatResult(result: SimResult): string {
   if (!result.violation) {
     return `seed ${result.seed}: ok (${
       describeConfig(result.config)
-    }; acks=${result.acks} committed=${result.committed} virtual=${result.virtualMs}ms)`;
+    }; acks=${result.acks} committed=${result.committed} reads=${result.readsServed} leaders=${result.elections} virtual=${result.virtualMs}ms)`;
   }
   const broken = result.config.broken ? ` --broken ${result.config.broken}` : "";
   return [
@@ -192,6 +194,8 @@ class Simulation implements ReplicaHost {
       trace: violation ? this.#trace.format() : [],
       acks: this.checker.ackCount,
       committed: this.checker.historyLength,
+      readsServed: this.checker.readsServed,
+      elections: this.checker.elections,
       virtualMs: this.#now,
     };
   }

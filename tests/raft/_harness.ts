@@ -256,6 +256,9 @@ export class Harness {
     for (const read of rd.readStates) {
       out.push(`n${node.id} read ${decoder.decode(read.context)} ready at index ${read.index}`);
     }
+    for (const context of rd.droppedReads) {
+      out.push(`n${node.id} read ${decoder.decode(context)} dropped`);
+    }
     raft.advance();
   }
 
