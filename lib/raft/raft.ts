@@ -433,8 +433,11 @@ export class Raft {
     if (snapshot.index <= this.log.committed) {
       this.#send({ ...response, index: this.log.committed });
     } else if (this.log.matchTerm(snapshot.index, snapshot.term)) {
+      // Our log already holds the snapshot's last entry: fast-forward commit.
+      // Answer with the commit index, not our last index, whose tail beyond
+      // the snapshot may be stale entries the leader does not have.
       this.log.commitTo(snapshot.index);
-      this.#send({ ...response, index: this.log.lastIndex() });
+      this.#send({ ...response, index: this.log.committed });
     } else {
       this.log.restore(snapshot);
       this.conf = { voters: [...snapshot.conf.voters], learners: [...snapshot.conf.learners] };
