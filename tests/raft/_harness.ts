@@ -57,7 +57,8 @@ export class Harness {
         this.#processAll(out);
         break;
       case "deliver-msgs":
-        this.#deliverRound(out);
+        // `deliver-msgs drop=2,3` loses this round's messages to nodes 2 and 3.
+        this.#deliverRound(out, dropSet(args));
         break;
       case "stabilize":
         this.#stabilize(out);
@@ -110,7 +111,7 @@ export class Harness {
         out.push(`n${id} restarted: ${this.#statusLine(this.#nodes.get(id)!)}`);
         break;
       case "compact":
-        this.#compact(id, out);
+        this.#compact(id, args[1] === undefined ? undefined : Number(args[1]), out);
         return;
       case "status":
         for (const node of this.#nodes.values()) out.push(this.#statusLine(node));
@@ -169,8 +170,14 @@ export class Harness {
     out.push(`n${id} crashed`);
   }
 
-  #compact(id: number, out: string[]): void {
+  /** `compact ID [INDEX]`: snapshots at the applied index, which INDEX (when given) must name. */
+  #compact(id: number, index: number | undefined, out: string[]): void {
     const node = this.#nodes.get(id)!;
+    const applied = node.node!.status().applied;
+    if (index !== undefined && index !== applied) {
+      out.push(`error: n${id} can only compact at its applied index ${applied}`);
+      return;
+    }
     const snapshot = node.node!.createSnapshot(encoder.encode(JSON.stringify(node.applied)));
     void node.store.compact(snapshot);
     out.push(`n${id} compacted through ${snapshot.index} (term ${snapshot.term})`);
@@ -274,13 +281,13 @@ export class Harness {
     }
   }
 
-  #deliverRound(out: string[]): number {
+  #deliverRound(out: string[], drop = new Set<number>()): number {
     const round = this.#mailbox;
     this.#mailbox = [];
     let delivered = 0;
     for (const message of round) {
       const target = this.#nodes.get(message.to)?.node;
-      if (!target || this.#blocked.has(`${message.from}>${message.to}`)) {
+      if (!target || drop.has(message.to) || this.#blocked.has(`${message.from}>${message.to}`)) {
         out.push(`dropped ${describeMessage(message)}`);
         continue;
       }
@@ -317,6 +324,11 @@ export class Harness {
       `n${id} log from ${node.firstIndex()}: ${entries.map(describeEntry).join(" ") || "(empty)"}`,
     );
   }
+}
+
+function dropSet(args: string[]): Set<number> {
+  const spec = args.find((arg) => arg.startsWith("drop="));
+  return new Set(spec ? spec.slice("drop=".length).split(",").map(Number) : []);
 }
 
 function describeEntry(entry: Entry): string {
