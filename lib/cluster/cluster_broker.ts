@@ -158,7 +158,8 @@ export class ClusterBroker implements Broker {
   }
 
   async #tryJoin(peers: DiscoveryPeer[], rounds: number): Promise<boolean> {
-    const message = { action: "peer_join", id: this.nodeId, address: this.#address };
+    // "id" is the link's request id, so the joining node travels as "node_id".
+    const message = { action: "peer_join", node_id: this.nodeId, address: this.#address };
     for (let round = 0; round < rounds && !this.#closed; round++) {
       for (const peer of peers) {
         try {
@@ -199,7 +200,7 @@ export class ClusterBroker implements Broker {
   }
 
   async #handleJoin(message: Record<string, unknown>): Promise<unknown> {
-    const id = message.id;
+    const id = message.node_id;
     const address = message.address;
     if (
       typeof id !== "number" || !Number.isSafeInteger(id) || id < 1 || typeof address !== "string"
@@ -363,7 +364,9 @@ export class ClusterBroker implements Broker {
 
   async #waitForLeader(group: ReplicaGroup, what: string): Promise<number> {
     const deadline = Date.now() + this.#options.requestTimeoutMs;
-    while (group.leader === 0) {
+    const settled = () =>
+      group.leader !== 0 && (group.leader === this.nodeId || this.#reachable(group.leader));
+    while (!settled()) {
       if (Date.now() > deadline || this.#closed) {
         throw new ProtocolError("unavailable", `No leader of ${what} is elected yet`);
       }
@@ -440,7 +443,12 @@ export class ClusterBroker implements Broker {
       const local = this.#replicas.get(name);
       if (local?.group.isLeader) return local.topic;
       const leader = local?.group.leader ?? 0;
-      if (leader !== 0 && leader !== this.nodeId && (options.hops ?? 0) < forwardHopsMax) {
+      // A leader this node cannot reach is most likely dead: wait for the
+      // election that replaces it rather than fail the request at once.
+      if (
+        leader !== 0 && leader !== this.nodeId && (options.hops ?? 0) < forwardHopsMax &&
+        this.#reachable(leader)
+      ) {
         throw new TopicElsewhereError(name, leader);
       }
       const hostsReplica = placement.replicas.includes(this.nodeId);
@@ -454,9 +462,15 @@ export class ClusterBroker implements Broker {
     throw new ProtocolError("unavailable", `Topic '${name}' has no leader right now; retry`);
   }
 
+  #reachable(nodeId: number): boolean {
+    const state = this.#node.links.link(nodeId)?.state;
+    return state === "connected" || state === "connecting";
+  }
+
   #pickReplica(placement: TopicPlacement): number {
     const alive = new Set(this.#aliveMembers());
-    return placement.replicas.find((node) => alive.has(node)) ?? placement.replicas[0];
+    return placement.replicas.find((node) => alive.has(node) && this.#reachable(node)) ??
+      placement.replicas.find((node) => alive.has(node)) ?? placement.replicas[0];
   }
 
   forward(nodeId: number, request: Request, options: RouteOptions = {}): Promise<unknown> {
@@ -550,7 +564,7 @@ export class ClusterBroker implements Broker {
       .sort((a, b) => a - b);
   }
 
-  async clusterStatus(): Promise<ClusterView> {
+  clusterStatus(): Promise<ClusterView> {
     const view = this.#node.membership.view();
     const seen = new Set(view.map((node) => node.id));
     for (const member of this.#meta.members.values()) {
@@ -566,11 +580,11 @@ export class ClusterBroker implements Broker {
       }
     }
     view.sort((a, b) => a.id - b.id);
-    return {
+    return Promise.resolve({
       nodes: view,
       meta_leader: this.#metaGroup.leader || null,
       topics: this.#meta.topics.size,
-    };
+    });
   }
 
   async removeNode(nodeId: number): Promise<void> {
