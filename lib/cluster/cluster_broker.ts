@@ -228,10 +228,14 @@ export class ClusterBroker implements Broker {
       session = new Session({ broker: this, hops });
       this.#sessions.set(hops, session);
     }
+    // The answer travels wrapped: a bare array (fetch_messages) carries no
+    // request id for the link to match it by.
     try {
-      return (await session.handle(request)).response;
+      return { status: "ok", answer: (await session.handle(request)).response };
     } catch (error) {
-      if (error instanceof ProtocolError) return { status: error.code, error: error.message };
+      if (error instanceof ProtocolError) {
+        return { status: "ok", answer: { status: error.code, error: error.message } };
+      }
       throw error;
     }
   }
@@ -473,8 +477,19 @@ export class ClusterBroker implements Broker {
       placement.replicas.find((node) => alive.has(node)) ?? placement.replicas[0];
   }
 
-  forward(nodeId: number, request: Request, options: RouteOptions = {}): Promise<unknown> {
-    return this.#request(nodeId, { action: "peer_forward", hops: options.hops ?? 1, request });
+  async forward(nodeId: number, request: Request, options: RouteOptions = {}): Promise<unknown> {
+    const reply = await this.#request(nodeId, {
+      action: "peer_forward",
+      hops: options.hops ?? 1,
+      request,
+    }) as { status?: string; answer?: unknown; error?: string };
+    if (reply.status !== "ok") {
+      throw new ProtocolError(
+        (reply.status ?? "unavailable") as ProtocolError["code"],
+        reply.error ?? `Node ${nodeId} could not relay the request`,
+      );
+    }
+    return reply.answer;
   }
 
   async source(name: string): Promise<MessageSource> {

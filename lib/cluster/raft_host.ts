@@ -95,7 +95,9 @@ export class RaftHost {
   receive(frame: Record<string, unknown>): { status: "ok" } {
     const batch = frame.batch;
     if (!Array.isArray(batch) || batch.length > frameMessagesMax) {
-      throw new TypeError(`A peer_raft frame needs a batch of at most ${frameMessagesMax} messages`);
+      throw new TypeError(
+        `A peer_raft frame needs a batch of at most ${frameMessagesMax} messages`,
+      );
     }
     for (const item of batch) {
       if (!Array.isArray(item) || typeof item[0] !== "string") continue;

@@ -32,7 +32,9 @@ export class TopicMachine implements GroupStateMachine {
 
   apply(entry: Entry): ApplyResult {
     const result = this.state.apply(entry.index, entry.data);
-    if (result.kind === "published" && !result.duplicate) this.waiters.notify(this.state.nextOffset);
+    if (result.kind === "published" && !result.duplicate) {
+      this.waiters.notify(this.state.nextOffset);
+    }
     return result;
   }
 
@@ -88,12 +90,18 @@ export class RaftTopic implements Topic {
 
   async bounds(): Promise<{ firstOffset: number; nextOffset: number }> {
     await this.group.readBarrier();
-    return { firstOffset: this.#machine.state.firstOffset, nextOffset: this.#machine.state.nextOffset };
+    return {
+      firstOffset: this.#machine.state.firstOffset,
+      nextOffset: this.#machine.state.nextOffset,
+    };
   }
 
   /** Committed bounds of this replica, without a leader round trip. */
   localBounds(): { firstOffset: number; nextOffset: number } {
-    return { firstOffset: this.#machine.state.firstOffset, nextOffset: this.#machine.state.nextOffset };
+    return {
+      firstOffset: this.#machine.state.firstOffset,
+      nextOffset: this.#machine.state.nextOffset,
+    };
   }
 
   ack(subscriber: string, offset: number): void {

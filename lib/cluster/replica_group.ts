@@ -20,6 +20,8 @@ import { ProtocolError } from "../wire/errors.ts";
 export const pendingProposalsMax = 100_000;
 /** Most linearizable reads waiting for confirmation. */
 export const pendingReadsMax = 10_000;
+/** A read round not confirmed by a quorum within this long is asked again. */
+export const readRoundRetryMs = 300;
 
 /** What a group's state machine does with committed entries. */
 export interface GroupStateMachine {
@@ -66,10 +68,11 @@ export class ReplicaGroup {
   readonly node: RaftNode;
   readonly #options: ReplicaGroupOptions;
   readonly #waiters = new Map<number, Waiter>();
-  readonly #reads = new Map<
-    string,
-    { resolve(): void; reject(error: Error): void; index?: number }
-  >();
+  /** Reads waiting for the next confirmation round, and those in the current one. */
+  #nextReads: { resolve(): void; reject(error: Error): void }[] = [];
+  #roundReads: { resolve(): void; reject(error: Error): void }[] = [];
+  #roundContext: string | undefined;
+  #roundTimer: ReturnType<typeof setTimeout> | undefined;
   #readSequence = 0;
   #driving = false;
   #scheduled = false;
@@ -169,22 +172,52 @@ export class ReplicaGroup {
   /**
    * Resolves once this leader has confirmed it still leads (ReadIndex) and has
    * applied everything committed before the call: a read after it is
-   * linearizable.
+   * linearizable. Reads that arrive together share one confirmation round,
+   * and a round whose heartbeat answers were lost is asked again.
    */
   readBarrier(): Promise<void> {
     this.#checkUsable();
     if (!this.isLeader) {
       return Promise.reject(new ProtocolError("unavailable", "This replica is not the leader"));
     }
-    if (this.#reads.size >= pendingReadsMax) {
+    if (this.#nextReads.length + this.#roundReads.length >= pendingReadsMax) {
       return Promise.reject(new ProtocolError("overloaded", "Too many reads are waiting"));
     }
-    const context = String(++this.#readSequence);
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    this.#reads.set(context, { resolve, reject });
-    this.node.readIndex(new TextEncoder().encode(context));
-    this.#schedule();
+    this.#nextReads.push({ resolve, reject });
+    if (this.#roundContext === undefined) this.#startReadRound();
     return promise;
+  }
+
+  #startReadRound(): void {
+    this.#roundReads.push(...this.#nextReads.splice(0));
+    if (this.#roundReads.length === 0) return;
+    const context = `${this.#options.nodeId}:${++this.#readSequence}`;
+    this.#roundContext = context;
+    clearTimeout(this.#roundTimer);
+    this.#roundTimer = setTimeout(() => {
+      // No quorum answered this round (lost heartbeats): ask again.
+      if (this.#roundContext === context && !this.#closed) this.#startReadRound();
+    }, readRoundRetryMs);
+    try {
+      this.node.readIndex(new TextEncoder().encode(context));
+    } catch (error) {
+      this.#failReads(
+        new ProtocolError("unavailable", "Leadership changed during the read", {
+          cause: error,
+        }),
+      );
+      return;
+    }
+    this.#schedule();
+  }
+
+  #failReads(error: Error): void {
+    clearTimeout(this.#roundTimer);
+    this.#roundContext = undefined;
+    for (const read of [...this.#roundReads.splice(0), ...this.#nextReads.splice(0)]) {
+      read.reject(error);
+    }
   }
 
   /** Resolves once the applied index reaches `index`. */
@@ -258,11 +291,14 @@ export class ReplicaGroup {
   }
 
   #confirmRead(index: number, context: Uint8Array): void {
-    const key = new TextDecoder().decode(context);
-    const read = this.#reads.get(key);
-    if (read === undefined) return;
-    this.#reads.delete(key);
-    this.waitApplied(index).then(read.resolve);
+    if (new TextDecoder().decode(context) !== this.#roundContext) return;
+    clearTimeout(this.#roundTimer);
+    this.#roundContext = undefined;
+    const reads = this.#roundReads.splice(0);
+    this.waitApplied(index).then(() => {
+      for (const read of reads) read.resolve();
+    });
+    if (this.#nextReads.length > 0) this.#startReadRound();
   }
 
   #wakeApplied(): void {
@@ -280,10 +316,7 @@ export class ReplicaGroup {
     this.#leader = leader;
     if (role !== "leader") {
       // Reads queued on a deposed leader can never be confirmed by it.
-      for (const read of this.#reads.values()) {
-        read.reject(new ProtocolError("unavailable", "Leadership changed during the read"));
-      }
-      this.#reads.clear();
+      this.#failReads(new ProtocolError("unavailable", "Leadership changed during the read"));
     }
     if (previous !== leader || role === "leader") this.#options.onLeaderChange?.(leader, role);
   }
@@ -299,8 +332,7 @@ export class ReplicaGroup {
   #rejectAll(error: Error): void {
     for (const waiter of this.#waiters.values()) waiter.reject(error);
     this.#waiters.clear();
-    for (const read of this.#reads.values()) read.reject(error);
-    this.#reads.clear();
+    this.#failReads(error);
   }
 
   /** Stops the replica: pending proposals and reads fail as unavailable. */

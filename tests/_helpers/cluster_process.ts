@@ -1,0 +1,121 @@
+/**
+ * Multi-process cluster helpers: N real peers on 127.0.0.1, a client over
+ * all of them, bounded waiting, and a reader of a stopped replica's log from
+ * disk so tests can compare what every replica stored.
+ *
+ * @module
+ */
+
+import { PubSubClient } from "../../lib/client/client.ts";
+import { TopicReader } from "../../lib/peer/topic_reader.ts";
+import { TopicState } from "../../lib/peer/topic_state.ts";
+import { SegmentLogStore } from "../../lib/storage/segment_log_store.ts";
+import { EntryType } from "../../lib/storage/types.ts";
+import { freePort, type PeerProcess, startPeer } from "./peer_process.ts";
+
+/** Fast failure detection for tests; elections keep their default 1-2 s. */
+export const testClusterArgs = ["--heartbeat-ms", "200", "--dead-after", "2000"];
+
+/** A running test cluster. */
+export interface TestCluster {
+  root: string;
+  peers: PeerProcess[];
+  peerList: string;
+  addresses(): string[];
+  /** Starts (or restarts) peer `id` with its data directory. */
+  start(id: number, extraArgs?: string[]): Promise<PeerProcess>;
+  peer(id: number): PeerProcess;
+  client(options?: { requestTimeoutMs?: number }): Promise<PubSubClient>;
+  stopAll(): Promise<void>;
+}
+
+/** Starts `count` peers that form one cluster (ids 1..count). */
+export async function startCluster(
+  count: number,
+  options: { spare?: number } = {},
+): Promise<TestCluster> {
+  const root = await Deno.makeTempDir({ prefix: "pubsub-cluster-" });
+  const total = count + (options.spare ?? 0);
+  const ports = Array.from({ length: total }, () => freePort());
+  const peerList = ports.map((port, index) => `${index + 1}@127.0.0.1:${port}`).join(",");
+  const peers = new Map<number, PeerProcess>();
+  const cluster: TestCluster = {
+    root,
+    peerList,
+    get peers() {
+      return [...peers.values()];
+    },
+    addresses: () => [...peers.values()].map((peer) => peer.address),
+    start: async (id, extraArgs = []) => {
+      const peer = await startPeer({
+        id,
+        port: ports[id - 1],
+        dataDir: `${root}/${id}`,
+        peers: peerList,
+        args: [...testClusterArgs, ...extraArgs],
+      });
+      peers.set(id, peer);
+      return peer;
+    },
+    peer: (id) => peers.get(id)!,
+    client: (clientOptions = {}) =>
+      PubSubClient.connect({
+        peers: ports.slice(0, total).map((port) => `127.0.0.1:${port}`),
+        requestTimeoutMs: clientOptions.requestTimeoutMs ?? 5000,
+        retries: 20,
+      }),
+    stopAll: async () => {
+      await Promise.all([...peers.values()].map((peer) => peer.stop().catch(() => {})));
+    },
+  };
+  for (let id = 1; id <= count; id++) await cluster.start(id);
+  return cluster;
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(
+    `Timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ""}`,
+  );
+}
+
+/** Messages a (stopped) peer's replica of `topic` holds, read from its files. */
+export async function replicaMessages(dataDir: string, topic: string): Promise<string[]> {
+  const directories = [];
+  for await (const entry of Deno.readDir(`${dataDir}/topics`)) {
+    if (entry.isDirectory && entry.name.startsWith(`${topic}.`)) directories.push(entry.name);
+  }
+  if (directories.length !== 1) {
+    throw new Error(`Expected one replica of ${topic} in ${dataDir}, found ${directories.length}`);
+  }
+  const store = await SegmentLogStore.open(`${dataDir}/topics/${directories[0]}`);
+  try {
+    const state = new TopicState();
+    const last = store.lastIndex();
+    for (const entry of store.entries(store.firstIndex(), last + 1)) {
+      if (entry.type === EntryType.ConfChange) state.skip(entry.index);
+      else state.apply(entry.index, entry.data);
+    }
+    const reader = new TopicReader(store, state);
+    return reader.read(0, Number.MAX_SAFE_INTEGER, state.nextOffset).messages.map((item) =>
+      item.message
+    );
+  } finally {
+    await store.close();
+  }
+}

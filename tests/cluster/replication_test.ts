@@ -1,0 +1,192 @@
+import assert from "node:assert/strict";
+import type { PubSubClient } from "../../lib/client/client.ts";
+import {
+  replicaMessages,
+  startCluster,
+  type TestCluster,
+  waitFor,
+} from "../_helpers/cluster_process.ts";
+import { RawClient } from "../_helpers/raw_client.ts";
+
+async function leaderOf(client: PubSubClient, topic: string): Promise<number> {
+  return await waitFor(
+    `a leader of ${topic}`,
+    async () => (await client.describeTopic(topic)).leader ?? false,
+  );
+}
+
+async function allInSync(client: PubSubClient, topic: string, count: number): Promise<void> {
+  await waitFor(`${count} in-sync replicas of ${topic}`, async () => {
+    const info = await client.describeTopic(topic);
+    return info.inSync.length === count && info.replicas.length === count;
+  }, 30_000);
+}
+
+/** Publishes `prefix-i` one after another until `stop` is set; returns what was acknowledged. */
+async function publishUntil(
+  client: PubSubClient,
+  topic: string,
+  prefix: string,
+  stop: { value: boolean },
+  acknowledged: { offset: number; message: string; at: number }[],
+): Promise<void> {
+  for (let index = 0; !stop.value && index < 100_000; index++) {
+    const message = `${prefix}-${index}`;
+    try {
+      const { offset } = await client.publish(topic, message);
+      acknowledged.push({ offset, message, at: performance.now() });
+    } catch {
+      // Not acknowledged: it may or may not be stored, so nothing is asserted about it.
+    }
+  }
+}
+
+async function stopAndCompareReplicas(cluster: TestCluster, topic: string) {
+  await cluster.stopAll();
+  const replicas = await Promise.all(
+    cluster.peers.map((peer) => replicaMessages(peer.dataDir, topic)),
+  );
+  return replicas;
+}
+
+Deno.test("acknowledged publishes survive a leader kill and restart, once and in order on every replica", async () => {
+  const cluster = await startCluster(3);
+  const client = await cluster.client();
+  try {
+    await client.createTopic("orders");
+    await allInSync(client, "orders", 3);
+    const acknowledged: { offset: number; message: string; at: number }[] = [];
+    const stop = { value: false };
+    const publishing = publishUntil(client, "orders", "m", stop, acknowledged);
+    await waitFor("some publishes", () => acknowledged.length >= 50);
+
+    const leader = await leaderOf(client, "orders");
+    const killedAt = performance.now();
+    await cluster.peer(leader).kill("SIGKILL");
+    await waitFor(
+      "publishes after the kill",
+      () => acknowledged.some((item) => item.at > killedAt + 1),
+    );
+    const failoverMs = acknowledged.find((item) => item.at > killedAt)!.at - killedAt;
+    console.log(
+      `failover: first publish acknowledged ${failoverMs.toFixed(0)} ms after the leader kill`,
+    );
+    await cluster.start(leader);
+    await waitFor("publishes after the restart", () => acknowledged.length >= 400, 30_000);
+    stop.value = true;
+    await publishing;
+    await allInSync(client, "orders", 3);
+    await client.close();
+
+    const replicas = await stopAndCompareReplicas(cluster, "orders");
+    for (const replica of replicas) assert.deepEqual(replica, replicas[0], "replicas differ");
+    const stored = replicas[0];
+    for (const { offset, message } of acknowledged) assert.equal(stored[offset], message);
+    // Without producer retries across the kill nothing may appear twice.
+    const counts = new Map<string, number>();
+    for (const message of stored) counts.set(message, (counts.get(message) ?? 0) + 1);
+    for (const { message } of acknowledged) {
+      assert.equal(counts.get(message), 1, `${message} stored twice`);
+    }
+    // Acknowledged offsets keep publish order.
+    const offsets = acknowledged.map((item) => item.offset);
+    assert.deepEqual(offsets, [...offsets].sort((a, b) => a - b));
+  } finally {
+    await client.close().catch(() => {});
+    await cluster.stopAll();
+    await Deno.remove(cluster.root, { recursive: true });
+  }
+});
+
+Deno.test("a subscriber on a surviving peer receives every message without gaps across a leader kill", async () => {
+  const cluster = await startCluster(3);
+  const client = await cluster.client();
+  try {
+    await client.createTopic("feed");
+    await allInSync(client, "feed", 3);
+    const leader = await leaderOf(client, "feed");
+    const survivor = cluster.peers.find((peer) => peer.id !== leader)!;
+    const subscriber = await RawClient.connect(survivor.port);
+    await subscriber.request({
+      action: "subscribe",
+      topic_name: "feed",
+      subscriber_id: "s1",
+      from: "earliest",
+    });
+    const acknowledged: { offset: number; message: string; at: number }[] = [];
+    const stop = { value: false };
+    const publishing = publishUntil(client, "feed", "f", stop, acknowledged);
+    await waitFor("some publishes", () => acknowledged.length >= 30);
+    await cluster.peer(leader).kill("SIGKILL");
+    const countAtKill = acknowledged.length;
+    await waitFor(
+      "publishes after the kill",
+      () => acknowledged.length >= countAtKill + 50,
+      30_000,
+    );
+    stop.value = true;
+    await publishing;
+
+    const delivered: { offset: number; message: string }[] = [];
+    const last = Math.max(...acknowledged.map((item) => item.offset));
+    while (delivered.length === 0 || delivered.at(-1)!.offset < last) {
+      const event = await subscriber.next(15_000) as {
+        event?: string;
+        offset: number;
+        message: string;
+      };
+      if (event.event === "message") delivered.push(event);
+    }
+    delivered.forEach((event, index) => assert.equal(event.offset, index, "a gap or a repeat"));
+    for (const { offset, message } of acknowledged) {
+      assert.equal(delivered[offset].message, message);
+    }
+    await subscriber.close();
+  } finally {
+    await client.close().catch(() => {});
+    await cluster.stopAll();
+    await Deno.remove(cluster.root, { recursive: true });
+  }
+});
+
+Deno.test("a peer cut off from the majority acknowledges nothing and serves again once the majority is back", async () => {
+  const cluster = await startCluster(3);
+  const setup = await cluster.client();
+  try {
+    await setup.createTopic("votes");
+    await allInSync(setup, "votes", 3);
+    await setup.publish("votes", "before");
+    await setup.close();
+    const [lonely, ...paused] = cluster.peers;
+    for (const peer of paused) await peer.kill("SIGSTOP");
+    const raw = await RawClient.connect(lonely.port);
+    const answer = await raw.request(
+      { action: "publish", topic_name: "votes", message: "while-cut-off" },
+      15_000,
+    ) as { status: string };
+    assert.equal(answer.status, "unavailable");
+    for (const peer of paused) await peer.kill("SIGCONT");
+    const after = await waitFor("a publish after the majority returns", async () => {
+      const result = await raw.request(
+        { action: "publish", topic_name: "votes", message: "after" },
+        15_000,
+      ) as {
+        status: string;
+      };
+      return result.status === "message_published" ? result : false;
+    }, 30_000);
+    assert.equal(after.status, "message_published");
+    const messages = await raw.request({
+      action: "fetch_messages",
+      topic_name: "votes",
+    }) as string[];
+    assert.ok(Array.isArray(messages), JSON.stringify(messages));
+    assert.equal(messages[0], "before");
+    assert.ok(messages.includes("after"));
+    await raw.close();
+  } finally {
+    for (const peer of cluster.peers) await peer.kill("SIGCONT").catch(() => {});
+    await cluster.stopAll();
+    await Deno.remove(cluster.root, { recursive: true });
+  }
+});
