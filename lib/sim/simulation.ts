@@ -10,7 +10,7 @@
  * @module
  */
 
-import { NotLeaderError, ProposalDroppedError } from "../raft/errors.ts";
+import { NotLeaderError, ProposalDroppedError, RaftInvariantError } from "../raft/errors.ts";
 import type { ConfChange, Message } from "../raft/types.ts";
 import { InvariantChecker, type LogView, type Violation } from "./checker.ts";
 import { type BrokenVariant, configFromSeed, describeConfig, type SimConfig } from "./config.ts";
@@ -181,7 +181,10 @@ class Simulation implements ReplicaHost {
       this.#runStability();
     } catch (error) {
       const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      this.checker.fail("no exception escapes a replica", message);
+      const invariant = error instanceof RaftInvariantError
+        ? "replica assertions hold (a replica stopped on a broken invariant)"
+        : "no exception escapes a replica";
+      this.checker.fail(invariant, message);
     }
   }
 
