@@ -659,9 +659,14 @@ export class ClusterBroker implements Broker {
   }
 
   async #reconcileController(): Promise<void> {
-    if (!(await this.#registerSelf())) return;
     const active = this.#meta.activeMembers().map((member) => member.id);
     const status = this.#metaGroup.node.status();
+    if (!(await this.#registerSelf())) {
+      // This node was removed: hand the controller role to a remaining voter.
+      const target = status.conf.voters.find((id) => id !== this.nodeId && active.includes(id));
+      if (target !== undefined) this.#metaGroup.node.transferLeadership(target);
+      return;
+    }
     const voters = [
       ...status.conf.voters.filter((id) => active.includes(id)),
       ...active.filter((id) => !status.conf.voters.includes(id)),
@@ -699,6 +704,13 @@ export class ClusterBroker implements Broker {
     const placement = this.#meta.topics.get(name);
     if (placement === undefined || placement.epoch !== local.epoch) return;
     const status = local.group.node.status();
+    if (this.#meta.members.get(this.nodeId)?.left) {
+      // A removed node soon stops receiving metadata, so it must not steer
+      // any group: it hands leadership to a voter that stays.
+      const target = status.conf.voters.find((id) => id !== this.nodeId);
+      if (target !== undefined) local.group.node.transferLeadership(target);
+      return;
+    }
     const change = nextConfChange(
       status.conf,
       placement.replicas,

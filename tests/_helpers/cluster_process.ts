@@ -74,7 +74,7 @@ export async function startCluster(
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
 export async function waitFor<T>(
-  what: string,
+  what: string | (() => string),
   check: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs = 20_000,
 ): Promise<T> {
@@ -90,7 +90,9 @@ export async function waitFor<T>(
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(
-    `Timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ""}`,
+    `Timed out waiting for ${typeof what === "string" ? what : what()}${
+      lastError ? `: ${(lastError as Error).message}` : ""
+    }`,
   );
 }
 

@@ -66,7 +66,8 @@ export async function startPeer(options: StartPeerOptions = {}): Promise<PeerPro
       "--data-dir",
       dataDir,
       "--log-level",
-      "warning",
+      // PUBSUB_TEST_LOG=debug shows the peers' logs in a failing test's output.
+      Deno.env.get("PUBSUB_TEST_LOG") ?? "warning",
       ...(options.args ?? []),
     ],
     stdin: "null",

@@ -1,0 +1,111 @@
+import assert from "node:assert/strict";
+import type { PubSubClient } from "../../lib/client/client.ts";
+import { replicaMessages, startCluster, waitFor } from "../_helpers/cluster_process.ts";
+
+async function replicasSettle(
+  client: PubSubClient,
+  topic: string,
+  expected: (replicas: number[]) => boolean,
+): Promise<number[]> {
+  let last: unknown;
+  return await waitFor(
+    () => `the replicas of ${topic} to settle (last seen ${JSON.stringify(last)})`,
+    async () => {
+      const info = await client.describeTopic(topic);
+      last = info;
+      const settled = expected(info.replicas) &&
+        info.inSync.length === info.replicas.length &&
+        [...info.inSync].sort().join() === [...info.replicas].sort().join();
+      return settled ? info.replicas : false;
+    },
+    45_000,
+  );
+}
+
+async function publishAll(client: PubSubClient, topic: string, prefix: string, count: number) {
+  const stored: { offset: number; message: string }[] = [];
+  for (let index = 0; index < count; index++) {
+    const message = `${prefix}-${index}`;
+    stored.push({ offset: (await client.publish(topic, message)).offset, message });
+  }
+  return stored;
+}
+
+Deno.test("a topic created under-replicated grows to three replicas when peers join, and a removed peer's replicas move away", async () => {
+  const cluster = await startCluster(2, { spare: 2 });
+  const client = await cluster.client();
+  try {
+    await client.createTopic("ledger");
+    await replicasSettle(client, "ledger", (replicas) => replicas.length === 2);
+    const first = await publishAll(client, "ledger", "a", 50);
+
+    await cluster.start(3);
+    await replicasSettle(client, "ledger", (replicas) => replicas.length === 3);
+    const second = await publishAll(client, "ledger", "b", 50);
+
+    await cluster.start(4);
+    await waitFor(
+      "peer 4 to be alive",
+      async () =>
+        (await client.clusterStatus()).nodes.some((node) =>
+          node.id === 4 && node.state === "alive"
+        ),
+    );
+    await client.removeNode(1);
+    const replicas = await replicasSettle(
+      client,
+      "ledger",
+      (list) => list.length === 3 && !list.includes(1) && list.includes(4),
+    );
+    const third = await publishAll(client, "ledger", "c", 50);
+    const status = await client.clusterStatus();
+    assert.equal(status.nodes.find((node) => node.id === 1)?.state, "left");
+    await client.close();
+
+    await cluster.stopAll();
+    const contents = await Promise.all(
+      replicas.map((id) => replicaMessages(cluster.peer(id).dataDir, "ledger")),
+    );
+    for (const content of contents) assert.deepEqual(content, contents[0]);
+    for (const { offset, message } of [...first, ...second, ...third]) {
+      assert.equal(contents[0][offset], message);
+    }
+  } finally {
+    await client.close().catch(() => {});
+    await cluster.stopAll();
+    await Deno.remove(cluster.root, { recursive: true });
+  }
+});
+
+Deno.test("a dead peer's replicas are re-created on a live peer from the survivors", async () => {
+  const cluster = await startCluster(4);
+  const client = await cluster.client();
+  try {
+    await client.createTopic("events", { replicationFactor: 3 });
+    const before = await replicasSettle(client, "events", (replicas) => replicas.length === 3);
+    const stored = await publishAll(client, "events", "e", 100);
+    const victim = before[before.length - 1];
+    await cluster.peer(victim).kill("SIGKILL");
+    // --dead-after is 2 s in tests; then the controller moves the replica.
+    const after = await replicasSettle(
+      client,
+      "events",
+      (replicas) => replicas.length === 3 && !replicas.includes(victim),
+    );
+    const spare = after.find((id) => !before.includes(id))!;
+    assert.ok(spare !== undefined, `a new replica among ${after}`);
+    stored.push(...await publishAll(client, "events", "f", 20));
+    await client.close();
+
+    await cluster.stopAll();
+    const contents = await Promise.all(
+      after.map((id) => replicaMessages(cluster.peer(id).dataDir, "events")),
+    );
+    for (const content of contents) assert.deepEqual(content, contents[0]);
+    for (const { offset, message } of stored) assert.equal(contents[0][offset], message);
+  } finally {
+    await client.close().catch(() => {});
+    await cluster.stopAll();
+    await Deno.remove(cluster.root, { recursive: true });
+  }
+});
