@@ -116,8 +116,11 @@ export class RaftNode {
   }
 
   /**
-   * Appends `data` to the leader's log; returns its index. The entry is
-   * committed when a later Ready lists it in `committedEntries`.
+   * Appends `data` to the leader's log; returns its index. The entry's term
+   * is `node.term` at the time of the call: it is committed when a later
+   * Ready lists an entry with that index and term in `committedEntries`; an
+   * entry of another term at that index means the proposal was lost (a new
+   * leader overwrote it) and the client must be told so.
    * Throws `NotLeaderError` on a non-leader, `ProposalDroppedError` when over
    * a limit or during a leadership transfer.
    */

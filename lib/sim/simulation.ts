@@ -12,6 +12,7 @@
 
 import { NotLeaderError, ProposalDroppedError, RaftInvariantError } from "../raft/errors.ts";
 import type { ConfChange, Message } from "../raft/types.ts";
+import type { ConfState } from "../storage/types.ts";
 import { InvariantChecker, type LogView, type Violation } from "./checker.ts";
 import { type BrokenVariant, configFromSeed, describeConfig, type SimConfig } from "./config.ts";
 import { EventQueue } from "./event_queue.ts";
@@ -47,6 +48,8 @@ export interface RunOptions {
 const NODE_ID_MAX = 9;
 const TRACE_EVENTS_MAX = 30;
 const PENDING_PROPOSALS_MAX = 200;
+/** Chance per safety-phase tick of a membership change, on top of the fault mix. */
+const MEMBERSHIP_RATE = 0.01;
 
 /**
  * Runs one seed to completion or to its first violation.
@@ -236,6 +239,9 @@ class Simulation implements ReplicaHost {
     }
     if (this.#workload) this.#clientStep();
     if (this.#faults && this.#prng.chance(this.#config.faultRate)) this.#injectFault();
+    if (this.#faults && this.#config.membershipChanges && this.#prng.chance(MEMBERSHIP_RATE)) {
+      this.#changeMembership();
+    }
     if (this.#ticks % 50 === 0) this.#checkLogs();
   }
 
@@ -415,22 +421,39 @@ class Simulation implements ReplicaHost {
     const leaders = this.#leaders();
     if (leaders.length === 0) return;
     const leader = this.#prng.pick(leaders);
-    const conf = leader.node!.status().conf;
-    let change: Exclude<ConfChange, { type: "bootstrap" }> | undefined;
-    if (conf.learners.length > 0) change = { type: "promote", node: conf.learners[0] };
-    else if (conf.voters.length < 5 && this.#nextNodeId <= NODE_ID_MAX) {
-      change = { type: "addLearner", node: this.#nextNodeId };
-    } else if (conf.voters.length > 3) {
-      change = { type: "remove", node: this.#prng.pick(conf.voters) };
-    }
+    const change = this.#pickConfChange(leader.node!.status().conf);
     if (!change) return;
-    const proposed = change;
-    if (!this.#attempt(() => leader.node!.proposeConfChange(proposed))) return;
-    if (proposed.type === "addLearner") {
+    if (!this.#attempt(() => leader.node!.proposeConfChange(change))) return;
+    if (
+      (change.type === "addLearner" || change.type === "addVoter") &&
+      change.node === this.#nextNodeId
+    ) {
       this.#addReplica(this.#nextNodeId++, []);
     }
-    this.trace("conf-change", leader.id, proposed.type, proposed.node);
+    this.trace("conf-change", leader.id, change.type, change.node);
     leader.pump();
+  }
+
+  /** One valid single-step change, keeping 3 to 5 voters. */
+  #pickConfChange(conf: ConfState): Exclude<ConfChange, { type: "bootstrap" }> | undefined {
+    const options: Exclude<ConfChange, { type: "bootstrap" }>[] = [];
+    for (const learner of conf.learners) {
+      options.push({ type: "promote", node: learner }, { type: "promote", node: learner });
+      options.push({ type: "remove", node: learner });
+    }
+    const canGrow = conf.voters.length + conf.learners.length < 5 &&
+      this.#nextNodeId <= NODE_ID_MAX;
+    if (conf.learners.length === 0 && canGrow) {
+      options.push({ type: "addLearner", node: this.#nextNodeId }, {
+        type: "addLearner",
+        node: this.#nextNodeId,
+      });
+      options.push({ type: "addVoter", node: this.#nextNodeId });
+    }
+    if (conf.voters.length > 3) {
+      options.push({ type: "remove", node: this.#prng.pick(conf.voters) });
+    }
+    return options.length === 0 ? undefined : this.#prng.pick(options);
   }
 
   #transferLeadership(): void {
