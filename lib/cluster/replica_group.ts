@@ -20,6 +20,9 @@ import { ProtocolError } from "../wire/errors.ts";
 export const pendingProposalsMax = 100_000;
 /** Most linearizable reads waiting for confirmation. */
 export const pendingReadsMax = 10_000;
+/** Messages a leader sends that promise nothing about its own disk. */
+const leaderMessageTypes = new Set<string>(["app", "heartbeat", "snap", "timeoutNow"]);
+
 /** A read round not confirmed by a quorum within this long is asked again. */
 export const readRoundRetryMs = 300;
 
@@ -258,11 +261,25 @@ export class ReplicaGroup {
     if (rd.snapshot) await store.applySnapshot(rd.snapshot);
     if (rd.entries.length > 0) store.append(rd.entries);
     if (rd.hardState) store.setHardState(rd.hardState);
-    if (rd.mustSync) await store.sync();
-    if (rd.messages.length > 0) this.#options.send(this.groupId, rd.messages);
+    // A leader's appends may leave before its own fsync (Raft thesis 10.2.1):
+    // the leader counts itself toward a commit only once `advance()` reports
+    // its entries durable, so followers write in parallel with it. Every
+    // answer (votes, append acknowledgements) still waits for the fsync.
+    const early = rd.mustSync && this.node.role === "leader"
+      ? rd.messages.filter((message) => leaderMessageTypes.has(message.type))
+      : [];
+    const late = early.length > 0
+      ? rd.messages.filter((message) => !leaderMessageTypes.has(message.type))
+      : rd.messages;
+    if (early.length > 0) this.#options.send(this.groupId, early);
     if (rd.softState) this.#leaderChanged(rd.softState.leader, rd.softState.role);
+    // Committed entries are durable on a majority already, so they are
+    // applied (and their publishers answered) without waiting for this
+    // Ready's own fsync, which only covers newer entries.
     for (const entry of rd.committedEntries) this.#apply(entry);
     for (const read of rd.readStates) this.#confirmRead(read.index, read.context);
+    if (rd.mustSync) await store.sync();
+    if (late.length > 0) this.#options.send(this.groupId, late);
     this.node.advance();
     this.#wakeApplied();
   }

@@ -101,7 +101,10 @@ export class TopicState {
   appliedIndex = 0;
   readonly subscribers = new Map<string, number>();
   /** Per producer, its recent sequences in the order stored. */
-  readonly #producers = new Map<string, Map<number, StoredBatch>>();
+  readonly #producers = new Map<
+    string,
+    { batches: Map<number, StoredBatch>; forgottenMax: number }
+  >();
   readonly #batches = new BatchIndex();
 
   /** Applies the entry at `index` (which must follow the last applied one). */
@@ -160,10 +163,9 @@ export class TopicState {
     if (producerId === undefined || sequence === undefined) return undefined;
     const known = this.#producers.get(producerId);
     if (known === undefined) return undefined;
-    const stored = known.get(sequence);
+    const stored = known.batches.get(sequence);
     if (stored !== undefined) return { kind: "published", ...stored, duplicate: true };
-    const oldest = Math.min(...known.keys());
-    if (known.size >= producerSequencesMax && sequence < oldest) {
+    if (sequence <= known.forgottenMax) {
       return { kind: "published", firstOffset: -1, count: 0, duplicate: true };
     }
     return undefined;
@@ -199,12 +201,16 @@ export class TopicState {
       if (this.#producers.size >= producersMax) {
         this.#producers.delete(this.#producers.keys().next().value!);
       }
-      known = new Map();
+      known = { batches: new Map(), forgottenMax: -1 };
     }
     // Re-inserting keeps the map in least-recently-used order for eviction.
     this.#producers.delete(producerId);
     this.#producers.set(producerId, known);
-    known.set(sequence, batch);
-    if (known.size > producerSequencesMax) known.delete(known.keys().next().value!);
+    known.batches.set(sequence, batch);
+    if (known.batches.size > producerSequencesMax) {
+      const forgotten = known.batches.keys().next().value!;
+      known.batches.delete(forgotten);
+      known.forgottenMax = Math.max(known.forgottenMax, forgotten);
+    }
   }
 }

@@ -44,10 +44,12 @@ Deno.test("TopicState stores a sequence that failed earlier and is retried after
 
 Deno.test("TopicState treats a sequence older than its window as already stored", () => {
   const state = new TopicState();
-  for (let sequence = 100; sequence < 100 + producerSequencesMax; sequence++) {
+  for (let sequence = 100; sequence <= 100 + producerSequencesMax; sequence++) {
     publish(state, [`m${sequence}`], "p", sequence);
   }
   const before = state.nextOffset;
+  // Sequence 100 fell out of the window; it and anything older count as stored.
+  assert.equal(publish(state, ["m100"], "p", 100).kind, "published");
   const result = publish(state, ["ancient"], "p", 1);
   assert.equal(result.kind === "published" && result.duplicate, true);
   assert.equal(state.nextOffset, before);
