@@ -765,7 +765,7 @@ export class ClusterBroker implements Broker {
       // Founding replicas bootstrap the group together; a replica added later
       // starts empty and learns the membership from the leader's log.
       const founding = fresh && placement.generation === 0;
-      const machine = new TopicMachine();
+      const machine = new TopicMachine(store);
       const group = new ReplicaGroup({
         groupId: `t:${placement.name}`,
         nodeId: this.nodeId,

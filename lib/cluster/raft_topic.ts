@@ -7,32 +7,43 @@
  * @module
  */
 
-import type { Entry } from "../storage/types.ts";
+import { setImmediate } from "node:timers";
+import type { Entry, LogStore } from "../storage/types.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import { OffsetWaiters } from "../peer/offset_waiters.ts";
 import { ackFlushMs } from "../peer/local_topic.ts";
 import type { Producer, PublishResult, ReadResult, Topic } from "../peer/topic.ts";
-import { encodeCommand } from "../peer/topic_commands.ts";
+import { encodeCommand, type PublishPart } from "../peer/topic_commands.ts";
 import { TopicReader } from "../peer/topic_reader.ts";
 import { type ApplyResult, TopicState } from "../peer/topic_state.ts";
 import type { GroupStateMachine, ReplicaGroup } from "./replica_group.ts";
+
+/** Message bytes gathered into one entry before it is proposed without waiting. */
+export const batchBytesMax = 512 * 1024;
 
 /**
  * The topic state machine as a Raft group's state machine.
  *
  * @example
  * ```ts
- * const machine = new TopicMachine();
+ * const machine = new TopicMachine(store);
  * const group = new ReplicaGroup({ ..., stateMachine: machine });
  * ```
  */
 export class TopicMachine implements GroupStateMachine {
   readonly state = new TopicState();
   readonly waiters = new OffsetWaiters();
+  readonly reader: TopicReader;
+
+  constructor(store: LogStore) {
+    this.reader = new TopicReader(store, this.state);
+  }
 
   apply(entry: Entry): ApplyResult {
     const result = this.state.apply(entry.index, entry.data);
-    if (result.kind === "published" && !result.duplicate) {
+    if (result.kind === "published" && result.messages.length > 0) {
+      // Subscribers at the tail read this entry next: skip decoding it again.
+      this.reader.remember(entry.index, result.messages);
       this.waiters.notify(this.state.nextOffset);
     }
     return result;
@@ -57,6 +68,13 @@ export class RaftTopic implements Topic {
   readonly group: ReplicaGroup;
   readonly #machine: TopicMachine;
   readonly #reader: TopicReader;
+  /** Publishes waiting to be proposed together as one entry. */
+  #batch: {
+    part: PublishPart;
+    resolve(result: PublishResult): void;
+    reject(error: Error): void;
+  }[] = [];
+  #batchBytes = 0;
   #pendingAcks = new Map<string, number>();
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
@@ -65,18 +83,49 @@ export class RaftTopic implements Topic {
     this.name = name;
     this.group = group;
     this.#machine = machine;
-    this.#reader = new TopicReader(group.store, machine.state);
+    this.#reader = machine.reader;
   }
 
   get state(): TopicState {
     return this.#machine.state;
   }
 
-  async publish(messages: string[], producer?: Producer): Promise<PublishResult> {
-    const data = encodeCommand({ kind: "publish", messages, ...producer });
-    const result = await this.group.propose(data) as ApplyResult;
-    if (result.kind !== "published") throw new Error(`Publish applied as ${result.kind}`);
-    return result;
+  /**
+   * Publishes arriving in the same turn of the event loop are proposed as one
+   * entry (write coalescing); each caller still gets its own offsets.
+   */
+  publish(messages: string[], producer?: Producer): Promise<PublishResult> {
+    this.requireLeader();
+    const { promise, resolve, reject } = Promise.withResolvers<PublishResult>();
+    this.#batch.push({ part: { messages, ...producer }, resolve, reject });
+    for (const message of messages) this.#batchBytes += message.length;
+    if (this.#batchBytes >= batchBytesMax) this.#proposeBatch();
+    else if (this.#batch.length === 1) setImmediate(() => this.#proposeBatch());
+    return promise;
+  }
+
+  #proposeBatch(): void {
+    const batch = this.#batch;
+    if (batch.length === 0) return;
+    this.#batch = [];
+    this.#batchBytes = 0;
+    const data = encodeCommand({ kind: "publish", parts: batch.map((item) => item.part) });
+    let proposed: Promise<unknown>;
+    try {
+      proposed = this.group.propose(data);
+    } catch (error) {
+      for (const item of batch) item.reject(error as Error);
+      return;
+    }
+    proposed.then((result) => {
+      const applied = result as ApplyResult;
+      if (applied.kind !== "published" || applied.parts.length !== batch.length) {
+        throw new Error(`A publish batch applied as ${applied.kind}`);
+      }
+      batch.forEach((item, position) => item.resolve(applied.parts[position]));
+    }).catch((error) => {
+      for (const item of batch) item.reject(error);
+    });
   }
 
   async read(fromOffset: number, max: number): Promise<ReadResult> {

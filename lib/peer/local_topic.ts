@@ -69,22 +69,22 @@ export class LocalTopic implements Topic {
   async publish(messages: string[], producer?: Producer): Promise<PublishResult> {
     this.#checkOpen();
     const duplicate = this.#state.duplicateOf(producer?.producerId, producer?.sequence);
-    if (duplicate?.kind === "published") {
+    if (duplicate !== undefined) {
       await this.#waiters.wait(
         duplicate.firstOffset,
         this.#committedEnd,
         AbortSignal.timeout(60_000),
       );
-      return { firstOffset: duplicate.firstOffset, count: duplicate.count, duplicate: true };
+      return duplicate;
     }
-    const data = encodeCommand({ kind: "publish", messages, ...producer });
+    const data = encodeCommand({ kind: "publish", parts: [{ messages, ...producer }] });
     const index = this.#append(data);
     const result = this.#state.apply(index, data);
     if (result.kind !== "published") throw new Error("publish applied as " + result.kind);
-    this.#reader.remember(index, messages);
+    this.#reader.remember(index, result.messages);
     this.#pending.push({ index, end: this.#state.nextOffset });
     await this.#sync();
-    return result;
+    return result.parts[0];
   }
 
   #append(data: Uint8Array): number {

@@ -10,12 +10,21 @@
  * @module
  */
 
-/** Appends messages; with a producer id, sequence dedupes retries. */
-export interface PublishCommand {
-  kind: "publish";
+/** One client publish inside a publish command; with a producer id, sequence dedupes retries. */
+export interface PublishPart {
   messages: string[];
   producerId?: string;
   sequence?: number;
+}
+
+/**
+ * Appends the messages of one or more client publishes. The leader coalesces
+ * publishes that arrive together into one entry, so a burst costs one log
+ * record, one checksum and one replication message instead of one each.
+ */
+export interface PublishCommand {
+  kind: "publish";
+  parts: PublishPart[];
 }
 
 /** Stores durable subscriber positions (last acknowledged offset, -1 for none). */
@@ -38,12 +47,12 @@ const decoder = new TextDecoder();
  *
  * @example
  * ```ts
- * const data = encodeCommand({ kind: "publish", messages: ["hi"] });
+ * const data = encodeCommand({ kind: "publish", parts: [{ messages: ["hi"] }] });
  * ```
  */
 export function encodeCommand(command: TopicCommand): Uint8Array {
   const [tag, body] = command.kind === "publish"
-    ? [publishTag, { m: command.messages, p: command.producerId, s: command.sequence }]
+    ? [publishTag, command.parts.map((part) => [part.messages, part.producerId, part.sequence])]
     : [ackTag, command.offsets];
   const json = JSON.stringify(body);
   const out = new Uint8Array(1 + json.length * 3);
@@ -58,7 +67,16 @@ export function decodeCommand(data: Uint8Array): TopicCommand | undefined {
   const body = JSON.parse(decoder.decode(data.subarray(1)));
   switch (data[0]) {
     case publishTag:
-      return { kind: "publish", messages: body.m, producerId: body.p, sequence: body.s };
+      return {
+        kind: "publish",
+        parts: (body as [string[], string | null, number | null][]).map((
+          [messages, producerId, sequence],
+        ) => ({
+          messages,
+          producerId: producerId ?? undefined,
+          sequence: sequence ?? undefined,
+        })),
+      };
     case ackTag:
       return { kind: "ack", offsets: body };
     default:

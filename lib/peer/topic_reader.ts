@@ -72,7 +72,11 @@ export class TopicReader {
     if (command?.kind !== "publish") {
       throw new Error(`Entry ${index} is not a publish batch; the offset index is corrupt`);
     }
-    this.remember(index, command.messages);
-    return command.messages;
+    const skipped = this.#state.skippedParts(index);
+    const messages = command.parts
+      .filter((_, position) => !skipped?.includes(position))
+      .flatMap((part) => part.messages);
+    this.remember(index, messages);
+    return messages;
   }
 }

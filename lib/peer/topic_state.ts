@@ -15,9 +15,23 @@ export const producersMax = 10_000;
 /** Most durable subscribers per topic. */
 export const subscribersMax = 10_000;
 
+/** Where one client publish landed. */
+export interface PartResult {
+  firstOffset: number;
+  count: number;
+  /** True when it was a retry of a publish stored earlier (and nothing was added). */
+  duplicate: boolean;
+}
+
 /** What applying one entry did. */
 export type ApplyResult =
-  | { kind: "published"; firstOffset: number; count: number; duplicate: boolean }
+  | {
+    kind: "published";
+    /** One result per part, in the order of the command's parts. */
+    parts: PartResult[];
+    /** The messages the entry added, in offset order (duplicates left out). */
+    messages: string[];
+  }
   | { kind: "acked" }
   | { kind: "noop" };
 
@@ -88,7 +102,7 @@ class BatchIndex {
  * @example
  * ```ts
  * const state = new TopicState();
- * state.apply(1, encodeCommand({ kind: "publish", messages: ["a", "b"] }));
+ * state.apply(1, encodeCommand({ kind: "publish", parts: [{ messages: ["a", "b"] }] }));
  * state.nextOffset; // 2
  * ```
  */
@@ -106,6 +120,11 @@ export class TopicState {
     { batches: Map<number, StoredBatch>; forgottenMax: number }
   >();
   readonly #batches = new BatchIndex();
+  /**
+   * Entries holding a retried (duplicate) part next to new ones: reading them
+   * back must leave those parts out. Rare, so a map; rebuilt by replay.
+   */
+  readonly #skippedParts = new Map<number, number[]>();
 
   /** Applies the entry at `index` (which must follow the last applied one). */
   apply(index: number, data: Uint8Array): ApplyResult {
@@ -136,16 +155,33 @@ export class TopicState {
       }
       return { kind: "acked" };
     }
-    const duplicate = this.duplicateOf(command.producerId, command.sequence);
-    if (duplicate) return duplicate;
-    const firstOffset = this.nextOffset;
-    const count = command.messages.length;
-    this.#batches.push(firstOffset, index);
-    this.nextOffset += count;
-    if (command.producerId !== undefined) {
-      this.#rememberProducer(command.producerId, command.sequence!, { firstOffset, count });
-    }
-    return { kind: "published", firstOffset, count, duplicate: false };
+    const parts: PartResult[] = [];
+    const skipped: number[] = [];
+    const messages: string[] = [];
+    command.parts.forEach((part, position) => {
+      const duplicate = this.duplicateOf(part.producerId, part.sequence);
+      if (duplicate) {
+        parts.push(duplicate);
+        skipped.push(position);
+        return;
+      }
+      const firstOffset = this.nextOffset;
+      const count = part.messages.length;
+      if (messages.length === 0 && count > 0) this.#batches.push(firstOffset, index);
+      for (const message of part.messages) messages.push(message);
+      this.nextOffset += count;
+      if (part.producerId !== undefined) {
+        this.#rememberProducer(part.producerId, part.sequence!, { firstOffset, count });
+      }
+      parts.push({ firstOffset, count, duplicate: false });
+    });
+    if (skipped.length > 0 && messages.length > 0) this.#skippedParts.set(index, skipped);
+    return { kind: "published", parts, messages };
+  }
+
+  /** Positions of the parts of entry `index` that were duplicates (not stored). */
+  skippedParts(index: number): readonly number[] | undefined {
+    return this.#skippedParts.get(index);
   }
 
   /**
@@ -159,15 +195,13 @@ export class TopicState {
   duplicateOf(
     producerId: string | undefined,
     sequence: number | undefined,
-  ): ApplyResult | undefined {
+  ): PartResult | undefined {
     if (producerId === undefined || sequence === undefined) return undefined;
     const known = this.#producers.get(producerId);
     if (known === undefined) return undefined;
     const stored = known.batches.get(sequence);
-    if (stored !== undefined) return { kind: "published", ...stored, duplicate: true };
-    if (sequence <= known.forgottenMax) {
-      return { kind: "published", firstOffset: -1, count: 0, duplicate: true };
-    }
+    if (stored !== undefined) return { ...stored, duplicate: true };
+    if (sequence <= known.forgottenMax) return { firstOffset: -1, count: 0, duplicate: true };
     return undefined;
   }
 
