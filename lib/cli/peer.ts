@@ -40,6 +40,7 @@ interface PeerFlags {
   logLevel: LogLevelName;
   logFormat: LogFormat;
   leaveOnExit: boolean;
+  standalone: boolean;
 }
 
 /** Runs `pubsub peer` with `args`; resolves to the exit code. */
@@ -99,6 +100,7 @@ export function peerCommand(args: string[]): Promise<number> {
     )
     .option("--log-level <level>", "debug, info, warning or error", "info")
     .option("--log-format <format>", "pretty or json", "pretty")
+    .option("--standalone", "serve alone without replication (no cluster, no Raft)", false)
     .option("--leave-on-exit", "move this peer's replicas away before exiting on SIGTERM", false)
     .action(async (flags: PeerFlags) => {
       throw new ExitCode(await runPeer(flags));
@@ -134,6 +136,7 @@ async function runPeer(flags: PeerFlags): Promise<number> {
     replicationFactor: flags.replicationFactor,
     heartbeatMs: flags.heartbeatMs,
     deadAfterMs: flags.deadAfter,
+    standalone: flags.standalone,
   });
   console.log(`pubsub peer ${id} listening on ${flags.host}:${peer.port}`);
   await untilSignal();

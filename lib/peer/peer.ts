@@ -9,6 +9,7 @@ import { getLogger } from "../logging.ts";
 import { frameBytesMaxDefault } from "../wire/frame.ts";
 import type { Broker } from "./broker.ts";
 import { ClusterBroker } from "../cluster/cluster_broker.ts";
+import { LocalBroker } from "./local_broker.ts";
 import { createBrokerMetrics, type MetricsServer, serveMetrics } from "./metrics.ts";
 import { Server } from "./server.ts";
 
@@ -31,6 +32,11 @@ export interface PeerOptions {
   deadAfterMs?: number;
   /** Raft tick length in ms (default 100). */
   tickMs?: number;
+  /**
+   * Serve alone without Raft: topics are plain fsynced logs on this peer
+   * (like a single non-clustered server). Default false.
+   */
+  standalone?: boolean;
 }
 
 /** A started peer. */
@@ -56,19 +62,26 @@ export interface RunningPeer {
 export async function startPeer(options: PeerOptions): Promise<RunningPeer> {
   const logger = getLogger("peer");
   const metrics = createBrokerMetrics();
-  const broker = await ClusterBroker.open({
-    nodeId: options.id,
-    host: options.host,
-    port: options.port,
-    dataDir: options.dataDir,
-    peers: options.peers ?? [{ id: options.id, host: options.host, port: options.port }],
-    replicationFactor: options.replicationFactor ?? 3,
-    heartbeatMs: options.heartbeatMs ?? 3000,
-    deadAfterMs: options.deadAfterMs ?? 30_000,
-    requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
-    authToken: options.authToken,
-    tickMs: options.tickMs,
-  });
+  const broker = options.standalone
+    ? await LocalBroker.open({
+      nodeId: options.id,
+      dataDir: options.dataDir,
+      address: `${options.host}:${options.port}`,
+    })
+    : await ClusterBroker.open({
+      nodeId: options.id,
+      host: options.host,
+      port: options.port,
+      dataDir: options.dataDir,
+      peers: options.peers ?? [{ id: options.id, host: options.host, port: options.port }],
+      replicationFactor: options.replicationFactor ?? 3,
+      heartbeatMs: options.heartbeatMs ?? 3000,
+      deadAfterMs: options.deadAfterMs ?? 30_000,
+      requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
+      authToken: options.authToken,
+      tickMs: options.tickMs,
+    });
+  const peerHandler = broker instanceof ClusterBroker ? broker.peerHandler : undefined;
   let server: Server;
   try {
     server = Server.listen({
@@ -79,7 +92,7 @@ export async function startPeer(options: PeerOptions): Promise<RunningPeer> {
       idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
       requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
       authToken: options.authToken,
-      peerHandler: broker.peerHandler,
+      peerHandler,
       tls: options.tls,
       observe: (action, status, seconds) => {
         metrics.requests.inc({ action, status });
@@ -109,7 +122,7 @@ export async function startPeer(options: PeerOptions): Promise<RunningPeer> {
     id: options.id,
     port: server.port,
     broker,
-    leave: () => broker.leave(),
+    leave: () => broker instanceof ClusterBroker ? broker.leave() : Promise.resolve(),
     close: async () => {
       clearInterval(connectionsGauge);
       await server.close();

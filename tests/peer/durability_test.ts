@@ -2,9 +2,15 @@ import assert from "node:assert/strict";
 import { startPeer } from "../_helpers/peer_process.ts";
 import { RawClient } from "../_helpers/raw_client.ts";
 
-Deno.test("a peer killed with SIGKILL keeps every publish it acknowledged", async () => {
+for (const mode of ["replicated", "standalone"]) {
+  Deno.test(`a ${mode} peer killed with SIGKILL keeps every publish it acknowledged`, async () => {
+    await killedPeerKeepsAcknowledged(mode === "standalone" ? ["--standalone"] : []);
+  });
+}
+
+async function killedPeerKeepsAcknowledged(args: string[]) {
   const dataDir = await Deno.makeTempDir({ prefix: "pubsub-durability-" });
-  let peer = await startPeer({ dataDir });
+  let peer = await startPeer({ dataDir, args });
   try {
     const client = await RawClient.connect(peer.port);
     await client.request({ action: "create_topic", topic_name: "orders" });
@@ -27,7 +33,7 @@ Deno.test("a peer killed with SIGKILL keeps every publish it acknowledged", asyn
     await peer.kill("SIGKILL");
     await client.close();
 
-    peer = await startPeer({ dataDir, port: peer.port });
+    peer = await startPeer({ dataDir, port: peer.port, args });
     const reader = await RawClient.connect(peer.port);
     const messages = await reader.request({
       action: "fetch_messages",
@@ -43,7 +49,7 @@ Deno.test("a peer killed with SIGKILL keeps every publish it acknowledged", asyn
     await peer.stop();
     await Deno.remove(dataDir, { recursive: true });
   }
-});
+}
 
 Deno.test("a durable subscriber resumes right after its last ack, on a new connection and after a restart", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "pubsub-resume-" });

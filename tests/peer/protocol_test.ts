@@ -15,8 +15,15 @@ function frameOf(payload: Uint8Array): Uint8Array {
   return out;
 }
 
-Deno.test("a peer answers every request of the protocol with its exact shape", async (t) => {
-  const peer = await startPeer({ args: ["--max-frame", "65536", "--idle-timeout", "500"] });
+for (const mode of ["replicated", "standalone"]) {
+  Deno.test(`a ${mode} peer answers every request of the protocol with its exact shape`, async (t) => {
+    const extra = mode === "standalone" ? ["--standalone"] : [];
+    await conformance(t, ["--max-frame", "65536", "--idle-timeout", "500", ...extra]);
+  });
+}
+
+async function conformance(t: Deno.TestContext, args: string[]) {
+  const peer = await startPeer({ args });
   const client = await RawClient.connect(peer.port);
   try {
     await t.step("seed-era requests answer with the seed shapes", async () => {
@@ -189,7 +196,7 @@ Deno.test("a peer answers every request of the protocol with its exact shape", a
     await peer.stop();
     await Deno.remove(peer.dataDir, { recursive: true });
   }
-});
+}
 
 Deno.test("a peer with an auth token refuses requests until the client authenticates", async () => {
   const dir = await Deno.makeTempDir();
