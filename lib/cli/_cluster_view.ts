@@ -32,6 +32,8 @@ export interface ClusterSnapshot {
   topics: TopicRow[];
   metaLeader: number | null;
   uptimeMs: number;
+  /** How to connect a client, shown under the tables. */
+  connectHint?: string;
 }
 
 const green = (text: string, color: boolean) => color ? `\x1b[32m${text}\x1b[0m` : text;
@@ -77,5 +79,6 @@ export function renderClusterView(
       }  ${String(topic.nextOffset).padStart(11)}`,
     );
   }
+  if (snapshot.connectHint) lines.push("", snapshot.connectHint);
   return lines.join("\n");
 }

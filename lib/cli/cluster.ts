@@ -73,7 +73,8 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
     await Promise.all(
       children.map(async (child) => child.client = await connectQuietly(child.address)),
     );
-    await liveView(children, flags, stop.signal);
+    const hint = `Connect a client: deno task pubsub client --peers ${addresses.join(",")}`;
+    await liveView(children, flags, stop.signal, hint);
   } finally {
     stop.dispose();
     await stopAll(children);
@@ -153,11 +154,12 @@ async function liveView(
   children: Child[],
   flags: ClusterFlags,
   signal: AbortSignal,
+  connectHint: string,
 ): Promise<void> {
   const live = flags.live && Deno.stdout.isTerminal();
   const startedAt = Date.now();
   while (!signal.aborted) {
-    const snapshot = await takeSnapshot(children, Date.now() - startedAt);
+    const snapshot = { ...await takeSnapshot(children, Date.now() - startedAt), connectHint };
     const view = renderClusterView(snapshot, { color: live });
     if (live) {
       // Cursor home and clear: the view redraws in place.
