@@ -122,16 +122,53 @@ export async function startLocalCluster(count: number): Promise<BenchCluster> {
     client: (addresses, options) => connect(addresses ?? peers.map((p) => p.address), options),
     stop: async () => {
       await Promise.all(peers.map((peer) => stopPeer(peer)));
-      await Deno.remove(root, { recursive: true }).catch(() => {});
+      if (Deno.env.get("PUBSUB_BENCH_KEEP") === undefined) {
+        await Deno.remove(root, { recursive: true }).catch(() => {});
+      } else console.error(`kept ${root}`);
     },
   };
   try {
-    await Promise.all(peers.map(start));
+    // One at a time: the first peer bootstraps, the others join through it.
+    for (const peer of peers) await start(peer);
+    await waitUntilFormed(cluster);
   } catch (error) {
     await cluster.stop();
     throw error;
   }
   return cluster;
+}
+
+/** How long a new cluster may take until every node sees every other alive. */
+export const clusterFormTimeoutMs = 30_000;
+
+/**
+ * Waits until every node reports all nodes alive: a topic created earlier
+ * would be placed on fewer replicas than the cluster has.
+ */
+async function waitUntilFormed(cluster: BenchCluster): Promise<void> {
+  const deadlineMs = performance.now() + clusterFormTimeoutMs;
+  let seen = "no answer";
+  while (performance.now() < deadlineMs) {
+    const views = await Promise.all(cluster.nodes.map(async (node) => {
+      const client = await connect([node.address], { requestTimeoutMs: 2000 }).catch(() =>
+        undefined
+      );
+      try {
+        const status = await client?.clusterStatus();
+        return status?.nodes.filter((entry) => entry.state === "alive").length ?? 0;
+      } catch {
+        return 0;
+      } finally {
+        await client?.close();
+      }
+    }));
+    seen = views.join(",");
+    if (views.every((alive) => alive === cluster.nodes.length)) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new PeerStartError(
+    `The local cluster did not form within ${clusterFormTimeoutMs} ms (alive nodes seen per peer: ${seen})`,
+  );
 }
 
 /**

@@ -10,7 +10,7 @@
 
 import { LatencyHistogram } from "../bench/histogram.ts";
 import { runFaultBlock } from "../bench/fault_suite.ts";
-import { runLeaderKills } from "../bench/leader_kills.ts";
+import { failoverTimeoutMs, resyncTimeoutMs, runLeaderKills } from "../bench/leader_kills.ts";
 import { type BenchCluster, externalCluster, startLocalCluster } from "../bench/local_cluster.ts";
 import { Progress } from "../bench/progress.ts";
 import {
@@ -236,7 +236,7 @@ async function measure(
   try {
     const iterations = await iterationSeries(producers, settings, output, runId, signal);
     const latencies = await latencyWorkloads(cluster, producers, settings, output, runId, signal);
-    const kills = await killWorkload(cluster, producers, settings, output, runId, signal);
+    const kills = await killWorkload(cluster, settings, output, runId, signal);
     const run: BenchRun = {
       title: "pubsub bench",
       startedAt: startedAt.toISOString(),
@@ -251,6 +251,7 @@ async function measure(
     const extras = {
       pipelinedThroughputPerSecond: latencies.pipelinedThroughputPerSecond,
       failedFailovers: kills.failed,
+      resyncMs: kills.resyncMs,
     };
     return { run, extras };
   } finally {
@@ -262,6 +263,8 @@ async function measure(
 interface SummaryExtras {
   pipelinedThroughputPerSecond: number;
   failedFailovers: number;
+  /** Per kill, restart to in sync under load; null when it did not happen in time. */
+  resyncMs: (number | undefined)[];
 }
 
 function configurationOf(
@@ -426,7 +429,6 @@ async function deliveryWorkload(
 
 async function killWorkload(
   cluster: BenchCluster,
-  producers: PubSubClient[],
   settings: BenchSettings,
   output: Output,
   runId: string,
@@ -436,21 +438,29 @@ async function killWorkload(
   kills: { atSeconds: number; label: string }[];
   windowsMs: number[];
   failed: number;
+  resyncMs: (number | undefined)[];
 }> {
   if (settings.kills === 0 || cluster.killUnsupportedReason !== undefined || signal.aborted) {
     const reason = cluster.killUnsupportedReason ?? "--kills 0";
     output.line(`Leader kills skipped: ${reason}`);
-    return { points: [], kills: [], windowsMs: [], failed: 0 };
+    return { points: [], kills: [], windowsMs: [], failed: 0, resyncMs: [] };
   }
   const progress = output.progress("leader kills", "kills");
   const result = await runLeaderKills(cluster, {
     topic: `${runId}-kills`,
     kills: settings.kills,
-    producers,
-    inFlight: Math.max(1, Math.ceil(settings.pipelineInFlight / producers.length)),
+    producers: settings.producers,
+    inFlight: Math.max(1, Math.ceil(settings.pipelineInFlight / settings.producers)),
     messageBytes: settings.messageBytes,
     signal,
-    onKill: (index) => progress.update(index + 1),
+    onKill: (index, windowMs) => {
+      progress.update(index + 1);
+      if (windowMs === undefined) {
+        output.line(
+          `  ✗ kill ${index + 1}: no publish acknowledged within ${failoverTimeoutMs} ms`,
+        );
+      }
+    },
   });
   progress.done();
   const windowsMs = result.windowsMs.filter((window): window is number => window !== undefined);
@@ -520,6 +530,7 @@ function benchSummary(
     failover_window_p50_ms: nearestRank(run.failoverWindowsMs, 50),
     failover_window_p99_ms: nearestRank(run.failoverWindowsMs, 99),
     failovers_without_ack: extras.failedFailovers,
+    resync_under_load_ms: extras.resyncMs.map((value) => value ?? null),
     duration_seconds: run.durationSeconds,
   };
 }
