@@ -190,3 +190,27 @@ Deno.test("a peer cut off from the majority acknowledges nothing and serves agai
     await Deno.remove(cluster.root, { recursive: true });
   }
 });
+
+Deno.test("a whole cluster restarted from its data directories serves everything it acknowledged", async () => {
+  const cluster = await startCluster(3);
+  let client = await cluster.client();
+  try {
+    await client.createTopic("keep");
+    const stored = [];
+    for (let index = 0; index < 30; index++) {
+      stored.push((await client.publish("keep", `m${index}`)).offset);
+    }
+    await client.close();
+    await cluster.stopAll();
+    for (const id of [1, 2, 3]) await cluster.start(id);
+    client = await cluster.client();
+    const messages = await waitFor("a fetch after the restart", () => client.fetchMessages("keep"));
+    assert.deepEqual(messages, stored.map((offset) => `m${offset}`));
+    await client.publish("keep", "after");
+    assert.equal((await client.fetchMessages("keep")).at(-1), "after");
+  } finally {
+    await client.close().catch(() => {});
+    await cluster.stopAll();
+    await Deno.remove(cluster.root, { recursive: true });
+  }
+});
