@@ -58,6 +58,15 @@ export interface ClusterBrokerOptions {
   tickMs?: number;
 }
 
+/** Replication figures of one hosted Raft group. */
+export interface GroupStats {
+  group: string;
+  term: number;
+  leader: number;
+  /** Entries the slowest voter is behind (leader only). */
+  lag?: number;
+}
+
 interface LocalReplica {
   epoch: number;
   topic: RaftTopic;
@@ -86,6 +95,7 @@ export class ClusterBroker implements Broker {
   readonly #sessions = new Map<number, Session>();
   readonly #logger = getLogger("cluster");
   #timer: ReturnType<typeof setInterval> | undefined;
+  #leaderChanges = 0;
   #reconciling = false;
   #closed = false;
   #joining: Promise<void> | undefined;
@@ -146,6 +156,7 @@ export class ClusterBroker implements Broker {
       stateMachine: this.#meta,
       send: this.#host.send,
       voters: bootstrap ? [this.nodeId] : undefined,
+      onLeaderChange: () => this.#leaderChanges++,
     });
     this.#host.add(this.#metaGroup);
     this.#meta.onChange(() => this.#reconcileLocal());
@@ -774,6 +785,7 @@ export class ClusterBroker implements Broker {
         stateMachine: machine,
         send: this.#host.send,
         voters: founding ? placement.replicas : undefined,
+        onLeaderChange: () => this.#leaderChanges++,
       });
       const topic = new RaftTopic(placement.name, group, machine);
       this.#replicas.set(placement.name, { epoch: placement.epoch, topic, group });
@@ -797,6 +809,27 @@ export class ClusterBroker implements Broker {
 
   #topicDir(name: string, epoch: number): string {
     return `${this.#options.dataDir}/topics/${name}.${epoch}`;
+  }
+
+  /**
+   * Replication figures for metrics: per hosted group its Raft term and, on
+   * the leader, how many entries its slowest voter lags; and the number of
+   * leader changes this peer has seen.
+   */
+  stats(): { groups: GroupStats[]; leaderChanges: number } {
+    const groups: GroupStats[] = [];
+    for (const group of this.#host.groups.values()) {
+      const status = group.node.status();
+      let lag: number | undefined;
+      if (status.role === "leader") {
+        const matches = status.conf.voters.map((id) =>
+          id === this.nodeId ? status.lastIndex : status.progress[id]?.match ?? 0
+        );
+        lag = status.lastIndex - Math.min(...matches);
+      }
+      groups.push({ group: group.groupId, term: status.term, leader: status.leader, lag });
+    }
+    return { groups, leaderChanges: this.#leaderChanges };
   }
 
   async close(): Promise<void> {

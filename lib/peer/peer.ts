@@ -112,7 +112,23 @@ export async function startPeer(options: PeerOptions): Promise<RunningPeer> {
   if (options.metricsPort !== undefined) {
     metricsServer = serveMetrics(options.metricsPort, metrics.registry, { hostname: options.host });
   }
-  const connectionsGauge = setInterval(() => metrics.connections.set({}, server.connections), 1000);
+  let reportedLeaderChanges = 0;
+  const gauges = setInterval(() => {
+    metrics.connections.set({}, server.connections);
+    if (!(broker instanceof ClusterBroker)) return;
+    const stats = broker.stats();
+    for (const group of stats.groups) {
+      metrics.raftTerm.set({ group: group.group }, group.term);
+      if (group.lag !== undefined && group.group.startsWith("t:")) {
+        metrics.replicaLag.set({ topic: group.group.slice(2) }, group.lag);
+      }
+    }
+    metrics.leaderChanges.inc({}, stats.leaderChanges - reportedLeaderChanges);
+    reportedLeaderChanges = stats.leaderChanges;
+  }, 1000);
+  const bytesGauge = setInterval(async () => {
+    metrics.bytesStored.set({}, await directoryBytes(options.dataDir).catch(() => 0));
+  }, 10_000);
   logger.info("Peer {id} listening on {host}:{port}", {
     id: options.id,
     host: options.host,
@@ -124,10 +140,22 @@ export async function startPeer(options: PeerOptions): Promise<RunningPeer> {
     broker,
     leave: () => broker instanceof ClusterBroker ? broker.leave() : Promise.resolve(),
     close: async () => {
-      clearInterval(connectionsGauge);
+      clearInterval(gauges);
+      clearInterval(bytesGauge);
       await server.close();
       await metricsServer?.close();
       await broker.close();
     },
   };
+}
+
+/** Bytes of every file under `path` (the peer's logs), for `pubsub_bytes_stored`. */
+async function directoryBytes(path: string): Promise<number> {
+  let total = 0;
+  for await (const entry of Deno.readDir(path)) {
+    const child = `${path}/${entry.name}`;
+    if (entry.isDirectory) total += await directoryBytes(child);
+    else if (entry.isFile) total += (await Deno.stat(child)).size;
+  }
+  return total;
 }
