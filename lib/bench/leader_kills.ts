@@ -42,6 +42,10 @@ export interface LeaderKillOptions {
   inFlight: number;
   messageBytes: number;
   signal?: AbortSignal;
+  /** Wait for the first ack after a kill. Default {@linkcode failoverTimeoutMs}. */
+  failoverTimeoutMs?: number;
+  /** Wait for a restarted node to be in sync. Default {@linkcode resyncTimeoutMs}. */
+  resyncTimeoutMs?: number;
   /** Called when a kill's window is known. */
   onKill?: (index: number, windowMs: number | undefined) => void;
 }
@@ -113,7 +117,10 @@ export async function runLeaderKills(
     try {
       await sleep(settleMs, stop.signal);
       for (let index = 0; index < options.kills && !stop.signal.aborted; index++) {
-        const killedMs = await killLeaderOnce(cluster, control, options.topic, probeRecords);
+        const killedMs = await killLeaderOnce(cluster, control, options.topic, probeRecords, {
+          failoverMs: options.failoverTimeoutMs ?? failoverTimeoutMs,
+          resyncMs: options.resyncTimeoutMs ?? resyncTimeoutMs,
+        });
         killsMs.push(killedMs.atMs);
         labels.push(`kill ${index + 1}: node ${killedMs.node}`);
         resyncMs.push(killedMs.resyncMs);
@@ -151,6 +158,7 @@ async function killLeaderOnce(
   control: PubSubClient,
   topic: string,
   probeRecords: PublishRecord[],
+  timeouts: { failoverMs: number; resyncMs: number },
 ): Promise<{ atMs: number; node: number; resyncMs: number | undefined }> {
   const leader = await waitFor(
     `a leader of ${topic}`,
@@ -161,18 +169,19 @@ async function killLeaderOnce(
   await cluster.fail(leader);
   await waitFor(
     `a publish acknowledged after killing node ${leader}`,
-    failoverTimeoutMs,
+    timeouts.failoverMs,
     () =>
       Promise.resolve(
         probeRecords.some((record) => record.sentMs >= atMs && record.ackedMs !== undefined) ||
           undefined,
       ),
-  );
+    // A missing ack is a result (an unavailable topic), not a reason to stop the run.
+  ).catch(() => {});
   await cluster.recover(leader);
   const restartedMs = performance.now();
   const resynced = await waitFor(
     `node ${leader} in sync for ${topic}`,
-    resyncTimeoutMs,
+    timeouts.resyncMs,
     async () => {
       const info = await control.describeTopic(topic);
       return info.inSync.includes(leader) || undefined;

@@ -71,6 +71,8 @@ export const localNodes = 3;
 /** Largest message the bench sends: well under the peers' default 1 MiB frame limit. */
 export const messageBytesMax = 512 * 1024;
 
+/** Failover and resync waits of `--quick`, so that a broken failover cannot stretch the run. */
+const quickKillTimeoutMs = 5_000;
 const fullDefaults = { duration: 10, iterations: 10, kills: 10, iterationMessages: 500 };
 const quickDefaults = { duration: 3, iterations: 3, kills: 2, iterationMessages: 200 };
 
@@ -453,6 +455,8 @@ async function killWorkload(
     inFlight: Math.max(1, Math.ceil(settings.pipelineInFlight / settings.producers)),
     messageBytes: settings.messageBytes,
     signal,
+    failoverTimeoutMs: settings.quick ? quickKillTimeoutMs : failoverTimeoutMs,
+    resyncTimeoutMs: settings.quick ? quickKillTimeoutMs : resyncTimeoutMs,
     onKill: (index, windowMs) => {
       progress.update(index + 1);
       if (windowMs === undefined) {

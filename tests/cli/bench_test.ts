@@ -1,0 +1,87 @@
+import { deepStrictEqual, equal, ok } from "node:assert/strict";
+
+const mainPath = new URL("../../main.ts", import.meta.url).pathname;
+
+async function runBench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", mainPath, "bench", ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+const passedChecks = [
+  "[TEST 1] Checking primary node availability...\n  ✓ Primary node (port ",
+  "[TEST 2] Checking data consistency before failure...\n  ✓ Data is consistent across all nodes",
+  "[TEST 3] Testing replica failover when primary is down...\n  ✓ Successfully retrieved data from replica (port ",
+  "[TEST 4] Verifying node recovery...\n  ✓ Node recovered and is back online",
+  "[TEST 5] Validating data consistency after recovery...\n  ✓ Data consistency verified",
+];
+
+Deno.test({
+  name:
+    "pubsub bench --quick passes a fault-tolerance block, prints a JSON summary and writes the report",
+  fn: async () => {
+    const out = await Deno.makeTempDir({ prefix: "pubsub-bench-test-" });
+    try {
+      const { code, stdout, stderr } = await runBench([
+        ...["--quick", "--json", "--out", out, "--duration", "2", "--iterations", "2"],
+        ...["--kills", "1", "--pipeline", "32"],
+      ]);
+      equal(code, 0, stderr);
+      ok(
+        stderr.includes(`${"=".repeat(70)}\nFAULT TOLERANCE TEST 0 Simulating failure of Node `),
+        stderr,
+      );
+      for (const check of passedChecks) {
+        ok(stderr.includes(check), `missing '${check}' in:\n${stderr}`);
+      }
+      const summary = JSON.parse(stdout.trim());
+      equal(summary.ok, true);
+      equal(summary.checks_passed, 5);
+      equal(summary.checks_total, 5);
+      equal(summary.iterations, 2);
+      ok(summary.sequential_publish_ms.count > 0);
+      ok(summary.sequential_publish_ms.p99 >= summary.sequential_publish_ms.p50);
+      ok(summary.pipelined_throughput_per_second > 0);
+      ok(summary.publish_to_delivery_ms.count > 0);
+      equal(summary.failover_windows_ms.length + summary.failovers_without_ack, 1);
+      equal(summary.report.html, `${out}/index.html`);
+      const files = [...Deno.readDirSync(out)].map((entry) => entry.name).sort();
+      deepStrictEqual(files, [
+        "failover_windows.svg",
+        "fetch_latency.svg",
+        "index.html",
+        "latency_percentiles.svg",
+        "publish_throughput.svg",
+        "report.md",
+        "throughput_over_time.svg",
+        "topic_creation_latency.svg",
+      ]);
+      ok(Deno.readTextFileSync(`${out}/index.html`).includes("Fault-tolerance checks"));
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});
+
+Deno.test("pubsub bench rejects a bad flag value with one line and exit code 2", async () => {
+  const { code, stdout, stderr } = await runBench(["--duration", "zero"]);
+  equal(code, 2);
+  equal(stdout, "");
+  equal(stderr.trim().split("\n").length, 1);
+  ok(stderr.includes("--duration"), stderr);
+});
+
+Deno.test("pubsub bench rejects --pids without --peers with one line and exit code 2", async () => {
+  const { code, stderr } = await runBench(["--pids", "123"]);
+  equal(code, 2);
+  equal(stderr.trim(), "pubsub: Option --pids needs --peers");
+});
