@@ -1,0 +1,125 @@
+/**
+ * NATS JetStream servers for `bench/compare.ts`: one server (for R1
+ * streams) or a 3-server cluster (for R3 streams), on free 127.0.0.1 ports,
+ * file storage in a temporary directory, config files written here, every
+ * process stopped by its PID.
+ *
+ * @module
+ */
+
+import { freePort } from "../lib/bench/local_cluster.ts";
+
+/** How long a NATS server may take to accept connections. */
+export const natsStartTimeoutMs = 15_000;
+
+/** A running NATS deployment. */
+export interface NatsDeployment {
+  /** Client URLs, "127.0.0.1:port". */
+  servers: string[];
+  /** The command lines used, for RESULTS.md. */
+  commands: string[];
+  stop(): Promise<void>;
+}
+
+/** `nats-server` is not installed. */
+export class NatsMissingError extends Error {
+  constructor() {
+    super("nats-server is not on PATH: install it (Debian: apt-get install -y nats-server)");
+    this.name = "NatsMissingError";
+  }
+}
+
+/**
+ * Whether `nats-server` runs, and its version line.
+ *
+ * @example
+ * ```ts
+ * import { natsVersion } from "./_nats_servers.ts";
+ *
+ * console.log(await natsVersion());
+ * ```
+ */
+export async function natsVersion(): Promise<string | undefined> {
+  try {
+    const output = await new Deno.Command("nats-server", { args: ["--version"] }).output();
+    return output.success ? new TextDecoder().decode(output.stdout).trim() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts `nodes` NATS servers with JetStream (a cluster when nodes > 1).
+ *
+ * @example
+ * ```ts
+ * import { startNats } from "./_nats_servers.ts";
+ *
+ * const nats = await startNats(3);
+ * await nats.stop();
+ * ```
+ */
+export async function startNats(nodes: number): Promise<NatsDeployment> {
+  const root = await Deno.makeTempDir({ prefix: "pubsub-compare-nats-" });
+  const clientPorts = Array.from({ length: nodes }, () => freePort());
+  const routePorts = Array.from({ length: nodes }, () => freePort());
+  const processes: Deno.ChildProcess[] = [];
+  const commands: string[] = [];
+  const stop = async () => {
+    for (const process of processes) {
+      try {
+        process.kill("SIGTERM");
+      } catch { /* already exited */ }
+    }
+    await Promise.all(processes.map((process) => process.status));
+    await Deno.remove(root, { recursive: true }).catch(() => {});
+  };
+  try {
+    for (let index = 0; index < nodes; index++) {
+      const config = `${root}/n${index}.conf`;
+      await Deno.writeTextFile(config, configOf(index, root, clientPorts, routePorts));
+      commands.push(`nats-server -c ${config}`);
+      processes.push(
+        new Deno.Command("nats-server", {
+          args: ["-c", config],
+          stdin: "null",
+          stdout: "null",
+          stderr: "null",
+        }).spawn(),
+      );
+    }
+    await Promise.all(clientPorts.map((port) => waitForPort(port)));
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { servers: clientPorts.map((port) => `127.0.0.1:${port}`), commands, stop };
+}
+
+function configOf(index: number, root: string, clientPorts: number[], routePorts: number[]) {
+  const lines = [
+    `server_name: n${index}`,
+    `listen: 127.0.0.1:${clientPorts[index]}`,
+    `jetstream { store_dir: "${root}/store${index}" }`,
+  ];
+  if (clientPorts.length > 1) {
+    const routes = routePorts.map((port) => `nats-route://127.0.0.1:${port}`).join(", ");
+    lines.push(
+      `cluster { name: bench, listen: 127.0.0.1:${routePorts[index]}, routes: [${routes}] }`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
+async function waitForPort(port: number): Promise<void> {
+  const deadlineMs = performance.now() + natsStartTimeoutMs;
+  while (performance.now() < deadlineMs) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  throw new Error(`NATS server on port ${port} did not listen within ${natsStartTimeoutMs} ms`);
+}
