@@ -11,6 +11,8 @@
  * @module
  */
 
+// Inline on purpose: only this comparison needs nats, so it stays out of deno.json.
+// deno-lint-ignore no-import-prefix
 import { connect, type JetStreamClient, type NatsConnection } from "npm:nats@^2";
 import { LatencyHistogram } from "../lib/bench/histogram.ts";
 import { startLocalCluster } from "../lib/bench/local_cluster.ts";
