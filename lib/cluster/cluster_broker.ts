@@ -301,9 +301,11 @@ export class ClusterBroker implements Broker {
     const name = String(message.topic_name);
     const placement = this.#meta.topics.get(name);
     const local = this.#replicas.get(name);
-    if (local && (placement === undefined || !placement.replicas.includes(this.nodeId))) {
-      await this.#dropReplica(name);
-    }
+    // The group's leader sends this once it committed this replica's removal.
+    // A removed peer's metadata may be stale, so the leader's word suffices.
+    const fromLeader = local !== undefined && message.from === local.group.leader;
+    const unplaced = placement === undefined || !placement.replicas.includes(this.nodeId);
+    if (local && (fromLeader || unplaced)) await this.#dropReplica(name);
     return { status: "ok" };
   }
 
@@ -738,7 +740,11 @@ export class ClusterBroker implements Broker {
     }
     await local.group.proposeConfChange(change);
     if (change.type === "remove") {
-      this.#node.links.send(change.node, { action: "peer_drop_replica", topic_name: name });
+      this.#node.links.send(change.node, {
+        action: "peer_drop_replica",
+        topic_name: name,
+        from: this.nodeId,
+      });
     }
   }
 

@@ -109,3 +109,37 @@ Deno.test("a dead peer's replicas are re-created on a live peer from the survivo
     await Deno.remove(cluster.root, { recursive: true });
   }
 });
+
+Deno.test("a peer stopped with --leave-on-exit moves its replicas away before it exits", async () => {
+  const cluster = await startCluster(3, { spare: 1 });
+  await cluster.start(4);
+  const client = await cluster.client();
+  try {
+    await client.createTopic("handover", { replicationFactor: 3 });
+    const before = await replicasSettle(client, "handover", (replicas) => replicas.length === 3);
+    const stored = await publishAll(client, "handover", "h", 50);
+    const leaving = before[0];
+    // Restart the chosen peer with the flag, then stop it gracefully.
+    await cluster.peer(leaving).stop();
+    await cluster.start(leaving, ["--leave-on-exit"]);
+    await replicasSettle(client, "handover", (replicas) => replicas.length === 3);
+    const status = await cluster.peer(leaving).stop();
+    assert.equal(status.code, 0);
+    const after = await replicasSettle(
+      client,
+      "handover",
+      (replicas) => replicas.length === 3 && !replicas.includes(leaving),
+    );
+    const nodes = (await client.clusterStatus()).nodes;
+    assert.equal(nodes.find((node) => node.id === leaving)?.state, "left");
+    assert.deepEqual(
+      (await client.fetchMessages("handover")).slice(0, stored.length),
+      stored.map((item) => item.message),
+    );
+    assert.equal(after.length, 3);
+  } finally {
+    await client.close().catch(() => {});
+    await cluster.stopAll();
+    await Deno.remove(cluster.root, { recursive: true });
+  }
+});
