@@ -631,8 +631,34 @@ export class ClusterBroker implements Broker {
   async leave(timeoutMs = 30_000): Promise<void> {
     await this.removeNode(this.nodeId);
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline && this.#replicas.size > 0) await sleep(100);
+    while (Date.now() < deadline && this.#replicas.size > 0) {
+      await sleep(200);
+      for (const name of [...this.#replicas.keys()]) {
+        if (await this.#movedAway(name)) await this.#dropReplica(name);
+      }
+    }
     await this.#node.leave();
+  }
+
+  /**
+   * Whether a topic's current leader no longer counts this node among its
+   * replicas (asked of another peer: this node's own metadata may be stale).
+   */
+  async #movedAway(name: string): Promise<boolean> {
+    const other = this.#aliveMembers().find((id) => id !== this.nodeId && this.#reachable(id));
+    if (other === undefined) return false;
+    try {
+      const answer = await this.forward(other, { action: "describe_topic", topic_name: name }) as {
+        status?: string;
+        replicas?: number[];
+        in_sync?: number[];
+      };
+      if (answer.status === "topic_not_found") return true;
+      return answer.status === "topic" && !answer.replicas!.includes(this.nodeId) &&
+        !answer.in_sync!.includes(this.nodeId);
+    } catch {
+      return false;
+    }
   }
 
   // ---- reconciliation --------------------------------------------------
