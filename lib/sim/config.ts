@@ -46,9 +46,9 @@ export interface SimConfig {
   membershipChanges: boolean;
   compaction: boolean;
   /**
-   * "mixed": every kind of fault; "leader-churn": frequent leader crashes and
-   * isolations with small appends, the ground where figure-8 style bugs of
-   * the commit rule surface.
+   * "mixed": every kind of fault; "leader-churn": frequent leader crashes,
+   * isolations and power losses with one entry per append message, the
+   * ground where figure-8 style bugs of the commit rule surface.
    */
   profile: "mixed" | "leader-churn";
   broken: BrokenVariant | undefined;
@@ -83,8 +83,8 @@ export function configFromSeed(seed: number, overrides: SimOverrides = {}): SimC
     dropRate: prng.pick([0, 0.01, 0.05, 0.15]),
     duplicateRate: prng.pick([0, 0.01, 0.05]),
     delayMsMin: 1,
-    delayMsMax: prng.pick([2, 10, 30, 80]),
-    syncMsMax: prng.pick([1, 5, 20]),
+    delayMsMax: prng.pick([1, 2, 5, 30, 80]),
+    syncMsMax: prng.pick([2, 5, 20]),
     faultRate: prng.pick([0.005, 0.02, 0.05]),
     proposeRate: prng.pick([0.2, 0.5, 1]),
     readRate: prng.pick([0, 0.05, 0.2]),
@@ -95,8 +95,9 @@ export function configFromSeed(seed: number, overrides: SimOverrides = {}): SimC
   };
   if (prng.chance(0.25)) {
     config.profile = "leader-churn";
-    config.faultRate = prng.pick([0.1, 0.2, 0.3]);
-    config.appendBytesMax = 8;
+    config.faultRate = prng.pick([0.2, 0.3, 0.5]);
+    config.proposeRate = 1;
+    config.appendBytesMax = 1;
     config.inflightAppendsMax = 1;
     config.dropRate = 0;
     config.membershipChanges = false;

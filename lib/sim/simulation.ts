@@ -316,6 +316,7 @@ class Simulation implements ReplicaHost {
     else if (roll < 76) this.#pauseRandom();
     else if (roll < 84) this.#changeMembership();
     else if (roll < 90) this.#transferLeadership();
+    else if (roll < 94) this.#powerLoss();
     else this.#compactRandom();
   }
 
@@ -323,8 +324,20 @@ class Simulation implements ReplicaHost {
     const roll = this.#prng.int(100);
     if (roll < 30) this.#isolateLeader();
     else if (roll < 50) this.#healNetwork();
-    else if (roll < 70) this.#crashLeader();
+    else if (roll < 65) this.#crashLeader();
+    else if (roll < 70) this.#powerLoss();
     else this.#restartRandom();
+  }
+
+  /** Every replica loses power at once: only what each had fsynced survives. */
+  #powerLoss(): void {
+    for (const replica of this.#replicas.values()) {
+      if (!replica.live) continue;
+      replica.crash();
+      replica.paused = false;
+      replica.deferred = [];
+    }
+    this.trace("power-loss", 0, "", "");
   }
 
   #crashLeader(): void {
