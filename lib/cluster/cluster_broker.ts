@@ -28,7 +28,13 @@ import {
   type TopicPlacement,
 } from "./meta_state.ts";
 import { PeerUnavailableError } from "./peer_link.ts";
-import { loadOf, nextConfChange, placeReplicas, repairPlacement } from "./placement.ts";
+import {
+  catchUpEntriesMax,
+  loadOf,
+  nextConfChange,
+  placeReplicas,
+  repairPlacement,
+} from "./placement.ts";
 import { RaftHost } from "./raft_host.ts";
 import { RaftTopic, TopicMachine } from "./raft_topic.ts";
 import { ReplicaGroup } from "./replica_group.ts";
@@ -584,11 +590,17 @@ export class ClusterBroker implements Broker {
     };
   }
 
-  /** Voters whose log matches the leader's commit index (the leader included). */
+  /**
+   * Voters caught up with the leader (the leader included): their log reaches
+   * within `catchUpEntriesMax` of the commit index, so one in-flight batch
+   * under load does not count as falling behind.
+   */
   #inSync(group: ReplicaGroup): number[] {
     const status = group.node.status();
     return status.conf.voters
-      .filter((id) => id === this.nodeId || (status.progress[id]?.match ?? 0) >= status.commit)
+      .filter((id) =>
+        id === this.nodeId || (status.progress[id]?.match ?? 0) >= status.commit - catchUpEntriesMax
+      )
       .sort((a, b) => a - b);
   }
 

@@ -13,7 +13,7 @@
 
 import { getLogger } from "../logging.ts";
 import { errorCodes } from "../wire/errors.ts";
-import { concatFrames, encodeFrame, frameBytesMaxDefault, FrameDecoder } from "../wire/frame.ts";
+import { concatFrames, encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
 import { backoffDelayMs } from "./_backoff.ts";
 
 /** Default cap on bytes queued for the socket and not yet written. */
@@ -46,7 +46,7 @@ export interface PeerLinkOptions {
   queuedBytesMax?: number;
   /** Cap on requests awaiting an answer (default 4096). */
   pendingRequestsMax?: number;
-  /** Largest outgoing message; the peer's `--max-frame` (default 1 MiB). */
+  /** Largest outgoing message (default 64 MiB, the limit a peer_hello connection gets). */
   frameBytesMax?: number;
   /** Largest answer accepted (default 64 MiB). */
   responseBytesMax?: number;
@@ -370,6 +370,10 @@ export class PeerLink {
     this.#conn = conn;
     this.#state = "connected";
     this.#connections++;
+    // Saying hello lets this connection carry frames above the client limit.
+    const hello = encodeFrame({ action: "peer_hello" });
+    this.#queue.unshift(hello);
+    this.#queuedBytes += hello.length;
     if (this.#settings.authToken !== undefined) {
       // Auth goes first; the peer handles it before the next frame of the burst.
       const auth = encodeFrame({ action: "auth", token: this.#settings.authToken });
@@ -471,7 +475,7 @@ function validate(options: PeerLinkOptions): Settings {
     authToken: options.authToken,
     queuedBytesMax: options.queuedBytesMax ?? queuedBytesMaxDefault,
     pendingRequestsMax: options.pendingRequestsMax ?? pendingRequestsMaxDefault,
-    frameBytesMax: options.frameBytesMax ?? frameBytesMaxDefault,
+    frameBytesMax: options.frameBytesMax ?? peerFrameBytesMax,
     responseBytesMax: options.responseBytesMax ?? responseBytesMaxDefault,
     connectTimeoutMs: options.connectTimeoutMs ?? connectTimeoutMsDefault,
     backoffMinMs: options.backoffMinMs ?? backoffMinMsDefault,

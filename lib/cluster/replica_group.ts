@@ -19,6 +19,11 @@ import { ProtocolError } from "../wire/errors.ts";
 
 /** Most proposals waiting for their entry to apply. */
 export const pendingProposalsMax = 100_000;
+/** Entry bytes per Raft append message. */
+export const appendBytesMax = 256 * 1024;
+/** Appends in flight per follower. */
+export const inflightAppendsMax = 16;
+
 /** Most linearizable reads waiting for confirmation. */
 export const pendingReadsMax = 10_000;
 /** Messages a leader sends that promise nothing about its own disk. */
@@ -95,6 +100,10 @@ export class ReplicaGroup {
       voters: options.voters,
       electionTicks: options.electionTicks ?? 10,
       heartbeatTicks: options.heartbeatTicks ?? 1,
+      // Catch-up traffic per follower stays within a peer link's send queue
+      // (8 MiB): 16 appends of at most 256 KiB, base64-encoded on the wire.
+      appendBytesMax: appendBytesMax,
+      inflightAppendsMax: inflightAppendsMax,
     });
     this.#schedule();
   }

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { encodeFrame, FrameDecoder } from "../wire/frame.ts";
+import { encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
 import { errorResponse, ProtocolError } from "../wire/errors.ts";
 import { decodeRequest, type Request, RequestError } from "../wire/requests.ts";
 import type { Broker } from "./broker.ts";
@@ -157,6 +157,12 @@ export class Connection {
       this.#answer(errorResponse("bad_request", "The frame is not valid JSON"));
       return;
     }
+    if (message.action === "peer_hello") {
+      // A peer link: Raft catch-up frames may exceed the client frame limit.
+      this.#decoder.raiseLimit(peerFrameBytesMax);
+      this.#answer(withId({ status: "ok" }, idOf(message)));
+      return;
+    }
     const slot: Slot = { frame: undefined };
     this.#slots.push(slot);
     handler(message).then(
@@ -217,6 +223,10 @@ function isPeerFrame(payload: Uint8Array): boolean {
     if (payload[index] !== peerPrefix[index]) return false;
   }
   return true;
+}
+
+function idOf(message: Record<string, unknown>): string | number | undefined {
+  return typeof message.id === "string" || typeof message.id === "number" ? message.id : undefined;
 }
 
 function withId(response: unknown, id: string | number | undefined): unknown {

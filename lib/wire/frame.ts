@@ -12,6 +12,12 @@
 /** Default largest payload accepted (PROTOCOL.md: `--max-frame`, 1 MiB). */
 export const frameBytesMaxDefault = 1024 * 1024;
 
+/**
+ * Largest frame between peers (Raft catch-up appends carry up to 1 MiB of
+ * entries, base64-encoded). A connection gets it after it says `peer_hello`.
+ */
+export const peerFrameBytesMax = 64 * 1024 * 1024;
+
 /** Bytes of the length prefix. */
 export const frameHeaderBytes = 4;
 
@@ -64,7 +70,7 @@ export function concatFrames(frames: Uint8Array[]): Uint8Array {
  * ```
  */
 export class FrameDecoder {
-  readonly frameBytesMax: number;
+  #frameBytesMax: number;
   #header = new Uint8Array(frameHeaderBytes);
   #headerFilled = 0;
   #payload: Uint8Array | undefined;
@@ -78,7 +84,17 @@ export class FrameDecoder {
         `Cannot create decoder as 'frameBytesMax' must be an integer between 1 and 4294967295: current value is ${frameBytesMax}`,
       );
     }
-    this.frameBytesMax = frameBytesMax;
+    this.#frameBytesMax = frameBytesMax;
+  }
+
+  /** Largest payload accepted. */
+  get frameBytesMax(): number {
+    return this.#frameBytesMax;
+  }
+
+  /** Accepts larger frames from now on (a peer connection); never lowers the limit. */
+  raiseLimit(frameBytesMax: number): void {
+    this.#frameBytesMax = Math.max(this.#frameBytesMax, frameBytesMax);
   }
 
   /** True while part of a frame has arrived and the rest has not. */
@@ -125,7 +141,7 @@ export class FrameDecoder {
   #startPayload(length: number, events: FrameEvent[]): void {
     if (length === 0) {
       events.push({ kind: "empty" });
-    } else if (length > this.frameBytesMax) {
+    } else if (length > this.#frameBytesMax) {
       this.#failed = true;
       events.push({ kind: "too_large", length });
     } else {

@@ -32,7 +32,7 @@ export interface TestCluster {
 /** Starts `count` peers that form one cluster (ids 1..count). */
 export async function startCluster(
   count: number,
-  options: { spare?: number } = {},
+  options: { spare?: number; args?: (id: number) => string[] } = {},
 ): Promise<TestCluster> {
   const root = await Deno.makeTempDir({ prefix: "pubsub-cluster-" });
   const total = count + (options.spare ?? 0);
@@ -52,7 +52,7 @@ export async function startCluster(
         port: ports[id - 1],
         dataDir: `${root}/${id}`,
         peers: peerList,
-        args: [...testClusterArgs, ...extraArgs],
+        args: [...testClusterArgs, ...(options.args?.(id) ?? []), ...extraArgs],
       });
       peers.set(id, peer);
       return peer;

@@ -214,3 +214,44 @@ Deno.test("a whole cluster restarted from its data directories serves everything
     await Deno.remove(cluster.root, { recursive: true });
   }
 });
+
+Deno.test("a leader killed and restarted under load catches up, and the next leader kill fails over too", async () => {
+  const cluster = await startCluster(3);
+  const client = await cluster.client();
+  try {
+    await client.createTopic("churn");
+    await allInSync(client, "churn", 3);
+    const acknowledged: { offset: number; message: string; at: number }[] = [];
+    const stop = { value: false };
+    // Several producers keep batches large, so a restarted peer needs catch-up
+    // appends bigger than a client frame.
+    const producers = Array.from(
+      { length: 8 },
+      (_, index) => publishUntil(client, "churn", `p${index}`, stop, acknowledged),
+    );
+    for (let round = 0; round < 2; round++) {
+      await waitFor("load", () => acknowledged.length >= (round + 1) * 300);
+      const leader = await leaderOf(client, "churn");
+      await cluster.peer(leader).kill("SIGKILL");
+      const countAtKill = acknowledged.length;
+      await waitFor(
+        "publishes after the kill",
+        () => acknowledged.length >= countAtKill + 100,
+        30_000,
+      );
+      await cluster.start(leader);
+      await allInSync(client, "churn", 3);
+    }
+    stop.value = true;
+    await Promise.all(producers);
+    await allInSync(client, "churn", 3);
+    await client.close();
+    const replicas = await stopAndCompareReplicas(cluster, "churn");
+    for (const replica of replicas) assert.deepEqual(replica, replicas[0], "replicas differ");
+    for (const { offset, message } of acknowledged) assert.equal(replicas[0][offset], message);
+  } finally {
+    await client.close().catch(() => {});
+    await cluster.stopAll();
+    await Deno.remove(cluster.root, { recursive: true });
+  }
+});
