@@ -13,7 +13,9 @@
 
 // Inline on purpose: only this comparison needs nats, so it stays out of deno.json.
 // deno-lint-ignore no-import-prefix
-import { connect, type JetStreamClient, type NatsConnection } from "npm:nats@^2";
+import { AckPolicy, connect, DeliverPolicy, StorageType } from "npm:nats@^2";
+// deno-lint-ignore no-import-prefix
+import type { ConsumerMessages, JetStreamClient, JetStreamManager } from "npm:nats@^2";
 import { LatencyHistogram } from "../lib/bench/histogram.ts";
 import { startLocalCluster } from "../lib/bench/local_cluster.ts";
 import { payloadOf } from "../lib/bench/workloads.ts";
@@ -22,8 +24,25 @@ import { NatsMissingError, natsVersion, startNats } from "./_nats_servers.ts";
 
 /** Messages read per fetch request, on both systems. */
 const fetchBatchMessages = 1000;
-/** Longest time the consume workload may take. */
-const consumeTimeoutMs = 60_000;
+/** Longest time the read workload may take. */
+const readTimeoutMs = 60_000;
+/** How long one NATS fetch request waits for messages before it ends. */
+const fetchExpiresMs = 2000;
+/** Empty fetch rounds in a row after which the read workload gives up. */
+const emptyRoundsMax = 3;
+/** How long one publish may wait for its ack (NATS PubAck; pubsub has its own request timeout). */
+const publishTimeoutMs = 5000;
+/** How long the end-to-end subscriber may take to deliver the last published messages. */
+const drainTimeoutMs = 5000;
+/** How long closing a client, a consumer or a subscription may take. */
+const closeTimeoutMs = 5000;
+/** How long a new NATS deployment may take until it accepts the stream. */
+const jetStreamReadyTimeoutMs = 30_000;
+/** Longest time one system's whole phase (start, workloads, stop) may take. */
+const phaseTimeoutMs = 150_000;
+
+/** Stop functions of what runs now; Ctrl-C or SIGTERM runs them before exiting. */
+const running = new Set<() => Promise<void>>();
 
 /** The operations every workload needs from a system. */
 interface Target {
@@ -90,11 +109,14 @@ async function measureTarget(target: Target): Promise<Numbers> {
     durationMs,
     () => payloadOf(settings.messageBytes, `${performance.now().toFixed(3)}|`),
   );
-  const drainedBy = performance.now() + 5_000;
+  const drainedBy = performance.now() + drainTimeoutMs;
   while (endToEnd.count < e2e.acked && performance.now() < drainedBy) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   await unsubscribe();
+  if (endToEnd.count < e2e.acked) {
+    console.warn(`${target.name}: ${endToEnd.count} of ${e2e.acked} end-to-end messages delivered`);
+  }
   return {
     pipelinedPerSecond: pipelined.acked * 1000 / pipelined.elapsedMs,
     sequentialP50Ms: sequential.percentile(50),
@@ -112,7 +134,10 @@ function pubsubTarget(client: PubSubClient, subscriberClient: PubSubClient, topi
     readAll: async (count) => {
       let read = 0;
       let fromOffset = 0;
-      while (read < count) {
+      const deadlineMs = performance.now() + readTimeoutMs;
+      const roundsMax = Math.ceil(count / fetchBatchMessages) + emptyRoundsMax;
+      for (let round = 0; round < roundsMax && read < count; round++) {
+        if (performance.now() > deadlineMs) break;
         const batch = await client.fetch(topic, { fromOffset, max: fetchBatchMessages });
         if (batch.messages.length === 0) break;
         read += batch.messages.length;
@@ -128,59 +153,160 @@ function pubsubTarget(client: PubSubClient, subscriberClient: PubSubClient, topi
         for await (const { message } of subscription) onMessage(message);
       })();
       return async () => {
-        await subscription.close();
-        await loop.catch(() => {});
+        await withTimeout(subscription.close(), closeTimeoutMs, "pubsub unsubscribe");
+        await withTimeout(loop.catch(() => {}), closeTimeoutMs, "pubsub subscription loop");
       };
     },
     close: async () => {
-      await Promise.all([client.close(), subscriberClient.close()]);
+      await withTimeout(
+        Promise.all([client.close(), subscriberClient.close()]),
+        closeTimeoutMs,
+        "pubsub client close",
+      );
     },
   };
 }
 
+/**
+ * NATS side of the workloads, with plain JetStream APIs: `js.publish` (resolves on the PubAck, the
+ * message is in the stream), a durable pull consumer read with bounded `fetch` rounds, and a
+ * durable pull consumer with explicit acks for end-to-end delivery (as a pubsub durable
+ * subscriber, which acks too). Every consumer operation has a deadline.
+ */
 async function natsTarget(name: string, servers: string[], replicas: number): Promise<Target> {
-  const connection: NatsConnection = await connect({ servers });
-  const manager = await connection.jetstreamManager();
+  const connection = await connect({ servers, timeout: 10_000 });
+  let manager: JetStreamManager | undefined;
   // File storage as pubsub; R1 or R3 as asked. NATS 2.9 acks after its write() without fsync.
-  await manager.streams.add({ name: "BENCH", subjects: ["bench"], num_replicas: replicas });
-  const jetstream: JetStreamClient = connection.jetstream();
+  // A new cluster answers JetStream requests only once it elected its meta leader: retry a while.
+  const readyByMs = performance.now() + jetStreamReadyTimeoutMs;
+  for (let attempt = 1;; attempt++) {
+    try {
+      manager ??= await connection.jetstreamManager({ timeout: publishTimeoutMs });
+      await manager.streams.add({
+        name: "BENCH",
+        subjects: ["bench"],
+        storage: StorageType.File,
+        num_replicas: replicas,
+      });
+      break;
+    } catch (error) {
+      if (performance.now() > readyByMs || attempt >= 30) {
+        await connection.close();
+        throw new Error(`${name}: stream not created within ${jetStreamReadyTimeoutMs} ms`, {
+          cause: error,
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+  const jsm: JetStreamManager = manager!;
+  const jetstream: JetStreamClient = connection.jetstream({ timeout: publishTimeoutMs });
   const encoder = new TextEncoder();
   return {
     name,
     publish: async (message) => void await jetstream.publish("bench", encoder.encode(message)),
     readAll: async (count) => {
-      const consumer = await jetstream.consumers.get("BENCH");
+      // Durable, from the first message, no acks: like a pubsub fetch by offset.
+      await jsm.consumers.add("BENCH", {
+        durable_name: "compare-read",
+        deliver_policy: DeliverPolicy.All,
+        ack_policy: AckPolicy.None,
+      });
+      const consumer = await jetstream.consumers.get("BENCH", "compare-read");
       let read = 0;
-      const deadlineMs = performance.now() + consumeTimeoutMs;
-      while (read < count && performance.now() < deadlineMs) {
-        const batch = await consumer.fetch({ max_messages: fetchBatchMessages, expires: 2000 });
-        for await (const _ of batch) read++;
+      let emptyRounds = 0;
+      const deadlineMs = performance.now() + readTimeoutMs;
+      const roundsMax = Math.ceil(count / fetchBatchMessages) + emptyRoundsMax;
+      for (let round = 0; round < roundsMax && read < count; round++) {
+        if (performance.now() > deadlineMs || emptyRounds >= emptyRoundsMax) break;
+        const max = Math.min(fetchBatchMessages, count - read);
+        const batch = await consumer.fetch({ max_messages: max, expires: fetchExpiresMs });
+        const before = read;
+        await bounded(batch, fetchExpiresMs + closeTimeoutMs, async () => {
+          for await (const _ of batch) read++;
+        });
+        emptyRounds = read === before ? emptyRounds + 1 : 0;
       }
       return read;
     },
     subscribe: async (onMessage) => {
-      const info = await manager.streams.info("BENCH");
-      const consumer = await jetstream.consumers.get("BENCH", {
-        opt_start_seq: info.state.last_seq + 1,
+      await jsm.consumers.add("BENCH", {
+        durable_name: "compare-e2e",
+        deliver_policy: DeliverPolicy.New,
+        ack_policy: AckPolicy.Explicit,
       });
-      const messages = await consumer.consume();
+      const consumer = await jetstream.consumers.get("BENCH", "compare-e2e");
+      const messages = await consumer.consume({
+        max_messages: fetchBatchMessages,
+        expires: fetchExpiresMs,
+      });
       const loop = (async () => {
-        for await (const message of messages) onMessage(message.string());
+        for await (const message of messages) {
+          onMessage(message.string());
+          message.ack();
+        }
       })();
       return async () => {
-        await messages.close();
-        await loop.catch(() => {});
+        await withTimeout(messages.close(), closeTimeoutMs, `${name} consumer close`);
+        await withTimeout(loop.catch(() => {}), closeTimeoutMs, `${name} consumer loop`);
       };
     },
     close: async () => {
-      await connection.drain();
+      try {
+        await withTimeout(connection.drain(), closeTimeoutMs, `${name} drain`);
+      } catch {
+        await connection.close();
+      }
     },
   };
 }
 
-async function runPubsub(): Promise<Numbers> {
-  const cluster = await startLocalCluster(3);
+/** Runs `work` over `messages`; stops the iterator if it is not done within `timeoutMs`. */
+async function bounded(messages: ConsumerMessages, timeoutMs: number, work: () => Promise<void>) {
+  const timer = setTimeout(() => messages.stop(), timeoutMs);
   try {
+    await work();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** `promise`, or a rejection once `timeoutMs` passed. */
+async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what} took more than ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Runs one system's phase with `stop` registered for Ctrl-C, within the phase deadline. */
+async function phase<T>(
+  what: string,
+  start: () => Promise<{ stop(): Promise<void> }>,
+  work: (started: { stop(): Promise<void> }) => Promise<T>,
+): Promise<T> {
+  const started = await start();
+  const stop = () => started.stop();
+  running.add(stop);
+  try {
+    return await withTimeout(work(started), phaseTimeoutMs, what);
+  } finally {
+    running.delete(stop);
+    await stop();
+  }
+}
+
+async function runPubsub(): Promise<Numbers> {
+  return await phase("pubsub phase", () => startLocalCluster(3), async (started) => {
+    const cluster = started as Awaited<ReturnType<typeof startLocalCluster>>;
     const client = await cluster.client();
     const subscriber = await cluster.client(cluster.nodes.map((node) => node.address).reverse());
     const target = pubsubTarget(client, subscriber, "compare");
@@ -188,26 +314,22 @@ async function runPubsub(): Promise<Numbers> {
       await client.createTopic("compare");
       return await measureTarget(target);
     } finally {
-      await target.close();
+      await target.close().catch((error) => console.warn(String(error)));
     }
-  } finally {
-    await cluster.stop();
-  }
+  });
 }
 
 async function runNats(name: string, nodes: number, replicas: number, commands: string[]) {
-  const nats = await startNats(nodes);
-  commands.push(...nats.commands);
-  try {
+  return await phase(`${name} phase`, () => startNats(nodes), async (started) => {
+    const nats = started as Awaited<ReturnType<typeof startNats>>;
+    commands.push(...nats.commands);
     const target = await natsTarget(name, nats.servers, replicas);
     try {
       return await measureTarget(target);
     } finally {
-      await target.close();
+      await target.close().catch((error) => console.warn(String(error)));
     }
-  } finally {
-    await nats.stop();
-  }
+  });
 }
 
 interface CompareSettings {
@@ -272,13 +394,37 @@ async function main(): Promise<number> {
   const results: Record<string, Numbers> = {};
   console.log("pubsub, local 3-peer cluster, R3, fsync before ack...");
   results.pubsub = await runPubsub();
+  console.log(`  ${JSON.stringify(results.pubsub)}`);
   console.log("NATS JetStream R1 (one server, file storage)...");
   results["NATS R1"] = await runNats("NATS R1", 1, 1, commands);
+  console.log(`  ${JSON.stringify(results["NATS R1"])}`);
   console.log("NATS JetStream R3 (3-server cluster, file storage)...");
   results["NATS R3"] = await runNats("NATS R3", 3, 3, commands);
+  console.log(`  ${JSON.stringify(results["NATS R3"])}`);
   console.log(table(results));
   console.log(JSON.stringify({ settings, version, results, nats_commands: commands }));
   return 0;
 }
 
-if (import.meta.main) Deno.exit(await main());
+/** On Ctrl-C or SIGTERM: stops every running server by its PID, then exits 130. */
+function stopOnSignals(): void {
+  const onSignal = async () => {
+    console.error("compare: interrupted, stopping servers");
+    await Promise.allSettled([...running].map((stop) => stop()));
+    Deno.exit(130);
+  };
+  for (const name of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(name, onSignal);
+}
+
+if (import.meta.main) {
+  stopOnSignals();
+  let code = 1;
+  try {
+    code = await main();
+  } catch (error) {
+    console.error(`compare: ${error instanceof Error ? error.stack : error}`);
+  } finally {
+    await Promise.allSettled([...running].map((stop) => stop()));
+  }
+  Deno.exit(code);
+}
