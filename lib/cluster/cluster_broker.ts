@@ -28,13 +28,7 @@ import {
   type TopicPlacement,
 } from "./meta_state.ts";
 import { PeerUnavailableError } from "./peer_link.ts";
-import {
-  catchUpEntriesMax,
-  loadOf,
-  nextConfChange,
-  placeReplicas,
-  repairPlacement,
-} from "./placement.ts";
+import { caughtUp, loadOf, nextConfChange, placeReplicas, repairPlacement } from "./placement.ts";
 import { RaftHost } from "./raft_host.ts";
 import { RaftTopic, TopicMachine } from "./raft_topic.ts";
 import { ReplicaGroup } from "./replica_group.ts";
@@ -77,6 +71,8 @@ interface LocalReplica {
   epoch: number;
   topic: RaftTopic;
   group: ReplicaGroup;
+  /** Placement generation and term at which the group's membership last matched it. */
+  settled?: { generation: number; term: number };
 }
 
 const cryptoRng: Rng = { next: () => crypto.getRandomValues(new Uint32Array(1))[0] / 2 ** 32 };
@@ -598,9 +594,7 @@ export class ClusterBroker implements Broker {
   #inSync(group: ReplicaGroup): number[] {
     const status = group.node.status();
     return status.conf.voters
-      .filter((id) =>
-        id === this.nodeId || (status.progress[id]?.match ?? 0) >= status.commit - catchUpEntriesMax
-      )
+      .filter((id) => id === this.nodeId || caughtUp(status.progress[id], status.commit))
       .sort((a, b) => a - b);
   }
 
@@ -699,12 +693,22 @@ export class ClusterBroker implements Broker {
   }
 
   /** The controller's duties: register itself, shape the metadata group, repair placements. */
+  /**
+   * Waits for a reconciliation step at most one request timeout: a proposal
+   * lost with a leadership change must not stall every later round.
+   */
+  #bounded<T>(step: Promise<T>): Promise<T> {
+    return withTimeout(step, this.#options.requestTimeoutMs, "A reconciliation step timed out");
+  }
+
   /** The controller records itself as a member (a bootstrapped cluster starts empty). */
   async #registerSelf(): Promise<boolean> {
     const self = this.#meta.members.get(this.nodeId);
     if (self?.left) return false;
     if (self === undefined || self.address !== this.#address) {
-      await this.#proposeMeta({ op: "add_member", id: this.nodeId, address: this.#address });
+      await this.#bounded(
+        this.#proposeMeta({ op: "add_member", id: this.nodeId, address: this.#address }),
+      );
     }
     return true;
   }
@@ -725,7 +729,7 @@ export class ClusterBroker implements Broker {
     const learners = active.filter((id) => !voters.includes(id));
     const change = nextConfChange(status.conf, voters, status.progress, status.lastIndex, learners);
     if (change !== undefined) {
-      await this.#metaGroup.proposeConfChange(change);
+      await this.#bounded(this.#metaGroup.proposeConfChange(change));
       return;
     }
     await this.#repairPlacements();
@@ -745,7 +749,7 @@ export class ClusterBroker implements Broker {
         from: topic.replicas,
         to: replicas,
       });
-      await this.#proposeMeta({ op: "set_replicas", name: topic.name, replicas });
+      await this.#bounded(this.#proposeMeta({ op: "set_replicas", name: topic.name, replicas }));
       return; // One placement change per round keeps the cluster's churn bounded.
     }
   }
@@ -754,6 +758,15 @@ export class ClusterBroker implements Broker {
   async #reconcileGroup(name: string, local: LocalReplica): Promise<void> {
     const placement = this.#meta.topics.get(name);
     if (placement === undefined || placement.epoch !== local.epoch) return;
+    // A group whose membership matched this placement needs no look until
+    // the placement or the leadership changes: thousands of idle topics cost nothing here.
+    const settled = local.settled;
+    if (
+      settled?.generation === placement.generation && settled.term === local.group.node.term &&
+      !this.#meta.members.get(this.nodeId)?.left
+    ) {
+      return;
+    }
     const status = local.group.node.status();
     if (this.#meta.members.get(this.nodeId)?.left) {
       // A removed node soon stops receiving metadata, so it must not steer
@@ -768,7 +781,12 @@ export class ClusterBroker implements Broker {
       status.progress,
       status.lastIndex,
     );
-    if (change === undefined) return;
+    if (change === undefined) {
+      const complete = status.conf.learners.length === 0 &&
+        status.conf.voters.length === placement.replicas.length;
+      if (complete) local.settled = { generation: placement.generation, term: status.term };
+      return;
+    }
     if (change.type === "remove" && change.node === this.nodeId) {
       const target = status.conf.voters.find((id) =>
         id !== this.nodeId && placement.replicas.includes(id)
@@ -776,7 +794,7 @@ export class ClusterBroker implements Broker {
       if (target !== undefined) local.group.node.transferLeadership(target);
       return;
     }
-    await local.group.proposeConfChange(change);
+    await this.#bounded(local.group.proposeConfChange(change));
     if (change.type === "remove") {
       this.#node.links.send(change.node, {
         action: "peer_drop_replica",

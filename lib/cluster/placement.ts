@@ -95,7 +95,7 @@ export function nextConfChange(
   const missing = [...desired, ...learners].find((node) => !members.has(node));
   if (missing !== undefined) return { type: "addLearner", node: missing };
   const ready = conf.learners.find((node) =>
-    desired.includes(node) && (progress[node]?.match ?? 0) >= lastIndex - catchUpEntriesMax
+    desired.includes(node) && caughtUp(progress[node], lastIndex)
   );
   if (ready !== undefined) return { type: "promote", node: ready };
   if (desired.some((node) => !conf.voters.includes(node))) return undefined;
@@ -104,4 +104,22 @@ export function nextConfChange(
   );
   if (extra !== undefined) return { type: "remove", node: extra };
   return undefined;
+}
+
+/**
+ * Whether a follower is caught up with `index`: it acknowledged appends in
+ * the replicating state (so it answers) and its log reaches within
+ * `catchUpEntriesMax` of `index`. A peer that never answered is never caught
+ * up, however short the log.
+ *
+ * @example
+ * ```ts
+ * caughtUp({ match: 95, next: 96, state: "replicate", learner: true, inflight: 0 }, 100); // true
+ * ```
+ */
+export function caughtUp(progress: ProgressStatus | undefined, index: number): boolean {
+  if (progress === undefined) return false;
+  if (progress.match >= index) return true;
+  return progress.state === "replicate" && progress.match > 0 &&
+    progress.match >= index - catchUpEntriesMax;
 }

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import type { Message } from "../raft/types.ts";
 import { decodeRaftMessage, encodeRaftMessage, type WireMessage } from "./raft_codec.ts";
 import type { ReplicaGroup } from "./replica_group.ts";
@@ -63,7 +64,7 @@ export class RaftHost {
     await group.close();
   }
 
-  /** Queues messages of one group; they leave together at the end of this microtask burst. */
+  /** Queues messages of one group; they leave together with those of the other groups. */
   send = (groupId: string, messages: Message[]): void => {
     for (const message of messages) {
       let batch = this.#outbox.get(message.to);
@@ -72,7 +73,9 @@ export class RaftHost {
     }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      queueMicrotask(() => this.#flush());
+      // Groups handle their Readys in separate macrotasks (one per group after
+      // a tick); flushing in the next one sends all their messages together.
+      setImmediate(() => this.#flush());
     }
   };
 

@@ -19,6 +19,13 @@ import { ProtocolError } from "../wire/errors.ts";
 
 /** Most proposals waiting for their entry to apply. */
 export const pendingProposalsMax = 100_000;
+/**
+ * Leader heartbeat interval in ticks: 3 heartbeats per minimum election
+ * timeout (10 ticks) keep followers and CheckQuorum content, at a third of
+ * the idle traffic of one per tick, which matters with thousands of topics.
+ */
+export const heartbeatTicksDefault = 3;
+
 /** Entry bytes per Raft append message. */
 export const appendBytesMax = 256 * 1024;
 /** Appends in flight per follower. */
@@ -26,6 +33,8 @@ export const inflightAppendsMax = 16;
 
 /** Most linearizable reads waiting for confirmation. */
 export const pendingReadsMax = 10_000;
+const decoder = new TextDecoder();
+
 /** Messages a leader sends that promise nothing about its own disk. */
 const leaderMessageTypes = new Set<string>(["app", "heartbeat", "snap", "timeoutNow"]);
 
@@ -99,7 +108,7 @@ export class ReplicaGroup {
       rng: options.rng,
       voters: options.voters,
       electionTicks: options.electionTicks ?? 10,
-      heartbeatTicks: options.heartbeatTicks ?? 1,
+      heartbeatTicks: options.heartbeatTicks ?? heartbeatTicksDefault,
       // Catch-up traffic per follower stays within a peer link's send queue
       // (8 MiB): 16 appends of at most 256 KiB, base64-encoded on the wire.
       appendBytesMax: appendBytesMax,
@@ -291,6 +300,9 @@ export class ReplicaGroup {
     // Ready's own fsync, which only covers newer entries.
     for (const entry of rd.committedEntries) this.#apply(entry);
     for (const read of rd.readStates) this.#confirmRead(read.index, read.context);
+    if (rd.droppedReads.some((context) => decoder.decode(context) === this.#roundContext)) {
+      this.#failReads(new ProtocolError("unavailable", "Leadership changed during the read"));
+    }
     if (rd.mustSync) await store.sync();
     if (late.length > 0) this.#options.send(this.groupId, late);
     this.node.advance();
@@ -321,7 +333,7 @@ export class ReplicaGroup {
   }
 
   #confirmRead(index: number, context: Uint8Array): void {
-    if (new TextDecoder().decode(context) !== this.#roundContext) return;
+    if (decoder.decode(context) !== this.#roundContext) return;
     clearTimeout(this.#roundTimer);
     this.#roundContext = undefined;
     const reads = this.#roundReads.splice(0);

@@ -69,6 +69,7 @@ export async function startCluster(
     },
   };
   for (let id = 1; id <= count; id++) await cluster.start(id);
+  await waitForFormation(cluster.peers);
   return cluster;
 }
 
@@ -119,5 +120,20 @@ export async function replicaMessages(dataDir: string, topic: string): Promise<s
     );
   } finally {
     await store.close();
+  }
+}
+
+/** Waits until every peer follows a metadata leader (it joined and received the metadata). */
+export async function waitForFormation(peers: PeerProcess[]): Promise<void> {
+  for (const peer of peers) {
+    const client = await PubSubClient.connect({ peers: [peer.address], retries: 0 });
+    try {
+      await waitFor(`peer ${peer.id} to follow a controller`, async () => {
+        const status = await client.clusterStatus();
+        return status.metaLeader !== null && status.nodes.length >= peers.length;
+      });
+    } finally {
+      await client.close();
+    }
   }
 }
