@@ -255,3 +255,42 @@ Deno.test("a leader killed and restarted under load catches up, and the next lea
     await Deno.remove(cluster.root, { recursive: true });
   }
 });
+
+Deno.test("a subscriber on a peer without a replica of the topic receives every message by streaming from the leader", async () => {
+  const cluster = await startCluster(4);
+  const client = await cluster.client();
+  try {
+    await client.createTopic("remote", { replicationFactor: 3 });
+    await allInSync(client, "remote", 3);
+    const { replicas } = await client.describeTopic("remote");
+    const outsider = cluster.peers.find((peer) => !replicas.includes(peer.id))!;
+    const subscriber = await RawClient.connect(outsider.port);
+    assert.deepEqual(
+      await subscriber.request({ action: "subscribe", topic_name: "remote", subscriber_id: "far" }),
+      { status: "subscribed", topic: "remote", subscriber_id: "far" },
+    );
+    const published = [];
+    for (let index = 0; index < 40; index++) {
+      published.push((await client.publish("remote", `r${index}`)).offset);
+    }
+    const delivered = [];
+    while (delivered.length < published.length) {
+      const event = await subscriber.next(15_000) as {
+        event?: string;
+        offset: number;
+        message: string;
+      };
+      if (event.event === "message") delivered.push(event);
+    }
+    assert.deepEqual(delivered.map((event) => event.offset), published);
+    assert.deepEqual(
+      delivered.map((event) => event.message),
+      published.map((offset) => `r${offset}`),
+    );
+    await subscriber.close();
+  } finally {
+    await client.close().catch(() => {});
+    await cluster.stopAll();
+    await Deno.remove(cluster.root, { recursive: true });
+  }
+});
