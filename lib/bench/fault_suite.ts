@@ -21,10 +21,7 @@
  */
 
 import type { PubSubClient } from "../client/client.ts";
-import { TopicReader } from "../peer/topic_reader.ts";
-import { TopicState } from "../peer/topic_state.ts";
-import { SegmentLogStore } from "../storage/segment_log_store.ts";
-import { EntryType } from "../storage/types.ts";
+import { readReplicaMessages } from "../cluster/replica_files.ts";
 import type { BenchCluster, BenchNode } from "./local_cluster.ts";
 import type { CheckResult } from "./report.ts";
 import { payloadOf } from "./workloads.ts";
@@ -345,32 +342,10 @@ export function firstDifference(
 
 /** Messages a stopped peer's replica of `topic` holds, read from its files. */
 async function replicaMessagesOnDisk(dataDir: string, topic: string): Promise<string[]> {
-  const directories = [];
-  for await (const entry of Deno.readDir(`${dataDir}/topics`)) {
-    if (entry.isDirectory && entry.name.startsWith(`${topic}.`)) directories.push(entry.name);
-  }
-  if (directories.length !== 1) {
-    throw new CheckFailedError(
-      `Expected one replica of ${topic} on disk, found ${directories.length}`,
-    );
-  }
-  // Opening repairs a torn tail exactly as the peer's own restart would.
-  const store = await SegmentLogStore.open(`${dataDir}/topics/${directories[0]}`);
   try {
-    if (store.firstIndex() > 1) {
-      throw new CheckFailedError(`Replica of ${topic} on disk was compacted; cannot compare it`);
-    }
-    const state = new TopicState();
-    for (const entry of store.entries(store.firstIndex(), store.lastIndex() + 1)) {
-      if (entry.type === EntryType.ConfChange) state.skip(entry.index);
-      else state.apply(entry.index, entry.data);
-    }
-    const reader = new TopicReader(store, state);
-    return reader.read(0, Number.MAX_SAFE_INTEGER, state.nextOffset).messages.map((item) =>
-      item.message
-    );
-  } finally {
-    await store.close();
+    return await readReplicaMessages(dataDir, topic);
+  } catch (error) {
+    throw new CheckFailedError((error as Error).message);
   }
 }
 

@@ -10,6 +10,7 @@
  */
 
 import type { PubSubClient } from "../client/client.ts";
+import { sleep } from "../async.ts";
 import { waitFor } from "./fault_suite.ts";
 import type { BenchCluster } from "./local_cluster.ts";
 import { failoverWindows, type PublishRecord, throughputBuckets } from "./timeline.ts";
@@ -212,17 +213,4 @@ async function runProbe(
     await sleep(probeIntervalMs, options.signal);
   }
   await Promise.all(outstanding);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }

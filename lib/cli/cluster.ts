@@ -6,6 +6,7 @@
  * @module
  */
 
+import { sleep } from "../async.ts";
 import { PubSubClient } from "../client/client.ts";
 import { ExitCode, integerOption, newProgram, runProgram } from "./_command.ts";
 import { type ClusterSnapshot, type NodeRow, renderClusterView } from "./_cluster_view.ts";
@@ -258,16 +259,4 @@ function stopSignal(): { signal: AbortSignal; dispose(): void } {
       for (const name of signals) Deno.removeSignalListener(name, handler);
     },
   };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }

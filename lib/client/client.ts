@@ -8,6 +8,7 @@
  */
 
 import { isErrorResponse } from "../wire/errors.ts";
+import { sleep } from "../async.ts";
 import { frameBytesMaxDefault } from "../wire/frame.ts";
 import {
   inFlightMessagesDefault,
@@ -668,7 +669,7 @@ export class PubSubClient {
   async #connectLoop(): Promise<Error | undefined> {
     let lastError: unknown;
     for (let round = 0; round <= this.#options.retries && !this.#closed; round++) {
-      if (round > 0) await delay(backoffMs(round), this.#closing.signal);
+      if (round > 0) await sleep(backoffMs(round), this.#closing.signal);
       for (let tried = 0; tried < this.#addresses.length && !this.#closed; tried++) {
         if (this.#connection !== undefined) break;
         this.#addressIndex = (this.#addressIndex + 1) % this.#addresses.length;
@@ -830,19 +831,6 @@ function subscriptionKey(topic: string, subscriberId: string): string {
 function backoffMs(round: number): number {
   const ceiling = Math.min(retryBackoffMsMax, retryBackoffMsMin * 2 ** (round - 1));
   return ceiling / 2 + Math.random() * ceiling / 2;
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }
 
 function shuffleInPlace<T>(items: T[]): void {

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { sleep } from "../async.ts";
 import { getLogger } from "../logging.ts";
 import type { Broker, ClusterView, RouteOptions } from "../peer/broker.ts";
 import { TopicElsewhereError } from "../peer/broker.ts";
@@ -30,6 +31,7 @@ import {
 import { PeerUnavailableError } from "./peer_link.ts";
 import { caughtUp, loadOf, nextConfChange, placeReplicas, repairPlacement } from "./placement.ts";
 import { RaftHost } from "./raft_host.ts";
+import { topicReplicaDir } from "./replica_files.ts";
 import { RaftTopic, TopicMachine } from "./raft_topic.ts";
 import { ReplicaGroup } from "./replica_group.ts";
 
@@ -870,7 +872,7 @@ export class ClusterBroker implements Broker {
   }
 
   #topicDir(name: string, epoch: number): string {
-    return `${this.#options.dataDir}/topics/${name}.${epoch}`;
+    return topicReplicaDir(this.#options.dataDir, name, epoch);
   }
 
   /**
@@ -965,10 +967,6 @@ class RemoteSource implements MessageSource {
       }
     }
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

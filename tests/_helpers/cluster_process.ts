@@ -7,10 +7,7 @@
  */
 
 import { PubSubClient } from "../../lib/client/client.ts";
-import { TopicReader } from "../../lib/peer/topic_reader.ts";
-import { TopicState } from "../../lib/peer/topic_state.ts";
-import { SegmentLogStore } from "../../lib/storage/segment_log_store.ts";
-import { EntryType } from "../../lib/storage/types.ts";
+import { readReplicaMessages } from "../../lib/cluster/replica_files.ts";
 import { freePort, type PeerProcess, startPeer } from "./peer_process.ts";
 
 /** Fast failure detection for tests; elections keep their default 1-2 s. */
@@ -98,30 +95,7 @@ export async function waitFor<T>(
 }
 
 /** Messages a (stopped) peer's replica of `topic` holds, read from its files. */
-export async function replicaMessages(dataDir: string, topic: string): Promise<string[]> {
-  const directories = [];
-  for await (const entry of Deno.readDir(`${dataDir}/topics`)) {
-    if (entry.isDirectory && entry.name.startsWith(`${topic}.`)) directories.push(entry.name);
-  }
-  if (directories.length !== 1) {
-    throw new Error(`Expected one replica of ${topic} in ${dataDir}, found ${directories.length}`);
-  }
-  const store = await SegmentLogStore.open(`${dataDir}/topics/${directories[0]}`);
-  try {
-    const state = new TopicState();
-    const last = store.lastIndex();
-    for (const entry of store.entries(store.firstIndex(), last + 1)) {
-      if (entry.type === EntryType.ConfChange) state.skip(entry.index);
-      else state.apply(entry.index, entry.data);
-    }
-    const reader = new TopicReader(store, state);
-    return reader.read(0, Number.MAX_SAFE_INTEGER, state.nextOffset).messages.map((item) =>
-      item.message
-    );
-  } finally {
-    await store.close();
-  }
-}
+export const replicaMessages = readReplicaMessages;
 
 /** Waits until every peer follows a metadata leader (it joined and received the metadata). */
 export async function waitForFormation(peers: PeerProcess[]): Promise<void> {
