@@ -41,6 +41,7 @@ interface PeerFlags {
   logFormat: LogFormat;
   leaveOnExit: boolean;
   standalone: boolean;
+  maxTopics: number;
 }
 
 /** Runs `pubsub peer` with `args`; resolves to the exit code. */
@@ -100,6 +101,12 @@ export function peerCommand(args: string[]): Promise<number> {
     )
     .option("--log-level <level>", "debug, info, warning or error", "info")
     .option("--log-format <format>", "pretty or json", "pretty")
+    .option(
+      "--max-topics <n>",
+      "most topics; creating more answers 'overloaded'",
+      integerOption(1, 1_000_000),
+      10_000,
+    )
     .option("--standalone", "serve alone without replication (no cluster, no Raft)", false)
     .option("--leave-on-exit", "move this peer's replicas away before exiting on SIGTERM", false)
     .action(async (flags: PeerFlags) => {
@@ -137,6 +144,7 @@ async function runPeer(flags: PeerFlags): Promise<number> {
     heartbeatMs: flags.heartbeatMs,
     deadAfterMs: flags.deadAfter,
     standalone: flags.standalone,
+    topicsMax: flags.maxTopics,
   });
   console.log(`pubsub peer ${id} listening on ${flags.host}:${peer.port}`);
   await untilSignal();

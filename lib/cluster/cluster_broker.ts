@@ -16,6 +16,7 @@ import { Session } from "../peer/session.ts";
 import { subscriptionStart } from "../peer/subscription.ts";
 import type { MessageSource, ReadResult, Topic } from "../peer/topic.ts";
 import type { Rng } from "../raft/types.ts";
+import { topicsMaxDefault } from "../peer/local_broker.ts";
 import { SegmentLogStore } from "../storage/segment_log_store.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import { type Request, type SubscribeFrom, validateRequest } from "../wire/requests.ts";
@@ -58,6 +59,8 @@ export interface ClusterBrokerOptions {
   authToken?: string;
   /** Raft tick length; elections take 10-20 ticks. Default 100 ms. */
   tickMs?: number;
+  /** Most topics in the cluster; creating more answers `overloaded`. Default 10,000. */
+  topicsMax?: number;
 }
 
 /** Replication figures of one hosted Raft group. */
@@ -432,6 +435,13 @@ export class ClusterBroker implements Broker {
 
   async #createAsController(name: string, replicationFactor: number): Promise<boolean> {
     if (this.#meta.topics.has(name)) return false;
+    const topicsMax = this.#options.topicsMax ?? topicsMaxDefault;
+    if (this.#meta.topics.size >= topicsMax) {
+      throw new ProtocolError(
+        "overloaded",
+        `The cluster already holds its maximum of ${topicsMax} topics`,
+      );
+    }
     await this.#registerSelf();
     const alive = this.#aliveMembers();
     const replicas = placeReplicas(alive, loadOf(this.#meta.topics.values()), replicationFactor);

@@ -37,6 +37,8 @@ export interface PeerOptions {
    * (like a single non-clustered server). Default false.
    */
   standalone?: boolean;
+  /** Most topics (default 10,000); more answer `overloaded`. */
+  topicsMax?: number;
 }
 
 /** A started peer. */
@@ -67,6 +69,7 @@ export async function startPeer(options: PeerOptions): Promise<RunningPeer> {
       nodeId: options.id,
       dataDir: options.dataDir,
       address: `${options.host}:${options.port}`,
+      topicsMax: options.topicsMax,
     })
     : await ClusterBroker.open({
       nodeId: options.id,
@@ -80,6 +83,7 @@ export async function startPeer(options: PeerOptions): Promise<RunningPeer> {
       requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
       authToken: options.authToken,
       tickMs: options.tickMs,
+      topicsMax: options.topicsMax,
     });
   const peerHandler = broker instanceof ClusterBroker ? broker.peerHandler : undefined;
   let server: Server;

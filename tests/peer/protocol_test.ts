@@ -228,3 +228,31 @@ Deno.test("a peer with an auth token refuses requests until the client authentic
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+for (const mode of ["replicated", "standalone"]) {
+  Deno.test(`a ${mode} peer answers overloaded past --max-topics and keeps serving`, async () => {
+    const extra = mode === "standalone" ? ["--standalone"] : [];
+    const peer = await startPeer({ args: ["--max-topics", "2", ...extra] });
+    try {
+      const client = await RawClient.connect(peer.port);
+      for (const name of ["a", "b"]) {
+        assert.equal(
+          (await client.request({ action: "create_topic", topic_name: name }) as { status: string })
+            .status,
+          "topic_created",
+        );
+      }
+      const refused = await client.request({ action: "create_topic", topic_name: "c" }) as {
+        status: string;
+        error: string;
+      };
+      assert.equal(refused.status, "overloaded");
+      assert.match(refused.error, /maximum of 2 topics/);
+      assert.deepEqual(await client.request({ action: "fetch_topics" }), ["a", "b"]);
+      await client.close();
+    } finally {
+      await peer.stop();
+      await Deno.remove(peer.dataDir, { recursive: true });
+    }
+  });
+}
