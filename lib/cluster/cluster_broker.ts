@@ -8,6 +8,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import { sleep } from "../async.ts";
 import { getLogger } from "../logging.ts";
 import type { Broker, ClusterView, RouteOptions } from "../peer/broker.ts";
@@ -29,6 +30,7 @@ import {
   MetaState,
   type TopicPlacement,
 } from "./meta_state.ts";
+import { memberState } from "./membership.ts";
 import { PeerUnavailableError } from "./peer_link.ts";
 import { caughtUp, loadOf, nextConfChange, placeReplicas, repairPlacement } from "./placement.ts";
 import { RaftHost } from "./raft_host.ts";
@@ -103,6 +105,7 @@ export class ClusterBroker implements Broker {
   readonly #logger = getLogger("cluster");
   #timer: ReturnType<typeof setInterval> | undefined;
   #leaderChanges = 0;
+  #localScheduled = false;
   #reconciling = false;
   #closed = false;
   #joining: Promise<void> | undefined;
@@ -121,7 +124,7 @@ export class ClusterBroker implements Broker {
     });
     this.#host = new RaftHost(options.nodeId, {
       send: (nodeId, frame) => this.#node.links.send(nodeId, frame),
-    }, { tickMs: options.tickMs });
+    }, { tickMs: options.tickMs, isReachable: (nodeId) => this.#awake(nodeId) });
     this.#registerPeerActions();
   }
 
@@ -162,11 +165,20 @@ export class ClusterBroker implements Broker {
       rng: cryptoRng,
       stateMachine: this.#meta,
       send: this.#host.send,
+      quiesce: this.#host.quiesce,
       voters: bootstrap ? [this.nodeId] : undefined,
       onLeaderChange: () => this.#leaderChanges++,
     });
     this.#host.add(this.#metaGroup);
-    this.#meta.onChange(() => this.#reconcileLocal());
+    // Many metadata entries apply in one Ready: reconcile once after them.
+    this.#meta.onChange(() => {
+      if (this.#localScheduled) return;
+      this.#localScheduled = true;
+      setImmediate(() => {
+        this.#localScheduled = false;
+        this.#reconcileLocal();
+      });
+    });
     if (bootstrap) {
       this.#logger.info("Node {id} bootstraps a new cluster", { id: this.nodeId });
       this.#metaGroup.campaign();
@@ -493,6 +505,14 @@ export class ClusterBroker implements Broker {
     throw new ProtocolError("unavailable", `Topic '${name}' has no leader right now; retry`);
   }
 
+  /** Reachable by link and not yet given up on by the failure detector. */
+  #awake(nodeId: number): boolean {
+    if (!this.#reachable(nodeId)) return false;
+    const record = this.#node.membership.record(nodeId);
+    if (record === undefined) return true;
+    return memberState(record, Date.now(), this.#node.membership.timing) === "alive";
+  }
+
   #reachable(nodeId: number): boolean {
     const state = this.#node.links.link(nodeId)?.state;
     return state === "connected" || state === "connecting";
@@ -731,7 +751,7 @@ export class ClusterBroker implements Broker {
     if (!(await this.#registerSelf())) {
       // This node was removed: hand the controller role to a remaining voter.
       const target = status.conf.voters.find((id) => id !== this.nodeId && active.includes(id));
-      if (target !== undefined) this.#metaGroup.node.transferLeadership(target);
+      if (target !== undefined) this.#metaGroup.transferLeadership(target);
       return;
     }
     const voters = [
@@ -784,7 +804,7 @@ export class ClusterBroker implements Broker {
       // A removed node soon stops receiving metadata, so it must not steer
       // any group: it hands leadership to a voter that stays.
       const target = status.conf.voters.find((id) => id !== this.nodeId);
-      if (target !== undefined) local.group.node.transferLeadership(target);
+      if (target !== undefined) local.group.transferLeadership(target);
       return;
     }
     const change = nextConfChange(
@@ -803,7 +823,7 @@ export class ClusterBroker implements Broker {
       const target = status.conf.voters.find((id) =>
         id !== this.nodeId && placement.replicas.includes(id)
       );
-      if (target !== undefined) local.group.node.transferLeadership(target);
+      if (target !== undefined) local.group.transferLeadership(target);
       return;
     }
     await this.#bounded(local.group.proposeConfChange(change));
@@ -858,6 +878,7 @@ export class ClusterBroker implements Broker {
         rng: cryptoRng,
         stateMachine: machine,
         send: this.#host.send,
+        quiesce: this.#host.quiesce,
         voters: founding ? placement.replicas : undefined,
         onLeaderChange: () => this.#leaderChanges++,
       });
@@ -893,6 +914,10 @@ export class ClusterBroker implements Broker {
   stats(): { groups: GroupStats[]; leaderChanges: number } {
     const groups: GroupStats[] = [];
     for (const group of this.#host.groups.values()) {
+      if (!group.isLeader) {
+        groups.push({ group: group.groupId, term: group.node.term, leader: group.node.leader });
+        continue;
+      }
       const status = group.node.status();
       let lag: number | undefined;
       if (status.role === "leader") {

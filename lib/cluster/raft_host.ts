@@ -42,9 +42,16 @@ export class RaftHost {
   /** Called for messages of a group this peer does not host (yet). */
   onUnknownGroup: ((groupId: string, message: Message) => void) | undefined;
 
-  constructor(nodeId: number, transport: RaftTransport, options: { tickMs?: number } = {}) {
+  readonly #isReachable: (nodeId: number) => boolean;
+
+  constructor(
+    nodeId: number,
+    transport: RaftTransport,
+    options: { tickMs?: number; isReachable?: (nodeId: number) => boolean } = {},
+  ) {
     this.nodeId = nodeId;
     this.#transport = transport;
+    this.#isReachable = options.isReachable ?? (() => true);
     this.#ticker = setInterval(() => this.#tick(), options.tickMs ?? tickMsDefault);
   }
 
@@ -66,18 +73,25 @@ export class RaftHost {
 
   /** Queues messages of one group; they leave together with those of the other groups. */
   send = (groupId: string, messages: Message[]): void => {
-    for (const message of messages) {
-      let batch = this.#outbox.get(message.to);
-      if (batch === undefined) this.#outbox.set(message.to, batch = []);
-      batch.push([groupId, encodeRaftMessage(message)]);
-    }
+    for (const message of messages) this.#queue(message.to, [groupId, encodeRaftMessage(message)]);
+  };
+
+  /** Tells follower `to` that the leader of `groupId` let the group sleep at `term`. */
+  quiesce = (groupId: string, to: number, term: number): void => {
+    this.#queue(to, [groupId, { quiesce: term }]);
+  };
+
+  #queue(to: number, item: [string, WireMessage]): void {
+    let batch = this.#outbox.get(to);
+    if (batch === undefined) this.#outbox.set(to, batch = []);
+    batch.push(item);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       // Groups handle their Readys in separate macrotasks (one per group after
       // a tick); flushing in the next one sends all their messages together.
       setImmediate(() => this.#flush());
     }
-  };
+  }
 
   #flush(): void {
     this.#flushScheduled = false;
@@ -102,8 +116,14 @@ export class RaftHost {
         `A peer_raft frame needs a batch of at most ${frameMessagesMax} messages`,
       );
     }
+    const from = typeof frame.from === "number" ? frame.from : 0;
     for (const item of batch) {
       if (!Array.isArray(item) || typeof item[0] !== "string") continue;
+      const quiesce = (item[1] as { quiesce?: unknown })?.quiesce;
+      if (typeof quiesce === "number") {
+        this.#groups.get(item[0])?.quiesceFollower(quiesce, from);
+        continue;
+      }
       const message = decodeRaftMessage(item[1] as WireMessage);
       if (message.to !== this.nodeId) continue;
       const group = this.#groups.get(item[0]);
@@ -114,7 +134,17 @@ export class RaftHost {
   }
 
   #tick(): void {
-    for (const group of this.#groups.values()) group.tick();
+    const reachable = new Map<number, boolean>();
+    const isReachable = (nodeId: number) => {
+      let known = reachable.get(nodeId);
+      if (known === undefined) reachable.set(nodeId, known = this.#isReachable(nodeId));
+      return known;
+    };
+    for (const group of this.#groups.values()) {
+      if (!group.quiescent) group.tick();
+      // A sleeping follower whose leader went away wakes so that it can elect another.
+      else if (!group.isLeader && !isReachable(group.leader)) group.wake();
+    }
   }
 
   async close(): Promise<void> {

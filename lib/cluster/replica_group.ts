@@ -26,6 +26,9 @@ export const pendingProposalsMax = 100_000;
  */
 export const heartbeatTicksDefault = 3;
 
+/** Ticks (2 s) without proposals or reads before a fully replicated group sleeps. */
+export const quiesceTicks = 20;
+
 /** Entry bytes per Raft append message. */
 export const appendBytesMax = 256 * 1024;
 /** Appends in flight per follower. */
@@ -64,6 +67,8 @@ export interface ReplicaGroupOptions {
   heartbeatTicks?: number;
   /** Called when the known leader or this replica's role changes. */
   onLeaderChange?: (leader: number, role: Role) => void;
+  /** Tells follower `to` that its leader let the group sleep at `term` (see `quiescent`). */
+  quiesce?: (groupId: string, to: number, term: number) => void;
 }
 
 interface Waiter {
@@ -92,6 +97,8 @@ export class ReplicaGroup {
   #roundContext: string | undefined;
   #roundTimer: ReturnType<typeof setTimeout> | undefined;
   #readSequence = 0;
+  #idleTicks = 0;
+  #quiescent = false;
   #driving = false;
   #scheduled = false;
   #closed = false;
@@ -131,21 +138,81 @@ export class ReplicaGroup {
     return this.#options.store;
   }
 
+  /**
+   * True while the group sleeps: its leader saw no proposal or read for
+   * `quiesceTicks` with every voter holding the whole log, told the
+   * followers, and nobody ticks or heartbeats until a message, a proposal or
+   * an unreachable leader wakes it. Idle topics then cost nothing, which is
+   * what lets one peer hold thousands of them (CockroachDB quiesces idle
+   * ranges the same way).
+   */
+  get quiescent(): boolean {
+    return this.#quiescent;
+  }
+
   tick(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#quiescent) return;
     this.node.tick();
     this.#schedule();
+    if (++this.#idleTicks >= quiesceTicks && this.node.role === "leader") this.#maybeQuiesce();
   }
 
   step(message: Message): void {
     if (this.#closed) return;
+    // Heartbeats are the sound of an idle group; anything else is activity.
+    if (this.#quiescent || (message.type !== "heartbeat" && message.type !== "heartbeatResp")) {
+      this.#wake();
+    }
     this.node.step(message);
     this.#schedule();
   }
 
   campaign(): void {
+    this.#wake();
     this.node.campaign();
     this.#schedule();
+  }
+
+  /** Hands leadership to `target` (once its log is caught up). */
+  transferLeadership(target: number): void {
+    this.#wake();
+    this.node.transferLeadership(target);
+    this.#schedule();
+  }
+
+  /** A leader's notice that the group sleeps: its follower stops ticking too. */
+  quiesceFollower(term: number, leader: number): void {
+    if (this.node.role === "follower" && this.node.term === term && this.node.leader === leader) {
+      this.#quiescent = true;
+    }
+  }
+
+  /** Wakes a sleeping group (its leader became unreachable): elections can run again. */
+  wake(): void {
+    this.#wake();
+  }
+
+  #wake(): void {
+    this.#idleTicks = 0;
+    this.#quiescent = false;
+  }
+
+  #maybeQuiesce(): void {
+    const status = this.node.status();
+    const settled = status.commit === status.lastIndex && status.applied === status.commit &&
+      status.conf.learners.length === 0 && this.#waiters.size === 0 &&
+      this.#roundReads.length + this.#nextReads.length === 0 &&
+      status.conf.voters.every((id) =>
+        id === this.#options.nodeId || status.progress[id]?.match === status.lastIndex
+      );
+    if (!settled) {
+      this.#idleTicks = quiesceTicks / 2;
+      return;
+    }
+    this.#quiescent = true;
+    for (const id of status.conf.voters) {
+      if (id !== this.#options.nodeId) this.#options.quiesce?.(this.groupId, id, status.term);
+    }
   }
 
   /**
@@ -155,6 +222,7 @@ export class ReplicaGroup {
    */
   propose(data: Uint8Array): Promise<unknown> {
     this.#checkUsable();
+    this.#wake();
     if (this.#waiters.size >= pendingProposalsMax) {
       throw new ProtocolError("overloaded", "Too many publishes are waiting for replication");
     }
@@ -166,6 +234,7 @@ export class ReplicaGroup {
   /** Proposes a membership change; resolves once it is applied. */
   proposeConfChange(change: ConfChange): Promise<unknown> {
     this.#checkUsable();
+    this.#wake();
     const term = this.node.term;
     const index = this.#call(() => this.node.proposeConfChange(change));
     return this.#await(index, term);
@@ -205,6 +274,7 @@ export class ReplicaGroup {
     if (this.#nextReads.length + this.#roundReads.length >= pendingReadsMax) {
       return Promise.reject(new ProtocolError("overloaded", "Too many reads are waiting"));
     }
+    this.#wake();
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     this.#nextReads.push({ resolve, reject });
     if (this.#roundContext === undefined) this.#startReadRound();

@@ -132,7 +132,7 @@ export async function startPeer(options: PeerOptions): Promise<RunningPeer> {
   }, 1000);
   const bytesGauge = setInterval(async () => {
     metrics.bytesStored.set({}, await directoryBytes(options.dataDir).catch(() => 0));
-  }, 10_000);
+  }, 30_000);
   logger.info("Peer {id} listening on {host}:{port}", {
     id: options.id,
     host: options.host,

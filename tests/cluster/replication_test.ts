@@ -294,3 +294,26 @@ Deno.test("a subscriber on a peer without a replica of the topic receives every 
     await Deno.remove(cluster.root, { recursive: true });
   }
 });
+
+Deno.test("an idle topic whose replicas sleep still fails over when its leader is killed", async () => {
+  const cluster = await startCluster(3);
+  const client = await cluster.client();
+  try {
+    await client.createTopic("quiet");
+    await allInSync(client, "quiet", 3);
+    await client.publish("quiet", "before");
+    // Two seconds without traffic let the group sleep (no ticks, no heartbeats).
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    const leader = await leaderOf(client, "quiet");
+    await cluster.peer(leader).kill("SIGKILL");
+    const started = performance.now();
+    const { offset } = await client.publish("quiet", "after");
+    console.log(`idle topic failed over in ${(performance.now() - started).toFixed(0)} ms`);
+    assert.equal(offset, 1);
+    assert.deepEqual(await client.fetchMessages("quiet"), ["before", "after"]);
+  } finally {
+    await client.close().catch(() => {});
+    await cluster.stopAll();
+    await Deno.remove(cluster.root, { recursive: true });
+  }
+});
