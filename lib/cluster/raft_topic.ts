@@ -134,6 +134,12 @@ export class RaftTopic implements Topic {
   }
 
   readCommitted(fromOffset: number, max: number): Promise<ReadResult> {
+    if (this.#closed) {
+      // This replica was dropped (moved away or deleted): its readers must go elsewhere.
+      return Promise.reject(
+        new ProtocolError("topic_not_found", `This replica of '${this.name}' is closed`),
+      );
+    }
     return Promise.resolve(this.#reader.read(fromOffset, max, this.#machine.state.nextOffset));
   }
 

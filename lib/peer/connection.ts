@@ -66,6 +66,7 @@ export class Connection {
     this.#session = new Session({
       broker: options.broker,
       writer: this.#writer,
+      close: () => this.close(),
       authToken: options.authToken,
     });
   }

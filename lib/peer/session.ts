@@ -31,6 +31,8 @@ export interface SessionOptions {
   writer?: FrameWriter;
   /** How many peers relayed the requests of this session before it (0 for clients). */
   hops?: number;
+  /** Closes the connection (a subscription that cannot go on makes the client start over). */
+  close?: () => void;
   /** When set, `auth` with this token must come first. */
   authToken?: string;
 }
@@ -48,6 +50,7 @@ export class Session {
   readonly #broker: Broker;
   readonly #writer: FrameWriter | undefined;
   readonly #hops: number;
+  readonly #options: SessionOptions;
   /** The tail of this session's routing queue (see `#atLeader`). */
   #routing: Promise<void> = Promise.resolve();
   readonly #authToken: string | undefined;
@@ -58,6 +61,7 @@ export class Session {
     this.#broker = options.broker;
     this.#writer = options.writer;
     this.#hops = options.hops ?? 0;
+    this.#options = options;
     this.#authToken = options.authToken;
     this.#authenticated = options.authToken === undefined;
   }
@@ -195,7 +199,7 @@ export class Session {
         subscriber_id: request.subscriber_id,
       },
       // Pushed messages must not overtake the 'subscribed' answer.
-      afterWrite: () => pump.start(),
+      afterWrite: () => pump.start(() => this.#options.close?.()),
     };
   }
 

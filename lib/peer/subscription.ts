@@ -6,10 +6,17 @@
  * @module
  */
 
+import { sleep } from "../async.ts";
+import { ProtocolError } from "../wire/errors.ts";
 import { encodeFrame } from "../wire/frame.ts";
 import type { FrameWriter } from "./frame_writer.ts";
 import type { SubscribeFrom } from "../wire/requests.ts";
 import type { MessageSource, Topic } from "./topic.ts";
+
+/** How long reads may keep failing before the subscription gives up. */
+export const readFailureMsMax = 10_000;
+/** Pause between retries of a failed read. */
+const readRetryMs = 100;
 
 /** Most messages read from the topic per delivery step. */
 export const deliveryBatchMax = 1000;
@@ -58,8 +65,33 @@ export class SubscriptionPump {
   }
 
   /** Starts pushing; failures end the subscription quietly (the client resubscribes). */
-  start(): void {
-    this.#run().catch(() => this.stop());
+  /**
+   * Starts pushing. A read that fails for a moment (a failover, the leader
+   * of a streamed topic moving) is retried; one that keeps failing ends the
+   * subscription through `onFailure`, which closes the connection so the
+   * client resubscribes elsewhere and resumes after its last ack.
+   */
+  start(onFailure: () => void = () => {}): void {
+    this.#runRetrying().catch(() => {
+      if (this.stopped) return;
+      this.stop();
+      onFailure();
+    });
+  }
+
+  async #runRetrying(): Promise<void> {
+    let failingSince: number | undefined;
+    while (!this.stopped && !this.#writer.failed) {
+      try {
+        await this.#run();
+        return;
+      } catch (error) {
+        const transient = error instanceof ProtocolError && error.code === "unavailable";
+        failingSince ??= Date.now();
+        if (!transient || Date.now() - failingSince > readFailureMsMax) throw error;
+        await sleep(readRetryMs, this.#controller.signal);
+      }
+    }
   }
 
   /** Records a cumulative ack and lets delivery continue. */
