@@ -69,11 +69,12 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
     for (let id = 1; id <= flags.nodes; id++) {
       children.push(await spawnPeer(id, addresses[id - 1], peerList, flags));
     }
-    console.log(`Started ${flags.nodes} peers (data in ${flags.dataDir}). Connect a client with:`);
-    console.log(`  deno task pubsub client --peers ${addresses.join(",")}`);
     await Promise.all(
       children.map(async (child) => child.client = await connectQuietly(child.address)),
     );
+    await waitForFormation(children, stop.signal);
+    console.log(`Started ${flags.nodes} peers (data in ${flags.dataDir}). Connect a client with:`);
+    console.log(`  deno task pubsub client --peers ${addresses.join(",")}`);
     const hint = `Connect a client: deno task pubsub client --peers ${addresses.join(",")}`;
     await liveView(children, flags, stop.signal, hint);
   } finally {
@@ -82,6 +83,32 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
   }
   console.log("All peers stopped.");
   return 0;
+}
+
+/** Most time the launcher waits for the peers to form one cluster. */
+const formationMsMax = 30_000;
+
+/**
+ * Waits (bounded) until every peer follows a controller and sees all the
+ * others alive: until then a killed peer could take the only copy of the
+ * metadata with it.
+ */
+async function waitForFormation(children: Child[], signal: AbortSignal): Promise<void> {
+  const deadline = Date.now() + formationMsMax;
+  while (Date.now() < deadline && !signal.aborted) {
+    const formed = await Promise.all(children.map(async (child) => {
+      try {
+        child.client ??= await connectQuietly(child.address);
+        const status = await child.client!.clusterStatus();
+        const alive = status.nodes.filter((node) => node.state === "alive").length;
+        return status.metaLeader !== null && alive >= children.length;
+      } catch {
+        return false;
+      }
+    }));
+    if (formed.every(Boolean)) return;
+    await sleep(200, signal);
+  }
 }
 
 async function spawnPeer(
