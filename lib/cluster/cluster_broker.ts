@@ -432,6 +432,7 @@ export class ClusterBroker implements Broker {
   // ---- Broker: topics -------------------------------------------------
 
   async createTopic(name: string, replicationFactor?: number): Promise<boolean> {
+    this.#refuseIfRemoved();
     const factor = replicationFactor ?? this.#options.replicationFactor;
     return await this.#atController(
       () => this.#createAsController(name, factor),
@@ -470,16 +471,19 @@ export class ClusterBroker implements Broker {
   }
 
   async deleteTopic(name: string): Promise<void> {
+    this.#refuseIfRemoved();
     const result = await this.#proposeMeta({ op: "delete_topic", name });
     if (!result.ok) throw new ProtocolError("topic_not_found", `Topic '${name}' does not exist`);
   }
 
   async topicNames(): Promise<string[]> {
+    this.#refuseIfRemoved();
     await this.#metaBarrier();
     return [...this.#meta.topics.keys()].sort();
   }
 
   async topic(name: string, options: RouteOptions = {}): Promise<Topic> {
+    this.#refuseIfRemoved();
     const placement = await this.#placement(name);
     const deadline = Date.now() + this.#options.requestTimeoutMs;
     while (!this.#closed) {
@@ -503,6 +507,19 @@ export class ClusterBroker implements Broker {
       await sleep(10);
     }
     throw new ProtocolError("unavailable", `Topic '${name}' has no leader right now; retry`);
+  }
+
+  /**
+   * A peer removed from the cluster stops serving: its metadata is no longer
+   * kept current, so it sends clients to the peers that remain.
+   */
+  #refuseIfRemoved(): void {
+    if (this.#meta.members.get(this.nodeId)?.left) {
+      throw new ProtocolError(
+        "unavailable",
+        `Peer ${this.nodeId} was removed from the cluster; connect to another peer`,
+      );
+    }
   }
 
   /** Reachable by link and not yet given up on by the failure detector. */
@@ -540,6 +557,7 @@ export class ClusterBroker implements Broker {
   }
 
   async source(name: string): Promise<MessageSource> {
+    this.#refuseIfRemoved();
     const placement = await this.#placement(name);
     const deadline = Date.now() + this.#options.requestTimeoutMs;
     // A replica being opened here is a moment away; reading it beats streaming.

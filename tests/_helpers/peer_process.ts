@@ -36,8 +36,8 @@ export interface PeerProcess {
   address: string;
   /** Everything the peer printed so far. */
   output(): string;
-  /** SIGTERM, then wait; SIGKILL if it does not exit within 10 s. */
-  stop(): Promise<Deno.CommandStatus>;
+  /** SIGTERM, then wait; SIGKILL if it does not exit within `graceMs` (default 10 s). */
+  stop(graceMs?: number): Promise<Deno.CommandStatus>;
   /** Sends a signal (SIGKILL by default) and waits for exit (except SIGSTOP/SIGCONT). */
   kill(signal?: Deno.Signal): Promise<void>;
   status: Promise<Deno.CommandStatus>;
@@ -119,8 +119,8 @@ export async function startPeer(options: StartPeerOptions = {}): Promise<PeerPro
     output: () => output,
     status,
     kill,
-    stop: async () => {
-      const timeout = setTimeout(() => kill("SIGKILL"), 10_000);
+    stop: async (graceMs = 10_000) => {
+      const timeout = setTimeout(() => kill("SIGKILL"), graceMs);
       try {
         child.kill("SIGTERM");
       } catch { /* already exited */ }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { PubSubClient } from "../../lib/client/client.ts";
 import { replicaMessages, startCluster, waitFor } from "../_helpers/cluster_process.ts";
+import { RawClient } from "../_helpers/raw_client.ts";
 
 async function replicasSettle(
   client: PubSubClient,
@@ -60,6 +61,19 @@ Deno.test("a topic created under-replicated grows to three replicas when peers j
     const third = await publishAll(client, "ledger", "c", 50);
     const status = await client.clusterStatus();
     assert.equal(status.nodes.find((node) => node.id === 1)?.state, "left");
+    // The removed peer still runs, but sends its clients elsewhere.
+    const stale = await RawClient.connect(cluster.peer(1).port);
+    const refused = await stale.request({
+      action: "publish",
+      topic_name: "ledger",
+      message: "x",
+    }) as {
+      status: string;
+      error: string;
+    };
+    assert.equal(refused.status, "unavailable");
+    assert.match(refused.error, /removed from the cluster/);
+    await stale.close();
     await client.close();
 
     await cluster.stopAll();
@@ -123,7 +137,9 @@ Deno.test("a peer stopped with --leave-on-exit moves its replicas away before it
     await cluster.peer(leaving).stop();
     await cluster.start(leaving, ["--leave-on-exit"]);
     await replicasSettle(client, "handover", (replicas) => replicas.length === 3);
-    const status = await cluster.peer(leaving).stop();
+    // Leaving waits (at most 30 s) until the peer's replicas live elsewhere;
+    // on a loaded 2-core machine that can take longer than a plain stop.
+    const status = await cluster.peer(leaving).stop(45_000);
     assert.equal(status.code, 0);
     const after = await replicasSettle(
       client,
