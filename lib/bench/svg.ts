@@ -75,7 +75,13 @@ export interface LineChartOptions extends ChartSize {
 export function lineChart(options: LineChartOptions): string {
   return drawLineChart(options, (xValues) => {
     const x = scaleLinear().domain(spread(extent(xValues))).nice();
-    return { x, xTicks: ticksOf(x, 8) };
+    // Whole-number data (iterations, counts) gets whole-number ticks only.
+    const whole = xValues.every(Number.isInteger);
+    const xTicks = whole
+      ? ticksOf(x, 8).filter((tick) => Number.isInteger(tick.value))
+        .map((tick) => ({ ...tick, label: tick.value.toLocaleString("en-US") }))
+      : ticksOf(x, 8);
+    return { x, xTicks };
   });
 }
 

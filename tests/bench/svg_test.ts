@@ -178,3 +178,15 @@ for (const [kind, draw] of Object.entries(charts)) {
     },
   });
 }
+
+Deno.test("lineChart labels a whole-number x axis (iterations) with whole numbers only", () => {
+  const svg = lineChart({
+    title: "Publish throughput",
+    xLabel: "Iteration",
+    yLabel: "Messages per second",
+    series: [{ name: "pubsub", points: [[1, 2300], [2, 3550], [3, 5080]] }],
+  });
+  const xLabels = [...svg.matchAll(/>(\d+(?:\.\d+)?)<\/text>/g)].map((match) => match[1]);
+  assert.ok(xLabels.includes("2"));
+  assert.ok(!xLabels.some((label) => /^[123]\.\d$/.test(label)), `fractional ticks: ${xLabels}`);
+});
