@@ -74,7 +74,7 @@ export async function simCommand(args: string[]): Promise<number> {
 }
 
 function buildCommand(): Command {
-  return new Command("sim")
+  return new Command("pubsub sim")
     .description(
       "Run the deterministic cluster simulator (Raft under loss, partitions, crashes, membership changes) over many seeds",
     )
