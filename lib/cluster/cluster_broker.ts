@@ -165,7 +165,8 @@ export class ClusterBroker implements Broker {
       rng: cryptoRng,
       stateMachine: this.#meta,
       send: this.#host.send,
-      quiesce: this.#host.quiesce,
+      // The one metadata group stays awake: it is cheap, and the controller's
+      // view of the cluster should never wait for a wake-up.
       voters: bootstrap ? [this.nodeId] : undefined,
       onLeaderChange: () => this.#leaderChanges++,
     });
@@ -639,12 +640,15 @@ export class ClusterBroker implements Broker {
   /**
    * Voters caught up with the leader (the leader included): their log reaches
    * within `catchUpEntriesMax` of the commit index, so one in-flight batch
-   * under load does not count as falling behind.
+   * under load does not count as falling behind, and their peer is alive
+   * (a sleeping group's progress does not notice a dead follower).
    */
   #inSync(group: ReplicaGroup): number[] {
     const status = group.node.status();
     return status.conf.voters
-      .filter((id) => id === this.nodeId || caughtUp(status.progress[id], status.commit))
+      .filter((id) =>
+        id === this.nodeId || (caughtUp(status.progress[id], status.commit) && this.#awake(id))
+      )
       .sort((a, b) => a - b);
   }
 

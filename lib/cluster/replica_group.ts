@@ -67,7 +67,10 @@ export interface ReplicaGroupOptions {
   heartbeatTicks?: number;
   /** Called when the known leader or this replica's role changes. */
   onLeaderChange?: (leader: number, role: Role) => void;
-  /** Tells follower `to` that its leader let the group sleep at `term` (see `quiescent`). */
+  /**
+   * Tells follower `to` that its leader let the group sleep at `term` (see
+   * `quiescent`). Without it the group never sleeps.
+   */
   quiesce?: (groupId: string, to: number, term: number) => void;
 }
 
@@ -154,7 +157,12 @@ export class ReplicaGroup {
     if (this.#closed || this.#quiescent) return;
     this.node.tick();
     this.#schedule();
-    if (++this.#idleTicks >= quiesceTicks && this.node.role === "leader") this.#maybeQuiesce();
+    if (
+      this.#options.quiesce !== undefined && ++this.#idleTicks >= quiesceTicks &&
+      this.node.role === "leader"
+    ) {
+      this.#maybeQuiesce();
+    }
   }
 
   step(message: Message): void {

@@ -140,7 +140,9 @@ Deno.test("a peer stopped with --leave-on-exit moves its replicas away before it
     // Leaving waits (at most 30 s) until the peer's replicas live elsewhere;
     // on a loaded 2-core machine that can take longer than a plain stop.
     const status = await cluster.peer(leaving).stop(45_000);
-    assert.equal(status.code, 0);
+    const output = cluster.peer(leaving).output();
+    assert.equal(status.code, 0, output);
+    assert.ok(!output.includes("leave failed"), output);
     const after = await replicasSettle(
       client,
       "handover",
