@@ -691,11 +691,24 @@ export class ClusterBroker implements Broker {
   async leave(timeoutMs = 30_000): Promise<void> {
     await this.removeNode(this.nodeId);
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline && this.#replicas.size > 0) {
+    // Every topic placed here must have moved, whether or not its replica was
+    // open yet (a peer restarted just before leaving may not have reopened it).
+    const pending = new Set([
+      ...this.#replicas.keys(),
+      ...[...this.#meta.topics.values()]
+        .filter((topic) => topic.replicas.includes(this.nodeId))
+        .map((topic) => topic.name),
+    ]);
+    while (Date.now() < deadline && pending.size > 0) {
       await sleep(200);
-      for (const name of [...this.#replicas.keys()]) {
-        if (await this.#movedAway(name)) await this.#dropReplica(name);
+      for (const name of [...pending]) {
+        if (!(await this.#movedAway(name))) continue;
+        pending.delete(name);
+        await this.#dropReplica(name);
       }
+    }
+    if (pending.size > 0) {
+      this.#logger.warn("Left with replicas of {topics} not yet moved", { topics: [...pending] });
     }
     await this.#node.leave();
   }

@@ -129,6 +129,11 @@ Deno.test("a peer stopped with --leave-on-exit moves its replicas away before it
   await cluster.start(4);
   const client = await cluster.client();
   try {
+    await waitFor(
+      "peer 4 to join",
+      async () =>
+        (await client.clusterStatus()).nodes.filter((node) => node.state === "alive").length === 4,
+    );
     await client.createTopic("handover", { replicationFactor: 3 });
     const before = await replicasSettle(client, "handover", (replicas) => replicas.length === 3);
     const stored = await publishAll(client, "handover", "h", 50);
@@ -147,7 +152,14 @@ Deno.test("a peer stopped with --leave-on-exit moves its replicas away before it
       client,
       "handover",
       (replicas) => replicas.length === 3 && !replicas.includes(leaving),
-    );
+    ).catch(async (error) => {
+      // Everything the next engineer needs to see why the move did not happen.
+      const status = JSON.stringify(await client.clusterStatus().catch(() => "unavailable"));
+      const logs = cluster.peers.map((peer) =>
+        `--- peer ${peer.id}\n${peer.output().slice(-2000)}`
+      );
+      throw new Error(`${error.message}\ncluster: ${status}\n${logs.join("\n")}`);
+    });
     const nodes = (await client.clusterStatus()).nodes;
     assert.equal(nodes.find((node) => node.id === leaving)?.state, "left");
     assert.deepEqual(
