@@ -71,10 +71,15 @@ Deno.test("pubsub cluster starts three peers that replicate, and Ctrl-C stops th
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   } finally {
+    // Ctrl-C, and wait for the launcher to stop its peers even when an
+    // assertion above failed; SIGKILL only if it does not exit in time.
     child.kill("SIGINT");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    await child.status;
+    clearTimeout(timer);
+    await reading;
   }
   const status = await child.status;
-  await reading;
   assert.equal(status.code, 0, await errors);
   assert.match(output, /All peers stopped/);
   for (let offset = 0; offset < 3; offset++) {
