@@ -11,7 +11,7 @@ import { setImmediate } from "node:timers";
 import type { Entry, LogStore } from "../storage/types.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import { OffsetWaiters } from "../peer/offset_waiters.ts";
-import { ackFlushMs } from "../peer/local_topic.ts";
+import { AckBuffer } from "../peer/ack_buffer.ts";
 import type { Producer, PublishResult, ReadResult, Topic } from "../peer/topic.ts";
 import { encodeCommand, type PublishPart } from "../peer/topic_commands.ts";
 import { TopicReader } from "../peer/topic_reader.ts";
@@ -75,8 +75,7 @@ export class RaftTopic implements Topic {
     reject(error: Error): void;
   }[] = [];
   #batchBytes = 0;
-  #pendingAcks = new Map<string, number>();
-  #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #acks: AckBuffer;
   #closed = false;
 
   constructor(name: string, group: ReplicaGroup, machine: TopicMachine) {
@@ -84,6 +83,7 @@ export class RaftTopic implements Topic {
     this.group = group;
     this.#machine = machine;
     this.#reader = machine.reader;
+    this.#acks = new AckBuffer(machine.state.subscribers, (offsets) => this.#writeAcks(offsets));
   }
 
   get state(): TopicState {
@@ -160,14 +160,11 @@ export class RaftTopic implements Topic {
   }
 
   ack(subscriber: string, offset: number): void {
-    const known = this.subscriberPosition(subscriber) ?? -1;
-    if (offset <= known && this.#machine.state.subscribers.has(subscriber)) return;
-    this.#pendingAcks.set(subscriber, Math.max(known, offset));
-    this.#ackTimer ??= setTimeout(() => this.#flushAcks(), ackFlushMs);
+    this.#acks.ack(subscriber, offset);
   }
 
   subscriberPosition(subscriber: string): number | undefined {
-    return this.#pendingAcks.get(subscriber) ?? this.#machine.state.subscribers.get(subscriber);
+    return this.#acks.position(subscriber);
   }
 
   waitForOffset(offset: number, signal: AbortSignal): Promise<void> {
@@ -175,21 +172,16 @@ export class RaftTopic implements Topic {
     return this.#machine.waiters.wait(offset, end, signal);
   }
 
-  #flushAcks(): void {
-    this.#ackTimer = undefined;
-    if (this.#pendingAcks.size === 0 || this.#closed) return;
-    const offsets = Object.fromEntries(this.#pendingAcks);
-    this.#pendingAcks.clear();
-    // Losing an ack (a failover before it commits) only means redelivery:
-    // delivery is at-least-once and the offsets let clients drop duplicates.
+  #writeAcks(offsets: Record<string, number>): void {
+    if (this.#closed) return;
     this.group.propose(encodeCommand({ kind: "ack", offsets })).catch(() => {});
   }
 
   /** Stops timers and wakes parked readers; the group is closed by its host. */
   close(): void {
     if (this.#closed) return;
-    clearTimeout(this.#ackTimer);
-    if (this.group.isLeader) this.#flushAcks();
+    if (this.group.isLeader) this.#acks.flush();
+    else this.#acks.cancel();
     this.#closed = true;
     this.#machine.waiters.wakeAll();
   }

@@ -1,21 +1,19 @@
 /**
  * A topic stored on this peer alone: its log is the topic, committed means
  * fsynced. Concurrent publishes share one fsync (group commit in the store),
- * and acks are coalesced into at most one entry per `ackFlushMs`.
+ * and acks are coalesced by an `AckBuffer`.
  *
  * @module
  */
 
 import { EntryType, type LogStore } from "../storage/types.ts";
 import { ProtocolError } from "../wire/errors.ts";
+import { AckBuffer } from "./ack_buffer.ts";
 import { OffsetWaiters } from "./offset_waiters.ts";
 import { encodeCommand } from "./topic_commands.ts";
 import { TopicReader } from "./topic_reader.ts";
 import { TopicState } from "./topic_state.ts";
 import type { Producer, PublishResult, ReadResult, Topic } from "./topic.ts";
-
-/** How long acks gather before they are written as one entry. */
-export const ackFlushMs = 100;
 
 /**
  * A single-replica topic over a `LogStore`.
@@ -36,8 +34,7 @@ export class LocalTopic implements Topic {
   #committedEnd = 0;
   /** Appended but not yet synced: entry index and the offset end it brings. */
   #pending: { index: number; end: number }[] = [];
-  #pendingAcks = new Map<string, number>();
-  #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #acks: AckBuffer;
   #failure: Error | undefined;
   #closed = false;
 
@@ -45,6 +42,7 @@ export class LocalTopic implements Topic {
     this.name = name;
     this.#store = store;
     this.#reader = new TopicReader(store, this.#state);
+    this.#acks = new AckBuffer(this.#state.subscribers, (offsets) => this.#writeAcks(offsets));
   }
 
   /** Opens a topic over `store`, replaying every entry it holds. */
@@ -131,26 +129,19 @@ export class LocalTopic implements Topic {
 
   ack(subscriber: string, offset: number): void {
     this.#checkOpen();
-    const known = this.#pendingAcks.get(subscriber) ?? this.#state.subscribers.get(subscriber) ??
-      -1;
-    if (offset <= known && this.#state.subscribers.has(subscriber)) return;
-    this.#pendingAcks.set(subscriber, Math.max(known, offset));
-    this.#ackTimer ??= setTimeout(() => this.#flushAcks(), ackFlushMs);
+    this.#acks.ack(subscriber, offset);
   }
 
   subscriberPosition(subscriber: string): number | undefined {
-    return this.#pendingAcks.get(subscriber) ?? this.#state.subscribers.get(subscriber);
+    return this.#acks.position(subscriber);
   }
 
   waitForOffset(offset: number, signal: AbortSignal): Promise<void> {
     return this.#waiters.wait(offset, this.#closed ? Infinity : this.#committedEnd, signal);
   }
 
-  #flushAcks(): void {
-    this.#ackTimer = undefined;
-    if (this.#pendingAcks.size === 0 || this.#closed || this.#failure) return;
-    const offsets = Object.fromEntries(this.#pendingAcks);
-    this.#pendingAcks.clear();
+  #writeAcks(offsets: Record<string, number>): void {
+    if (this.#closed || this.#failure) return;
     const data = encodeCommand({ kind: "ack", offsets });
     this.#state.apply(this.#append(data), data);
     // Losing an ack only means redelivery (at-least-once), so nobody waits for it.
@@ -160,8 +151,7 @@ export class LocalTopic implements Topic {
   /** Writes pending acks and closes the store. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    clearTimeout(this.#ackTimer);
-    this.#flushAcks();
+    this.#acks.flush();
     this.#closed = true;
     this.#waiters.wakeAll();
     await this.#store.sync().catch(() => {});
