@@ -8,6 +8,8 @@
 
 import { input } from "@inquirer/prompts";
 import { configureLogging, type LogFormat, type LogLevelName } from "../logging.ts";
+import { ClusterSecret } from "../cluster/peer_auth.ts";
+import { AccessPolicy, AuthFileError, fullAccessToken, loadAuthFile } from "../peer/auth.ts";
 import { startPeer } from "../peer/peer.ts";
 import { frameBytesMaxDefault } from "../wire/frame.ts";
 import {
@@ -34,9 +36,14 @@ interface PeerFlags {
   idleTimeout: number;
   requestTimeout: number;
   authTokenFile?: string;
+  authFile?: string;
   tlsCert?: string;
   tlsKey?: string;
+  tlsCa?: string;
+  clusterSecretFile?: string;
+  insecure: boolean;
   metricsPort?: number;
+  metricsTokenFile?: string;
   logLevel: LogLevelName;
   logFormat: LogFormat;
   leaveOnExit: boolean;
@@ -92,12 +99,33 @@ export function peerCommand(args: string[]): Promise<number> {
       5_000,
     )
     .option("--auth-token-file <file>", "require clients to authenticate with this token")
+    .option(
+      "--auth-file <file>",
+      "require clients to authenticate; JSON of tokens with per-topic permissions (see README)",
+    )
     .option("--tls-cert <file>", "serve TLS with this certificate (needs --tls-key)")
     .option("--tls-key <file>", "private key for --tls-cert")
+    .option(
+      "--tls-ca <file>",
+      "CA certificate that peers' TLS certificates must chain to (with --tls-cert)",
+    )
+    .option(
+      "--cluster-secret-file <file>",
+      "shared secret peers prove they know before any peer action is accepted",
+    )
+    .option(
+      "--insecure",
+      "allow listening on a non-loopback address without --cluster-secret-file",
+      false,
+    )
     .option(
       "--metrics-port <port>",
       "serve Prometheus metrics on this port",
       integerOption(0, 65535),
+    )
+    .option(
+      "--metrics-token-file <file>",
+      "require this Bearer token on /metrics (default: open; it names every topic)",
     )
     .option("--log-level <level>", "debug, info, warning or error", "info")
     .option("--log-format <format>", "pretty or json", "pretty")
@@ -124,10 +152,17 @@ async function runPeer(flags: PeerFlags): Promise<number> {
   const authToken = flags.authTokenFile === undefined
     ? undefined
     : await readToken(flags.authTokenFile);
+  const access = await readAccess(flags, authToken);
+  const metricsToken = await readMetricsToken(flags);
+  if (flags.tlsCa !== undefined && flags.tlsCert === undefined) {
+    throw new UsageError("Option --tls-ca needs --tls-cert and --tls-key");
+  }
   const tls = flags.tlsCert === undefined ? undefined : {
-    cert: await Deno.readTextFile(flags.tlsCert),
-    key: await Deno.readTextFile(flags.tlsKey!),
+    cert: await readFlagFile("--tls-cert", flags.tlsCert),
+    key: await readFlagFile("--tls-key", flags.tlsKey!),
+    ca: flags.tlsCa === undefined ? undefined : await readFlagFile("--tls-ca", flags.tlsCa),
   };
+  const clusterSecret = await readClusterSecret(flags);
   const peer = await startPeer({
     id,
     host: flags.host,
@@ -137,8 +172,11 @@ async function runPeer(flags: PeerFlags): Promise<number> {
     idleTimeoutMs: flags.idleTimeout,
     requestTimeoutMs: flags.requestTimeout,
     authToken,
+    access,
     tls,
+    clusterSecret,
     metricsPort: flags.metricsPort,
+    metricsToken,
     peers: flags.peers,
     replicationFactor: flags.replicationFactor,
     heartbeatMs: flags.heartbeatMs,
@@ -189,6 +227,82 @@ function validInteger(min: number, max: number) {
       ? true
       : `Enter an integer between ${min} and ${max}`;
   };
+}
+
+/** Reads a file named by a flag; a missing or unreadable file is a usage error naming the flag. */
+async function readFlagFile(flag: string, path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    throw new UsageError(`Cannot read ${flag} file ${path}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * The cluster secret, or none; a peer reachable from other hosts needs one
+ * (or an explicit --insecure), since without it anyone who can reach the
+ * port can act as a peer.
+ */
+async function readClusterSecret(flags: PeerFlags): Promise<ClusterSecret | undefined> {
+  if (flags.clusterSecretFile === undefined) {
+    if (!flags.standalone && !flags.insecure && !isLoopback(flags.host)) {
+      throw new UsageError(
+        `Refusing to listen on ${flags.host} without --cluster-secret-file: any host that reaches it could act as a peer (pass --insecure to allow)`,
+      );
+    }
+    return undefined;
+  }
+  const text = await readFlagFile("--cluster-secret-file", flags.clusterSecretFile);
+  try {
+    return ClusterSecret.fromText(text);
+  } catch (error) {
+    throw new UsageError(
+      `Cluster secret file ${flags.clusterSecretFile}: ${(error as Error).message}`,
+    );
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\./.test(host);
+}
+
+/**
+ * The client tokens of --auth-file, plus the token of --auth-token-file (if
+ * given) with every permission; undefined without --auth-file.
+ */
+async function readAccess(
+  flags: PeerFlags,
+  authToken: string | undefined,
+): Promise<AccessPolicy | undefined> {
+  if (flags.authFile === undefined) return undefined;
+  try {
+    const entries = await loadAuthFile(flags.authFile);
+    return new AccessPolicy(
+      authToken === undefined ? entries : [fullAccessToken(authToken), ...entries],
+    );
+  } catch (error) {
+    if (!(error instanceof AuthFileError)) throw error;
+    throw new UsageError(`Invalid --auth-file ${flags.authFile}: ${error.message}`);
+  }
+}
+
+async function readMetricsToken(flags: PeerFlags): Promise<string | undefined> {
+  if (flags.metricsTokenFile === undefined) return undefined;
+  if (flags.metricsPort === undefined) {
+    throw new UsageError("Option --metrics-token-file needs --metrics-port");
+  }
+  let token: string;
+  try {
+    token = (await Deno.readTextFile(flags.metricsTokenFile)).trim();
+  } catch (error) {
+    throw new UsageError(
+      `Cannot read --metrics-token-file ${flags.metricsTokenFile}: ${(error as Error).message}`,
+    );
+  }
+  if (token.length === 0) {
+    throw new UsageError(`Option --metrics-token-file ${flags.metricsTokenFile} is empty`);
+  }
+  return token;
 }
 
 async function readToken(path: string): Promise<string> {

@@ -30,6 +30,29 @@ import {
   MetaState,
   type TopicPlacement,
 } from "./meta_state.ts";
+import type { ClusterSecret } from "./peer_auth.ts";
+import { checkSender } from "./peer_handler.ts";
+import {
+  decodeCreated,
+  decodeForward,
+  decodeForwardAnswer,
+  decodeJoin,
+  decodeJoinAnswer,
+  decodeMeta,
+  decodeMetaIndex,
+  decodeMetaResult,
+  decodeRaftFrame,
+  decodeSubscribeStart,
+  decodeSubscribeStartAnswer,
+  decodeWait,
+  decodeWaitAnswer,
+  forwardHopsMax,
+  forwardRequest,
+  joinRequest,
+  metaRequest,
+  subscribeStartRequest,
+  waitRequest,
+} from "./peer_rpc.ts";
 import { memberState } from "./membership.ts";
 import { PeerUnavailableError } from "./peer_link.ts";
 import { caughtUp, loadOf, nextConfChange, placeReplicas, repairPlacement } from "./placement.ts";
@@ -38,8 +61,7 @@ import { topicReplicaDir } from "./replica_files.ts";
 import { RaftTopic, TopicMachine } from "./raft_topic.ts";
 import { ReplicaGroup } from "./replica_group.ts";
 
-/** Most peer-to-peer relays of one request (non-replica -> replica -> leader -> new leader). */
-export const forwardHopsMax = 3;
+export { forwardHopsMax } from "./peer_rpc.ts";
 /** Most voters of the metadata group; other members follow it as learners. */
 export const metaVotersMax = 5;
 /** How often the controller and the group leaders reconcile. */
@@ -58,7 +80,10 @@ export interface ClusterBrokerOptions {
   heartbeatMs: number;
   deadAfterMs: number;
   requestTimeoutMs: number;
-  authToken?: string;
+  /** The cluster secret peer links prove they know; without it links are unauthenticated. */
+  clusterSecret?: ClusterSecret;
+  /** Dial peers over TLS, verifying them against these CA certificates. */
+  tls?: { caCerts?: string[] };
   /** Raft tick length; elections take 10-20 ticks. Default 100 ms. */
   tickMs?: number;
   /** Most topics in the cluster; creating more answers `overloaded`. Default 10,000. */
@@ -120,7 +145,8 @@ export class ClusterBroker implements Broker {
       peers: options.peers,
       heartbeatMs: options.heartbeatMs,
       deadAfterMs: options.deadAfterMs,
-      authToken: options.authToken,
+      secret: options.clusterSecret,
+      tls: options.tls,
     });
     this.#host = new RaftHost(options.nodeId, {
       send: (nodeId, frame) => this.#node.links.send(nodeId, frame),
@@ -189,15 +215,12 @@ export class ClusterBroker implements Broker {
   }
 
   async #tryJoin(peers: DiscoveryPeer[], rounds: number): Promise<boolean> {
-    // "id" is the link's request id, so the joining node travels as "node_id".
-    const message = { action: "peer_join", node_id: this.nodeId, address: this.#address };
+    const message = joinRequest({ nodeId: this.nodeId, address: this.#address });
     for (let round = 0; round < rounds && !this.#closed; round++) {
       for (const peer of peers) {
         try {
-          const answer = await this.#node.links.request(peer.id, message, { timeoutMs: 1000 }) as {
-            status?: string;
-          };
-          if (answer?.status === "joined") return true;
+          const answer = await this.#node.links.request(peer.id, message, { timeoutMs: 1000 });
+          if (decodeJoinAnswer(answer).joined) return true;
         } catch {
           // Unreachable or not a member yet; try the next one.
         }
@@ -220,24 +243,21 @@ export class ClusterBroker implements Broker {
 
   #registerPeerActions(): void {
     const handler = this.#node.peerHandler;
-    handler.register("peer_raft", (message) => this.#host.receive(message));
+    handler.register("peer_raft", (message, context) => {
+      const frame = decodeRaftFrame(message);
+      checkSender(frame.from, context);
+      return this.#host.receive(frame);
+    });
     handler.register("peer_join", (message) => this.#handleJoin(message));
     handler.register("peer_forward", (message) => this.#handleForward(message));
     handler.register("peer_meta", (message) => this.#handleMeta(message));
     handler.register("peer_meta_index", () => this.#handleMetaIndex());
     handler.register("peer_subscribe_start", (message) => this.#handleSubscribeStart(message));
     handler.register("peer_wait", (message) => this.#handleWait(message));
-    handler.register("peer_drop_replica", (message) => this.#handleDropReplica(message));
   }
 
   async #handleJoin(message: Record<string, unknown>): Promise<unknown> {
-    const id = message.node_id;
-    const address = message.address;
-    if (
-      typeof id !== "number" || !Number.isSafeInteger(id) || id < 1 || typeof address !== "string"
-    ) {
-      throw new ProtocolError("bad_request", "A join needs a positive integer id and an address");
-    }
+    const { nodeId: id, address } = decodeJoin(message);
     const known = this.#meta.members.get(id);
     if (known === undefined || known.left || known.address !== address) {
       await this.#proposeMeta({ op: "add_member", id, address });
@@ -246,14 +266,13 @@ export class ClusterBroker implements Broker {
   }
 
   async #handleForward(message: Record<string, unknown>): Promise<unknown> {
-    const hops = typeof message.hops === "number" ? message.hops : forwardHopsMax;
+    const { hops, request } = decodeForward(message);
     if (hops > forwardHopsMax) {
       throw new ProtocolError(
         "unavailable",
         "The request was relayed too often; no leader is settled",
       );
     }
-    const request = validateRequest(message.request);
     let session = this.#sessions.get(hops);
     if (session === undefined) {
       session = new Session({ broker: this, hops });
@@ -271,18 +290,14 @@ export class ClusterBroker implements Broker {
     }
   }
 
-  /** Metadata changes proposed by other peers run on the controller. */
+  /** Metadata changes proposed by other peers run on the controller, validated first. */
   async #handleMeta(message: Record<string, unknown>): Promise<unknown> {
-    const command = message.command as
-      | MetaCommand
-      | { op: "create_topic_auto"; name: string; replicationFactor: number };
-    if (command?.op === "create_topic_auto") {
-      return {
-        status: "ok",
-        created: await this.#createAsController(command.name, command.replicationFactor),
-      };
+    const proposal = decodeMeta(message);
+    if (proposal.kind === "create_topic") {
+      const created = await this.#createAsController(proposal.name, proposal.replicationFactor);
+      return { status: "ok", created };
     }
-    return { status: "ok", result: await this.#proposeMeta(command as MetaCommand) };
+    return { status: "ok", result: await this.#proposeMeta(proposal.command) };
   }
 
   async #handleMetaIndex(): Promise<unknown> {
@@ -291,42 +306,22 @@ export class ClusterBroker implements Broker {
   }
 
   async #handleSubscribeStart(message: Record<string, unknown>): Promise<unknown> {
-    const request = validateRequest({
-      action: "subscribe",
-      topic_name: message.topic_name,
-      subscriber_id: message.subscriber_id,
-      from: message.from,
-    }) as Extract<Request, { action: "subscribe" }>;
-    const hops = typeof message.hops === "number" ? message.hops : forwardHopsMax;
+    const request = decodeSubscribeStart(message);
     const start = await this.subscribeStart(
-      request.topic_name,
-      request.subscriber_id,
+      request.topicName,
+      request.subscriberId,
       request.from,
-      { hops },
+      { hops: request.hops },
     );
     return { status: "ok", start };
   }
 
   async #handleWait(message: Record<string, unknown>): Promise<unknown> {
-    const name = String(message.topic_name);
-    const offset = Number(message.offset);
+    const { topicName: name, offset, timeoutMs } = decodeWait(message);
     const local = this.#replicas.get(name);
     if (local === undefined) throw new ProtocolError("unavailable", `No replica of '${name}' here`);
-    const waitMs = Math.min(Math.max(Number(message.timeout_ms) || 0, 0), 5000);
-    await local.topic.waitForOffset(offset, AbortSignal.timeout(waitMs));
+    await local.topic.waitForOffset(offset, AbortSignal.timeout(timeoutMs));
     return { status: "ok", next_offset: local.topic.localBounds().nextOffset };
-  }
-
-  async #handleDropReplica(message: Record<string, unknown>): Promise<unknown> {
-    const name = String(message.topic_name);
-    const placement = this.#meta.topics.get(name);
-    const local = this.#replicas.get(name);
-    // The group's leader sends this once it committed this replica's removal.
-    // A removed peer's metadata may be stale, so the leader's word suffices.
-    const fromLeader = local !== undefined && message.from === local.group.leader;
-    const unplaced = placement === undefined || !placement.replicas.includes(this.nodeId);
-    if (local && (fromLeader || unplaced)) await this.#dropReplica(name);
-    return { status: "ok" };
   }
 
   // ---- metadata -----------------------------------------------------------
@@ -336,8 +331,8 @@ export class ClusterBroker implements Broker {
     return await this.#atController(
       async () => await this.#metaGroup.propose(encodeMetaCommand(command)) as MetaResult,
       async (leader) => {
-        const answer = await this.#controllerRequest(leader, { action: "peer_meta", command });
-        return (answer as { result: MetaResult }).result;
+        const answer = await this.#request(leader, metaRequest({ kind: "command", command }));
+        return decodeMetaResult(answer);
       },
     );
   }
@@ -355,31 +350,16 @@ export class ClusterBroker implements Broker {
     return await remote(leader);
   }
 
-  async #controllerRequest(
-    leader: number,
-    message: { action: string } & Record<string, unknown>,
-  ): Promise<unknown> {
-    const answer = await this.#request(leader, message);
-    const status = (answer as { status?: string }).status;
-    if (status !== "ok") {
-      throw new ProtocolError(
-        (status ?? "unavailable") as ProtocolError["code"],
-        String((answer as { error?: string }).error ?? "The controller refused"),
-      );
-    }
-    return answer;
-  }
-
   /** Makes the local metadata at least as new as the controller's (a linearizable meta read). */
   async #metaBarrier(): Promise<void> {
     await this.#atController(
       () => this.#metaGroup.readBarrier(),
       async (leader) => {
-        const answer = await this.#controllerRequest(leader, { action: "peer_meta_index" }) as {
-          index: number;
-        };
+        const index = decodeMetaIndex(
+          await this.#request(leader, { action: "peer_meta_index" }),
+        );
         await withTimeout(
-          this.#metaGroup.waitApplied(answer.index),
+          this.#metaGroup.waitApplied(index),
           this.#options.requestTimeoutMs,
           "The metadata did not catch up in time",
         );
@@ -438,11 +418,11 @@ export class ClusterBroker implements Broker {
     return await this.#atController(
       () => this.#createAsController(name, factor),
       async (leader) => {
-        const answer = await this.#controllerRequest(leader, {
-          action: "peer_meta",
-          command: { op: "create_topic_auto", name, replicationFactor: factor },
-        });
-        return (answer as { created: boolean }).created;
+        const answer = await this.#request(
+          leader,
+          metaRequest({ kind: "create_topic", name, replicationFactor: factor }),
+        );
+        return decodeCreated(answer);
       },
     );
   }
@@ -543,18 +523,11 @@ export class ClusterBroker implements Broker {
   }
 
   async forward(nodeId: number, request: Request, options: RouteOptions = {}): Promise<unknown> {
-    const reply = await this.#request(nodeId, {
-      action: "peer_forward",
-      hops: options.hops ?? 1,
-      request,
-    }) as { status?: string; answer?: unknown; error?: string };
-    if (reply.status !== "ok") {
-      throw new ProtocolError(
-        (reply.status ?? "unavailable") as ProtocolError["code"],
-        reply.error ?? `Node ${nodeId} could not relay the request`,
-      );
-    }
-    return reply.answer;
+    const reply = await this.#request(
+      nodeId,
+      forwardRequest({ hops: options.hops ?? 1, request }),
+    );
+    return decodeForwardAnswer(reply);
   }
 
   async source(name: string): Promise<MessageSource> {
@@ -587,20 +560,16 @@ export class ClusterBroker implements Broker {
       return await subscriptionStart(await this.topic(name, options), subscriberId, from);
     } catch (error) {
       if (!(error instanceof TopicElsewhereError)) throw error;
-      const answer = await this.#request(error.leader, {
-        action: "peer_subscribe_start",
-        topic_name: name,
-        subscriber_id: subscriberId,
-        from,
-        hops: (options.hops ?? 0) + 1,
-      }) as { status: string; start?: number; error?: string };
-      if (answer.status !== "ok" || typeof answer.start !== "number") {
-        throw new ProtocolError(
-          answer.status as ProtocolError["code"],
-          answer.error ?? "Cannot subscribe",
-        );
-      }
-      return answer.start;
+      const answer = await this.#request(
+        error.leader,
+        subscribeStartRequest({
+          topicName: name,
+          subscriberId,
+          from,
+          hops: (options.hops ?? 0) + 1,
+        }),
+      );
+      return decodeSubscribeStartAnswer(answer);
     }
   }
 
@@ -851,7 +820,9 @@ export class ClusterBroker implements Broker {
     if (change === undefined) {
       const complete = status.conf.learners.length === 0 &&
         status.conf.voters.length === placement.replicas.length;
-      if (complete) local.settled = { generation: placement.generation, term: status.term };
+      if (!complete) return;
+      if (placement.generation > 0) await this.#reportMembers(name, local);
+      local.settled = { generation: placement.generation, term: status.term };
       return;
     }
     if (change.type === "remove" && change.node === this.nodeId) {
@@ -862,13 +833,23 @@ export class ClusterBroker implements Broker {
       return;
     }
     await this.#bounded(local.group.proposeConfChange(change));
-    if (change.type === "remove") {
-      this.#node.links.send(change.node, {
-        action: "peer_drop_replica",
-        topic_name: name,
-        from: this.nodeId,
-      });
-    }
+    if (change.type === "remove") await this.#reportMembers(name, local);
+  }
+
+  /**
+   * Records the group's committed membership in the metadata. A removed
+   * replica deletes its data only once this committed record leaves it out
+   * (never because a message asked it to), so the report follows the conf
+   * change's commit, and is repeated by the next leader if this one failed.
+   */
+  async #reportMembers(name: string, local: LocalReplica): Promise<void> {
+    const conf = local.group.node.status().conf;
+    const members = [...conf.voters, ...conf.learners].sort((a, b) => a - b);
+    const recorded = this.#meta.topics.get(name)?.members;
+    if (recorded !== undefined && recorded.join() === members.join()) return;
+    await this.#bounded(
+      this.#proposeMeta({ op: "group_members", name, epoch: local.epoch, members }),
+    );
   }
 
   /** Creates replicas this node should hold and drops those of deleted topics. */
@@ -877,6 +858,10 @@ export class ClusterBroker implements Broker {
     for (const placement of this.#meta.topics.values()) {
       const local = this.#replicas.get(placement.name);
       if (local !== undefined && local.epoch !== placement.epoch) {
+        this.#dropReplica(placement.name).catch(() => {});
+        continue;
+      }
+      if (local !== undefined && removedFromGroup(placement, this.nodeId)) {
         this.#dropReplica(placement.name).catch(() => {});
         continue;
       }
@@ -1025,18 +1010,25 @@ class RemoteSource implements MessageSource {
   async waitForOffset(offset: number, signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       try {
-        const answer = await this.#ask({
-          action: "peer_wait",
-          topic_name: this.name,
-          offset,
-          timeout_ms: 1000,
-        }) as { next_offset?: number };
-        if ((answer.next_offset ?? 0) > offset) return;
+        const answer = await this.#ask(
+          waitRequest({ topicName: this.name, offset, timeoutMs: 1000 }),
+        );
+        if (decodeWaitAnswer(answer) > offset) return;
       } catch {
         await sleep(200);
       }
     }
   }
+}
+
+/**
+ * True once the committed metadata says this node's replica left the group:
+ * the placement no longer lists it and the group's reported membership (a
+ * committed conf change) does not either.
+ */
+function removedFromGroup(placement: TopicPlacement, nodeId: number): boolean {
+  return !placement.replicas.includes(nodeId) && placement.members !== undefined &&
+    !placement.members.includes(nodeId);
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

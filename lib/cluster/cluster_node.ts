@@ -11,6 +11,7 @@ import { formatAddress } from "./_address.ts";
 import { nodeIdMax } from "./_peer_messages.ts";
 import { type Clock, deadAfterMsDefault, heartbeatMsDefault, Membership } from "./membership.ts";
 import { createPeerHandler, type PeerHandler } from "./peer_handler.ts";
+import type { ClusterSecret } from "./peer_auth.ts";
 import type { PeerLinkOptions } from "./peer_link.ts";
 import { PeerLinks } from "./peer_links.ts";
 
@@ -36,13 +37,15 @@ export interface ClusterNodeOptions {
   heartbeatMs?: number;
   /** Default 30000 ms. */
   deadAfterMs?: number;
-  /** Sent first on every outbound link when the cluster runs with auth. */
-  authToken?: string;
+  /** The cluster secret every link proves it knows (see peer_auth.ts). */
+  secret?: ClusterSecret;
+  /** Dial peers over TLS, verifying them against these CA certificates. */
+  tls?: { caCerts?: string[] };
   /** Address other peers reach this one at (default host:port). */
   advertiseAddress?: string;
   clock?: Clock;
   /** Extra settings of every link (limits, backoff, jitter source). */
-  link?: Omit<PeerLinkOptions, "host" | "port" | "authToken">;
+  link?: Omit<PeerLinkOptions, "host" | "port" | "nodeId" | "secret" | "tls">;
 }
 
 /**
@@ -79,7 +82,9 @@ export class ClusterNode {
       deadAfterMs: options.deadAfterMs ?? deadAfterMsDefault,
       clock: options.clock,
     });
-    this.links = new PeerLinks({ link: { ...options.link, authToken: options.authToken } });
+    this.links = new PeerLinks({
+      link: { ...options.link, nodeId: options.id, secret: options.secret, tls: options.tls },
+    });
     this.peerHandler = createPeerHandler(this.membership);
     this.links.update(this.membership.targets());
     // Learned members, changed addresses and leaves all change whom we link to.

@@ -6,8 +6,16 @@
  * @module
  */
 
+import { getLogger } from "../logging.ts";
 import type { Entry } from "../storage/types.ts";
+import { ProtocolError } from "../wire/errors.ts";
+import { validateTopicName } from "../wire/requests.ts";
+import { parseAddress } from "./_address.ts";
+import { nodeIdMax, PeerMessageError } from "./_peer_messages.ts";
 import type { GroupStateMachine } from "./replica_group.ts";
+
+/** Most replicas of one topic (the CLI's --replication-factor limit). */
+export const replicasMax = 7;
 
 /** A cluster member as the metadata records it. */
 export interface MemberInfo {
@@ -26,6 +34,13 @@ export interface TopicPlacement {
   epoch: number;
   /** Number of replica-list changes since creation; 0 means the founding replicas. */
   generation: number;
+  /**
+   * The topic group's membership (voters and learners) as its leader last
+   * reported it after a committed change; undefined until the first report.
+   * A replica deletes its data only once this committed record, and the
+   * placement, both leave it out.
+   */
+  members?: number[];
 }
 
 /** Commands of the metadata group. */
@@ -34,7 +49,98 @@ export type MetaCommand =
   | { op: "remove_member"; id: number }
   | { op: "create_topic"; name: string; replicas: number[]; replicationFactor: number }
   | { op: "delete_topic"; name: string }
-  | { op: "set_replicas"; name: string; replicas: number[] };
+  | { op: "set_replicas"; name: string; replicas: number[] }
+  | { op: "group_members"; name: string; epoch: number; members: number[] };
+
+/**
+ * Validates a metadata command before it is proposed (and again when a
+ * committed entry is applied): a malformed command must never enter the log.
+ * Throws PeerMessageError (`bad_request`).
+ *
+ * @example
+ * ```ts
+ * const command = decodeMetaCommand({ op: "remove_member", id: 3 });
+ * ```
+ */
+export function decodeMetaCommand(value: unknown): MetaCommand {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new PeerMessageError("A metadata command must be an object");
+  }
+  const fields = value as Record<string, unknown>;
+  switch (fields.op) {
+    case "add_member": {
+      const address = fields.address;
+      if (typeof address !== "string" || parseAddress(address) === undefined) {
+        throw new PeerMessageError("Field 'address' must be an address \"host:port\"");
+      }
+      return { op: "add_member", id: nodeId(fields.id, "id"), address };
+    }
+    case "remove_member":
+      return { op: "remove_member", id: nodeId(fields.id, "id") };
+    case "create_topic":
+      return {
+        op: "create_topic",
+        name: topicName(fields.name),
+        replicas: nodeIds(fields.replicas, "replicas"),
+        replicationFactor: factor(fields.replicationFactor),
+      };
+    case "delete_topic":
+      return { op: "delete_topic", name: topicName(fields.name) };
+    case "set_replicas":
+      return {
+        op: "set_replicas",
+        name: topicName(fields.name),
+        replicas: nodeIds(fields.replicas, "replicas"),
+      };
+    case "group_members": {
+      const epoch = fields.epoch;
+      if (typeof epoch !== "number" || !Number.isSafeInteger(epoch) || epoch < 1) {
+        throw new PeerMessageError("Field 'epoch' must be a positive integer");
+      }
+      return {
+        op: "group_members",
+        name: topicName(fields.name),
+        epoch,
+        members: nodeIds(fields.members, "members", 2 * replicasMax),
+      };
+    }
+    default:
+      throw new PeerMessageError(`Unknown metadata operation '${String(fields.op).slice(0, 64)}'`);
+  }
+}
+
+function nodeId(value: unknown, label: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > nodeIdMax) {
+    throw new PeerMessageError(`Field '${label}' must be a node id between 1 and ${nodeIdMax}`);
+  }
+  return value;
+}
+
+function nodeIds(value: unknown, label: string, max = replicasMax): number[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > max) {
+    throw new PeerMessageError(`Field '${label}' must list 1 to ${max} node ids`);
+  }
+  const ids = value.map((item, index) => nodeId(item, `${label}[${index}]`));
+  if (new Set(ids).size !== ids.length) {
+    throw new PeerMessageError(`Field '${label}' lists a node twice`);
+  }
+  return ids;
+}
+
+function topicName(value: unknown): string {
+  try {
+    return validateTopicName(value, "name");
+  } catch (error) {
+    throw new PeerMessageError((error as ProtocolError).message);
+  }
+}
+
+function factor(value: unknown): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > replicasMax) {
+    throw new PeerMessageError(`Field 'replicationFactor' must be between 1 and ${replicasMax}`);
+  }
+  return value;
+}
 
 /** What applying a command did. */
 export type MetaResult = { ok: true } | { ok: false; reason: "exists" | "not_found" };
@@ -69,7 +175,19 @@ export class MetaState implements GroupStateMachine {
 
   apply(entry: Entry): MetaResult | undefined {
     if (entry.data.length === 0) return undefined;
-    const result = this.applyCommand(JSON.parse(decoder.decode(entry.data)));
+    let command: MetaCommand;
+    try {
+      command = decodeMetaCommand(JSON.parse(decoder.decode(entry.data)));
+    } catch (error) {
+      // Commands are validated before they are proposed, so only an older
+      // version's entry can get here: every replica skips it alike.
+      getLogger("cluster").error("Skipped malformed metadata entry {index}: {error}", {
+        index: entry.index,
+        error: (error as Error).message,
+      });
+      return undefined;
+    }
+    const result = this.applyCommand(command);
     for (const listener of this.#listeners) listener();
     return result;
   }
@@ -102,6 +220,14 @@ export class MetaState implements GroupStateMachine {
         if (topic === undefined) return { ok: false, reason: "not_found" };
         topic.replicas = command.replicas;
         topic.generation++;
+        return { ok: true };
+      }
+      case "group_members": {
+        const topic = this.topics.get(command.name);
+        if (topic === undefined || topic.epoch !== command.epoch) {
+          return { ok: false, reason: "not_found" };
+        }
+        topic.members = command.members;
         return { ok: true };
       }
     }

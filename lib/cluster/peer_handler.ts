@@ -16,12 +16,35 @@ export { PeerMessageError } from "./_peer_messages.ts";
 /** Cap on registered actions. */
 export const actionsMax = 64;
 
-/** Serves one validated-by-itself peer message; throws ProtocolError for bad ones. */
-export type PeerActionHandler = (message: Record<string, unknown>) => unknown | Promise<unknown>;
+/** Who sent a peer message: the node id its connection authenticated as, when known. */
+export interface PeerContext {
+  peerId: number | undefined;
+}
+
+/**
+ * Serves one peer message; it decodes the message with a typed validator
+ * first (lib/cluster/peer_rpc.ts) and throws ProtocolError for bad ones.
+ */
+export type PeerActionHandler = (
+  message: Record<string, unknown>,
+  context: PeerContext,
+) => unknown | Promise<unknown>;
+
+/**
+ * Throws when a message claims to come from another node than the one its
+ * connection authenticated as: one member cannot speak for another.
+ */
+export function checkSender(from: number, context: PeerContext): void {
+  if (context.peerId !== undefined && context.peerId !== from) {
+    throw new PeerMessageError(
+      `The message claims to come from node ${from} but its connection authenticated as node ${context.peerId}`,
+    );
+  }
+}
 
 /** What `ConnectionOptions.peerHandler` receives, plus the extension point. */
 export interface PeerHandler {
-  (message: Record<string, unknown>): Promise<unknown>;
+  (message: Record<string, unknown>, context?: PeerContext): Promise<unknown>;
   /** Adds an action ("peer_..."); throws if it is taken or malformed. */
   register(action: string, handler: PeerActionHandler): void;
 }
@@ -55,26 +78,31 @@ export function createPeerHandler(
       throw new PeerMessageError(`Node id ${from} is this node's own id; two peers share it`);
     }
   };
-  actions.set("peer_heartbeat", (message) => {
+  actions.set("peer_heartbeat", (message, context) => {
     const heartbeat = decodeHeartbeat(message, membersMax);
     rejectSelf(heartbeat.from);
+    checkSender(heartbeat.from, context);
     membership.receiveHeartbeat(heartbeat);
     return ok;
   });
-  actions.set("peer_leave", (message) => {
+  actions.set("peer_leave", (message, context) => {
     const from = decodeLeave(message);
     rejectSelf(from);
+    checkSender(from, context);
     membership.receiveLeave(from);
     return ok;
   });
-  const handler = async (message: Record<string, unknown>): Promise<unknown> => {
+  const handler = async (
+    message: Record<string, unknown>,
+    context: PeerContext = { peerId: undefined },
+  ): Promise<unknown> => {
     const action = typeof message === "object" && message !== null ? message.action : undefined;
     const serve = typeof action === "string" ? actions.get(action) : undefined;
     if (serve === undefined) {
       return errorResponse("bad_request", `Unknown peer action '${String(action)}'`);
     }
     try {
-      return await serve(message);
+      return await serve(message, context);
     } catch (error) {
       if (error instanceof ProtocolError) return errorResponse(error.code, error.message);
       throw error;

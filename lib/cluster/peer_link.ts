@@ -6,12 +6,20 @@
  * microtask burst leave in one socket write, the send queue is capped, and a
  * dropped connection is re-established with capped exponential backoff.
  *
+ * Every connection first runs the peer handshake (`peer_auth.ts`): with a
+ * cluster secret both sides prove they know it before any queued message
+ * leaves. With TLS configured the link dials TLS and verifies the peer's
+ * certificate against the configured CA. Why a link cannot be established
+ * is kept (`lastError`, shown by `cluster_status`) and logged once per
+ * minute per peer.
+ *
  * This is the only file of the cluster layer that calls `Deno.connect`.
  *
  * @module
  */
 
 import { getLogger } from "../logging.ts";
+import { type ClusterSecret, DialerHandshake, PeerHandshakeError } from "./peer_auth.ts";
 import { errorCodes } from "../wire/errors.ts";
 import { concatFrames, encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
 import { backoffDelayMs } from "./_backoff.ts";
@@ -32,6 +40,8 @@ export const backoffMaxMsDefault = 2000;
 export const requestTimeoutMsDefault = 5000;
 /** Bytes read from the socket at once. */
 const readBufferBytes = 64 * 1024;
+/** A link that keeps failing for the same reason says so at most this often. */
+export const linkErrorLogMs = 60_000;
 
 /** A peer message: a JSON object whose first key is `action` ("peer_..."). */
 export type PeerMessage = { action: string } & Record<string, unknown>;
@@ -40,8 +50,12 @@ export type PeerMessage = { action: string } & Record<string, unknown>;
 export interface PeerLinkOptions {
   host: string;
   port: number;
-  /** Sent as `{"action":"auth"}` first on every connection when set. */
-  authToken?: string;
+  /** This node's id, sent in the handshake (default 1, for tests of one link). */
+  nodeId?: number;
+  /** The cluster secret both ends must prove they know; without it the link is unauthenticated. */
+  secret?: ClusterSecret;
+  /** Dial TLS, verifying the peer against these CA certificates (PEM; system roots when empty). */
+  tls?: { caCerts?: string[] };
   /** Cap on bytes queued and not yet written (default 8 MiB). */
   queuedBytesMax?: number;
   /** Cap on requests awaiting an answer (default 4096). */
@@ -126,7 +140,9 @@ interface Pending {
   reject(error: Error): void;
 }
 
-type Settings = Required<Omit<PeerLinkOptions, "authToken">> & { authToken?: string };
+type Settings =
+  & Required<Omit<PeerLinkOptions, "secret" | "tls">>
+  & Pick<PeerLinkOptions, "secret" | "tls">;
 
 /**
  * One outbound link.
@@ -155,6 +171,9 @@ export class PeerLink {
   #droppedMessages = 0;
   #connections = 0;
   #sleepTimer: ReturnType<typeof setTimeout> | undefined;
+  #lastError: string | undefined;
+  #lastErrorLoggedAt = -Infinity;
+  #lastErrorLogged: string | undefined;
   #wakeSleep: (() => void) | undefined;
   readonly #running: Promise<void>;
 
@@ -191,6 +210,11 @@ export class PeerLink {
   /** Connections established so far (a reconnect adds one). */
   get connections(): number {
     return this.#connections;
+  }
+
+  /** Why the last attempt to establish the link failed; undefined once it works. */
+  get lastError(): string | undefined {
+    return this.#lastError;
   }
 
   /**
@@ -347,55 +371,88 @@ export class PeerLink {
     }
   }
 
-  async #connect(): Promise<Deno.TcpConn | undefined> {
-    const attempt = Deno.connect({ hostname: this.#settings.host, port: this.#settings.port });
+  async #connect(): Promise<Deno.Conn | undefined> {
+    const { host, port, tls } = this.#settings;
+    const attempt: Promise<Deno.Conn> = tls === undefined
+      ? Deno.connect({ hostname: host, port })
+      : Deno.connectTls({ hostname: host, port, caCerts: tls.caCerts });
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<undefined>((resolve) => {
       timer = setTimeout(() => resolve(undefined), this.#settings.connectTimeoutMs);
     });
     try {
       const conn = await Promise.race([attempt, timeout]);
-      if (conn === undefined) attempt.then(closeQuietly, () => {});
+      if (conn === undefined) {
+        attempt.then(closeQuietly, () => {});
+        this.#failed(`connecting timed out after ${this.#settings.connectTimeoutMs} ms`);
+        return undefined;
+      }
+      // A TLS handshake happens on first use: make it fail here, with its reason.
+      if (tls !== undefined) await (conn as Deno.TlsConn).handshake();
       return conn;
-    } catch {
+    } catch (error) {
+      this.#failed(describeConnectError(error, tls !== undefined));
       return undefined;
     } finally {
       clearTimeout(timer);
     }
   }
 
-  async #serve(conn: Deno.TcpConn): Promise<void> {
+  /** Records (and at most once a minute per reason, logs) why the link is down. */
+  #failed(reason: string): void {
+    this.#lastError = reason;
+    const now = Date.now();
+    if (reason === this.#lastErrorLogged && now - this.#lastErrorLoggedAt < linkErrorLogMs) return;
+    this.#lastErrorLogged = reason;
+    this.#lastErrorLoggedAt = now;
+    getLogger("cluster").warn("Cannot link to peer {address}: {reason}", {
+      address: this.address,
+      reason,
+    });
+  }
+
+  async #serve(conn: Deno.Conn): Promise<void> {
     // Nagle's algorithm would hold heartbeats and small Raft messages back.
-    conn.setNoDelay(true);
-    this.#conn = conn;
-    this.#state = "connected";
-    this.#connections++;
-    // Saying hello lets this connection carry frames above the client limit.
-    const hello = encodeFrame({ action: "peer_hello" });
-    this.#queue.unshift(hello);
-    this.#queuedBytes += hello.length;
-    if (this.#settings.authToken !== undefined) {
-      // Auth goes first; the peer handles it before the next frame of the burst.
-      const auth = encodeFrame({ action: "auth", token: this.#settings.authToken });
-      this.#queue.unshift(auth);
-      this.#queuedBytes += auth.length;
-    }
-    this.#schedulePump();
-    const decoder = new FrameDecoder({ frameBytesMax: this.#settings.responseBytesMax });
-    const buffer = new Uint8Array(readBufferBytes);
+    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+    const frames = readFrames(conn, this.#settings.responseBytesMax);
     try {
-      while (this.#state === "connected") {
-        const read = await conn.read(buffer);
-        if (read === null) break;
-        for (const event of decoder.push(buffer.subarray(0, read))) {
-          if (event.kind !== "frame") throw new Error(`Unusable answer from ${this.address}`);
-          this.#receive(event.payload);
-        }
+      if (!(await this.#handshake(conn, frames))) return;
+      this.#conn = conn;
+      this.#state = "connected";
+      this.#connections++;
+      this.#lastError = undefined;
+      this.#schedulePump();
+      for await (const payload of frames) {
+        if (!this.#isConnected()) break;
+        this.#receive(payload);
       }
     } catch {
       // A reset, a close() or an unusable answer all end this connection alike.
     } finally {
       closeQuietly(conn);
+    }
+  }
+
+  /** Runs the peer handshake before anything queued may leave; false when it failed. */
+  async #handshake(conn: Deno.Conn, frames: AsyncIterator<Uint8Array>): Promise<boolean> {
+    const dialer = new DialerHandshake(this.#settings.nodeId, this.#settings.secret);
+    try {
+      let message: Record<string, unknown> | undefined = dialer.hello();
+      while (message !== undefined) {
+        await writeAll(conn, encodeFrame(message));
+        const next = await frames.next();
+        if (next.done) throw new PeerHandshakeError("it closed the connection during the handshake");
+        const step = dialer.answer(parseAnswer(next.value));
+        message = step.done ? undefined : step.send;
+      }
+      return true;
+    } catch (error) {
+      this.#failed(
+        error instanceof PeerHandshakeError
+          ? `peer handshake failed: ${error.message}`
+          : describeConnectError(error, this.#settings.tls !== undefined),
+      );
+      return false;
     }
   }
 
@@ -409,11 +466,7 @@ export class PeerLink {
     if (typeof answer !== "object" || answer === null) return;
     const { id, status } = answer as { id?: unknown; status?: unknown };
     if (!(errorCodes as readonly unknown[]).includes(status)) this.#attempt = 0;
-    if (status === "unauthorized") {
-      getLogger("cluster").warn("Peer {address} refused this node's auth token", {
-        address: this.address,
-      });
-    }
+    if (status === "unauthorized") this.#failed("it refused a message as unauthorized");
     // Answers without a known id belong to one-way messages or timed-out requests.
     if (typeof id === "number") this.#pending.get(id)?.resolve(answer);
   }
@@ -427,9 +480,13 @@ export class PeerLink {
     for (const pending of [...this.#pending.values()]) pending.reject(error);
   }
 
-  /** A method, so TypeScript does not narrow the state across awaits. */
+  /** Methods, so TypeScript does not narrow the state across awaits. */
   #isClosed(): boolean {
     return this.#state === "closed";
+  }
+
+  #isConnected(): boolean {
+    return this.#state === "connected";
   }
 
   #sleep(delayMs: number): Promise<void> {
@@ -460,6 +517,43 @@ function actionFirst(message: PeerMessage): PeerMessage {
   return { action, ...rest };
 }
 
+/** Frame payloads from a connection until it ends; an unusable frame ends it. */
+async function* readFrames(conn: Deno.Conn, frameBytesMax: number): AsyncGenerator<Uint8Array> {
+  const decoder = new FrameDecoder({ frameBytesMax });
+  const buffer = new Uint8Array(readBufferBytes);
+  while (true) {
+    const read = await conn.read(buffer);
+    if (read === null) return;
+    for (const event of decoder.push(buffer.subarray(0, read))) {
+      if (event.kind !== "frame") throw new Error("Unusable frame from a peer");
+      yield event.payload;
+    }
+  }
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+}
+
+function parseAnswer(payload: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(payload));
+  } catch {
+    throw new PeerHandshakeError("it answered the handshake with invalid JSON");
+  }
+}
+
+/** One line saying why a connection (or its TLS handshake) failed. */
+function describeConnectError(error: unknown, tls: boolean): string {
+  const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
+  if (error instanceof Deno.errors.ConnectionRefused) return "connection refused";
+  if (tls && /certificate|tls|handshake|InvalidData|UnknownIssuer|alert/i.test(message)) {
+    return `TLS handshake failed: ${message}`;
+  }
+  return message;
+}
+
 function closeQuietly(conn: Deno.Conn): void {
   try {
     conn.close();
@@ -472,7 +566,9 @@ function validate(options: PeerLinkOptions): Settings {
   const settings: Settings = {
     host: options.host,
     port: options.port,
-    authToken: options.authToken,
+    nodeId: options.nodeId ?? 1,
+    secret: options.secret,
+    tls: options.tls,
     queuedBytesMax: options.queuedBytesMax ?? queuedBytesMaxDefault,
     pendingRequestsMax: options.pendingRequestsMax ?? pendingRequestsMaxDefault,
     frameBytesMax: options.frameBytesMax ?? peerFrameBytesMax,

@@ -9,13 +9,16 @@
 
 import { setImmediate } from "node:timers";
 import type { Message } from "../raft/types.ts";
-import { decodeRaftMessage, encodeRaftMessage, type WireMessage } from "./raft_codec.ts";
+import { frameMessagesMax, type RaftFrame, raftFrame } from "./peer_rpc.ts";
+import { encodeRaftMessage, type WireMessage } from "./raft_codec.ts";
 import type { ReplicaGroup } from "./replica_group.ts";
+
+export { frameMessagesMax } from "./peer_rpc.ts";
 
 /** Raft tick interval (DESIGN.md: 100 ms). */
 export const tickMsDefault = 100;
-/** Most messages of one peer_raft frame; larger batches are split. */
-export const frameMessagesMax = 4096;
+/** Most peers whose incarnation is remembered. */
+export const incarnationsMax = 4096;
 
 /** How frames reach other peers (PeerLinks in production). */
 export interface RaftTransport {
@@ -29,7 +32,7 @@ export interface RaftTransport {
  * ```ts
  * const host = new RaftHost(1, transport);
  * host.add(group);
- * peerHandler.register("peer_raft", (message) => host.receive(message));
+ * peerHandler.register("peer_raft", (message) => host.receive(decodeRaftFrame(message)));
  * ```
  */
 export class RaftHost {
@@ -41,6 +44,15 @@ export class RaftHost {
   #ticker: ReturnType<typeof setInterval> | undefined;
   /** Called for messages of a group this peer does not host (yet). */
   onUnknownGroup: ((groupId: string, message: Message) => void) | undefined;
+  /**
+   * Called when a peer's Raft traffic shows it restarted (a new
+   * incarnation): what its groups' leaders remember of its log is no longer
+   * to be trusted, since the restart may have lost or repaired its files.
+   */
+  onPeerRestart: ((nodeId: number) => void) | undefined;
+  /** This process's incarnation: random, new at every start. */
+  readonly incarnation: string = crypto.randomUUID();
+  readonly #incarnations = new Map<number, string>();
 
   readonly #isReachable: (nodeId: number) => boolean;
 
@@ -99,38 +111,38 @@ export class RaftHost {
     this.#outbox = new Map();
     for (const [nodeId, batch] of outbox) {
       for (let start = 0; start < batch.length; start += frameMessagesMax) {
-        this.#transport.send(nodeId, {
-          action: "peer_raft",
-          from: this.nodeId,
-          batch: batch.slice(start, start + frameMessagesMax),
-        });
+        this.#transport.send(
+          nodeId,
+          raftFrame(this.nodeId, this.incarnation, batch.slice(start, start + frameMessagesMax)),
+        );
       }
     }
   }
 
-  /** Handles an incoming `peer_raft` frame: steps each message into its group. */
-  receive(frame: Record<string, unknown>): { status: "ok" } {
-    const batch = frame.batch;
-    if (!Array.isArray(batch) || batch.length > frameMessagesMax) {
-      throw new TypeError(
-        `A peer_raft frame needs a batch of at most ${frameMessagesMax} messages`,
-      );
-    }
-    const from = typeof frame.from === "number" ? frame.from : 0;
-    for (const item of batch) {
-      if (!Array.isArray(item) || typeof item[0] !== "string") continue;
-      const quiesce = (item[1] as { quiesce?: unknown })?.quiesce;
-      if (typeof quiesce === "number") {
-        this.#groups.get(item[0])?.quiesceFollower(quiesce, from);
+  /** Steps each message of a validated `peer_raft` frame into its group. */
+  receive(frame: RaftFrame): { status: "ok" } {
+    this.#noteIncarnation(frame.from, frame.incarnation);
+    for (const item of frame.batch) {
+      if ("quiesceTerm" in item) {
+        this.#groups.get(item.groupId)?.quiesceFollower(item.quiesceTerm, frame.from);
         continue;
       }
-      const message = decodeRaftMessage(item[1] as WireMessage);
-      if (message.to !== this.nodeId) continue;
-      const group = this.#groups.get(item[0]);
-      if (group) group.step(message);
-      else this.onUnknownGroup?.(item[0], message);
+      if (item.message.to !== this.nodeId) continue;
+      const group = this.#groups.get(item.groupId);
+      if (group) group.step(item.message);
+      else this.onUnknownGroup?.(item.groupId, item.message);
     }
     return { status: "ok" };
+  }
+
+  #noteIncarnation(from: number, incarnation: string): void {
+    const known = this.#incarnations.get(from);
+    if (known === incarnation) return;
+    if (known === undefined && this.#incarnations.size >= incarnationsMax) {
+      this.#incarnations.delete(this.#incarnations.keys().next().value!);
+    }
+    this.#incarnations.set(from, incarnation);
+    if (known !== undefined) this.onPeerRestart?.(from);
   }
 
   #tick(): void {

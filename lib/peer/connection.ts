@@ -7,9 +7,16 @@
  * @module
  */
 
+import {
+  type ClusterSecret,
+  type ListenerHandshake,
+  listenerStep,
+} from "../cluster/peer_auth.ts";
+import type { PeerContext } from "../cluster/peer_handler.ts";
 import { encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
 import { errorResponse, ProtocolError } from "../wire/errors.ts";
 import { decodeRequest, type Request, RequestError } from "../wire/requests.ts";
+import type { AccessPolicy } from "./auth.ts";
 import type { Broker } from "./broker.ts";
 import { FrameWriter } from "./frame_writer.ts";
 import { type Handled, Session } from "./session.ts";
@@ -23,11 +30,19 @@ export interface ConnectionOptions {
   frameBytesMax: number;
   requestTimeoutMs: number;
   authToken?: string;
+  /** Tokens and their topic permissions (`--auth-file`); wins over `authToken`. */
+  access?: AccessPolicy;
   /**
    * Handles peer-to-peer messages (actions starting with "peer_"), which the
    * cluster layer validates itself; without it such actions are unknown.
+   * Only connections that completed the peer handshake reach it.
    */
-  peerHandler?: (message: Record<string, unknown>) => Promise<unknown>;
+  peerHandler?: (message: Record<string, unknown>, context: PeerContext) => Promise<unknown>;
+  /**
+   * The cluster secret a connection must prove it knows before it may send
+   * peer actions; without one any connection may (loopback development).
+   */
+  clusterSecret?: ClusterSecret;
   /** Called with every handled request's action, status and duration (metrics). */
   observe?: (action: string, status: string, seconds: number) => void;
 }
@@ -55,6 +70,7 @@ export class Connection {
   readonly #session: Session;
   #slots: Slot[] = [];
   #closed = false;
+  #handshake: ListenerHandshake = { state: "none" };
   /** Time of the last bytes received, for the idle sweeper. */
   lastReceivedAt = Date.now();
 
@@ -68,6 +84,7 @@ export class Connection {
       writer: this.#writer,
       close: () => this.close(),
       authToken: options.authToken,
+      access: options.access,
     });
   }
 
@@ -117,9 +134,7 @@ export class Connection {
   }
 
   #dispatch(payload: Uint8Array): void {
-    if (
-      this.#options.peerHandler !== undefined && this.#session.authenticated && isPeerFrame(payload)
-    ) {
+    if (this.#options.peerHandler !== undefined && isPeerFrame(payload)) {
       this.#dispatchPeer(payload, this.#options.peerHandler);
       return;
     }
@@ -149,7 +164,7 @@ export class Connection {
 
   #dispatchPeer(
     payload: Uint8Array,
-    handler: (message: Record<string, unknown>) => Promise<unknown>,
+    handler: NonNullable<ConnectionOptions["peerHandler"]>,
   ): void {
     let message: Record<string, unknown>;
     try {
@@ -158,24 +173,41 @@ export class Connection {
       this.#answer(errorResponse("bad_request", "The frame is not valid JSON"));
       return;
     }
-    if (message.action === "peer_hello") {
-      // A peer link: Raft catch-up frames may exceed the client frame limit.
-      this.#decoder.raiseLimit(peerFrameBytesMax);
-      this.#answer(withId({ status: "ok" }, idOf(message)));
+    const id = idOf(message);
+    if (message.action === "peer_hello" || message.action === "peer_auth") {
+      this.#handshakeStep(message, id);
+      return;
+    }
+    if (this.#handshake.state !== "member") {
+      const refusal = errorResponse(
+        "unauthorized",
+        "Peer actions need a connection authenticated as a cluster member",
+        id,
+      );
+      this.#answer(refusal);
       return;
     }
     const slot: Slot = { frame: undefined };
     this.#slots.push(slot);
-    handler(message).then(
+    handler(message, { peerId: this.#handshake.nodeId }).then(
       (response) => response,
       (error) => toErrorResponse(error),
     ).then((response) => {
-      const id = typeof message.id === "string" || typeof message.id === "number"
-        ? message.id
-        : undefined;
       slot.frame = encodeFrame(withId(response, id));
       this.#flushSlots();
     });
+  }
+
+  #handshakeStep(message: Record<string, unknown>, id: string | number | undefined): void {
+    try {
+      const step = listenerStep(this.#options.clusterSecret, this.#handshake, message);
+      this.#handshake = step.next;
+      // A cluster member's link: Raft catch-up frames may exceed the client limit.
+      if (step.next.state === "member") this.#decoder.raiseLimit(peerFrameBytesMax);
+      this.#answer(withId(step.response, id), step.close);
+    } catch (error) {
+      this.#answer(withId(toErrorResponse(error), id));
+    }
   }
 
   async #handle(request: Request): Promise<Handled> {

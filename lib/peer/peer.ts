@@ -9,6 +9,9 @@ import { getLogger } from "../logging.ts";
 import { frameBytesMaxDefault } from "../wire/frame.ts";
 import type { Broker } from "./broker.ts";
 import { ClusterBroker } from "../cluster/cluster_broker.ts";
+import type { ClusterSecret } from "../cluster/peer_auth.ts";
+import type { AccessPolicy } from "./auth.ts";
+import { lockDataDir } from "./data_dir_lock.ts";
 import { LocalBroker } from "./local_broker.ts";
 import { createBrokerMetrics, type MetricsServer, serveMetrics } from "./metrics.ts";
 import { Server } from "./server.ts";
@@ -23,8 +26,18 @@ export interface PeerOptions {
   idleTimeoutMs?: number;
   requestTimeoutMs?: number;
   authToken?: string;
-  tls?: { cert: string; key: string };
+  /** Client tokens and their topic permissions (`--auth-file`); wins over `authToken` for clients. */
+  access?: AccessPolicy;
+  /** Serve TLS; with `ca`, peer links dial TLS and verify peers against it. */
+  tls?: { cert: string; key: string; ca?: string };
+  /**
+   * The cluster secret: peer actions are accepted only from connections
+   * that prove they know it, and links to other peers prove it too.
+   */
+  clusterSecret?: ClusterSecret;
   metricsPort?: number;
+  /** When set, `/metrics` requires `Authorization: Bearer <metricsToken>`. */
+  metricsToken?: string;
   /** The discovery list (`--peers`); the first entry bootstraps a new cluster. */
   peers?: { id: number; host: string; port: number }[];
   replicationFactor?: number;
@@ -62,6 +75,28 @@ export interface RunningPeer {
  * ```
  */
 export async function startPeer(options: PeerOptions): Promise<RunningPeer> {
+  // Before anything in the directory is opened: a second process must not touch it.
+  const lock = await lockDataDir(options.dataDir);
+  let peer: RunningPeer;
+  try {
+    peer = await startLockedPeer(options);
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+  return {
+    ...peer,
+    close: async () => {
+      try {
+        await peer.close();
+      } finally {
+        lock.release();
+      }
+    },
+  };
+}
+
+async function startLockedPeer(options: PeerOptions): Promise<RunningPeer> {
   const logger = getLogger("peer");
   const metrics = createBrokerMetrics();
   const broker = options.standalone
@@ -81,7 +116,10 @@ export async function startPeer(options: PeerOptions): Promise<RunningPeer> {
       heartbeatMs: options.heartbeatMs ?? 3000,
       deadAfterMs: options.deadAfterMs ?? 30_000,
       requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
-      authToken: options.authToken,
+      clusterSecret: options.clusterSecret,
+      tls: options.tls === undefined
+        ? undefined
+        : { caCerts: options.tls.ca === undefined ? undefined : [options.tls.ca] },
       tickMs: options.tickMs,
       topicsMax: options.topicsMax,
     });
@@ -96,8 +134,10 @@ export async function startPeer(options: PeerOptions): Promise<RunningPeer> {
       idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
       requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
       authToken: options.authToken,
+      access: options.access,
       peerHandler,
-      tls: options.tls,
+      clusterSecret: options.clusterSecret,
+      tls: options.tls === undefined ? undefined : { cert: options.tls.cert, key: options.tls.key },
       observe: (action, status, seconds) => {
         metrics.requests.inc({ action, status });
         if (action === "publish" || action === "publish_batch") {
@@ -114,7 +154,10 @@ export async function startPeer(options: PeerOptions): Promise<RunningPeer> {
   }
   let metricsServer: MetricsServer | undefined;
   if (options.metricsPort !== undefined) {
-    metricsServer = serveMetrics(options.metricsPort, metrics.registry, { hostname: options.host });
+    metricsServer = serveMetrics(options.metricsPort, metrics.registry, {
+      hostname: options.host,
+      token: options.metricsToken,
+    });
   }
   let reportedLeaderChanges = 0;
   const gauges = setInterval(() => {
@@ -138,6 +181,12 @@ export async function startPeer(options: PeerOptions): Promise<RunningPeer> {
     host: options.host,
     port: server.port,
   });
+  if (peerHandler !== undefined && options.clusterSecret === undefined) {
+    logger.warn(
+      "Peer {id} runs without a cluster secret: any process able to reach {host}:{port} can act as a peer (use --cluster-secret-file)",
+      { id: options.id, host: options.host, port: server.port },
+    );
+  }
   return {
     id: options.id,
     port: server.port,

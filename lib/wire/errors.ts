@@ -14,6 +14,9 @@ export const errorCodes = [
   "unauthorized",
   "unavailable",
   "overloaded",
+  "forbidden",
+  "out_of_order_sequence",
+  "storage_full",
 ] as const;
 
 /** One error status. */

@@ -230,6 +230,14 @@ function validateAction(fields: Fields): Request {
     case undefined:
       return fail("Field 'action' is missing");
     default:
+      if (typeof action === "string" && action.startsWith("peer_")) {
+        // Peer actions reach the cluster layer only through an authenticated
+        // peer connection, and only with "action" as the frame's first key.
+        throw new ProtocolError(
+          "unauthorized",
+          "Peer actions need a connection authenticated as a cluster member",
+        );
+      }
       return fail(`Unknown action '${String(action).slice(0, 64)}'`);
   }
 }

@@ -9,6 +9,8 @@ import {
   PeerUnavailableError,
 } from "../../lib/cluster/peer_link.ts";
 import { PeerLinks } from "../../lib/cluster/peer_links.ts";
+import { ClusterSecret } from "../../lib/cluster/peer_auth.ts";
+import { FrameDecoder } from "../../lib/wire/frame.ts";
 import { LocalBroker } from "../../lib/peer/local_broker.ts";
 import { Server } from "../../lib/peer/server.ts";
 import { encodeFrame } from "../../lib/wire/frame.ts";
@@ -23,13 +25,18 @@ class TestPeer {
   #broker: LocalBroker;
   #server: Server | undefined;
   #dataDir: string;
-  #authToken: string | undefined;
+  #secret: ClusterSecret | undefined;
 
-  private constructor(broker: LocalBroker, dataDir: string, port: number, authToken?: string) {
+  private constructor(
+    broker: LocalBroker,
+    dataDir: string,
+    port: number,
+    secret?: ClusterSecret,
+  ) {
     this.#broker = broker;
     this.#dataDir = dataDir;
     this.port = port;
-    this.#authToken = authToken;
+    this.#secret = secret;
     this.membership = new Membership({
       self: { id: 9, address: `127.0.0.1:${port}` },
       heartbeatMs: 100,
@@ -45,10 +52,10 @@ class TestPeer {
     });
   }
 
-  static async start(authToken?: string): Promise<TestPeer> {
+  static async start(secret?: ClusterSecret): Promise<TestPeer> {
     const dataDir = await Deno.makeTempDir({ prefix: "pubsub-link-test-" });
     const broker = await LocalBroker.open({ nodeId: 9, dataDir, address: "127.0.0.1:0" });
-    const peer = new TestPeer(broker, dataDir, freePort(), authToken);
+    const peer = new TestPeer(broker, dataDir, freePort(), secret);
     peer.listen();
     return peer;
   }
@@ -61,7 +68,9 @@ class TestPeer {
       frameBytesMax: 1024 * 1024,
       idleTimeoutMs: 30_000,
       requestTimeoutMs: 5_000,
-      authToken: this.#authToken,
+      // Client auth on: peer links must still get through with the secret alone.
+      authToken: "client-token",
+      clusterSecret: this.#secret,
       peerHandler: this.handler,
     });
   }
@@ -130,7 +139,8 @@ Deno.test("PeerLink pipelines 1000 requests over one connection", async () => {
 
 Deno.test("PeerLink one-way heartbeats reach the peer's membership", async () => {
   const peer = await TestPeer.start();
-  const link = linkTo(peer);
+  // The heartbeat's sender must be the node the link introduced itself as.
+  const link = linkTo(peer, { nodeId: 4 });
   try {
     assert.equal(
       link.send({
@@ -252,17 +262,72 @@ Deno.test("PeerLink times out, aborts, and refuses a message over frameBytesMax"
   }
 });
 
-Deno.test("PeerLink authenticates first when the peer requires a token", async () => {
-  const peer = await TestPeer.start("secret");
-  const good = linkTo(peer, { authToken: "secret" });
-  const bad = linkTo(peer, { authToken: "wrong", backoffMinMs: 1000, backoffMaxMs: 1000 });
+Deno.test("PeerLink proves the cluster secret before sending, and a wrong secret is refused", async () => {
+  const secret = ClusterSecret.fromText(ClusterSecret.generateText());
+  const wrong = ClusterSecret.fromText(ClusterSecret.generateText());
+  const peer = await TestPeer.start(secret);
+  const slow = { backoffMinMs: 1000, backoffMaxMs: 1000 };
+  const good = linkTo(peer, { secret });
+  const bad = linkTo(peer, { secret: wrong, ...slow });
+  const none = linkTo(peer, slow);
   try {
     const answer = await good.request({ action: "peer_echo", value: "in" });
     assert.equal((answer as { value: string }).value, "in");
     await assert.rejects(bad.request({ action: "peer_echo", value: "out" }), PeerUnavailableError);
+    await assert.rejects(none.request({ action: "peer_echo", value: "out" }), PeerUnavailableError);
+    await waitFor(() => bad.lastError !== undefined && none.lastError !== undefined);
+    assert.match(bad.lastError!, /does not know the cluster secret/);
+    assert.match(none.lastError!, /requires a cluster secret/);
+    assert.equal(good.lastError, undefined);
   } finally {
     await good.close();
     await bad.close();
+    await none.close();
+    await peer.close();
+  }
+});
+
+Deno.test("PeerLink with a secret refuses a listener that has none", async () => {
+  const peer = await TestPeer.start();
+  const link = linkTo(peer, {
+    secret: ClusterSecret.fromText(ClusterSecret.generateText()),
+    backoffMinMs: 1000,
+    backoffMaxMs: 1000,
+  });
+  try {
+    await assert.rejects(link.request({ action: "peer_echo" }), PeerUnavailableError);
+    await waitFor(() => link.lastError !== undefined);
+    assert.match(link.lastError!, /without a cluster secret/);
+  } finally {
+    await link.close();
+    await peer.close();
+  }
+});
+
+Deno.test("A client connection gets unauthorized for peer actions, even with the client token", async () => {
+  const peer = await TestPeer.start(ClusterSecret.fromText(ClusterSecret.generateText()));
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: peer.port });
+  try {
+    const frames = [
+      { action: "auth", token: "client-token" },
+      { action: "peer_echo", value: 1 },
+      { id: 7, action: "peer_echo", value: 2 },
+      { action: "peer_hello", node_id: 2 },
+      { action: "peer_auth", node_id: 2, proof: "AAAA" },
+      { action: "peer_hello", node_id: 2, nonce: "n" },
+      { action: "peer_auth", node_id: 2, proof: "AAAA" },
+    ];
+    for (const frame of frames) await conn.write(encodeFrame(frame));
+    const answers = await readAnswers(conn, frames.length);
+    assert.equal(answers[0].status, "authenticated");
+    assert.equal(answers[1].status, "unauthorized");
+    assert.equal(answers[2].status, "unauthorized");
+    assert.equal(answers[3].status, "bad_request"); // a secret needs a nonce
+    assert.equal(answers[4].status, "unauthorized"); // no challenge was issued
+    assert.equal(answers[5].status, "challenge");
+    assert.equal(answers[6].status, "unauthorized"); // a wrong proof
+  } finally {
+    conn.close();
     await peer.close();
   }
 });
@@ -307,3 +372,19 @@ Deno.test("PeerLinks creates links lazily, replaces them on address change and c
     await second.close();
   }
 });
+
+async function readAnswers(conn: Deno.Conn, count: number): Promise<Record<string, unknown>[]> {
+  const decoder = new FrameDecoder({ frameBytesMax: 1024 * 1024 });
+  const answers: Record<string, unknown>[] = [];
+  const buffer = new Uint8Array(64 * 1024);
+  while (answers.length < count) {
+    const read = await conn.read(buffer);
+    if (read === null) break;
+    for (const event of decoder.push(buffer.subarray(0, read))) {
+      if (event.kind === "frame") {
+        answers.push(JSON.parse(new TextDecoder().decode(event.payload)));
+      }
+    }
+  }
+  return answers;
+}

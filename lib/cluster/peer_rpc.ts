@@ -1,0 +1,356 @@
+/**
+ * The typed peer RPC of the cluster layer: one message type per `peer_*`
+ * action, one builder the sender uses and one validator the receiver runs
+ * before anything trusts a field, and validators of the answers the sender
+ * reads back. Nothing crosses between peers as an unchecked cast.
+ *
+ * The membership messages (`peer_heartbeat`, `peer_leave`) are validated in
+ * `_peer_messages.ts`; the handshake (`peer_hello`, `peer_auth`) in
+ * `peer_auth.ts`; Raft batches here, with `raft_codec.ts` for each message.
+ *
+ * @module
+ */
+
+import type { Message } from "../raft/types.ts";
+import { type ErrorCode, errorCodes, ProtocolError } from "../wire/errors.ts";
+import {
+  clientIdLengthMax,
+  type Request,
+  type SubscribeFrom,
+  validateRequest,
+  validateTopicName,
+} from "../wire/requests.ts";
+import { parseAddress } from "./_address.ts";
+import { nodeIdMax, PeerMessageError } from "./_peer_messages.ts";
+import { decodeMetaCommand, type MetaCommand, type MetaResult, replicasMax } from "./meta_state.ts";
+import { decodeRaftMessage, type WireMessage } from "./raft_codec.ts";
+
+/** Most messages of one peer_raft frame; larger batches are split. */
+export const frameMessagesMax = 4096;
+/** Longest group id ("meta" or "t:" + a topic name). */
+export const groupIdLengthMax = 2 + 249;
+/** Longest incarnation id of a peer process. */
+export const incarnationLengthMax = 64;
+/** Longest a `peer_wait` may hold its answer back. */
+export const waitMsMax = 5000;
+/** Most relays of one request (non-replica -> replica -> leader -> new leader). */
+export const forwardHopsMax = 3;
+
+type Fields = Record<string, unknown>;
+
+// ---- field validators ----------------------------------------------------------
+
+function fields(value: unknown, what: string): Fields {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new PeerMessageError(`A ${what} must be a JSON object`);
+  }
+  return value as Fields;
+}
+
+function nodeIdField(record: Fields, key: string): number {
+  const value = record[key];
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > nodeIdMax) {
+    throw new PeerMessageError(`Field '${key}' must be a node id between 1 and ${nodeIdMax}`);
+  }
+  return value;
+}
+
+function integerField(record: Fields, key: string, min: number, max: number): number {
+  const value = record[key];
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new PeerMessageError(`Field '${key}' must be an integer between ${min} and ${max}`);
+  }
+  return value;
+}
+
+function topicField(record: Fields): string {
+  try {
+    return validateTopicName(record.topic_name);
+  } catch (error) {
+    throw new PeerMessageError((error as Error).message);
+  }
+}
+
+function hopsField(record: Fields): number {
+  return integerField(record, "hops", 0, forwardHopsMax + 1);
+}
+
+// ---- requests ------------------------------------------------------------------
+
+/** One item of a Raft batch: a message for a group, or a leader's quiesce notice. */
+export type RaftBatchItem =
+  | { groupId: string; message: Message }
+  | { groupId: string; quiesceTerm: number };
+
+/** `peer_raft`: Raft messages of many groups from one peer, coalesced. */
+export interface RaftFrame {
+  from: number;
+  /** Changes every time the sending process starts: a restart is visible to its leaders. */
+  incarnation: string;
+  batch: RaftBatchItem[];
+}
+
+/** Builds a `peer_raft` frame from already-encoded items. */
+export function raftFrame(
+  from: number,
+  incarnation: string,
+  batch: [string, WireMessage][],
+): { action: "peer_raft" } & Fields {
+  return { action: "peer_raft", from, incarnation, batch };
+}
+
+/** Validates a `peer_raft` frame; every message is decoded before any is stepped. */
+export function decodeRaftFrame(message: Fields): RaftFrame {
+  const from = nodeIdField(message, "from");
+  const incarnation = message.incarnation;
+  if (
+    typeof incarnation !== "string" || incarnation.length === 0 ||
+    incarnation.length > incarnationLengthMax
+  ) {
+    throw new PeerMessageError("Field 'incarnation' must be a short string");
+  }
+  const batch = message.batch;
+  if (!Array.isArray(batch) || batch.length > frameMessagesMax) {
+    throw new PeerMessageError(`Field 'batch' must list at most ${frameMessagesMax} messages`);
+  }
+  const items = batch.map((item, index): RaftBatchItem => {
+    if (
+      !Array.isArray(item) || item.length !== 2 || typeof item[0] !== "string" ||
+      item[0].length === 0 || item[0].length > groupIdLengthMax
+    ) {
+      throw new PeerMessageError(`Batch item ${index} must be [group id, message]`);
+    }
+    const body = fields(item[1], `Raft message of batch item ${index}`);
+    if (body.quiesce !== undefined) {
+      return { groupId: item[0], quiesceTerm: integerField(body, "quiesce", 0, 2 ** 52) };
+    }
+    let decoded: Message;
+    try {
+      decoded = decodeRaftMessage(body);
+    } catch (error) {
+      throw new PeerMessageError(`Batch item ${index}: ${(error as Error).message}`);
+    }
+    if (decoded.from !== from) {
+      throw new PeerMessageError(`Batch item ${index} claims to come from node ${decoded.from}`);
+    }
+    return { groupId: item[0], message: decoded };
+  });
+  return { from, incarnation, batch: items };
+}
+
+/** `peer_join`: a new peer asks the controller to record it. */
+export interface JoinRequest {
+  nodeId: number;
+  address: string;
+}
+
+/** Builds a `peer_join` (the joining node travels as "node_id": "id" is the link's request id). */
+export function joinRequest(join: JoinRequest): { action: "peer_join" } & Fields {
+  return { action: "peer_join", node_id: join.nodeId, address: join.address };
+}
+
+/** Validates a `peer_join`. */
+export function decodeJoin(message: Fields): JoinRequest {
+  const nodeId = nodeIdField(message, "node_id");
+  const address = message.address;
+  if (typeof address !== "string" || parseAddress(address) === undefined) {
+    throw new PeerMessageError("Field 'address' must be an address \"host:port\"");
+  }
+  return { nodeId, address };
+}
+
+/** `peer_forward`: a client request relayed to the peer that can serve it. */
+export interface ForwardRequest {
+  hops: number;
+  request: Request;
+}
+
+/** Builds a `peer_forward`. */
+export function forwardRequest(forward: ForwardRequest): { action: "peer_forward" } & Fields {
+  return { action: "peer_forward", hops: forward.hops, request: forward.request };
+}
+
+/** Validates a `peer_forward`; the inner request is validated like a client's. */
+export function decodeForward(message: Fields): ForwardRequest {
+  const hops = hopsField(message);
+  const request = validateRequest(message.request);
+  if (request.action === "auth" || request.action === "subscribe") {
+    throw new PeerMessageError(`A '${request.action}' request cannot be forwarded`);
+  }
+  return { hops, request };
+}
+
+/** What a metadata request asks the controller. */
+export type MetaProposal =
+  | { kind: "command"; command: MetaCommand }
+  | { kind: "create_topic"; name: string; replicationFactor: number };
+
+/** Builds a `peer_meta`. */
+export function metaRequest(proposal: MetaProposal): { action: "peer_meta" } & Fields {
+  const command = proposal.kind === "command" ? proposal.command : {
+    op: "create_topic_auto",
+    name: proposal.name,
+    replicationFactor: proposal.replicationFactor,
+  };
+  return { action: "peer_meta", command };
+}
+
+/** Validates a `peer_meta`: its command is checked before it is ever proposed. */
+export function decodeMeta(message: Fields): MetaProposal {
+  const command = fields(message.command, "metadata command");
+  if (command.op === "create_topic_auto") {
+    let name: string;
+    try {
+      name = validateTopicName(command.name, "name");
+    } catch (error) {
+      throw new PeerMessageError((error as Error).message);
+    }
+    const factor = integerField(command, "replicationFactor", 1, replicasMax);
+    return { kind: "create_topic", name, replicationFactor: factor };
+  }
+  return { kind: "command", command: decodeMetaCommand(command) };
+}
+
+/** `peer_subscribe_start`: where a subscription starts, decided by the topic's leader. */
+export interface SubscribeStartRequest {
+  topicName: string;
+  subscriberId: string;
+  from: SubscribeFrom | undefined;
+  hops: number;
+}
+
+/** Builds a `peer_subscribe_start`. */
+export function subscribeStartRequest(
+  start: SubscribeStartRequest,
+): { action: "peer_subscribe_start" } & Fields {
+  return {
+    action: "peer_subscribe_start",
+    topic_name: start.topicName,
+    subscriber_id: start.subscriberId,
+    from: start.from,
+    hops: start.hops,
+  };
+}
+
+/** Validates a `peer_subscribe_start` (with the client request's own rules). */
+export function decodeSubscribeStart(message: Fields): SubscribeStartRequest {
+  const request = validateRequest({
+    action: "subscribe",
+    topic_name: message.topic_name,
+    subscriber_id: message.subscriber_id,
+    from: message.from,
+  });
+  if (request.action !== "subscribe") throw new PeerMessageError("Not a subscription");
+  if (request.subscriber_id.length > clientIdLengthMax) {
+    throw new PeerMessageError("Field 'subscriber_id' is too long");
+  }
+  return {
+    topicName: request.topic_name,
+    subscriberId: request.subscriber_id,
+    from: request.from,
+    hops: hopsField(message),
+  };
+}
+
+/** `peer_wait`: long-poll until a replica's log passes an offset (or the wait ends). */
+export interface WaitRequest {
+  topicName: string;
+  offset: number;
+  timeoutMs: number;
+}
+
+/** Builds a `peer_wait`. */
+export function waitRequest(wait: WaitRequest): { action: "peer_wait" } & Fields {
+  return {
+    action: "peer_wait",
+    topic_name: wait.topicName,
+    offset: wait.offset,
+    timeout_ms: wait.timeoutMs,
+  };
+}
+
+/** Validates a `peer_wait`. */
+export function decodeWait(message: Fields): WaitRequest {
+  return {
+    topicName: topicField(message),
+    offset: integerField(message, "offset", 0, Number.MAX_SAFE_INTEGER),
+    timeoutMs: integerField(message, "timeout_ms", 0, waitMsMax),
+  };
+}
+
+// ---- answers -------------------------------------------------------------------
+
+/**
+ * Checks a peer's answer: `ok` (or the expected status) passes; an error
+ * code becomes the same ProtocolError here; anything else is `unavailable`.
+ */
+export function answerFields(answer: unknown, expected = "ok"): Fields {
+  if (typeof answer !== "object" || answer === null || Array.isArray(answer)) {
+    throw new ProtocolError("unavailable", "A peer sent an answer that is not an object");
+  }
+  const record = answer as Fields;
+  if (record.status === expected) return record;
+  const code = (errorCodes as readonly unknown[]).includes(record.status)
+    ? record.status as ErrorCode
+    : "unavailable";
+  const error = typeof record.error === "string"
+    ? record.error
+    : `A peer answered '${String(record.status)}'`;
+  throw new ProtocolError(code, error);
+}
+
+function answerInteger(record: Fields, key: string): number {
+  const value = record[key];
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new ProtocolError("unavailable", `A peer's answer lacks a valid '${key}'`);
+  }
+  return value;
+}
+
+/** The answer to `peer_join`. */
+export function decodeJoinAnswer(answer: unknown): { joined: boolean } {
+  if (typeof answer !== "object" || answer === null) return { joined: false };
+  return { joined: (answer as Fields).status === "joined" };
+}
+
+/** The answer to `peer_forward`: the relayed request's own answer (any JSON value). */
+export function decodeForwardAnswer(answer: unknown): unknown {
+  return answerFields(answer).answer;
+}
+
+/** The answer to `peer_meta` with a command. */
+export function decodeMetaResult(answer: unknown): MetaResult {
+  const result = answerFields(answer).result;
+  if (typeof result === "object" && result !== null) {
+    const fieldsOf = result as Fields;
+    if (fieldsOf.ok === true) return { ok: true };
+    if (fieldsOf.ok === false && (fieldsOf.reason === "exists" || fieldsOf.reason === "not_found")) {
+      return { ok: false, reason: fieldsOf.reason };
+    }
+  }
+  throw new ProtocolError("unavailable", "The controller sent a malformed metadata result");
+}
+
+/** The answer to `peer_meta` creating a topic. */
+export function decodeCreated(answer: unknown): boolean {
+  const created = answerFields(answer).created;
+  if (typeof created !== "boolean") {
+    throw new ProtocolError("unavailable", "The controller sent a malformed creation result");
+  }
+  return created;
+}
+
+/** The answer to `peer_meta_index`. */
+export function decodeMetaIndex(answer: unknown): number {
+  return answerInteger(answerFields(answer), "index");
+}
+
+/** The answer to `peer_subscribe_start`. */
+export function decodeSubscribeStartAnswer(answer: unknown): number {
+  return answerInteger(answerFields(answer), "start");
+}
+
+/** The answer to `peer_wait`. */
+export function decodeWaitAnswer(answer: unknown): number {
+  return answerInteger(answerFields(answer), "next_offset");
+}
