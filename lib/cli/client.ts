@@ -113,6 +113,7 @@ async function connect(flags: GlobalFlags): Promise<PubSubClient> {
   let token: string | undefined;
   if (flags.tokenFile !== undefined) {
     token = (await Deno.readTextFile(flags.tokenFile)).trim();
+    if (token === "") throw new UsageError(`Option --token-file ${flags.tokenFile} is empty`);
   }
   return await PubSubClient.connect({ peers, token, requestTimeoutMs: flags.timeout });
 }

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { digestToken, tokenMatches } from "./auth.ts";
+
 /** Label values of one sample, by label name. */
 export type Labels = Readonly<Record<string, string>>;
 
@@ -451,6 +453,12 @@ export function createBrokerMetrics(registry = new MetricsRegistry()): BrokerMet
 export interface ServeMetricsOptions {
   /** Address to listen on. Default "127.0.0.1": metrics are not public by default. */
   hostname?: string;
+  /**
+   * When set, requests must carry `Authorization: Bearer <token>`; others get
+   * 401. Default: none, so anyone who reaches the port reads the metrics,
+   * which name every topic.
+   */
+  token?: string;
 }
 
 /** A running metrics endpoint. */
@@ -463,7 +471,8 @@ export interface MetricsServer {
 
 /**
  * Serves `registry` at `GET /metrics` on `port` (0 picks a free port); every
- * other path answers 404.
+ * other path answers 404. With `options.token`, a request without that
+ * Bearer token answers 401 whatever its path.
  *
  * @example
  * ```ts
@@ -485,9 +494,10 @@ export function serveMetrics(
       `Cannot serve metrics as 'port' must be an integer between 0 and 65535: current value is ${port}`,
     );
   }
+  const expected = options.token === undefined ? undefined : digestToken(options.token);
   const server = Deno.serve(
     { port, hostname: options.hostname ?? "127.0.0.1", onListen: () => {} },
-    (request) => answer(request, registry),
+    (request) => answer(request, registry, expected),
   );
   return {
     port: server.addr.port,
@@ -495,7 +505,17 @@ export function serveMetrics(
   };
 }
 
-function answer(request: Request, registry: MetricsRegistry): Response {
+function answer(
+  request: Request,
+  registry: MetricsRegistry,
+  expected: Uint8Array | undefined,
+): Response {
+  if (expected !== undefined && !bearerMatches(request.headers.get("authorization"), expected)) {
+    return new Response("Unauthorized\n", {
+      status: 401,
+      headers: { "www-authenticate": 'Bearer realm="pubsub metrics"' },
+    });
+  }
   if (new URL(request.url).pathname !== "/metrics") {
     return new Response("Not found\n", { status: 404 });
   }
@@ -505,6 +525,12 @@ function answer(request: Request, registry: MetricsRegistry): Response {
   return new Response(request.method === "HEAD" ? null : registry.render(), {
     headers: { "content-type": metricsContentType },
   });
+}
+
+/** True when `header` is `Bearer <token>` for the token hashing to `expected` (constant time). */
+function bearerMatches(header: string | null, expected: Uint8Array): boolean {
+  const match = /^Bearer[ ]+(\S.*)$/i.exec(header ?? "");
+  return tokenMatches(match === null ? "" : match[1].trim(), expected);
 }
 
 function formatLabels(labels: Labels): string {

@@ -8,6 +8,7 @@
 
 import { ProtocolError } from "../wire/errors.ts";
 import type { Request } from "../wire/requests.ts";
+import { AccessPolicy, fullAccessToken, type Principal, refusalOf } from "./auth.ts";
 import { type Broker, TopicElsewhereError } from "./broker.ts";
 import type { FrameWriter } from "./frame_writer.ts";
 import { SubscriptionPump } from "./subscription.ts";
@@ -33,8 +34,16 @@ export interface SessionOptions {
   hops?: number;
   /** Closes the connection (a subscription that cannot go on makes the client start over). */
   close?: () => void;
-  /** When set, `auth` with this token must come first. */
+  /** When set (and `access` is not), `auth` with this token must come first. */
   authToken?: string;
+  /**
+   * When set, `auth` with one of its tokens must come first, and every
+   * request is checked against that token's permissions before the broker
+   * sees it. A session with neither `access` nor `authToken` may do
+   * everything: the cluster's sessions for forwarded requests are such, since
+   * the edge peer checked those requests already.
+   */
+  access?: AccessPolicy;
 }
 
 /**
@@ -53,8 +62,9 @@ export class Session {
   readonly #options: SessionOptions;
   /** The tail of this session's routing queue (see `#atLeader`). */
   #routing: Promise<void> = Promise.resolve();
-  readonly #authToken: string | undefined;
-  #authenticated: boolean;
+  readonly #access: AccessPolicy | undefined;
+  /** Who authenticated on this connection; undefined before `auth` or without access control. */
+  #principal: Principal | undefined;
   readonly #subscriptions = new Map<string, SubscriptionPump>();
 
   constructor(options: SessionOptions) {
@@ -62,34 +72,49 @@ export class Session {
     this.#writer = options.writer;
     this.#hops = options.hops ?? 0;
     this.#options = options;
-    this.#authToken = options.authToken;
-    this.#authenticated = options.authToken === undefined;
+    this.#access = options.access ??
+      (options.authToken === undefined
+        ? undefined
+        : new AccessPolicy([fullAccessToken(options.authToken)]));
   }
 
-  /** True once the connection may make requests (always, without an auth token). */
+  /** True once the connection may make requests (always, without access control). */
   get authenticated(): boolean {
-    return this.#authenticated;
+    return this.#access === undefined || this.#principal !== undefined;
   }
 
   /** Handles one request. Throws ProtocolError for protocol-level failures. */
   async handle(request: Request): Promise<Handled> {
+    // 'auth' completes synchronously on purpose: a client may pipeline
+    // requests right behind it, and the connection hands each one over as
+    // soon as it arrives.
     if (request.action === "auth") return this.#auth(request.token);
-    if (!this.#authenticated) {
-      throw new ProtocolError("unauthorized", "Authenticate with the 'auth' action first");
-    }
+    if (this.#access !== undefined) this.#authorize(request);
     if (request.action === "subscribe") return await this.#subscribe(request);
     return { response: await this.#respond(request) };
   }
 
   #auth(token: string): Handled {
-    if (this.#authToken === undefined || token === this.#authToken) {
-      this.#authenticated = true;
-      return { response: { status: "authenticated" } };
+    if (this.#access === undefined) return { response: { status: "authenticated" } };
+    const principal = this.#access.authenticate(token);
+    if (principal === undefined) {
+      this.#principal = undefined;
+      return {
+        response: { status: "unauthorized", error: "The token is wrong." },
+        close: true,
+      };
     }
-    return {
-      response: { status: "unauthorized", error: "The token is wrong." },
-      close: true,
-    };
+    this.#principal = principal;
+    return { response: { status: "authenticated" } };
+  }
+
+  /** Throws unauthorized before `auth`, forbidden when the token does not cover the request. */
+  #authorize(request: Request): void {
+    if (this.#principal === undefined) {
+      throw new ProtocolError("unauthorized", "Authenticate with the 'auth' action first");
+    }
+    const refusal = refusalOf(this.#principal, request);
+    if (refusal !== undefined) throw new ProtocolError("forbidden", refusal);
   }
 
   async #respond(request: Exclude<Request, { action: "auth" | "subscribe" }>): Promise<unknown> {
@@ -114,8 +139,11 @@ export class Session {
       }
       case "unsubscribe":
         return this.#unsubscribe(request.topic_name, request.subscriber_id);
-      case "fetch_topics":
-        return await broker.topicNames();
+      case "fetch_topics": {
+        const names = await broker.topicNames();
+        const principal = this.#principal;
+        return principal === undefined ? names : names.filter((name) => principal.sees(name));
+      }
       case "delete_topic":
         await broker.deleteTopic(request.topic_name);
         this.#stopTopic(request.topic_name);

@@ -30,3 +30,63 @@ Deno.test("a peer with --metrics-port serves its request, latency and replicatio
     await Deno.remove(peer.dataDir, { recursive: true });
   }
 });
+
+Deno.test("a peer with --metrics-token-file answers /metrics 401 without the Bearer token and 200 with it", async () => {
+  const metricsPort = freePort();
+  const tokenFile = await Deno.makeTempFile();
+  await Deno.writeTextFile(tokenFile, "scrape-secret\n");
+  const peer = await startPeer({
+    args: ["--metrics-port", String(metricsPort), "--metrics-token-file", tokenFile],
+  });
+  const url = `http://127.0.0.1:${metricsPort}/metrics`;
+  try {
+    const missing = await fetch(url);
+    assert.equal(missing.status, 401);
+    assert.match(missing.headers.get("www-authenticate") ?? "", /^Bearer /);
+    assert.doesNotMatch(await missing.text(), /pubsub_/);
+    for (const authorization of ["Bearer wrong", "Bearer scrape-secret2", "Basic scrape-secret"]) {
+      const refused = await fetch(url, { headers: { authorization } });
+      assert.equal(refused.status, 401, authorization);
+      await refused.body?.cancel();
+    }
+    const other = await fetch(`http://127.0.0.1:${metricsPort}/other`);
+    assert.equal(other.status, 401);
+    await other.body?.cancel();
+    const allowed = await fetch(url, { headers: { authorization: "Bearer scrape-secret" } });
+    assert.equal(allowed.status, 200);
+    assert.match(await allowed.text(), /pubsub_connections /);
+  } finally {
+    await peer.stop();
+    await Deno.remove(peer.dataDir, { recursive: true });
+    await Deno.remove(tokenFile);
+  }
+});
+
+Deno.test("pubsub peer refuses --metrics-token-file without --metrics-port with exit 2", async () => {
+  const tokenFile = await Deno.makeTempFile();
+  await Deno.writeTextFile(tokenFile, "scrape-secret\n");
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../../main.ts", import.meta.url).pathname,
+        ...["peer", "--id", "1", "--port", String(freePort()), "--host", "127.0.0.1"],
+        ...["--metrics-token-file", tokenFile],
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const output = await child.output();
+    clearTimeout(timer);
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 2, stderr);
+    assert.deepEqual(stderr.trimEnd().split("\n"), [
+      "pubsub: Option --metrics-token-file needs --metrics-port",
+    ]);
+  } finally {
+    await Deno.remove(tokenFile);
+  }
+});
