@@ -9,6 +9,7 @@
  * @module
  */
 
+import { ensureSecretFile } from "../cluster/secret_file.ts";
 import { PubSubClient } from "../client/client.ts";
 
 /** How long a started peer may take to print that it listens. */
@@ -101,7 +102,10 @@ export async function startLocalCluster(count: number): Promise<BenchCluster> {
     };
   });
   const peerList = peers.map((peer) => `${peer.id}@${peer.address}`).join(",");
-  const start = (peer: LocalPeer) => spawnPeer(peer, peerList, `${root}/${peer.id}`);
+  // The benchmark measures the cluster as `pubsub cluster` runs it: with a cluster secret.
+  const secretFile = await ensureSecretFile(`${root}/cluster.secret`);
+  const start = (peer: LocalPeer) =>
+    spawnPeer(peer, peerList, `${root}/${peer.id}`, ["--cluster-secret-file", secretFile]);
   const find = (id: number) => {
     const peer = peers.find((candidate) => candidate.id === id);
     if (peer === undefined) throw new RangeError(`Cannot find node ${id} in the bench cluster`);
@@ -239,13 +243,19 @@ function connect(
   });
 }
 
-async function spawnPeer(peer: LocalPeer, peerList: string, dataDir: string): Promise<void> {
+async function spawnPeer(
+  peer: LocalPeer,
+  peerList: string,
+  dataDir: string,
+  extraArgs: string[],
+): Promise<void> {
   await Deno.mkdir(dataDir, { recursive: true });
   const log = await Deno.open(`${dataDir}/peer.log`, { append: true, create: true });
   const process = new Deno.Command(Deno.execPath(), {
     args: [
       ...["run", "-A", mainPath, "peer", "--id", String(peer.id), "--port", String(peer.port)],
       ...["--host", "127.0.0.1", "--peers", peerList, "--data-dir", dataDir, ...localPeerArgs],
+      ...extraArgs,
     ],
     stdin: "null",
     stdout: "piped",

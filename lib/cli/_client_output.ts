@@ -50,7 +50,9 @@ export function formatStatusTable(status: Record<string, unknown>): string {
       `${node.id}${marker}`,
       String(node.address),
       String(node.state),
-      `${node.last_heartbeat_ms_ago} ms ago`,
+      `${node.last_heartbeat_ms_ago} ms ago${
+        typeof node.link_error === "string" ? ` (link: ${node.link_error})` : ""
+      }`,
     ]);
   }
   const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));

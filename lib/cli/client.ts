@@ -38,6 +38,7 @@ interface GlobalFlags {
   peers?: string[];
   json?: boolean;
   tokenFile?: string;
+  tlsCa?: string;
   timeout?: number;
 }
 
@@ -61,6 +62,7 @@ export async function clientCommand(args: string[]): Promise<number> {
     )
     .option("--json", "print exactly one JSON value per line")
     .option("--token-file <file>", "file holding the auth token")
+    .option("--tls-ca <file>", "connect over TLS, verifying peers against this CA certificate")
     .option(
       "--timeout <ms>",
       "time one request attempt may take",
@@ -115,7 +117,15 @@ async function connect(flags: GlobalFlags): Promise<PubSubClient> {
     token = (await Deno.readTextFile(flags.tokenFile)).trim();
     if (token === "") throw new UsageError(`Option --token-file ${flags.tokenFile} is empty`);
   }
-  return await PubSubClient.connect({ peers, token, requestTimeoutMs: flags.timeout });
+  let tls: { caCerts: string[] } | undefined;
+  if (flags.tlsCa !== undefined) {
+    try {
+      tls = { caCerts: [await Deno.readTextFile(flags.tlsCa)] };
+    } catch (error) {
+      throw new UsageError(`Cannot read --tls-ca file ${flags.tlsCa}: ${(error as Error).message}`);
+    }
+  }
+  return await PubSubClient.connect({ peers, token, tls, requestTimeoutMs: flags.timeout });
 }
 
 /** Connects, runs `body`, prints a runtime failure as one line, closes. */

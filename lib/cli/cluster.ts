@@ -6,6 +6,7 @@
  * @module
  */
 
+import { ensureSecretFile } from "../cluster/secret_file.ts";
 import { sleep } from "../async.ts";
 import { PubSubClient } from "../client/client.ts";
 import { ExitCode, integerOption, newProgram, runProgram } from "./_command.ts";
@@ -65,9 +66,12 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
   const peerList = addresses.map((address, index) => `${index + 1}@${address}`).join(",");
   const children: Child[] = [];
   const stop = stopSignal();
+  await Deno.mkdir(flags.dataDir, { recursive: true });
+  // Peers prove to each other that they know this secret before any peer action.
+  const secretFile = await ensureSecretFile(`${flags.dataDir}/cluster.secret`);
   try {
     for (let id = 1; id <= flags.nodes; id++) {
-      children.push(await spawnPeer(id, addresses[id - 1], peerList, flags));
+      children.push(await spawnPeer(id, addresses[id - 1], peerList, flags, secretFile));
     }
     await Promise.all(
       children.map(async (child) => child.client = await connectQuietly(child.address)),
@@ -116,6 +120,7 @@ async function spawnPeer(
   address: string,
   peerList: string,
   flags: ClusterFlags,
+  secretFile: string,
 ): Promise<Child> {
   const dataDir = `${flags.dataDir}/${id}`;
   await Deno.mkdir(dataDir, { recursive: true });
@@ -130,6 +135,7 @@ async function spawnPeer(
       ...["--id", String(id), "--port", port, "--host", flags.host, "--peers", peerList],
       ...["--data-dir", dataDir, "--replication-factor", String(flags.replicationFactor)],
       ...["--heartbeat-ms", String(flags.heartbeatMs)],
+      ...["--cluster-secret-file", secretFile],
     ],
     stdin: "null",
     stdout: "piped",

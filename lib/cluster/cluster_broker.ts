@@ -637,6 +637,12 @@ export class ClusterBroker implements Broker {
       }
     }
     view.sort((a, b) => a.id - b.id);
+    for (const node of view) {
+      if (node.id === this.nodeId || node.state === "left") continue;
+      // Why this peer cannot link to that one (TLS, cluster secret, refused), if it cannot.
+      const linkError = this.#node.links.lastError(node.id);
+      if (linkError !== undefined) node.link_error = linkError;
+    }
     return Promise.resolve({
       nodes: view,
       meta_leader: this.#metaGroup.leader || null,

@@ -98,6 +98,11 @@ export class PeerLinks {
     return link;
   }
 
+  /** Why the link to member `id` cannot be established, if it cannot (without creating it). */
+  lastError(id: number): string | undefined {
+    return this.#links.get(id)?.lastError;
+  }
+
   /** Sends a one-way message; false when it was dropped (unknown member, link down, queue full). */
   send(id: number, message: PeerMessage): boolean {
     return this.link(id)?.send(message) ?? false;

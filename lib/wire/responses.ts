@@ -26,6 +26,8 @@ export interface NodeStatus {
   address: string;
   state: "alive" | "suspect" | "dead" | "left";
   last_heartbeat_ms_ago: number;
+  /** Why the answering peer cannot link to this one (TLS, cluster secret, refused), if it cannot. */
+  link_error?: string;
 }
 
 /** The answer of `describe_topic`. */

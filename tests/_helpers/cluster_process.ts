@@ -7,8 +7,17 @@
  */
 
 import { PubSubClient } from "../../lib/client/client.ts";
+import { ClusterSecret } from "../../lib/cluster/peer_auth.ts";
 import { readReplicaMessages } from "../../lib/cluster/replica_files.ts";
 import { freePort, type PeerProcess, startPeer } from "./peer_process.ts";
+import { makeTlsFiles, type TlsFiles } from "./tls.ts";
+
+/**
+ * How a test cluster's peers protect their links: `secret` (the default: a
+ * cluster secret, as `pubsub cluster` runs), `tls` (a secret and TLS with a
+ * verified CA, for clients and peer links alike) or `none` (loopback only).
+ */
+export type ClusterSecurity = "none" | "secret" | "tls";
 
 /** Fast failure detection for tests; elections keep their default 1-2 s. */
 export const testClusterArgs = ["--heartbeat-ms", "200", "--dead-after", "2000"];
@@ -16,6 +25,11 @@ export const testClusterArgs = ["--heartbeat-ms", "200", "--dead-after", "2000"]
 /** A running test cluster. */
 export interface TestCluster {
   root: string;
+  security: ClusterSecurity;
+  /** The CA of a `tls` cluster. */
+  tls?: TlsFiles;
+  /** The arguments every peer gets for the cluster's security. */
+  securityArgs: string[];
   peers: PeerProcess[];
   peerList: string;
   addresses(): string[];
@@ -29,15 +43,29 @@ export interface TestCluster {
 /** Starts `count` peers that form one cluster (ids 1..count). */
 export async function startCluster(
   count: number,
-  options: { spare?: number; args?: (id: number) => string[] } = {},
+  options: { spare?: number; args?: (id: number) => string[]; security?: ClusterSecurity } = {},
 ): Promise<TestCluster> {
   const root = await Deno.makeTempDir({ prefix: "pubsub-cluster-" });
+  const security = options.security ?? "secret";
+  const securityArgs: string[] = [];
+  let tls: TlsFiles | undefined;
+  if (security !== "none") {
+    await Deno.writeTextFile(`${root}/cluster.secret`, ClusterSecret.generateText());
+    securityArgs.push("--cluster-secret-file", `${root}/cluster.secret`);
+  }
+  if (security === "tls") {
+    tls = await makeTlsFiles(`${root}/tls`);
+    securityArgs.push("--tls-cert", tls.certPath, "--tls-key", tls.keyPath, "--tls-ca", tls.caPath);
+  }
   const total = count + (options.spare ?? 0);
   const ports = Array.from({ length: total }, () => freePort());
   const peerList = ports.map((port, index) => `${index + 1}@127.0.0.1:${port}`).join(",");
   const peers = new Map<number, PeerProcess>();
   const cluster: TestCluster = {
     root,
+    security,
+    tls,
+    securityArgs,
     peerList,
     get peers() {
       return [...peers.values()];
@@ -49,7 +77,12 @@ export async function startCluster(
         port: ports[id - 1],
         dataDir: `${root}/${id}`,
         peers: peerList,
-        args: [...testClusterArgs, ...(options.args?.(id) ?? []), ...extraArgs],
+        args: [
+          ...testClusterArgs,
+          ...securityArgs,
+          ...(options.args?.(id) ?? []),
+          ...extraArgs,
+        ],
       });
       peers.set(id, peer);
       return peer;
@@ -60,13 +93,14 @@ export async function startCluster(
         peers: ports.slice(0, total).map((port) => `127.0.0.1:${port}`),
         requestTimeoutMs: clientOptions.requestTimeoutMs ?? 5000,
         retries: 20,
+        tls: tls === undefined ? undefined : { caCerts: [tls.ca] },
       }),
     stopAll: async () => {
       await Promise.all([...peers.values()].map((peer) => peer.stop().catch(() => {})));
     },
   };
   for (let id = 1; id <= count; id++) await cluster.start(id);
-  await waitForFormation(cluster.peers);
+  await waitForFormation(cluster.peers, tls);
   return cluster;
 }
 
@@ -98,9 +132,13 @@ export async function waitFor<T>(
 export const replicaMessages = readReplicaMessages;
 
 /** Waits until every peer follows a metadata leader (it joined and received the metadata). */
-export async function waitForFormation(peers: PeerProcess[]): Promise<void> {
+export async function waitForFormation(peers: PeerProcess[], tls?: TlsFiles): Promise<void> {
   for (const peer of peers) {
-    const client = await PubSubClient.connect({ peers: [peer.address], retries: 0 });
+    const client = await PubSubClient.connect({
+      peers: [peer.address],
+      retries: 0,
+      tls: tls === undefined ? undefined : { caCerts: [tls.ca] },
+    });
     try {
       await waitFor(`peer ${peer.id} to follow a controller`, async () => {
         const status = await client.clusterStatus();

@@ -21,7 +21,13 @@ export class RawClient {
     this.#reading = this.#read();
   }
 
-  static async connect(port: number): Promise<RawClient> {
+  /** Connects to a peer on 127.0.0.1; with `caCerts`, over TLS verified against them. */
+  static async connect(port: number, options: { caCerts?: string[] } = {}): Promise<RawClient> {
+    if (options.caCerts !== undefined) {
+      const conn = await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: options.caCerts });
+      await conn.handshake();
+      return new RawClient(conn);
+    }
     return new RawClient(await Deno.connect({ hostname: "127.0.0.1", port }));
   }
 
