@@ -441,7 +441,9 @@ export class PeerLink {
       while (message !== undefined) {
         await writeAll(conn, encodeFrame(message));
         const next = await frames.next();
-        if (next.done) throw new PeerHandshakeError("it closed the connection during the handshake");
+        if (next.done) {
+          throw new PeerHandshakeError("it closed the connection during the handshake");
+        }
         const step = dialer.answer(parseAnswer(next.value));
         message = step.done ? undefined : step.send;
       }

@@ -324,7 +324,9 @@ export function decodeMetaResult(answer: unknown): MetaResult {
   if (typeof result === "object" && result !== null) {
     const fieldsOf = result as Fields;
     if (fieldsOf.ok === true) return { ok: true };
-    if (fieldsOf.ok === false && (fieldsOf.reason === "exists" || fieldsOf.reason === "not_found")) {
+    if (
+      fieldsOf.ok === false && (fieldsOf.reason === "exists" || fieldsOf.reason === "not_found")
+    ) {
       return { ok: false, reason: fieldsOf.reason };
     }
   }

@@ -7,11 +7,7 @@
  * @module
  */
 
-import {
-  type ClusterSecret,
-  type ListenerHandshake,
-  listenerStep,
-} from "../cluster/peer_auth.ts";
+import { type ClusterSecret, type ListenerHandshake, listenerStep } from "../cluster/peer_auth.ts";
 import type { PeerContext } from "../cluster/peer_handler.ts";
 import { encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
 import { errorResponse, ProtocolError } from "../wire/errors.ts";
