@@ -20,10 +20,11 @@ import type { Rng } from "../raft/types.ts";
 import { topicsMaxDefault } from "../peer/local_broker.ts";
 import { SegmentLogStore } from "../storage/segment_log_store.ts";
 import { ProtocolError } from "../wire/errors.ts";
-import { type Request, type SubscribeFrom, validateRequest } from "../wire/requests.ts";
+import type { Request, SubscribeFrom } from "../wire/requests.ts";
 import type { TopicDescription } from "../wire/responses.ts";
 import { ClusterNode, type DiscoveryPeer } from "./cluster_node.ts";
 import {
+  decodeMetaCommand,
   encodeMetaCommand,
   type MetaCommand,
   type MetaResult,
@@ -328,6 +329,8 @@ export class ClusterBroker implements Broker {
 
   /** Proposes a metadata change on the controller (here, or relayed to it). */
   async #proposeMeta(command: MetaCommand): Promise<MetaResult> {
+    // Validated here too: a malformed command must never enter the metadata log.
+    decodeMetaCommand(command);
     return await this.#atController(
       async () => await this.#metaGroup.propose(encodeMetaCommand(command)) as MetaResult,
       async (leader) => {
@@ -512,7 +515,7 @@ export class ClusterBroker implements Broker {
   }
 
   #reachable(nodeId: number): boolean {
-    const state = this.#node.links.link(nodeId)?.state;
+    const state = this.#node.links.state(nodeId);
     return state === "connected" || state === "connecting";
   }
 

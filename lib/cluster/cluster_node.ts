@@ -14,6 +14,7 @@ import { createPeerHandler, type PeerHandler } from "./peer_handler.ts";
 import type { ClusterSecret } from "./peer_auth.ts";
 import type { PeerLinkOptions } from "./peer_link.ts";
 import { PeerLinks } from "./peer_links.ts";
+import type { PeerTransport } from "./transport.ts";
 
 /** Default time `leave` waits for the members to acknowledge. */
 export const leaveTimeoutMsDefault = 1000;
@@ -44,6 +45,8 @@ export interface ClusterNodeOptions {
   /** Address other peers reach this one at (default host:port). */
   advertiseAddress?: string;
   clock?: Clock;
+  /** How to reach other members (default: PeerLinks over TCP/TLS; a simulator passes its own). */
+  transport?: PeerTransport;
   /** Extra settings of every link (limits, backoff, jitter source). */
   link?: Omit<PeerLinkOptions, "host" | "port" | "nodeId" | "secret" | "tls">;
 }
@@ -62,7 +65,7 @@ export interface ClusterNodeOptions {
 export class ClusterNode {
   readonly id: number;
   readonly membership: Membership;
-  readonly links: PeerLinks;
+  readonly links: PeerTransport;
   /** Pass to `ConnectionOptions.peerHandler`; `register` adds actions. */
   readonly peerHandler: PeerHandler;
   readonly #unsubscribe: () => void;
@@ -82,7 +85,7 @@ export class ClusterNode {
       deadAfterMs: options.deadAfterMs ?? deadAfterMsDefault,
       clock: options.clock,
     });
-    this.links = new PeerLinks({
+    this.links = options.transport ?? new PeerLinks({
       link: { ...options.link, nodeId: options.id, secret: options.secret, tls: options.tls },
     });
     this.peerHandler = createPeerHandler(this.membership);

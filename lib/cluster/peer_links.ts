@@ -7,9 +7,11 @@
  */
 
 import { parseAddress } from "./_address.ts";
+import type { LinkTarget, PeerTransport } from "./transport.ts";
 import {
   PeerLink,
   type PeerLinkOptions,
+  type PeerLinkState,
   type PeerMessage,
   PeerUnavailableError,
   type RequestOptions,
@@ -18,12 +20,7 @@ import {
 /** Default cap on links (one per other member). */
 export const linksMaxDefault = 1024;
 
-/** A member as the links need it. */
-export interface LinkTarget {
-  id: number;
-  /** "host:port". */
-  address: string;
-}
+export type { LinkTarget } from "./transport.ts";
 
 /** Settings of the link map; `link` applies to every link. */
 export interface PeerLinksOptions {
@@ -43,7 +40,7 @@ export interface PeerLinksOptions {
  * await links.close();
  * ```
  */
-export class PeerLinks {
+export class PeerLinks implements PeerTransport {
   readonly #options: PeerLinksOptions;
   readonly #linksMax: number;
   readonly #addresses = new Map<number, string>();
@@ -96,6 +93,11 @@ export class PeerLinks {
     const link = new PeerLink({ ...this.#options.link, host, port });
     this.#links.set(id, link);
     return link;
+  }
+
+  /** Where the link to member `id` is (created now if needed); undefined for an unknown member. */
+  state(id: number): PeerLinkState | undefined {
+    return this.link(id)?.state;
   }
 
   /** Why the link to member `id` cannot be established, if it cannot (without creating it). */
