@@ -8,7 +8,7 @@
 
 import { getLogger } from "../logging.ts";
 import type { Entry } from "../storage/types.ts";
-import { ProtocolError } from "../wire/errors.ts";
+import { describeValue, ProtocolError } from "../wire/errors.ts";
 import { validateTopicName } from "../wire/requests.ts";
 import { parseAddress } from "./_address.ts";
 import { nodeIdMax, PeerMessageError } from "./_peer_messages.ts";
@@ -105,7 +105,7 @@ export function decodeMetaCommand(value: unknown): MetaCommand {
       };
     }
     default:
-      throw new PeerMessageError(`Unknown metadata operation '${String(fields.op).slice(0, 64)}'`);
+      throw new PeerMessageError(`Unknown metadata operation '${describeValue(fields.op)}'`);
   }
 }
 

@@ -29,7 +29,7 @@
 
 import { Buffer } from "node:buffer";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { ProtocolError } from "../wire/errors.ts";
+import { describeValue, ProtocolError } from "../wire/errors.ts";
 import { nodeIdMax, PeerMessageError } from "./_peer_messages.ts";
 
 /** Bytes of each side's nonce. */
@@ -198,6 +198,8 @@ export class DialerHandshake {
   readonly #nodeId: number;
   readonly #secret: ClusterSecret | undefined;
   readonly #nonce = newNonce();
+  /** True once the listener proved it knows the secret (its challenge verified). */
+  #listenerVerified = false;
 
   constructor(nodeId: number, secret: ClusterSecret | undefined) {
     this.#nodeId = nodeId;
@@ -219,6 +221,13 @@ export class DialerHandshake {
           "it runs without a cluster secret while this peer has one",
         );
       }
+      // An "ok" proves nothing by itself: a stranger on a member's address
+      // could send it straight away. Only a verified challenge does.
+      if (this.#secret !== undefined && !this.#listenerVerified) {
+        throw new PeerHandshakeError(
+          "it answered ok without proving that it knows the cluster secret",
+        );
+      }
       return { done: true };
     }
     if (status === "challenge") {
@@ -232,6 +241,7 @@ export class DialerHandshake {
       if (!this.#secret.verify(["listener", this.#nonce, listenerNonce], challenge.proof)) {
         throw new PeerHandshakeError("it does not know the cluster secret");
       }
+      this.#listenerVerified = true;
       return {
         send: {
           action: "peer_auth",
@@ -246,7 +256,7 @@ export class DialerHandshake {
     }
     const error = (reply as { error?: unknown })?.error;
     throw new PeerHandshakeError(
-      `it answered the handshake with '${String(status)}'${
+      `it answered the handshake with '${describeValue(status)}'${
         typeof error === "string" ? `: ${error}` : ""
       }`,
     );

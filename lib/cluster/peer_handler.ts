@@ -7,7 +7,7 @@
  * @module
  */
 
-import { errorResponse, ProtocolError } from "../wire/errors.ts";
+import { describeValue, errorResponse, ProtocolError } from "../wire/errors.ts";
 import { decodeHeartbeat, decodeLeave, PeerMessageError } from "./_peer_messages.ts";
 import { type Membership, membersMaxDefault } from "./membership.ts";
 
@@ -99,7 +99,7 @@ export function createPeerHandler(
     const action = typeof message === "object" && message !== null ? message.action : undefined;
     const serve = typeof action === "string" ? actions.get(action) : undefined;
     if (serve === undefined) {
-      return errorResponse("bad_request", `Unknown peer action '${String(action)}'`);
+      return errorResponse("bad_request", `Unknown peer action '${describeValue(action)}'`);
     }
     try {
       return await serve(message, context);

@@ -12,7 +12,7 @@
  */
 
 import type { Message } from "../raft/types.ts";
-import { type ErrorCode, errorCodes, ProtocolError } from "../wire/errors.ts";
+import { describeValue, type ErrorCode, errorCodes, ProtocolError } from "../wire/errors.ts";
 import {
   clientIdLengthMax,
   type Request,
@@ -295,7 +295,7 @@ export function answerFields(answer: unknown, expected = "ok"): Fields {
     : "unavailable";
   const error = typeof record.error === "string"
     ? record.error
-    : `A peer answered '${String(record.status)}'`;
+    : `A peer answered '${describeValue(record.status)}'`;
   throw new ProtocolError(code, error);
 }
 

@@ -11,6 +11,7 @@ import { Buffer } from "node:buffer";
 import type { Message, MessageType } from "../raft/types.ts";
 import { MESSAGE_TYPES } from "../raft/types.ts";
 import type { ConfState, Entry, Snapshot } from "../storage/types.ts";
+import { describeValue } from "../wire/errors.ts";
 
 /** A message as it travels: short keys, optional fields omitted. */
 export type WireMessage = Record<string, unknown>;
@@ -77,7 +78,7 @@ function ids(value: unknown): number[] {
 export function decodeRaftMessage(wire: WireMessage): Message {
   const type = wire.t;
   if (typeof type !== "string" || !messageTypes.has(type)) {
-    throw new TypeError(`Unknown Raft message type '${String(type)}'`);
+    throw new TypeError(`Unknown Raft message type '${describeValue(type)}'`);
   }
   const message: Message = {
     type: type as MessageType,

@@ -47,6 +47,23 @@ export class ProtocolError extends Error {
   }
 }
 
+/**
+ * A short rendering of an untrusted value for an error message. `String()`
+ * cannot be used on decoded JSON: it throws a TypeError on `{"toString":1}`
+ * and a RangeError on deeply nested arrays, and a frame can hold both.
+ *
+ * @example
+ * ```ts
+ * describeValue("explode"); // "explode"
+ * describeValue([[1]]); // "[array]"
+ * ```
+ */
+export function describeValue(value: unknown, lengthMax = 64): string {
+  if (Array.isArray(value)) return "[array]";
+  if (typeof value === "object" && value !== null) return "[object]";
+  return String(value).slice(0, lengthMax);
+}
+
 /** Builds an error response; the message becomes one sentence ending in a period. */
 export function errorResponse(
   code: ErrorCode,

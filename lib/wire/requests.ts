@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ProtocolError } from "./errors.ts";
+import { describeValue, ProtocolError } from "./errors.ts";
 
 /** Longest topic name (PROTOCOL.md section 5). */
 export const topicNameLengthMax = 249;
@@ -238,7 +238,7 @@ function validateAction(fields: Fields): Request {
           "Peer actions need a connection authenticated as a cluster member",
         );
       }
-      return fail(`Unknown action '${String(action).slice(0, 64)}'`);
+      return fail(`Unknown action '${describeValue(action)}'`);
   }
 }
 
