@@ -7,6 +7,7 @@
  */
 
 import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { validateTopicName } from "../wire/requests.ts";
 
 /** Exit codes of every command (PROTOCOL.md section 6). */
 export const exitCodes = { ok: 0, failure: 1, usage: 2 } as const;
@@ -26,7 +27,25 @@ export function newProgram(name: string, description: string): Command {
     .exitOverride()
     .showHelpAfterError(false)
     .configureOutput({ writeErr: () => {}, outputError: () => {} })
+    // Subcommands list the program's own options (--peers, --json, ...) too.
+    .configureHelp({ showGlobalOptions: true })
     .allowExcessArguments(false);
+}
+
+/**
+ * A commander argument parser for a topic name: a bad one is a usage error
+ * that talks about the command's argument, not the protocol's field.
+ */
+export function topicArgument(value: string): string {
+  try {
+    return validateTopicName(value);
+  } catch {
+    throw new InvalidArgumentError(
+      `Topic name '${
+        value.slice(0, 64)
+      }' is not valid: use 1-249 characters of A-Z a-z 0-9 . _ - (not '.' or '..').`,
+    );
+  }
 }
 
 /**
@@ -49,7 +68,10 @@ export function reportError(error: unknown): number {
       return exitCodes.ok;
     }
     if (error.code === "commander.executeSubCommandAsync") return exitCodes.ok;
-    console.error(oneLine(error.message.replace(/^error: /, "pubsub: ")));
+    const message = error.message.replace(/^error: /, "pubsub: ")
+      // The argument parser's own sentence already names the value.
+      .replace(/command-argument value '.*' is invalid for argument '(\w+)'\. /s, "<$1>: ");
+    console.error(oneLine(message));
     return error.exitCode === 0 ? exitCodes.ok : exitCodes.usage;
   }
   if (error instanceof UsageError) {
@@ -112,7 +134,7 @@ export function parsePeerList(value: string): PeerAddress[] {
   return peers;
 }
 
-/** The prototype's peer list: ids 1-8 on localhost ports 5001-5008. */
+/** The prototype's peer list (PROTOCOL.md section 6): ids 1-8 on localhost ports 5001-5008. */
 export const defaultPeerList = Array.from(
   { length: 8 },
   (_, index) => `${index + 1}@localhost:${5001 + index}`,

@@ -9,7 +9,7 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { PubSubClient } from "../client/client.ts";
 import { parseAddress } from "../client/_transport.ts";
-import { PubSubError } from "../client/errors.ts";
+import { ConnectionError, PubSubError } from "../client/errors.ts";
 import { batchMessagesMax, inFlightMessagesMax, type SubscribeFrom } from "../wire/requests.ts";
 import {
   ExitCode,
@@ -18,15 +18,16 @@ import {
   newProgram,
   reportError,
   runProgram,
+  topicArgument,
   UsageError,
 } from "./_command.ts";
 import { runMenu } from "./_client_menu.ts";
 import { formatDescription, formatStatusTable, readLines } from "./_client_output.ts";
 
-/** The prototype's peers 1-8 on localhost ports 5001-5008. */
+/** The peers `pubsub cluster` starts by default: 127.0.0.1 ports 5001-5003. */
 export const defaultClientPeers = Array.from(
-  { length: 8 },
-  (_, index) => `localhost:${5001 + index}`,
+  { length: 3 },
+  (_, index) => `127.0.0.1:${5001 + index}`,
 )
   .join(",");
 /** Most bytes of messages in one publish_batch from a file, under the peers' 1 MiB frame limit. */
@@ -114,7 +115,13 @@ async function connect(flags: GlobalFlags): Promise<PubSubClient> {
   const peers = flags.peers ?? parseClientPeers(fromEnvironment ?? defaultClientPeers);
   let token: string | undefined;
   if (flags.tokenFile !== undefined) {
-    token = (await Deno.readTextFile(flags.tokenFile)).trim();
+    try {
+      token = (await Deno.readTextFile(flags.tokenFile)).trim();
+    } catch (error) {
+      throw new UsageError(
+        `Cannot read --token-file ${flags.tokenFile}: ${(error as Error).message}`,
+      );
+    }
     if (token === "") throw new UsageError(`Option --token-file ${flags.tokenFile} is empty`);
   }
   let tls: { caCerts: string[] } | undefined;
@@ -147,11 +154,21 @@ function withClient<T extends unknown[]>(
       if (flags.json && error instanceof PubSubError) {
         console.log(JSON.stringify({ status: error.code, error: error.message }));
       }
-      throw new ExitCode(reportError(error));
+      throw new ExitCode(reportError(withHint(error)));
     } finally {
       await client?.close();
     }
   };
+}
+
+/** A failure to reach any peer says what to check. */
+function withHint(error: unknown): unknown {
+  if (!(error instanceof ConnectionError)) return error;
+  const cause = error.cause instanceof Error ? ` (${error.cause.message.split("\n")[0]})` : "";
+  return new Error(
+    `${error.message.replace(/\.$/, "")}${cause}. Is the cluster running? Start one with ` +
+      "'npx -y deno task start', or name its peers with --peers or PUBSUB_PEERS.",
+  );
 }
 
 /** Prints human text, or one JSON value per line with `--json`. */
@@ -166,7 +183,7 @@ class Printer {
 }
 
 function addTopicCommands(program: Command): void {
-  const create = program.command("create-topic").argument("<topic>", "topic name")
+  const create = program.command("create-topic").argument("<topic>", "topic name", topicArgument)
     .description("Create a topic")
     .option("--if-not-exists", "succeed when the topic exists")
     .option("--replication-factor <n>", "replicas of the topic", integerOption(1, 7));
@@ -187,14 +204,14 @@ function addTopicCommands(program: Command): void {
     }
   }));
 
-  const remove = program.command("delete-topic").argument("<topic>", "topic name")
+  const remove = program.command("delete-topic").argument("<topic>", "topic name", topicArgument)
     .description("Delete a topic and its messages");
   remove.action(withClient(remove, async (client, print, topic: string) => {
     const answer = await client.request({ action: "delete_topic", topic_name: topic });
     print.line(`Topic '${topic}' deleted`, answer);
   }));
 
-  const describe = program.command("describe").argument("<topic>", "topic name")
+  const describe = program.command("describe").argument("<topic>", "topic name", topicArgument)
     .description("Show a topic's replicas, leader and offsets");
   describe.action(withClient(describe, async (client, print, topic: string) => {
     const answer = await client.request({ action: "describe_topic", topic_name: topic }, {
@@ -211,7 +228,7 @@ function addTopicCommands(program: Command): void {
 }
 
 function addMessageCommands(program: Command): void {
-  const publish = program.command("publish").argument("<topic>", "topic name")
+  const publish = program.command("publish").argument("<topic>", "topic name", topicArgument)
     .argument("[message]", "the message, or '-' to read one message per line from stdin")
     .option("--file <file>", "publish every line of a file (as batches)")
     .description("Publish a message, or many from a file or stdin");
@@ -229,12 +246,18 @@ function addMessageCommands(program: Command): void {
     const source = file === undefined ? Deno.stdin.readable : (await Deno.open(file)).readable;
     await publishLines(client, print, topic, readLines(source));
   }, (_topic: string, message?: string) => {
-    if ((message === undefined) === (publish.opts().file === undefined)) {
-      throw new UsageError("publish needs either a message argument or --file, not both");
+    const file = publish.opts().file;
+    if (message === undefined && file === undefined) {
+      throw new UsageError(
+        "publish needs a message: give it as an argument, '-' to read lines from stdin, or --file",
+      );
+    }
+    if (message !== undefined && file !== undefined) {
+      throw new UsageError("publish takes a message argument or --file, not both");
     }
   }));
 
-  const fetch = program.command("fetch").argument("<topic>", "topic name")
+  const fetch = program.command("fetch").argument("<topic>", "topic name", topicArgument)
     .option("--from <offset>", "first offset", integerOption(0, Number.MAX_SAFE_INTEGER))
     .option("--max <n>", "most messages", integerOption(1, 10_000))
     .description("Print messages of a topic with their offsets");
@@ -255,9 +278,16 @@ function addMessageCommands(program: Command): void {
 }
 
 function addSubscribeCommand(program: Command): void {
-  const subscribe = program.command("subscribe").argument("<topic>", "topic name")
-    .requiredOption("--subscriber-id <id>", "durable subscriber id (resumes after its last ack)")
-    .option("--from <where>", "earliest, latest or an offset (for a new subscriber)", parseFrom)
+  const subscribe = program.command("subscribe").argument("<topic>", "topic name", topicArgument)
+    .requiredOption(
+      "--subscriber-id <id>",
+      "(required) durable subscriber id: without --from it resumes after its last ack",
+    )
+    .option(
+      "--from <where>",
+      "earliest, latest or an offset: where to start, even for a known subscriber id",
+      parseFrom,
+    )
     .option(
       "--count <n>",
       "stop after this many messages",
@@ -274,7 +304,7 @@ function addSubscribeCommand(program: Command): void {
       { subscriberId: string; from?: SubscribeFrom; count?: number; maxInFlight?: number }
     >();
     const subscription = await client.subscribe(topic, options.subscriberId, {
-      from: options.from,
+      from: await explicitStart(client, topic, options.from),
       maxInFlight: options.maxInFlight,
     });
     const stop = () => void subscription.close();
@@ -317,6 +347,24 @@ function addClusterCommands(program: Command): void {
     const took = latency(started);
     print.line(`pong from node ${answer.node} at ${client.address} (latency ${took})`, answer);
   }));
+}
+
+/**
+ * `--from` as an offset: the protocol lets a known subscriber's stored
+ * position win over "earliest"/"latest" but never over an explicit offset,
+ * and a user who typed --from means it, so the words become offsets here.
+ */
+async function explicitStart(
+  client: PubSubClient,
+  topic: string,
+  from: SubscribeFrom | undefined,
+): Promise<SubscribeFrom | undefined> {
+  if (from === undefined || typeof from === "number") return from;
+  const description = await client.request({ action: "describe_topic", topic_name: topic }, {
+    retry: true,
+  }) as { first_offset?: number; next_offset?: number };
+  const offset = from === "earliest" ? description.first_offset : description.next_offset;
+  return typeof offset === "number" ? offset : from;
 }
 
 function parseFrom(value: string): SubscribeFrom {

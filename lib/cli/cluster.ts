@@ -21,6 +21,8 @@ interface ClusterFlags {
   heartbeatMs: number;
   refreshMs: number;
   live: boolean;
+  httpBasePort?: number;
+  http: boolean;
 }
 
 /** A peer child process of the local cluster. */
@@ -30,6 +32,8 @@ interface Child {
   process: Deno.ChildProcess;
   exited: Deno.CommandStatus | undefined;
   client: PubSubClient | undefined;
+  /** The peer's web console and HTTP API, as it printed it. */
+  httpUrl: string | undefined;
 }
 
 /** Most topics the live view lists. */
@@ -52,6 +56,12 @@ export function clusterCommand(args: string[]): Promise<number> {
     .option("--heartbeat-ms <ms>", "node heartbeat interval", integerOption(10, 600_000), 3000)
     .option("--refresh-ms <ms>", "live view refresh interval", integerOption(100, 60_000), 1000)
     .option("--no-live", "print one status line per refresh instead of redrawing")
+    .option(
+      "--http-base-port <port>",
+      "HTTP port (API, web console) of peer 1; peer i uses base+i-1 (default: --base-port + 100)",
+      integerOption(1, 65528),
+    )
+    .option("--no-http", "do not serve the HTTP API and web console")
     .action(async (flags: ClusterFlags) => {
       throw new ExitCode(await runCluster(flags));
     });
@@ -78,9 +88,14 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
     );
     await waitForFormation(children, stop.signal);
     console.log(`Started ${flags.nodes} peers (data in ${flags.dataDir}). Connect a client with:`);
-    console.log(`  deno task pubsub client --peers ${addresses.join(",")}`);
-    const hint = `Connect a client: deno task pubsub client --peers ${addresses.join(",")}`;
-    await liveView(children, flags, stop.signal, hint);
+    console.log(`  ./pubsub client --peers ${addresses.join(",")}`);
+    const hint = `Connect a client: ./pubsub client --peers ${addresses.join(",")}`;
+    const consoles = children.flatMap((child) => child.httpUrl ?? []);
+    if (consoles.length > 0) {
+      console.log(`Web console: ${consoles[0]} (every peer serves one: ${consoles.join(" ")})`);
+    }
+    const consoleHint = consoles.length > 0 ? `\nWeb console: ${consoles[0]}` : "";
+    await liveView(children, flags, stop.signal, hint + consoleHint);
   } finally {
     stop.dispose();
     await stopAll(children);
@@ -136,12 +151,20 @@ async function spawnPeer(
       ...["--data-dir", dataDir, "--replication-factor", String(flags.replicationFactor)],
       ...["--heartbeat-ms", String(flags.heartbeatMs)],
       ...["--cluster-secret-file", secretFile],
+      ...httpArgs(id, flags),
     ],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const child: Child = { id, address, process, exited: undefined, client: undefined };
+  const child: Child = {
+    id,
+    address,
+    process,
+    exited: undefined,
+    client: undefined,
+    httpUrl: undefined,
+  };
   const ready = Promise.withResolvers<void>();
   let output = "";
   const pipe = async (stream: ReadableStream<Uint8Array>) => {
@@ -169,7 +192,27 @@ async function spawnPeer(
   } finally {
     clearTimeout(timer);
   }
+  child.httpUrl = /web console and HTTP API at (\S+)/.exec(output)?.[1];
   return child;
+}
+
+/**
+ * The `--http-port` of peer `id`: base+id-1, or a free port chosen by the
+ * peer when that one is taken (the printed URL names it either way).
+ */
+function httpArgs(id: number, flags: ClusterFlags): string[] {
+  if (!flags.http) return [];
+  const port = (flags.httpBasePort ?? flags.basePort + 100) + id - 1;
+  return ["--http-port", String(port <= 65535 && portFree(flags.host, port) ? port : 0)];
+}
+
+function portFree(hostname: string, port: number): boolean {
+  try {
+    Deno.listen({ hostname, port }).close();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function lastLine(text: string): string {

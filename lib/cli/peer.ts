@@ -7,6 +7,7 @@
  */
 
 import { input } from "@inquirer/prompts";
+import { Option } from "commander";
 import { configureLogging, type LogFormat, type LogLevelName } from "../logging.ts";
 import { ClusterSecret } from "../cluster/peer_auth.ts";
 import { AccessPolicy, AuthFileError, fullAccessToken, loadAuthFile } from "../peer/auth.ts";
@@ -43,6 +44,7 @@ interface PeerFlags {
   clusterSecretFile?: string;
   insecure: boolean;
   metricsPort?: number;
+  httpPort?: number;
   metricsTokenFile?: string;
   logLevel: LogLevelName;
   logFormat: LogFormat;
@@ -65,11 +67,10 @@ export function peerCommand(args: string[]): Promise<number> {
       integerOption(0, 65535),
     )
     .option("--host <host>", "address to listen on", "127.0.0.1")
-    .option(
-      "--peers <list>",
-      "discovery list id@host:port,...",
-      parsePeerList,
-      parsePeerList(defaultPeerList),
+    .addOption(
+      new Option("--peers <list>", "discovery list id@host:port,...; the first bootstraps")
+        .argParser(parsePeerList)
+        .default(parsePeerList(defaultPeerList), "1@localhost:5001,...,8@localhost:5008"),
     )
     .option("--data-dir <dir>", "where this peer stores its logs (default ./data/<id>)")
     .option("--replication-factor <n>", "replicas per topic", integerOption(1, 7), 3)
@@ -117,6 +118,11 @@ export function peerCommand(args: string[]): Promise<number> {
       "--insecure",
       "allow listening on a non-loopback address without --cluster-secret-file",
       false,
+    )
+    .option(
+      "--http-port <port>",
+      "serve the HTTP API, the web console and /metrics on this port (default: off)",
+      integerOption(0, 65535),
     )
     .option(
       "--metrics-port <port>",
@@ -176,6 +182,7 @@ async function runPeer(flags: PeerFlags): Promise<number> {
     tls,
     clusterSecret,
     metricsPort: flags.metricsPort,
+    httpPort: flags.httpPort,
     metricsToken,
     peers: flags.peers,
     replicationFactor: flags.replicationFactor,
@@ -184,6 +191,14 @@ async function runPeer(flags: PeerFlags): Promise<number> {
     standalone: flags.standalone,
     topicsMax: flags.maxTopics,
   });
+  if (peer.httpPort !== undefined) {
+    // Printed before the "listening on" line, which launchers wait for.
+    const host = flags.host.includes(":") ? `[${flags.host}]` : flags.host;
+    const scheme = tls === undefined ? "http" : "https";
+    console.log(
+      `pubsub peer ${id} web console and HTTP API at ${scheme}://${host}:${peer.httpPort}/`,
+    );
+  }
   console.log(`pubsub peer ${id} listening on ${flags.host}:${peer.port}`);
   await untilSignal();
   console.log(`pubsub peer ${id} stopping`);
@@ -288,7 +303,7 @@ async function readAccess(
 
 async function readMetricsToken(flags: PeerFlags): Promise<string | undefined> {
   if (flags.metricsTokenFile === undefined) return undefined;
-  if (flags.metricsPort === undefined) {
+  if (flags.metricsPort === undefined && flags.httpPort === undefined) {
     throw new UsageError("Option --metrics-token-file needs --metrics-port");
   }
   let token: string;

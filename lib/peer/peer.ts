@@ -6,6 +6,8 @@
  */
 
 import { getLogger } from "../logging.ts";
+import { countDeliveries, DeliveryCounts } from "../http/deliveries.ts";
+import { type HttpServer, serveHttp } from "../http/server.ts";
 import { frameBytesMaxDefault } from "../wire/frame.ts";
 import type { Broker } from "./broker.ts";
 import { ClusterBroker } from "../cluster/cluster_broker.ts";
@@ -36,6 +38,11 @@ export interface PeerOptions {
    */
   clusterSecret?: ClusterSecret;
   metricsPort?: number;
+  /**
+   * Serve the HTTP API, the web console and `/metrics` on this port (0 picks
+   * a free one); off when undefined.
+   */
+  httpPort?: number;
   /** When set, `/metrics` requires `Authorization: Bearer <metricsToken>`. */
   metricsToken?: string;
   /** The discovery list (`--peers`); the first entry bootstraps a new cluster. */
@@ -58,6 +65,8 @@ export interface PeerOptions {
 export interface RunningPeer {
   readonly id: number;
   readonly port: number;
+  /** The bound HTTP port, when HTTP is on. */
+  readonly httpPort: number | undefined;
   readonly broker: Broker;
   /** Removes this peer from the cluster, waiting (bounded) for its replicas to move. */
   leave(): Promise<void>;
@@ -124,12 +133,26 @@ async function startLockedPeer(options: PeerOptions): Promise<RunningPeer> {
       topicsMax: options.topicsMax,
     });
   const peerHandler = broker instanceof ClusterBroker ? broker.peerHandler : undefined;
+  // Clients (TCP and HTTP) reach the broker through a counter of delivered messages.
+  const deliveries = new DeliveryCounts((topic, count) =>
+    metrics.messagesDelivered.inc({ topic }, count)
+  );
+  const clientBroker = countDeliveries(broker, deliveries);
+  const observe = (action: string, status: string, seconds: number) => {
+    metrics.requests.inc({ action, status });
+    if (action === "publish" || action === "publish_batch") {
+      metrics.publishLatency.observe(seconds);
+    }
+    if (action === "fetch" || action === "fetch_messages") {
+      metrics.fetchLatency.observe(seconds);
+    }
+  };
   let server: Server;
   try {
     server = Server.listen({
       hostname: options.host,
       port: options.port,
-      broker,
+      broker: clientBroker,
       frameBytesMax: options.frameBytesMax ?? frameBytesMaxDefault,
       idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
       requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
@@ -138,22 +161,39 @@ async function startLockedPeer(options: PeerOptions): Promise<RunningPeer> {
       peerHandler,
       clusterSecret: options.clusterSecret,
       tls: options.tls === undefined ? undefined : { cert: options.tls.cert, key: options.tls.key },
-      observe: (action, status, seconds) => {
-        metrics.requests.inc({ action, status });
-        if (action === "publish" || action === "publish_batch") {
-          metrics.publishLatency.observe(seconds);
-        }
-        if (action === "fetch" || action === "fetch_messages") {
-          metrics.fetchLatency.observe(seconds);
-        }
-      },
+      observe,
     });
   } catch (error) {
     await broker.close();
-    throw error;
+    throw bindError(error, `${options.host}:${options.port}`);
+  }
+  let http: HttpServer | undefined;
+  if (options.httpPort !== undefined) {
+    try {
+      http = await serveHttp({
+        hostname: options.host,
+        port: options.httpPort,
+        broker: clientBroker,
+        frameBytesMax: options.frameBytesMax ?? frameBytesMaxDefault,
+        requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
+        authToken: options.authToken,
+        access: options.access,
+        tls: options.tls === undefined
+          ? undefined
+          : { cert: options.tls.cert, key: options.tls.key },
+        metrics: { registry: metrics.registry, token: options.metricsToken },
+        deliveries,
+        observe,
+      });
+    } catch (error) {
+      await server.close();
+      await broker.close();
+      throw error;
+    }
   }
   let metricsServer: MetricsServer | undefined;
-  if (options.metricsPort !== undefined) {
+  // The HTTP port serves /metrics too: the same port given twice is one server.
+  if (options.metricsPort !== undefined && options.metricsPort !== options.httpPort) {
     metricsServer = serveMetrics(options.metricsPort, metrics.registry, {
       hostname: options.host,
       token: options.metricsToken,
@@ -187,19 +227,43 @@ async function startLockedPeer(options: PeerOptions): Promise<RunningPeer> {
       { id: options.id, host: options.host, port: server.port },
     );
   }
+  if (http !== undefined) {
+    logger.info("Peer {id} serves HTTP (API, console, metrics) at {url}", {
+      id: options.id,
+      url: http.url,
+    });
+  }
   return {
     id: options.id,
     port: server.port,
+    httpPort: http?.port,
     broker,
     leave: () => broker instanceof ClusterBroker ? broker.leave() : Promise.resolve(),
     close: async () => {
       clearInterval(gauges);
       clearInterval(bytesGauge);
+      await http?.close();
       await server.close();
       await metricsServer?.close();
       await broker.close();
     },
   };
+}
+
+/** A bind failure as one sentence naming the address (AddrInUse alone names none). */
+export function bindError(error: unknown, address: string): unknown {
+  if (error instanceof Deno.errors.AddrInUse) {
+    return new Error(
+      `Cannot listen on ${address}: the address is already in use (is another peer running there?)`,
+      { cause: error },
+    );
+  }
+  if (error instanceof Deno.errors.AddrNotAvailable) {
+    return new Error(`Cannot listen on ${address}: it is not an address of this machine`, {
+      cause: error,
+    });
+  }
+  return error;
 }
 
 /** Bytes of every file under `path` (the peer's logs), for `pubsub_bytes_stored`. */

@@ -159,7 +159,10 @@ Deno.test("pubsub client exits 1 with one line when no peer is reachable", async
   listener.close();
   const run = await runClient(["--peers", address, "--timeout", "200", "ping"]);
   assert.equal(run.code, 1);
-  assert.equal(run.stderr, `pubsub: Cannot reach any peer of ${address}\n`);
+  assert.equal(run.stderr.split("\n").length, 2, run.stderr); // one line and its newline
+  assert.match(run.stderr, new RegExp(`^pubsub: Cannot reach any peer of ${address} \\(`));
+  assert.match(run.stderr, /Connection refused/);
+  assert.match(run.stderr, /Is the cluster running\? Start one with 'npx -y deno task start'/);
 });
 
 Deno.test("pubsub client exits 2 with one line naming a bad flag or a missing argument", async () => {
@@ -175,8 +178,48 @@ Deno.test("pubsub client exits 2 with one line naming a bad flag or a missing ar
     /'--max <n>' argument '0'/,
   );
   assertUsageError(await runClient(["--peers", "nohost", "topics"]), /--peers.*'nohost'/);
-  assertUsageError(await runClient([...peers, "publish", "events"]), /message argument or --file/);
   assertUsageError(await runClient([...peers, "explode"]), /unknown command 'explode'/);
+});
+
+// Every usage error speaks of the command's own arguments and flags, never of
+// protocol fields, and exits 2 before any connection is tried.
+const usageErrors: [string[], RegExp][] = [
+  [["publish", "events"], /^pubsub: publish needs a message: give it as an argument, '-'/],
+  [
+    ["publish", "events", "hi", "--file", "x"],
+    /^pubsub: publish takes a message argument or --file, not both$/,
+  ],
+  [
+    ["publish", "bad name", "hi"],
+    /^pubsub: <topic>: Topic name 'bad name' is not valid: use 1-249/,
+  ],
+  [["create-topic", "a/b"], /^pubsub: <topic>: Topic name 'a\/b' is not valid/],
+  [["create-topic", ".."], /^pubsub: <topic>: Topic name '\.\.' is not valid/],
+  [
+    ["fetch", "events", "--from", "-1"],
+    /^pubsub: option '--from <offset>' argument '-1' is invalid/,
+  ],
+  [
+    ["subscribe", "events", "--subscriber-id", "s", "--from", "soon"],
+    /Expected earliest, latest or an offset/,
+  ],
+  [["remove-node", "zero"], /^pubsub: <id>: Expected an integer between 1 and 1000000/],
+  [["--timeout", "0", "topics"], /^pubsub: option '--timeout <ms>' argument '0' is invalid/],
+  [
+    ["--token-file", "/nonexistent/token", "topics"],
+    /^pubsub: Cannot read --token-file \/nonexistent\/token: /,
+  ],
+];
+
+Deno.test("pubsub client usage errors name the argument or flag in one line and exit 2", async () => {
+  for (const [args, pattern] of usageErrors) {
+    const run = await runClient(["--peers", "127.0.0.1:1", ...args]);
+    assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+    const lines = run.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, run.stderr);
+    assert.match(lines[0], pattern, args.join(" "));
+    assert.doesNotMatch(lines[0], /topic_name|Field '/, args.join(" "));
+  }
 });
 
 Deno.test("pubsub client without a subcommand and without a terminal prints help and exits 2", async () => {
