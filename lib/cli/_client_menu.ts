@@ -104,10 +104,24 @@ async function timed(send: () => Promise<unknown>): Promise<void> {
 async function runSubscribe(client: PubSubClient): Promise<void> {
   const topic = await askTopic();
   const subscriberId = await input({ message: "Subscriber ID:", required: true });
+  const start = await select<"earliest" | "latest" | "resume" | "offset">({
+    message: "Start from:",
+    choices: [
+      { value: "earliest", name: "earliest (every stored message)" },
+      { value: "latest", name: "latest (only messages published from now on)" },
+      { value: "resume", name: "resume (after this subscriber's last ack; latest if new)" },
+      { value: "offset", name: "an offset" },
+    ],
+  });
+  const offset = start === "offset"
+    ? Number(await input({ message: "Offset:", validate: validOffset }))
+    : undefined;
   const started = performance.now();
   let subscription;
   try {
-    subscription = await client.subscribe(topic, subscriberId);
+    subscription = await client.subscribe(topic, subscriberId, {
+      from: await startOffset(client, topic, start, offset),
+    });
   } catch (error) {
     if (!(error instanceof PubSubError)) throw error;
     await timed(() => Promise.reject(error));
@@ -127,6 +141,30 @@ async function runSubscribe(client: PubSubClient): Promise<void> {
   await stopped;
   await subscription.close();
   await reading.catch((error) => console.log(`Subscription ended: ${error.message}`));
+}
+
+function validOffset(value: string): true | string {
+  return /^\d+$/.test(value.trim()) && Number.isSafeInteger(Number(value))
+    ? true
+    : "Enter a non-negative integer";
+}
+
+/**
+ * The subscription's start as an explicit offset (which wins over a known
+ * subscriber's stored position), or undefined to resume.
+ */
+async function startOffset(
+  client: PubSubClient,
+  topic: string,
+  start: "earliest" | "latest" | "resume" | "offset",
+  offset: number | undefined,
+): Promise<number | undefined> {
+  if (start === "resume") return undefined;
+  if (start === "offset") return offset;
+  const description = await client.request({ action: "describe_topic", topic_name: topic }, {
+    retry: true,
+  }) as { first_offset: number; next_offset: number };
+  return start === "earliest" ? description.first_offset : description.next_offset;
 }
 
 /** Resolves on Enter or Ctrl-C, reading the terminal raw as @inquirer does between prompts. */

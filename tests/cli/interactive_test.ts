@@ -168,7 +168,14 @@ Deno.test({
         (screen) => screen.includes("Subscriber ID:"),
       );
       await terminal.type("menu-reader");
+      await terminal.waitFor("the start prompt", (screen) => screen.includes("Start from:"));
+      // The first choice, earliest, shows what was published before subscribing.
+      await terminal.keys("Enter");
       await terminal.waitFor("subscribed", (screen) => screen.includes("press Enter"));
+      await terminal.waitFor(
+        "the earlier message",
+        (screen) => screen.includes('Message: {"offset":0,"message":"hello world"}'),
+      );
       assert.match(
         await terminal.screen(),
         /Response: \{"status":"subscribed","topic":"events","subscriber_id":"menu-reader"\}/,
