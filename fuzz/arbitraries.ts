@@ -45,6 +45,59 @@ export const hugeArrayLengths = [4_097, batchMessagesMax + 1, 100_000] as const;
 
 type Fields = Record<string, unknown>;
 
+// ---- JSON text ---------------------------------------------------------------------------
+
+/**
+ * The JSON text of a generated value. `JSON.stringify` recurses (and
+ * overflows the stack on deep nesting) whenever the value also holds an
+ * object it cannot take its fast path for, such as `{"0":"a"}`; then an
+ * iterative serializer takes over.
+ *
+ * @example
+ * ```ts
+ * jsonText([{ "0": "a" }, deepArray(200_000)]); // no RangeError
+ * ```
+ */
+export function jsonText(value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+  }
+  return iterativeJson(value);
+}
+
+type Open = { close: string; items: [string | undefined, unknown][]; index: number };
+
+function iterativeJson(root: unknown): string {
+  const out: string[] = [];
+  const stack: Open[] = [];
+  const emit = (value: unknown) => {
+    if (Array.isArray(value)) {
+      out.push("[");
+      stack.push({ close: "]", items: value.map((item) => [undefined, item]), index: 0 });
+    } else if (typeof value === "object" && value !== null) {
+      out.push("{");
+      const entries = Object.entries(value).filter(([, item]) => item !== undefined);
+      stack.push({ close: "}", items: entries, index: 0 });
+    } else out.push(JSON.stringify(value) ?? "null");
+  };
+  emit(root);
+  while (stack.length > 0) {
+    const open = stack[stack.length - 1];
+    if (open.index === open.items.length) {
+      out.push(open.close);
+      stack.pop();
+      continue;
+    }
+    const [key, item] = open.items[open.index];
+    if (open.index++ > 0) out.push(",");
+    if (key !== undefined) out.push(`${JSON.stringify(key)}:`);
+    emit(item);
+  }
+  return out.join("");
+}
+
 // ---- hostile values ------------------------------------------------------------------
 
 const cache = new Map<string, unknown>();

@@ -4,6 +4,7 @@ import {
   deepArray,
   hostileValue,
   invalidRequestArbitrary,
+  jsonText,
   mutatedArbitrary,
   nestingDepths,
   validRequestArbitrary,
@@ -37,7 +38,7 @@ function decodeOrError(payload: Uint8Array): ReturnType<typeof decodeRequest> | 
 }
 
 function payloadOf(value: unknown): Uint8Array {
-  return encoder.encode(JSON.stringify(value));
+  return encoder.encode(jsonText(value));
 }
 
 Deno.test("every valid request round-trips through a frame and decodeRequest", () => {
@@ -76,7 +77,7 @@ Deno.test("a request with one wrong field is refused as bad_request, echoing a u
     fc.property(invalidRequestArbitrary(), fc.option(fc.nat()), (request, id) => {
       const wire = id === null || "id" in request ? request : { ...request, id };
       const result = decodeOrError(payloadOf(wire));
-      assert.ok(result instanceof ProtocolError, `accepted ${JSON.stringify(wire).slice(0, 200)}`);
+      assert.ok(result instanceof ProtocolError, `accepted ${jsonText(wire).slice(0, 200)}`);
       assert.equal(result.code, "bad_request");
       const sentId = (wire as { id?: unknown }).id;
       if (typeof sentId === "number" || typeof sentId === "string") {
