@@ -139,9 +139,17 @@ function subscribeFrom(fields: Fields): SubscribeFrom | undefined {
   fail("Field 'from' must be 'latest', 'earliest' or an offset number");
 }
 
+/**
+ * True for an id a response can echo. A JSON number too large for a double
+ * (`1e999`) parses as Infinity, which JSON writes back as `null`.
+ */
+function isRequestId(id: unknown): id is string | number {
+  return typeof id === "string" || (typeof id === "number" && Number.isFinite(id));
+}
+
 function requestId(fields: Fields): string | number | undefined {
   const id = fields.id;
-  if (id === undefined || typeof id === "string" || typeof id === "number") return id;
+  if (id === undefined || isRequestId(id)) return id;
   fail("Field 'id' must be a string or a number");
 }
 
@@ -267,7 +275,7 @@ export function decodeRequest(payload: Uint8Array): Request {
   } catch (error) {
     if (error instanceof ProtocolError && typeof value === "object" && value !== null) {
       const id = (value as Fields).id;
-      if (typeof id === "string" || typeof id === "number") throw new RequestError(error, id);
+      if (isRequestId(id)) throw new RequestError(error, id);
     }
     throw error;
   }

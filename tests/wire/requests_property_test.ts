@@ -165,3 +165,12 @@ Deno.test("actions starting with peer_ get unauthorized from the client validato
     { numRuns },
   );
 });
+
+Deno.test("an id too large for a double (1e999 parses as Infinity) is refused, not echoed as null", () => {
+  for (const text of ["1e999", "-21000E9138"]) {
+    const result = decodeOrError(encoder.encode(`{"action":"ping","id":${text}}`));
+    assert.ok(result instanceof ProtocolError);
+    assert.equal(result.code, "bad_request");
+    assert.ok(!(result instanceof RequestError), "an id JSON cannot write back is not echoed");
+  }
+});
