@@ -167,8 +167,14 @@ async function spawnPeer(
   };
   const ready = Promise.withResolvers<void>();
   let output = "";
+  let recent = "";
   const pipe = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream) {
+      if (child.httpUrl === undefined) {
+        // The peer prints its console's address on stdout, maybe after the log says it listens.
+        recent = (recent + new TextDecoder().decode(chunk)).slice(-1000);
+        child.httpUrl = /web console and HTTP API at (\S+)/.exec(recent)?.[1];
+      }
       if (!output.includes("listening on")) {
         output += new TextDecoder().decode(chunk);
         if (output.includes("listening on")) ready.resolve();
@@ -192,7 +198,6 @@ async function spawnPeer(
   } finally {
     clearTimeout(timer);
   }
-  child.httpUrl = /web console and HTTP API at (\S+)/.exec(output)?.[1];
   return child;
 }
 

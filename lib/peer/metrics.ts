@@ -403,6 +403,8 @@ export interface BrokerMetrics {
   bytesStored: Gauge;
   /** `pubsub_connections`. */
   connections: Gauge;
+  /** `pubsub_messages_delivered_total{topic}`: messages this peer pushed to subscribers (TCP and HTTP). */
+  messagesDelivered: Counter;
 }
 
 /**
@@ -446,6 +448,11 @@ export function createBrokerMetrics(registry = new MetricsRegistry()): BrokerMet
     ),
     bytesStored: registry.gauge("pubsub_bytes_stored", "Bytes of log stored on this peer"),
     connections: registry.gauge("pubsub_connections", "Open client and peer connections"),
+    messagesDelivered: registry.counter(
+      "pubsub_messages_delivered_total",
+      "Messages this peer pushed to subscribers",
+      ["topic"],
+    ),
   };
 }
 
@@ -503,6 +510,27 @@ export function serveMetrics(
     port: server.addr.port,
     close: () => server.shutdown(),
   };
+}
+
+/**
+ * The handler `serveMetrics` runs, for a server that serves more than
+ * metrics (the peer's HTTP port): `GET /metrics` answers the registry, and
+ * with `options.token` a request without that Bearer token answers 401.
+ *
+ * @example
+ * ```ts
+ * import { createBrokerMetrics, metricsHandler } from "./metrics.ts";
+ *
+ * const handle = metricsHandler(createBrokerMetrics().registry, { token: "scrape-secret" });
+ * const response = handle(new Request("http://127.0.0.1:5101/metrics"));
+ * ```
+ */
+export function metricsHandler(
+  registry: MetricsRegistry,
+  options: Pick<ServeMetricsOptions, "token"> = {},
+): (request: Request) => Response {
+  const expected = options.token === undefined ? undefined : digestToken(options.token);
+  return (request) => answer(request, registry, expected);
 }
 
 function answer(
