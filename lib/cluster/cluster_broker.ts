@@ -18,7 +18,6 @@ import { subscriptionStart } from "../peer/subscription.ts";
 import type { MessageSource, ReadResult, Topic } from "../peer/topic.ts";
 import type { Rng } from "../raft/types.ts";
 import { topicsMaxDefault } from "../peer/local_broker.ts";
-import { SegmentLogStore } from "../storage/segment_log_store.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import type { Request, SubscribeFrom } from "../wire/requests.ts";
 import type { TopicDescription } from "../wire/responses.ts";
@@ -56,9 +55,17 @@ import {
 } from "./peer_rpc.ts";
 import { memberState } from "./membership.ts";
 import { PeerUnavailableError } from "./peer_link.ts";
-import { caughtUp, loadOf, nextConfChange, placeReplicas, repairPlacement } from "./placement.ts";
+import { loadOf, nextConfChange, placeReplicas, repairPlacement } from "./placement.ts";
 import { RaftHost } from "./raft_host.ts";
+import { backoffDelayMs } from "./_backoff.ts";
 import { topicReplicaDir } from "./replica_files.ts";
+import {
+  clearRecovering,
+  type OpenedReplicaLog,
+  openReplicaLog,
+  takeClosedLogs,
+  writeClosedLogs,
+} from "./replica_repair.ts";
 import { RaftTopic, TopicMachine } from "./raft_topic.ts";
 import { ReplicaGroup } from "./replica_group.ts";
 
@@ -67,6 +74,13 @@ export { forwardHopsMax } from "./peer_rpc.ts";
 export const metaVotersMax = 5;
 /** How often the controller and the group leaders reconcile. */
 const reconcileMs = 300;
+/** Retry delays for a replica that cannot be opened (each cause is logged once). */
+const openRetryBounds = { backoffMinMs: reconcileMs, backoffMaxMs: 30_000 };
+/**
+ * A voter is in sync while its acknowledged log reached the commit index
+ * within this many ticks (one minimum election timeout, 1 s by default).
+ */
+export const inSyncTicksMax = 10;
 const metaGroupId = "meta";
 
 /** Settings of a cluster broker (the cluster flags of `pubsub peer`). */
@@ -135,6 +149,10 @@ export class ClusterBroker implements Broker {
   #reconciling = false;
   #closed = false;
   #joining: Promise<void> | undefined;
+  /** Last durable index of each log at the previous clean stop (see `replica_repair.ts`). */
+  #closedLogs = new Map<string, number>();
+  /** Replicas that could not be opened: the cause last logged and when to try again. */
+  readonly #openFailures = new Map<string, { cause: string; attempts: number; retryAt: number }>();
 
   private constructor(options: ClusterBrokerOptions) {
     this.nodeId = options.nodeId;
@@ -152,6 +170,8 @@ export class ClusterBroker implements Broker {
     this.#host = new RaftHost(options.nodeId, {
       send: (nodeId, frame) => this.#node.links.send(nodeId, frame),
     }, { tickMs: options.tickMs, isReachable: (nodeId) => this.#awake(nodeId) });
+    this.#host.onPeerRestart = (nodeId) => this.#forgetFollower(nodeId, "restarted");
+    this.#host.onPeerUnreachable = (nodeId) => this.#forgetFollower(nodeId, "is unreachable");
     this.#registerPeerActions();
   }
 
@@ -177,8 +197,14 @@ export class ClusterBroker implements Broker {
 
   async #startMeta(): Promise<void> {
     await Deno.mkdir(`${this.#options.dataDir}/topics`, { recursive: true });
-    const store = await SegmentLogStore.open(`${this.#options.dataDir}/meta`);
-    const fresh = store.lastIndex() === 0 && store.snapshot() === undefined;
+    this.#closedLogs = await takeClosedLogs(this.#options.dataDir);
+    const directory = `${this.#options.dataDir}/meta`;
+    const opened = await this.#openLog(directory, "meta", "meta");
+    const store = opened.store;
+    // A rebuilt metadata replica is not new: it never bootstraps, and joins
+    // only to make sure it is a member (a no-op for a known one).
+    const recovering = opened.recoveringTerm !== undefined;
+    const fresh = store.lastIndex() === 0 && store.snapshot() === undefined && !recovering;
     const others = this.#options.peers.filter((peer) => peer.id !== this.nodeId);
     const first = this.#options.peers.length === 0 || this.#options.peers[0].id === this.nodeId;
     // The first listed peer bootstraps only when no other listed peer answers
@@ -196,6 +222,8 @@ export class ClusterBroker implements Broker {
       // view of the cluster should never wait for a wake-up.
       voters: bootstrap ? [this.nodeId] : undefined,
       onLeaderChange: () => this.#leaderChanges++,
+      recoveringTerm: opened.recoveringTerm,
+      onRecovered: () => this.#recovered("the metadata", directory),
     });
     this.#host.add(this.#metaGroup);
     // Many metadata entries apply in one Ready: reconcile once after them.
@@ -210,8 +238,46 @@ export class ClusterBroker implements Broker {
     if (bootstrap) {
       this.#logger.info("Node {id} bootstraps a new cluster", { id: this.nodeId });
       this.#metaGroup.campaign();
-    } else if (fresh) {
+    } else if (fresh || recovering) {
       this.#joining = this.#joinLoop(others);
+    }
+  }
+
+  /**
+   * Opens the log in `directory` (`key` names it in the clean-shutdown
+   * record), quarantining and rebuilding it when it is damaged; says so once.
+   */
+  async #openLog(directory: string, key: string, label: string): Promise<OpenedReplicaLog> {
+    const closedIndex = this.#closedLogs.get(key);
+    // The record holds for the first open after the restart only.
+    this.#closedLogs.delete(key);
+    const opened = await openReplicaLog(directory, {
+      quarantineDir: `${this.#options.dataDir}/quarantine`,
+      label,
+      closedIndex,
+    });
+    if (opened.quarantined !== undefined) {
+      this.#logger.error(
+        "Quarantined the damaged replica {directory} in {path} ({reason}); it is rebuilt from the other replicas and neither votes nor campaigns until it caught up",
+        { directory, path: opened.quarantined.path, reason: opened.quarantined.reason },
+      );
+    } else if (opened.recoveringTerm !== undefined) {
+      this.#logger.warn("Replica {directory} is still rebuilding a lost log", { directory });
+    }
+    return opened;
+  }
+
+  /** Clears a rebuilt replica's recovering flag: its Raft core caught up. */
+  async #recovered(what: string, directory: string): Promise<void> {
+    try {
+      await clearRecovering(directory);
+      this.#logger.info("The rebuilt replica of {what} caught up and votes again", { what });
+    } catch (error) {
+      // The flag stays on disk: after a restart the replica recovers again, which is safe.
+      this.#logger.warn("Cannot clear the recovering flag of {directory}: {error}", {
+        directory,
+        error: (error as Error).message,
+      });
     }
   }
 
@@ -482,10 +548,11 @@ export class ClusterBroker implements Broker {
       ) {
         throw new TopicElsewhereError(name, leader);
       }
-      const hostsReplica = placement.replicas.includes(this.nodeId);
-      if (local === undefined && !hostsReplica && (options.hops ?? 0) < forwardHopsMax) {
-        // Not a replica here: a replica knows (or will soon know) the leader.
-        throw new TopicElsewhereError(name, this.#pickReplica(placement));
+      if (local === undefined && !this.#opening.has(name) && (options.hops ?? 0) < forwardHopsMax) {
+        // No replica open here (none placed here, or it cannot be opened):
+        // another replica knows (or will soon know) the leader.
+        const other = this.#pickReplica(placement);
+        if (other !== undefined) throw new TopicElsewhereError(name, other);
       }
       if (Date.now() > deadline) break;
       await sleep(10);
@@ -519,10 +586,12 @@ export class ClusterBroker implements Broker {
     return state === "connected" || state === "connecting";
   }
 
-  #pickReplica(placement: TopicPlacement): number {
+  /** A replica of the topic on another peer, preferably a live and reachable one. */
+  #pickReplica(placement: TopicPlacement): number | undefined {
     const alive = new Set(this.#aliveMembers());
-    return placement.replicas.find((node) => alive.has(node) && this.#reachable(node)) ??
-      placement.replicas.find((node) => alive.has(node)) ?? placement.replicas[0];
+    const others = placement.replicas.filter((node) => node !== this.nodeId);
+    return others.find((node) => alive.has(node) && this.#reachable(node)) ??
+      others.find((node) => alive.has(node)) ?? others[0];
   }
 
   async forward(nodeId: number, request: Request, options: RouteOptions = {}): Promise<unknown> {
@@ -538,18 +607,22 @@ export class ClusterBroker implements Broker {
     const placement = await this.#placement(name);
     const deadline = Date.now() + this.#options.requestTimeoutMs;
     // A replica being opened here is a moment away; reading it beats streaming.
-    while (placement.replicas.includes(this.nodeId) && !this.#replicas.has(name)) {
-      if (Date.now() > deadline) {
-        throw new ProtocolError("unavailable", `Replica of '${name}' is not open yet`);
-      }
+    while (this.#opening.has(name) && !this.#replicas.has(name) && Date.now() < deadline) {
       await sleep(10);
     }
     const local = this.#replicas.get(name);
-    if (local !== undefined && local.epoch === placement.epoch) return local.topic;
+    // A rebuilding replica's committed log is still behind: stream from the leader.
+    const usable = local !== undefined && local.epoch === placement.epoch;
+    if (usable && !local.group.recovering) return local.topic;
+    const other = this.#pickReplica(placement);
+    if (other === undefined) {
+      if (usable) return local.topic;
+      throw new ProtocolError("unavailable", `Replica of '${name}' is not open yet`);
+    }
     return new RemoteSource(
       name,
       this,
-      (message) => this.#request(this.#pickReplica(placement), message),
+      (message) => this.#request(this.#pickReplica(placement) ?? other, message),
     );
   }
 
@@ -610,18 +683,25 @@ export class ClusterBroker implements Broker {
   }
 
   /**
-   * Voters caught up with the leader (the leader included): their log reaches
-   * within `catchUpEntriesMax` of the commit index, so one in-flight batch
-   * under load does not count as falling behind, and their peer is alive
-   * (a sleeping group's progress does not notice a dead follower).
+   * Voters in sync, measured by the leader now rather than remembered: a
+   * voter whose answer showed its log matching the leader's up to the
+   * commit index within the last `inSyncTicksMax` ticks (so an entry in
+   * flight under load does not count as falling behind, as with Kafka's
+   * in-sync replicas) and whose peer is alive (a sleeping group does not
+   * tick, so its ages stand still). A follower whose process restarted or
+   * whose log went backwards counts again only once it caught up anew
+   * (`#peerRestarted`), so a wiped, cut or silent replica drops out. The
+   * leader counts while its own log is durable up to the commit index, by
+   * the same measure.
    */
   #inSync(group: ReplicaGroup): number[] {
     const status = group.node.status();
-    return status.conf.voters
-      .filter((id) =>
-        id === this.nodeId || (caughtUp(status.progress[id], status.commit) && this.#awake(id))
-      )
-      .sort((a, b) => a - b);
+    return status.conf.voters.filter((id) => {
+      const caughtUpTicksAgo = status.progress[id]?.caughtUpTicksAgo ?? Infinity;
+      if (caughtUpTicksAgo > inSyncTicksMax) return false;
+      if (id === this.nodeId) return true;
+      return this.#awake(id);
+    }).sort((a, b) => a - b);
   }
 
   clusterStatus(): Promise<ClusterView> {
@@ -875,12 +955,9 @@ export class ClusterBroker implements Broker {
         continue;
       }
       if (local === undefined && placement.replicas.includes(this.nodeId)) {
-        this.#openReplica(placement).catch((error) =>
-          this.#logger.error("Cannot open replica of {topic}: {error}", {
-            topic: placement.name,
-            error: (error as Error).message,
-          })
-        );
+        const failure = this.#openFailures.get(replicaKey(placement));
+        if (failure !== undefined && Date.now() < failure.retryAt) continue;
+        this.#openReplica(placement).catch((error) => this.#openFailed(placement, error as Error));
       }
     }
     for (const name of this.#replicas.keys()) {
@@ -890,15 +967,47 @@ export class ClusterBroker implements Broker {
 
   #opening = new Set<string>();
 
+  /**
+   * A replica that cannot be opened (a damaged one is quarantined and
+   * rebuilt instead, so this is the disk refusing: permissions, no space) is
+   * retried with backoff; each cause is logged once, not at every retry.
+   * Meanwhile this peer forwards the topic's requests to its leader.
+   */
+  #openFailed(placement: TopicPlacement, error: Error): void {
+    const key = replicaKey(placement);
+    const previous = this.#openFailures.get(key);
+    const attempts = (previous?.attempts ?? 0) + 1;
+    const cause = error.message;
+    const retryAt = Date.now() + backoffDelayMs(attempts - 1, openRetryBounds, Math.random);
+    this.#openFailures.set(key, { cause, attempts, retryAt });
+    if (previous?.cause === cause) return;
+    this.#logger.error(
+      "Cannot open the replica of {topic}: {error}; its requests go to the leader meanwhile, and the open is retried",
+      { topic: placement.name, error: cause },
+    );
+  }
+
   async #openReplica(placement: TopicPlacement): Promise<void> {
     if (this.#opening.has(placement.name)) return;
     this.#opening.add(placement.name);
     try {
-      const store = await SegmentLogStore.open(this.#topicDir(placement.name, placement.epoch));
+      const key = replicaKey(placement);
+      const directory = this.#topicDir(placement.name, placement.epoch);
+      const opened = await this.#openLog(directory, key, `${placement.name}.${placement.epoch}`);
+      const store = opened.store;
+      if (this.#closed) {
+        await store.close();
+        return;
+      }
       const fresh = store.lastIndex() === 0 && store.snapshot() === undefined;
       // Founding replicas bootstrap the group together; a replica added later
-      // starts empty and learns the membership from the leader's log.
-      const founding = fresh && placement.generation === 0;
+      // starts empty and learns the membership from the leader's log, and so
+      // does a rebuilt one (its group exists: bootstrapping again would be
+      // voting as a member that never lost anything).
+      const founding = fresh && placement.generation === 0 && opened.recoveringTerm === undefined;
+      if (this.#openFailures.delete(key)) {
+        this.#logger.info("Opened the replica of {topic}", { topic: placement.name });
+      }
       const machine = new TopicMachine(store);
       const group = new ReplicaGroup({
         groupId: `t:${placement.name}`,
@@ -910,6 +1019,8 @@ export class ClusterBroker implements Broker {
         quiesce: this.#host.quiesce,
         voters: founding ? placement.replicas : undefined,
         onLeaderChange: () => this.#leaderChanges++,
+        recoveringTerm: opened.recoveringTerm,
+        onRecovered: () => this.#recovered(`topic '${placement.name}'`, directory),
       });
       const topic = new RaftTopic(placement.name, group, machine);
       this.#replicas.set(placement.name, { epoch: placement.epoch, topic, group });
@@ -967,7 +1078,51 @@ export class ClusterBroker implements Broker {
     for (const local of this.#replicas.values()) local.topic.close();
     await this.#joining?.catch(() => {});
     await this.#host.close();
+    await this.#recordClosedLogs();
     await this.#node.close();
+  }
+
+  /**
+   * Writes the clean-shutdown record: the durable end of every log, so that
+   * the next start finds a log that lost synced entries meanwhile (a cut or
+   * deleted file) instead of taking it for a torn tail.
+   */
+  async #recordClosedLogs(): Promise<void> {
+    if (this.#metaGroup === undefined) return;
+    const logs = new Map<string, number>([["meta", this.#metaGroup.store.syncedIndex()]]);
+    for (const [name, local] of this.#replicas) {
+      logs.set(`topics/${name}.${local.epoch}`, local.group.store.syncedIndex());
+    }
+    try {
+      await writeClosedLogs(this.#options.dataDir, logs);
+    } catch (error) {
+      this.#logger.warn("Cannot write the clean-shutdown record: {error}", {
+        error: (error as Error).message,
+      });
+    }
+  }
+
+  /**
+   * A peer restarted (its Raft frames carry a new incarnation), or is
+   * unreachable and may be restarting: every group this peer leads forgets
+   * what it recorded of that follower's log and probes it again, since a
+   * restart may have cut or rebuilt its replica. Until it acknowledges anew
+   * it does not count toward commits or `in_sync`.
+   */
+  #forgetFollower(nodeId: number, why: string): void {
+    let groups = 0;
+    for (const group of this.#host.groups.values()) {
+      if (!group.isLeader) continue;
+      group.resetProgress(nodeId);
+      groups++;
+    }
+    if (groups > 0) {
+      this.#logger.info("Node {id} {why}: the {groups} groups led here probe its log again", {
+        id: nodeId,
+        why,
+        groups,
+      });
+    }
   }
 }
 
@@ -1028,6 +1183,11 @@ class RemoteSource implements MessageSource {
       }
     }
   }
+}
+
+/** A topic replica's key in the clean-shutdown record: its directory under the data directory. */
+function replicaKey(placement: TopicPlacement): string {
+  return `topics/${placement.name}.${placement.epoch}`;
 }
 
 /**

@@ -50,6 +50,14 @@ export class RaftHost {
    * to be trusted, since the restart may have lost or repaired its files.
    */
   onPeerRestart: ((nodeId: number) => void) | undefined;
+  /**
+   * Called when a peer that sent Raft traffic is found unreachable (checked
+   * every tick): it may be restarting, and a sleeping group's leader, which
+   * does not tick, would otherwise keep what it last measured of it.
+   */
+  onPeerUnreachable: ((nodeId: number) => void) | undefined;
+  /** Peers found unreachable and not reachable again since. */
+  readonly #unreachable = new Set<number>();
   /** This process's incarnation: random, new at every start. */
   readonly incarnation: string = crypto.randomUUID();
   readonly #incarnations = new Map<number, string>();
@@ -156,6 +164,14 @@ export class RaftHost {
       if (!group.quiescent) group.tick();
       // A sleeping follower whose leader went away wakes so that it can elect another.
       else if (!group.isLeader && !isReachable(group.leader)) group.wake();
+    }
+    for (const nodeId of this.#incarnations.keys()) {
+      if (isReachable(nodeId)) {
+        this.#unreachable.delete(nodeId);
+      } else if (!this.#unreachable.has(nodeId)) {
+        this.#unreachable.add(nodeId);
+        this.onPeerUnreachable?.(nodeId);
+      }
     }
   }
 

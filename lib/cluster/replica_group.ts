@@ -72,6 +72,14 @@ export interface ReplicaGroupOptions {
    * `quiescent`). Without it the group never sleeps.
    */
   quiesce?: (groupId: string, to: number, term: number) => void;
+  /**
+   * Set for a replica rebuilt empty after its log was damaged (see
+   * `RaftOptions.recoveringTerm`): it neither votes nor campaigns until it
+   * caught up. Default: undefined.
+   */
+  recoveringTerm?: number;
+  /** Clears the persisted recovering flag once the replica caught up (its entries durable). */
+  onRecovered?: () => Promise<void>;
 }
 
 interface Waiter {
@@ -108,10 +116,13 @@ export class ReplicaGroup {
   #failure: Error | undefined;
   #leader = 0;
   #appliedWaiters: { index: number; resolve(): void }[] = [];
+  /** Set while this replica rebuilds a lost log (see `recovering`). */
+  #recoveringTerm: number | undefined;
 
   constructor(options: ReplicaGroupOptions) {
     this.groupId = options.groupId;
     this.#options = options;
+    this.#recoveringTerm = options.recoveringTerm;
     this.node = new RaftNode({
       id: options.nodeId,
       store: options.store,
@@ -123,7 +134,28 @@ export class ReplicaGroup {
       // (8 MiB): 16 appends of at most 256 KiB, base64-encoded on the wire.
       appendBytesMax: appendBytesMax,
       inflightAppendsMax: inflightAppendsMax,
+      recoveringTerm: this.#recoveringTerm,
     });
+    this.#schedule();
+  }
+
+  /**
+   * True while this replica rebuilds a log it lost: it acknowledges appends
+   * but neither votes nor campaigns, and its committed log is still behind.
+   */
+  get recovering(): boolean {
+    return this.#recoveringTerm !== undefined;
+  }
+
+  /**
+   * On the leader: forgets what it recorded of follower `nodeId`'s log,
+   * whose process restarted (see `RaftNode.resetProgress`), and probes it
+   * again, waking the group if it sleeps.
+   */
+  resetProgress(nodeId: number): void {
+    if (this.#closed || !this.isLeader) return;
+    this.#wake();
+    this.node.resetProgress(nodeId);
     this.#schedule();
   }
 
@@ -382,6 +414,11 @@ export class ReplicaGroup {
       this.#failReads(new ProtocolError("unavailable", "Leadership changed during the read"));
     }
     if (rd.mustSync) await store.sync();
+    if (rd.recovered) {
+      // The entries that ended the recovery are durable now (the sync above).
+      this.#recoveringTerm = undefined;
+      await this.#options.onRecovered?.();
+    }
     if (late.length > 0) this.#options.send(this.groupId, late);
     this.node.advance();
     this.#wakeApplied();

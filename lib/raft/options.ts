@@ -18,6 +18,8 @@ export interface UnsafeVariants {
   commitOldTermEntries?: boolean;
   /** Voters grant votes without checking that the candidate's log is up to date. */
   grantVoteWithoutLogCheck?: boolean;
+  /** A rebuilt (recovering) replica votes at once, as if it had never lost its log. */
+  recoveringVotes?: boolean;
 }
 
 /** Options of `RaftNode`. */
@@ -50,15 +52,29 @@ export interface RaftOptions {
   uncommittedEntriesMax?: number;
   /** Pending ReadIndex requests before refusing new ones. Default 4096. */
   readsPendingMax?: number;
+  /**
+   * Set when this replica was rebuilt empty after its log was found damaged
+   * (a quarantined replica): its previous incarnation may have voted, and
+   * acknowledged entries it no longer holds, in terms up to this one. The
+   * replica starts in the term after it, grants no votes and does not
+   * campaign until its log holds a committed entry of a later term (see
+   * `Raft` for why). Persist it with the replica and pass it again after a
+   * restart until a Ready reports `recovered`. Default: undefined (a normal
+   * replica).
+   */
+  recoveringTerm?: number;
   /** Deliberately broken variants for simulator tests. Default: none. */
   unsafe?: UnsafeVariants;
 }
 
 /** Options with every default filled in. */
-export type ResolvedRaftOptions = Required<Omit<RaftOptions, "voters" | "learners">> & {
-  voters: number[];
-  learners: number[];
-};
+export type ResolvedRaftOptions =
+  & Required<Omit<RaftOptions, "voters" | "learners" | "recoveringTerm">>
+  & {
+    voters: number[];
+    learners: number[];
+    recoveringTerm: number | undefined;
+  };
 
 /**
  * Fills defaults and validates relations between limits.
@@ -82,6 +98,7 @@ export function resolveRaftOptions(options: RaftOptions): ResolvedRaftOptions {
     applyBytesMax: 16 << 20,
     uncommittedEntriesMax: 100_000,
     readsPendingMax: 4096,
+    recoveringTerm: undefined,
     unsafe: {},
     ...definedOnly(options),
   } as ResolvedRaftOptions;
@@ -99,6 +116,14 @@ export function resolveRaftOptions(options: RaftOptions): ResolvedRaftOptions {
     );
   }
   for (const id of [...resolved.voters, ...resolved.learners]) requirePositiveInteger("voters", id);
+  const recoveringTerm = resolved.recoveringTerm;
+  if (
+    recoveringTerm !== undefined && (!Number.isSafeInteger(recoveringTerm) || recoveringTerm < 0)
+  ) {
+    throw new RangeError(
+      `Cannot create Raft node as 'recoveringTerm' must be a non-negative integer: current value is ${recoveringTerm}`,
+    );
+  }
   return resolved;
 }
 

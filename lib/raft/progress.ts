@@ -32,6 +32,14 @@ export class Progress {
   snapshotSentTick = 0;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
+  /** The leader's tick at which the peer last answered; undefined until it does. */
+  lastHeardTick: number | undefined;
+  /**
+   * The leader's tick at which the peer's acknowledged log last reached the
+   * commit index; undefined until it does, and again once its log went
+   * backwards or its process restarted.
+   */
+  lastCaughtUpTick: number | undefined;
   /** A heartbeat answer showed the peer lagging: send an append even if none seems due (lost appends). */
   resendDue = false;
   /** Highest commit index sent to the peer, to know when an empty append must carry a new commit. */
@@ -84,17 +92,45 @@ export class Progress {
   /**
    * Handles a rejected append for `rejected` with the follower's `hint`;
    * returns false when the rejection is stale.
+   *
+   * A follower that holds every entry up to `match` never hints below it
+   * (its hint is the last index whose term is not above the leader's there,
+   * and up to `match` its terms are the leader's). So a rejection that is
+   * not stale and hints below `match` says the follower's log went
+   * backwards: a torn tail cut at a restart the leader did not notice, or a
+   * rebuilt replica. Such a rejection lowers `match` to the hint, and the
+   * leader probes from there; otherwise the follower would be probed at
+   * `match` forever and never catch up. Lowering `match` is always safe: it
+   * only withholds the follower's vote in commits until it acknowledges
+   * again (a stale duplicate costs one needless probe).
    */
   maybeDecreaseTo(rejected: number, hint: number): boolean {
+    const backwards = hint < this.match && rejected >= this.match;
     if (this.state === "replicate") {
-      if (rejected <= this.match) return false;
+      if (rejected < this.match || (rejected === this.match && !backwards)) return false;
+      if (backwards) this.#wentBackwards(hint);
       this.next = this.match + 1;
       return true;
     }
     if (this.next - 1 !== rejected) return false;
+    if (backwards) this.#wentBackwards(hint);
     this.next = Math.max(Math.min(rejected, hint + 1), this.match + 1);
     this.probeSent = false;
     return true;
+  }
+
+  /**
+   * Forgets everything known of the peer's log (its process restarted): no
+   * match, probing from `next` (the leader's last index + 1).
+   */
+  reset(next: number): void {
+    assert(next >= 1, "next must be >= 1");
+    this.match = 0;
+    this.lastCaughtUpTick = undefined;
+    this.next = next;
+    this.commitSent = 0;
+    this.resendDue = false;
+    this.#reset("probe");
   }
 
   /** Whether no further append may be sent now. */
@@ -127,14 +163,25 @@ export class Progress {
     if (this.#inflight.length >= this.#inflightAppendsMax) this.#inflight.shift();
   }
 
-  status(): ProgressStatus {
-    return {
+  /** A read-only view; `tick` is the leader's current tick, for `heardTicksAgo`. */
+  status(tick: number): ProgressStatus {
+    const status: ProgressStatus = {
       match: this.match,
       next: this.next,
       state: this.state,
       learner: this.learner,
       inflight: this.#inflight.length,
     };
+    if (this.lastHeardTick !== undefined) status.heardTicksAgo = tick - this.lastHeardTick;
+    if (this.lastCaughtUpTick !== undefined) {
+      status.caughtUpTicksAgo = tick - this.lastCaughtUpTick;
+    }
+    return status;
+  }
+
+  #wentBackwards(hint: number): void {
+    this.match = hint;
+    this.lastCaughtUpTick = undefined;
   }
 
   #freeUpTo(index: number): void {

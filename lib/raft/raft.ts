@@ -44,6 +44,14 @@ export class Raft {
   /** Contexts of ReadIndex requests abandoned because this replica lost leadership. */
   droppedReads: Uint8Array[] = [];
   readonly progress = new Map<number, Progress>();
+  /**
+   * Set while this replica rebuilds a lost log (see `#finishRecovery`): the
+   * highest term in which its previous incarnation may have voted or
+   * acknowledged entries. Undefined for a normal replica.
+   */
+  recoveringTerm: number | undefined;
+  /** The recovery finished since the last Ready: the shell clears its persisted flag. */
+  recovered = false;
   #step: StepFunction;
   #votes = new Map<number, boolean>();
   #electionElapsed = 0;
@@ -66,6 +74,17 @@ export class Raft {
     this.term = hardState.term;
     this.vote = hardState.vote;
     this.conf = options.store.snapshot()?.conf ?? { voters: [], learners: [] };
+    this.recoveringTerm = options.recoveringTerm;
+    if (this.recoveringTerm !== undefined) {
+      // A rebuilt replica must not bootstrap: it learns the conf from its leader.
+      assert(options.voters.length === 0, "a recovering replica cannot bootstrap a group");
+      if (this.term <= this.recoveringTerm) {
+        // Rule 1 of #finishRecovery: the term after every one the lost
+        // incarnation may have voted or acknowledged entries in.
+        this.term = this.recoveringTerm + 1;
+        this.vote = 0;
+      }
+    }
     if (options.store.lastIndex() === 0 && options.store.snapshot() === undefined) {
       this.#bootstrap(options.voters, options.learners);
     }
@@ -211,8 +230,76 @@ export class Raft {
     return voteResult(this.conf.voters, votes) === "won";
   }
 
+  /** A voter may campaign, unless it is still rebuilding a lost log. */
   #promotable(): boolean {
-    return this.conf.voters.includes(this.id);
+    return this.conf.voters.includes(this.id) && !this.#recovering();
+  }
+
+  #recovering(): boolean {
+    return this.recoveringTerm !== undefined && this.#options.unsafe.recoveringVotes !== true;
+  }
+
+  /**
+   * Whether this replica may vote for a candidate whose log ends in
+   * `lastTerm`: always, unless it is recovering and the candidate's log
+   * holds no entry of a term after `recoveringTerm` (see `#finishRecovery`).
+   */
+  #mayVoteFor(lastTerm: number): boolean {
+    return !this.#recovering() || lastTerm > this.recoveringTerm!;
+  }
+
+  /**
+   * Ends the recovery of a rebuilt replica once that is safe.
+   *
+   * A replica rebuilt empty after its log was damaged (quarantined) has
+   * forgotten what its previous incarnation promised: the entries it
+   * acknowledged (leaders counted them toward commits) and the votes it
+   * granted. Voting as a fresh node could elect a leader that lacks a
+   * committed entry (with 3 voters: an entry committed by the leader and this
+   * replica alone, the leader crashes, the third voter, lacking the entry,
+   * asks this replica for its vote) or a second leader in a term (its lost
+   * vote went to one candidate, its new one to another).
+   *
+   * `recoveringTerm` (R) is the term of the lost incarnation's hard state.
+   * Terms and votes are made durable before any message depends on them, so
+   * the lost incarnation voted and acknowledged entries in terms <= R only.
+   * The rules:
+   *
+   * 1. The replica starts in term R + 1, so it never votes again in a term
+   *    its lost incarnation voted in, and it refuses appends of terms <= R:
+   *    its log holds only what leaders of terms > R sent it. (A leader still
+   *    in R learns of the newer term from its answer and steps down: one
+   *    election.)
+   * 2. It never campaigns, and grants a (pre-)vote only to a candidate whose
+   *    last entry is of a term > R (besides the usual checks).
+   * 3. It ends the recovery once its log holds, at or below its commit index,
+   *    an entry of a term > R.
+   *
+   * Why that is safe, where Raft's proof needs a voter that remembers: let an
+   * entry e of term <= R be committed with the lost incarnation's
+   * acknowledgement. The first leader of a term > R was elected without this
+   * replica (no candidate yet had an entry of such a term, rule 2), and the
+   * lost incarnation never saw that term; so its voters intersect e's commit
+   * quorum outside this replica, in a voter that stored e before voting, and
+   * it holds e (Leader Completeness). By induction every later leader does: a
+   * vote of this replica goes only to a candidate holding an entry of a term
+   * > R, whose log up to it is that term's leader's (Log Matching). An entry
+   * of a term > R at or below this replica's commit index is never
+   * truncated, and its prefix is a leader's log, so this replica then holds
+   * every such e itself and may vote and campaign like any replica (rule 3).
+   * Its own acknowledgements since the rebuild are true of its log, so they
+   * count toward commits all along, and nothing depends on message timing:
+   * a delayed answer of the lost incarnation carries a term <= R.
+   *
+   * The price: until a leader of a term > R has been elected without it, the
+   * group needs a majority of other voters to elect one.
+   */
+  #finishRecovery(): void {
+    const recoveringTerm = this.recoveringTerm;
+    if (recoveringTerm === undefined) return;
+    if ((this.log.term(this.log.committed) ?? 0) <= recoveringTerm) return;
+    this.recoveringTerm = undefined;
+    this.recovered = true;
   }
 
   // ---- elections ----------------------------------------------------------
@@ -299,7 +386,11 @@ export class Raft {
 
   #answerLowerTerm(message: Message): void {
     const fromStaleLeader = message.type === "app" || message.type === "heartbeat";
-    if ((this.#options.checkQuorum || this.#options.preVote) && fromStaleLeader) {
+    // A recovering replica always answers: its newer term is what makes a
+    // leader of the old term step down (see #finishRecovery).
+    const answer = this.#options.checkQuorum || this.#options.preVote ||
+      this.recoveringTerm !== undefined;
+    if (answer && fromStaleLeader) {
       // Tell the stale leader about the new term; otherwise, without term
       // inflation by campaigns, it would never learn it was deposed.
       this.#send(this.#blank("appResp", message.from));
@@ -310,8 +401,9 @@ export class Raft {
 
   #handleVoteRequest(message: Message): void {
     const pre = message.type === "preVote";
-    const canVote = this.vote === message.from || (this.vote === 0 && this.leader === 0) ||
-      (pre && message.term > this.term);
+    const canVote = this.#mayVoteFor(message.logTerm) &&
+      (this.vote === message.from || (this.vote === 0 && this.leader === 0) ||
+        (pre && message.term > this.term));
     const upToDate = this.#options.unsafe.grantVoteWithoutLogCheck === true ||
       this.log.isUpToDate(message.index, message.logTerm);
     const type = pre ? "preVoteResp" : "voteResp";
@@ -374,9 +466,11 @@ export class Raft {
     if (!progress) return;
     if (message.type === "appResp") {
       progress.recentActive = true;
+      progress.lastHeardTick = this.#ticks;
       this.#handleAppendResponse(message, progress);
     } else if (message.type === "heartbeatResp") {
       progress.recentActive = true;
+      progress.lastHeardTick = this.#ticks;
       this.#handleHeartbeatResponse(message, progress);
     }
   }
@@ -387,6 +481,7 @@ export class Raft {
     if (message.type === "app") this.#handleAppend(message);
     else if (message.type === "heartbeat") this.#handleHeartbeat(message);
     else this.#handleSnapshot(message);
+    this.#finishRecovery();
   }
 
   #handleAppend(message: Message): void {
@@ -452,6 +547,10 @@ export class Raft {
       const hint = message.logTerm > 0
         ? this.log.findConflictByTerm(message.rejectHint, message.logTerm)
         : message.rejectHint;
+      // A hint below `match` means the follower lost entries it had
+      // acknowledged (a torn tail cut at a restart this leader did not see,
+      // a rebuilt replica): `maybeDecreaseTo` then lowers `match` and probes
+      // from the hint instead of ignoring the rejection as stale forever.
       if (progress.maybeDecreaseTo(message.index, hint) && progress.state === "replicate") {
         progress.becomeProbe();
       }
@@ -470,6 +569,7 @@ export class Raft {
       progress.becomeReplicate();
     }
     this.#maybeCommit();
+    this.#noteCaughtUp(progress);
     if (message.from === this.leadTransferee && progress.match === this.log.lastIndex()) {
       this.#send(this.#blank("timeoutNow", message.from));
     }
@@ -477,6 +577,7 @@ export class Raft {
 
   #handleHeartbeatResponse(message: Message, progress: Progress): void {
     progress.onHeartbeatResponse();
+    this.#noteCaughtUp(progress);
     // In replicate state a lost append leaves `next` beyond what the peer has;
     // an append at `next` then makes it reject and the leader probe back.
     if (progress.match < this.log.lastIndex()) progress.resendDue = true;
@@ -552,6 +653,11 @@ export class Raft {
     }
   }
 
+  /** Marks `progress` caught up now if its acknowledged log reaches the commit index. */
+  #noteCaughtUp(progress: Progress): void {
+    if (progress.match >= this.log.committed) progress.lastCaughtUpTick = this.#ticks;
+  }
+
   #maybeCommit(): void {
     const matches = this.conf.voters.map((id) => this.progress.get(id)?.match ?? 0);
     const index = majorityIndex(matches);
@@ -567,12 +673,31 @@ export class Raft {
     }
   }
 
+  /**
+   * Forgets what this leader recorded of follower `id`'s log (etcd's
+   * becomeProbe with `match` reset): its process restarted, and a restart may
+   * have cut a torn tail or rebuilt the replica, so an old `match` may name
+   * entries it no longer holds. The follower is probed from the leader's
+   * last index again, and counts toward commits and `in_sync` only once it
+   * acknowledges anew. Does nothing on a non-leader or for an unknown id.
+   */
+  resetProgress(id: number): void {
+    if (this.role !== "leader" || id === this.id) return;
+    this.progress.get(id)?.reset(this.log.lastIndex() + 1);
+  }
+
+  /** Ticks since this replica started (the clock of `Progress.lastHeardTick`). */
+  get ticks(): number {
+    return this.#ticks;
+  }
+
   /** The shell made entries up to (index, term) durable: the leader may count them now. */
   persisted(index: number, term: number): void {
     this.log.stableTo(index, term);
     if (this.role !== "leader") return;
     const own = this.progress.get(this.id);
     if (own && own.maybeUpdate(this.log.stableIndex())) this.#maybeCommit();
+    if (own) this.#noteCaughtUp(own);
   }
 
   // ---- leader operations --------------------------------------------------

@@ -20,7 +20,8 @@
  *       ignore them) and acknowledge clients whose entry is applied;
  *    f. serve `rd.readStates` once the applied index reaches their `index`,
  *       and fail the reads in `rd.droppedReads` (leadership was lost);
- *    g. `node.advance()`.
+ *    g. if `rd.recovered`: clear the persisted recovering flag (after c);
+ *    h. `node.advance()`.
  *    `step` and `tick` may be called between `ready()` and `advance()` (for
  *    instance while the sync is in flight); `ready()` may not.
  *
@@ -28,6 +29,10 @@
  * index it knows durable: `advance()` reports the entries of the Ready as
  * persisted. Hence an entry is committed, and a publish acknowledged, only
  * once it is fsynced on a majority.
+ *
+ * Recovery: a replica rebuilt empty after its log was damaged is created
+ * with `recoveringTerm` (persisted by the shell next to the log); it neither
+ * votes nor campaigns until a Ready reports `recovered` (see `Raft`).
  *
  * Snapshots: after applying up to some index the shell may call
  * `createSnapshot(data)` and then `await store.compact(snapshot)`; the core
@@ -138,6 +143,18 @@ export class RaftNode {
     this.#raft.readIndex(context);
   }
 
+  /**
+   * On the leader: follower `id`'s process restarted, so what this leader
+   * recorded of its log is forgotten (match 0) and it is probed again from
+   * the leader's last index. A restart may have cut a torn tail or rebuilt
+   * the replica; a stale `match` would make the follower's rejections look
+   * stale, count it toward commits for entries it lost, and report it in
+   * sync. Does nothing on a non-leader.
+   */
+  resetProgress(id: number): void {
+    this.#raft.resetProgress(id);
+  }
+
   /** Hands leadership to `target` once its log is caught up (TimeoutNow). */
   transferLeadership(target: number): void {
     this.#raft.transferLeadership(target);
@@ -165,7 +182,8 @@ export class RaftNode {
     raft.flush();
     return raft.messages.length > 0 || raft.readStates.length > 0 || raft.droppedReads.length > 0 ||
       raft.log.unstableEntries().length > 0 || raft.log.unstableSnapshot() !== undefined ||
-      raft.log.hasNextCommitted() || this.#hardStateChanged() || this.#softStateChanged();
+      raft.log.hasNextCommitted() || this.#hardStateChanged() || this.#softStateChanged() ||
+      raft.recovered;
   }
 
   /** Collects the pending side effects; the shell must call `advance()` after handling them. */
@@ -189,7 +207,9 @@ export class RaftNode {
       mustSync: entries.length > 0 || snapshot !== undefined ||
         (hardChanged &&
           (hardState.term !== this.#hardState.term || hardState.vote !== this.#hardState.vote)),
+      recovered: raft.recovered,
     };
+    raft.recovered = false;
     raft.messages = [];
     raft.readStates = [];
     raft.droppedReads = [];
@@ -228,7 +248,13 @@ export class RaftNode {
     const raft = this.#raft;
     const progress: Record<number, ProgressStatus> = {};
     if (raft.role === "leader") {
-      for (const [id, tracked] of raft.progress) progress[id] = tracked.status();
+      for (const [id, tracked] of raft.progress) {
+        progress[id] = tracked.status(raft.ticks);
+        if (id !== raft.id) continue;
+        progress[id].heardTicksAgo = 0;
+        // The leader's own log: durable up to the commit index now, or when it last was.
+        if (tracked.match >= raft.log.committed) progress[id].caughtUpTicksAgo = 0;
+      }
     }
     return {
       id: raft.id,
@@ -240,6 +266,7 @@ export class RaftNode {
       applied: raft.log.applied,
       lastIndex: raft.log.lastIndex(),
       conf: cloneConf(raft.conf),
+      recovering: raft.recoveringTerm !== undefined,
       progress,
       leadTransferee: raft.leadTransferee,
     };
@@ -253,6 +280,11 @@ export class RaftNode {
   /** Current term, without building a whole `status()`. */
   get term(): number {
     return this.#raft.term;
+  }
+
+  /** Whether this replica is rebuilding a lost log (it neither votes nor campaigns yet). */
+  get recovering(): boolean {
+    return this.#raft.recoveringTerm !== undefined;
   }
 
   /** Known leader id (0 when unknown), without building a whole `status()`. */

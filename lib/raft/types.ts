@@ -114,6 +114,13 @@ export interface Ready {
   droppedReads: Uint8Array[];
   /** True when entries, vote or term changed and `sync()` is required before sending. */
   mustSync: boolean;
+  /**
+   * True once, when a recovering replica (`recoveringTerm`) caught up: after
+   * this Ready's entries and hard state are durable, clear the persisted
+   * recovering flag (a crash before that only leaves the replica recovering
+   * a while longer, which is safe).
+   */
+  recovered: boolean;
 }
 
 /** Replication state of one peer as seen by the leader. */
@@ -123,6 +130,22 @@ export interface ProgressStatus {
   state: "probe" | "replicate" | "snapshot";
   learner: boolean;
   inflight: number;
+  /**
+   * Ticks since the leader last heard from the peer (an append or heartbeat
+   * answer); absent until it has since this replica became leader. The
+   * leader's own entry reads 0. A quiescent group does not tick, so this
+   * age stops growing while it sleeps.
+   */
+  heardTicksAgo?: number;
+  /**
+   * Ticks since the peer's acknowledged log last reached the leader's commit
+   * index (0 while it is there, for the leader's own durable log); absent
+   * until it has since this replica became leader, or since its log went
+   * backwards or its process restarted. Like Kafka's in-sync replicas, a
+   * follower that reached the commit index within the last round trip is in
+   * sync even while new entries are in flight to it.
+   */
+  caughtUpTicksAgo?: number;
 }
 
 /** A read-only view of a replica, for the shell, tests and the simulator. */
@@ -136,6 +159,8 @@ export interface Status {
   applied: number;
   lastIndex: number;
   conf: ConfState;
+  /** The replica is rebuilding a lost log: it neither votes nor campaigns (see `recoveringTerm`). */
+  recovering: boolean;
   /** Per peer (leader only; empty otherwise). */
   progress: Record<number, ProgressStatus>;
   leadTransferee: number;

@@ -11,7 +11,8 @@ export type BrokenVariant =
   | "ack-before-fsync"
   | "commit-old-term"
   | "no-prevote-checkquorum"
-  | "vote-without-log-check";
+  | "vote-without-log-check"
+  | "recovering-votes";
 
 /** Every broken variant, for CLI validation. */
 export const BROKEN_VARIANTS: readonly BrokenVariant[] = [
@@ -19,6 +20,7 @@ export const BROKEN_VARIANTS: readonly BrokenVariant[] = [
   "commit-old-term",
   "no-prevote-checkquorum",
   "vote-without-log-check",
+  "recovering-votes",
 ];
 
 /** Parameters of one simulation run, all derived from `seed` (plus CLI overrides). */

@@ -47,7 +47,20 @@ const decoder = new TextDecoder();
  */
 export class SimReplica {
   readonly id: number;
-  readonly store = new MemoryLogStore();
+  store = new MemoryLogStore();
+  /**
+   * Set while the replica rebuilds a log it lost (`wipe()`): persisted like
+   * the marker file a peer keeps next to a rebuilt replica, so it survives
+   * crashes until a Ready reports `recovered`.
+   */
+  recoveringTerm: number | undefined;
+  /** A rebuilt replica never bootstraps again; it learns the conf from its leader. */
+  #rebuilt = false;
+  /**
+   * The incarnation (epoch) last heard from each sender, as a peer's
+   * RaftHost remembers them; lost at a crash with the rest of the process.
+   */
+  #incarnations = new Map<number, number>();
   node: RaftNode | undefined;
   /** Applied payload key per index (the toy state machine). */
   state = new Map<number, string>();
@@ -98,7 +111,8 @@ export class SimReplica {
       id: this.id,
       store: this.store,
       rng: this.#prng.fork(),
-      voters: this.#founding,
+      voters: this.#rebuilt ? [] : this.#founding,
+      recoveringTerm: this.recoveringTerm,
     });
     this.#restoreState(this.store.snapshot());
     this.pump();
@@ -109,12 +123,41 @@ export class SimReplica {
     this.node = undefined;
     this.store.crash();
     this.epoch++;
+    this.#incarnations.clear();
     this.#inflight = undefined;
     this.pending.clear();
     this.#readsWaiting.clear();
     this.#readsReady = [];
     this.state = new Map();
     this.appliedIndex = 0;
+  }
+
+  /**
+   * The replica's log is found damaged and rebuilt empty, as a peer
+   * quarantines it: the node is down, only the hard state's term and vote
+   * survive (a separate file), and it restarts later recovering after that
+   * term. The state machine forgets everything it applied.
+   */
+  wipe(): void {
+    if (this.live) this.crash();
+    const { term, vote } = this.store.hardState();
+    this.store = new MemoryLogStore();
+    this.store.setHardState({ term, vote, commit: 0 });
+    this.store.syncNow();
+    this.recoveringTerm = term;
+    this.#rebuilt = true;
+  }
+
+  /**
+   * Notes the incarnation of a message's sender, as a peer's RaftHost does
+   * with every frame: a sender that restarted since its last message has its
+   * progress forgotten by this replica if it leads (`onPeerRestart`).
+   */
+  noteIncarnation(from: number, epoch: number): void {
+    const known = this.#incarnations.get(from);
+    if (known !== undefined && epoch <= known) return;
+    this.#incarnations.set(from, epoch);
+    if (known !== undefined) this.node?.resetProgress(from);
   }
 
   propose(key: string): number {
@@ -179,6 +222,11 @@ export class SimReplica {
   }
 
   #finish(rd: Ready): void {
+    if (rd.recovered) {
+      // The Ready's entries and hard state are durable: clear the flag.
+      this.recoveringTerm = undefined;
+      this.#host.trace("recovered", this.id, `term ${this.node!.term}`, "");
+    }
     for (const message of rd.messages) this.#host.send(message);
     for (const entry of rd.committedEntries) this.#apply(entry);
     for (const read of rd.readStates) {

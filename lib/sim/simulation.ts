@@ -2,7 +2,8 @@
  * The deterministic cluster simulator. One seed derives the cluster size,
  * fault rates and workload; a virtual clock orders every event; the run has
  * a safety phase with faults (loss, duplication, reordering, partitions,
- * crashes that lose unsynced writes, pauses, membership changes, leadership
+ * crashes that lose unsynced writes, damaged logs rebuilt empty (recovering
+ * replicas), pauses, membership changes, leadership
  * transfers, compaction), a liveness phase with faults healed that must
  * converge, and a stability phase in which an isolated follower must not
  * depose the healthy leader. The `InvariantChecker` observes throughout.
@@ -133,10 +134,12 @@ class Simulation implements ReplicaHost {
 
   send(message: Message): void {
     if (this.#network.blocked(message.from, message.to)) return;
+    // Every message carries its sender's incarnation, as peer_raft frames do.
+    const incarnation = this.#replicas.get(message.from)?.epoch ?? 0;
     for (const delay of this.#network.deliveries()) {
       const target = this.#replicas.get(message.to);
       if (!target) return;
-      this.schedule(target, delay, () => this.#deliver(target, message), true);
+      this.schedule(target, delay, () => this.#deliver(target, message, incarnation), true);
     }
   }
 
@@ -245,9 +248,10 @@ class Simulation implements ReplicaHost {
     if (this.#ticks % 50 === 0) this.#checkLogs();
   }
 
-  #deliver(target: SimReplica, message: Message): void {
+  #deliver(target: SimReplica, message: Message, incarnation: number): void {
     if (!target.live || this.#network.blocked(message.from, message.to)) return;
     this.trace(message.type, message.to, `from n${message.from}`, `term ${message.term}`);
+    target.noteIncarnation(message.from, incarnation);
     target.node!.step(message);
     target.pump();
   }
@@ -316,7 +320,8 @@ class Simulation implements ReplicaHost {
     else if (roll < 76) this.#pauseRandom();
     else if (roll < 84) this.#changeMembership();
     else if (roll < 90) this.#transferLeadership();
-    else if (roll < 94) this.#powerLoss();
+    else if (roll < 93) this.#powerLoss();
+    else if (roll < 96) this.#wipeRandom();
     else this.#compactRandom();
   }
 
@@ -338,6 +343,49 @@ class Simulation implements ReplicaHost {
       replica.deferred = [];
     }
     this.trace("power-loss", 0, "", "");
+  }
+
+  /**
+   * One replica's log is found damaged: it is rebuilt empty and recovering
+   * (see `SimReplica.wipe`), and restarts at once.
+   *
+   * A recovering replica votes only for candidates holding an entry of a
+   * term after the one it lost, so until such a leader exists its group
+   * needs a majority of other voters: the price of its safety, which the
+   * liveness phase must not count as a bug. Hence at most one replica
+   * recovers at a time, and only in runs without membership changes: after
+   * a crash a replica's conf is the one of its durable commit index and may
+   * still list a voter removed since, leaving no such majority.
+   */
+  #wipeRandom(): void {
+    if (this.#config.membershipChanges) return;
+    const members = [...this.#replicas.values()].filter((replica) => !replica.removed);
+    if (members.some((replica) => replica.recoveringTerm !== undefined)) return;
+    const victim = this.#prng.pick(members);
+    if (!this.#quorumWithout(victim.id)) return;
+    victim.wipe();
+    victim.paused = false;
+    victim.deferred = [];
+    this.trace("wipe", victim.id, `recovering after term ${victim.recoveringTerm}`, "");
+    victim.start();
+  }
+
+  /**
+   * Whether every live replica's view of the voters keeps a majority of
+   * healthy ones (not decommissioned, not recovering) without `id`.
+   */
+  #quorumWithout(id: number): boolean {
+    for (const replica of this.#replicas.values()) {
+      if (!replica.node || replica.removed) continue;
+      const voters = replica.node.status().conf.voters;
+      const healthy = voters.filter((voter) => {
+        const other = this.#replicas.get(voter);
+        return voter !== id && other !== undefined && !other.removed &&
+          other.recoveringTerm === undefined;
+      });
+      if (healthy.length * 2 <= voters.length) return false;
+    }
+    return true;
   }
 
   #crashLeader(): void {
@@ -501,6 +549,7 @@ class Simulation implements ReplicaHost {
         countUnsyncedOwnLog: config.broken === "ack-before-fsync",
         commitOldTermEntries: config.broken === "commit-old-term",
         grantVoteWithoutLogCheck: config.broken === "vote-without-log-check",
+        recoveringVotes: config.broken === "recovering-votes",
       },
     }, this.#prng.fork());
     this.#replicas.set(id, replica);

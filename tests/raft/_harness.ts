@@ -23,6 +23,8 @@ interface HarnessNode {
   node: RaftNode | undefined;
   founding: number[];
   applied: string[];
+  /** Set while the node rebuilds a lost log (persisted, like the shell's marker file). */
+  recoveringTerm: number | undefined;
 }
 
 /** Drives a set of Raft nodes by text commands and describes what happened. */
@@ -110,6 +112,16 @@ export class Harness {
         this.#start(this.#nodes.get(id)!);
         out.push(`n${id} restarted: ${this.#statusLine(this.#nodes.get(id)!)}`);
         break;
+      case "wipe":
+        this.#wipe(id, out);
+        break;
+      case "truncate":
+        this.#truncate(id, Number(args[1]), out);
+        break;
+      case "reset-progress":
+        this.#live(id).resetProgress(Number(args[1]));
+        out.push(`n${id} forgot the progress of n${args[1]}`);
+        break;
       case "compact":
         this.#compact(id, args[1] === undefined ? undefined : Number(args[1]), out);
         return;
@@ -135,6 +147,7 @@ export class Harness {
         node: undefined,
         founding,
         applied: [],
+        recoveringTerm: undefined,
       };
       this.#nodes.set(id, node);
       this.#start(node);
@@ -157,6 +170,7 @@ export class Harness {
       electionTicks: ELECTION_TICKS,
       heartbeatTicks: 1,
       appendBytesMax: 64,
+      recoveringTerm: node.recoveringTerm,
     });
     const snapshot = node.store.snapshot();
     if (snapshot) node.applied = JSON.parse(decoder.decode(snapshot.data));
@@ -168,6 +182,41 @@ export class Harness {
     node.store.crash();
     this.#mailbox = this.#mailbox.filter((message) => message.to !== id && message.from !== id);
     out.push(`n${id} crashed`);
+  }
+
+  /**
+   * `wipe ID`: the node's log is found damaged and rebuilt empty, as a peer
+   * quarantines a replica: only the hard state's term and vote survive, and
+   * the node restarts recovering after that term.
+   */
+  #wipe(id: number, out: string[]): void {
+    const node = this.#nodes.get(id)!;
+    if (node.node) this.#crash(id, []);
+    const { term, vote } = node.store.hardState();
+    node.store = new MemoryLogStore();
+    node.store.setHardState({ term, vote, commit: 0 });
+    node.store.syncNow();
+    node.founding = [];
+    node.recoveringTerm = term;
+    this.#start(node);
+    out.push(`n${id} rebuilt empty, recovering after term ${term}: ${this.#statusLine(node)}`);
+  }
+
+  /**
+   * `truncate ID INDEX`: the node restarts with its log cut after INDEX (a
+   * torn tail that took acknowledged entries with it, unnoticed).
+   */
+  #truncate(id: number, index: number, out: string[]): void {
+    const node = this.#nodes.get(id)!;
+    if (node.node) this.#crash(id, []);
+    const old = node.store;
+    const hardState = old.hardState();
+    node.store = new MemoryLogStore();
+    node.store.append(old.entries(old.firstIndex(), index + 1));
+    node.store.setHardState({ ...hardState, commit: Math.min(hardState.commit, index) });
+    node.store.syncNow();
+    this.#start(node);
+    out.push(`n${id} restarted with its log cut after ${index}: ${this.#statusLine(node)}`);
   }
 
   /** `compact ID [INDEX]`: snapshots at the applied index, which INDEX (when given) must name. */
@@ -266,6 +315,10 @@ export class Harness {
     for (const context of rd.droppedReads) {
       out.push(`n${node.id} read ${decoder.decode(context)} dropped`);
     }
+    if (rd.recovered) {
+      node.recoveringTerm = undefined;
+      out.push(`n${node.id} recovered (term ${raft.term})`);
+    }
     raft.advance();
   }
 
@@ -314,7 +367,7 @@ export class Harness {
       .join(" ");
     return `n${node.id}: ${status.role} term=${status.term} leader=${status.leader} commit=${status.commit} applied=${status.applied} last=${status.lastIndex} ${conf}${
       progress ? ` progress[${progress}]` : ""
-    }`;
+    }${status.recovering ? " recovering" : ""}`;
   }
 
   #log(id: number, out: string[]): void {

@@ -19,6 +19,7 @@ for (
     ["commit-old-term", "committing an entry of an earlier term by counting replicas"],
     ["no-prevote-checkquorum", "running without PreVote and CheckQuorum"],
     ["vote-without-log-check", "granting votes without the log up-to-date check"],
+    ["recovering-votes", "a replica rebuilt after losing its log voting before it caught up"],
   ] as const
 ) {
   Deno.test(`The simulator detects ${what} within ${SEEDS_MAX} seeds`, () => {
