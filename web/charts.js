@@ -28,6 +28,15 @@ export function sparkline(samples, options = {}) {
   svg.append(
     s("line", { class: "spark-base", x1: 0, x2: width, y1: height - 1.5, y2: height - 1.5 }),
   );
+  if (shown.length < 2 && height >= 40) {
+    svg.append(
+      s(
+        "text",
+        { class: "spark-empty", x: width / 2, y: height / 2 + 4, "text-anchor": "middle" },
+        "measuring…",
+      ),
+    );
+  }
   if (shown.length >= 2) {
     const points = shown.map((sample) => `${x(sample.t).toFixed(1)},${y(sample.v).toFixed(1)}`);
     const first = x(shown[0].t).toFixed(1);

@@ -240,7 +240,7 @@ function renderTopics(element) {
             "Leader",
             "Replicas",
             "In sync",
-            "Offsets",
+            "First – next offset",
             "Messages",
             "Published /s",
             "Delivered /s",

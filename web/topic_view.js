@@ -89,7 +89,8 @@ function renderHeader(element, name, navigate) {
       fact("Leader", topic.leader == null ? "none" : `peer ${topic.leader}`, "fact-leader"),
       fact("Replicas", replicaChips(topic)),
       fact("In sync", `${topic.in_sync.length} of ${topic.replicas.length}`, "fact-in-sync"),
-      fact("Offsets", `${count(topic.first_offset)} – ${count(topic.next_offset)}`),
+      fact("First offset", count(topic.first_offset)),
+      fact("Next offset", count(topic.next_offset), "fact-next"),
       fact("Messages", count(topic.next_offset - topic.first_offset), "fact-messages"),
       fact("Retention", "keep everything", undefined, "Retention is not configurable yet"),
     ),
@@ -258,8 +259,8 @@ function messagePages(name) {
   const fromInput = h("input", { type: "number", min: 0, id: "page-from", class: "narrow" });
   const sizeInput = h(
     "select",
-    { id: "page-size" },
-    pageSizes.map((size) => h("option", { value: size }, `${size} per page`)),
+    { id: "page-size", title: "messages per page" },
+    pageSizes.map((size) => h("option", { value: size }, `${size} / page`)),
   );
   const body = h("tbody", { id: "page-body" });
   const info = h("span", { class: "hint", id: "page-info" });
@@ -344,17 +345,32 @@ function messagePages(name) {
     h(
       "div",
       { class: "pager" },
-      button("⇤ first", "page-first", () => bounds.first),
-      button("← older", "page-older", () => Math.max(bounds.first, from - Number(sizeInput.value))),
-      button("newer →", "page-newer", () => nextOffset),
-      button("latest ⇥", "page-latest", () => undefined),
-      h("label", {}, "from ", fromInput),
-      sizeInput,
-      h("button", {
-        class: "small",
-        id: "page-go",
-        onclick: () => load(Number(fromInput.value) || 0),
-      }, "Go"),
+      h(
+        "div",
+        { class: "pager-group" },
+        button("⇤ first", "page-first", () => bounds.first),
+        button(
+          "← older",
+          "page-older",
+          () => Math.max(bounds.first, from - Number(sizeInput.value)),
+        ),
+        button("newer →", "page-newer", () => nextOffset),
+        button("latest ⇥", "page-latest", () => undefined),
+      ),
+      h(
+        "form",
+        {
+          class: "pager-group jump",
+          onsubmit: (event) => {
+            event.preventDefault();
+            load(Number(fromInput.value) || 0);
+          },
+        },
+        h("label", { for: "page-from" }, "from offset"),
+        fromInput,
+        sizeInput,
+        h("button", { class: "small", id: "page-go", type: "submit" }, "Go"),
+      ),
     ),
     h(
       "table",

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { RawClient } from "../_helpers/raw_client.ts";
+import { makeTlsFiles, tlsUnavailable } from "../_helpers/tls.ts";
 import { request, startHttpPeer } from "./_http_cluster.ts";
 
 for (const mode of ["replicated", "standalone"]) {
@@ -519,4 +520,38 @@ Deno.test("pubsub peer prints its console URL, and an HTTP port in use fails its
     await peer.stop();
     await Deno.remove(peer.dataDir, { recursive: true });
   }
+});
+
+const tlsSkip = await tlsUnavailable();
+if (tlsSkip !== undefined) console.warn(`SKIPPED HTTPS test: ${tlsSkip}`);
+
+Deno.test({
+  name: "a peer serving TLS serves HTTPS on its HTTP port with the same certificate",
+  ignore: tlsSkip !== undefined,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "pubsub-https-" });
+    const tls = await makeTlsFiles(dir);
+    const peer = await startHttpPeer([
+      ...["--standalone", "--tls-cert", tls.certPath, "--tls-key", tls.keyPath],
+    ]);
+    const client = Deno.createHttpClient({ caCerts: [tls.ca] });
+    try {
+      assert.match(peer.output(), /web console and HTTP API at https:\/\/127\.0\.0\.1:\d+\//);
+      const url = peer.url.replace("http://", "https://");
+      const created = await fetch(`${url}/api/topics`, {
+        client,
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name: "secure" }),
+      });
+      assert.equal(created.status, 201);
+      await created.body?.cancel();
+      await assert.rejects(fetch(`${url}/api/topics`));
+    } finally {
+      client.close();
+      await peer.stop();
+      await Deno.remove(peer.dataDir, { recursive: true });
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

@@ -114,6 +114,12 @@ async function scenario(
       .some((item) => item.textContent === "hello from the browser")`,
     { timeout: 15_000 },
   );
+  // The newest page of stored messages follows the topic too.
+  await page.waitForFunction(
+    `[...document.querySelectorAll("#page-body td.message")]
+      .some((cell) => cell.textContent === "hello from the browser")`,
+    { timeout: 15_000 },
+  );
   const published = await request(`${cluster.url(1)}/api/topics/orders/messages?from=0`);
   assert.deepEqual(published.body.messages, [{ offset: 0, message: "hello from the browser" }]);
   await shoot("2-topic-live-tail");
