@@ -9,8 +9,15 @@
 import { ensureSecretFile } from "../cluster/secret_file.ts";
 import { sleep } from "../async.ts";
 import { PubSubClient } from "../client/client.ts";
+import { RequestTimeoutError } from "../client/errors.ts";
+import { dataDirHolder } from "../peer/data_dir_lock.ts";
 import { ExitCode, integerOption, newProgram, runProgram } from "./_command.ts";
-import { type ClusterSnapshot, type NodeRow, renderClusterView } from "./_cluster_view.ts";
+import {
+  type ClusterSnapshot,
+  type NodeRow,
+  renderClusterView,
+  type TopicRow,
+} from "./_cluster_view.ts";
 
 interface ClusterFlags {
   nodes: number;
@@ -34,6 +41,9 @@ interface Child {
   client: PubSubClient | undefined;
   /** The peer's web console and HTTP API, as it printed it. */
   httpUrl: string | undefined;
+  dataDir: string;
+  /** Set while the live view restarts it. */
+  restarting?: boolean;
 }
 
 /** Most topics the live view lists. */
@@ -95,7 +105,17 @@ async function runCluster(flags: ClusterFlags): Promise<number> {
       console.log(`Web console: ${consoles[0]} (every peer serves one: ${consoles.join(" ")})`);
     }
     const consoleHint = consoles.length > 0 ? `\nWeb console: ${consoles[0]}` : "";
-    await liveView(children, flags, stop.signal, hint + consoleHint);
+    const restart = async (index: number) => {
+      const old = children[index];
+      old.restarting = true;
+      try {
+        await old.client?.close().catch(() => {});
+        children[index] = await spawnPeer(old.id, old.address, peerList, flags, secretFile);
+      } finally {
+        old.restarting = false;
+      }
+    };
+    await liveView(children, flags, stop.signal, hint + consoleHint, restart);
   } finally {
     stop.dispose();
     await stopAll(children);
@@ -164,6 +184,7 @@ async function spawnPeer(
     exited: undefined,
     client: undefined,
     httpUrl: undefined,
+    dataDir,
   };
   const ready = Promise.withResolvers<void>();
   let output = "";
@@ -232,57 +253,164 @@ async function connectQuietly(address: string): Promise<PubSubClient | undefined
   }
 }
 
+/** What the live view remembers between refreshes. */
+interface ViewMemory {
+  topics: TopicRow[];
+  topicsAt: number | undefined;
+}
+
 async function liveView(
   children: Child[],
   flags: ClusterFlags,
   signal: AbortSignal,
   connectHint: string,
+  restart: (index: number) => Promise<void>,
 ): Promise<void> {
-  const live = flags.live && Deno.stdout.isTerminal();
+  const live = flags.live && Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
   const startedAt = Date.now();
-  while (!signal.aborted) {
-    const snapshot = { ...await takeSnapshot(children, Date.now() - startedAt), connectHint };
-    const view = renderClusterView(snapshot, { color: live });
-    if (live) {
-      // Cursor home and clear: the view redraws in place.
-      await Deno.stdout.write(
-        new TextEncoder().encode(`\x1b[H\x1b[2J${view}\nCtrl-C stops the cluster.\n`),
-      );
-    } else {
-      console.log(view.split("\n").filter((line) => line.startsWith(" node ")).join(" | ") || view);
+  const memory: ViewMemory = { topics: [], topicsAt: undefined };
+  const keys = live ? listenForKeys(children, signal, restart) : undefined;
+  let notice = "";
+  keys?.onNotice((text) => notice = text);
+  try {
+    while (!signal.aborted) {
+      const snapshot = {
+        ...await takeSnapshot(children, Date.now() - startedAt, memory),
+        connectHint,
+        keysHint: live
+          ? `Press 1-${children.length} to restart a peer that is down, Ctrl-C to stop them all.` +
+            (notice === "" ? "" : `\n${notice}`)
+          : undefined,
+      };
+      const view = renderClusterView(snapshot, { color: live });
+      if (live) {
+        // Cursor home and clear: the view redraws in place.
+        await Deno.stdout.write(new TextEncoder().encode(`\x1b[H\x1b[2J${view}\n`));
+      } else {
+        const nodes = snapshot.nodes.map((node) =>
+          `node ${node.id} ${node.state}${node.detail ? ` (${node.detail})` : ""}`
+        );
+        console.log(nodes.join(" | "));
+      }
+      await sleep(flags.refreshMs, signal).catch(() => {});
     }
-    await sleep(flags.refreshMs, signal);
+  } finally {
+    keys?.stop();
   }
 }
 
-async function takeSnapshot(children: Child[], uptimeMs: number): Promise<ClusterSnapshot> {
-  const nodes: NodeRow[] = [];
-  let topics: ClusterSnapshot["topics"] = [];
-  let metaLeader: number | null = null;
-  for (const child of children) {
-    const row: NodeRow = {
-      id: child.id,
-      address: child.address,
-      pid: child.process.pid,
-      state: "down",
-    };
-    if (child.exited !== undefined) {
-      row.state = `exited (${child.exited.code})`;
-    } else {
-      child.client ??= await connectQuietly(child.address);
-      try {
-        const status = await child.client!.clusterStatus();
-        row.state = "up";
-        row.view = status.nodes.map((node) => `${node.id}:${node.state}`).join(" ");
-        metaLeader ??= status.metaLeader;
-        if (topics.length === 0) topics = await describeTopics(child.client!);
-      } catch {
-        row.state = "unreachable";
+/**
+ * Reads single key presses in raw mode: a digit restarts that peer when it is
+ * down; Ctrl-C (which raw mode no longer turns into SIGINT) and q stop.
+ */
+function listenForKeys(
+  children: Child[],
+  signal: AbortSignal,
+  restart: (index: number) => Promise<void>,
+): { stop(): void; onNotice(listener: (text: string) => void): void } {
+  let noticeListener: (text: string) => void = () => {};
+  let stopped = false;
+  Deno.stdin.setRaw(true, { cbreak: true });
+  const reader = Deno.stdin.readable.getReader();
+  (async () => {
+    while (!stopped) {
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+      if (done || value === undefined) break;
+      for (const byte of value) {
+        if (byte === 3 || byte === 0x71) {
+          Deno.kill(Deno.pid, "SIGINT");
+          continue;
+        }
+        const index = byte - 0x31;
+        if (index < 0 || index >= children.length || signal.aborted) continue;
+        const child = children[index];
+        if (child.exited === undefined || child.restarting) {
+          noticeListener(`Peer ${child.id} is running; nothing to restart.`);
+          continue;
+        }
+        noticeListener(`Restarting peer ${child.id}...`);
+        restart(index).then(
+          () => noticeListener(`Peer ${child.id} restarted.`),
+          (error) => noticeListener(`Peer ${child.id} did not restart: ${error.message}`),
+        );
       }
     }
-    nodes.push(row);
+  })();
+  return {
+    stop: () => {
+      stopped = true;
+      reader.cancel().catch(() => {});
+      try {
+        reader.releaseLock();
+      } catch { /* a read is still pending */ }
+      try {
+        Deno.stdin.setRaw(false);
+      } catch { /* not a terminal any more */ }
+    },
+    onNotice: (listener) => noticeListener = listener,
+  };
+}
+
+async function takeSnapshot(
+  children: Child[],
+  uptimeMs: number,
+  memory: ViewMemory,
+): Promise<ClusterSnapshot> {
+  const answers = await Promise.all(children.map((child) => askPeer(child)));
+  const nodes = answers.map((answer) => answer.row);
+  const metaLeader = answers.find((answer) => answer.metaLeader !== null)?.metaLeader ?? null;
+  // Topics from the first peer that can list them; the last known ones otherwise.
+  for (const answer of answers) {
+    if (answer.client === undefined) continue;
+    try {
+      memory.topics = await describeTopics(answer.client);
+      memory.topicsAt = Date.now();
+      break;
+    } catch {
+      // This peer cannot list them right now (no leader yet): ask the next one.
+    }
   }
-  return { nodes, topics, metaLeader, uptimeMs };
+  return {
+    nodes,
+    topics: memory.topics,
+    topicsKnown: memory.topicsAt !== undefined,
+    topicsAgeMs: memory.topicsAt === undefined ? undefined : Date.now() - memory.topicsAt,
+    metaLeader,
+    uptimeMs,
+  };
+}
+
+/** One peer's row: asked over the protocol, whoever runs it (this launcher or a person). */
+async function askPeer(
+  child: Child,
+): Promise<{ row: NodeRow; metaLeader: number | null; client?: PubSubClient }> {
+  const ours = child.exited === undefined;
+  const pid = ours ? child.process.pid : await dataDirHolder(child.dataDir);
+  const row: NodeRow = { id: child.id, address: child.address, pid, state: "down" };
+  if (!ours) {
+    row.detail = pid === undefined ? `exited ${child.exited!.code}` : "restarted by hand";
+  }
+  child.client ??= await connectQuietly(child.address);
+  if (child.client === undefined) {
+    if (ours) row.state = "no answer";
+    return { row, metaLeader: null };
+  }
+  try {
+    const status = await child.client.clusterStatus();
+    row.state = "up";
+    row.view = status.nodes.map((node) => `${node.id}:${node.state}`).join(" ");
+    return { row, metaLeader: status.metaLeader, client: child.client };
+  } catch (error) {
+    // Refused: nothing listens. A timeout: something does, but did not answer.
+    row.state = error instanceof RequestTimeoutError || (ours && pid !== undefined)
+      ? "no answer"
+      : "down";
+    if (!(error instanceof RequestTimeoutError)) {
+      await child.client.close().catch(() => {});
+      child.client = undefined;
+    }
+    return { row, metaLeader: null };
+  }
 }
 
 async function describeTopics(client: PubSubClient): Promise<ClusterSnapshot["topics"]> {
@@ -315,7 +443,12 @@ async function describeTopics(client: PubSubClient): Promise<ClusterSnapshot["to
 async function stopAll(children: Child[]): Promise<void> {
   await Promise.all(children.map(async (child) => {
     await child.client?.close().catch(() => {});
-    if (child.exited !== undefined) return;
+    if (child.exited !== undefined) {
+      // A peer restarted by hand on this cluster's data directory is stopped too.
+      const pid = await dataDirHolder(child.dataDir);
+      if (pid !== undefined) await stopPid(pid);
+      return;
+    }
     try {
       child.process.kill("SIGTERM");
     } catch { /* already gone */ }
@@ -327,6 +460,30 @@ async function stopAll(children: Child[]): Promise<void> {
     await child.process.status;
     clearTimeout(timer);
   }));
+}
+
+/** SIGTERM, then SIGKILL after 10 s; resolves once the process is gone. */
+async function stopPid(pid: number): Promise<void> {
+  const alive = () => {
+    try {
+      Deno.statSync(`/proc/${pid}`);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  try {
+    Deno.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + 10_000;
+  while (alive() && Date.now() < deadline) await sleep(50);
+  if (alive()) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
 }
 
 function stopSignal(): { signal: AbortSignal; dispose(): void } {

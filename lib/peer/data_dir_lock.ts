@@ -8,6 +8,8 @@
  * @module
  */
 
+import { resolve } from "node:path";
+
 /** Name of the lock file inside a data directory. */
 export const lockFileName = "LOCK";
 
@@ -96,4 +98,35 @@ async function holderOf(file: Deno.FsFile): Promise<number | undefined> {
   if (read === null) return undefined;
   const text = new TextDecoder().decode(buffer.subarray(0, read)).trim();
   return /^\d+$/.test(text) ? Number(text) : undefined;
+}
+
+/**
+ * The pid a data directory's LOCK file names, when the process with that pid
+ * still runs a peer on that directory (checked through /proc, without
+ * touching the lock, so a peer starting at that moment is never refused).
+ * `pubsub cluster` uses it to see, and stop, a peer restarted by hand.
+ *
+ * @example
+ * ```ts
+ * const pid = await dataDirHolder("./data/1");
+ * ```
+ */
+export async function dataDirHolder(dataDir: string): Promise<number | undefined> {
+  let text: string;
+  try {
+    text = (await Deno.readTextFile(`${dataDir}/${lockFileName}`)).trim();
+  } catch {
+    return undefined;
+  }
+  if (!/^\d{1,10}$/.test(text)) return undefined;
+  try {
+    const command = (await Deno.readTextFile(`/proc/${text}/cmdline`)).split("\0");
+    const index = command.indexOf("--data-dir");
+    if (index < 0 || command[index + 1] === undefined) return undefined;
+    const cwd = await Deno.readLink(`/proc/${text}/cwd`);
+    const theirs = await Deno.realPath(resolve(cwd, command[index + 1]));
+    return theirs === await Deno.realPath(dataDir) ? Number(text) : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -15,6 +15,25 @@ export function freePort(): number {
   return port;
 }
 
+/** The first of `count` consecutive ports that are free right now (clusters number peers from a base). */
+export function freePortRun(count = 3): number {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = freePort();
+    const listeners: Deno.Listener[] = [];
+    try {
+      for (let offset = 1; offset < count; offset++) {
+        listeners.push(Deno.listen({ hostname: "127.0.0.1", port: base + offset }));
+      }
+      return base;
+    } catch {
+      // Taken: try another base.
+    } finally {
+      for (const listener of listeners) listener.close();
+    }
+  }
+  throw new Error(`No run of ${count} free ports found`);
+}
+
 /** Options of {@linkcode startPeer}. */
 export interface StartPeerOptions {
   id?: number;

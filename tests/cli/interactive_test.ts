@@ -1,77 +1,31 @@
 /**
- * Drives `pubsub client`'s interactive menu through a real terminal: tmux
- * runs it in a detached session, `send-keys` types, `capture-pane` reads the
- * screen.
+ * Drives `pubsub client`'s interactive menu through a real terminal
+ * (tests/_helpers/terminal.ts: tmux in a detached session).
  */
 
 import assert from "node:assert/strict";
 import { startPeer } from "../_helpers/peer_process.ts";
+import { countOf, Terminal as TmuxTerminal, tmuxUnavailable } from "../_helpers/terminal.ts";
 import { PubSubClient } from "../../lib/client/client.ts";
 
 const mainPath = new URL("../../main.ts", import.meta.url).pathname;
 /** How long the menu may take to show what a step expects. */
 const screenTimeoutMs = 20_000;
 
-function tmuxInstalled(): boolean {
-  try {
-    return new Deno.Command("tmux", { args: ["-V"], stdout: "null", stderr: "null" }).outputSync()
-      .success;
-  } catch {
-    return false;
-  }
-}
-
-const hasTmux = tmuxInstalled();
+const tmuxMissing = tmuxUnavailable();
+const hasTmux = tmuxMissing === undefined;
 if (!hasTmux) {
   console.warn(
-    "tests/cli/interactive_test.ts: tmux is not installed, so the interactive menu test is ignored (apt-get install -y tmux)",
+    `tests/cli/interactive_test.ts: the interactive menu test is ignored: ${tmuxMissing}`,
   );
 }
 
-/** One tmux server on its own socket, so the test never touches the user's sessions. */
-class Terminal {
-  readonly socket = `pubsub-test-${crypto.randomUUID().slice(0, 8)}`;
-
-  async run(...args: string[]): Promise<string> {
-    const output = await new Deno.Command("tmux", { args: ["-L", this.socket, ...args] }).output();
-    if (!output.success) {
-      throw new Error(`tmux ${args[0]} failed: ${new TextDecoder().decode(output.stderr)}`);
-    }
-    return new TextDecoder().decode(output.stdout);
+/** The menu's terminal: waits until the menu prompt has been shown `count` times. */
+class Terminal extends TmuxTerminal {
+  constructor() {
+    super({ timeoutMs: screenTimeoutMs });
   }
 
-  start(command: string): Promise<string> {
-    return this.run("new-session", "-d", "-s", "menu", "-x", "120", "-y", "50", command);
-  }
-
-  keys(...keys: string[]): Promise<string> {
-    return this.run("send-keys", "-t", "menu", ...keys);
-  }
-
-  /** Types text literally (no key-name lookup), then Enter. */
-  async type(text: string): Promise<void> {
-    await this.run("send-keys", "-t", "menu", "-l", text);
-    await this.keys("Enter");
-  }
-
-  async screen(): Promise<string> {
-    const text = await this.run("capture-pane", "-p", "-J", "-t", "menu", "-S", "-500");
-    return text.split("\n").filter((line) => line.trim() !== "").join("\n");
-  }
-
-  /** Polls the screen until `predicate` holds; fails with the screen after screenTimeoutMs. */
-  async waitFor(description: string, predicate: (screen: string) => boolean): Promise<string> {
-    const deadline = Date.now() + screenTimeoutMs;
-    let screen = "";
-    while (Date.now() < deadline) {
-      screen = await this.screen();
-      if (predicate(screen)) return screen;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    throw new Error(`Timed out waiting for ${description}. Screen:\n${screen}`);
-  }
-
-  /** Waits until the menu prompt has been shown `count` times. */
   waitForMenu(count: number): Promise<string> {
     return this.waitFor(
       `menu #${count}`,
@@ -80,18 +34,6 @@ class Terminal {
         countOf(screen, "Choose an operation") >= count,
     );
   }
-
-  async kill(): Promise<void> {
-    try {
-      await this.run("kill-server");
-    } catch {
-      // The server already exited with its last session.
-    }
-  }
-}
-
-function countOf(text: string, part: string): number {
-  return text.split(part).length - 1;
 }
 
 /** Down presses that move the menu cursor from create_topic to `operation`. */
