@@ -36,7 +36,7 @@ function pathWithoutDeno(): string {
   return dirs.join(":");
 }
 
-async function portsFree(ports: number[]): Promise<boolean> {
+function portsFree(ports: number[]): boolean {
   for (const port of ports) {
     try {
       Deno.listen({ hostname: "127.0.0.1", port }).close();
@@ -50,7 +50,7 @@ async function portsFree(ports: number[]): Promise<boolean> {
 const clusterPorts = [5001, 5002, 5003];
 const hasGit = await new Deno.Command("git", { args: ["--version"], stdout: "null" }).output()
   .then((output) => output.success, () => false);
-const free = await portsFree(clusterPorts);
+const free = portsFree(clusterPorts);
 const skipReason = !hasGit
   ? "git is not installed"
   : !free
