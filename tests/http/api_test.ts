@@ -4,6 +4,7 @@
  * idempotent producers, and the same port serving /metrics and the console.
  */
 import assert from "node:assert/strict";
+import { startPeer } from "../_helpers/peer_process.ts";
 import { RawClient } from "../_helpers/raw_client.ts";
 import { makeTlsFiles, tlsUnavailable } from "../_helpers/tls.ts";
 import { request, startHttpPeer } from "./_http_cluster.ts";
@@ -518,6 +519,24 @@ Deno.test("pubsub peer prints its console URL, and an HTTP port in use fails its
     );
   } finally {
     await peer.stop();
+    await Deno.remove(peer.dataDir, { recursive: true });
+  }
+});
+
+Deno.test("--metrics-port equal to --http-port is one server that serves both", async () => {
+  const peer = await startHttpPeer();
+  await peer.stop();
+  const again = await startPeer({
+    dataDir: peer.dataDir,
+    args: ["--http-port", String(peer.httpPort), "--metrics-port", String(peer.httpPort)],
+  });
+  try {
+    const metrics = await fetch(`${peer.url}/metrics`);
+    assert.equal(metrics.status, 200);
+    assert.match(await metrics.text(), /pubsub_connections /);
+    assert.equal((await request(`${peer.url}/api/cluster`)).status, 200);
+  } finally {
+    await again.stop();
     await Deno.remove(peer.dataDir, { recursive: true });
   }
 });

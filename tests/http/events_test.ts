@@ -147,6 +147,18 @@ Deno.test("a peer streams a topic as Server-Sent Events with offsets as event id
       }
     });
 
+    await t.step(
+      "messages pushed to subscribers are counted in /api/stats and /metrics",
+      async () => {
+        const stats = await request(`${api}/stats`);
+        // Every stream above delivered through this peer, and one TCP subscriber too.
+        assert.ok(stats.body.delivered.events >= 20, JSON.stringify(stats.body));
+        const metrics = await (await fetch(`${peer.url}/metrics`)).text();
+        const sample = /^pubsub_messages_delivered_total\{topic="events"\} (\d+)$/m.exec(metrics);
+        assert.ok(sample !== null && Number(sample[1]) === stats.body.delivered.events, metrics);
+      },
+    );
+
     await t.step("deleting the topic ends its streams", async () => {
       const reader = await events();
       await reader.next();
