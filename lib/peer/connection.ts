@@ -254,8 +254,10 @@ function isPeerFrame(payload: Uint8Array): boolean {
   return true;
 }
 
+/** A peer frame's id, as the request validator accepts ids: a string or a finite number. */
 function idOf(message: Record<string, unknown>): string | number | undefined {
-  return typeof message.id === "string" || typeof message.id === "number" ? message.id : undefined;
+  const id = message.id;
+  return typeof id === "string" || (typeof id === "number" && Number.isFinite(id)) ? id : undefined;
 }
 
 function withId(response: unknown, id: string | number | undefined): unknown {
