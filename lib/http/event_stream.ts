@@ -51,6 +51,7 @@ export interface EventStreamOptions {
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /**
  * A running event stream; `body` is the response body.
@@ -160,7 +161,7 @@ export class EventStream {
     let lastOffset = -1;
     for (const event of this.#decoder.push(bytes)) {
       if (event.kind !== "frame") continue;
-      const pushed = JSON.parse(new TextDecoder().decode(event.payload));
+      const pushed = JSON.parse(decoder.decode(event.payload));
       const data: Record<string, unknown> = { topic: pushed.topic, offset: pushed.offset };
       if (this.subscriberId !== undefined) data.subscriber_id = this.subscriberId;
       data.message = pushed.message;
