@@ -548,9 +548,13 @@ export class ClusterBroker implements Broker {
       ) {
         throw new TopicElsewhereError(name, leader);
       }
-      if (local === undefined && !this.#opening.has(name) && (options.hops ?? 0) < forwardHopsMax) {
-        // No replica open here (none placed here, or it cannot be opened):
-        // another replica knows (or will soon know) the leader.
+      const hostsReplica = placement.replicas.includes(this.nodeId);
+      const cannotOpen = this.#openFailures.has(replicaKey(placement));
+      if (
+        local === undefined && (!hostsReplica || cannotOpen) && (options.hops ?? 0) < forwardHopsMax
+      ) {
+        // No replica here (none placed here, or it cannot be opened): another
+        // replica knows (or will soon know) the leader.
         const other = this.#pickReplica(placement);
         if (other !== undefined) throw new TopicElsewhereError(name, other);
       }
@@ -606,8 +610,12 @@ export class ClusterBroker implements Broker {
     this.#refuseIfRemoved();
     const placement = await this.#placement(name);
     const deadline = Date.now() + this.#options.requestTimeoutMs;
-    // A replica being opened here is a moment away; reading it beats streaming.
-    while (this.#opening.has(name) && !this.#replicas.has(name) && Date.now() < deadline) {
+    // A replica placed here is a moment away (unless it cannot be opened);
+    // reading it beats streaming.
+    while (
+      placement.replicas.includes(this.nodeId) && !this.#replicas.has(name) &&
+      !this.#openFailures.has(replicaKey(placement)) && Date.now() < deadline && !this.#closed
+    ) {
       await sleep(10);
     }
     const local = this.#replicas.get(name);
