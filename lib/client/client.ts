@@ -7,8 +7,10 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { isErrorResponse } from "../wire/errors.ts";
 import { sleep } from "../async.ts";
+import { producerSequencesMax } from "../peer/topic_state.ts";
 import { frameBytesMaxDefault } from "../wire/frame.ts";
 import {
   inFlightMessagesDefault,
@@ -23,7 +25,13 @@ import {
   type Transport,
   type TransportOptions,
 } from "./_transport.ts";
-import { ClientClosedError, ConnectionError, PubSubError, RequestTimeoutError } from "./errors.ts";
+import {
+  ClientClosedError,
+  ConnectionError,
+  OutOfOrderSequenceError,
+  PubSubError,
+  RequestTimeoutError,
+} from "./errors.ts";
 import { Subscription, type SubscriptionHost, type SubscriptionOptions } from "./subscription.ts";
 
 /** Default time one attempt of a request may take. */
@@ -39,6 +47,19 @@ export const retryBackoffMsMax = 2000;
 export const inFlightRequestsMaxDefault = 10_000;
 /** Most bytes queued for writing before senders wait. */
 export const sendQueueBytesMax = 8 * 1024 * 1024;
+/**
+ * Most idempotent publishes to one topic in flight at once (sent, or waiting
+ * to be resent, and not answered); more wait for a slot. A peer remembers the
+ * last `producerSequencesMax` sequences of a producer, so a retry of any
+ * publish still in flight is always recognised as one.
+ */
+export const publishesInFlightMax = 512;
+/** Topics whose producer sequence a client keeps; the least recently used idle one is forgotten. */
+export const producerStreamsMax = 10_000;
+assert(
+  publishesInFlightMax <= producerSequencesMax,
+  "a peer's producer window must cover every publish a client keeps in flight",
+);
 
 /** Options of `PubSubClient.connect`. */
 export interface ClientOptions {
@@ -94,10 +115,28 @@ export interface RequestOptions {
   retry?: boolean;
 }
 
+/**
+ * The idempotent publishes of this client to one topic: one producer id and
+ * dense sequences from 0, which the topic stores in order, each once.
+ */
+interface ProducerStream {
+  readonly topic: string;
+  readonly producerId: string;
+  nextSequence: number;
+  /** Sequences assigned and not answered yet (ascending: assigned in order). */
+  readonly unresolved: Set<number>;
+  /** Calls refused as out of order while an earlier sequence was unresolved. */
+  readonly parked: Map<number, Call>;
+  /** Publishes waiting for one of the `publishesInFlightMax` slots. */
+  slotWaiters: (() => void)[];
+}
+
 interface Call {
   readonly order: number;
   readonly body: Record<string, unknown>;
   readonly retryable: boolean;
+  /** The producer stream and sequence of an idempotent publish. */
+  readonly producer?: { stream: ProducerStream; sequence: number };
   readonly deadline: number;
   attempts: number;
   id: number;
@@ -147,7 +186,10 @@ export class PubSubClient {
   #pumping = false;
   #nextId = 1;
   #nextOrder = 0;
-  #sequence = 0;
+  /** The current producer stream per topic, least recently used first. */
+  #streams = new Map<string, ProducerStream>();
+  /** Streams started so far: numbers the producer id of the next one. */
+  #streamEpoch = 0;
   #closed = false;
   #subscriptions = new Map<string, SubscriptionEntry>();
   #host: SubscriptionHost;
@@ -236,14 +278,11 @@ export class PubSubClient {
    * ```
    */
   async publish(topic: string, message: string): Promise<{ offset: number }> {
-    const body = this.#producerFields({
+    const answer = await this.#publish({
       action: "publish",
       topic_name: checkTopic(topic),
       message,
-    });
-    const answer = await this.request(body, { retry: this.#options.idempotent }) as {
-      offset: number;
-    };
+    }) as { offset: number };
     return { offset: answer.offset };
   }
 
@@ -259,15 +298,11 @@ export class PubSubClient {
     topic: string,
     messages: string[],
   ): Promise<{ firstOffset: number; count: number }> {
-    const body = this.#producerFields({
+    const answer = await this.#publish({
       action: "publish_batch",
       topic_name: checkTopic(topic),
       messages,
-    });
-    const answer = await this.request(body, { retry: this.#options.idempotent }) as {
-      first_offset: number;
-      count: number;
-    };
+    }) as { first_offset: number; count: number };
     return { firstOffset: answer.first_offset, count: answer.count };
   }
 
@@ -475,18 +510,132 @@ export class PubSubClient {
     this.#closed = true;
     this.#closing.abort();
     for (const call of this.#waiting.splice(0)) this.#finish(call, new ClientClosedError());
+    for (const stream of this.#streams.values()) {
+      for (const call of stream.parked.values()) this.#finish(call, new ClientClosedError());
+      for (const wake of stream.slotWaiters.splice(0)) wake();
+    }
     this.#connection?.close(new ClientClosedError());
     this.#connection = undefined;
   }
 
-  #producerFields(body: Record<string, unknown>): Record<string, unknown> {
-    if (!this.#options.idempotent) return body;
-    return { ...body, producer_id: this.producerId, sequence: this.#sequence++ };
+  /**
+   * Sends a publish; an idempotent one carries its topic stream's producer id
+   * and next sequence, and is retried with them after a lost answer, so the
+   * topic stores it once. A publish that fails for good may leave a gap in
+   * the sequences, which the topic would refuse after it
+   * (`out_of_order_sequence`): later publishes to the topic start a new
+   * stream (a new producer id, from sequence 0).
+   */
+  async #publish(body: Record<string, unknown>): Promise<unknown> {
+    if (!this.#options.idempotent) return await this.request(body);
+    // Refused before a sequence is spent on it, so that it leaves no gap.
+    this.#checkRequestSize(body);
+    const stream = await this.#acquireSlot(body.topic_name as string);
+    const sequence = stream.nextSequence++;
+    stream.unresolved.add(sequence);
+    const fields = { ...body, producer_id: stream.producerId, sequence };
+    return (await this.#call(fields, true, { stream, sequence })).response;
+  }
+
+  /**
+   * The publish `call` was answered for good (synchronously, so that an
+   * answer read right after it already sees it settled). A failure retires
+   * the stream: the failed sequence may be a gap the topic refuses after.
+   */
+  #producerSettled(call: Call, failed: boolean): void {
+    if (call.producer === undefined) return;
+    const { stream, sequence } = call.producer;
+    stream.unresolved.delete(sequence);
+    stream.parked.delete(sequence);
+    if (failed && this.#streams.get(stream.topic) === stream) {
+      this.#streams.delete(stream.topic);
+      // Publishes waiting for a slot of the retired stream take the next one.
+      for (const wake of stream.slotWaiters.splice(0)) wake();
+    }
+    stream.slotWaiters.shift()?.();
+    this.#releaseParked(stream);
+  }
+
+  /** The topic's current stream once it has a free in-flight slot. */
+  async #acquireSlot(topic: string): Promise<ProducerStream> {
+    while (true) {
+      if (this.#closed) throw new ClientClosedError();
+      const stream = this.#stream(topic);
+      if (stream.unresolved.size < publishesInFlightMax) return stream;
+      await new Promise<void>((resolve) => stream.slotWaiters.push(resolve));
+    }
+  }
+
+  #stream(topic: string): ProducerStream {
+    let stream = this.#streams.get(topic);
+    if (stream !== undefined) {
+      this.#streams.delete(topic);
+      this.#streams.set(topic, stream);
+      return stream;
+    }
+    if (this.#streams.size >= producerStreamsMax) {
+      for (const [name, idle] of this.#streams) {
+        if (idle.unresolved.size === 0 && idle.slotWaiters.length === 0) {
+          this.#streams.delete(name);
+          break;
+        }
+      }
+    }
+    // A new stream restarts at sequence 0, so its id must be one no topic
+    // has seen: the client's own id first, then numbered ones.
+    const epoch = this.#streamEpoch++;
+    const producerId = epoch === 0 ? this.producerId : `${this.producerId}.${epoch}`;
+    stream = {
+      topic,
+      producerId,
+      nextSequence: 0,
+      unresolved: new Set(),
+      parked: new Map(),
+      slotWaiters: [],
+    };
+    this.#streams.set(topic, stream);
+    return stream;
+  }
+
+  /**
+   * Resends the parked calls of `stream` once nothing earlier is in flight:
+   * their gap was an earlier publish still on its way, which has landed or
+   * failed now. They go out in sequence order on one connection.
+   */
+  #releaseParked(stream: ProducerStream): void {
+    if (stream.parked.size === 0) return;
+    const lowest = stream.unresolved.values().next().value;
+    if (lowest === undefined || !stream.parked.has(lowest)) return;
+    const calls = [...stream.parked.values()];
+    stream.parked.clear();
+    for (const call of calls) {
+      if (!call.done) this.#enqueue(call);
+    }
+  }
+
+  #checkRequestSize(body: Record<string, unknown>): void {
+    const text = body.message ?? body.messages;
+    // Only a request near the limit is measured exactly (UTF-8, JSON escapes).
+    const roughBytes = typeof text === "string" ? text.length : JSON.stringify(text).length;
+    if (roughBytes * 6 + 1024 < this.#options.requestBytesMax) return;
+    const bytes = new TextEncoder().encode(JSON.stringify({
+      ...body,
+      producer_id: this.producerId,
+      sequence: Number.MAX_SAFE_INTEGER,
+      id: Number.MAX_SAFE_INTEGER,
+    })).length;
+    if (bytes > this.#options.requestBytesMax) {
+      throw new PubSubError(
+        "frame_too_large",
+        `Cannot send a ${bytes}-byte request as the limit is requestBytesMax ${this.#options.requestBytesMax}`,
+      );
+    }
   }
 
   #call(
     body: Record<string, unknown>,
     retryable: boolean,
+    producer?: Call["producer"],
   ): Promise<{ response: unknown; connection: Connection }> {
     if (this.#closed) return Promise.reject(new ClientClosedError());
     const attemptsMax = retryable ? this.#options.retries + 1 : 1;
@@ -495,6 +644,7 @@ export class PubSubClient {
         order: this.#nextOrder++,
         body,
         retryable,
+        producer,
         deadline: Date.now() + this.#options.requestTimeoutMs * attemptsMax,
         attempts: 0,
         id: 0,
@@ -589,6 +739,11 @@ export class PubSubClient {
         this.#enqueue(call);
         return;
       }
+      if (response.status === "out_of_order_sequence" && this.#mayPark(call)) return;
+      if (response.status === "out_of_order_sequence") {
+        this.#finish(call, new OutOfOrderSequenceError(response.error));
+        return;
+      }
       // Seed-era answers such as topic_exists carry no sentence: name the status instead.
       const topic = (response as { topic?: unknown }).topic;
       const message = typeof response.error === "string" && response.error !== ""
@@ -601,7 +756,25 @@ export class PubSubClient {
     }
     call.done = true;
     clearTimeout(call.deadlineTimer);
+    this.#producerSettled(call, false);
     call.resolve({ response, connection });
+  }
+
+  /**
+   * Parks a publish refused as out of order while an earlier one of its
+   * stream is unanswered: the gap is that earlier publish, still on its way
+   * (sent on another connection, or retried after this one went out). It is
+   * resent once nothing earlier is in flight; a gap that remains then is
+   * real, and the refusal reaches the caller.
+   */
+  #mayPark(call: Call): boolean {
+    const producer = call.producer;
+    if (producer === undefined || !this.#mayRetry(call)) return false;
+    const lowest = producer.stream.unresolved.values().next().value;
+    if (lowest === undefined || lowest >= producer.sequence) return false;
+    producer.stream.parked.set(producer.sequence, call);
+    this.#releaseParked(producer.stream);
+    return true;
   }
 
   #mayRetry(call: Call): boolean {
@@ -614,6 +787,7 @@ export class PubSubClient {
     call.done = true;
     clearTimeout(call.attemptTimer);
     clearTimeout(call.deadlineTimer);
+    this.#producerSettled(call, true);
     call.reject(error);
   }
 

@@ -81,3 +81,29 @@ export class ClientClosedError extends PubSubError {
     this.name = "ClientClosedError";
   }
 }
+
+/**
+ * The topic refused an idempotent publish as out of order
+ * (`out_of_order_sequence`): an earlier publish of the same producer stream
+ * failed, or the topic no longer knows the producer. Nothing of this
+ * publish was stored, and it is not retried as it is; the client's next
+ * publishes to the topic use a new producer stream, so publishing the
+ * message again stores it.
+ *
+ * @example
+ * ```ts
+ * const error = new OutOfOrderSequenceError("Sequence 7 of producer 'p' skips ahead of its last stored sequence 5, so it was not stored.");
+ * error.code; // "out_of_order_sequence"
+ * ```
+ */
+export class OutOfOrderSequenceError extends PubSubError {
+  constructor(serverMessage: string, options?: ErrorOptions) {
+    const sentence = serverMessage.replace(/[.!?]*$/, "");
+    super(
+      "out_of_order_sequence",
+      `${sentence}; publish the message again to store it under a new producer sequence`,
+      options,
+    );
+    this.name = "OutOfOrderSequenceError";
+  }
+}

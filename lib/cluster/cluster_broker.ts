@@ -558,10 +558,22 @@ export class ClusterBroker implements Broker {
         const other = this.#pickReplica(placement);
         if (other !== undefined) throw new TopicElsewhereError(name, other);
       }
+      // A replica whose disk failed knows no leader until it restarts; the
+      // other replicas do (or elect one), so a client's request goes there.
+      // A relayed one is answered at once instead: sent on again it could
+      // go around the replicas back to a peer link that answers in order
+      // and wait on itself. A sole replica answers at once too.
+      const storageFailure = local?.group.storageFailure;
+      if (storageFailure !== undefined && leader === 0) {
+        const other = (options.hops ?? 0) === 0 ? this.#pickReplica(placement) : undefined;
+        if (other !== undefined) throw new TopicElsewhereError(name, other);
+        throw storageFailure;
+      }
       if (Date.now() > deadline) break;
       await sleep(10);
     }
-    throw new ProtocolError("unavailable", `Topic '${name}' has no leader right now; retry`);
+    throw this.#replicas.get(name)?.group.storageFailure ??
+      new ProtocolError("unavailable", `Topic '${name}' has no leader right now; retry`);
   }
 
   /**

@@ -122,7 +122,12 @@ export class RaftTopic implements Topic {
       if (applied.kind !== "published" || applied.parts.length !== batch.length) {
         throw new Error(`A publish batch applied as ${applied.kind}`);
       }
-      batch.forEach((item, position) => item.resolve(applied.parts[position]));
+      // The state machine's verdict on each part: every replica reached the same one.
+      batch.forEach((item, position) => {
+        const part = applied.parts[position];
+        if ("rejected" in part) item.reject(new ProtocolError(part.rejected, part.reason));
+        else item.resolve(part);
+      });
     }).catch((error) => {
       for (const item of batch) item.reject(error);
     });
@@ -174,7 +179,13 @@ export class RaftTopic implements Topic {
 
   #writeAcks(offsets: Record<string, number>): void {
     if (this.#closed) return;
-    this.group.propose(encodeCommand({ kind: "ack", offsets })).catch(() => {});
+    // Runs from a timer: a replica that lost leadership or whose disk failed
+    // refuses the proposal, and a dropped ack only means a redelivery.
+    try {
+      this.group.propose(encodeCommand({ kind: "ack", offsets })).catch(() => {});
+    } catch {
+      // Refused synchronously (not the leader, overloaded, storage down): dropped.
+    }
   }
 
   /** Stops timers and wakes parked readers; the group is closed by its host. */

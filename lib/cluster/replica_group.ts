@@ -14,6 +14,7 @@ import { setImmediate } from "node:timers";
 import { NotLeaderError, ProposalDroppedError } from "../raft/errors.ts";
 import { RaftNode } from "../raft/raft_node.ts";
 import type { ConfChange, Message, Ready, Rng, Role } from "../raft/types.ts";
+import { isStorageFailure, StorageRecovery } from "../storage/storage_failure.ts";
 import { type Entry, EntryType, type LogStore } from "../storage/types.ts";
 import { ProtocolError } from "../wire/errors.ts";
 
@@ -99,7 +100,7 @@ interface Waiter {
  */
 export class ReplicaGroup {
   readonly groupId: string;
-  readonly node: RaftNode;
+  #node: RaftNode;
   readonly #options: ReplicaGroupOptions;
   readonly #waiters = new Map<number, Waiter>();
   /** Reads waiting for the next confirmation round, and those in the current one. */
@@ -116,6 +117,10 @@ export class ReplicaGroup {
   #failure: Error | undefined;
   #leader = 0;
   #appliedWaiters: { index: number; resolve(): void }[] = [];
+  /** Index of the last entry handed to the state machine (it survives restarts of the node). */
+  #appliedIndex = 0;
+  /** A failed disk write and the restart from the durable log that follows it. */
+  readonly #recovery: StorageRecovery;
   /** Set while this replica rebuilds a lost log (see `recovering`). */
   #recoveringTerm: number | undefined;
 
@@ -123,7 +128,22 @@ export class ReplicaGroup {
     this.groupId = options.groupId;
     this.#options = options;
     this.#recoveringTerm = options.recoveringTerm;
-    this.node = new RaftNode({
+    this.#node = this.#createNode();
+    this.#recovery = new StorageRecovery({
+      subject: `replica ${options.groupId}`,
+      restart: () => this.#restart(),
+    });
+    this.#schedule();
+  }
+
+  /** The Raft core of this replica (a new one after a restart from the durable log). */
+  get node(): RaftNode {
+    return this.#node;
+  }
+
+  #createNode(): RaftNode {
+    const options = this.#options;
+    return new RaftNode({
       id: options.nodeId,
       store: options.store,
       rng: options.rng,
@@ -136,7 +156,6 @@ export class ReplicaGroup {
       inflightAppendsMax: inflightAppendsMax,
       recoveringTerm: this.#recoveringTerm,
     });
-    this.#schedule();
   }
 
   /**
@@ -159,13 +178,22 @@ export class ReplicaGroup {
     this.#schedule();
   }
 
-  /** The known leader (0 when none). */
+  /** The known leader (0 when none, or while this replica's disk is down). */
   get leader(): number {
-    return this.node.leader;
+    return this.#recovery.down ? 0 : this.node.leader;
   }
 
   get isLeader(): boolean {
-    return this.node.role === "leader";
+    return !this.#recovery.down && this.node.role === "leader";
+  }
+
+  /**
+   * The answer to writes while this replica's disk refuses them
+   * (`storage_full`, or `unavailable` naming the I/O error); undefined when
+   * the disk is fine. It stays set after the restart until a write succeeds.
+   */
+  get storageFailure(): ProtocolError | undefined {
+    return this.#recovery.failure;
   }
 
   /** The store this replica persists to. */
@@ -186,7 +214,7 @@ export class ReplicaGroup {
   }
 
   tick(): void {
-    if (this.#closed || this.#quiescent) return;
+    if (this.#closed || this.#quiescent || this.#recovery.down) return;
     this.node.tick();
     this.#schedule();
     if (
@@ -198,7 +226,8 @@ export class ReplicaGroup {
   }
 
   step(message: Message): void {
-    if (this.#closed) return;
+    // A replica whose disk failed is down like a crashed one: it hears nothing.
+    if (this.#closed || this.#recovery.down) return;
     // Heartbeats are the sound of an idle group; anything else is activity.
     if (this.#quiescent || (message.type !== "heartbeat" && message.type !== "heartbeatResp")) {
       this.#wake();
@@ -208,6 +237,7 @@ export class ReplicaGroup {
   }
 
   campaign(): void {
+    if (this.#recovery.down) return;
     this.#wake();
     this.node.campaign();
     this.#schedule();
@@ -215,6 +245,7 @@ export class ReplicaGroup {
 
   /** Hands leadership to `target` (once its log is caught up). */
   transferLeadership(target: number): void {
+    if (this.#recovery.down) return;
     this.#wake();
     this.node.transferLeadership(target);
     this.#schedule();
@@ -361,6 +392,7 @@ export class ReplicaGroup {
   #checkUsable(): void {
     if (this.#failure) throw new ProtocolError("unavailable", "This replica's storage failed");
     if (this.#closed) throw new ProtocolError("unavailable", "This replica is closed");
+    if (this.#recovery.down) throw this.#recovery.failure!;
   }
 
   #schedule(): void {
@@ -382,7 +414,8 @@ export class ReplicaGroup {
         await this.#handle(this.node.ready());
       }
     } catch (error) {
-      this.#fail(error as Error);
+      if (isStorageFailure(error) && !this.#closed) this.#storageFailed(error);
+      else this.#fail(error as Error);
     } finally {
       this.#driving = false;
     }
@@ -413,7 +446,10 @@ export class ReplicaGroup {
     if (rd.droppedReads.some((context) => decoder.decode(context) === this.#roundContext)) {
       this.#failReads(new ProtocolError("unavailable", "Leadership changed during the read"));
     }
-    if (rd.mustSync) await store.sync();
+    if (rd.mustSync) {
+      await store.sync();
+      this.#recovery.succeeded();
+    }
     if (rd.recovered) {
       // The entries that ended the recovery are durable now (the sync above).
       this.#recoveringTerm = undefined;
@@ -425,6 +461,19 @@ export class ReplicaGroup {
   }
 
   #apply(entry: Entry): void {
+    if (entry.index <= this.#appliedIndex) {
+      // A node restarted from the durable log hands out committed entries
+      // again that the state machine applied before the restart. Committed
+      // entries never change (Log Matching, Leader Completeness), so they
+      // are skipped; nobody waits for them, as every proposal was failed at
+      // the restart.
+      this.#waiters.get(entry.index)?.reject(
+        new ProtocolError("unavailable", "This replica restarted before the write committed"),
+      );
+      this.#waiters.delete(entry.index);
+      return;
+    }
+    this.#appliedIndex = entry.index;
     let result: unknown;
     let error: Error | undefined;
     if (entry.type === EntryType.ConfChange) {
@@ -486,6 +535,43 @@ export class ReplicaGroup {
     this.#rejectAll(new ProtocolError("unavailable", "This replica's storage failed"));
   }
 
+  /**
+   * A disk write failed (full disk, I/O error): this replica stops like a
+   * crashed one and restarts from its durable log once the disk takes
+   * writes again (`#restart`). Why that is safe for Raft:
+   *
+   * - The Ready being handled is never advanced, so nothing of it counts as
+   *   durable: the leader does not count its own copy toward a commit, and
+   *   the votes and append acknowledgements it held were not sent (they go
+   *   out only after the sync). Its early leader messages promise nothing
+   *   about this disk.
+   * - The store keeps only what a successful sync made durable, and the node
+   *   is rebuilt from exactly that, as after a crash; a crash-restart with
+   *   fsynced data kept is always safe in Raft.
+   * - Proposals waiting here fail with `storage_full` (nothing was
+   *   acknowledged); an entry a majority already holds may still commit
+   *   under a new leader, and a producer's retry is deduplicated.
+   * - The state machine keeps what it applied (committed entries only), so
+   *   reads of applied messages go on; the restarted node hands out those
+   *   entries again and `#apply` skips them.
+   */
+  #storageFailed(error: Error): void {
+    const answer = this.#recovery.fail(error);
+    this.#quiescent = false;
+    this.#leaderChanged(0, "follower");
+    this.#rejectAll(answer);
+  }
+
+  /** Rebuilds the Raft node from the store once `store.recover()` found the disk usable. */
+  async #restart(): Promise<void> {
+    await this.#options.store.recover();
+    if (this.#closed) return;
+    this.#node = this.#createNode();
+    this.#idleTicks = 0;
+    this.#quiescent = false;
+    this.#schedule();
+  }
+
   #rejectAll(error: Error): void {
     for (const waiter of this.#waiters.values()) waiter.reject(error);
     this.#waiters.clear();
@@ -496,6 +582,7 @@ export class ReplicaGroup {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#recovery.close();
     this.#rejectAll(new ProtocolError("unavailable", "This replica is closing"));
     for (const waiter of this.#appliedWaiters) waiter.resolve();
     this.#appliedWaiters = [];

@@ -8,7 +8,7 @@
  */
 
 import { readFileAtomic, writeFileAtomic } from "../storage/atomic_file.ts";
-import { SegmentLogStore } from "../storage/segment_log_store.ts";
+import { isStorageFull, SegmentLogStore } from "../storage/segment_log_store.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import type { Broker, ClusterView } from "./broker.ts";
 import { LocalTopic } from "./local_topic.ts";
@@ -77,9 +77,14 @@ export class LocalBroker implements Broker {
     return result;
   }
 
-  async #writeMeta(): Promise<void> {
-    const json = JSON.stringify({ topics: [...this.#topics.keys()].sort() });
-    await writeFileAtomic(this.#metaPath, new TextEncoder().encode(json));
+  /** Durably replaces the topic list by `names`; a full disk is answered `storage_full`. */
+  async #writeMeta(names: string[], change: string): Promise<void> {
+    const json = JSON.stringify({ topics: [...names].sort() });
+    try {
+      await writeFileAtomic(this.#metaPath, new TextEncoder().encode(json));
+    } catch (error) {
+      throw storageFullAnswer(error, change);
+    }
   }
 
   createTopic(name: string): Promise<boolean> {
@@ -94,9 +99,19 @@ export class LocalBroker implements Broker {
       }
       // A leftover directory of a deleted topic must not leak old messages.
       await Deno.remove(this.#topicDir(name), { recursive: true }).catch(() => {});
-      const store = await SegmentLogStore.open(this.#topicDir(name));
+      const store = await SegmentLogStore.open(this.#topicDir(name)).catch((error) => {
+        throw storageFullAnswer(error, `topic '${name}' was not created`);
+      });
+      // The list names the topic before anyone can publish to it, so that no
+      // acknowledged message lives in a topic a restart would not reopen.
+      try {
+        await this.#writeMeta([...this.#topics.keys(), name], `topic '${name}' was not created`);
+      } catch (error) {
+        await store.close();
+        await Deno.remove(this.#topicDir(name), { recursive: true }).catch(() => {});
+        throw error;
+      }
       this.#topics.set(name, LocalTopic.open(name, store));
-      await this.#writeMeta();
       return true;
     });
   }
@@ -104,8 +119,9 @@ export class LocalBroker implements Broker {
   deleteTopic(name: string): Promise<void> {
     return this.#changeTopics(async () => {
       const topic = this.#existing(name);
+      const rest = [...this.#topics.keys()].filter((other) => other !== name);
+      await this.#writeMeta(rest, `topic '${name}' was not deleted`);
       this.#topics.delete(name);
-      await this.#writeMeta();
       await topic.close();
       await Deno.remove(this.#topicDir(name), { recursive: true });
     });
@@ -184,4 +200,14 @@ export class LocalBroker implements Broker {
     await this.#metaChain;
     await Promise.all([...this.#topics.values()].map((topic) => topic.close()));
   }
+}
+
+/** A full disk becomes a `storage_full` answer saying what did not happen; other errors stay. */
+function storageFullAnswer(error: unknown, change: string): unknown {
+  if (!isStorageFull(error)) return error;
+  return new ProtocolError(
+    "storage_full",
+    `The disk is full, so ${change}; it works again once space is freed`,
+    { cause: error },
+  );
 }

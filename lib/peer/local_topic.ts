@@ -3,9 +3,15 @@
  * fsynced. Concurrent publishes share one fsync (group commit in the store),
  * and acks are coalesced by an `AckBuffer`.
  *
+ * A failed write (a full disk, an I/O error) fails every publish not yet
+ * durable, and the topic restarts itself from its durable log once the disk
+ * takes writes again (see `StorageRecovery`); reads go on meanwhile.
+ *
  * @module
  */
 
+import assert from "node:assert/strict";
+import { isStorageFailure, StorageRecovery } from "../storage/storage_failure.ts";
 import { EntryType, type LogStore } from "../storage/types.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import { AckBuffer } from "./ack_buffer.ts";
@@ -15,79 +21,95 @@ import { TopicReader } from "./topic_reader.ts";
 import { TopicState } from "./topic_state.ts";
 import type { Producer, PublishResult, ReadResult, Topic } from "./topic.ts";
 
+/** Options of {@linkcode LocalTopic.open}. */
+export interface LocalTopicOptions {
+  /** First delay before restarting from the durable log after a failed write. Default 250 ms. */
+  restartDelayMsMin?: number;
+  /** Longest delay between such restarts. Default 1000 ms. */
+  restartDelayMsMax?: number;
+}
+
 /**
  * A single-replica topic over a `LogStore`.
  *
  * @example
  * ```ts
- * const topic = await LocalTopic.open("events", store);
+ * const topic = LocalTopic.open("events", store);
  * const { firstOffset } = await topic.publish(["hi"]);
  * ```
  */
 export class LocalTopic implements Topic {
   readonly name: string;
   readonly #store: LogStore;
-  readonly #state = new TopicState();
-  readonly #reader: TopicReader;
+  /** The applied state: durable entries and the appended ones not yet synced. */
+  #state = new TopicState();
+  #reader: TopicReader;
   readonly #waiters = new OffsetWaiters();
   /** Committed end: offsets below it are durable and readable. */
   #committedEnd = 0;
   /** Appended but not yet synced: entry index and the offset end it brings. */
   #pending: { index: number; end: number }[] = [];
-  readonly #acks: AckBuffer;
-  #failure: Error | undefined;
+  #acks: AckBuffer;
+  readonly #recovery: StorageRecovery;
   #closed = false;
 
-  private constructor(name: string, store: LogStore) {
+  private constructor(name: string, store: LogStore, options: LocalTopicOptions) {
     this.name = name;
     this.#store = store;
     this.#reader = new TopicReader(store, this.#state);
-    this.#acks = new AckBuffer(this.#state.subscribers, (offsets) => this.#writeAcks(offsets));
+    this.#acks = this.#ackBuffer();
+    this.#recovery = new StorageRecovery({
+      subject: `topic '${name}'`,
+      restart: () => this.#restart(),
+      delayMsMin: options.restartDelayMsMin,
+      delayMsMax: options.restartDelayMsMax,
+    });
   }
 
   /** Opens a topic over `store`, replaying every entry it holds. */
-  static open(name: string, store: LogStore): LocalTopic {
-    const topic = new LocalTopic(name, store);
-    topic.#replay();
+  static open(name: string, store: LogStore, options: LocalTopicOptions = {}): LocalTopic {
+    const topic = new LocalTopic(name, store, options);
+    replay(store, topic.#state);
+    topic.#committedEnd = topic.#state.nextOffset;
     return topic;
   }
 
-  #replay(): void {
-    const last = this.#store.lastIndex();
-    const stepEntries = 4096;
-    for (let low = this.#store.firstIndex(); low <= last; low += stepEntries) {
-      const high = Math.min(last + 1, low + stepEntries);
-      for (const entry of this.#store.entries(low, high)) {
-        this.#state.apply(entry.index, entry.data);
-      }
-    }
-    this.#committedEnd = this.#state.nextOffset;
+  #ackBuffer(): AckBuffer {
+    return new AckBuffer(this.#state.subscribers, (offsets) => this.#writeAcks(offsets));
   }
 
   async publish(messages: string[], producer?: Producer): Promise<PublishResult> {
-    this.#checkOpen();
-    const duplicate = this.#state.duplicateOf(producer?.producerId, producer?.sequence);
-    if (duplicate !== undefined) {
-      await this.#waiters.wait(
-        duplicate.firstOffset,
-        this.#committedEnd,
-        AbortSignal.timeout(60_000),
-      );
-      return duplicate;
+    this.#checkWritable();
+    const verdict = this.#state.checkSequence(producer?.producerId, producer?.sequence);
+    if (verdict.kind === "out_of_order") {
+      throw new ProtocolError("out_of_order_sequence", verdict.reason);
+    }
+    if (verdict.kind === "duplicate") {
+      const { firstOffset, count } = verdict.result;
+      // The earlier copy may still wait for its fsync: answer once it is durable.
+      if (firstOffset + count > this.#committedEnd) await this.#sync();
+      assert(firstOffset + count <= this.#committedEnd, "a synced duplicate is not committed");
+      return verdict.result;
     }
     const data = encodeCommand({ kind: "publish", parts: [{ messages, ...producer }] });
     const index = this.#append(data);
     const result = this.#state.apply(index, data);
     if (result.kind !== "published") throw new Error("publish applied as " + result.kind);
+    const part = result.parts[0];
+    assert(!("rejected" in part), "a checked publish was refused when applied");
     this.#reader.remember(index, result.messages);
     this.#pending.push({ index, end: this.#state.nextOffset });
     await this.#sync();
-    return result.parts[0];
+    return part;
   }
 
   #append(data: Uint8Array): number {
     const index = this.#store.lastIndex() + 1;
-    this.#store.append([{ term: 1, index, type: EntryType.Normal, data }]);
+    try {
+      this.#store.append([{ term: 1, index, type: EntryType.Normal, data }]);
+    } catch (error) {
+      throw this.#failed(error);
+    }
     return index;
   }
 
@@ -95,12 +117,9 @@ export class LocalTopic implements Topic {
     try {
       await this.#store.sync();
     } catch (error) {
-      // A failed fsync leaves the file's state unknown: refuse every later write.
-      this.#failure = error as Error;
-      throw new ProtocolError("unavailable", "The topic's storage failed to sync", {
-        cause: error,
-      });
+      throw this.#failed(error);
     }
+    this.#recovery.succeeded();
     const synced = this.#store.syncedIndex();
     let advanced = false;
     while (this.#pending.length > 0 && this.#pending[0].index <= synced) {
@@ -108,6 +127,48 @@ export class LocalTopic implements Topic {
       advanced = true;
     }
     if (advanced) this.#waiters.notify(this.#committedEnd);
+  }
+
+  /**
+   * A write failed: every entry not yet synced is lost (its publishers get
+   * the returned error), and the topic is down until `#restart()` rebuilds
+   * it from the durable log. Reads keep serving the committed offsets.
+   */
+  #failed(error: unknown): ProtocolError {
+    if (this.#closed) {
+      return new ProtocolError("topic_not_found", `Topic '${this.name}' was closed`, {
+        cause: error,
+      });
+    }
+    if (!isStorageFailure(error)) throw error;
+    this.#pending = [];
+    return this.#recovery.fail(error);
+  }
+
+  /**
+   * Restarts from the durable log, as after a crash: the store drops what
+   * was never synced (never acknowledged either) and the state is replayed
+   * from what remains. Everything committed is still there, so readers see
+   * no offset go back.
+   */
+  async #restart(): Promise<void> {
+    await this.#store.recover();
+    if (this.#closed) return;
+    const state = new TopicState();
+    replay(this.#store, state);
+    assert(
+      state.nextOffset >= this.#committedEnd,
+      `restart of '${this.name}' lost committed offsets ${state.nextOffset}..${this.#committedEnd}`,
+    );
+    // Buffered acks are dropped: a subscriber's position only ever lags, so
+    // the worst outcome is a redelivery (at-least-once).
+    this.#acks.cancel();
+    this.#state = state;
+    this.#reader = new TopicReader(this.#store, state);
+    this.#acks = this.#ackBuffer();
+    this.#pending = [];
+    this.#committedEnd = state.nextOffset;
+    this.#waiters.notify(this.#committedEnd);
   }
 
   read(fromOffset: number, max: number): Promise<ReadResult> {
@@ -141,9 +202,17 @@ export class LocalTopic implements Topic {
   }
 
   #writeAcks(offsets: Record<string, number>): void {
-    if (this.#closed || this.#failure) return;
+    // While the disk refuses writes, acks wait in memory no longer: losing
+    // one only means a redelivery.
+    if (this.#closed || this.#recovery.down) return;
     const data = encodeCommand({ kind: "ack", offsets });
-    this.#state.apply(this.#append(data), data);
+    let index: number;
+    try {
+      index = this.#append(data);
+    } catch {
+      return;
+    }
+    this.#state.apply(index, data);
     // Losing an ack only means redelivery (at-least-once), so nobody waits for it.
     this.#sync().catch(() => {});
   }
@@ -153,15 +222,28 @@ export class LocalTopic implements Topic {
     if (this.#closed) return;
     this.#acks.flush();
     this.#closed = true;
+    this.#recovery.close();
     this.#waiters.wakeAll();
     await this.#store.sync().catch(() => {});
     await this.#store.close();
   }
 
   #checkOpen(): void {
-    if (this.#failure) {
-      throw new ProtocolError("unavailable", "The topic's storage failed and is read-only");
-    }
     if (this.#closed) throw new ProtocolError("topic_not_found", `Topic '${this.name}' was closed`);
+  }
+
+  #checkWritable(): void {
+    this.#checkOpen();
+    if (this.#recovery.down) throw this.#recovery.failure!;
+  }
+}
+
+/** Applies every entry of `store` to `state`, in bounded steps. */
+function replay(store: LogStore, state: TopicState): void {
+  const last = store.lastIndex();
+  const stepEntries = 4096;
+  for (let low = store.firstIndex(); low <= last; low += stepEntries) {
+    const high = Math.min(last + 1, low + stepEntries);
+    for (const entry of store.entries(low, high)) state.apply(entry.index, entry.data);
   }
 }

@@ -10,8 +10,22 @@
 import assert from "node:assert/strict";
 import { decodeCommand, type TopicCommand } from "./topic_commands.ts";
 
-/** Most producers remembered per topic; the oldest is forgotten beyond it. */
+/** Most producers remembered per topic; the least recently stored one is forgotten beyond it. */
 export const producersMax = 10_000;
+/**
+ * Sequences remembered per producer (its window): a retry of any of them is
+ * answered with its original offsets. It must cover every publish a client
+ * may have in flight (`publishesInFlightMax` in lib/client/client.ts, which
+ * asserts the relation), so that a retry never falls out of the window.
+ */
+export const producerSequencesMax = 1024;
+/**
+ * Sequences remembered per topic over all its producers (about 12 bytes
+ * each): beyond it the least recently stored producers are forgotten, so one
+ * topic's table stays under ~12 MiB however many producers write to it.
+ */
+export const topicSequencesMax = 1024 * 1024;
+assert(topicSequencesMax >= producerSequencesMax, "a topic must hold one producer's whole window");
 /** Most durable subscribers per topic. */
 export const subscribersMax = 10_000;
 
@@ -23,25 +37,95 @@ export interface PartResult {
   duplicate: boolean;
 }
 
+/** A client publish the state machine refused: nothing of it was stored. */
+export interface PartRejection {
+  rejected: "out_of_order_sequence";
+  /** One sentence for the client. */
+  reason: string;
+}
+
+/**
+ * What the producer table says about a publish's sequence: store it, answer
+ * it with the offsets of the earlier copy, or refuse it (see `checkSequence`).
+ */
+export type SequenceVerdict =
+  | { kind: "new" }
+  | { kind: "duplicate"; result: PartResult }
+  | { kind: "out_of_order"; reason: string };
+
 /** What applying one entry did. */
 export type ApplyResult =
   | {
     kind: "published";
-    /** One result per part, in the order of the command's parts. */
-    parts: PartResult[];
+    /** One outcome per part, in the order of the command's parts. */
+    parts: (PartResult | PartRejection)[];
     /** The messages the entry added, in offset order (duplicates left out). */
     messages: string[];
   }
   | { kind: "acked" }
   | { kind: "noop" };
 
-/** Sequences remembered per producer: retries of any of them are recognised. */
-export const producerSequencesMax = 64;
+const newSequence: SequenceVerdict = { kind: "new" };
 
-/** Where one stored sequence of a producer landed. */
-interface StoredBatch {
-  firstOffset: number;
-  count: number;
+/**
+ * The stored sequences of one producer: the last `length` of them, which are
+ * contiguous and end at `last` (a producer's sequences are stored in order,
+ * each one exactly once), and where each landed. A ring of typed columns
+ * that grows by doubling up to `producerSequencesMax`, so a producer that
+ * published three times costs three slots, not a whole window.
+ */
+class ProducerWindow {
+  /** Highest sequence stored. */
+  last = -1;
+  #firstOffsets = new Float64Array(8);
+  #counts = new Uint32Array(8);
+  /** Ring slot of the oldest remembered sequence. */
+  #head = 0;
+  #length = 0;
+
+  get length(): number {
+    return this.#length;
+  }
+
+  /** Where `sequence` landed, when it is inside the window. */
+  lookup(sequence: number): PartResult | undefined {
+    const age = this.last - sequence;
+    if (age < 0 || age >= this.#length) return undefined;
+    const slot = (this.#head + this.#length - 1 - age) % this.#firstOffsets.length;
+    return { firstOffset: this.#firstOffsets[slot], count: this.#counts[slot], duplicate: true };
+  }
+
+  /** Remembers `last + 1`; the oldest sequence leaves once the window is full. */
+  push(sequence: number, firstOffset: number, count: number): void {
+    assert(sequence === this.last + 1, `producer sequence ${sequence} after ${this.last}`);
+    if (this.#length === this.#firstOffsets.length) {
+      if (this.#length < producerSequencesMax) {
+        this.#grow();
+      } else {
+        this.#head = (this.#head + 1) % this.#firstOffsets.length;
+        this.#length--;
+      }
+    }
+    const slot = (this.#head + this.#length) % this.#firstOffsets.length;
+    this.#firstOffsets[slot] = firstOffset;
+    this.#counts[slot] = count;
+    this.#length++;
+    this.last = sequence;
+  }
+
+  #grow(): void {
+    const capacity = Math.min(producerSequencesMax, this.#firstOffsets.length * 2);
+    const firstOffsets = new Float64Array(capacity);
+    const counts = new Uint32Array(capacity);
+    for (let position = 0; position < this.#length; position++) {
+      const slot = (this.#head + position) % this.#firstOffsets.length;
+      firstOffsets[position] = this.#firstOffsets[slot];
+      counts[position] = this.#counts[slot];
+    }
+    this.#firstOffsets = firstOffsets;
+    this.#counts = counts;
+    this.#head = 0;
+  }
 }
 
 /** A growable pair of columns mapping a batch's first offset to its log index. */
@@ -114,15 +198,15 @@ export class TopicState {
   /** Index of the last entry applied. */
   appliedIndex = 0;
   readonly subscribers = new Map<string, number>();
-  /** Per producer, its recent sequences in the order stored. */
-  readonly #producers = new Map<
-    string,
-    { batches: Map<number, StoredBatch>; forgottenMax: number }
-  >();
+  /** Per producer, its window; in least recently stored order, for eviction. */
+  readonly #producers = new Map<string, ProducerWindow>();
+  /** Sequences remembered over all producers (bounded by `topicSequencesMax`). */
+  #sequencesRemembered = 0;
   readonly #batches = new BatchIndex();
   /**
-   * Entries holding a retried (duplicate) part next to new ones: reading them
-   * back must leave those parts out. Rare, so a map; rebuilt by replay.
+   * Entries holding a retried (duplicate) or refused part next to new ones:
+   * reading them back must leave those parts out. Rare, so a map; rebuilt by
+   * replay.
    */
   readonly #skippedParts = new Map<number, number[]>();
 
@@ -155,13 +239,18 @@ export class TopicState {
       }
       return { kind: "acked" };
     }
-    const parts: PartResult[] = [];
+    const parts: (PartResult | PartRejection)[] = [];
     const skipped: number[] = [];
     const messages: string[] = [];
     command.parts.forEach((part, position) => {
-      const duplicate = this.duplicateOf(part.producerId, part.sequence);
-      if (duplicate) {
-        parts.push(duplicate);
+      const verdict = this.checkSequence(part.producerId, part.sequence);
+      if (verdict.kind === "duplicate") {
+        parts.push(verdict.result);
+        skipped.push(position);
+        return;
+      }
+      if (verdict.kind === "out_of_order") {
+        parts.push({ rejected: "out_of_order_sequence", reason: verdict.reason });
         skipped.push(position);
         return;
       }
@@ -171,7 +260,7 @@ export class TopicState {
       for (const message of part.messages) messages.push(message);
       this.nextOffset += count;
       if (part.producerId !== undefined) {
-        this.#rememberProducer(part.producerId, part.sequence!, { firstOffset, count });
+        this.#rememberProducer(part.producerId, part.sequence!, firstOffset, count);
       }
       parts.push({ firstOffset, count, duplicate: false });
     });
@@ -179,30 +268,53 @@ export class TopicState {
     return { kind: "published", parts, messages };
   }
 
-  /** Positions of the parts of entry `index` that were duplicates (not stored). */
+  /** Positions of the parts of entry `index` that were duplicates or refused (not stored). */
   skippedParts(index: number): readonly number[] | undefined {
     return this.#skippedParts.get(index);
   }
 
   /**
-   * The earlier result of a retried publish, or undefined when it is new. A
-   * producer's recent sequences are remembered, so a retry of an older one
-   * (its answer was lost while later ones succeeded) gets its own offsets,
-   * and a sequence that failed and is retried after later ones is stored.
-   * A sequence older than everything remembered cannot be told apart from a
-   * duplicate, so it is answered as one: stored at most once.
+   * What to do with a publish of `producerId` at `sequence`. Deterministic:
+   * every replica applies the same entries in the same order and reaches
+   * the same verdict, which goes back to the publisher.
+   *
+   * - Without a producer id: always new (no deduplication asked for).
+   * - Unknown producer: sequence 0 is its first publish; any other sequence
+   *   is refused, since the topic cannot tell whether the earlier ones were
+   *   stored (the producer is new to it, or was forgotten beyond
+   *   `producersMax`/`topicSequencesMax`).
+   * - Known producer: `last + 1` is new; a sequence inside the window is a
+   *   duplicate answered with its original offsets; anything further ahead
+   *   (a gap: an earlier sequence was never stored) or older than the window
+   *   (it cannot be checked any more) is refused. A refused publish stores
+   *   nothing, so the answer is never a success that stored nothing.
    */
-  duplicateOf(
-    producerId: string | undefined,
-    sequence: number | undefined,
-  ): PartResult | undefined {
-    if (producerId === undefined || sequence === undefined) return undefined;
-    const known = this.#producers.get(producerId);
-    if (known === undefined) return undefined;
-    const stored = known.batches.get(sequence);
-    if (stored !== undefined) return { ...stored, duplicate: true };
-    if (sequence <= known.forgottenMax) return { firstOffset: -1, count: 0, duplicate: true };
-    return undefined;
+  checkSequence(producerId: string | undefined, sequence: number | undefined): SequenceVerdict {
+    if (producerId === undefined || sequence === undefined) return newSequence;
+    const window = this.#producers.get(producerId);
+    if (window === undefined) {
+      if (sequence === 0) return newSequence;
+      return {
+        kind: "out_of_order",
+        reason:
+          `Sequence ${sequence} of producer '${producerId}' cannot be checked as this topic holds no earlier sequence of that producer (a producer starts at 0), so it was not stored`,
+      };
+    }
+    if (sequence === window.last + 1) return newSequence;
+    if (sequence > window.last + 1) {
+      return {
+        kind: "out_of_order",
+        reason:
+          `Sequence ${sequence} of producer '${producerId}' skips ahead of its last stored sequence ${window.last}, so it was not stored`,
+      };
+    }
+    const stored = window.lookup(sequence);
+    if (stored !== undefined) return { kind: "duplicate", result: stored };
+    return {
+      kind: "out_of_order",
+      reason:
+        `Sequence ${sequence} of producer '${producerId}' is older than the ${window.length} sequences this topic remembers for it (up to ${window.last}), so it cannot be checked and was not stored`,
+    };
   }
 
   /** The log index of the batch holding `offset` and that batch's first offset. */
@@ -229,22 +341,25 @@ export class TopicState {
     this.subscribers.set(subscriber, Math.max(previous, offset));
   }
 
-  #rememberProducer(producerId: string, sequence: number, batch: StoredBatch): void {
-    let known = this.#producers.get(producerId);
-    if (known === undefined) {
-      if (this.#producers.size >= producersMax) {
-        this.#producers.delete(this.#producers.keys().next().value!);
-      }
-      known = { batches: new Map(), forgottenMax: -1 };
+  #rememberProducer(producerId: string, sequence: number, firstOffset: number, count: number) {
+    let window = this.#producers.get(producerId);
+    if (window === undefined) {
+      window = new ProducerWindow();
+    } else {
+      // Re-inserting keeps the map in least-recently-stored order for eviction.
+      this.#producers.delete(producerId);
     }
-    // Re-inserting keeps the map in least-recently-used order for eviction.
-    this.#producers.delete(producerId);
-    this.#producers.set(producerId, known);
-    known.batches.set(sequence, batch);
-    if (known.batches.size > producerSequencesMax) {
-      const forgotten = known.batches.keys().next().value!;
-      known.batches.delete(forgotten);
-      known.forgottenMax = Math.max(known.forgottenMax, forgotten);
+    this.#producers.set(producerId, window);
+    const before = window.length;
+    window.push(sequence, firstOffset, count);
+    this.#sequencesRemembered += window.length - before;
+    while (
+      this.#producers.size > producersMax || this.#sequencesRemembered > topicSequencesMax
+    ) {
+      const [oldestId, oldest] = this.#producers.entries().next().value!;
+      assert(oldestId !== producerId, "a topic's sequence budget must hold one whole window");
+      this.#producers.delete(oldestId);
+      this.#sequencesRemembered -= oldest.length;
     }
   }
 }

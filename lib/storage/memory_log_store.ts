@@ -31,6 +31,10 @@ export class MemoryLogStore implements LogStore {
   #durableHardState: HardState = { term: 0, vote: 0, commit: 0 };
   #overwritten = new Map<number, Entry>();
   #closed = false;
+  /** Error the next sync fails with (tests of disk failures). */
+  #injectedFailure: Error | undefined;
+  /** Set by a failed sync: writes are refused until `recover()`. */
+  #failure: Error | undefined;
 
   firstIndex(): number {
     return this.#offset;
@@ -102,13 +106,45 @@ export class MemoryLogStore implements LogStore {
   }
 
   sync(): Promise<void> {
-    this.syncNow();
+    try {
+      this.syncNow();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return Promise.resolve();
+  }
+
+  /**
+   * Makes the next sync fail with `error`, as a full disk does to a real
+   * store: nothing is made durable and writes are refused until `recover()`.
+   *
+   * @example
+   * ```ts
+   * const store = new MemoryLogStore();
+   * store.failNextSync(new Error("Cannot write the log as the disk is full"));
+   * await store.sync().catch(() => store.recover());
+   * ```
+   */
+  failNextSync(error: Error): void {
+    this.#injectedFailure = error;
+  }
+
+  /** Drops every write not covered by a successful sync, as `crash()` does, and takes writes again. */
+  recover(): Promise<void> {
+    if (this.#failure === undefined) return Promise.resolve();
+    this.crash();
+    this.#failure = undefined;
     return Promise.resolve();
   }
 
   /** Synchronous `sync()`, for the simulator which models fsync latency itself. */
   syncNow(): void {
     this.#requireOpen();
+    if (this.#injectedFailure !== undefined) {
+      this.#failure = this.#injectedFailure;
+      this.#injectedFailure = undefined;
+    }
+    if (this.#failure !== undefined) throw this.#failure;
     this.#durableLast = this.lastIndex();
     this.#durableHardState = { ...this.#hardState };
     this.#overwritten.clear();
@@ -161,5 +197,6 @@ export class MemoryLogStore implements LogStore {
 
   #requireOpen(): void {
     if (this.#closed) throw new Error("Cannot write to a closed MemoryLogStore");
+    if (this.#failure !== undefined) throw this.#failure;
   }
 }

@@ -114,23 +114,76 @@ export class LogClosedError extends Error {
 }
 
 /**
- * A disk operation failed. The state of the files is unknown (a failed fsync
- * may have dropped dirty pages), so the store refuses all further writes and
- * the replica must be reopened or rebuilt.
+ * A disk operation failed with an I/O error other than a full disk. The
+ * files beyond the last successful sync are in an unknown state (a failed
+ * fsync may have dropped dirty pages), so the store refuses further writes
+ * until `recover()` brings it back to its last durable state.
  */
 export class LogFailedError extends Error {
   /**
    * @example
    * ```ts
    * import { LogFailedError } from "./segment_log_store.ts";
-   * new LogFailedError(new Error("EIO"));
+   * new LogFailedError(new Error("EIO"), "/data/topics/events");
    * ```
    */
-  constructor(cause: unknown) {
-    super("Cannot write the log store as an earlier disk operation failed", { cause });
+  constructor(cause: unknown, readonly directory?: string) {
+    super(
+      `Cannot write the log${
+        directory === undefined ? "" : ` in '${directory}'`
+      } as a disk operation failed: ${ioErrorName(cause)}`,
+      { cause },
+    );
     this.name = "LogFailedError";
   }
 }
+
+/**
+ * The disk holding the log is full (ENOSPC) or over quota (EDQUOT). Nothing
+ * written since the last successful sync is durable (and none of it was
+ * acknowledged); the store refuses further writes until `recover()` finds
+ * space again and brings it back to its last durable state.
+ */
+export class StorageFullError extends Error {
+  /**
+   * @example
+   * ```ts
+   * import { StorageFullError } from "./segment_log_store.ts";
+   * new StorageFullError("/data/topics/events");
+   * ```
+   */
+  constructor(readonly directory: string, options?: ErrorOptions) {
+    super(`Cannot write the log in '${directory}' as the disk is full`, options);
+    this.name = "StorageFullError";
+  }
+}
+
+/** True for an error of a full disk or an exhausted quota. */
+export function isStorageFull(error: unknown): boolean {
+  if (error instanceof StorageFullError) return true;
+  if (error instanceof LogFailedError) return isStorageFull(error.cause);
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}
+
+/** The typed error of a failed disk operation on the log in `directory`. */
+export function storageError(error: unknown, directory: string): Error {
+  if (error instanceof StorageFullError || error instanceof LogFailedError) return error;
+  if (error instanceof LogClosedError) return error;
+  return isStorageFull(error)
+    ? new StorageFullError(directory, { cause: error })
+    : new LogFailedError(error, directory);
+}
+
+/** A short name of an I/O error: its code and message, e.g. "EIO: Input/output error". */
+function ioErrorName(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  return typeof code === "string" && !message.includes(code) ? `${code}: ${message}` : message;
+}
+
+/** Bytes written (and removed) to check that a full disk takes writes again. */
+export const probeBytes = 64 * 1024;
 
 interface Segment {
   firstIndex: number;
@@ -208,7 +261,15 @@ export class SegmentLogStore implements LogStore {
   /** A flush queued but not started: later `sync()` calls join it (group commit). */
   #pendingFlush: Promise<void> | undefined;
   #runningFlush: Promise<void> | undefined;
-  #failure: unknown;
+  /** The typed error of a failed disk operation; writes are refused until `recover()`. */
+  #failure: Error | undefined;
+  /**
+   * Per segment file, the bytes a successful sync made durable: the only
+   * part of the file that is trusted after a failed write (see `recover()`).
+   */
+  #durableBytes = new Map<string, number>();
+  /** The running `recover()`, which concurrent callers share. */
+  #recovering: Promise<void> | undefined;
   #closed = false;
   #fsyncCount = 0;
 
@@ -332,7 +393,7 @@ export class SegmentLogStore implements LogStore {
 
   sync(): Promise<void> {
     if (this.#closed) return Promise.reject(new LogClosedError());
-    if (this.#failure !== undefined) return Promise.reject(new LogFailedError(this.#failure));
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
     if (this.#pendingFlush !== undefined) return this.#pendingFlush;
     if (!this.#hasUnflushedWork()) return this.#runningFlush ?? Promise.resolve();
     const flush: Promise<void> = this.#enqueue(async () => {
@@ -393,6 +454,138 @@ export class SegmentLogStore implements LogStore {
     }
     if (this.#cacheFirstIndex <= snapshot.index) this.#clearCache(snapshot.index + 1);
     return this.sync();
+  }
+
+  /** The typed error that made the store refuse writes, if any (until `recover()`). */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
+  /**
+   * Brings the store back after a failed write, as a crash-restart would.
+   *
+   * 1. Probe: a file of `probeBytes` is written, fsynced and removed, so a
+   *    disk that is still full fails here (StorageFullError), cheaply, and
+   *    the caller retries later.
+   * 2. Roll back: every segment file is cut back to the bytes that the last
+   *    successful sync made durable, and files no successful sync created
+   *    are removed. After a failed fsync the page cache may still show bytes
+   *    that never reached the disk (or have dropped ones that did not), so
+   *    nothing beyond the last successful sync is trusted; nothing beyond it
+   *    was acknowledged either, since acknowledgements wait for `sync()`.
+   * 3. Reload: the log, hard state and snapshot are read back from disk, as
+   *    `open()` does, and replace this store's state in one synchronous step
+   *    (concurrent readers never see a half-loaded log).
+   *
+   * Entries appended but not synced are gone afterwards: the owner must
+   * rebuild whatever it derived from them (Raft restarts from the store).
+   * Resolves at once when the store has not failed.
+   *
+   * @example
+   * ```ts
+   * import { SegmentLogStore } from "./segment_log_store.ts";
+   * const store = await SegmentLogStore.open(await Deno.makeTempDir());
+   * await store.sync().catch(() => store.recover());
+   * ```
+   */
+  recover(): Promise<void> {
+    if (this.#closed) return Promise.reject(new LogClosedError());
+    if (this.#failure === undefined) return Promise.resolve();
+    this.#recovering ??= this.#recover().finally(() => this.#recovering = undefined);
+    return this.#recovering;
+  }
+
+  async #recover(): Promise<void> {
+    await this.#queue;
+    try {
+      await this.#probe();
+      await this.#rollBack();
+      const loaded = await SegmentLogStore.open(this.#directory, {
+        segmentBytesMax: this.#segmentBytesMax,
+        cacheBytesMax: this.#cacheBytesMax,
+      });
+      if (this.#closed) {
+        await loaded.close();
+        throw new LogClosedError();
+      }
+      this.#adopt(loaded);
+    } catch (error) {
+      if (error instanceof CorruptLogError || error instanceof LogClosedError) throw error;
+      throw storageError(error, this.#directory);
+    }
+  }
+
+  async #probe(): Promise<void> {
+    const path = this.#path(`probe${temporaryFileSuffix}`);
+    try {
+      const file = await Deno.open(path, { write: true, create: true, truncate: true });
+      try {
+        await writeAll(file, new Uint8Array(probeBytes));
+        await file.syncData();
+        this.#fsyncCount++;
+      } finally {
+        file.close();
+      }
+    } finally {
+      await Deno.remove(path).catch(() => {});
+    }
+  }
+
+  /** Cuts the files back to their durable bytes (see `recover()`). */
+  async #rollBack(): Promise<void> {
+    for await (const entry of Deno.readDir(this.#directory)) {
+      const path = this.#path(entry.name);
+      if (entry.name.endsWith(temporaryFileSuffix)) {
+        await Deno.remove(path).catch(ignoreNotFound);
+        continue;
+      }
+      if (!entry.isFile || !/^\d{20}\.log$/.test(entry.name)) continue;
+      const durable = this.#durableBytes.get(path) ?? 0;
+      if (durable === 0) {
+        await Deno.remove(path).catch(ignoreNotFound);
+      } else if ((await Deno.stat(path)).size > durable) {
+        await truncateFile(path, durable);
+        this.#fsyncCount++;
+      }
+    }
+    await syncDirectory(this.#directory);
+    this.#fsyncCount++;
+  }
+
+  /** Takes over the state of `loaded`, a fresh store of the same directory. */
+  #adopt(loaded: SegmentLogStore): void {
+    for (const segment of this.#segments) closeFiles(segment);
+    for (const operation of this.#plan) closeFiles(operation.segment);
+    this.#segments = loaded.#segments;
+    this.#lastIndex = loaded.#lastIndex;
+    this.#syncedIndex = loaded.#syncedIndex;
+    this.#writtenIndex = loaded.#writtenIndex;
+    this.#flightIndex = loaded.#flightIndex;
+    this.#base = loaded.#base;
+    this.#terms = loaded.#terms;
+    this.#offsets = loaded.#offsets;
+    this.#sizes = loaded.#sizes;
+    this.#cache = loaded.#cache;
+    this.#cacheHead = loaded.#cacheHead;
+    this.#cacheFirstIndex = loaded.#cacheFirstIndex;
+    this.#cacheBytes = loaded.#cacheBytes;
+    this.#staging = loaded.#staging;
+    this.#stagingLength = loaded.#stagingLength;
+    this.#spareBuffers = loaded.#spareBuffers;
+    this.#plan = loaded.#plan;
+    this.#hardState = loaded.#hardState;
+    this.#persistedHardState = loaded.#persistedHardState;
+    this.#snapshot = loaded.#snapshot;
+    this.#snapshotToWrite = loaded.#snapshotToWrite;
+    this.#queue = Promise.resolve();
+    this.#pendingFlush = undefined;
+    this.#runningFlush = undefined;
+    this.#durableBytes = loaded.#durableBytes;
+    this.#fsyncCount += loaded.#fsyncCount;
+    this.#failure = undefined;
+    // The loaded store's file handles now belong to this one.
+    loaded.#segments = [];
+    loaded.#closed = true;
   }
 
   async close(): Promise<void> {
@@ -628,7 +821,7 @@ export class SegmentLogStore implements LogStore {
   #enqueue(job: () => Promise<void>): Promise<void> {
     const run = this.#queue.then(() => {
       if (this.#closed) throw new LogClosedError();
-      if (this.#failure !== undefined) throw new LogFailedError(this.#failure);
+      if (this.#failure !== undefined) throw this.#failure;
       return job();
     });
     this.#queue = run.catch(() => {});
@@ -641,6 +834,9 @@ export class SegmentLogStore implements LogStore {
     const operations = this.#plan;
     this.#plan = [];
     this.#flightIndex = this.#lastIndex;
+    // With nothing staged, each live segment's logical size is its size on
+    // disk once the plan ran: what this flush makes durable.
+    const durableBytes = new Map(this.#segments.map((segment) => [segment.path, segment.bytes]));
     const hardState = this.#hardStateNeedsWrite() ? { ...this.#hardState } : undefined;
     const snapshot = this.#snapshotToWrite;
     this.#snapshotToWrite = undefined;
@@ -658,9 +854,10 @@ export class SegmentLogStore implements LogStore {
       }
       await this.#execute(operations);
     } catch (error) {
-      this.#failure = error;
-      throw new LogFailedError(error);
+      this.#failure = storageError(error, this.#directory);
+      throw this.#failure;
     }
+    this.#durableBytes = durableBytes;
     this.#syncedIndex = Math.max(this.#syncedIndex, this.#flightIndex);
     this.#writtenIndex = Math.max(this.#writtenIndex, this.#flightIndex);
     for (const operation of operations) {
@@ -686,6 +883,7 @@ export class SegmentLogStore implements LogStore {
         await this.#barrier(dirty, state);
       }
       if (operation.kind === "write" && state.destructive) await this.#barrier(dirty, state);
+      this.#distrust(operation);
       switch (operation.kind) {
         case "create":
           segment.writer = await Deno.open(segment.path, { create: true, append: true });
@@ -722,6 +920,22 @@ export class SegmentLogStore implements LogStore {
         segment.writer.close();
         segment.writer = undefined;
       }
+    }
+  }
+
+  /**
+   * Lowers the trusted size of a segment file before an operation that may
+   * change bytes a sync made durable: should the flush fail, `recover()`
+   * must not keep them (a truncated file could otherwise regrow with bytes
+   * that were never synced in their new place).
+   */
+  #distrust(operation: DiskOperation): void {
+    const { path } = operation.segment;
+    const durable = this.#durableBytes.get(path);
+    if (operation.kind === "create" || operation.kind === "delete") {
+      this.#durableBytes.delete(path);
+    } else if (operation.kind === "truncate" && durable !== undefined) {
+      this.#durableBytes.set(path, Math.min(durable, operation.bytes));
     }
   }
 
@@ -766,6 +980,12 @@ export class SegmentLogStore implements LogStore {
     this.#syncedIndex = this.#lastIndex;
     this.#writtenIndex = this.#lastIndex;
     this.#cacheFirstIndex = this.#lastIndex + 1;
+    this.#durableBytes = new Map(this.#segments.map((segment) => [segment.path, segment.bytes]));
+    // The commit index rides along with term and vote, written before the
+    // records of the same flush: a failed or interrupted flush can leave it
+    // naming entries that are not on disk. It is only a hint (Raft relearns
+    // it from the leader), so it is capped at the log instead.
+    this.#hardState.commit = Math.min(this.#hardState.commit, this.#lastIndex);
   }
 
   async #loadHardState(): Promise<void> {
@@ -877,7 +1097,7 @@ export class SegmentLogStore implements LogStore {
 
   #assertWritable(): void {
     this.#assertOpen();
-    if (this.#failure !== undefined) throw new LogFailedError(this.#failure);
+    if (this.#failure !== undefined) throw this.#failure;
   }
 }
 

@@ -92,6 +92,15 @@ export interface LogStore {
    * the entries it covers, keeping the log after it. Durable before resolving.
    */
   compact(snapshot: Snapshot): Promise<void>;
+  /**
+   * After a failed write (`sync()`, `applySnapshot()` or `compact()` rejected,
+   * and the store refuses writes since), returns the store to its last
+   * durable state, as a crash-restart would: writes not covered by a
+   * successful `sync()` are dropped and the state is read back from the disk.
+   * Rejects, leaving the store failed, while the disk still refuses writes
+   * (it may be retried). Resolves at once when nothing failed.
+   */
+  recover(): Promise<void>;
   /** Releases files; pending unsynced writes may be lost. */
   close(): Promise<void>;
 }

@@ -9,14 +9,14 @@ Deno.test("TopicReader reads coalesced entries back in offset order, without the
   const store = new MemoryLogStore();
   const state = new TopicState();
   const commands = [
-    encodeCommand({ kind: "publish", parts: [{ messages: ["a"], producerId: "p", sequence: 1 }] }),
+    encodeCommand({ kind: "publish", parts: [{ messages: ["a"], producerId: "p", sequence: 0 }] }),
     encodeCommand({ kind: "ack", offsets: { u1: 0 } }),
     encodeCommand({
       kind: "publish",
       parts: [
         { messages: ["b", "c"] },
-        { messages: ["a"], producerId: "p", sequence: 1 },
-        { messages: ["d"], producerId: "p", sequence: 2 },
+        { messages: ["a"], producerId: "p", sequence: 0 },
+        { messages: ["d"], producerId: "p", sequence: 1 },
       ],
     }),
   ];

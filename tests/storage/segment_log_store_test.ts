@@ -480,6 +480,7 @@ Deno.test("SegmentLogStore persists the hard state and skips the fsync for commi
     assert.deepEqual(store.hardState(), { term: 3, vote: 2, commit: 7 });
     await store.sync();
     assert.equal(store.fsyncCount, before);
+    store.append(makeEntries(1, 9, 4));
     store.setHardState({ term: 4, vote: 0, commit: 9 });
     await store.sync();
     await store.close();
