@@ -129,6 +129,12 @@ interface ProducerStream {
   readonly parked: Map<number, Call>;
   /** Publishes waiting for one of the `publishesInFlightMax` slots. */
   slotWaiters: (() => void)[];
+  /**
+   * True once the stream's first publish was stored. Until then nothing else
+   * is sent: the topic takes a new producer's first sequence as it comes, so
+   * a later one must never overtake it.
+   */
+  started: boolean;
 }
 
 interface Call {
@@ -547,6 +553,11 @@ export class PubSubClient {
     const { stream, sequence } = call.producer;
     stream.unresolved.delete(sequence);
     stream.parked.delete(sequence);
+    if (!failed && !stream.started) {
+      stream.started = true;
+      // Everything that waited for the first publish may go now.
+      for (const wake of stream.slotWaiters.splice(0)) wake();
+    }
     if (failed && this.#streams.get(stream.topic) === stream) {
       this.#streams.delete(stream.topic);
       // Publishes waiting for a slot of the retired stream take the next one.
@@ -561,7 +572,8 @@ export class PubSubClient {
     while (true) {
       if (this.#closed) throw new ClientClosedError();
       const stream = this.#stream(topic);
-      if (stream.unresolved.size < publishesInFlightMax) return stream;
+      const open = stream.started || stream.nextSequence === 0;
+      if (open && stream.unresolved.size < publishesInFlightMax) return stream;
       await new Promise<void>((resolve) => stream.slotWaiters.push(resolve));
     }
   }
@@ -592,6 +604,7 @@ export class PubSubClient {
       unresolved: new Set(),
       parked: new Map(),
       slotWaiters: [],
+      started: false,
     };
     this.#streams.set(topic, stream);
     return stream;

@@ -95,8 +95,13 @@ class ProducerWindow {
     return { firstOffset: this.#firstOffsets[slot], count: this.#counts[slot], duplicate: true };
   }
 
-  /** Remembers `last + 1`; the oldest sequence leaves once the window is full. */
+  /**
+   * Remembers `last + 1` (or, for a window that holds nothing yet, the
+   * producer's first sequence, whatever it is); the oldest sequence leaves
+   * once the window is full.
+   */
   push(sequence: number, firstOffset: number, count: number): void {
+    if (this.#length === 0) this.last = sequence - 1;
     assert(sequence === this.last + 1, `producer sequence ${sequence} after ${this.last}`);
     if (this.#length === this.#firstOffsets.length) {
       if (this.#length < producerSequencesMax) {
@@ -279,10 +284,13 @@ export class TopicState {
    * the same verdict, which goes back to the publisher.
    *
    * - Without a producer id: always new (no deduplication asked for).
-   * - Unknown producer: sequence 0 is its first publish; any other sequence
-   *   is refused, since the topic cannot tell whether the earlier ones were
-   *   stored (the producer is new to it, or was forgotten beyond
-   *   `producersMax`/`topicSequencesMax`).
+   * - Unknown producer: its first sequence may be any number (the protocol
+   *   says only "+1 per publish", and seed-era clients start at 1); the
+   *   topic checks every later one against it. A producer forgotten beyond
+   *   `producersMax`/`topicSequencesMax` is unknown again, so a retry of
+   *   its old sequences is not recognised: a documented limit.
+   *   `PubSubClient` starts at 0 and sends nothing more until that first
+   *   publish is answered, so its later sequences can never arrive first.
    * - Known producer: `last + 1` is new; a sequence inside the window is a
    *   duplicate answered with its original offsets; anything further ahead
    *   (a gap: an earlier sequence was never stored) or older than the window
@@ -292,14 +300,7 @@ export class TopicState {
   checkSequence(producerId: string | undefined, sequence: number | undefined): SequenceVerdict {
     if (producerId === undefined || sequence === undefined) return newSequence;
     const window = this.#producers.get(producerId);
-    if (window === undefined) {
-      if (sequence === 0) return newSequence;
-      return {
-        kind: "out_of_order",
-        reason:
-          `Sequence ${sequence} of producer '${producerId}' cannot be checked as this topic holds no earlier sequence of that producer (a producer starts at 0), so it was not stored`,
-      };
-    }
+    if (window === undefined) return newSequence;
     if (sequence === window.last + 1) return newSequence;
     if (sequence > window.last + 1) {
       return {
