@@ -140,7 +140,10 @@ async function waitForFormation(children: Child[], signal: AbortSignal): Promise
         child.client ??= await connectQuietly(child.address);
         const status = await child.client!.clusterStatus();
         const alive = status.nodes.filter((node) => node.state === "alive").length;
-        return status.metaLeader !== null && alive >= children.length;
+        // Until every peer votes in the metadata group (up to 5), losing the
+        // controller could leave the cluster without a quorum.
+        return status.metaLeader !== null && alive >= children.length &&
+          status.metaVoters.length >= Math.min(children.length, 5);
       } catch {
         return false;
       }

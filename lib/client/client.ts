@@ -106,6 +106,8 @@ export interface TopicInfo {
 export interface ClusterInfo {
   nodes: NodeStatus[];
   metaLeader: number | null;
+  /** Voters of the metadata group as the answering peer knows them (empty when it did not say). */
+  metaVoters: number[];
   topics: number;
 }
 
@@ -410,6 +412,7 @@ export class PubSubClient {
     return {
       nodes: answer.nodes as NodeStatus[],
       metaLeader: (answer.meta_leader ?? null) as number | null,
+      metaVoters: Array.isArray(answer.meta_voters) ? answer.meta_voters as number[] : [],
       topics: answer.topics as number,
     };
   }

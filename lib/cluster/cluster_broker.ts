@@ -30,6 +30,7 @@ import {
   MetaState,
   type TopicPlacement,
 } from "./meta_state.ts";
+import { loadNodeIdentity } from "./node_identity.ts";
 import type { ClusterSecret } from "./peer_auth.ts";
 import { checkSender } from "./peer_handler.ts";
 import {
@@ -50,6 +51,7 @@ import {
   forwardRequest,
   joinRequest,
   metaRequest,
+  type RaftBatchItem,
   subscribeStartRequest,
   waitRequest,
 } from "./peer_rpc.ts";
@@ -99,6 +101,11 @@ export interface ClusterBrokerOptions {
   clusterSecret?: ClusterSecret;
   /** Dial peers over TLS, verifying them against these CA certificates. */
   tls?: { caCerts?: string[] };
+  /**
+   * The "host:port" other peers dial to reach this one (default host:port),
+   * e.g. a proxy in front of it; clients still connect to host:port.
+   */
+  advertiseAddress?: string;
   /** Raft tick length; elections take 10-20 ticks. Default 100 ms. */
   tickMs?: number;
   /** Most topics in the cluster; creating more answers `overloaded`. Default 10,000. */
@@ -149,6 +156,15 @@ export class ClusterBroker implements Broker {
   #reconciling = false;
   #closed = false;
   #joining: Promise<void> | undefined;
+  #directoryId!: string;
+  /**
+   * True while a node with an empty data directory waits for the cluster to
+   * accept its join. Until then it answers no vote: if its id was a voter
+   * whose data was lost, a vote from its empty log could elect a leader that
+   * lacks entries the old directory acknowledged (the join is then refused).
+   */
+  #awaitingJoin = false;
+  readonly #fatal = Promise.withResolvers<Error>();
   /** Last durable index of each log at the previous clean stop (see `replica_repair.ts`). */
   #closedLogs = new Map<string, number>();
   /** Replicas that could not be opened: the cause last logged and when to try again. */
@@ -166,6 +182,7 @@ export class ClusterBroker implements Broker {
       deadAfterMs: options.deadAfterMs,
       secret: options.clusterSecret,
       tls: options.tls,
+      advertiseAddress: options.advertiseAddress,
     });
     this.#host = new RaftHost(options.nodeId, {
       send: (nodeId, frame) => this.#node.links.send(nodeId, frame),
@@ -197,6 +214,7 @@ export class ClusterBroker implements Broker {
 
   async #startMeta(): Promise<void> {
     await Deno.mkdir(`${this.#options.dataDir}/topics`, { recursive: true });
+    this.#directoryId = (await loadNodeIdentity(this.#options.dataDir, this.nodeId)).directoryId;
     this.#closedLogs = await takeClosedLogs(this.#options.dataDir);
     const directory = `${this.#options.dataDir}/meta`;
     const opened = await this.#openLog(directory, "meta", "meta");
@@ -208,9 +226,10 @@ export class ClusterBroker implements Broker {
     const others = this.#options.peers.filter((peer) => peer.id !== this.nodeId);
     const first = this.#options.peers.length === 0 || this.#options.peers[0].id === this.nodeId;
     // The first listed peer bootstraps only when no other listed peer answers
-    // a join: a restarted first peer with a wiped disk must not found a
-    // second cluster beside the existing one.
-    const bootstrap = fresh && first && !(await this.#tryJoin(others, 2));
+    // at all: a restarted first peer with a wiped disk must not found a
+    // second cluster beside the existing one, even while that one has no
+    // quorum to take it back (it then keeps trying to join).
+    const bootstrap = fresh && first && (await this.#tryJoin(others, 2)) === "nobody";
     this.#metaGroup = new ReplicaGroup({
       groupId: metaGroupId,
       nodeId: this.nodeId,
@@ -239,6 +258,7 @@ export class ClusterBroker implements Broker {
       this.#logger.info("Node {id} bootstraps a new cluster", { id: this.nodeId });
       this.#metaGroup.campaign();
     } else if (fresh || recovering) {
+      this.#awaitingJoin = true;
       this.#joining = this.#joinLoop(others);
     }
   }
@@ -281,29 +301,67 @@ export class ClusterBroker implements Broker {
     }
   }
 
-  async #tryJoin(peers: DiscoveryPeer[], rounds: number): Promise<boolean> {
-    const message = joinRequest({ nodeId: this.nodeId, address: this.#address });
+  /**
+   * "joined" once a member recorded this node, "answered" when some peer
+   * answered but could not record it yet, "nobody" when no peer answered at
+   * all; throws JoinRefusedError when the cluster refuses this node.
+   */
+  async #tryJoin(
+    peers: DiscoveryPeer[],
+    rounds: number,
+  ): Promise<"joined" | "answered" | "nobody"> {
+    let answered = false;
+    const message = joinRequest({
+      nodeId: this.nodeId,
+      address: this.#address,
+      directoryId: this.#directoryId,
+    });
     for (let round = 0; round < rounds && !this.#closed; round++) {
       for (const peer of peers) {
+        let answer: unknown;
         try {
-          const answer = await this.#node.links.request(peer.id, message, { timeoutMs: 1000 });
-          if (decodeJoinAnswer(answer).joined) return true;
+          answer = await this.#node.links.request(peer.id, message, { timeoutMs: 1000 });
         } catch {
-          // Unreachable or not a member yet; try the next one.
+          // A peer that completed the link handshake exists, even if it is
+          // too busy (electing a controller) to answer the join in time.
+          if (this.#node.links.state(peer.id) === "connected") answered = true;
+          continue; // Unreachable or not a member yet; try the next one.
         }
+        answered = true;
+        const { joined, refused } = decodeJoinAnswer(answer);
+        if (joined) return "joined";
+        if (refused !== undefined) throw new JoinRefusedError(refused);
       }
       await sleep(200);
     }
-    return false;
+    return answered ? "answered" : "nobody";
   }
 
   async #joinLoop(peers: DiscoveryPeer[]): Promise<void> {
-    while (!this.#closed && !(await this.#tryJoin(peers, 1))) await sleep(500);
+    try {
+      while (!this.#closed && (await this.#tryJoin(peers, 1)) !== "joined") await sleep(500);
+    } catch (error) {
+      this.#logger.error("Node {id} cannot join the cluster: {error}", {
+        id: this.nodeId,
+        error: (error as Error).message,
+      });
+      this.#fatal.resolve(error as Error);
+      return;
+    }
+    this.#awaitingJoin = false;
     if (!this.#closed) this.#logger.info("Node {id} joined the cluster", { id: this.nodeId });
   }
 
+  /**
+   * Settles with the reason when this peer cannot go on (the cluster refused
+   * its join): the process should say so and exit.
+   */
+  get fatal(): Promise<Error> {
+    return this.#fatal.promise;
+  }
+
   get #address(): string {
-    return `${this.#options.host}:${this.#options.port}`;
+    return this.#options.advertiseAddress ?? `${this.#options.host}:${this.#options.port}`;
   }
 
   // ---- peer actions -----------------------------------------------------
@@ -313,6 +371,7 @@ export class ClusterBroker implements Broker {
     handler.register("peer_raft", (message, context) => {
       const frame = decodeRaftFrame(message);
       checkSender(frame.from, context);
+      if (this.#awaitingJoin) frame.batch = frame.batch.filter((item) => !asksForVote(item));
       return this.#host.receive(frame);
     });
     handler.register("peer_join", (message) => this.#handleJoin(message));
@@ -324,10 +383,31 @@ export class ClusterBroker implements Broker {
   }
 
   async #handleJoin(message: Record<string, unknown>): Promise<unknown> {
-    const { nodeId: id, address } = decodeJoin(message);
-    const known = this.#meta.members.get(id);
-    if (known === undefined || known.left || known.address !== address) {
-      await this.#proposeMeta({ op: "add_member", id, address });
+    const { nodeId: id, address, directoryId } = decodeJoin(message);
+    let known = this.#meta.members.get(id);
+    if (known !== undefined && !known.left && directoryId !== known.directoryId) {
+      // Read the controller's metadata before refusing: a stale view must not.
+      await this.#metaBarrier();
+      known = this.#meta.members.get(id);
+    }
+    if (
+      known !== undefined && !known.left && known.directoryId !== undefined &&
+      directoryId !== known.directoryId
+    ) {
+      // Its replicas would start empty yet count as the ones that acknowledged
+      // and voted before: only a removed id may come back with a new directory.
+      throw new ProtocolError(
+        "bad_request",
+        `Node ${id} is a member of this cluster with another data directory; its data was lost or replaced. Remove it first (pubsub client remove-node ${id}), or start this peer with a new --id`,
+      );
+    }
+    if (
+      known === undefined || known.left || known.address !== address ||
+      (directoryId !== undefined && known.directoryId !== directoryId)
+    ) {
+      const command: MetaCommand = { op: "add_member", id, address };
+      if (directoryId !== undefined) command.directoryId = directoryId;
+      await this.#proposeMeta(command);
     }
     return { status: "joined", leader: this.#metaGroup.leader };
   }
@@ -712,14 +792,14 @@ export class ClusterBroker implements Broker {
    * whose log went backwards counts again only once it caught up anew
    * (`#peerRestarted`), so a wiped, cut or silent replica drops out. The
    * leader counts while its own log is durable up to the commit index, by
-   * the same measure.
+   * the same measure, and its disk takes writes.
    */
   #inSync(group: ReplicaGroup): number[] {
     const status = group.node.status();
     return status.conf.voters.filter((id) => {
       const caughtUpTicksAgo = status.progress[id]?.caughtUpTicksAgo ?? Infinity;
       if (caughtUpTicksAgo > inSyncTicksMax) return false;
-      if (id === this.nodeId) return true;
+      if (id === this.nodeId) return group.storageFailure === undefined;
       return this.#awake(id);
     }).sort((a, b) => a - b);
   }
@@ -749,6 +829,7 @@ export class ClusterBroker implements Broker {
     return Promise.resolve({
       nodes: view,
       meta_leader: this.#metaGroup.leader || null,
+      meta_voters: [...this.#metaGroup.node.status().conf.voters].sort((a, b) => a - b),
       topics: this.#meta.topics.size,
     });
   }
@@ -850,9 +931,17 @@ export class ClusterBroker implements Broker {
   async #registerSelf(): Promise<boolean> {
     const self = this.#meta.members.get(this.nodeId);
     if (self?.left) return false;
-    if (self === undefined || self.address !== this.#address) {
+    if (
+      self === undefined || self.address !== this.#address ||
+      self.directoryId !== this.#directoryId
+    ) {
       await this.#bounded(
-        this.#proposeMeta({ op: "add_member", id: this.nodeId, address: this.#address }),
+        this.#proposeMeta({
+          op: "add_member",
+          id: this.nodeId,
+          address: this.#address,
+          directoryId: this.#directoryId,
+        }),
       );
     }
     return true;
@@ -1208,6 +1297,29 @@ class RemoteSource implements MessageSource {
 /** A topic replica's key in the clean-shutdown record: its directory under the data directory. */
 function replicaKey(placement: TopicPlacement): string {
   return `topics/${placement.name}.${placement.epoch}`;
+}
+
+/** Vote requests (and transfers) are what a node that may have lost its data must not answer. */
+function asksForVote(item: RaftBatchItem): boolean {
+  if (!("message" in item)) return false;
+  const type = item.message.type;
+  return type === "vote" || type === "preVote" || type === "timeoutNow";
+}
+
+/**
+ * The cluster refused this peer's join (e.g. its id is a member with another
+ * data directory): retrying cannot help, the operator must act.
+ *
+ * @example
+ * ```ts
+ * throw new JoinRefusedError("Node 3 is a member of this cluster with another data directory");
+ * ```
+ */
+export class JoinRefusedError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "JoinRefusedError";
+  }
 }
 
 /**

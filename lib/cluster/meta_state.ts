@@ -12,6 +12,7 @@ import { describeValue, ProtocolError } from "../wire/errors.ts";
 import { validateTopicName } from "../wire/requests.ts";
 import { parseAddress } from "./_address.ts";
 import { nodeIdMax, PeerMessageError } from "./_peer_messages.ts";
+import { directoryIdPattern } from "./node_identity.ts";
 import type { GroupStateMachine } from "./replica_group.ts";
 
 /** Most replicas of one topic (the CLI's --replication-factor limit). */
@@ -23,6 +24,8 @@ export interface MemberInfo {
   address: string;
   /** True once it was removed or left: it holds no replicas any more. */
   left: boolean;
+  /** The random id of its data directory (node_identity.ts), when it told one. */
+  directoryId?: string;
 }
 
 /** A topic and where its replicas live (the first one is its preferred leader). */
@@ -45,7 +48,7 @@ export interface TopicPlacement {
 
 /** Commands of the metadata group. */
 export type MetaCommand =
-  | { op: "add_member"; id: number; address: string }
+  | { op: "add_member"; id: number; address: string; directoryId?: string }
   | { op: "remove_member"; id: number }
   | { op: "create_topic"; name: string; replicas: number[]; replicationFactor: number }
   | { op: "delete_topic"; name: string }
@@ -73,7 +76,16 @@ export function decodeMetaCommand(value: unknown): MetaCommand {
       if (typeof address !== "string" || parseAddress(address) === undefined) {
         throw new PeerMessageError("Field 'address' must be an address \"host:port\"");
       }
-      return { op: "add_member", id: nodeId(fields.id, "id"), address };
+      const directoryId = fields.directoryId;
+      if (
+        directoryId !== undefined &&
+        (typeof directoryId !== "string" || !directoryIdPattern.test(directoryId))
+      ) {
+        throw new PeerMessageError("Field 'directoryId' must be a directory id");
+      }
+      const command: MetaCommand = { op: "add_member", id: nodeId(fields.id, "id"), address };
+      if (directoryId !== undefined) command.directoryId = directoryId;
+      return command;
     }
     case "remove_member":
       return { op: "remove_member", id: nodeId(fields.id, "id") };
@@ -194,9 +206,13 @@ export class MetaState implements GroupStateMachine {
 
   applyCommand(command: MetaCommand): MetaResult {
     switch (command.op) {
-      case "add_member":
-        this.members.set(command.id, { id: command.id, address: command.address, left: false });
+      case "add_member": {
+        const member: MemberInfo = { id: command.id, address: command.address, left: false };
+        const directoryId = command.directoryId ?? this.members.get(command.id)?.directoryId;
+        if (directoryId !== undefined) member.directoryId = directoryId;
+        this.members.set(command.id, member);
         return { ok: true };
+      }
       case "remove_member": {
         const member = this.members.get(command.id);
         if (member === undefined) return { ok: false, reason: "not_found" };

@@ -23,6 +23,7 @@ import {
 import { parseAddress } from "./_address.ts";
 import { nodeIdMax, PeerMessageError } from "./_peer_messages.ts";
 import { decodeMetaCommand, type MetaCommand, type MetaResult, replicasMax } from "./meta_state.ts";
+import { directoryIdPattern } from "./node_identity.ts";
 import { decodeRaftMessage, type WireMessage } from "./raft_codec.ts";
 
 /** Most messages of one peer_raft frame; larger batches are split. */
@@ -142,11 +143,18 @@ export function decodeRaftFrame(message: Fields): RaftFrame {
 export interface JoinRequest {
   nodeId: number;
   address: string;
+  /** The joining peer's data directory id (node_identity.ts). */
+  directoryId?: string;
 }
 
 /** Builds a `peer_join` (the joining node travels as "node_id": "id" is the link's request id). */
 export function joinRequest(join: JoinRequest): { action: "peer_join" } & Fields {
-  return { action: "peer_join", node_id: join.nodeId, address: join.address };
+  return {
+    action: "peer_join",
+    node_id: join.nodeId,
+    address: join.address,
+    directory_id: join.directoryId,
+  };
 }
 
 /** Validates a `peer_join`. */
@@ -156,7 +164,12 @@ export function decodeJoin(message: Fields): JoinRequest {
   if (typeof address !== "string" || parseAddress(address) === undefined) {
     throw new PeerMessageError("Field 'address' must be an address \"host:port\"");
   }
-  return { nodeId, address };
+  const directoryId = message.directory_id;
+  if (directoryId === undefined) return { nodeId, address };
+  if (typeof directoryId !== "string" || !directoryIdPattern.test(directoryId)) {
+    throw new PeerMessageError("Field 'directory_id' must be a directory id");
+  }
+  return { nodeId, address, directoryId };
 }
 
 /** `peer_forward`: a client request relayed to the peer that can serve it. */
@@ -307,10 +320,18 @@ function answerInteger(record: Fields, key: string): number {
   return value;
 }
 
-/** The answer to `peer_join`. */
-export function decodeJoinAnswer(answer: unknown): { joined: boolean } {
+/**
+ * The answer to `peer_join`: joined, refused (a `bad_request` saying why:
+ * the cluster will not take this peer as it is), or neither (retry).
+ */
+export function decodeJoinAnswer(answer: unknown): { joined: boolean; refused?: string } {
   if (typeof answer !== "object" || answer === null) return { joined: false };
-  return { joined: (answer as Fields).status === "joined" };
+  const record = answer as Fields;
+  if (record.status === "joined") return { joined: true };
+  if (record.status === "bad_request" && typeof record.error === "string") {
+    return { joined: false, refused: record.error.slice(0, 500) };
+  }
+  return { joined: false };
 }
 
 /** The answer to `peer_forward`: the relayed request's own answer (any JSON value). */

@@ -366,6 +366,11 @@ export const openApiDocument: Record<string, unknown> = {
           status: { const: "cluster" },
           nodes: { type: "array", items: ref("Node") },
           meta_leader: { type: ["integer", "null"], description: "The controller" },
+          meta_voters: {
+            type: "array",
+            items: { type: "integer" },
+            description: "Voters of the metadata group (the rest are learners)",
+          },
           topics: { type: "integer" },
         },
       },

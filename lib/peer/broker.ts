@@ -27,6 +27,11 @@ export class TopicElsewhereError extends Error {
 export interface ClusterView {
   nodes: NodeStatus[];
   meta_leader: number | null;
+  /**
+   * Voters of the metadata group as this peer knows them: the cluster
+   * survives losing a minority of these (up to 5; other members are learners).
+   */
+  meta_voters?: number[];
   topics: number;
 }
 

@@ -185,6 +185,7 @@ export class LocalBroker implements Broker {
         last_heartbeat_ms_ago: 0,
       }],
       meta_leader: this.nodeId,
+      meta_voters: [this.nodeId],
       topics: this.#topics.size,
     });
   }

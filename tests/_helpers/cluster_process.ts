@@ -131,7 +131,11 @@ export async function waitFor<T>(
 /** Messages a (stopped) peer's replica of `topic` holds, read from its files. */
 export const replicaMessages = readReplicaMessages;
 
-/** Waits until every peer follows a metadata leader (it joined and received the metadata). */
+/**
+ * Waits until every peer follows a metadata leader (it joined and received
+ * the metadata) and the metadata group has all its voters (up to 5): before
+ * that, stopping the controller can leave the cluster without a quorum.
+ */
 export async function waitForFormation(peers: PeerProcess[], tls?: TlsFiles): Promise<void> {
   for (const peer of peers) {
     const client = await PubSubClient.connect({
@@ -142,7 +146,8 @@ export async function waitForFormation(peers: PeerProcess[], tls?: TlsFiles): Pr
     try {
       await waitFor(`peer ${peer.id} to follow a controller`, async () => {
         const status = await client.clusterStatus();
-        return status.metaLeader !== null && status.nodes.length >= peers.length;
+        return status.metaLeader !== null && status.nodes.length >= peers.length &&
+          status.metaVoters.length >= Math.min(peers.length, 5);
       });
     } finally {
       await client.close();
