@@ -15,6 +15,7 @@ Commands:
   cluster   start a local cluster with a live status view
   bench     fault-tolerance checks and performance report
   sim       deterministic simulation of the replication core
+  verify    Jepsen-style check of a live cluster under injected faults
 
 Run 'pubsub <command> --help' for a command's options.`;
 
@@ -26,6 +27,7 @@ const commands: Record<string, () => Promise<CommandRunner>> = {
   cluster: async () => (await import("./lib/cli/cluster.ts")).clusterCommand,
   bench: async () => (await import("./lib/cli/bench.ts")).benchCommand,
   sim: async () => (await import("./lib/cli/sim.ts")).simCommand,
+  verify: async () => (await import("./lib/cli/verify.ts")).verifyCommand,
 };
 
 async function main(args: string[]): Promise<number> {

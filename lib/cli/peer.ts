@@ -7,7 +7,7 @@
  */
 
 import { input } from "@inquirer/prompts";
-import { Option } from "commander";
+import { InvalidArgumentError, Option } from "commander";
 import { configureLogging, type LogFormat, type LogLevelName } from "../logging.ts";
 import { ClusterSecret } from "../cluster/peer_auth.ts";
 import { AccessPolicy, AuthFileError, fullAccessToken, loadAuthFile } from "../peer/auth.ts";
@@ -28,6 +28,7 @@ interface PeerFlags {
   id?: number;
   port?: number;
   host: string;
+  advertiseAddress?: string;
   peers: PeerAddress[];
   dataDir?: string;
   replicationFactor: number;
@@ -67,6 +68,11 @@ export function peerCommand(args: string[]): Promise<number> {
       integerOption(0, 65535),
     )
     .option("--host <host>", "address to listen on", "127.0.0.1")
+    .option(
+      "--advertise-address <host:port>",
+      "address other peers dial to reach this one, e.g. a proxy (default: --host:--port)",
+      advertiseAddressOption,
+    )
     .addOption(
       new Option("--peers <list>", "discovery list id@host:port,...; the first bootstraps")
         .argParser(parsePeerList)
@@ -185,6 +191,7 @@ async function runPeer(flags: PeerFlags): Promise<number> {
     httpPort: flags.httpPort,
     metricsToken,
     peers: flags.peers,
+    advertiseAddress: flags.advertiseAddress,
     replicationFactor: flags.replicationFactor,
     heartbeatMs: flags.heartbeatMs,
     deadAfterMs: flags.deadAfter,
@@ -207,6 +214,16 @@ async function runPeer(flags: PeerFlags): Promise<number> {
   }
   await peer.close();
   return 0;
+}
+
+/** Parses `--advertise-address`: "host:port" or "[v6]:port". */
+function advertiseAddressOption(value: string): string {
+  const match = /^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]\/]+):(\d{1,5})$/.exec(value.trim());
+  const port = Number(match?.[2]);
+  if (match === null || port < 1 || port > 65535) {
+    throw new InvalidArgumentError(`Expected host:port, got '${value}'.`);
+  }
+  return value.trim();
 }
 
 function configureLoggingFrom(flags: PeerFlags): void {

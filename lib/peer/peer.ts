@@ -47,6 +47,8 @@ export interface PeerOptions {
   metricsToken?: string;
   /** The discovery list (`--peers`); the first entry bootstraps a new cluster. */
   peers?: { id: number; host: string; port: number }[];
+  /** The "host:port" other peers dial to reach this one (default host:port). */
+  advertiseAddress?: string;
   replicationFactor?: number;
   heartbeatMs?: number;
   deadAfterMs?: number;
@@ -129,6 +131,7 @@ async function startLockedPeer(options: PeerOptions): Promise<RunningPeer> {
       tls: options.tls === undefined
         ? undefined
         : { caCerts: options.tls.ca === undefined ? undefined : [options.tls.ca] },
+      advertiseAddress: options.advertiseAddress,
       tickMs: options.tickMs,
       topicsMax: options.topicsMax,
     });

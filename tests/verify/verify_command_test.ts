@@ -1,0 +1,88 @@
+import { deepStrictEqual, equal, ok } from "node:assert/strict";
+import { anomalyKinds } from "../../lib/verify/checker.ts";
+import { faultKinds } from "../../lib/verify/nemesis.ts";
+
+const mainPath = new URL("../../main.ts", import.meta.url).pathname;
+
+async function runVerify(
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", mainPath, "verify", ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** Command lines of running processes that mention `text`. */
+async function processesMentioning(text: string): Promise<string[]> {
+  const output = await new Deno.Command("ps", { args: ["-eo", "args"], stdout: "piped" }).output();
+  return new TextDecoder().decode(output.stdout).split("\n").filter((line) => line.includes(text));
+}
+
+Deno.test({
+  name:
+    "pubsub verify --duration 15 injects every fault kind into a local cluster, finds no anomaly and stops every peer",
+  fn: async () => {
+    const { code, stdout, stderr } = await runVerify([
+      ...["--duration", "15", "--seed", "20240601", "--json", "--drain-timeout", "60"],
+    ]);
+    equal(code, 0, stderr);
+    const summary = JSON.parse(stdout.trim());
+    equal(summary.ok, true, stderr);
+    equal(summary.seed, 20240601);
+    for (const kind of anomalyKinds) equal(summary[kind], 0, `${kind}: ${stderr}`);
+    deepStrictEqual(summary.unverified, []);
+    for (const kind of faultKinds) ok(summary.faults[kind] >= 1, `${kind} not injected: ${stderr}`);
+    deepStrictEqual(summary.skipped_kinds, {});
+    ok(summary.acknowledged > 100, `only ${summary.acknowledged} acknowledged`);
+    ok(summary.deliveries > 0 && summary.fetches > 0);
+    // Every acknowledged (and every stored unknown) publish is in the log, once.
+    equal(summary.log_length, summary.acknowledged + summary.unknown_stored);
+    equal(summary.replicas.length, 3);
+    for (const replica of summary.replicas) {
+      equal(replica.source, "files");
+      equal(replica.messages, summary.log_length);
+    }
+    ok(summary.proxied.connections >= 6 && summary.proxied.bytes > 0);
+    ok(stderr.includes("Verdict: PASS"), stderr);
+    ok(stderr.includes("Reproduce the fault schedule: pubsub verify --seed 20240601"), stderr);
+    // The temporary cluster is gone: no process of it runs, its directory was removed.
+    const root = /data in (\S+)/.exec(summary.cluster)?.[1];
+    ok(root !== undefined && root.includes("pubsub-verify-"), summary.cluster);
+    equal(summary.kept_data, null);
+    deepStrictEqual(await processesMentioning(root), []);
+    ok(!(await Deno.stat(root).then(() => true, () => false)), `${root} was left behind`);
+  },
+});
+
+Deno.test("pubsub verify refuses bad flags with one line and exit code 2", async () => {
+  for (
+    const [args, flag] of [
+      [["--duration", "zero"], "--duration"],
+      [["--faults", "kill,meteor"], "meteor"],
+      [["--pids", "123"], "--pids"],
+      [["--nodes", "2"], "--nodes"],
+    ] as const
+  ) {
+    const { code, stdout, stderr } = await runVerify([...args]);
+    equal(code, 2, stderr);
+    equal(stdout, "");
+    equal(stderr.trim().split("\n").length, 1, stderr);
+    ok(stderr.includes(flag), stderr);
+  }
+});
+
+Deno.test("pubsub verify --help describes every fault kind", async () => {
+  const { code, stdout } = await runVerify(["--help"]);
+  equal(code, 0);
+  for (const kind of faultKinds) ok(stdout.includes(`  ${kind}`), kind);
+  ok(stdout.includes("--seed"));
+});
