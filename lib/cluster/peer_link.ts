@@ -172,6 +172,8 @@ export class PeerLink {
   #connections = 0;
   #sleepTimer: ReturnType<typeof setTimeout> | undefined;
   #lastError: string | undefined;
+  /** A connection still in its handshake. */
+  #dialing: Deno.Conn | undefined;
   #lastErrorLoggedAt = -Infinity;
   #lastErrorLogged: string | undefined;
   #wakeSleep: (() => void) | undefined;
@@ -415,8 +417,20 @@ export class PeerLink {
     // Nagle's algorithm would hold heartbeats and small Raft messages back.
     if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
     const frames = readFrames(conn, this.#settings.responseBytesMax);
+    // close() must be able to end a connection still in its handshake, and a
+    // peer that never answers the handshake must not hold the link forever.
+    this.#dialing = conn;
+    let timedOut = false;
+    const handshakeTimer = setTimeout(() => {
+      timedOut = true;
+      closeQuietly(conn);
+    }, this.#settings.connectTimeoutMs);
     try {
-      if (!(await this.#handshake(conn, frames))) return;
+      const ready = await this.#handshake(conn, frames, () => timedOut);
+      clearTimeout(handshakeTimer);
+      this.#dialing = undefined;
+      if (timedOut) this.#failed(`the handshake took over ${this.#settings.connectTimeoutMs} ms`);
+      if (!ready || this.#isClosed()) return;
       this.#conn = conn;
       this.#state = "connected";
       this.#connections++;
@@ -429,12 +443,18 @@ export class PeerLink {
     } catch {
       // A reset, a close() or an unusable answer all end this connection alike.
     } finally {
+      clearTimeout(handshakeTimer);
+      this.#dialing = undefined;
       closeQuietly(conn);
     }
   }
 
   /** Runs the peer handshake before anything queued may leave; false when it failed. */
-  async #handshake(conn: Deno.Conn, frames: AsyncIterator<Uint8Array>): Promise<boolean> {
+  async #handshake(
+    conn: Deno.Conn,
+    frames: AsyncIterator<Uint8Array>,
+    timedOut: () => boolean,
+  ): Promise<boolean> {
     const dialer = new DialerHandshake(this.#settings.nodeId, this.#settings.secret);
     try {
       let message: Record<string, unknown> | undefined = dialer.hello();
@@ -449,6 +469,8 @@ export class PeerLink {
       }
       return true;
     } catch (error) {
+      // Cut short by its timeout (said by the caller) or by close(): no other reason to give.
+      if (timedOut() || this.#isClosed()) return false;
       this.#failed(
         error instanceof PeerHandshakeError
           ? `peer handshake failed: ${error.message}`
@@ -503,6 +525,7 @@ export class PeerLink {
     if (this.#state !== "closed") {
       this.#state = "closed";
       if (this.#conn !== undefined) closeQuietly(this.#conn);
+      if (this.#dialing !== undefined) closeQuietly(this.#dialing);
       clearTimeout(this.#sleepTimer);
       this.#wakeSleep?.();
       this.#dropConnection(

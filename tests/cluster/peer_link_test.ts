@@ -388,3 +388,35 @@ async function readAnswers(conn: Deno.Conn, count: number): Promise<Record<strin
   }
   return answers;
 }
+
+Deno.test("PeerLink gives up a handshake nobody answers, and close ends one in progress", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const accepted: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) accepted.push(conn); // never answers
+  })();
+  const slow = new PeerLink({
+    host: "127.0.0.1",
+    port,
+    connectTimeoutMs: 200,
+    backoffMinMs: 5000,
+    backoffMaxMs: 5000,
+  });
+  const stuck = new PeerLink({ host: "127.0.0.1", port, connectTimeoutMs: 60_000 });
+  try {
+    await waitFor(() => slow.lastError !== undefined);
+    assert.match(slow.lastError!, /handshake took over 200 ms/);
+    await waitFor(() => accepted.length >= 2);
+    const started = Date.now();
+    await stuck.close();
+    assert.ok(Date.now() - started < 1000, "close waited for the handshake");
+    assert.equal(stuck.state, "closed");
+  } finally {
+    await slow.close();
+    await stuck.close();
+    listener.close();
+    for (const conn of accepted) conn.close();
+    await accepting.catch(() => {});
+  }
+});
