@@ -66,7 +66,7 @@ export async function clientCommand(args: string[]): Promise<number> {
     .option("--tls-ca <file>", "connect over TLS, verifying peers against this CA certificate")
     .option(
       "--timeout <ms>",
-      "time one request attempt may take",
+      "most time a request may take, retries included",
       integerOption(1, 3_600_000),
       5000,
     )
@@ -132,7 +132,14 @@ async function connect(flags: GlobalFlags): Promise<PubSubClient> {
       throw new UsageError(`Cannot read --tls-ca file ${flags.tlsCa}: ${(error as Error).message}`);
     }
   }
-  return await PubSubClient.connect({ peers, token, tls, requestTimeoutMs: flags.timeout });
+  // --timeout bounds a whole command's request, retries included.
+  return await PubSubClient.connect({
+    peers,
+    token,
+    tls,
+    requestTimeoutMs: flags.timeout,
+    callTimeoutMs: flags.timeout,
+  });
 }
 
 /** Connects, runs `body`, prints a runtime failure as one line, closes. */

@@ -75,6 +75,12 @@ export interface ClientOptions {
   requestBytesMax?: number;
   /** Retries of a failed idempotent request (and reconnect rounds). Default 6. */
   retries?: number;
+  /**
+   * Most time one call may take over all its attempts. Default
+   * `requestTimeoutMs` × (`retries` + 1). The CLI sets it to `--timeout`,
+   * so a one-shot command never waits longer than it was told.
+   */
+  callTimeoutMs?: number;
   /** Try the bootstrap list in random order. Default false: in order. */
   shuffle?: boolean;
   /** Add producer_id and sequence to publishes so retries never duplicate. Default true. */
@@ -146,6 +152,8 @@ interface Call {
   /** The producer stream and sequence of an idempotent publish. */
   readonly producer?: { stream: ProducerStream; sequence: number };
   readonly deadline: number;
+  /** The last retryable error answer: what the caller hears if the deadline ends the retries. */
+  lastError?: { status: "unavailable"; error?: string };
   attempts: number;
   id: number;
   connection: Connection | undefined;
@@ -165,8 +173,8 @@ interface SubscriptionEntry {
 }
 
 type ResolvedOptions =
-  & Required<Omit<ClientOptions, "token" | "tls">>
-  & Pick<ClientOptions, "token" | "tls">;
+  & Required<Omit<ClientOptions, "token" | "tls" | "callTimeoutMs">>
+  & Pick<ClientOptions, "token" | "tls" | "callTimeoutMs">;
 
 /**
  * A client of a pubsub cluster.
@@ -655,13 +663,17 @@ export class PubSubClient {
   ): Promise<{ response: unknown; connection: Connection }> {
     if (this.#closed) return Promise.reject(new ClientClosedError());
     const attemptsMax = retryable ? this.#options.retries + 1 : 1;
+    const callTimeoutMs = Math.min(
+      this.#options.callTimeoutMs ?? Infinity,
+      this.#options.requestTimeoutMs * attemptsMax,
+    );
     return new Promise((resolve, reject) => {
       const call: Call = {
         order: this.#nextOrder++,
         body,
         retryable,
         producer,
-        deadline: Date.now() + this.#options.requestTimeoutMs * attemptsMax,
+        deadline: Date.now() + callTimeoutMs,
         attempts: 0,
         id: 0,
         connection: undefined,
@@ -672,13 +684,16 @@ export class PubSubClient {
         reject,
       };
       call.deadlineTimer = setTimeout(() => {
+        // A retried "unavailable" says why better than a timeout does.
+        const last = call.lastError;
         this.#finish(
           call,
-          new RequestTimeoutError(
-            `No answer to '${body.action}' within ${
-              this.#options.requestTimeoutMs * attemptsMax
-            } ms`,
-          ),
+          last !== undefined
+            ? new PubSubError(
+              last.status,
+              last.error ?? `Request '${body.action}' answered '${last.status}'`,
+            )
+            : new RequestTimeoutError(`No answer to '${body.action}' within ${callTimeoutMs} ms`),
         );
       }, call.deadline - Date.now());
       this.#enqueue(call);
@@ -751,6 +766,7 @@ export class PubSubClient {
     clearTimeout(call.attemptTimer);
     if (isErrorResponse(response)) {
       if (response.status === "unavailable" && this.#mayRetry(call)) {
+        call.lastError = { status: "unavailable", error: response.error };
         this.#retire(connection);
         this.#enqueue(call);
         return;
@@ -994,6 +1010,10 @@ function resolveOptions(options: ClientOptions): ResolvedOptions {
     ["requestBytesMax", 1, 0xffffffff],
     ["retries", 0, 1000],
   ];
+  if (options.callTimeoutMs !== undefined) {
+    resolved.callTimeoutMs = options.callTimeoutMs;
+    integers.push(["callTimeoutMs", 1, 3_600_000]);
+  }
   for (const [name, min, max] of integers) {
     const value = resolved[name] as number;
     if (!Number.isInteger(value) || value < min || value > max) {

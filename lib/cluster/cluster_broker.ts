@@ -74,6 +74,12 @@ import { ReplicaGroup } from "./replica_group.ts";
 export { forwardHopsMax } from "./peer_rpc.ts";
 /** Most voters of the metadata group; other members follow it as learners. */
 export const metaVotersMax = 5;
+/**
+ * How long a request waits, when a majority of a group's voters cannot be
+ * reached, before it answers `unavailable` naming them (links that are only
+ * reconnecting come back within it).
+ */
+const quorumLostGraceMs = 1000;
 /** How often the controller and the group leaders reconcile. */
 const reconcileMs = 300;
 /** Retry delays for a replica that cannot be opened (each cause is logged once). */
@@ -529,16 +535,53 @@ export class ClusterBroker implements Broker {
   }
 
   async #waitForLeader(group: ReplicaGroup, what: string): Promise<number> {
-    const deadline = Date.now() + this.#options.requestTimeoutMs;
+    const started = Date.now();
+    const deadline = started + this.#options.requestTimeoutMs;
     const settled = () =>
       group.leader !== 0 && (group.leader === this.nodeId || this.#reachable(group.leader));
     while (!settled()) {
-      if (Date.now() > deadline || this.#closed) {
-        throw new ProtocolError("unavailable", `No leader of ${what} is elected yet`);
+      const voters = group.node.status().conf.voters;
+      const lost = Date.now() - started > quorumLostGraceMs && this.#quorumLost(voters);
+      if (lost || Date.now() > deadline || this.#closed) {
+        throw new ProtocolError("unavailable", `No leader of ${what}${this.#whyNoLeader(voters)}`);
       }
       await sleep(10);
     }
     return group.leader;
+  }
+
+  /**
+   * Peers among `voters` (this one counts as reachable) without a working
+   * link or not heard from lately: a leader cannot count on them now.
+   */
+  #unreachable(voters: readonly number[]): number[] {
+    return voters.filter((id) =>
+      id !== this.nodeId && (this.#node.links.state(id) !== "connected" || !this.#awake(id))
+    );
+  }
+
+  /** True when fewer than a majority of `voters` can be reached: no leader can be elected. */
+  #quorumLost(voters: readonly number[]): boolean {
+    return voters.length > 0 &&
+      voters.length - this.#unreachable(voters).length < Math.floor(voters.length / 2) + 1;
+  }
+
+  /** ": peers ... are not reachable, ..." when a quorum of `voters` is lost, else "". */
+  #explainNoQuorum(voters: readonly number[]): string {
+    return this.#quorumLost(voters) ? this.#whyNoLeader(voters) : "";
+  }
+
+  /** The end of an "unavailable" sentence: which peers are missing, when that is why. */
+  #whyNoLeader(voters: readonly number[]): string {
+    const missing = this.#unreachable(voters);
+    if (missing.length === 0) return " is elected yet; retry";
+    const majority = Math.floor(voters.length / 2) + 1;
+    const names = missing.length === 1
+      ? `peer ${missing[0]} is`
+      : `peers ${missing.slice(0, -1).join(", ")} and ${missing.at(-1)} are`;
+    return `: ${names} not reachable, and ${majority} of its ${voters.length} voters (${
+      voters.join(", ")
+    }) must be up to elect one; retry once they are back`;
   }
 
   async #request(
@@ -615,7 +658,8 @@ export class ClusterBroker implements Broker {
   async topic(name: string, options: RouteOptions = {}): Promise<Topic> {
     this.#refuseIfRemoved();
     const placement = await this.#placement(name);
-    const deadline = Date.now() + this.#options.requestTimeoutMs;
+    const started = Date.now();
+    const deadline = started + this.#options.requestTimeoutMs;
     while (!this.#closed) {
       const local = this.#replicas.get(name);
       if (local?.group.isLeader) return local.topic;
@@ -649,11 +693,19 @@ export class ClusterBroker implements Broker {
         if (other !== undefined) throw new TopicElsewhereError(name, other);
         throw storageFailure;
       }
-      if (Date.now() > deadline) break;
+      // Without a majority of its replicas no leader can be elected: say so
+      // (after a moment for links that are only reconnecting) instead of
+      // making the client wait for the whole request timeout.
+      const lost = Date.now() - started > quorumLostGraceMs &&
+        this.#quorumLost(placement.replicas);
+      if (lost || Date.now() > deadline) break;
       await sleep(10);
     }
     throw this.#replicas.get(name)?.group.storageFailure ??
-      new ProtocolError("unavailable", `Topic '${name}' has no leader right now; retry`);
+      new ProtocolError(
+        "unavailable",
+        `Topic '${name}' has no leader${this.#whyNoLeader(placement.replicas)}`,
+      );
   }
 
   /**
@@ -1128,6 +1180,7 @@ export class ClusterBroker implements Broker {
         quiesce: this.#host.quiesce,
         voters: founding ? placement.replicas : undefined,
         onLeaderChange: () => this.#leaderChanges++,
+        explainNoQuorum: (voters) => this.#explainNoQuorum(voters),
         recoveringTerm: opened.recoveringTerm,
         onRecovered: () => this.#recovered(`topic '${placement.name}'`, directory),
       });

@@ -69,6 +69,12 @@ export interface ReplicaGroupOptions {
   /** Called when the known leader or this replica's role changes. */
   onLeaderChange?: (leader: number, role: Role) => void;
   /**
+   * Ends the sentence of an `unavailable` answer when this replica cannot
+   * reach a quorum (e.g. ": peers 2 and 3 are not reachable, ..."); "" when
+   * it knows no reason.
+   */
+  explainNoQuorum?: (voters: readonly number[]) => string;
+  /**
    * Tells follower `to` that its leader let the group sleep at `term` (see
    * `quiescent`). Without it the group never sleeps.
    */
@@ -523,6 +529,21 @@ export class ReplicaGroup {
     if (role !== "leader") {
       // Reads queued on a deposed leader can never be confirmed by it.
       this.#failReads(new ProtocolError("unavailable", "Leadership changed during the read"));
+      // Nor can it tell its proposers when their writes commit: a leader that
+      // stepped down (lost its quorum, or a newer term exists) answers them
+      // now instead of at the request timeout. A write may still commit under
+      // the next leader: "unavailable" never claims it was not stored, and an
+      // idempotent retry finds it.
+      // (A failing disk answers them itself, with storage_full.)
+      if (this.#waiters.size > 0 && this.storageFailure === undefined) {
+        const why = this.#options.explainNoQuorum?.(this.node.status().conf.voters) ?? "";
+        this.#rejectWaiters(
+          new ProtocolError(
+            "unavailable",
+            `The leader stepped down before the write committed${why}`,
+          ),
+        );
+      }
     }
     if (previous !== leader || role === "leader") this.#options.onLeaderChange?.(leader, role);
   }
@@ -573,9 +594,13 @@ export class ReplicaGroup {
   }
 
   #rejectAll(error: Error): void {
+    this.#rejectWaiters(error);
+    this.#failReads(error);
+  }
+
+  #rejectWaiters(error: Error): void {
     for (const waiter of this.#waiters.values()) waiter.reject(error);
     this.#waiters.clear();
-    this.#failReads(error);
   }
 
   /** Stops the replica: pending proposals and reads fail as unavailable. */
