@@ -9,6 +9,7 @@
 import { input } from "@inquirer/prompts";
 import { InvalidArgumentError, Option } from "commander";
 import { configureLogging, type LogFormat, type LogLevelName } from "../logging.ts";
+import { ClusterBroker } from "../cluster/cluster_broker.ts";
 import { ClusterSecret } from "../cluster/peer_auth.ts";
 import { AccessPolicy, AuthFileError, fullAccessToken, loadAuthFile } from "../peer/auth.ts";
 import { startPeer } from "../peer/peer.ts";
@@ -207,7 +208,16 @@ async function runPeer(flags: PeerFlags): Promise<number> {
     );
   }
   console.log(`pubsub peer ${id} listening on ${flags.host}:${peer.port}`);
-  await untilSignal();
+  // A cluster that refuses this peer (e.g. its data directory was replaced)
+  // ends it with the reason, like a start-up failure.
+  const fatal = peer.broker instanceof ClusterBroker
+    ? peer.broker.fatal
+    : new Promise<Error>(() => {});
+  const refused = await Promise.race([untilSignal().then(() => undefined), fatal]);
+  if (refused !== undefined) {
+    await peer.close();
+    throw refused;
+  }
   console.log(`pubsub peer ${id} stopping`);
   if (flags.leaveOnExit) {
     await peer.leave().catch((error) => console.error(`pubsub: leave failed: ${error.message}`));
