@@ -340,12 +340,13 @@ function checkSubscriberGaps(history: HistoryData, found: Findings): void {
     const previous = highest.get(delivery.subscriber) ?? -1;
     if (delivery.offset > previous + 1) {
       const lastAck = lastConfirmedAck(history, delivery.subscriber, delivery.atMs);
+      const skipped = delivery.offset - 1 === previous + 1
+        ? `offset ${previous + 1} was skipped`
+        : `offsets ${previous + 1}-${delivery.offset - 1} were skipped`;
       found.add(
         "subscriber_gaps",
         `subscriber ${delivery.subscriber} (session ${delivery.session}) was delivered offset ${delivery.offset} ` +
-          `after offset ${previous} (last confirmed ack ${lastAck}): offsets ${previous + 1}-${
-            delivery.offset - 1
-          } were skipped`,
+          `after offset ${previous} (last confirmed ack ${lastAck}): ${skipped}`,
       );
     }
     highest.set(delivery.subscriber, Math.max(previous, delivery.offset));

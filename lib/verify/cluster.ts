@@ -138,8 +138,10 @@ export async function startVerifyCluster(options: LocalClusterOptions): Promise<
   try {
     await cluster.start();
   } catch (error) {
-    await cluster.close();
-    throw error;
+    await cluster.close({ keep: true });
+    throw new PeerStartError(`${(error as Error).message} (peer logs kept in ${root}/logs)`, {
+      cause: error,
+    });
   }
   return cluster;
 }
@@ -296,7 +298,9 @@ class LocalCluster implements VerifyCluster {
  * An existing cluster at `addresses` (node ids asked with `ping`). With
  * `pids` (same order) nodes can be paused; with `proxyPorts` (node id to a
  * port) verify listens there and relays to the node, which must advertise
- * that port (`pubsub peer --advertise-address 127.0.0.1:PORT`).
+ * that port (`pubsub peer --advertise-address 127.0.0.1:PORT`): such peers
+ * reach each other only while verify runs. Resolves once every node sees
+ * every other alive.
  *
  * @example
  * ```ts
@@ -344,7 +348,15 @@ export async function externalVerifyCluster(
       node.proxyAddress = proxy.listen(id, { hostname, port: targetPort }, { port });
     }
   }
-  return new ExternalCluster(nodes, proxy, options.pids !== undefined);
+  const cluster = new ExternalCluster(nodes, proxy, options.pids !== undefined);
+  try {
+    // Peers that advertise verify's proxy can reach each other only now.
+    await waitUntilAlive(cluster, nodes);
+  } catch (error) {
+    await cluster.close();
+    throw error;
+  }
+  return cluster;
 }
 
 class ExternalCluster implements VerifyCluster {

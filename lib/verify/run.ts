@@ -55,7 +55,7 @@ export interface VerifyOptions {
   subscribers: number;
   fetchers: number;
   drainTimeoutMs?: number;
-  /** Keep the local cluster's data directory (it is kept anyway when the run fails). */
+  /** Keep the local cluster's data directory (it is kept anyway when the run fails or breaks). */
   keepData?: boolean;
   /** Aborts the run (Ctrl-C): everything stops, no verdict. */
   signal: AbortSignal;
@@ -125,13 +125,21 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyResult | 
       proxyPorts: options.proxyPorts,
     });
   let result: VerifyResult | undefined;
+  let broken = false;
   try {
     events.line?.(`Cluster: ${cluster.description}`);
     result = await runOn(cluster, options, events);
     return result;
+  } catch (error) {
+    broken = true;
+    if (cluster.root === undefined) throw error;
+    throw new Error(`${(error as Error).message} (data and peer logs kept in ${cluster.root})`, {
+      cause: error,
+    });
   } finally {
+    // Kept for a look at the peers' logs when the run failed or broke, not when interrupted.
     const keep = cluster.root !== undefined &&
-      (options.keepData === true || result === undefined || !result.report.ok);
+      (options.keepData === true || broken || result?.report.ok === false);
     await cluster.close({ keep });
     if (result !== undefined && keep) result.keptData = cluster.root;
   }

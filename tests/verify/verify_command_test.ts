@@ -1,6 +1,7 @@
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import { anomalyKinds } from "../../lib/verify/checker.ts";
 import { faultKinds } from "../../lib/verify/nemesis.ts";
+import { freePort, type PeerProcess, startPeer } from "../_helpers/peer_process.ts";
 
 const mainPath = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -61,6 +62,58 @@ Deno.test({
     deepStrictEqual(await processesMentioning(root), []);
     ok(!(await Deno.stat(root).then(() => true, () => false)), `${root} was left behind`);
   },
+});
+
+Deno.test("pubsub verify --peers checks a running cluster with what it can do without owning it", async () => {
+  const ports = [freePort(), freePort(), freePort()];
+  const proxyPorts = [freePort(), freePort(), freePort()];
+  const discovery = proxyPorts.map((port, index) => `${index + 1}@127.0.0.1:${port}`).join(",");
+  const peers: PeerProcess[] = [];
+  try {
+    for (const [index, port] of ports.entries()) {
+      peers.push(
+        await startPeer({
+          id: index + 1,
+          port,
+          peers: discovery,
+          args: [
+            ...["--advertise-address", `127.0.0.1:${proxyPorts[index]}`],
+            ...["--heartbeat-ms", "500", "--dead-after", "5000"],
+          ],
+        }),
+      );
+    }
+    const { code, stdout, stderr } = await runVerify([
+      ...["--peers", peers.map((peer) => peer.address).join(",")],
+      ...["--pids", peers.map((peer) => peer.pid).join(",")],
+      ...["--proxy-ports", proxyPorts.map((port, index) => `${index + 1}=${port}`).join(",")],
+      ...["--faults", "kill,pause,isolate-leader,drop", "--duration", "4", "--seed", "9"],
+      ...["--json", "--drain-timeout", "60"],
+    ]);
+    equal(code, 0, stderr);
+    const summary = JSON.parse(stdout.trim());
+    equal(summary.ok, true, stderr);
+    for (const kind of ["pause", "isolate-leader", "drop"]) {
+      ok(summary.faults[kind] >= 1, `${kind} not injected: ${stderr}`);
+    }
+    equal(summary.faults.kill, undefined);
+    ok(summary.skipped_kinds.kill.includes("cannot restart"), summary.skipped_kinds.kill);
+    equal(summary.replicas.length, 3);
+    for (const replica of summary.replicas) {
+      equal(replica.source, "subscription");
+      equal(replica.messages, summary.log_length);
+    }
+    // The peers verify did not start still run, none left paused.
+    for (const peer of peers) {
+      const state = await Deno.readTextFile(`/proc/${peer.pid}/stat`);
+      ok(!/^\d+ \(.*\) T /.test(state), `peer ${peer.id} is stopped: ${state}`);
+    }
+  } finally {
+    for (const peer of peers) {
+      await peer.stop();
+      await Deno.remove(peer.dataDir, { recursive: true });
+    }
+  }
 });
 
 Deno.test("pubsub verify refuses bad flags with one line and exit code 2", async () => {
