@@ -145,27 +145,36 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyResult | 
   }
 }
 
+/** What the phases of one run share. */
+interface RunContext {
+  cluster: VerifyCluster;
+  options: VerifyOptions;
+  events: VerifyEvents;
+  topic: string;
+  replicationFactor: number;
+  history: History;
+  workload: Workload;
+}
+
 async function runOn(
   cluster: VerifyCluster,
   options: VerifyOptions,
   events: VerifyEvents,
 ): Promise<VerifyResult | undefined> {
   const runTag = `verify-${options.seed}-${Date.now().toString(36)}`;
-  const topic = runTag;
   const replicationFactor = Math.min(3, cluster.members().length);
-  await createTopic(cluster, topic, replicationFactor);
+  await createTopic(cluster, runTag, replicationFactor);
   const { kinds, skippedKinds } = usableKinds(cluster, options.kinds ?? faultKinds);
   const schedule = planFaults(options.seed, { durationMs: options.durationMs, kinds });
   events.line?.(
-    `Fault schedule of seed ${options.seed}: ${schedule.map((step) => step.kind).join(", ")}` +
-      (kinds.length === 0 ? "none" : ""),
+    `Fault schedule of seed ${options.seed}: ${
+      kinds.length === 0 ? "none" : schedule.map((step) => step.kind).join(", ")
+    }`,
   );
-  for (const skipped of skippedKinds) {
-    events.line?.(`  no ${skipped.kind}: ${skipped.reason}`);
-  }
+  for (const skipped of skippedKinds) events.line?.(`  no ${skipped.kind}: ${skipped.reason}`);
   const history = new History();
   const workload = new Workload({
-    topic,
+    topic: runTag,
     runTag,
     producers: options.producers,
     subscribers: options.subscribers,
@@ -174,14 +183,59 @@ async function runOn(
       connectClient(shuffled(cluster.members().map((node) => node.address)), connectOptions),
     history,
   });
-  const nemesis = new Nemesis({
+  const run: RunContext = {
     cluster,
+    options,
+    events,
+    topic: runTag,
+    replicationFactor,
     history,
-    topic,
+    workload,
+  };
+  const faulted = await faultPhase(run, schedule);
+  if (faulted === undefined) return undefined;
+  const { drain, drainSeconds } = await drainPhase(run);
+  if (options.signal.aborted) return undefined;
+  const final = await readFinalState(cluster, run.topic, drain, events);
+  const faults: Record<string, number> = {};
+  for (const record of history.faults) {
+    if (record.injected) faults[record.kind] = (faults[record.kind] ?? 0) + 1;
+  }
+  return {
+    seed: options.seed,
+    topic: run.topic,
+    cluster: cluster.description,
+    schedule,
+    skippedKinds,
+    skippedFaults: faulted.skipped,
+    faults,
+    history,
+    final,
+    report: checkHistory(history, final),
+    faultPhaseSeconds: faulted.seconds,
+    drainSeconds,
+    keptData: undefined,
+    proxied: cluster.proxy === undefined ? undefined : {
+      connections: sum(cluster.proxy.stats().map((entry) => entry.connections)),
+      bytes: sum(cluster.proxy.stats().map((entry) => entry.bytes)),
+    },
+  };
+}
+
+/** The workload under the schedule; undefined when interrupted (the workload is stopped then). */
+async function faultPhase(
+  run: RunContext,
+  schedule: readonly FaultStep[],
+): Promise<{ seconds: number; skipped: number } | undefined> {
+  const { options, events, history, workload } = run;
+  const nemesis = new Nemesis({
+    cluster: run.cluster,
+    history,
+    topic: run.topic,
     signal: options.signal,
     onFault: events.fault,
   });
-  const faultStartMs = performance.now();
+  const startMs = performance.now();
   events.progress?.(0);
   workload.start();
   const ticker = setInterval(() => events.progress?.(history.acknowledged), 200);
@@ -194,12 +248,19 @@ async function runOn(
     if (options.signal.aborted) await workload.stop();
   }
   if (options.signal.aborted) return undefined;
-  const faultPhaseSeconds = (performance.now() - faultStartMs) / 1000;
+  return { seconds: (performance.now() - startMs) / 1000, skipped: nemesis.skipped };
+}
+
+/** Stops the writers, waits for every replica in sync, then lets the subscribers catch up. */
+async function drainPhase(
+  run: RunContext,
+): Promise<{ drain: Drain; drainSeconds: number | undefined }> {
+  const { events, history, options } = run;
   events.line?.("Healed. Stopping producers and fetchers, draining...");
-  await workload.stopWriters();
-  const drainStartMs = performance.now();
-  const drain = await waitConverged(cluster, topic, replicationFactor, history, options);
-  const drainSeconds = drain.converged ? (performance.now() - drainStartMs) / 1000 : undefined;
+  await run.workload.stopWriters();
+  const startMs = performance.now();
+  const drain = await waitConverged(run);
+  const drainSeconds = drain.converged ? (performance.now() - startMs) / 1000 : undefined;
   events.line?.(
     drain.converged
       ? `Every replica in sync after ${drainSeconds!.toFixed(1)} s (${drain.seen})`
@@ -208,39 +269,14 @@ async function runOn(
       } s: ${drain.seen}`,
   );
   const endOffset = Math.max(drain.nextOffset ?? 0, history.highestAcknowledged + 1);
-  const reached = await workload.drainSubscribers(endOffset, subscriberDrainMsMax);
+  const reached = await run.workload.drainSubscribers(endOffset, subscriberDrainMsMax);
   if (reached.some((highest) => highest < endOffset - 1)) {
     events.line?.(
       `Subscribers reached offsets ${reached.join(", ")} of ${endOffset - 1} (not an anomaly: ` +
         `only skipped offsets are)`,
     );
   }
-  if (options.signal.aborted) return undefined;
-  const final = await readFinalState(cluster, topic, drain, events);
-  const report = checkHistory(history, final);
-  const faults: Record<string, number> = {};
-  for (const record of history.faults) {
-    if (record.injected) faults[record.kind] = (faults[record.kind] ?? 0) + 1;
-  }
-  return {
-    seed: options.seed,
-    topic,
-    cluster: cluster.description,
-    schedule,
-    skippedKinds,
-    skippedFaults: nemesis.skipped,
-    faults,
-    history,
-    final,
-    report,
-    faultPhaseSeconds,
-    drainSeconds,
-    keptData: undefined,
-    proxied: cluster.proxy === undefined ? undefined : {
-      connections: sum(cluster.proxy.stats().map((entry) => entry.connections)),
-      bytes: sum(cluster.proxy.stats().map((entry) => entry.bytes)),
-    },
-  };
+  return { drain, drainSeconds };
 }
 
 /** The requested kinds the cluster allows, and why the others are left out. */
@@ -289,13 +325,8 @@ interface Drain {
  * every replica in sync, and every acknowledged offset below next_offset,
  * seen twice in a row (so a replica that only just answered is counted on).
  */
-async function waitConverged(
-  cluster: VerifyCluster,
-  topic: string,
-  replicationFactor: number,
-  history: History,
-  options: VerifyOptions,
-): Promise<Drain> {
+async function waitConverged(run: RunContext): Promise<Drain> {
+  const { cluster, topic, replicationFactor, history, options } = run;
   const deadlineMs = performance.now() + (options.drainTimeoutMs ?? drainTimeoutMsDefault);
   let seen = "no answer";
   let streak = 0;
