@@ -8,15 +8,12 @@
  * @module
  */
 
-import { setImmediate } from "node:timers";
-import { sleep } from "../async.ts";
 import { getLogger } from "../logging.ts";
 import type { Broker, ClusterView, RouteOptions } from "../peer/broker.ts";
 import { TopicElsewhereError } from "../peer/broker.ts";
 import { Session } from "../peer/session.ts";
 import { subscriptionStart } from "../peer/subscription.ts";
 import type { MessageSource, ReadResult, Topic } from "../peer/topic.ts";
-import type { Rng } from "../raft/types.ts";
 import { topicsMaxDefault } from "../peer/local_broker.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import type { Request, SubscribeFrom } from "../wire/requests.ts";
@@ -30,7 +27,6 @@ import {
   MetaState,
   type TopicPlacement,
 } from "./meta_state.ts";
-import { loadNodeIdentity } from "./node_identity.ts";
 import type { ClusterSecret } from "./peer_auth.ts";
 import { checkSender } from "./peer_handler.ts";
 import {
@@ -60,14 +56,16 @@ import { PeerUnavailableError } from "./peer_link.ts";
 import { loadOf, nextConfChange, placeReplicas, repairPlacement } from "./placement.ts";
 import { RaftHost } from "./raft_host.ts";
 import { backoffDelayMs } from "./_backoff.ts";
-import { topicReplicaDir } from "./replica_files.ts";
+import { Changes } from "./_changes.ts";
 import {
-  clearRecovering,
-  type OpenedReplicaLog,
-  openReplicaLog,
-  takeClosedLogs,
-  writeClosedLogs,
-} from "./replica_repair.ts";
+  type Cancel,
+  type ClusterRuntime,
+  delay,
+  type OpenedLog,
+  type Scheduler,
+  systemRuntime,
+} from "./runtime.ts";
+import type { PeerTransport } from "./transport.ts";
 import { RaftTopic, TopicMachine } from "./raft_topic.ts";
 import { ReplicaGroup } from "./replica_group.ts";
 
@@ -116,6 +114,10 @@ export interface ClusterBrokerOptions {
   tickMs?: number;
   /** Most topics in the cluster; creating more answers `overloaded`. Default 10,000. */
   topicsMax?: number;
+  /** Clock and timers, randomness and replica logs. Default: `systemRuntime(dataDir)`. */
+  runtime?: ClusterRuntime;
+  /** How to reach other members. Default: `PeerLinks` over TCP or TLS. */
+  transport?: PeerTransport;
 }
 
 /** Replication figures of one hosted Raft group. */
@@ -134,8 +136,6 @@ interface LocalReplica {
   /** Placement generation and term at which the group's membership last matched it. */
   settled?: { generation: number; term: number };
 }
-
-const cryptoRng: Rng = { next: () => crypto.getRandomValues(new Uint32Array(1))[0] / 2 ** 32 };
 
 /**
  * A replicated broker.
@@ -156,7 +156,10 @@ export class ClusterBroker implements Broker {
   readonly #replicas = new Map<string, LocalReplica>();
   readonly #sessions = new Map<number, Session>();
   readonly #logger = getLogger("cluster");
-  #timer: ReturnType<typeof setInterval> | undefined;
+  readonly #runtime: ClusterRuntime;
+  /** Wakes requests waiting for a leader, a reachable peer or an opened replica. */
+  readonly #changes: Changes;
+  #timer: Cancel | undefined;
   #leaderChanges = 0;
   #localScheduled = false;
   #reconciling = false;
@@ -179,6 +182,8 @@ export class ClusterBroker implements Broker {
   private constructor(options: ClusterBrokerOptions) {
     this.nodeId = options.nodeId;
     this.#options = options;
+    this.#runtime = options.runtime ?? systemRuntime(options.dataDir);
+    this.#changes = new Changes(this.#runtime.scheduler);
     this.#node = ClusterNode.start({
       id: options.nodeId,
       host: options.host,
@@ -189,10 +194,19 @@ export class ClusterBroker implements Broker {
       secret: options.clusterSecret,
       tls: options.tls,
       advertiseAddress: options.advertiseAddress,
+      scheduler: this.#runtime.scheduler,
+      transport: options.transport,
+      link: { random: () => this.#runtime.rng.next() },
     });
     this.#host = new RaftHost(options.nodeId, {
       send: (nodeId, frame) => this.#node.links.send(nodeId, frame),
-    }, { tickMs: options.tickMs, isReachable: (nodeId) => this.#awake(nodeId) });
+    }, {
+      tickMs: options.tickMs,
+      isReachable: (nodeId) => this.#awake(nodeId),
+      scheduler: this.#runtime.scheduler,
+    });
+    this.#node.membership.onChange(() => this.#changes.notify());
+    this.#node.links.onStateChange(() => this.#changes.notify());
     this.#host.onPeerRestart = (nodeId) => this.#forgetFollower(nodeId, "restarted");
     this.#host.onPeerUnreachable = (nodeId) => this.#forgetFollower(nodeId, "is unreachable");
     this.#registerPeerActions();
@@ -207,7 +221,7 @@ export class ClusterBroker implements Broker {
       await broker.close();
       throw error;
     }
-    broker.#timer = setInterval(() => broker.#reconcile(), reconcileMs);
+    broker.#timer = broker.#runtime.scheduler.every(reconcileMs, () => broker.#reconcile());
     return broker;
   }
 
@@ -219,10 +233,10 @@ export class ClusterBroker implements Broker {
   // ---- startup ----------------------------------------------------------
 
   async #startMeta(): Promise<void> {
-    await Deno.mkdir(`${this.#options.dataDir}/topics`, { recursive: true });
-    this.#directoryId = (await loadNodeIdentity(this.#options.dataDir, this.nodeId)).directoryId;
-    this.#closedLogs = await takeClosedLogs(this.#options.dataDir);
-    const directory = `${this.#options.dataDir}/meta`;
+    const stores = this.#runtime.stores;
+    this.#directoryId = (await stores.prepare(this.nodeId)).directoryId;
+    this.#closedLogs = await stores.takeClosedLogs();
+    const directory = stores.metaDirectory;
     const opened = await this.#openLog(directory, "meta", "meta");
     const store = opened.store;
     // A rebuilt metadata replica is not new: it never bootstraps, and joins
@@ -240,13 +254,15 @@ export class ClusterBroker implements Broker {
       groupId: metaGroupId,
       nodeId: this.nodeId,
       store,
-      rng: cryptoRng,
+      rng: this.#runtime.rng,
+      scheduler: this.#runtime.scheduler,
       stateMachine: this.#meta,
       send: this.#host.send,
       // The one metadata group stays awake: it is cheap, and the controller's
       // view of the cluster should never wait for a wake-up.
       voters: bootstrap ? [this.nodeId] : undefined,
-      onLeaderChange: () => this.#leaderChanges++,
+      onLeaderChange: () => this.#leaderChanged(),
+      onStorageFailure: () => this.#changes.notify(),
       recoveringTerm: opened.recoveringTerm,
       onRecovered: () => this.#recovered("the metadata", directory),
     });
@@ -255,7 +271,7 @@ export class ClusterBroker implements Broker {
     this.#meta.onChange(() => {
       if (this.#localScheduled) return;
       this.#localScheduled = true;
-      setImmediate(() => {
+      this.#runtime.scheduler.defer(() => {
         this.#localScheduled = false;
         this.#reconcileLocal();
       });
@@ -273,15 +289,11 @@ export class ClusterBroker implements Broker {
    * Opens the log in `directory` (`key` names it in the clean-shutdown
    * record), quarantining and rebuilding it when it is damaged; says so once.
    */
-  async #openLog(directory: string, key: string, label: string): Promise<OpenedReplicaLog> {
+  async #openLog(directory: string, key: string, label: string): Promise<OpenedLog> {
     const closedIndex = this.#closedLogs.get(key);
     // The record holds for the first open after the restart only.
     this.#closedLogs.delete(key);
-    const opened = await openReplicaLog(directory, {
-      quarantineDir: `${this.#options.dataDir}/quarantine`,
-      label,
-      closedIndex,
-    });
+    const opened = await this.#runtime.stores.open(directory, { label, closedIndex });
     if (opened.quarantined !== undefined) {
       this.#logger.error(
         "Quarantined the damaged replica {directory} in {path} ({reason}); it is rebuilt from the other replicas and neither votes nor campaigns until it caught up",
@@ -296,7 +308,7 @@ export class ClusterBroker implements Broker {
   /** Clears a rebuilt replica's recovering flag: its Raft core caught up. */
   async #recovered(what: string, directory: string): Promise<void> {
     try {
-      await clearRecovering(directory);
+      await this.#runtime.stores.clearRecovering(directory);
       this.#logger.info("The rebuilt replica of {what} caught up and votes again", { what });
     } catch (error) {
       // The flag stays on disk: after a restart the replica recovers again, which is safe.
@@ -338,14 +350,16 @@ export class ClusterBroker implements Broker {
         if (joined) return "joined";
         if (refused !== undefined) throw new JoinRefusedError(refused);
       }
-      await sleep(200);
+      await delay(this.#runtime.scheduler, 200);
     }
     return answered ? "answered" : "nobody";
   }
 
   async #joinLoop(peers: DiscoveryPeer[]): Promise<void> {
     try {
-      while (!this.#closed && (await this.#tryJoin(peers, 1)) !== "joined") await sleep(500);
+      while (!this.#closed && (await this.#tryJoin(peers, 1)) !== "joined") {
+        await delay(this.#runtime.scheduler, 500);
+      }
     } catch (error) {
       this.#logger.error("Node {id} cannot join the cluster: {error}", {
         id: this.nodeId,
@@ -513,9 +527,8 @@ export class ClusterBroker implements Broker {
         const index = decodeMetaIndex(
           await this.#request(leader, { action: "peer_meta_index" }),
         );
-        await withTimeout(
+        await this.#withTimeout(
           this.#metaGroup.waitApplied(index),
-          this.#options.requestTimeoutMs,
           "The metadata did not catch up in time",
         );
       },
@@ -535,17 +548,19 @@ export class ClusterBroker implements Broker {
   }
 
   async #waitForLeader(group: ReplicaGroup, what: string): Promise<number> {
-    const started = Date.now();
+    const scheduler = this.#runtime.scheduler;
+    const started = scheduler.now();
     const deadline = started + this.#options.requestTimeoutMs;
     const settled = () =>
       group.leader !== 0 && (group.leader === this.nodeId || this.#reachable(group.leader));
     while (!settled()) {
       const voters = group.node.status().conf.voters;
-      const lost = Date.now() - started > quorumLostGraceMs && this.#quorumLost(voters);
-      if (lost || Date.now() > deadline || this.#closed) {
+      const now = scheduler.now();
+      const lost = now - started >= quorumLostGraceMs && this.#quorumLost(voters);
+      if (lost || now >= deadline || this.#closed) {
         throw new ProtocolError("unavailable", `No leader of ${what}${this.#whyNoLeader(voters)}`);
       }
-      await sleep(10);
+      await this.#changes.next(nextWakeMs(now, started, deadline));
     }
     return group.leader;
   }
@@ -658,7 +673,8 @@ export class ClusterBroker implements Broker {
   async topic(name: string, options: RouteOptions = {}): Promise<Topic> {
     this.#refuseIfRemoved();
     const placement = await this.#placement(name);
-    const started = Date.now();
+    const scheduler = this.#runtime.scheduler;
+    const started = scheduler.now();
     const deadline = started + this.#options.requestTimeoutMs;
     while (!this.#closed) {
       const local = this.#replicas.get(name);
@@ -696,10 +712,10 @@ export class ClusterBroker implements Broker {
       // Without a majority of its replicas no leader can be elected: say so
       // (after a moment for links that are only reconnecting) instead of
       // making the client wait for the whole request timeout.
-      const lost = Date.now() - started > quorumLostGraceMs &&
-        this.#quorumLost(placement.replicas);
-      if (lost || Date.now() > deadline) break;
-      await sleep(10);
+      const now = scheduler.now();
+      const lost = now - started >= quorumLostGraceMs && this.#quorumLost(placement.replicas);
+      if (lost || now >= deadline) break;
+      await this.#changes.next(nextWakeMs(now, started, deadline));
     }
     throw this.#replicas.get(name)?.group.storageFailure ??
       new ProtocolError(
@@ -726,7 +742,8 @@ export class ClusterBroker implements Broker {
     if (!this.#reachable(nodeId)) return false;
     const record = this.#node.membership.record(nodeId);
     if (record === undefined) return true;
-    return memberState(record, Date.now(), this.#node.membership.timing) === "alive";
+    return memberState(record, this.#runtime.scheduler.now(), this.#node.membership.timing) ===
+      "alive";
   }
 
   #reachable(nodeId: number): boolean {
@@ -753,14 +770,16 @@ export class ClusterBroker implements Broker {
   async source(name: string): Promise<MessageSource> {
     this.#refuseIfRemoved();
     const placement = await this.#placement(name);
-    const deadline = Date.now() + this.#options.requestTimeoutMs;
+    const scheduler = this.#runtime.scheduler;
+    const deadline = scheduler.now() + this.#options.requestTimeoutMs;
     // A replica placed here is a moment away (unless it cannot be opened);
     // reading it beats streaming.
     while (
       placement.replicas.includes(this.nodeId) && !this.#replicas.has(name) &&
-      !this.#openFailures.has(replicaKey(placement)) && Date.now() < deadline && !this.#closed
+      !this.#openFailures.has(replicaKey(placement)) && scheduler.now() < deadline &&
+      !this.#closed
     ) {
-      await sleep(10);
+      await this.#changes.next(deadline - scheduler.now());
     }
     const local = this.#replicas.get(name);
     // A rebuilding replica's committed log is still behind: stream from the leader.
@@ -774,6 +793,7 @@ export class ClusterBroker implements Broker {
     return new RemoteSource(
       name,
       this,
+      scheduler,
       (message) => this.#request(this.#pickReplica(placement) ?? other, message),
     );
   }
@@ -901,7 +921,8 @@ export class ClusterBroker implements Broker {
   /** Removes this node from the cluster and waits (bounded) until its replicas moved away. */
   async leave(timeoutMs = 30_000): Promise<void> {
     await this.removeNode(this.nodeId);
-    const deadline = Date.now() + timeoutMs;
+    const scheduler = this.#runtime.scheduler;
+    const deadline = scheduler.now() + timeoutMs;
     // Every topic placed here must have moved, whether or not its replica was
     // open yet (a peer restarted just before leaving may not have reopened it).
     const pending = new Set([
@@ -910,8 +931,8 @@ export class ClusterBroker implements Broker {
         .filter((topic) => topic.replicas.includes(this.nodeId))
         .map((topic) => topic.name),
     ]);
-    while (Date.now() < deadline && pending.size > 0) {
-      await sleep(200);
+    while (scheduler.now() < deadline && pending.size > 0) {
+      await delay(scheduler, 200);
       for (const name of [...pending]) {
         if (!(await this.#movedAway(name))) continue;
         pending.delete(name);
@@ -976,7 +997,23 @@ export class ClusterBroker implements Broker {
    * lost with a leadership change must not stall every later round.
    */
   #bounded<T>(step: Promise<T>): Promise<T> {
-    return withTimeout(step, this.#options.requestTimeoutMs, "A reconciliation step timed out");
+    return this.#withTimeout(step, "A reconciliation step timed out");
+  }
+
+  /** `promise`, or `unavailable` with `message` after one request timeout. */
+  async #withTimeout<T>(promise: Promise<T>, message: string): Promise<T> {
+    let cancel: Cancel | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      cancel = this.#runtime.scheduler.schedule(
+        this.#options.requestTimeoutMs,
+        () => reject(new ProtocolError("unavailable", message)),
+      );
+    });
+    try {
+      return await Promise.race([promise, timeout]);
+    } finally {
+      cancel?.();
+    }
   }
 
   /** The controller records itself as a member (a bootstrapped cluster starts empty). */
@@ -1117,7 +1154,7 @@ export class ClusterBroker implements Broker {
       }
       if (local === undefined && placement.replicas.includes(this.nodeId)) {
         const failure = this.#openFailures.get(replicaKey(placement));
-        if (failure !== undefined && Date.now() < failure.retryAt) continue;
+        if (failure !== undefined && this.#runtime.scheduler.now() < failure.retryAt) continue;
         this.#openReplica(placement).catch((error) => this.#openFailed(placement, error as Error));
       }
     }
@@ -1139,8 +1176,11 @@ export class ClusterBroker implements Broker {
     const previous = this.#openFailures.get(key);
     const attempts = (previous?.attempts ?? 0) + 1;
     const cause = error.message;
-    const retryAt = Date.now() + backoffDelayMs(attempts - 1, openRetryBounds, Math.random);
+    const random = () => this.#runtime.rng.next();
+    const retryAt = this.#runtime.scheduler.now() +
+      backoffDelayMs(attempts - 1, openRetryBounds, random);
     this.#openFailures.set(key, { cause, attempts, retryAt });
+    this.#changes.notify();
     if (previous?.cause === cause) return;
     this.#logger.error(
       "Cannot open the replica of {topic}: {error}; its requests go to the leader meanwhile, and the open is retried",
@@ -1174,12 +1214,14 @@ export class ClusterBroker implements Broker {
         groupId: `t:${placement.name}`,
         nodeId: this.nodeId,
         store,
-        rng: cryptoRng,
+        rng: this.#runtime.rng,
+        scheduler: this.#runtime.scheduler,
         stateMachine: machine,
         send: this.#host.send,
         quiesce: this.#host.quiesce,
         voters: founding ? placement.replicas : undefined,
-        onLeaderChange: () => this.#leaderChanges++,
+        onLeaderChange: () => this.#leaderChanged(),
+        onStorageFailure: () => this.#changes.notify(),
         explainNoQuorum: (voters) => this.#explainNoQuorum(voters),
         recoveringTerm: opened.recoveringTerm,
         onRecovered: () => this.#recovered(`topic '${placement.name}'`, directory),
@@ -1187,6 +1229,7 @@ export class ClusterBroker implements Broker {
       const topic = new RaftTopic(placement.name, group, machine);
       this.#replicas.set(placement.name, { epoch: placement.epoch, topic, group });
       this.#host.add(group);
+      this.#changes.notify();
       // The preferred leader campaigns at once, so a new topic takes
       // writes after one round trip instead of a whole election timeout.
       if (founding && placement.replicas[0] === this.nodeId) group.campaign();
@@ -1199,13 +1242,20 @@ export class ClusterBroker implements Broker {
     const local = this.#replicas.get(name);
     if (local === undefined) return;
     this.#replicas.delete(name);
+    this.#changes.notify();
     local.topic.close();
     await this.#host.remove(local.group.groupId);
-    await Deno.remove(this.#topicDir(name, local.epoch), { recursive: true }).catch(() => {});
+    await this.#runtime.stores.remove(this.#topicDir(name, local.epoch));
   }
 
   #topicDir(name: string, epoch: number): string {
-    return topicReplicaDir(this.#options.dataDir, name, epoch);
+    return this.#runtime.stores.topicDirectory(name, epoch);
+  }
+
+  /** A hosted group's leader or role changed: count it and wake the requests waiting. */
+  #leaderChanged(): void {
+    this.#leaderChanges++;
+    this.#changes.notify();
   }
 
   /**
@@ -1236,7 +1286,8 @@ export class ClusterBroker implements Broker {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#timer);
+    this.#timer?.();
+    this.#changes.notify();
     for (const local of this.#replicas.values()) local.topic.close();
     await this.#joining?.catch(() => {});
     await this.#host.close();
@@ -1256,7 +1307,7 @@ export class ClusterBroker implements Broker {
       logs.set(`topics/${name}.${local.epoch}`, local.group.store.syncedIndex());
     }
     try {
-      await writeClosedLogs(this.#options.dataDir, logs);
+      await this.#runtime.stores.writeClosedLogs(logs);
     } catch (error) {
       this.#logger.warn("Cannot write the clean-shutdown record: {error}", {
         error: (error as Error).message,
@@ -1295,15 +1346,18 @@ export class ClusterBroker implements Broker {
 class RemoteSource implements MessageSource {
   readonly name: string;
   readonly #broker: ClusterBroker;
+  readonly #scheduler: Scheduler;
   readonly #ask: (message: { action: string } & Record<string, unknown>) => Promise<unknown>;
 
   constructor(
     name: string,
     broker: ClusterBroker,
+    scheduler: Scheduler,
     ask: (message: { action: string } & Record<string, unknown>) => Promise<unknown>,
   ) {
     this.name = name;
     this.#broker = broker;
+    this.#scheduler = scheduler;
     this.#ask = ask;
   }
 
@@ -1341,7 +1395,7 @@ class RemoteSource implements MessageSource {
         );
         if (decodeWaitAnswer(answer) > offset) return;
       } catch {
-        await sleep(200);
+        await delay(this.#scheduler, 200);
       }
     }
   }
@@ -1385,14 +1439,12 @@ function removedFromGroup(placement: TopicPlacement, nodeId: number): boolean {
     !placement.members.includes(nodeId);
 }
 
-async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ProtocolError("unavailable", message)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+/**
+ * How long a request waiting for a leader sleeps at most before it looks
+ * again without being woken: until the quorum-lost grace ends, then until
+ * its deadline.
+ */
+function nextWakeMs(now: number, started: number, deadline: number): number {
+  const graceEnd = started + quorumLostGraceMs;
+  return (now < graceEnd ? Math.min(graceEnd, deadline) : deadline) - now;
 }

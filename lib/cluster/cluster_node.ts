@@ -14,6 +14,7 @@ import { createPeerHandler, type PeerHandler } from "./peer_handler.ts";
 import type { ClusterSecret } from "./peer_auth.ts";
 import type { PeerLinkOptions } from "./peer_link.ts";
 import { PeerLinks } from "./peer_links.ts";
+import type { Scheduler } from "./runtime.ts";
 import type { PeerTransport } from "./transport.ts";
 
 /** Default time `leave` waits for the members to acknowledge. */
@@ -45,6 +46,8 @@ export interface ClusterNodeOptions {
   /** Address other peers reach this one at (default host:port). */
   advertiseAddress?: string;
   clock?: Clock;
+  /** Heartbeat and link timers (default: the host's timers); also the clock unless `clock` is set. */
+  scheduler?: Scheduler;
   /** How to reach other members (default: PeerLinks over TCP/TLS; a simulator passes its own). */
   transport?: PeerTransport;
   /** Extra settings of every link (limits, backoff, jitter source). */
@@ -84,9 +87,16 @@ export class ClusterNode {
       heartbeatMs: options.heartbeatMs ?? heartbeatMsDefault,
       deadAfterMs: options.deadAfterMs ?? deadAfterMsDefault,
       clock: options.clock,
+      scheduler: options.scheduler,
     });
     this.links = options.transport ?? new PeerLinks({
-      link: { ...options.link, nodeId: options.id, secret: options.secret, tls: options.tls },
+      link: {
+        scheduler: options.scheduler,
+        ...options.link,
+        nodeId: options.id,
+        secret: options.secret,
+        tls: options.tls,
+      },
     });
     this.peerHandler = createPeerHandler(this.membership);
     this.links.update(this.membership.targets());

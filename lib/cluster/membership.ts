@@ -7,22 +7,19 @@
  * learned by all (gossip of addresses).
  *
  * States are computed from the injected clock by the pure `memberState`; only
- * `start` uses a real timer.
+ * `start` uses a timer, from the injected scheduler.
  *
  * @module
  */
 
 import { getLogger } from "../logging.ts";
 import type { NodeStatus } from "../wire/responses.ts";
+import { type Cancel, type Clock, type Scheduler, systemScheduler } from "./runtime.ts";
+
+export type { Clock } from "./runtime.ts";
 
 /** A member's liveness as `cluster_status` reports it. */
 export type MemberState = NodeStatus["state"];
-
-/** The time source, injected so tests can move time by hand. */
-export interface Clock {
-  /** Milliseconds since some fixed origin. */
-  now(): number;
-}
 
 /** The wall clock. */
 export const systemClock: Clock = { now: () => Date.now() };
@@ -121,7 +118,10 @@ export interface MembershipOptions {
   deadAfterMs?: number;
   /** Default 1024. */
   membersMax?: number;
+  /** The time source (default: the scheduler's, else the wall clock). */
   clock?: Clock;
+  /** Runs the heartbeat timer of `start` (default: the host's timers). */
+  scheduler?: Scheduler;
 }
 
 /**
@@ -144,7 +144,8 @@ export class Membership {
   /** The state (and address) last announced to listeners, per member. */
   readonly #announced = new Map<number, { state: MemberState; address: string }>();
   readonly #listeners = new Set<(change: MemberChange) => void>();
-  #timer: ReturnType<typeof setInterval> | undefined;
+  readonly #scheduler: Scheduler;
+  #timer: Cancel | undefined;
 
   constructor(options: MembershipOptions) {
     this.self = { ...options.self };
@@ -153,7 +154,8 @@ export class Membership {
       deadAfterMs: options.deadAfterMs ?? deadAfterMsDefault,
     };
     this.#membersMax = options.membersMax ?? membersMaxDefault;
-    this.#clock = options.clock ?? systemClock;
+    this.#scheduler = options.scheduler ?? systemScheduler;
+    this.#clock = options.clock ?? options.scheduler ?? systemClock;
     validateTiming(this.timing, this.#membersMax);
     const now = this.#clock.now();
     for (const seed of options.seeds ?? []) {
@@ -273,13 +275,13 @@ export class Membership {
       const message = this.heartbeatMessage();
       for (const target of this.targets()) send(target, message);
     };
-    this.#timer = setInterval(round, this.timing.heartbeatMs);
+    this.#timer = this.#scheduler.every(this.timing.heartbeatMs, round);
     round();
   }
 
   /** Stops the heartbeat timer. */
   stop(): void {
-    clearInterval(this.#timer);
+    this.#timer?.();
     this.#timer = undefined;
   }
 

@@ -23,6 +23,7 @@ import { type ClusterSecret, DialerHandshake, PeerHandshakeError } from "./peer_
 import { errorCodes } from "../wire/errors.ts";
 import { concatFrames, encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
 import { backoffDelayMs } from "./_backoff.ts";
+import { type Cancel, type Scheduler, systemScheduler } from "./runtime.ts";
 
 /** Default cap on bytes queued for the socket and not yet written. */
 export const queuedBytesMaxDefault = 8 * 1024 * 1024;
@@ -74,6 +75,10 @@ export interface PeerLinkOptions {
   requestTimeoutMs?: number;
   /** Uniform float in [0, 1) for backoff jitter (default Math.random). */
   random?: () => number;
+  /** Backoff, connect and request timers (default: the host's timers). */
+  scheduler?: Scheduler;
+  /** Called after every change of `state`. */
+  onStateChange?: (state: PeerLinkState) => void;
 }
 
 /** Options of one request. */
@@ -141,8 +146,8 @@ interface Pending {
 }
 
 type Settings =
-  & Required<Omit<PeerLinkOptions, "secret" | "tls">>
-  & Pick<PeerLinkOptions, "secret" | "tls">;
+  & Required<Omit<PeerLinkOptions, "secret" | "tls" | "onStateChange">>
+  & Pick<PeerLinkOptions, "secret" | "tls" | "onStateChange">;
 
 /**
  * One outbound link.
@@ -170,7 +175,7 @@ export class PeerLink {
   #attempt = 0;
   #droppedMessages = 0;
   #connections = 0;
-  #sleepTimer: ReturnType<typeof setTimeout> | undefined;
+  #sleepTimer: Cancel | undefined;
   #lastError: string | undefined;
   /** A connection still in its handshake. */
   #dialing: Deno.Conn | undefined;
@@ -290,14 +295,14 @@ export class PeerLink {
     const signal = options.signal;
     const settle = () => {
       this.#pending.delete(id);
-      clearTimeout(timer);
+      cancelTimer();
       signal?.removeEventListener("abort", onAbort);
     };
     const onAbort = () => {
       settle();
       reject(signal!.reason);
     };
-    const timer = setTimeout(() => {
+    const cancelTimer = this.#settings.scheduler.schedule(timeoutMs, () => {
       settle();
       reject(
         new PeerTimeoutError(
@@ -305,7 +310,7 @@ export class PeerLink {
           `Peer ${this.address} did not answer in ${timeoutMs} ms`,
         ),
       );
-    }, timeoutMs);
+    });
     signal?.addEventListener("abort", onAbort, { once: true });
     this.#pending.set(id, {
       resolve: (value) => {
@@ -360,7 +365,7 @@ export class PeerLink {
 
   async #run(): Promise<void> {
     while (this.#state !== "closed") {
-      this.#state = "connecting";
+      this.#setState("connecting");
       const conn = await this.#connect();
       if (conn !== undefined && this.#isClosed()) closeQuietly(conn);
       else if (conn !== undefined) await this.#serve(conn);
@@ -368,7 +373,7 @@ export class PeerLink {
         new PeerUnavailableError(this.address, `The connection to ${this.address} was lost`),
       );
       if (this.#isClosed()) break;
-      this.#state = "backoff";
+      this.#setState("backoff");
       await this.#sleep(backoffDelayMs(this.#attempt++, this.#settings, this.#settings.random));
     }
   }
@@ -378,9 +383,12 @@ export class PeerLink {
     const attempt: Promise<Deno.Conn> = tls === undefined
       ? Deno.connect({ hostname: host, port })
       : Deno.connectTls({ hostname: host, port, caCerts: tls.caCerts });
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let cancelTimer: Cancel | undefined;
     const timeout = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), this.#settings.connectTimeoutMs);
+      cancelTimer = this.#settings.scheduler.schedule(
+        this.#settings.connectTimeoutMs,
+        () => resolve(undefined),
+      );
     });
     try {
       const conn = await Promise.race([attempt, timeout]);
@@ -396,14 +404,14 @@ export class PeerLink {
       this.#failed(describeConnectError(error, tls !== undefined));
       return undefined;
     } finally {
-      clearTimeout(timer);
+      cancelTimer?.();
     }
   }
 
   /** Records (and at most once a minute per reason, logs) why the link is down. */
   #failed(reason: string): void {
     this.#lastError = reason;
-    const now = Date.now();
+    const now = this.#settings.scheduler.now();
     if (reason === this.#lastErrorLogged && now - this.#lastErrorLoggedAt < linkErrorLogMs) return;
     this.#lastErrorLogged = reason;
     this.#lastErrorLoggedAt = now;
@@ -421,18 +429,21 @@ export class PeerLink {
     // peer that never answers the handshake must not hold the link forever.
     this.#dialing = conn;
     let timedOut = false;
-    const handshakeTimer = setTimeout(() => {
-      timedOut = true;
-      closeQuietly(conn);
-    }, this.#settings.connectTimeoutMs);
+    const cancelHandshakeTimer = this.#settings.scheduler.schedule(
+      this.#settings.connectTimeoutMs,
+      () => {
+        timedOut = true;
+        closeQuietly(conn);
+      },
+    );
     try {
       const ready = await this.#handshake(conn, frames, () => timedOut);
-      clearTimeout(handshakeTimer);
+      cancelHandshakeTimer();
       this.#dialing = undefined;
       if (timedOut) this.#failed(`the handshake took over ${this.#settings.connectTimeoutMs} ms`);
       if (!ready || this.#isClosed()) return;
       this.#conn = conn;
-      this.#state = "connected";
+      this.#setState("connected");
       this.#connections++;
       this.#lastError = undefined;
       this.#schedulePump();
@@ -443,7 +454,7 @@ export class PeerLink {
     } catch {
       // A reset, a close() or an unusable answer all end this connection alike.
     } finally {
-      clearTimeout(handshakeTimer);
+      cancelHandshakeTimer();
       this.#dialing = undefined;
       closeQuietly(conn);
     }
@@ -513,20 +524,26 @@ export class PeerLink {
     return this.#state === "connected";
   }
 
+  #setState(state: PeerLinkState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#settings.onStateChange?.(state);
+  }
+
   #sleep(delayMs: number): Promise<void> {
     return new Promise((resolve) => {
       this.#wakeSleep = resolve;
-      this.#sleepTimer = setTimeout(resolve, delayMs);
+      this.#sleepTimer = this.#settings.scheduler.schedule(delayMs, resolve);
     });
   }
 
   /** Stops reconnecting, rejects everything pending and closes the socket. */
   async close(): Promise<void> {
     if (this.#state !== "closed") {
-      this.#state = "closed";
+      this.#setState("closed");
       if (this.#conn !== undefined) closeQuietly(this.#conn);
       if (this.#dialing !== undefined) closeQuietly(this.#dialing);
-      clearTimeout(this.#sleepTimer);
+      this.#sleepTimer?.();
       this.#wakeSleep?.();
       this.#dropConnection(
         new PeerUnavailableError(this.address, `The link to ${this.address} is closed`),
@@ -603,6 +620,8 @@ function validate(options: PeerLinkOptions): Settings {
     backoffMaxMs: options.backoffMaxMs ?? backoffMaxMsDefault,
     requestTimeoutMs: options.requestTimeoutMs ?? requestTimeoutMsDefault,
     random: options.random ?? Math.random,
+    scheduler: options.scheduler ?? systemScheduler,
+    onStateChange: options.onStateChange,
   };
   if (settings.host.length === 0) {
     throw new RangeError("Cannot create peer link as 'host' must not be empty");

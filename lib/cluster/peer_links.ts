@@ -19,6 +19,8 @@ import {
 
 /** Default cap on links (one per other member). */
 export const linksMaxDefault = 1024;
+/** Cap on link state listeners. */
+export const stateListenersMax = 64;
 
 export type { LinkTarget } from "./transport.ts";
 
@@ -46,6 +48,7 @@ export class PeerLinks implements PeerTransport {
   readonly #addresses = new Map<number, string>();
   readonly #links = new Map<number, PeerLink>();
   readonly #closing = new Set<Promise<void>>();
+  readonly #stateListeners = new Set<(nodeId: number, state: PeerLinkState) => void>();
   #closed = false;
 
   constructor(options: PeerLinksOptions = {}) {
@@ -90,7 +93,15 @@ export class PeerLinks implements PeerTransport {
     const address = this.#addresses.get(id);
     if (address === undefined) return undefined;
     const { host, port } = parseAddress(address)!;
-    const link = new PeerLink({ ...this.#options.link, host, port });
+    const link = new PeerLink({
+      ...this.#options.link,
+      host,
+      port,
+      // A retired link's last change ("closed") is told too: listeners read the state anew.
+      onStateChange: (state) => {
+        for (const listener of this.#stateListeners) listener(id, state);
+      },
+    });
     this.#links.set(id, link);
     return link;
   }
@@ -103,6 +114,17 @@ export class PeerLinks implements PeerTransport {
   /** Why the link to member `id` cannot be established, if it cannot (without creating it). */
   lastError(id: number): string | undefined {
     return this.#links.get(id)?.lastError;
+  }
+
+  /** Calls `listener` whenever a link changes state; returns an unsubscribe function. */
+  onStateChange(listener: (nodeId: number, state: PeerLinkState) => void): () => void {
+    if (this.#stateListeners.size >= stateListenersMax) {
+      throw new RangeError(
+        `Cannot add a link state listener beyond the ${stateListenersMax} allowed`,
+      );
+    }
+    this.#stateListeners.add(listener);
+    return () => this.#stateListeners.delete(listener);
   }
 
   /** Sends a one-way message; false when it was dropped (unknown member, link down, queue full). */

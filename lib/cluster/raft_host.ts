@@ -7,11 +7,11 @@
  * @module
  */
 
-import { setImmediate } from "node:timers";
 import type { Message } from "../raft/types.ts";
 import { frameMessagesMax, type RaftFrame, raftFrame } from "./peer_rpc.ts";
 import { encodeRaftMessage, type WireMessage } from "./raft_codec.ts";
 import type { ReplicaGroup } from "./replica_group.ts";
+import { type Cancel, type Scheduler, systemScheduler } from "./runtime.ts";
 
 export { frameMessagesMax } from "./peer_rpc.ts";
 
@@ -19,6 +19,18 @@ export { frameMessagesMax } from "./peer_rpc.ts";
 export const tickMsDefault = 100;
 /** Most peers whose incarnation is remembered. */
 export const incarnationsMax = 4096;
+
+/** Settings of a Raft host. */
+export interface RaftHostOptions {
+  /** Default 100 ms. */
+  tickMs?: number;
+  /** Whether a peer can be reached now (default: always). */
+  isReachable?: (nodeId: number) => boolean;
+  /** Ticks and batches on it (default: the host's timers). */
+  scheduler?: Scheduler;
+  /** This process's incarnation (default: a random UUID, new at every start). */
+  incarnation?: string;
+}
 
 /** How frames reach other peers (PeerLinks in production). */
 export interface RaftTransport {
@@ -41,7 +53,8 @@ export class RaftHost {
   readonly #groups = new Map<string, ReplicaGroup>();
   #outbox = new Map<number, [string, WireMessage][]>();
   #flushScheduled = false;
-  #ticker: ReturnType<typeof setInterval> | undefined;
+  #ticker: Cancel | undefined;
+  readonly #scheduler: Scheduler;
   /** Called for messages of a group this peer does not host (yet). */
   onUnknownGroup: ((groupId: string, message: Message) => void) | undefined;
   /**
@@ -59,7 +72,7 @@ export class RaftHost {
   /** Peers found unreachable and not reachable again since. */
   readonly #unreachable = new Set<number>();
   /** This process's incarnation: random, new at every start. */
-  readonly incarnation: string = crypto.randomUUID();
+  readonly incarnation: string;
   readonly #incarnations = new Map<number, string>();
 
   readonly #isReachable: (nodeId: number) => boolean;
@@ -67,12 +80,14 @@ export class RaftHost {
   constructor(
     nodeId: number,
     transport: RaftTransport,
-    options: { tickMs?: number; isReachable?: (nodeId: number) => boolean } = {},
+    options: RaftHostOptions = {},
   ) {
     this.nodeId = nodeId;
     this.#transport = transport;
     this.#isReachable = options.isReachable ?? (() => true);
-    this.#ticker = setInterval(() => this.#tick(), options.tickMs ?? tickMsDefault);
+    this.#scheduler = options.scheduler ?? systemScheduler;
+    this.incarnation = options.incarnation ?? crypto.randomUUID();
+    this.#ticker = this.#scheduler.every(options.tickMs ?? tickMsDefault, () => this.#tick());
   }
 
   get groups(): ReadonlyMap<string, ReplicaGroup> {
@@ -109,7 +124,7 @@ export class RaftHost {
       this.#flushScheduled = true;
       // Groups handle their Readys in separate macrotasks (one per group after
       // a tick); flushing in the next one sends all their messages together.
-      setImmediate(() => this.#flush());
+      this.#scheduler.defer(() => this.#flush());
     }
   }
 
@@ -176,7 +191,7 @@ export class RaftHost {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.#ticker);
+    this.#ticker?.();
     this.#ticker = undefined;
     await Promise.all([...this.#groups.values()].map((group) => group.close()));
     this.#groups.clear();

@@ -7,7 +7,6 @@
  * @module
  */
 
-import { setImmediate } from "node:timers";
 import type { Entry, LogStore } from "../storage/types.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import { OffsetWaiters } from "../peer/offset_waiters.ts";
@@ -83,7 +82,9 @@ export class RaftTopic implements Topic {
     this.group = group;
     this.#machine = machine;
     this.#reader = machine.reader;
-    this.#acks = new AckBuffer(machine.state.subscribers, (offsets) => this.#writeAcks(offsets));
+    this.#acks = new AckBuffer(machine.state.subscribers, (offsets) => this.#writeAcks(offsets), {
+      timers: group.scheduler,
+    });
   }
 
   get state(): TopicState {
@@ -100,7 +101,7 @@ export class RaftTopic implements Topic {
     this.#batch.push({ part: { messages, ...producer }, resolve, reject });
     for (const message of messages) this.#batchBytes += message.length;
     if (this.#batchBytes >= batchBytesMax) this.#proposeBatch();
-    else if (this.#batch.length === 1) setImmediate(() => this.#proposeBatch());
+    else if (this.#batch.length === 1) this.group.scheduler.defer(() => this.#proposeBatch());
     return promise;
   }
 

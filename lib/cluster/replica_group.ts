@@ -10,13 +10,13 @@
  * @module
  */
 
-import { setImmediate } from "node:timers";
 import { NotLeaderError, ProposalDroppedError } from "../raft/errors.ts";
 import { RaftNode } from "../raft/raft_node.ts";
 import type { ConfChange, Message, Ready, Rng, Role } from "../raft/types.ts";
 import { isStorageFailure, StorageRecovery } from "../storage/storage_failure.ts";
 import { type Entry, EntryType, type LogStore } from "../storage/types.ts";
 import { ProtocolError } from "../wire/errors.ts";
+import { type Cancel, type Scheduler, systemScheduler } from "./runtime.ts";
 
 /** Most proposals waiting for their entry to apply. */
 export const pendingProposalsMax = 100_000;
@@ -87,6 +87,10 @@ export interface ReplicaGroupOptions {
   recoveringTerm?: number;
   /** Clears the persisted recovering flag once the replica caught up (its entries durable). */
   onRecovered?: () => Promise<void>;
+  /** Called when the disk refuses writes and the replica stops until it recovers. */
+  onStorageFailure?: () => void;
+  /** Runs Readys and read retries on it (default: the host's timers). */
+  scheduler?: Scheduler;
 }
 
 interface Waiter {
@@ -113,7 +117,8 @@ export class ReplicaGroup {
   #nextReads: { resolve(): void; reject(error: Error): void }[] = [];
   #roundReads: { resolve(): void; reject(error: Error): void }[] = [];
   #roundContext: string | undefined;
-  #roundTimer: ReturnType<typeof setTimeout> | undefined;
+  #roundTimer: Cancel | undefined;
+  readonly #scheduler: Scheduler;
   #readSequence = 0;
   #idleTicks = 0;
   #quiescent = false;
@@ -133,6 +138,7 @@ export class ReplicaGroup {
   constructor(options: ReplicaGroupOptions) {
     this.groupId = options.groupId;
     this.#options = options;
+    this.#scheduler = options.scheduler ?? systemScheduler;
     this.#recoveringTerm = options.recoveringTerm;
     this.#node = this.#createNode();
     this.#recovery = new StorageRecovery({
@@ -200,6 +206,11 @@ export class ReplicaGroup {
    */
   get storageFailure(): ProtocolError | undefined {
     return this.#recovery.failure;
+  }
+
+  /** The timers this replica runs on (its topic's batching and acks use them too). */
+  get scheduler(): Scheduler {
+    return this.#scheduler;
   }
 
   /** The store this replica persists to. */
@@ -363,11 +374,11 @@ export class ReplicaGroup {
     if (this.#roundReads.length === 0) return;
     const context = `${this.#options.nodeId}:${++this.#readSequence}`;
     this.#roundContext = context;
-    clearTimeout(this.#roundTimer);
-    this.#roundTimer = setTimeout(() => {
+    this.#roundTimer?.();
+    this.#roundTimer = this.#scheduler.schedule(readRoundRetryMs, () => {
       // No quorum answered this round (lost heartbeats): ask again.
       if (this.#roundContext === context && !this.#closed) this.#startReadRound();
-    }, readRoundRetryMs);
+    });
     try {
       this.node.readIndex(new TextEncoder().encode(context));
     } catch (error) {
@@ -382,7 +393,7 @@ export class ReplicaGroup {
   }
 
   #failReads(error: Error): void {
-    clearTimeout(this.#roundTimer);
+    this.#roundTimer?.();
     this.#roundContext = undefined;
     for (const read of [...this.#roundReads.splice(0), ...this.#nextReads.splice(0)]) {
       read.reject(error);
@@ -407,7 +418,7 @@ export class ReplicaGroup {
     // A macrotask, not a microtask: the rest of a burst of requests (already
     // read from the sockets) joins the same Ready, so a burst costs one
     // fsync round instead of one for its first request and one for the rest.
-    setImmediate(() => {
+    this.#scheduler.defer(() => {
       this.#scheduled = false;
       if (!this.#driving) this.#drive();
     });
@@ -504,7 +515,7 @@ export class ReplicaGroup {
 
   #confirmRead(index: number, context: Uint8Array): void {
     if (decoder.decode(context) !== this.#roundContext) return;
-    clearTimeout(this.#roundTimer);
+    this.#roundTimer?.();
     this.#roundContext = undefined;
     const reads = this.#roundReads.splice(0);
     this.waitApplied(index).then(() => {
@@ -581,6 +592,7 @@ export class ReplicaGroup {
     this.#quiescent = false;
     this.#leaderChanged(0, "follower");
     this.#rejectAll(answer);
+    this.#options.onStorageFailure?.();
   }
 
   /** Rebuilds the Raft node from the store once `store.recover()` found the disk usable. */
@@ -611,7 +623,9 @@ export class ReplicaGroup {
     this.#rejectAll(new ProtocolError("unavailable", "This replica is closing"));
     for (const waiter of this.#appliedWaiters) waiter.resolve();
     this.#appliedWaiters = [];
-    while (this.#driving) await new Promise((resolve) => setTimeout(resolve, 5));
+    while (this.#driving) {
+      await new Promise<void>((resolve) => this.#scheduler.schedule(5, resolve));
+    }
     await this.#options.store.close();
   }
 }

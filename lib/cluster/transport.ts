@@ -43,6 +43,11 @@ export interface PeerTransport {
   state(nodeId: number): PeerLinkState | undefined;
   /** Why the link to `nodeId` cannot be established, if it cannot. */
   lastError(nodeId: number): string | undefined;
+  /**
+   * Calls `listener` whenever the link to a member changes state (so
+   * waiters for a reachable leader need not poll); returns an unsubscribe.
+   */
+  onStateChange(listener: (nodeId: number, state: PeerLinkState) => void): () => void;
   /** Closes every link; pending requests reject. */
   close(): Promise<void>;
 }

@@ -11,6 +11,20 @@
 /** How long acks gather before they are written as one entry. */
 export const ackFlushMs = 100;
 
+/** The timers an ack buffer needs (a cluster `Scheduler` is one). */
+export interface AckTimers {
+  /** Runs `task` once after `delayMs`; returns a cancel. */
+  schedule(delayMs: number, task: () => void): () => void;
+}
+
+/** The host's timers. */
+const hostTimers: AckTimers = {
+  schedule(delayMs, task) {
+    const timer = setTimeout(task, delayMs);
+    return () => clearTimeout(timer);
+  },
+};
+
 /**
  * Ack buffer in front of a topic's stored subscriber positions.
  *
@@ -25,15 +39,21 @@ export class AckBuffer {
   readonly #stored: ReadonlyMap<string, number>;
   readonly #write: (offsets: Record<string, number>) => void;
   #pending = new Map<string, number>();
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #timers: AckTimers;
+  #timer: (() => void) | undefined;
 
-  /** `stored` holds the applied positions; `write` makes buffered ones durable. */
+  /**
+   * `stored` holds the applied positions; `write` makes buffered ones
+   * durable; `options.timers` runs the flush timer (default: the host's).
+   */
   constructor(
     stored: ReadonlyMap<string, number>,
     write: (offsets: Record<string, number>) => void,
+    options: { timers?: AckTimers } = {},
   ) {
     this.#stored = stored;
     this.#write = write;
+    this.#timers = options.timers ?? hostTimers;
   }
 
   /** Records a cumulative ack; an older one than known is ignored for a known subscriber. */
@@ -41,7 +61,7 @@ export class AckBuffer {
     const known = this.position(subscriber) ?? -1;
     if (offset <= known && this.#stored.has(subscriber)) return;
     this.#pending.set(subscriber, Math.max(known, offset));
-    this.#timer ??= setTimeout(() => this.flush(), ackFlushMs);
+    this.#timer ??= this.#timers.schedule(ackFlushMs, () => this.flush());
   }
 
   /** Last acknowledged offset, buffered or stored (-1: none acked yet). */
@@ -51,7 +71,7 @@ export class AckBuffer {
 
   /** Hands every buffered ack to `write` now. */
   flush(): void {
-    clearTimeout(this.#timer);
+    this.#timer?.();
     this.#timer = undefined;
     if (this.#pending.size === 0) return;
     const offsets = Object.fromEntries(this.#pending);
@@ -61,7 +81,7 @@ export class AckBuffer {
 
   /** Stops the flush timer; buffered acks are dropped unless `flush()` runs. */
   cancel(): void {
-    clearTimeout(this.#timer);
+    this.#timer?.();
     this.#timer = undefined;
   }
 }

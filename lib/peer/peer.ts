@@ -12,6 +12,7 @@ import { frameBytesMaxDefault } from "../wire/frame.ts";
 import type { Broker } from "./broker.ts";
 import { ClusterBroker } from "../cluster/cluster_broker.ts";
 import type { ClusterSecret } from "../cluster/peer_auth.ts";
+import { systemRuntime } from "../cluster/runtime.ts";
 import type { AccessPolicy } from "./auth.ts";
 import { lockDataDir } from "./data_dir_lock.ts";
 import { LocalBroker } from "./local_broker.ts";
@@ -134,6 +135,8 @@ async function startLockedPeer(options: PeerOptions): Promise<RunningPeer> {
       advertiseAddress: options.advertiseAddress,
       tickMs: options.tickMs,
       topicsMax: options.topicsMax,
+      // The one place the cluster layer's real clock, randomness and disks are chosen.
+      runtime: systemRuntime(options.dataDir),
     });
   const peerHandler = broker instanceof ClusterBroker ? broker.peerHandler : undefined;
   // Clients (TCP and HTTP) reach the broker through a counter of delivered messages.

@@ -1,0 +1,103 @@
+import assert from "node:assert/strict";
+import { ManualScheduler } from "../../lib/cluster/manual_scheduler.ts";
+import { decodeRaftFrame } from "../../lib/cluster/peer_rpc.ts";
+import { RaftHost } from "../../lib/cluster/raft_host.ts";
+import { ReplicaGroup } from "../../lib/cluster/replica_group.ts";
+import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
+
+const tickMs = 100;
+
+/** Lets the promise continuations of a Ready (store writes, syncs) run; no time passes. */
+async function settle(scheduler: ManualScheduler): Promise<void> {
+  for (let round = 0; round < 20; round++) {
+    await Promise.resolve();
+    scheduler.runDeferred();
+  }
+}
+
+/** Moves virtual time one tick at a time, letting each tick's Ready finish. */
+async function runTicks(scheduler: ManualScheduler, ticks: number): Promise<void> {
+  for (let tick = 0; tick < ticks; tick++) {
+    scheduler.advance(tickMs);
+    await settle(scheduler);
+  }
+}
+
+function seededRng(seed: number) {
+  return { next: () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 };
+}
+
+function newGroup(
+  scheduler: ManualScheduler,
+  host: RaftHost,
+  options: { groupId: string; voters: number[] },
+): ReplicaGroup {
+  return new ReplicaGroup({
+    groupId: options.groupId,
+    nodeId: host.nodeId,
+    store: new MemoryLogStore(),
+    rng: seededRng(7),
+    stateMachine: { apply: () => undefined },
+    send: host.send,
+    voters: options.voters,
+    scheduler,
+  });
+}
+
+Deno.test("RaftHost ticks its groups on the injected scheduler: a sole voter elects itself after its election timeout", async () => {
+  const scheduler = new ManualScheduler();
+  const host = new RaftHost(1, { send: () => {} }, { tickMs, scheduler, incarnation: "one" });
+  const group = newGroup(scheduler, host, { groupId: "t:events", voters: [1] });
+  host.add(group);
+  await runTicks(scheduler, 9);
+  assert.equal(group.isLeader, false, "no election before the minimum timeout of 10 ticks");
+  await runTicks(scheduler, 12);
+  assert.equal(group.isLeader, true);
+  await host.close();
+  assert.equal(scheduler.pendingTimers, 0, "closing stops the ticker");
+});
+
+Deno.test("RaftHost sends the messages of all its groups to one peer as one frame per deferred flush", async () => {
+  const scheduler = new ManualScheduler();
+  const frames: { nodeId: number; frame: { action: string } & Record<string, unknown> }[] = [];
+  const host = new RaftHost(1, { send: (nodeId, frame) => frames.push({ nodeId, frame }) }, {
+    tickMs,
+    scheduler,
+    incarnation: "one",
+  });
+  const groups = ["t:a", "t:b", "t:c"].map((groupId) =>
+    newGroup(scheduler, host, { groupId, voters: [1, 2] })
+  );
+  for (const group of groups) host.add(group);
+  for (const group of groups) group.campaign();
+  // Nothing leaves before the deferred tasks run.
+  assert.equal(frames.length, 0);
+  await settle(scheduler);
+  assert.equal(frames.length, 1);
+  const frame = decodeRaftFrame(frames[0].frame);
+  assert.equal(frames[0].nodeId, 2);
+  assert.equal(frame.incarnation, "one");
+  assert.deepEqual(frame.batch.map((item) => item.groupId).sort(), ["t:a", "t:b", "t:c"]);
+  await host.close();
+});
+
+Deno.test("RaftHost reports a peer that sent Raft traffic as unreachable at the next tick, once", async () => {
+  const scheduler = new ManualScheduler();
+  let reachable = true;
+  const host = new RaftHost(1, { send: () => {} }, {
+    tickMs,
+    scheduler,
+    isReachable: () => reachable,
+  });
+  const unreachable: number[] = [];
+  host.onPeerUnreachable = (nodeId) => unreachable.push(nodeId);
+  host.receive({ from: 2, incarnation: "two", batch: [] });
+  reachable = false;
+  scheduler.advance(tickMs - 1);
+  assert.deepEqual(unreachable, []);
+  scheduler.advance(1);
+  assert.deepEqual(unreachable, [2]);
+  scheduler.advance(5 * tickMs);
+  assert.deepEqual(unreachable, [2]);
+  await host.close();
+});

@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import { Changes } from "../../lib/cluster/_changes.ts";
+import { ManualScheduler } from "../../lib/cluster/manual_scheduler.ts";
+import { delay } from "../../lib/cluster/runtime.ts";
+import { AckBuffer, ackFlushMs } from "../../lib/peer/ack_buffer.ts";
+
+Deno.test("ManualScheduler runs timers due at the same moment in the order they were scheduled", () => {
+  const scheduler = new ManualScheduler(1000);
+  const ran: string[] = [];
+  scheduler.schedule(20, () => ran.push("b"));
+  scheduler.schedule(10, () => ran.push("a"));
+  scheduler.schedule(20, () => ran.push("c"));
+  const cancel = scheduler.every(15, () => ran.push(`tick@${scheduler.now()}`));
+  scheduler.advance(30);
+  cancel();
+  scheduler.advance(100);
+  assert.deepEqual(ran, ["a", "tick@1015", "b", "c", "tick@1030"]);
+  assert.equal(scheduler.now(), 1130);
+});
+
+Deno.test("ManualScheduler runs deferred tasks, and those they defer, before the next timer", () => {
+  const scheduler = new ManualScheduler();
+  const ran: string[] = [];
+  scheduler.schedule(1, () => ran.push("timer"));
+  scheduler.defer(() => {
+    ran.push("first");
+    scheduler.defer(() => ran.push("second"));
+  });
+  scheduler.advance(1);
+  assert.deepEqual(ran, ["first", "second", "timer"]);
+});
+
+Deno.test("Changes wakes a waiter at the next notify, before its timeout", async () => {
+  const scheduler = new ManualScheduler();
+  const changes = new Changes(scheduler);
+  let woken = false;
+  const waiting = changes.next(5000).then(() => woken = true);
+  assert.equal(changes.waiting, 1);
+  changes.notify();
+  await waiting;
+  assert.equal(woken, true);
+  assert.equal(scheduler.now(), 0, "no time passed");
+  assert.equal(scheduler.pendingTimers, 0, "the timeout was cancelled");
+});
+
+Deno.test("Changes wakes a waiter at its timeout when nothing changes", async () => {
+  const scheduler = new ManualScheduler();
+  const changes = new Changes(scheduler);
+  let woken = false;
+  const waiting = changes.next(300).then(() => woken = true);
+  scheduler.advance(299);
+  await Promise.resolve();
+  assert.equal(woken, false);
+  scheduler.advance(1);
+  await waiting;
+  assert.equal(changes.waiting, 0);
+});
+
+Deno.test("delay resolves on the injected scheduler, or at once when its signal aborts", async () => {
+  const scheduler = new ManualScheduler();
+  let done = false;
+  const waiting = delay(scheduler, 200).then(() => done = true);
+  scheduler.advance(200);
+  await waiting;
+  assert.equal(done, true);
+  const controller = new AbortController();
+  const aborted = delay(scheduler, 10_000, controller.signal);
+  controller.abort();
+  await aborted;
+  assert.equal(scheduler.pendingTimers, 0);
+});
+
+Deno.test("AckBuffer writes buffered acks as one entry after ackFlushMs of the injected timers", () => {
+  const scheduler = new ManualScheduler();
+  const written: Record<string, number>[] = [];
+  const acks = new AckBuffer(new Map(), (offsets) => written.push(offsets), { timers: scheduler });
+  acks.ack("u1", 3);
+  acks.ack("u2", 5);
+  acks.ack("u1", 4);
+  scheduler.advance(ackFlushMs - 1);
+  assert.deepEqual(written, []);
+  scheduler.advance(1);
+  assert.deepEqual(written, [{ u1: 4, u2: 5 }]);
+  acks.ack("u1", 9);
+  acks.cancel();
+  scheduler.advance(ackFlushMs);
+  assert.equal(written.length, 1, "a cancelled buffer writes nothing");
+});
