@@ -52,3 +52,48 @@ export class Changes {
     });
   }
 }
+
+/** Settings of {@linkcode waitUntil}. */
+export interface WaitUntilOptions {
+  scheduler: Scheduler;
+  changes: Changes;
+  /** Give up this long after the start. */
+  timeoutMs: number;
+  /** Give up early once `quorumLost()` holds this long after the start (default: never). */
+  graceMs?: number;
+  /** True when nobody can answer now (checked once `graceMs` passed). */
+  quorumLost?: () => boolean;
+  /** True once the waiter's owner closed: give up. */
+  closed?: () => boolean;
+}
+
+/**
+ * Calls `check` now and after every change until it returns a value (which
+ * it resolves with), the timeout passes, the quorum is found lost after the
+ * grace period, or the owner closes (undefined for those). `check` may
+ * throw to end the wait with an error. No polling: between checks it sleeps
+ * until `changes` notifies, the grace period ends or the timeout.
+ *
+ * @example
+ * ```ts
+ * const leader = await waitUntil(() => group.leader || undefined, { scheduler, changes, timeoutMs: 5000 });
+ * ```
+ */
+export async function waitUntil<T>(
+  check: () => T | undefined,
+  options: WaitUntilOptions,
+): Promise<T | undefined> {
+  const scheduler = options.scheduler;
+  const started = scheduler.now();
+  const deadline = started + options.timeoutMs;
+  const graceEnd = started + (options.graceMs ?? Infinity);
+  while (!options.closed?.()) {
+    const value = check();
+    if (value !== undefined) return value;
+    const now = scheduler.now();
+    const lost = now >= graceEnd && (options.quorumLost?.() ?? false);
+    if (lost || now >= deadline) return undefined;
+    await options.changes.next((now < graceEnd ? Math.min(graceEnd, deadline) : deadline) - now);
+  }
+  return undefined;
+}

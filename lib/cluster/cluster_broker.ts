@@ -33,8 +33,6 @@ import {
   decodeCreated,
   decodeForward,
   decodeForwardAnswer,
-  decodeJoin,
-  decodeJoinAnswer,
   decodeMeta,
   decodeMetaIndex,
   decodeMetaResult,
@@ -45,15 +43,16 @@ import {
   decodeWaitAnswer,
   forwardHopsMax,
   forwardRequest,
-  joinRequest,
   metaRequest,
-  type RaftBatchItem,
   subscribeStartRequest,
   waitRequest,
 } from "./peer_rpc.ts";
-import { memberState } from "./membership.ts";
 import { PeerUnavailableError } from "./peer_link.ts";
-import { loadOf, nextConfChange, placeReplicas, repairPlacement } from "./placement.ts";
+import { answerJoin, asksForVote, type JoinOutcome, tryJoin } from "./join.ts";
+import { LivenessView } from "./liveness.ts";
+import { loadOf, placeReplicas } from "./placement.ts";
+import { planGroup, planMetaGroup, planPlacementRepair } from "./reconcile_plan.ts";
+import { type GroupStats, groupStats } from "./stats.ts";
 import { RaftHost } from "./raft_host.ts";
 import { backoffDelayMs } from "./_backoff.ts";
 import { Changes } from "./_changes.ts";
@@ -70,8 +69,9 @@ import { RaftTopic, TopicMachine } from "./raft_topic.ts";
 import { ReplicaGroup } from "./replica_group.ts";
 
 export { forwardHopsMax } from "./peer_rpc.ts";
-/** Most voters of the metadata group; other members follow it as learners. */
-export const metaVotersMax = 5;
+export { JoinRefusedError } from "./join.ts";
+export { metaVotersMax } from "./reconcile_plan.ts";
+export type { GroupStats } from "./stats.ts";
 /**
  * How long a request waits, when a majority of a group's voters cannot be
  * reached, before it answers `unavailable` naming them (links that are only
@@ -120,15 +120,6 @@ export interface ClusterBrokerOptions {
   transport?: PeerTransport;
 }
 
-/** Replication figures of one hosted Raft group. */
-export interface GroupStats {
-  group: string;
-  term: number;
-  leader: number;
-  /** Entries the slowest voter is behind (leader only). */
-  lag?: number;
-}
-
 interface LocalReplica {
   epoch: number;
   topic: RaftTopic;
@@ -151,6 +142,7 @@ export class ClusterBroker implements Broker {
   readonly #options: ClusterBrokerOptions;
   readonly #node: ClusterNode;
   readonly #host: RaftHost;
+  readonly #liveness: LivenessView;
   readonly #meta = new MetaState();
   #metaGroup!: ReplicaGroup;
   readonly #replicas = new Map<string, LocalReplica>();
@@ -198,11 +190,18 @@ export class ClusterBroker implements Broker {
       transport: options.transport,
       link: { random: () => this.#runtime.rng.next() },
     });
+    this.#liveness = new LivenessView({
+      nodeId: options.nodeId,
+      transport: this.#node.links,
+      membership: this.#node.membership,
+      clock: this.#runtime.scheduler,
+      activeMembers: () => this.#meta.activeMembers(),
+    });
     this.#host = new RaftHost(options.nodeId, {
       send: (nodeId, frame) => this.#node.links.send(nodeId, frame),
     }, {
       tickMs: options.tickMs,
-      isReachable: (nodeId) => this.#awake(nodeId),
+      isReachable: (nodeId) => this.#liveness.awake(nodeId),
       scheduler: this.#runtime.scheduler,
     });
     this.#node.membership.onChange(() => this.#changes.notify());
@@ -319,40 +318,16 @@ export class ClusterBroker implements Broker {
     }
   }
 
-  /**
-   * "joined" once a member recorded this node, "answered" when some peer
-   * answered but could not record it yet, "nobody" when no peer answered at
-   * all; throws JoinRefusedError when the cluster refuses this node.
-   */
-  async #tryJoin(
-    peers: DiscoveryPeer[],
-    rounds: number,
-  ): Promise<"joined" | "answered" | "nobody"> {
-    let answered = false;
-    const message = joinRequest({
+  /** See `tryJoin` of `join.ts`. */
+  #tryJoin(peers: DiscoveryPeer[], rounds: number): Promise<JoinOutcome> {
+    return tryJoin(peers.map((peer) => peer.id), rounds, {
       nodeId: this.nodeId,
       address: this.#address,
       directoryId: this.#directoryId,
+      transport: this.#node.links,
+      scheduler: this.#runtime.scheduler,
+      isClosed: () => this.#closed,
     });
-    for (let round = 0; round < rounds && !this.#closed; round++) {
-      for (const peer of peers) {
-        let answer: unknown;
-        try {
-          answer = await this.#node.links.request(peer.id, message, { timeoutMs: 1000 });
-        } catch {
-          // A peer that completed the link handshake exists, even if it is
-          // too busy (electing a controller) to answer the join in time.
-          if (this.#node.links.state(peer.id) === "connected") answered = true;
-          continue; // Unreachable or not a member yet; try the next one.
-        }
-        answered = true;
-        const { joined, refused } = decodeJoinAnswer(answer);
-        if (joined) return "joined";
-        if (refused !== undefined) throw new JoinRefusedError(refused);
-      }
-      await delay(this.#runtime.scheduler, 200);
-    }
-    return answered ? "answered" : "nobody";
   }
 
   async #joinLoop(peers: DiscoveryPeer[]): Promise<void> {
@@ -394,42 +369,18 @@ export class ClusterBroker implements Broker {
       if (this.#awaitingJoin) frame.batch = frame.batch.filter((item) => !asksForVote(item));
       return this.#host.receive(frame);
     });
-    handler.register("peer_join", (message) => this.#handleJoin(message));
+    handler.register("peer_join", (message) =>
+      answerJoin(message, {
+        members: () => this.#meta.members,
+        metaBarrier: () => this.#metaBarrier(),
+        proposeMeta: (command) => this.#proposeMeta(command),
+        leader: () => this.#metaGroup.leader,
+      }));
     handler.register("peer_forward", (message) => this.#handleForward(message));
     handler.register("peer_meta", (message) => this.#handleMeta(message));
     handler.register("peer_meta_index", () => this.#handleMetaIndex());
     handler.register("peer_subscribe_start", (message) => this.#handleSubscribeStart(message));
     handler.register("peer_wait", (message) => this.#handleWait(message));
-  }
-
-  async #handleJoin(message: Record<string, unknown>): Promise<unknown> {
-    const { nodeId: id, address, directoryId } = decodeJoin(message);
-    let known = this.#meta.members.get(id);
-    if (known !== undefined && !known.left && directoryId !== known.directoryId) {
-      // Read the controller's metadata before refusing: a stale view must not.
-      await this.#metaBarrier();
-      known = this.#meta.members.get(id);
-    }
-    if (
-      known !== undefined && !known.left && known.directoryId !== undefined &&
-      directoryId !== known.directoryId
-    ) {
-      // Its replicas would start empty yet count as the ones that acknowledged
-      // and voted before: only a removed id may come back with a new directory.
-      throw new ProtocolError(
-        "bad_request",
-        `Node ${id} is a member of this cluster with another data directory; its data was lost or replaced. Remove it first (pubsub client remove-node ${id}), or start this peer with a new --id`,
-      );
-    }
-    if (
-      known === undefined || known.left || known.address !== address ||
-      (directoryId !== undefined && known.directoryId !== directoryId)
-    ) {
-      const command: MetaCommand = { op: "add_member", id, address };
-      if (directoryId !== undefined) command.directoryId = directoryId;
-      await this.#proposeMeta(command);
-    }
-    return { status: "joined", leader: this.#metaGroup.leader };
   }
 
   async #handleForward(message: Record<string, unknown>): Promise<unknown> {
@@ -552,51 +503,21 @@ export class ClusterBroker implements Broker {
     const started = scheduler.now();
     const deadline = started + this.#options.requestTimeoutMs;
     const settled = () =>
-      group.leader !== 0 && (group.leader === this.nodeId || this.#reachable(group.leader));
+      group.leader !== 0 &&
+      (group.leader === this.nodeId || this.#liveness.reachable(group.leader));
     while (!settled()) {
       const voters = group.node.status().conf.voters;
       const now = scheduler.now();
-      const lost = now - started >= quorumLostGraceMs && this.#quorumLost(voters);
+      const lost = now - started >= quorumLostGraceMs && this.#liveness.quorumLost(voters);
       if (lost || now >= deadline || this.#closed) {
-        throw new ProtocolError("unavailable", `No leader of ${what}${this.#whyNoLeader(voters)}`);
+        throw new ProtocolError(
+          "unavailable",
+          `No leader of ${what}${this.#liveness.whyNoLeader(voters)}`,
+        );
       }
       await this.#changes.next(nextWakeMs(now, started, deadline));
     }
     return group.leader;
-  }
-
-  /**
-   * Peers among `voters` (this one counts as reachable) without a working
-   * link or not heard from lately: a leader cannot count on them now.
-   */
-  #unreachable(voters: readonly number[]): number[] {
-    return voters.filter((id) =>
-      id !== this.nodeId && (this.#node.links.state(id) !== "connected" || !this.#awake(id))
-    );
-  }
-
-  /** True when fewer than a majority of `voters` can be reached: no leader can be elected. */
-  #quorumLost(voters: readonly number[]): boolean {
-    return voters.length > 0 &&
-      voters.length - this.#unreachable(voters).length < Math.floor(voters.length / 2) + 1;
-  }
-
-  /** ": peers ... are not reachable, ..." when a quorum of `voters` is lost, else "". */
-  #explainNoQuorum(voters: readonly number[]): string {
-    return this.#quorumLost(voters) ? this.#whyNoLeader(voters) : "";
-  }
-
-  /** The end of an "unavailable" sentence: which peers are missing, when that is why. */
-  #whyNoLeader(voters: readonly number[]): string {
-    const missing = this.#unreachable(voters);
-    if (missing.length === 0) return " is elected yet; retry";
-    const majority = Math.floor(voters.length / 2) + 1;
-    const names = missing.length === 1
-      ? `peer ${missing[0]} is`
-      : `peers ${missing.slice(0, -1).join(", ")} and ${missing.at(-1)} are`;
-    return `: ${names} not reachable, and ${majority} of its ${voters.length} voters (${
-      voters.join(", ")
-    }) must be up to elect one; retry once they are back`;
   }
 
   async #request(
@@ -644,7 +565,7 @@ export class ClusterBroker implements Broker {
       );
     }
     await this.#registerSelf();
-    const alive = this.#aliveMembers();
+    const alive = this.#liveness.aliveMembers();
     const replicas = placeReplicas(alive, loadOf(this.#meta.topics.values()), replicationFactor);
     if (replicas.length === 0) {
       throw new ProtocolError("unavailable", "No live peer can hold the topic's replicas");
@@ -684,7 +605,7 @@ export class ClusterBroker implements Broker {
       // election that replaces it rather than fail the request at once.
       if (
         leader !== 0 && leader !== this.nodeId && (options.hops ?? 0) < forwardHopsMax &&
-        this.#reachable(leader)
+        this.#liveness.reachable(leader)
       ) {
         throw new TopicElsewhereError(name, leader);
       }
@@ -695,7 +616,7 @@ export class ClusterBroker implements Broker {
       ) {
         // No replica here (none placed here, or it cannot be opened): another
         // replica knows (or will soon know) the leader.
-        const other = this.#pickReplica(placement);
+        const other = this.#liveness.pickReplica(placement.replicas);
         if (other !== undefined) throw new TopicElsewhereError(name, other);
       }
       // A replica whose disk failed knows no leader until it restarts; the
@@ -705,7 +626,9 @@ export class ClusterBroker implements Broker {
       // and wait on itself. A sole replica answers at once too.
       const storageFailure = local?.group.storageFailure;
       if (storageFailure !== undefined && leader === 0) {
-        const other = (options.hops ?? 0) === 0 ? this.#pickReplica(placement) : undefined;
+        const other = (options.hops ?? 0) === 0
+          ? this.#liveness.pickReplica(placement.replicas)
+          : undefined;
         if (other !== undefined) throw new TopicElsewhereError(name, other);
         throw storageFailure;
       }
@@ -713,14 +636,15 @@ export class ClusterBroker implements Broker {
       // (after a moment for links that are only reconnecting) instead of
       // making the client wait for the whole request timeout.
       const now = scheduler.now();
-      const lost = now - started >= quorumLostGraceMs && this.#quorumLost(placement.replicas);
+      const lost = now - started >= quorumLostGraceMs &&
+        this.#liveness.quorumLost(placement.replicas);
       if (lost || now >= deadline) break;
       await this.#changes.next(nextWakeMs(now, started, deadline));
     }
     throw this.#replicas.get(name)?.group.storageFailure ??
       new ProtocolError(
         "unavailable",
-        `Topic '${name}' has no leader${this.#whyNoLeader(placement.replicas)}`,
+        `Topic '${name}' has no leader${this.#liveness.whyNoLeader(placement.replicas)}`,
       );
   }
 
@@ -735,28 +659,6 @@ export class ClusterBroker implements Broker {
         `Peer ${this.nodeId} was removed from the cluster; connect to another peer`,
       );
     }
-  }
-
-  /** Reachable by link and not yet given up on by the failure detector. */
-  #awake(nodeId: number): boolean {
-    if (!this.#reachable(nodeId)) return false;
-    const record = this.#node.membership.record(nodeId);
-    if (record === undefined) return true;
-    return memberState(record, this.#runtime.scheduler.now(), this.#node.membership.timing) ===
-      "alive";
-  }
-
-  #reachable(nodeId: number): boolean {
-    const state = this.#node.links.state(nodeId);
-    return state === "connected" || state === "connecting";
-  }
-
-  /** A replica of the topic on another peer, preferably a live and reachable one. */
-  #pickReplica(placement: TopicPlacement): number | undefined {
-    const alive = new Set(this.#aliveMembers());
-    const others = placement.replicas.filter((node) => node !== this.nodeId);
-    return others.find((node) => alive.has(node) && this.#reachable(node)) ??
-      others.find((node) => alive.has(node)) ?? others[0];
   }
 
   async forward(nodeId: number, request: Request, options: RouteOptions = {}): Promise<unknown> {
@@ -785,7 +687,7 @@ export class ClusterBroker implements Broker {
     // A rebuilding replica's committed log is still behind: stream from the leader.
     const usable = local !== undefined && local.epoch === placement.epoch;
     if (usable && !local.group.recovering) return local.topic;
-    const other = this.#pickReplica(placement);
+    const other = this.#liveness.pickReplica(placement.replicas);
     if (other === undefined) {
       if (usable) return local.topic;
       throw new ProtocolError("unavailable", `Replica of '${name}' is not open yet`);
@@ -794,7 +696,7 @@ export class ClusterBroker implements Broker {
       name,
       this,
       scheduler,
-      (message) => this.#request(this.#pickReplica(placement) ?? other, message),
+      (message) => this.#request(this.#liveness.pickReplica(placement.replicas) ?? other, message),
     );
   }
 
@@ -872,7 +774,7 @@ export class ClusterBroker implements Broker {
       const caughtUpTicksAgo = status.progress[id]?.caughtUpTicksAgo ?? Infinity;
       if (caughtUpTicksAgo > inSyncTicksMax) return false;
       if (id === this.nodeId) return group.storageFailure === undefined;
-      return this.#awake(id);
+      return this.#liveness.awake(id);
     }).sort((a, b) => a - b);
   }
 
@@ -950,7 +852,9 @@ export class ClusterBroker implements Broker {
    * replicas (asked of another peer: this node's own metadata may be stale).
    */
   async #movedAway(name: string): Promise<boolean> {
-    const other = this.#aliveMembers().find((id) => id !== this.nodeId && this.#reachable(id));
+    const other = this.#liveness.aliveMembers().find((id) =>
+      id !== this.nodeId && this.#liveness.reachable(id)
+    );
     if (other === undefined) return false;
     try {
       const answer = await this.forward(other, { action: "describe_topic", topic_name: name }) as {
@@ -967,13 +871,6 @@ export class ClusterBroker implements Broker {
   }
 
   // ---- reconciliation --------------------------------------------------
-
-  #aliveMembers(): number[] {
-    const states = new Map(this.#node.membership.view().map((node) => [node.id, node.state]));
-    return this.#meta.activeMembers()
-      .filter((member) => member.id === this.nodeId || states.get(member.id) === "alive")
-      .map((member) => member.id);
-  }
 
   async #reconcile(): Promise<void> {
     if (this.#reconciling || this.#closed) return;
@@ -1036,91 +933,75 @@ export class ClusterBroker implements Broker {
     return true;
   }
 
+  /** The controller's duties: register itself, shape the metadata group, repair placements. */
   async #reconcileController(): Promise<void> {
-    const active = this.#meta.activeMembers().map((member) => member.id);
     const status = this.#metaGroup.node.status();
-    if (!(await this.#registerSelf())) {
+    const plan = planMetaGroup({
+      nodeId: this.nodeId,
+      self: this.#meta.members.get(this.nodeId),
+      address: this.#address,
+      directoryId: this.#directoryId,
+      active: this.#meta.activeMembers().map((member) => member.id),
+      status,
+    });
+    if (plan.kind === "hand_over") {
       // This node was removed: hand the controller role to a remaining voter.
-      const target = status.conf.voters.find((id) => id !== this.nodeId && active.includes(id));
-      if (target !== undefined) this.#metaGroup.transferLeadership(target);
+      if (plan.target !== undefined) this.#metaGroup.transferLeadership(plan.target);
       return;
     }
-    const voters = [
-      ...status.conf.voters.filter((id) => active.includes(id)),
-      ...active.filter((id) => !status.conf.voters.includes(id)),
-    ].slice(0, metaVotersMax);
-    const learners = active.filter((id) => !voters.includes(id));
-    const change = nextConfChange(status.conf, voters, status.progress, status.lastIndex, learners);
-    if (change !== undefined) {
-      await this.#bounded(this.#metaGroup.proposeConfChange(change));
+    if (plan.register) await this.#registerSelf();
+    if (plan.change !== undefined) {
+      await this.#bounded(this.#metaGroup.proposeConfChange(plan.change));
       return;
     }
     await this.#repairPlacements();
   }
 
   async #repairPlacements(): Promise<void> {
-    const view = this.#node.membership.view();
-    const dead = new Set(view.filter((node) => node.state === "dead").map((node) => node.id));
-    for (const member of this.#meta.members.values()) if (member.left) dead.add(member.id);
-    const alive = new Set(this.#aliveMembers());
-    const load = loadOf(this.#meta.topics.values());
-    for (const topic of this.#meta.topics.values()) {
-      const replicas = repairPlacement(topic, alive, dead, load);
-      if (replicas === undefined) continue;
-      this.#logger.info("Moving replicas of {topic} from {from} to {to}", {
-        topic: topic.name,
-        from: topic.replicas,
-        to: replicas,
-      });
-      await this.#bounded(this.#proposeMeta({ op: "set_replicas", name: topic.name, replicas }));
-      return; // One placement change per round keeps the cluster's churn bounded.
-    }
+    const repair = planPlacementRepair({
+      topics: this.#meta.topics.values(),
+      members: this.#meta.members.values(),
+      states: new Map(this.#node.membership.view().map((node) => [node.id, node.state])),
+      alive: this.#liveness.aliveMembers(),
+    });
+    if (repair === undefined) return;
+    this.#logger.info("Moving replicas of {topic} from {from} to {to}", {
+      topic: repair.name,
+      from: repair.from,
+      to: repair.replicas,
+    });
+    await this.#bounded(
+      this.#proposeMeta({ op: "set_replicas", name: repair.name, replicas: repair.replicas }),
+    );
   }
 
   /** A group leader moves its group's membership one step toward the placement. */
   async #reconcileGroup(name: string, local: LocalReplica): Promise<void> {
     const placement = this.#meta.topics.get(name);
-    if (placement === undefined || placement.epoch !== local.epoch) return;
-    // A group whose membership matched this placement needs no look until
-    // the placement or the leadership changes: thousands of idle topics cost nothing here.
-    const settled = local.settled;
-    if (
-      settled?.generation === placement.generation && settled.term === local.group.node.term &&
-      !this.#meta.members.get(this.nodeId)?.left
-    ) {
-      return;
+    if (placement === undefined) return;
+    const plan = planGroup({
+      nodeId: this.nodeId,
+      placement,
+      epoch: local.epoch,
+      removed: this.#meta.members.get(this.nodeId)?.left === true,
+      settled: local.settled,
+      status: local.group.node.status(),
+    });
+    switch (plan.kind) {
+      case "none":
+        return;
+      case "transfer":
+        local.group.transferLeadership(plan.target);
+        return;
+      case "settle":
+        if (plan.report) await this.#reportMembers(name, local);
+        local.settled = { generation: plan.generation, term: plan.term };
+        return;
+      case "change":
+        await this.#bounded(local.group.proposeConfChange(plan.change));
+        if (plan.report) await this.#reportMembers(name, local);
+        return;
     }
-    const status = local.group.node.status();
-    if (this.#meta.members.get(this.nodeId)?.left) {
-      // A removed node soon stops receiving metadata, so it must not steer
-      // any group: it hands leadership to a voter that stays.
-      const target = status.conf.voters.find((id) => id !== this.nodeId);
-      if (target !== undefined) local.group.transferLeadership(target);
-      return;
-    }
-    const change = nextConfChange(
-      status.conf,
-      placement.replicas,
-      status.progress,
-      status.lastIndex,
-    );
-    if (change === undefined) {
-      const complete = status.conf.learners.length === 0 &&
-        status.conf.voters.length === placement.replicas.length;
-      if (!complete) return;
-      if (placement.generation > 0) await this.#reportMembers(name, local);
-      local.settled = { generation: placement.generation, term: status.term };
-      return;
-    }
-    if (change.type === "remove" && change.node === this.nodeId) {
-      const target = status.conf.voters.find((id) =>
-        id !== this.nodeId && placement.replicas.includes(id)
-      );
-      if (target !== undefined) local.group.transferLeadership(target);
-      return;
-    }
-    await this.#bounded(local.group.proposeConfChange(change));
-    if (change.type === "remove") await this.#reportMembers(name, local);
   }
 
   /**
@@ -1222,7 +1103,7 @@ export class ClusterBroker implements Broker {
         voters: founding ? placement.replicas : undefined,
         onLeaderChange: () => this.#leaderChanged(),
         onStorageFailure: () => this.#changes.notify(),
-        explainNoQuorum: (voters) => this.#explainNoQuorum(voters),
+        explainNoQuorum: (voters) => this.#liveness.explainNoQuorum(voters),
         recoveringTerm: opened.recoveringTerm,
         onRecovered: () => this.#recovered(`topic '${placement.name}'`, directory),
       });
@@ -1264,23 +1145,10 @@ export class ClusterBroker implements Broker {
    * leader changes this peer has seen.
    */
   stats(): { groups: GroupStats[]; leaderChanges: number } {
-    const groups: GroupStats[] = [];
-    for (const group of this.#host.groups.values()) {
-      if (!group.isLeader) {
-        groups.push({ group: group.groupId, term: group.node.term, leader: group.node.leader });
-        continue;
-      }
-      const status = group.node.status();
-      let lag: number | undefined;
-      if (status.role === "leader") {
-        const matches = status.conf.voters.map((id) =>
-          id === this.nodeId ? status.lastIndex : status.progress[id]?.match ?? 0
-        );
-        lag = status.lastIndex - Math.min(...matches);
-      }
-      groups.push({ group: group.groupId, term: status.term, leader: status.leader, lag });
-    }
-    return { groups, leaderChanges: this.#leaderChanges };
+    return {
+      groups: groupStats(this.#host.groups.values(), this.nodeId),
+      leaderChanges: this.#leaderChanges,
+    };
   }
 
   async close(): Promise<void> {
@@ -1404,29 +1272,6 @@ class RemoteSource implements MessageSource {
 /** A topic replica's key in the clean-shutdown record: its directory under the data directory. */
 function replicaKey(placement: TopicPlacement): string {
   return `topics/${placement.name}.${placement.epoch}`;
-}
-
-/** Vote requests (and transfers) are what a node that may have lost its data must not answer. */
-function asksForVote(item: RaftBatchItem): boolean {
-  if (!("message" in item)) return false;
-  const type = item.message.type;
-  return type === "vote" || type === "preVote" || type === "timeoutNow";
-}
-
-/**
- * The cluster refused this peer's join (e.g. its id is a member with another
- * data directory): retrying cannot help, the operator must act.
- *
- * @example
- * ```ts
- * throw new JoinRefusedError("Node 3 is a member of this cluster with another data directory");
- * ```
- */
-export class JoinRefusedError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "JoinRefusedError";
-  }
 }
 
 /**

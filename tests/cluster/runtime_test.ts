@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Changes } from "../../lib/cluster/_changes.ts";
+import { Changes, waitUntil } from "../../lib/cluster/_changes.ts";
 import { ManualScheduler } from "../../lib/cluster/manual_scheduler.ts";
 import { delay } from "../../lib/cluster/runtime.ts";
 import { AckBuffer, ackFlushMs } from "../../lib/peer/ack_buffer.ts";
@@ -85,4 +85,69 @@ Deno.test("AckBuffer writes buffered acks as one entry after ackFlushMs of the i
   acks.cancel();
   scheduler.advance(ackFlushMs);
   assert.equal(written.length, 1, "a cancelled buffer writes nothing");
+});
+
+Deno.test("waitUntil resolves as soon as a change makes its check succeed, without time passing", async () => {
+  const scheduler = new ManualScheduler();
+  const changes = new Changes(scheduler);
+  let leader = 0;
+  const waiting = waitUntil(() => leader || undefined, { scheduler, changes, timeoutMs: 5000 });
+  await Promise.resolve();
+  leader = 2;
+  changes.notify();
+  assert.equal(await waiting, 2);
+  assert.equal(scheduler.now(), 0);
+  assert.equal(scheduler.pendingTimers, 0);
+});
+
+Deno.test("waitUntil gives up at its timeout when no change helps", async () => {
+  const scheduler = new ManualScheduler();
+  const changes = new Changes(scheduler);
+  let checks = 0;
+  let outcome: string | undefined = "pending";
+  const waiting = waitUntil(() => {
+    checks++;
+    return undefined;
+  }, { scheduler, changes, timeoutMs: 5000 }).then((value) => outcome = value);
+  changes.notify();
+  await Promise.resolve();
+  scheduler.advance(4999);
+  await Promise.resolve();
+  assert.equal(outcome, "pending");
+  scheduler.advance(1);
+  await waiting;
+  assert.equal(outcome, undefined);
+  assert.equal(checks, 3, "checked at the start, after the change and at the timeout only");
+});
+
+Deno.test("waitUntil gives up once the quorum is lost after the grace period, before its timeout", async () => {
+  const scheduler = new ManualScheduler();
+  const changes = new Changes(scheduler);
+  let settled = false;
+  const waiting = waitUntil(() => undefined, {
+    scheduler,
+    changes,
+    timeoutMs: 5000,
+    graceMs: 1000,
+    quorumLost: () => true,
+  }).then(() => settled = true);
+  scheduler.advance(999);
+  await Promise.resolve();
+  assert.equal(settled, false, "a lost quorum is not believed during the grace period");
+  scheduler.advance(1);
+  await waiting;
+  assert.equal(scheduler.now(), 1000);
+});
+
+Deno.test("waitUntil ends with the error its check throws", async () => {
+  const scheduler = new ManualScheduler();
+  const changes = new Changes(scheduler);
+  let moved = false;
+  const waiting = waitUntil(() => {
+    if (moved) throw new Error("Elsewhere");
+    return undefined;
+  }, { scheduler, changes, timeoutMs: 5000 });
+  moved = true;
+  changes.notify();
+  await assert.rejects(waiting, /Elsewhere/);
 });
