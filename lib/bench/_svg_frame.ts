@@ -12,6 +12,11 @@ const titleFontSize = 16;
 const axisFontSize = 13;
 const tickFontSize = 11;
 const legendFontSize = 12;
+const captionFontSize = 12;
+/** Smallest font a long y axis title may shrink to. */
+const yTitleFontSizeMin = 9;
+/** Distance between two caption lines. */
+const captionLinePx = 16;
 /** Outer padding of the picture. */
 const paddingPx = 14;
 /** Length of a tick mark. */
@@ -33,10 +38,12 @@ export interface FrameSpec {
   yTickLabels: readonly string[];
   /** Drawn only when there is more than one entry. */
   legend: readonly { name: string; color: string }[];
-  /** Legend swatch: a line for line charts, a box for bar charts. Default "line". */
-  swatch?: "line" | "box";
+  /** Legend swatch: a line for line charts, a box for bar charts, a dot for point charts. Default "line". */
+  swatch?: "line" | "box" | "dot";
   /** Slant the x tick labels (long category names). */
   slantXTicks?: boolean;
+  /** Sentences under the chart saying what it measures; wrapped to the width. Default none. */
+  caption?: string;
 }
 
 /** The plot area in pixels: x grows right from `left`, y grows down from `top`. */
@@ -71,11 +78,53 @@ export function plotArea(spec: FrameSpec): PlotArea {
     : 0;
   const left = Math.max(axisLeft, slantLeft);
   const top = paddingPx + titleFontSize + 16;
-  const bottom = spec.height - paddingPx - axisFontSize - 10 - xTickHeight - tickLengthPx - 4;
+  const bottom = spec.height - paddingPx - captionHeight(spec) - axisFontSize - 10 - xTickHeight -
+    tickLengthPx - 4;
   const right = spec.width - paddingPx - legendWidth(spec.legend) -
     // Half the widest x tick label may hang past the last tick.
     Math.min(30, textWidth(spec.xTickLabels.at(-1) ?? "", tickFontSize) / 2);
   return { left, top, right, bottom };
+}
+
+/**
+ * The caption split into lines that fit the picture's width, by the same
+ * generous width estimate as every other label.
+ */
+export function captionLines(spec: Pick<FrameSpec, "width" | "caption">): string[] {
+  if (spec.caption === undefined || spec.caption.trim() === "") return [];
+  const widthMax = spec.width - 2 * paddingPx;
+  const lines: string[] = [];
+  let current = "";
+  for (const word of spec.caption.trim().split(/\s+/)) {
+    const candidate = current === "" ? word : `${current} ${word}`;
+    if (current !== "" && textWidth(candidate, captionFontSize) > widthMax) {
+      lines.push(current);
+      current = word;
+    } else {
+      current = candidate;
+    }
+  }
+  lines.push(current);
+  return lines;
+}
+
+function captionHeight(spec: FrameSpec): number {
+  const lines = captionLines(spec).length;
+  return lines === 0 ? 0 : 8 + lines * captionLinePx;
+}
+
+function caption(spec: FrameSpec): string {
+  const lines = captionLines(spec);
+  if (lines.length === 0) return "";
+  const firstY = spec.height - paddingPx - (lines.length - 1) * captionLinePx;
+  const rows = lines.map((line, index) =>
+    text(line, { x: paddingPx, y: firstY + index * captionLinePx })
+  );
+  return element(
+    "g",
+    { class: "caption", "font-size": captionFontSize, fill: "#444444" },
+    rows.join(""),
+  );
 }
 
 function legendWidth(legend: FrameSpec["legend"]): number {
@@ -104,6 +153,7 @@ export function renderFrame(
     body,
     axes(spec, area, ticks),
     legend(spec, area),
+    caption(spec),
   ];
   return element(
     "svg",
@@ -165,12 +215,18 @@ function axes(
   );
   const yTitleX = paddingPx + axisFontSize;
   const yTitleY = (area.top + area.bottom) / 2;
+  // A long y title shrinks to the plot's height (plus a little overhang) rather than leave the picture.
+  const yTitleRoomPx = area.bottom - area.top + 20;
+  const yTitleFontSize = Math.max(
+    yTitleFontSizeMin,
+    Math.min(axisFontSize, axisFontSize * yTitleRoomPx / textWidth(spec.yLabel, axisFontSize)),
+  );
   return [
     element("g", { stroke: "#333333", "stroke-width": 1 }, marks.join("")),
     element("g", { "font-size": tickFontSize, fill: "#333333" }, [...xLabels, ...yLabels].join("")),
     text(spec.xLabel, {
       x: (area.left + area.right) / 2,
-      y: spec.height - paddingPx,
+      y: spec.height - paddingPx - captionHeight(spec),
       "text-anchor": "middle",
       "font-size": axisFontSize,
     }),
@@ -178,7 +234,7 @@ function axes(
       x: yTitleX,
       y: yTitleY,
       "text-anchor": "middle",
-      "font-size": axisFontSize,
+      "font-size": yTitleFontSize,
       transform: `rotate(-90 ${yTitleX} ${yTitleY})`,
     }),
   ].join("");
@@ -192,6 +248,8 @@ function legend(spec: FrameSpec, area: PlotArea): string {
     const y = area.top + 8 + index * legendRowPx;
     const swatch = spec.swatch === "box"
       ? element("rect", { x: left, y: y - 5, width: swatchPx, height: 10, fill: entry.color })
+      : spec.swatch === "dot"
+      ? element("circle", { cx: left + swatchPx / 2, cy: y, r: 4, fill: entry.color })
       : element("line", {
         x1: left,
         x2: left + swatchPx,

@@ -2,7 +2,10 @@
  * The prototype's fault-tolerance test blocks, run for real against a
  * cluster: the "primary" is the Raft leader of a fresh bench topic, its
  * failure is a SIGKILL of the process (SIGSTOP for an external cluster),
- * and recovery waits until the leader reports the node in sync.
+ * and recovery waits until the leader reports the node in sync. The output
+ * keeps the prototype's line shapes; blocks count from 1 and nodes are named
+ * by their node ids (1..N), as everywhere else in pubsub, where the
+ * prototype printed 0-based indexes.
  *
  * What "consistent" compares, because `fetch_messages` and `describe_topic`
  * are linearizable reads that every peer forwards to the topic's leader:
@@ -39,7 +42,7 @@ const ruleWidth = 70;
 
 /** Options of {@linkcode runFaultBlock}. */
 export interface FaultBlockOptions {
-  /** Block number printed in the header (0-based, like the prototype). */
+  /** Block number printed in the header, from 1. */
   block: number;
   /** Node to make the primary and fail. */
   target: BenchNode;
@@ -50,11 +53,21 @@ export interface FaultBlockOptions {
   print: (line: string) => void;
 }
 
-/** The text of a block's header, exactly as the prototype printed it. */
-export function faultBlockHeader(block: number, nodeIndex: number): string[] {
+/**
+ * The header of a block in the prototype's shape, naming the node by its
+ * node id (the prototype printed a 0-based index there).
+ *
+ * @example
+ * ```ts
+ * import { faultBlockHeader } from "./fault_suite.ts";
+ *
+ * faultBlockHeader(1, 2)[1]; // "FAULT TOLERANCE TEST 1 Simulating failure of Node 2..."
+ * ```
+ */
+export function faultBlockHeader(block: number, nodeId: number): string[] {
   return [
     "=".repeat(ruleWidth),
-    `FAULT TOLERANCE TEST ${block} Simulating failure of Node ${nodeIndex}...`,
+    `FAULT TOLERANCE TEST ${block} Simulating failure of Node ${nodeId}...`,
     "=".repeat(ruleWidth),
   ];
 }
@@ -70,7 +83,7 @@ export function faultBlockHeader(block: number, nodeIndex: number): string[] {
  *
  * declare const cluster: BenchCluster;
  * const checks = await runFaultBlock(cluster, {
- *   block: 0,
+ *   block: 1,
  *   target: cluster.nodes[0],
  *   topicPrefix: "bench-ft",
  *   messageBytes: 100,
@@ -90,13 +103,15 @@ export async function runFaultBlock(
       (_, index) => payloadOf(options.messageBytes, `${topic}#${index}|`),
     );
     for (const message of expected) await control.publish(topic, message);
-    const nodeIndex = cluster.nodes.indexOf(primary);
-    for (const line of faultBlockHeader(options.block, nodeIndex)) options.print(line);
+    for (const line of faultBlockHeader(options.block, primary.id)) options.print(line);
     const results: CheckResult[] = [];
     const check = async (number: number, title: string, run: () => Promise<string>) => {
       options.print("");
       options.print(`[TEST ${number}] ${title}...`);
-      const result = await runCheck(`Fault test ${options.block}, test ${number}: ${title}`, run);
+      const result = await runCheck(
+        `Fault test ${options.block} (node ${primary.id}), test ${number}: ${title}`,
+        run,
+      );
       options.print(`  ${result.ok ? "✓" : "✗"} ${result.detail}`);
       results.push(result);
       return result.ok;
@@ -182,16 +197,16 @@ async function primaryAvailable(
     const { leader } = await client.describeTopic(topic);
     if (answered !== node.id || leader !== node.id) {
       throw new CheckFailedError(
-        `Node at port ${
-          portOf(node)
-        } answered as node ${answered}; leader of ${topic} is ${leader}`,
+        `${nodeName(node)} answered as node ${answered}; leader of ${topic} is node ${leader}`,
       );
     }
-    return `Primary node (port ${portOf(node)}) is available`;
+    return `Primary node (port ${portOf(node)}) is available (node ${node.id}, the topic's leader)`;
   } catch (error) {
     if (error instanceof CheckFailedError) throw error;
     throw new CheckFailedError(
-      `Primary node (port ${portOf(node)}) is not available: ${(error as Error).message}`,
+      `Primary node (port ${portOf(node)}) is not available (node ${node.id}): ${
+        (error as Error).message
+      }`,
     );
   }
 }
@@ -211,14 +226,12 @@ async function consistent(
         const messages = await client.fetchMessages(topic);
         const difference = firstDifference(expected, messages);
         if (difference !== undefined) {
-          throw new CheckFailedError(`Node at port ${portOf(node)}: ${difference}`);
+          throw new CheckFailedError(`${nodeName(node)}: ${difference}`);
         }
         const { nextOffset } = await client.describeTopic(topic);
         if (nextOffset !== expected.length) {
           throw new CheckFailedError(
-            `Node at port ${
-              portOf(node)
-            } reports next_offset ${nextOffset}, expected ${expected.length}`,
+            `${nodeName(node)} reports next_offset ${nextOffset}, expected ${expected.length}`,
           );
         }
       } finally {
@@ -258,14 +271,17 @@ async function replicaFailover(
     const messages = await client.fetchMessages(topic);
     const difference = firstDifference(expected, messages);
     if (difference !== undefined) {
-      throw new CheckFailedError(`Replica at port ${portOf(replica)}: ${difference}`);
+      throw new CheckFailedError(`Replica on ${nodeName(replica)}: ${difference}`);
     }
     const onDisk = await diskReplicaCheck(cluster, primary, topic, expected);
     // Writes must fail over too: this message must reach the failed node after recovery.
     const written = payloadOf(expected[0].length, `${topic}#failover|`);
     await client.publish(topic, written);
     expected.push(written);
-    return `Successfully retrieved data from replica (port ${portOf(replica)})${onDisk}`;
+    return `Successfully retrieved data from replica (port ${
+      portOf(replica)
+    }) on node ${replica.id} ` +
+      `while node ${primary.id} is down${onDisk}`;
   } finally {
     await client.close();
   }
@@ -282,9 +298,9 @@ async function diskReplicaCheck(
   const stored = await replicaMessagesOnDisk(dataDir, topic);
   const difference = firstDifference(expected, stored);
   if (difference !== undefined) {
-    throw new CheckFailedError(`Failed node's replica on disk: ${difference}`);
+    throw new CheckFailedError(`Replica of failed node ${primary.id} on disk: ${difference}`);
   }
-  return `; failed node's replica on disk holds the same ${stored.length} messages`;
+  return `; node ${primary.id}'s replica on disk holds the same ${stored.length} messages`;
 }
 
 async function recovery(
@@ -375,4 +391,9 @@ export async function waitFor<T>(
 
 function portOf(node: BenchNode): string {
   return node.address.slice(node.address.lastIndexOf(":") + 1);
+}
+
+/** "Node 2 (port 5002)": the id first, as every other command names peers. */
+function nodeName(node: BenchNode): string {
+  return `Node ${node.id} (port ${portOf(node)})`;
 }

@@ -10,6 +10,7 @@
  */
 
 import * as hdr from "hdr-histogram-js";
+import { type SampleSummary, summaryPercentiles, supports } from "./statistics.ts";
 
 /** Significant decimal digits kept for every recorded value. */
 const significantDigits = 3;
@@ -23,17 +24,12 @@ const ticksPerHalfDistanceDefault = 5;
 /** Highest percentile a series reaches; 99.999 is where the nines chart ends. */
 const percentileMaxDefault = 99.999;
 
-/** Summary of a latency distribution; every latency is in milliseconds. */
-export interface LatencySummary {
-  count: number;
-  min: number;
-  mean: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-}
+/**
+ * Summary of a latency distribution; every latency is in milliseconds. A
+ * percentile is undefined when the count is too small to support it (see
+ * `samplesNeeded` in statistics.ts), and min, mean and max without values.
+ */
+export type LatencySummary = SampleSummary;
 
 /** One point of a percentile distribution: `latencyMs` at `percentile` (0..100). */
 export interface PercentilePoint {
@@ -119,21 +115,36 @@ export class LatencyHistogram {
     return value / 1000;
   }
 
-  /** Count, min, mean, p50, p90, p99, p99.9 and max; latencies in milliseconds. */
+  /**
+   * Count, min, mean, median, p90, p99, p99.9 and max; latencies in
+   * milliseconds. A percentile the count cannot support is undefined rather
+   * than the maximum under another name.
+   */
   summary(): LatencySummary {
     const count = this.count;
     if (count === 0) {
-      return { count: 0, min: 0, mean: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0 };
+      return {
+        count: 0,
+        min: undefined,
+        mean: undefined,
+        p50: undefined,
+        p90: undefined,
+        p99: undefined,
+        p999: undefined,
+        max: undefined,
+      };
     }
+    const at = (percentile: number) =>
+      supports(count, percentile) ? this.percentile(percentile) : undefined;
     return {
       count,
       min: this.percentile(0),
       // The exact mean of the rounded values, not HdrHistogram's bucketed one.
       mean: this.#sumMicroseconds / count / 1000,
-      p50: this.percentile(50),
-      p90: this.percentile(90),
-      p99: this.percentile(99),
-      p999: this.percentile(99.9),
+      p50: at(summaryPercentiles.p50),
+      p90: at(summaryPercentiles.p90),
+      p99: at(summaryPercentiles.p99),
+      p999: at(summaryPercentiles.p999),
       max: this.#histogram.maxValue / 1000,
     };
   }

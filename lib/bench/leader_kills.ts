@@ -13,7 +13,12 @@ import type { PubSubClient } from "../client/client.ts";
 import { sleep } from "../async.ts";
 import { waitFor } from "./fault_suite.ts";
 import type { BenchCluster } from "./local_cluster.ts";
-import { failoverWindows, type PublishRecord, throughputBuckets } from "./timeline.ts";
+import {
+  failoverWindows,
+  type PublishRecord,
+  type ThroughputStep,
+  throughputSteps,
+} from "./timeline.ts";
 import { payloadOf, publishLoad } from "./workloads.ts";
 
 /** Interval of the availability probe's publishes. */
@@ -53,7 +58,8 @@ export interface LeaderKillOptions {
 
 /** What {@linkcode runLeaderKills} measured. */
 export interface LeaderKillResult {
-  points: [number, number][];
+  /** Acknowledged load publishes per bucket, finer around each kill. */
+  steps: ThroughputStep[];
   kills: { atSeconds: number; label: string }[];
   /** One per kill; undefined when no publish was acknowledged in time. */
   windowsMs: (number | undefined)[];
@@ -62,8 +68,8 @@ export interface LeaderKillResult {
 }
 
 /**
- * Runs the kill loop and returns throughput in 1 s buckets, the kill
- * instants and the unavailability windows.
+ * Runs the kill loop and returns throughput in 1 s buckets (100 ms around
+ * each kill), the kill instants and the unavailability windows.
  *
  * @example
  * ```ts
@@ -71,11 +77,10 @@ export interface LeaderKillResult {
  * import type { BenchCluster } from "./local_cluster.ts";
  *
  * declare const cluster: BenchCluster;
- * const producers = [await cluster.client()];
  * const result = await runLeaderKills(cluster, {
  *   topic: "bench-kills",
  *   kills: 3,
- *   producers,
+ *   producers: 4,
  *   inFlight: 32,
  *   messageBytes: 100,
  * });
@@ -100,6 +105,7 @@ export async function runLeaderKills(
   const killsMs: number[] = [];
   const labels: string[] = [];
   const resyncMs: (number | undefined)[] = [];
+  let stoppedMs = startedMs;
   try {
     await control.createTopic(options.topic, { ifNotExists: true });
     const load = publishLoad({
@@ -129,6 +135,8 @@ export async function runLeaderKills(
         await sleep(settleMs, stop.signal);
       }
     } finally {
+      // Acks after this are the tail of a stopping load, not throughput.
+      stoppedMs = performance.now();
       stop.abort();
       // Closing rejects what is still pending, which may wait on an unavailable topic for long.
       await Promise.all([...producers, probeClient].map((client) => client.close()));
@@ -138,12 +146,11 @@ export async function runLeaderKills(
     options.signal?.removeEventListener("abort", abort);
     await Promise.all([control, probeClient, ...producers].map((client) => client.close()));
   }
-  const endMs = performance.now();
   return {
-    points: throughputBuckets(
+    steps: throughputSteps(
       loadRecords.flatMap((record) => record.ackedMs === undefined ? [] : [record.ackedMs]),
-      startedMs,
-      endMs,
+      { startMs: startedMs, endMs: stoppedMs },
+      { killsMs },
     ),
     kills: killsMs.map((atMs, index) => ({
       atSeconds: (atMs - startedMs) / 1000,

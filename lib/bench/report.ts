@@ -8,7 +8,22 @@
 
 import type { LatencyHistogram, LatencySummary, PercentilePoint } from "./histogram.ts";
 import { type Block, renderHtml, renderMarkdown, type ReportDocument } from "./_report_document.ts";
-import { barChart, formatNumber, histogramChart, lineChart, percentileChart } from "./svg.ts";
+import {
+  formatNumber,
+  samplesNeeded,
+  type SampleSummary,
+  type StatisticKey,
+  statisticLabels,
+  summarize,
+  summaryPercentiles,
+} from "./statistics.ts";
+import { barChart, histogramChart, percentileChart, pointChart, stepChart } from "./svg.ts";
+import {
+  fineAfterKillMsDefault,
+  fineBeforeKillMsDefault,
+  fineBucketMsDefault,
+  type ThroughputStep,
+} from "./timeline.ts";
 
 /** A latency distribution: its summary and its percentile series for charts. */
 export interface LatencyDistribution {
@@ -53,9 +68,12 @@ export interface BenchRun {
     pipelinedPublish: LatencyDistribution;
     publishToDelivery: LatencyDistribution;
   };
-  /** Acknowledged publishes per second over the run, with the kill instants. */
+  /**
+   * Acknowledged publishes per time bucket of the kill workload (finer
+   * around kills, see `throughputSteps`), with the kill instants.
+   */
   throughputOverTime: {
-    points: readonly (readonly [seconds: number, messagesPerSecond: number])[];
+    steps: readonly ThroughputStep[];
     kills: readonly { atSeconds: number; label: string }[];
   };
   /** Unavailability after each leader kill, in milliseconds. */
@@ -171,99 +189,154 @@ interface Chart {
   title: string;
   /** Report section the chart belongs to. */
   section: "iterations" | "latency" | "failover" | "comparison";
+  /** The sentence under the chart: what it measures and from how many samples. */
+  caption: string;
   svg: string;
+}
+
+/** A chart's identity and caption; `draw` adds the SVG with the same caption under it. */
+function chart(
+  file: string,
+  title: string,
+  section: Chart["section"],
+  caption: string,
+  draw: (caption: string) => string,
+): Chart {
+  return { file, title, section, caption, svg: draw(caption) };
 }
 
 function iterationPoints(values: readonly number[]): [number, number][] {
   return values.map((value, index) => [index + 1, value]);
 }
 
+/** Why the per-iteration charts are points: said under each of them. */
+const iterationNote = "Points are not joined: iterations are independent, and the first ones " +
+  "include warm-up.";
+
 function drawCharts(run: BenchRun): Chart[] {
   const iterationChart = (
     file: string,
     title: string,
     yLabel: string,
-    name: string,
+    measures: string,
     values: readonly number[],
-  ): Chart => ({
-    file,
-    title,
-    section: "iterations",
-    svg: lineChart({
+  ): Chart =>
+    chart(
+      file,
       title,
-      xLabel: "Iteration",
-      yLabel,
-      series: [{ name, points: iterationPoints(values) }],
-    }),
-  });
+      "iterations",
+      `One point per iteration, n=${values.length}: ${measures}. ${iterationNote}`,
+      (caption) =>
+        pointChart({
+          title,
+          xLabel: "Iteration",
+          yLabel,
+          series: [{ name: title, points: iterationPoints(values) }],
+          caption,
+        }),
+    );
   const charts: Chart[] = [
     iterationChart(
       "topic_creation_latency.svg",
       "Topic creation latency",
       "Latency (ms)",
-      "create topic",
+      "the time to create the iteration's fresh topic, request to answer",
       run.iterations.topicCreationLatencyMs,
     ),
     iterationChart(
       "publish_throughput.svg",
       "Publish throughput",
       "Messages per second",
-      "publish",
+      "acknowledged publishes per second while publishing the iteration's messages",
       run.iterations.publishThroughputPerSecond,
     ),
     iterationChart(
       "fetch_latency.svg",
       "Fetch latency",
       "Latency (ms)",
-      "fetch",
+      "the time to fetch every message of the iteration's topic",
       run.iterations.fetchLatencyMs,
     ),
-    {
-      file: "latency_percentiles.svg",
-      title: "Latency by percentile",
-      section: "latency",
-      svg: percentileChart({
-        title: "Latency by percentile",
-        series: latencyRows(run).map(([name, distribution]) => ({
-          name,
-          points: distribution.percentiles,
-        })),
-      }),
-    },
+    percentileChartOf(run),
     ...failoverCharts(run),
   ];
   const comparison = comparisonChart(run);
   return comparison === undefined ? charts : [...charts, comparison];
 }
 
+function percentileChartOf(run: BenchRun): Chart {
+  const rows = latencyRows(run);
+  const counts = rows.map(([name, { summary }]) => `${name} n=${formatCount(summary.count)}`);
+  const caption = "The latency below which each share of requests completed, per workload " +
+    `(${counts.join(", ")}); each step right on the x axis is ten times rarer, and the y axis ` +
+    "is logarithmic. A line ends at the highest percentile its count supports.";
+  return chart(
+    "latency_percentiles.svg",
+    "Latency by percentile",
+    "latency",
+    caption,
+    (caption) =>
+      percentileChart({
+        title: "Latency by percentile",
+        series: rows.map(([name, distribution]) => ({ name, points: distribution.percentiles })),
+        yLog: true,
+        caption,
+      }),
+  );
+}
+
 function failoverCharts(run: BenchRun): Chart[] {
+  const { steps, kills } = run.throughputOverTime;
+  const acknowledged = steps.reduce((sum, step) => sum + step.acknowledged, 0);
+  const notRun = "The leader-kill workload did not run (n=0 kills: --kills 0, or the bench " +
+    "cannot fail nodes of this cluster).";
+  const throughputCaption = steps.length === 0 ? notRun : "Acknowledged publishes per second " +
+    "of a steady load while the topic's leader was killed and restarted (dashed lines, " +
+    `n=${kills.length} kills): ${formatCount(acknowledged)} acknowledged publishes in 1 s ` +
+    `buckets, ${fineBucketMsDefault} ms buckets from ${fineBeforeKillMsDefault / 1000} s ` +
+    `before to ${fineAfterKillMsDefault / 1000} s after each kill.`;
+  const windows = run.failoverWindowsMs;
+  const windowsCaption = kills.length === 0 ? notRun : `How many of the n=${windows.length} ` +
+    "leader kills with an acknowledged publish afterwards left the topic unavailable for how " +
+    "long: from the kill to the first acknowledged publish sent after it (a probe publishes " +
+    "every 5 ms).";
   return [
-    {
-      file: "throughput_over_time.svg",
-      title: "Publish throughput over time",
-      section: "failover",
-      svg: lineChart({
-        title: "Publish throughput over time",
-        xLabel: "Time since start (s)",
-        yLabel: "Acknowledged messages per second",
-        series: [{ name: "publish", points: run.throughputOverTime.points }],
-        markers: run.throughputOverTime.kills.map((kill) => ({
-          x: kill.atSeconds,
-          label: kill.label,
-        })),
-      }),
-    },
-    {
-      file: "failover_windows.svg",
-      title: "Failover windows",
-      section: "failover",
-      svg: histogramChart({
-        title: "Failover windows",
-        xLabel: "Unavailability after a leader kill (ms)",
-        yLabel: "Kills",
-        values: run.failoverWindowsMs,
-      }),
-    },
+    chart(
+      "throughput_over_time.svg",
+      "Publish throughput over time",
+      "failover",
+      throughputCaption,
+      (caption) =>
+        stepChart({
+          title: "Publish throughput over time",
+          xLabel: "Time since start (s)",
+          yLabel: "Acknowledged messages per second",
+          series: [{
+            name: "publish",
+            steps: steps.map((step) => ({
+              from: step.fromSeconds,
+              to: step.toSeconds,
+              value: step.messagesPerSecond,
+            })),
+          }],
+          markers: kills.map((kill) => ({ x: kill.atSeconds, label: kill.label })),
+          caption,
+        }),
+    ),
+    chart(
+      "failover_windows.svg",
+      "Failover windows",
+      "failover",
+      windowsCaption,
+      (caption) =>
+        histogramChart({
+          title: "Failover windows",
+          xLabel: "Unavailability after a leader kill (ms)",
+          yLabel: "Kills",
+          values: windows,
+          caption,
+        }),
+    ),
   ];
 }
 
@@ -272,18 +345,18 @@ function comparisonChart(run: BenchRun): Chart | undefined {
   const otherName = run.comparison.otherName ?? "NATS";
   // Rows mix units (ms, msgs/s), so the chart shows the ratio, which shares one axis.
   const title = `pubsub relative to ${otherName}`;
-  return {
-    file: "comparison.svg",
-    title,
-    section: "comparison",
-    svg: barChart({
+  const caption = `pubsub's value divided by ${otherName}'s for each of the ` +
+    `${run.comparison.rows.length} workload metrics (1 = equal): above 1 is better for ` +
+    "throughput and worse for latency.";
+  return chart("comparison.svg", title, "comparison", caption, (caption) =>
+    barChart({
       title,
       xLabel: "Workload and metric",
       yLabel: `pubsub ÷ ${otherName} (1 = equal)`,
-      categories: run.comparison.rows.map((row) => `${row.name}: ${row.metric}`),
-      series: [{ name: "ratio", values: run.comparison.rows.map(ratioOf) }],
-    }),
-  };
+      categories: run.comparison!.rows.map((row) => `${row.name}: ${row.metric}`),
+      series: [{ name: "ratio", values: run.comparison!.rows.map(ratioOf) }],
+      caption,
+    }));
 }
 
 function ratioOf(row: ComparisonRow): number {
@@ -301,7 +374,11 @@ function latencyRows(run: BenchRun): [string, LatencyDistribution][] {
 function reportDocument(run: BenchRun, machine: MachineInfo, charts: Chart[]): ReportDocument {
   const images = (section: Chart["section"]): Block[] =>
     charts.filter((chart) => chart.section === section)
-      .map((chart) => ({ kind: "image", file: chart.file, alt: chart.title }));
+      .map((chart) => ({
+        kind: "image",
+        file: chart.file,
+        alt: `${chart.title}. ${chart.caption}`,
+      }));
   const passed = run.checks.filter((check) => check.ok).length;
   const blocks: Block[] = [
     {
@@ -320,13 +397,13 @@ function reportDocument(run: BenchRun, machine: MachineInfo, charts: Chart[]): R
       rows: run.checks.map((check) => [check.name, check.ok ? "✓ pass" : "✗ FAIL", check.detail]),
     },
     { kind: "heading", text: "Latency" },
-    latencyTable(run),
+    ...withSamplesNote(latencyTable(run)),
     ...images("latency"),
     { kind: "heading", text: "Per-iteration results" },
-    iterationTable(run),
+    ...withSamplesNote(iterationTable(run)),
     ...images("iterations"),
     { kind: "heading", text: "Failover" },
-    failoverTable(run),
+    ...withSamplesNote(failoverTable(run)),
     ...images("failover"),
     ...comparisonBlocks(run),
     ...images("comparison"),
@@ -353,53 +430,77 @@ function machineRows(machine: MachineInfo): [string, string][] {
   ];
 }
 
-function latencyTable(run: BenchRun): Block {
-  const columns: (keyof LatencySummary)[] = ["min", "mean", "p50", "p90", "p99", "p999", "max"];
+/** What a statistic the sample count does not support shows in a table. */
+export const tooFewSamplesCell = "–";
+
+/** One summary per row; columns named as the text output names them. */
+function summaryTable(
+  firstHeader: string,
+  rows: readonly { name: string; unit: string; summary: SampleSummary }[],
+  keys: readonly StatisticKey[],
+): Block & { kind: "table" } {
   return {
     kind: "table",
-    headers: ["Operation", "Count", ...columns.map((column) => `${column} (ms)`)],
-    rows: latencyRows(run).map(([name, { summary }]) => [
+    headers: [firstHeader, "Unit", "n", ...keys.map((key) => statisticLabels[key])],
+    rows: rows.map(({ name, unit, summary }) => [
       name,
-      formatNumber(summary.count),
-      ...columns.map((column) => formatNumber(summary[column])),
+      unit,
+      formatCount(summary.count),
+      ...keys.map((key) => {
+        const value = summary[key];
+        return value === undefined ? tooFewSamplesCell : formatNumber(value);
+      }),
     ]),
   };
 }
 
-function iterationTable(run: BenchRun): Block {
-  const row = (name: string, unit: string, values: readonly number[]): string[] => {
-    if (values.length === 0) return [name, unit, "0", "", "", ""];
-    const mean = values.reduce((sum, value) => sum + value, 0) / values.length;
-    return [
-      name,
-      unit,
-      String(values.length),
-      formatNumber(Math.min(...values)),
-      formatNumber(mean),
-      formatNumber(Math.max(...values)),
-    ];
-  };
-  return {
-    kind: "table",
-    headers: ["Measure", "Unit", "Iterations", "Min", "Mean", "Max"],
-    rows: [
-      row("Topic creation latency", "ms", run.iterations.topicCreationLatencyMs),
-      row("Publish throughput", "msgs/s", run.iterations.publishThroughputPerSecond),
-      row("Fetch latency", "ms", run.iterations.fetchLatencyMs),
-    ],
-  };
+function latencyTable(run: BenchRun): Block & { kind: "table" } {
+  return summaryTable(
+    "Operation",
+    latencyRows(run).map(([name, { summary }]) => ({ name, unit: "ms", summary })),
+    ["min", "mean", "p50", "p90", "p99", "p999", "max"],
+  );
 }
 
-function failoverTable(run: BenchRun): Block {
-  const windows = [...run.failoverWindowsMs].sort((left, right) => left - right);
-  const median = windows.length === 0 ? Number.NaN : windows[Math.floor((windows.length - 1) / 2)];
-  const cell = (value: number | undefined) =>
-    value === undefined || Number.isNaN(value) ? "" : formatNumber(value);
-  return {
-    kind: "table",
-    headers: ["Leader kills", "Min window (ms)", "Median window (ms)", "Max window (ms)"],
-    rows: [[String(windows.length), cell(windows[0]), cell(median), cell(windows.at(-1))]],
-  };
+function iterationTable(run: BenchRun): Block & { kind: "table" } {
+  return summaryTable("Measure", [
+    {
+      name: "Topic creation latency",
+      unit: "ms",
+      summary: summarize(run.iterations.topicCreationLatencyMs),
+    },
+    {
+      name: "Publish throughput",
+      unit: "msgs/s",
+      summary: summarize(run.iterations.publishThroughputPerSecond),
+    },
+    { name: "Fetch latency", unit: "ms", summary: summarize(run.iterations.fetchLatencyMs) },
+  ], ["min", "mean", "p50", "max"]);
+}
+
+function failoverTable(run: BenchRun): Block & { kind: "table" } {
+  return summaryTable("Measure", [{
+    name: "Unavailability after a leader kill",
+    unit: "ms",
+    summary: summarize(run.failoverWindowsMs),
+  }], ["min", "mean", "p50", "p90", "p99", "max"]);
+}
+
+/** The table, and under it what its "–" cells mean when it has any. */
+function withSamplesNote(table: Block & { kind: "table" }): Block[] {
+  if (!table.rows.some((row) => row.includes(tooFewSamplesCell))) return [table];
+  const needs = (Object.keys(summaryPercentiles) as (keyof typeof summaryPercentiles)[])
+    .map((key) => `${statisticLabels[key]} ${formatCount(samplesNeeded(summaryPercentiles[key]))}`);
+  return [table, {
+    kind: "paragraph",
+    text: `${tooFewSamplesCell}: too few samples (n) for this statistic. A percentile needs one ` +
+      `sample above it and one below (${needs.join(", ")}); with fewer it would only be the ` +
+      "min or max under another name.",
+  }];
+}
+
+function formatCount(count: number): string {
+  return count.toLocaleString("en-US");
 }
 
 function comparisonBlocks(run: BenchRun): Block[] {

@@ -1,8 +1,11 @@
 /**
  * Charts of the bench report as SVG markup strings (no DOM): line charts with
- * event markers, grouped bar charts, HdrHistogram-style percentile charts and
- * histograms. `d3-scale` picks domains and ticks, `d3-shape` draws lines.
- * The same input always gives the same bytes, so reports can be diffed.
+ * event markers, point charts for independent measurements (iterations),
+ * step charts for rates over time buckets, grouped bar charts,
+ * HdrHistogram-style percentile charts and histograms. Every chart may carry
+ * a caption under it saying what it measures. `d3-scale` picks domains and
+ * ticks, `d3-shape` draws lines. The same input always gives the same bytes,
+ * so reports can be diffed.
  *
  * @module
  */
@@ -12,8 +15,11 @@ import { scaleBand, type ScaleContinuousNumeric, scaleLinear, scaleLog } from "d
 // @ts-types="npm:@types/d3-shape@^3"
 import { line } from "d3-shape";
 import type { PercentilePoint } from "./histogram.ts";
+import { formatNumber } from "./statistics.ts";
 import { type FrameSpec, noData, type PixelTick, plotArea, renderFrame } from "./_svg_frame.ts";
-import { element, seriesColor, text, textWidth } from "./_svg_markup.ts";
+import { coordinate, element, seriesColor, text, textWidth } from "./_svg_markup.ts";
+
+export { formatNumber };
 
 /** Default picture size in pixels. */
 const widthDefault = 800;
@@ -37,16 +43,21 @@ export interface Marker {
   label: string;
 }
 
-/** Size shared by every chart. */
-export interface ChartSize {
+/** Size and caption shared by every chart. */
+export interface ChartOptions {
   /** Pixels. Default 800. */
   width?: number;
   /** Pixels. Default 420. */
   height?: number;
+  /**
+   * Sentences printed under the chart: what it measures and from how many
+   * samples. Default none.
+   */
+  caption?: string;
 }
 
 /** Options of {@linkcode lineChart}. */
-export interface LineChartOptions extends ChartSize {
+export interface LineChartOptions extends ChartOptions {
   title: string;
   xLabel: string;
   yLabel: string;
@@ -57,32 +68,204 @@ export interface LineChartOptions extends ChartSize {
 }
 
 /**
- * A line chart, one line per series, with optional vertical markers.
+ * A line chart, one line per series, with optional vertical markers. Lines
+ * say that neighbouring points belong together, as the levels of one
+ * distribution do; independent measurements belong in a
+ * {@linkcode pointChart}, rates over time buckets in a {@linkcode stepChart}.
  *
- * @example Throughput with a leader kill marked
+ * @example A cumulative count over time
  * ```ts
  * import { lineChart } from "./svg.ts";
  *
  * const svg = lineChart({
- *   title: "Publish throughput",
+ *   title: "Messages stored",
  *   xLabel: "Time (s)",
- *   yLabel: "Messages/s",
- *   series: [{ name: "publish", points: [[0, 900], [1, 950], [2, 120], [3, 940]] }],
+ *   yLabel: "Messages",
+ *   series: [{ name: "stored", points: [[0, 0], [1, 950], [2, 1020], [3, 1960]] }],
  *   markers: [{ x: 1.5, label: "leader killed" }],
+ *   caption: "Messages stored on the leader, read once a second.",
  * });
  * ```
  */
 export function lineChart(options: LineChartOptions): string {
-  return drawLineChart(options, (xValues) => {
-    const x = scaleLinear().domain(spread(extent(xValues))).nice();
-    // Whole-number data (iterations, counts) gets whole-number ticks only.
-    const whole = xValues.every(Number.isInteger);
-    const xTicks = whole
-      ? ticksOf(x, 8).filter((tick) => Number.isInteger(tick.value))
-        .map((tick) => ({ ...tick, label: tick.value.toLocaleString("en-US") }))
-      : ticksOf(x, 8);
-    return { x, xTicks };
+  return drawLines(options, (xValues) => linearXAxis(xValues, false));
+}
+
+function drawLines(options: LineChartOptions, chooseXAxis: XAxisChooser): string {
+  const yLog = options.yLog ?? false;
+  return drawXYChart(options, {
+    xValues: options.series.flatMap((series) => series.points.map(([px]) => px)),
+    yValues: options.series.flatMap((series) => series.points.map(([, py]) => py)),
+    chooseXAxis,
+    swatch: "line",
+    drawSeries: (x, y, index) => {
+      const series = options.series[index];
+      const color = seriesColor(index);
+      const path = line<readonly [number, number]>()
+        .defined(([, py]) => plottable(py, yLog))
+        .x(([px]) => x(px))
+        .y(([, py]) => y(py))
+        .digits(2);
+      const drawn = element("path", {
+        d: path(series.points) ?? "",
+        fill: "none",
+        stroke: color,
+        "stroke-width": 2,
+        "stroke-linejoin": "round",
+      });
+      if (series.points.length > dottedPointsMax) return drawn;
+      const dots = series.points.filter(([, py]) => plottable(py, yLog))
+        .map(([px, py]) => element("circle", { cx: x(px), cy: y(py), r: 2.5, fill: color }));
+      return drawn + dots.join("");
+    },
   });
+}
+
+/** Options of {@linkcode pointChart}. */
+export interface PointChartOptions extends ChartOptions {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  series: readonly Series[];
+  /** Logarithmic y axis; points with y <= 0 are left out. Default false. */
+  yLog?: boolean;
+}
+
+/**
+ * Independent measurements as unconnected points, e.g. one per iteration: a
+ * line through them would suggest a trend where there is only noise. A
+ * whole-number x axis (iterations) gets whole-number ticks and half a step
+ * of room on each side, so that no point sits on the frame.
+ *
+ * @example One point per iteration
+ * ```ts
+ * import { pointChart } from "./svg.ts";
+ *
+ * const svg = pointChart({
+ *   title: "Fetch latency",
+ *   xLabel: "Iteration",
+ *   yLabel: "Latency (ms)",
+ *   series: [{ name: "fetch", points: [[1, 25.6], [2, 3.1], [3, 2.6]] }],
+ *   caption: "One point per iteration (3 iterations): fetch of 200 messages.",
+ * });
+ * ```
+ */
+export function pointChart(options: PointChartOptions): string {
+  const yLog = options.yLog ?? false;
+  return drawXYChart(options, {
+    xValues: options.series.flatMap((series) => series.points.map(([px]) => px)),
+    yValues: options.series.flatMap((series) => series.points.map(([, py]) => py)),
+    chooseXAxis: (xValues) => linearXAxis(xValues, true),
+    swatch: "dot",
+    drawSeries: (x, y, index) =>
+      options.series[index].points.filter(([, py]) => plottable(py, yLog))
+        .map(([px, py]) =>
+          element("circle", {
+            cx: x(px),
+            cy: y(py),
+            r: 4,
+            fill: seriesColor(index),
+            stroke: "#ffffff",
+            "stroke-width": 1,
+          })
+        ).join(""),
+  });
+}
+
+/** One bucket of a step series: `value` holds from `from` to `to` (exclusive). */
+export interface Step {
+  from: number;
+  to: number;
+  value: number;
+}
+
+/** Options of {@linkcode stepChart}. */
+export interface StepChartOptions extends ChartOptions {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  /** Steps in increasing `from`; a step not starting where the previous ended leaves a gap. */
+  series: readonly { name: string; steps: readonly Step[] }[];
+  markers?: readonly Marker[];
+}
+
+/**
+ * Rates over time buckets as steps, each bucket flat over its own width
+ * (buckets may differ in width), with the area under them lightly filled
+ * and optional vertical markers: a rate is a count over an interval, not a
+ * value at an instant that a line could interpolate.
+ *
+ * @example Throughput with a leader kill marked
+ * ```ts
+ * import { stepChart } from "./svg.ts";
+ *
+ * const svg = stepChart({
+ *   title: "Publish throughput",
+ *   xLabel: "Time (s)",
+ *   yLabel: "Messages/s",
+ *   series: [{
+ *     name: "publish",
+ *     steps: [{ from: 0, to: 1, value: 900 }, { from: 1, to: 1.1, value: 0 }, {
+ *       from: 1.1,
+ *       to: 2,
+ *       value: 950,
+ *     }],
+ *   }],
+ *   markers: [{ x: 1, label: "leader killed" }],
+ * });
+ * ```
+ */
+export function stepChart(options: StepChartOptions): string {
+  return drawXYChart(options, {
+    xValues: options.series.flatMap((series) =>
+      series.steps.flatMap((step) => [step.from, step.to])
+    ),
+    yValues: options.series.flatMap((series) => series.steps.map((step) => step.value)),
+    chooseXAxis: (xValues) => linearXAxis(xValues, false),
+    swatch: "line",
+    drawSeries: (x, y, index) => {
+      const steps = options.series[index].steps.filter((step) => Number.isFinite(step.value));
+      const color = seriesColor(index);
+      const { outline, area } = stepPaths(steps, x, y);
+      return element("path", { d: area, fill: color, "fill-opacity": 0.15, stroke: "none" }) +
+        element("path", {
+          d: outline,
+          fill: "none",
+          stroke: color,
+          "stroke-width": 1.5,
+          "stroke-linejoin": "miter",
+        });
+    },
+  });
+}
+
+/**
+ * Path data of steps: the outline uses only horizontal and vertical moves
+ * (H and V) after each M; the area closes each run of adjoining steps down
+ * to zero.
+ */
+function stepPaths(
+  steps: readonly Step[],
+  x: (value: number) => number,
+  y: (value: number) => number,
+): { outline: string; area: string } {
+  const zero = coordinate(y(0));
+  let outline = "";
+  let area = "";
+  steps.forEach((step, index) => {
+    const top = coordinate(y(step.value));
+    if (index > 0 && step.from === steps[index - 1].to) {
+      outline += `V${top}`;
+    } else {
+      if (index > 0) area += `V${zero}Z`;
+      outline += `M${coordinate(x(step.from))},${top}`;
+      area += `M${coordinate(x(step.from))},${zero}`;
+    }
+    area += `V${top}H${coordinate(x(step.to))}`;
+    outline += `H${coordinate(x(step.to))}`;
+  });
+  if (steps.length > 0) area += `V${zero}Z`;
+  return { outline, area };
 }
 
 /** The x scale and its ticks, chosen from every x value to show. */
@@ -91,51 +274,78 @@ type XAxisChooser = (xValues: number[]) => {
   xTicks: ValueTick[];
 };
 
-function drawLineChart(options: LineChartOptions, chooseXAxis: XAxisChooser): string {
+/** Common options of the charts with two continuous axes. */
+interface XYChartOptions extends ChartOptions {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  series: readonly { name: string }[];
+  markers?: readonly Marker[];
+  yLog?: boolean;
+}
+
+/** What differs between the charts with two continuous axes. */
+interface XYChartPlan {
+  xValues: readonly number[];
+  yValues: readonly number[];
+  chooseXAxis: XAxisChooser;
+  swatch: FrameSpec["swatch"];
+  /** The marks of series `index`, once the scales span the plot area. */
+  drawSeries: (
+    x: ScaleContinuousNumeric<number, number>,
+    y: ScaleContinuousNumeric<number, number>,
+    index: number,
+  ) => string;
+}
+
+function drawXYChart(options: XYChartOptions, plan: XYChartPlan): string {
   const markers = options.markers ?? [];
   const yLog = options.yLog ?? false;
-  const points = options.series.flatMap((series) => series.points)
-    .filter(([, y]) => Number.isFinite(y) && (!yLog || y > 0));
-  const { x, xTicks } = chooseXAxis([
-    ...points.map(([px]) => px),
+  const yValues = plan.yValues.filter((value) => plottable(value, yLog));
+  const { x, xTicks } = plan.chooseXAxis([
+    ...plan.xValues.filter((value) => Number.isFinite(value)),
     ...markers.map((marker) => marker.x),
   ]);
-  const y = valueScale(points.map(([, py]) => py), yLog);
-  const yTicks = ticksOf(y, 6);
+  const y = valueScale(yValues, yLog);
+  const yTicks = ticksOf(y, 6, !yLog && yValues.every(Number.isInteger));
   const legend = options.series.map((series, index) => ({
     name: series.name,
     color: seriesColor(index),
   }));
-  const spec = frameSpec(options, xTicks, yTicks, legend);
+  const spec = { ...frameSpec(options, xTicks, yTicks, legend), swatch: plan.swatch };
   const area = plotArea(spec);
   x.range([area.left, area.right]);
   y.range([area.bottom, area.top]);
-  const path = line<readonly [number, number]>()
-    .defined(([, py]) => Number.isFinite(py) && (!yLog || py > 0))
-    .x(([px]) => x(px))
-    .y(([, py]) => y(py))
-    .digits(2);
-  const lines = options.series.map((series, index) => {
-    const color = seriesColor(index);
-    const drawn = element("path", {
-      d: path(series.points) ?? "",
-      fill: "none",
-      stroke: color,
-      "stroke-width": 2,
-      "stroke-linejoin": "round",
-    });
-    if (series.points.length > dottedPointsMax) return drawn;
-    const dots = series.points.filter(([, py]) => Number.isFinite(py) && (!yLog || py > 0))
-      .map(([px, py]) => element("circle", { cx: x(px), cy: y(py), r: 2.5, fill: color }));
-    return drawn + dots.join("");
-  });
-  const body = points.length === 0 ? noData(area) : lines.join("") +
-    markers.map((marker) => markerLine(x(marker.x), marker.label, area)).join("");
+  const body = yValues.length === 0 ? noData(area) : [
+    ...options.series.map((_, index) => plan.drawSeries(x, y, index)),
+    ...markers.map((marker) => markerLine(x(marker.x), marker.label, area)),
+  ].join("");
   return renderFrame(spec, area, pixelTicks(x, y, xTicks, yTicks), body);
 }
 
+/**
+ * A linear x axis over `xValues`. Whole-number data (iterations) gets
+ * whole-number ticks only; with `padWhole` also half a step of room on each
+ * side, so that points at the ends stay clear of the frame.
+ */
+function linearXAxis(
+  xValues: readonly number[],
+  padWhole: boolean,
+): ReturnType<XAxisChooser> {
+  const whole = xValues.length > 0 && xValues.every(Number.isInteger);
+  const [low, high] = extent(xValues);
+  const x = whole && padWhole
+    ? scaleLinear().domain([low - 0.5, high + 0.5])
+    : scaleLinear().domain(spread([low, high])).nice();
+  return { x, xTicks: ticksOf(x, 8, whole) };
+}
+
+function plottable(value: number, log: boolean): boolean {
+  return Number.isFinite(value) && (!log || value > 0);
+}
+
 /** Options of {@linkcode barChart}. */
-export interface BarChartOptions extends ChartSize {
+export interface BarChartOptions extends ChartOptions {
   title: string;
   xLabel: string;
   yLabel: string;
@@ -224,7 +434,7 @@ export function barChart(options: BarChartOptions): string {
 }
 
 /** Options of {@linkcode percentileChart}. */
-export interface PercentileChartOptions extends ChartSize {
+export interface PercentileChartOptions extends ChartOptions {
   title: string;
   /** Default "Latency (ms)". */
   yLabel?: string;
@@ -264,7 +474,7 @@ export function percentileChart(options: PercentileChartOptions): string {
     yLabel: options.yLabel ?? "Latency (ms)",
     series,
   };
-  return drawLineChart(chartOptions, (xValues) => {
+  return drawLines(chartOptions, (xValues) => {
     // Whole nines only, and at least up to 99% so that short runs still read as a tail plot.
     const ninesMax = Math.ceil(Math.max(2, ...xValues) - 1e-9);
     const xTicks = Array.from({ length: ninesMax + 1 }, (_, index) => ({
@@ -276,7 +486,7 @@ export function percentileChart(options: PercentileChartOptions): string {
 }
 
 /** Options of {@linkcode histogramChart}. */
-export interface HistogramChartOptions extends ChartSize {
+export interface HistogramChartOptions extends ChartOptions {
   title: string;
   xLabel: string;
   /** Default "Count". */
@@ -313,7 +523,8 @@ export function histogramChart(options: HistogramChartOptions): string {
   const counts = binValues(values, edges);
   const y = valueScale(withHeadroom(counts), false);
   const xTicks = ticksOf(x, 8);
-  const yTicks = ticksOf(y, 6).filter((tick) => Number.isInteger(tick.value));
+  // Counts: whole-number ticks labelled without decimals, never "0.0" and "1.0".
+  const yTicks = ticksOf(y, 6, true);
   const spec = frameSpec(
     { ...options, yLabel: options.yLabel ?? "Count" },
     xTicks,
@@ -364,24 +575,13 @@ function ninesLabel(count: number): string {
   return `${(100 - 100 / 10 ** count).toFixed(Math.max(0, count - 2))}%`;
 }
 
-/**
- * Numbers as people read them in a report: grouped thousands, at most 3
- * significant digits below 1000.
- */
-export function formatNumber(value: number): string {
-  if (!Number.isFinite(value)) return String(value);
-  if (Math.abs(value) >= 1000) return Math.round(value).toLocaleString("en-US");
-  if (value === 0) return "0";
-  return String(Number(value.toPrecision(3)));
-}
-
 interface ValueTick {
   value: number;
   label: string;
 }
 
 function frameSpec(
-  options: ChartSize & { title: string; xLabel: string; yLabel: string },
+  options: ChartOptions & { title: string; xLabel: string; yLabel: string },
   xTicks: readonly ValueTick[],
   yTicks: readonly ValueTick[],
   legend: FrameSpec["legend"],
@@ -395,6 +595,7 @@ function frameSpec(
     xTickLabels: xTicks.map((tick) => tick.label),
     yTickLabels: yTicks.map((tick) => tick.label),
     legend,
+    caption: options.caption,
   };
 }
 
@@ -430,7 +631,20 @@ function valueScale(
   return scaleLinear().domain([Math.min(low, 0), top === Math.min(low, 0) ? 1 : top]).nice(6);
 }
 
-function ticksOf(scale: ScaleContinuousNumeric<number, number>, count: number): ValueTick[] {
+/**
+ * About `count` ticks of `scale` with their labels. With `wholeNumbers`
+ * (iterations, counts) only whole-number ticks are kept and labelled
+ * without decimals, as d3 would label 1 as "1.0" next to 0.5.
+ */
+function ticksOf(
+  scale: ScaleContinuousNumeric<number, number>,
+  count: number,
+  wholeNumbers = false,
+): ValueTick[] {
+  if (wholeNumbers) {
+    return scale.ticks(count).filter((value) => Number.isInteger(value))
+      .map((value) => ({ value, label: value.toLocaleString("en-US") }));
+  }
   // Log scales default to SI prefixes ("100m" for 0.1), which misread next to a unit such as ms.
   const format = isLogScale(scale) ? scale.tickFormat(count, ",~g") : scale.tickFormat(count);
   // Log scales label only some ticks (1, 2, 5, 10, ...); unlabelled ones are dropped.

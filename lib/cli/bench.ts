@@ -20,7 +20,14 @@ import {
   writeReport,
   type WrittenReport,
 } from "../bench/report.ts";
-import { nearestRank } from "../bench/timeline.ts";
+import {
+  formatNumber,
+  formatSummary,
+  type SampleSummary,
+  type StatisticKey,
+  summarize,
+} from "../bench/statistics.ts";
+import type { ThroughputStep } from "../bench/timeline.ts";
 import {
   type IterationResult,
   payloadOf,
@@ -247,7 +254,7 @@ async function measure(
       checks,
       iterations,
       latencies: latencies.distributions,
-      throughputOverTime: { points: kills.points, kills: kills.kills },
+      throughputOverTime: { steps: kills.steps, kills: kills.kills },
       failoverWindowsMs: kills.windowsMs,
     };
     const extras = {
@@ -300,12 +307,13 @@ async function faultSuite(
 ): Promise<CheckResult[]> {
   const blocks = Math.min(settings.faultBlocks ?? cluster.nodes.length, cluster.nodes.length);
   const checks: CheckResult[] = [];
-  for (let block = 0; block < blocks && !signal.aborted; block++) {
+  // Blocks count from 1 and block k fails the k-th node, so with node ids 1..N they match.
+  for (let block = 1; block <= blocks && !signal.aborted; block++) {
     output.line("");
     checks.push(
       ...await runFaultBlock(cluster, {
         block,
-        target: cluster.nodes[block],
+        target: cluster.nodes[block - 1],
         topicPrefix: `${runId}-ft`,
         messageBytes: settings.messageBytes,
         print: output.line,
@@ -436,7 +444,7 @@ async function killWorkload(
   runId: string,
   signal: AbortSignal,
 ): Promise<{
-  points: [number, number][];
+  steps: ThroughputStep[];
   kills: { atSeconds: number; label: string }[];
   windowsMs: number[];
   failed: number;
@@ -445,9 +453,10 @@ async function killWorkload(
   if (settings.kills === 0 || cluster.killUnsupportedReason !== undefined || signal.aborted) {
     const reason = cluster.killUnsupportedReason ?? "--kills 0";
     output.line(`Leader kills skipped: ${reason}`);
-    return { points: [], kills: [], windowsMs: [], failed: 0, resyncMs: [] };
+    return { steps: [], kills: [], windowsMs: [], failed: 0, resyncMs: [] };
   }
   const progress = output.progress("leader kills", "kills");
+  const killFailoverTimeoutMs = settings.quick ? quickKillTimeoutMs : failoverTimeoutMs;
   const result = await runLeaderKills(cluster, {
     topic: `${runId}-kills`,
     kills: settings.kills,
@@ -455,13 +464,13 @@ async function killWorkload(
     inFlight: Math.max(1, Math.ceil(settings.pipelineInFlight / settings.producers)),
     messageBytes: settings.messageBytes,
     signal,
-    failoverTimeoutMs: settings.quick ? quickKillTimeoutMs : failoverTimeoutMs,
+    failoverTimeoutMs: killFailoverTimeoutMs,
     resyncTimeoutMs: settings.quick ? quickKillTimeoutMs : resyncTimeoutMs,
     onKill: (index, windowMs) => {
       progress.update(index + 1);
       if (windowMs === undefined) {
         output.line(
-          `  ✗ kill ${index + 1}: no publish acknowledged within ${failoverTimeoutMs} ms`,
+          `  ✗ kill ${index + 1}: no publish acknowledged within ${killFailoverTimeoutMs} ms`,
         );
       }
     },
@@ -471,6 +480,9 @@ async function killWorkload(
   return { ...result, windowsMs, failed: result.windowsMs.length - windowsMs.length };
 }
 
+/** Statistics each summary line prints (the maximum is always printed). */
+const summaryStatistics: readonly StatisticKey[] = ["p50", "p99"];
+
 function printSummary(
   run: BenchRun,
   extras: SummaryExtras,
@@ -479,31 +491,43 @@ function printSummary(
   output: Output,
 ): void {
   const summary = benchSummary(run, extras, settings.outDir, written);
-  const { sequential_publish_ms: sequential, pipelined_publish_ms: pipelined } = summary;
-  const delivery = summary.publish_to_delivery_ms;
-  const format = (value: number) => value.toFixed(2);
+  const describe = (sample: SampleSummary, noun: string, statistics = summaryStatistics) =>
+    formatSummary(sample, { unit: "ms", noun, statistics });
+  const { sequentialPublish, pipelinedPublish, publishToDelivery } = run.latencies;
   output.line(`Fault-tolerance checks: ${summary.checks_passed} of ${summary.checks_total} passed`);
+  output.line(`Sequential publish: ${describe(sequentialPublish.summary, "publishes")}`);
   output.line(
-    `Sequential publish: p50 ${format(sequential.p50)} ms, p99 ${format(sequential.p99)} ms ` +
-      `(${sequential.count} publishes)`,
+    `Pipelined publish: ${formatNumber(extras.pipelinedThroughputPerSecond)} msgs/s, ` +
+      describe(pipelinedPublish.summary, "publishes"),
   );
-  output.line(
-    `Pipelined publish: ${Math.round(summary.pipelined_throughput_per_second)} msgs/s, ` +
-      `p50 ${format(pipelined.p50)} ms, p99 ${format(pipelined.p99)} ms`,
-  );
-  output.line(
-    `Publish to delivery: p50 ${format(delivery.p50)} ms, p99 ${format(delivery.p99)} ms`,
-  );
-  output.line(
-    `Failover windows over ${run.failoverWindowsMs.length} leader kills: ` +
-      `median ${format(summary.failover_window_p50_ms)} ms, p99 ${
-        format(summary.failover_window_p99_ms)
-      } ms`,
-  );
+  output.line(`Publish to delivery: ${describe(publishToDelivery.summary, "deliveries")}`);
+  // Few kills: the min tells as much as the max.
+  const failover = describe(summarize(run.failoverWindowsMs), "leader kills", [
+    "min",
+    ...summaryStatistics,
+  ]);
+  output.line(`Failover windows: ${failover}`);
   output.line(
     `Report: ${settings.outDir}/${written.html} and ${settings.outDir}/${written.markdown}`,
   );
   if (settings.json) console.log(JSON.stringify(summary));
+}
+
+/**
+ * A summary for JSON: a statistic the sample count does not support is
+ * null, never a number that is really the maximum.
+ */
+function jsonSummary(summary: SampleSummary): Record<keyof SampleSummary, number | null> {
+  return {
+    count: summary.count,
+    min: summary.min ?? null,
+    mean: summary.mean ?? null,
+    p50: summary.p50 ?? null,
+    p90: summary.p90 ?? null,
+    p99: summary.p99 ?? null,
+    p999: summary.p999 ?? null,
+    max: summary.max ?? null,
+  };
 }
 
 function benchSummary(
@@ -514,6 +538,7 @@ function benchSummary(
 ) {
   const mean = (values: readonly number[]) =>
     values.length === 0 ? 0 : values.reduce((sum, value) => sum + value, 0) / values.length;
+  const failover = summarize(run.failoverWindowsMs);
   return {
     ok: run.checks.every((check) => check.ok),
     out: outDir,
@@ -526,13 +551,14 @@ function benchSummary(
     topic_creation_latency_ms_mean: mean(run.iterations.topicCreationLatencyMs),
     iteration_publish_throughput_per_second_mean: mean(run.iterations.publishThroughputPerSecond),
     fetch_latency_ms_mean: mean(run.iterations.fetchLatencyMs),
-    sequential_publish_ms: run.latencies.sequentialPublish.summary,
-    pipelined_publish_ms: run.latencies.pipelinedPublish.summary,
+    sequential_publish_ms: jsonSummary(run.latencies.sequentialPublish.summary),
+    pipelined_publish_ms: jsonSummary(run.latencies.pipelinedPublish.summary),
     pipelined_throughput_per_second: extras.pipelinedThroughputPerSecond,
-    publish_to_delivery_ms: run.latencies.publishToDelivery.summary,
+    publish_to_delivery_ms: jsonSummary(run.latencies.publishToDelivery.summary),
     failover_windows_ms: run.failoverWindowsMs,
-    failover_window_p50_ms: nearestRank(run.failoverWindowsMs, 50),
-    failover_window_p99_ms: nearestRank(run.failoverWindowsMs, 99),
+    failover_window_ms: jsonSummary(failover),
+    failover_window_p50_ms: failover.p50 ?? null,
+    failover_window_p99_ms: failover.p99 ?? null,
     failovers_without_ack: extras.failedFailovers,
     resync_under_load_ms: extras.resyncMs.map((value) => value ?? null),
     duration_seconds: run.durationSeconds,

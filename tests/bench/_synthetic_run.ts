@@ -1,5 +1,6 @@
 import { LatencyHistogram } from "../../lib/bench/histogram.ts";
 import { type BenchRun, latencyDistribution, type MachineInfo } from "../../lib/bench/report.ts";
+import { throughputSteps } from "../../lib/bench/timeline.ts";
 
 /** A deterministic pseudo-random sequence (LCG), so the synthetic run never changes. */
 function sequence(seed: number): () => number {
@@ -7,12 +8,36 @@ function sequence(seed: number): () => number {
   return () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
 }
 
-function histogram(next: () => number, baseMs: number, tailMs: number): LatencyHistogram {
+function histogram(
+  next: () => number,
+  baseMs: number,
+  tailMs: number,
+  count = 20_000,
+): LatencyHistogram {
   const latencies = new LatencyHistogram();
-  for (let index = 0; index < 20_000; index++) {
+  for (let index = 0; index < count; index++) {
     latencies.recordMilliseconds(baseMs + next() ** 8 * tailMs);
   }
   return latencies;
+}
+
+/**
+ * Acknowledgement instants of a load of about `ratePerSecond` over
+ * `seconds`, with nothing acknowledged for `outageMs` after each kill.
+ */
+function acknowledgements(
+  next: () => number,
+  seconds: number,
+  ratePerSecond: number,
+  killsMs: readonly number[],
+  outageMs: readonly number[],
+): number[] {
+  const acks: number[] = [];
+  for (let atMs = 0; atMs < seconds * 1000; atMs += 1000 / ratePerSecond * (0.5 + next())) {
+    const down = killsMs.some((killMs, index) => atMs >= killMs && atMs < killMs + outageMs[index]);
+    if (!down) acks.push(atMs);
+  }
+  return acks;
 }
 
 /** A plausible run of 3 peers with two leader kills, for report tests and examples. */
@@ -22,11 +47,12 @@ export function syntheticRun(): BenchRun {
     atSeconds: 40.1,
     label: "peer 2 killed",
   }];
-  const points: [number, number][] = [];
-  for (let seconds = 0; seconds <= 60; seconds += 0.5) {
-    const down = kills.some((kill) => seconds >= kill.atSeconds && seconds < kill.atSeconds + 1.2);
-    points.push([seconds, down ? 40 * next() : 9000 + 1500 * next()]);
-  }
+  const killsMs = kills.map((kill) => kill.atSeconds * 1000);
+  const steps = throughputSteps(
+    acknowledgements(next, 60, 2000, killsMs, [1200, 1450]),
+    { startMs: 0, endMs: 60_000 },
+    { killsMs },
+  );
   return {
     title: "pubsub bench <3 peers> & friends",
     startedAt: "2025-01-02T03:04:05.000Z",
@@ -57,7 +83,7 @@ export function syntheticRun(): BenchRun {
       pipelinedPublish: latencyDistribution(histogram(next, 0.3, 12)),
       publishToDelivery: latencyDistribution(histogram(next, 1.5, 80)),
     },
-    throughputOverTime: { points, kills },
+    throughputOverTime: { steps, kills },
     failoverWindowsMs: Array.from({ length: 30 }, () => 600 + 900 * next()),
     comparison: {
       otherName: "NATS JetStream",
@@ -72,6 +98,43 @@ export function syntheticRun(): BenchRun {
         { name: "fetch", metric: "p50 latency (ms)", pubsub: 0.9, other: 0.5 },
       ],
     },
+  };
+}
+
+/**
+ * A short run like `pubsub bench --quick`: 3 iterations, 2 leader kills,
+ * some hundred sequential publishes; too few samples for several percentiles.
+ */
+export function quickRun(): BenchRun {
+  const next = sequence(7);
+  const kills = [{ atSeconds: 1.02, label: "kill 1: node 2" }, {
+    atSeconds: 7.86,
+    label: "kill 2: node 1",
+  }];
+  const killsMs = kills.map((kill) => kill.atSeconds * 1000);
+  const steps = throughputSteps(
+    acknowledgements(next, 11.8, 4000, killsMs, [4360, 1333]),
+    { startMs: 0, endMs: 11_800 },
+    { killsMs },
+  );
+  return {
+    title: "pubsub bench",
+    startedAt: "2025-01-02T03:04:05.000Z",
+    durationSeconds: 25.4,
+    configuration: { quick: true, iterations: 3, "leader kills": 2 },
+    checks: [{ name: "Fault test 1 (node 1), test 1: Check", ok: true, detail: "fine" }],
+    iterations: {
+      topicCreationLatencyMs: [6.09, 1.52, 2.11],
+      publishThroughputPerSecond: [2201, 3347, 2423],
+      fetchLatencyMs: [25.6, 2.61, 3.1],
+    },
+    latencies: {
+      sequentialPublish: latencyDistribution(histogram(next, 0.9, 30, 463)),
+      pipelinedPublish: latencyDistribution(histogram(next, 2.3, 70, 16_128)),
+      publishToDelivery: latencyDistribution(histogram(next, 0.8, 20, 1_733)),
+    },
+    throughputOverTime: { steps, kills },
+    failoverWindowsMs: [4359.76, 1333.28],
   };
 }
 

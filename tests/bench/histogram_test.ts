@@ -21,13 +21,13 @@ function filled(fromMs: number, toMs: number): LatencyHistogram {
 Deno.test("LatencyHistogram summarises 1..1000 ms within 3 significant digits", () => {
   const summary = filled(1, 1000).summary();
   assert.equal(summary.count, 1000);
-  assertClose(summary.min, 1);
-  assertClose(summary.mean, 500.5);
-  assertClose(summary.p50, 500);
-  assertClose(summary.p90, 900);
-  assertClose(summary.p99, 990);
-  assertClose(summary.p999, 999);
-  assertClose(summary.max, 1000);
+  assertClose(summary.min!, 1);
+  assertClose(summary.mean!, 500.5);
+  assertClose(summary.p50!, 500);
+  assertClose(summary.p90!, 900);
+  assertClose(summary.p99!, 990);
+  assertClose(summary.p999!, 999);
+  assertClose(summary.max!, 1000);
 });
 
 Deno.test("LatencyHistogram keeps sub-millisecond values at microsecond resolution", () => {
@@ -38,10 +38,33 @@ Deno.test("LatencyHistogram keeps sub-millisecond values at microsecond resoluti
   assert.equal(histogram.summary().min, 0);
 });
 
-Deno.test("LatencyHistogram summary of an empty histogram is all zeros", () => {
+Deno.test("LatencyHistogram summary of an empty histogram has a count of 0 and no values", () => {
   const summary = new LatencyHistogram().summary();
-  assert.deepEqual(summary, { count: 0, min: 0, mean: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0 });
+  assert.deepEqual(summary, {
+    count: 0,
+    min: undefined,
+    mean: undefined,
+    p50: undefined,
+    p90: undefined,
+    p99: undefined,
+    p999: undefined,
+    max: undefined,
+  });
   assert.deepEqual(new LatencyHistogram().percentileSeries(), []);
+});
+
+Deno.test("LatencyHistogram summary leaves out the percentiles its count cannot support", () => {
+  const two = filled(1, 2).summary();
+  assert.equal(two.count, 2);
+  assert.equal(two.p50, undefined, "a median of 2 samples would be the minimum");
+  assert.equal(two.p99, undefined, "a p99 of 2 samples would be the maximum");
+  assertClose(two.max!, 2);
+  const ninetyNine = filled(1, 99).summary();
+  assertClose(ninetyNine.p90!, 90);
+  assert.equal(ninetyNine.p99, undefined);
+  const hundred = filled(1, 100).summary();
+  assertClose(hundred.p99!, 99);
+  assert.equal(hundred.p999, undefined);
 });
 
 Deno.test("LatencyHistogram merge adds the counts and widens the range", () => {
@@ -49,10 +72,10 @@ Deno.test("LatencyHistogram merge adds the counts and widens the range", () => {
   merged.merge(filled(901, 1000));
   const summary = merged.summary();
   assert.equal(summary.count, 200);
-  assertClose(summary.min, 1);
-  assertClose(summary.max, 1000);
-  assertClose(summary.mean, (50.5 + 950.5) / 2);
-  assertClose(summary.p50, 100);
+  assertClose(summary.min!, 1);
+  assertClose(summary.max!, 1000);
+  assertClose(summary.mean!, (50.5 + 950.5) / 2);
+  assertClose(summary.p50!, 100);
 });
 
 Deno.test("LatencyHistogram rejects negative and non-finite latencies", () => {

@@ -9,7 +9,10 @@ import {
   lineChart,
   nines,
   percentileChart,
+  pointChart,
+  stepChart,
 } from "../../lib/bench/svg.ts";
+import { renderPng, renderSkipReason } from "./_render_png.ts";
 
 function latencies(): LatencyHistogram {
   const histogram = new LatencyHistogram();
@@ -57,8 +60,59 @@ const charts: Record<string, () => string> = {
       xLabel: "Unavailability (ms)",
       values: [812, 930, 1004, 1120, 870, 990, 1010],
     }),
+  histogramTwoValues: () =>
+    histogramChart({
+      title: "Failover windows",
+      xLabel: "Unavailability after a leader kill (ms)",
+      yLabel: "Kills",
+      values: [4359.76, 1333.28],
+      caption: "How many of the n=2 leader kills left the topic unavailable for how long.",
+    }),
+  points: () =>
+    pointChart({
+      title: "Fetch latency",
+      xLabel: "Iteration",
+      yLabel: "Latency (ms)",
+      series: [{ name: "fetch", points: [[1, 25.6], [2, 2.61], [3, 3.1]] }],
+      caption: iterationCaption,
+    }),
+  steps: () =>
+    stepChart({
+      title: "Publish throughput over time",
+      xLabel: "Time since start (s)",
+      yLabel: "Acknowledged messages per second",
+      series: [{
+        name: "publish",
+        steps: [
+          { from: 0, to: 1, value: 6000 },
+          { from: 1, to: 1.1, value: 150 },
+          { from: 1.1, to: 1.2, value: 0 },
+          { from: 1.2, to: 2.2, value: 4600 },
+          { from: 3, to: 4, value: 5000 },
+        ],
+      }],
+      markers: [{ x: 1.02, label: "kill 1: node 2" }],
+      caption: "Acknowledged publishes per second, 1 s buckets and 100 ms buckets around kills.",
+    }),
   empty: () => lineChart({ title: "Nothing yet", xLabel: "x", yLabel: "y", series: [] }),
 };
+
+/** Long enough to wrap onto a second line at 800 pixels. */
+const iterationCaption = "One point per iteration, n=3: the time to fetch every message of " +
+  "the iteration's topic. Points are not joined: iterations are independent, and the first " +
+  "ones include warm-up.";
+
+/** Labels of the y axis ticks (right-aligned tick texts without other attributes). */
+function yTickLabels(svg: string): string[] {
+  return [...svg.matchAll(/<text x="[\d.]+" y="[\d.]+" text-anchor="end">([^<]*)<\/text>/g)]
+    .map((match) => match[1]);
+}
+
+/** The caption's lines, in order. */
+function captionOf(svg: string): string[] {
+  const group = svg.match(/<g class="caption"[^>]*>(.*?)<\/g>/)?.[1] ?? "";
+  return [...group.matchAll(/<text [^>]*>([^<]*)<\/text>/g)].map((match) => match[1]);
+}
 
 for (const [kind, draw] of Object.entries(charts)) {
   Deno.test(`${kind} chart is well-formed XML with an svg root in sans-serif`, () => {
@@ -131,50 +185,23 @@ Deno.test("binValues counts each value once and includes the top edge in the las
   assert.deepEqual(binValues([], [0, 1]), [0]);
 });
 
-Deno.test("formatNumber groups thousands and keeps 3 significant digits below 1000", () => {
+Deno.test("formatNumber is the report's number format, re-exported from statistics.ts", () => {
   assert.equal(formatNumber(12_345.6), "12,346");
-  assert.equal(formatNumber(3.14159), "3.14");
-  assert.equal(formatNumber(0.000123456), "0.000123");
-  assert.equal(formatNumber(0), "0");
 });
 
 Deno.test("an empty chart says there is no data", () => {
   assert.ok(charts.empty().includes(">No data</text>"));
 });
 
-/** Whether `rsvg-convert` (Debian package librsvg2-bin) can be run. */
-function rsvgAvailable(): boolean {
-  try {
-    return new Deno.Command("rsvg-convert", { args: ["--version"] }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-const canRender = rsvgAvailable();
-const pngSignature = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-
 for (const [kind, draw] of Object.entries(charts)) {
   Deno.test({
-    name: canRender
-      ? `${kind} chart renders to a non-empty PNG with rsvg-convert`
-      : `${kind} chart renders to a PNG (skipped: rsvg-convert is not installed, apt-get install librsvg2-bin)`,
-    ignore: !canRender,
+    name: renderSkipReason === undefined
+      ? `${kind} chart renders to a PNG of its own size with rsvg-convert`
+      : `${kind} chart renders to a PNG (skipped: ${renderSkipReason})`,
+    ignore: renderSkipReason !== undefined,
     fn: async () => {
-      const directory = await Deno.makeTempDir({ prefix: "pubsub_svg_" });
-      try {
-        const source = `${directory}/${kind}.svg`;
-        const target = `${directory}/${kind}.png`;
-        await Deno.writeTextFile(source, draw());
-        const result = await new Deno.Command("rsvg-convert", { args: ["-o", target, source] })
-          .output();
-        assert.ok(result.success, new TextDecoder().decode(result.stderr));
-        const png = await Deno.readFile(target);
-        assert.ok(png.length > 1000, `PNG of ${png.length} bytes is too small to hold a chart`);
-        assert.deepEqual([...png.subarray(0, 8)], pngSignature);
-      } finally {
-        await Deno.remove(directory, { recursive: true });
-      }
+      const rendered = await renderPng(`svg_${kind}`, draw());
+      assert.deepEqual([rendered.width, rendered.height], [800, 420]);
     },
   });
 }
@@ -189,4 +216,59 @@ Deno.test("lineChart labels a whole-number x axis (iterations) with whole number
   const xLabels = [...svg.matchAll(/>(\d+(?:\.\d+)?)<\/text>/g)].map((match) => match[1]);
   assert.ok(xLabels.includes("2"));
   assert.ok(!xLabels.some((label) => /^[123]\.\d$/.test(label)), `fractional ticks: ${xLabels}`);
+});
+
+Deno.test("histogramChart labels its count axis with whole numbers, never 0.0 and 1.0", () => {
+  const labels = yTickLabels(charts.histogramTwoValues());
+  assert.deepEqual(labels, ["0", "1"]);
+  const many = histogramChart({
+    title: "t",
+    xLabel: "x",
+    values: [1, 1, 1, 1, 1, 1, 1, 2, 2, 3],
+  });
+  const counts = yTickLabels(many);
+  assert.ok(counts.length >= 3, `ticks: ${counts}`);
+  assert.ok(counts.every((label) => /^\d+$/.test(label)), `fractional count ticks: ${counts}`);
+});
+
+Deno.test("pointChart draws one marker per iteration and no line between them", () => {
+  const svg = charts.points();
+  assert.ok(!svg.includes("<path"), "a per-iteration chart has no path");
+  assert.equal([...svg.matchAll(/<circle /g)].length, 3);
+  const xLabels = [...svg.matchAll(/text-anchor="middle">(\d+)<\/text>/g)].map((match) => match[1]);
+  assert.deepEqual(xLabels, ["1", "2", "3"]);
+});
+
+Deno.test("pointChart keeps the first and last iteration off the frame", () => {
+  const svg = charts.points();
+  const xs = [...svg.matchAll(/<circle cx="([\d.]+)"/g)].map((match) => Number(match[1]));
+  // The axes group draws the x axis, then the y axis from the plot's left edge.
+  const axes = svg.match(/<g stroke="#333333" stroke-width="1">(.*?)<\/g>/)![1];
+  const axisLeft = Number([...axes.matchAll(/<line x1="([\d.]+)"/g)][1][1]);
+  assert.ok(xs[0] - axisLeft > 20, `first point at ${xs[0]}, axis at ${axisLeft}`);
+});
+
+Deno.test("stepChart draws flat buckets joined by vertical edges, with a gap where buckets do not adjoin", () => {
+  const svg = charts.steps();
+  const outline = svg.match(/<path d="([^"]+)" fill="none"/)![1];
+  assert.match(outline, /^(M[\d.]+,[\d.]+(H[\d.]+|V[\d.]+)+)+$/);
+  assert.equal([...outline.matchAll(/M/g)].length, 2, "the 2.2-3 s gap starts a new subpath");
+  assert.equal([...outline.matchAll(/H/g)].length, 5, "one flat segment per bucket");
+  assert.ok(svg.includes("kill 1: node 2"));
+});
+
+Deno.test("every chart with a caption prints it under the plot, wrapped to the width", () => {
+  const svg = charts.points();
+  const lines = captionOf(svg);
+  assert.ok(lines.length >= 2, `caption lines: ${lines}`);
+  assert.equal(lines.join(" "), iterationCaption.replaceAll("'", "&apos;"));
+  const captionY = Number(svg.match(/<g class="caption"[^>]*><text x="[\d.]+" y="([\d.]+)"/)![1]);
+  const xTitleY = Number(
+    svg.match(/<text x="[\d.]+" y="([\d.]+)" text-anchor="middle" font-size="13">Iteration</)![1],
+  );
+  assert.ok(captionY > xTitleY, `caption at ${captionY} is under the axis title at ${xTitleY}`);
+  for (const kind of ["histogramTwoValues", "steps"]) {
+    assert.equal(captionOf(charts[kind]()).length, 1, `${kind} has a one-line caption`);
+  }
+  assert.deepEqual(captionOf(charts.line()), [], "no caption, no caption group");
 });
