@@ -17,7 +17,8 @@ import { faultDescriptions, type FaultKind, faultKinds } from "../verify/nemesis
 import { drainTimeoutMsDefault, runVerify, type VerifyResult } from "../verify/run.ts";
 import { ExitCode, integerOption, newProgram, runProgram, UsageError } from "./_command.ts";
 
-interface VerifyFlags {
+/** Parsed flags of `pubsub verify`. */
+export interface VerifyFlags {
   nodes: number;
   peers?: string[];
   pids?: number[];
@@ -258,7 +259,16 @@ function formatFault(record: FaultRecord): string {
   }s  ${record.detail}${note}`;
 }
 
-/** The verdict table, in the bench's style. */
+/**
+ * The verdict table, in the bench's style.
+ *
+ * @example
+ * ```ts
+ * import { verdictLines } from "./verify.ts";
+ *
+ * for (const line of verdictLines(result, { duration: 30, nodes: 3 })) console.log(line);
+ * ```
+ */
 export function verdictLines(
   result: VerifyResult,
   flags: Pick<VerifyFlags, "duration" | "nodes" | "peers">,
@@ -325,7 +335,16 @@ export function verdictLines(
   return lines;
 }
 
-/** The `--json` object. */
+/**
+ * The `--json` object.
+ *
+ * @example
+ * ```ts
+ * import { verifySummary } from "./verify.ts";
+ *
+ * console.log(JSON.stringify(verifySummary(result, flags)));
+ * ```
+ */
 export function verifySummary(result: VerifyResult, flags: VerifyFlags) {
   const { report } = result;
   return {

@@ -415,7 +415,16 @@ function checkFetches(history: HistoryData, log: readonly string[], found: Findi
   }
 }
 
-/** Where a replica's copy differs from the final log, in words; undefined when equal. */
+/**
+ * Where a replica's copy differs from the final log, in words; undefined when equal.
+ *
+ * @example
+ * ```ts
+ * import { copyDifference } from "./checker.ts";
+ *
+ * copyDifference(["a", "b"], ["a"]); // "holds 1 messages, 1 fewer than the log (2): it fell behind"
+ * ```
+ */
 export function copyDifference(
   log: readonly string[],
   copy: readonly string[],

@@ -452,6 +452,14 @@ export const impatientRetries = 1;
 /**
  * A client that rides through failovers (several short attempts, then an
  * unknown outcome), or an impatient one that gives up after two short ones.
+ *
+ * @example
+ * ```ts
+ * import { connectClient } from "./cluster.ts";
+ *
+ * const client = await connectClient(["127.0.0.1:5001"], { impatient: true });
+ * await client.close();
+ * ```
  */
 export function connectClient(
   addresses: string[],
@@ -464,7 +472,16 @@ export function connectClient(
   });
 }
 
-/** Waits until every one of `nodes` reports each of them alive. */
+/**
+ * Waits until every one of `nodes` reports each of them alive.
+ *
+ * @example
+ * ```ts
+ * import { waitUntilAlive } from "./cluster.ts";
+ *
+ * await waitUntilAlive(cluster, cluster.members());
+ * ```
+ */
 export async function waitUntilAlive(
   cluster: VerifyCluster,
   nodes: readonly VerifyNode[],

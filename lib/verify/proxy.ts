@@ -471,7 +471,16 @@ async function readHello(
   }
 }
 
-/** The node id of a `peer_hello` frame payload, or undefined for anything else. */
+/**
+ * The node id of a `peer_hello` frame payload, or undefined for anything else.
+ *
+ * @example
+ * ```ts
+ * import { helloNodeId } from "./proxy.ts";
+ *
+ * helloNodeId(new TextEncoder().encode('{"action":"peer_hello","node_id":2}')); // 2
+ * ```
+ */
 export function helloNodeId(payload: Uint8Array): number | undefined {
   try {
     const message = JSON.parse(new TextDecoder().decode(payload));

@@ -279,7 +279,16 @@ async function drainPhase(
   return { drain, drainSeconds };
 }
 
-/** The requested kinds the cluster allows, and why the others are left out. */
+/**
+ * The requested kinds the cluster allows, and why the others are left out.
+ *
+ * @example
+ * ```ts
+ * import { usableKinds } from "./run.ts";
+ *
+ * const { kinds, skippedKinds } = usableKinds(cluster, ["kill", "bridge"]);
+ * ```
+ */
 export function usableKinds(
   cluster: Pick<VerifyCluster, "limits" | "members">,
   requested: readonly FaultKind[],
