@@ -87,13 +87,13 @@ export async function waitUntil<T>(
   const started = scheduler.now();
   const deadline = started + options.timeoutMs;
   const graceEnd = started + (options.graceMs ?? Infinity);
-  while (!options.closed?.()) {
+  while (true) {
     const value = check();
     if (value !== undefined) return value;
+    if (options.closed?.()) return undefined;
     const now = scheduler.now();
     const lost = now >= graceEnd && (options.quorumLost?.() ?? false);
     if (lost || now >= deadline) return undefined;
     await options.changes.next((now < graceEnd ? Math.min(graceEnd, deadline) : deadline) - now);
   }
-  return undefined;
 }

@@ -19,14 +19,7 @@ import { ProtocolError } from "../wire/errors.ts";
 import type { Request, SubscribeFrom } from "../wire/requests.ts";
 import type { TopicDescription } from "../wire/responses.ts";
 import { ClusterNode, type DiscoveryPeer } from "./cluster_node.ts";
-import {
-  decodeMetaCommand,
-  encodeMetaCommand,
-  type MetaCommand,
-  type MetaResult,
-  MetaState,
-  type TopicPlacement,
-} from "./meta_state.ts";
+import { MetaState, type TopicPlacement } from "./meta_state.ts";
 import type { ClusterSecret } from "./peer_auth.ts";
 import { checkSender } from "./peer_handler.ts";
 import {
@@ -34,8 +27,6 @@ import {
   decodeForward,
   decodeForwardAnswer,
   decodeMeta,
-  decodeMetaIndex,
-  decodeMetaResult,
   decodeRaftFrame,
   decodeSubscribeStart,
   decodeSubscribeStartAnswer,
@@ -47,15 +38,15 @@ import {
   subscribeStartRequest,
   waitRequest,
 } from "./peer_rpc.ts";
-import { PeerUnavailableError } from "./peer_link.ts";
 import { answerJoin, asksForVote, type JoinOutcome, tryJoin } from "./join.ts";
 import { LivenessView } from "./liveness.ts";
+import { MetadataClient, quorumLostGraceMs } from "./metadata_client.ts";
 import { loadOf, placeReplicas } from "./placement.ts";
 import { planGroup, planMetaGroup, planPlacementRepair } from "./reconcile_plan.ts";
 import { type GroupStats, groupStats } from "./stats.ts";
 import { RaftHost } from "./raft_host.ts";
 import { backoffDelayMs } from "./_backoff.ts";
-import { Changes } from "./_changes.ts";
+import { Changes, waitUntil } from "./_changes.ts";
 import {
   type Cancel,
   type ClusterRuntime,
@@ -72,12 +63,6 @@ export { forwardHopsMax } from "./peer_rpc.ts";
 export { JoinRefusedError } from "./join.ts";
 export { metaVotersMax } from "./reconcile_plan.ts";
 export type { GroupStats } from "./stats.ts";
-/**
- * How long a request waits, when a majority of a group's voters cannot be
- * reached, before it answers `unavailable` naming them (links that are only
- * reconnecting come back within it).
- */
-const quorumLostGraceMs = 1000;
 /** How often the controller and the group leaders reconcile. */
 const reconcileMs = 300;
 /** Retry delays for a replica that cannot be opened (each cause is logged once). */
@@ -143,6 +128,7 @@ export class ClusterBroker implements Broker {
   readonly #node: ClusterNode;
   readonly #host: RaftHost;
   readonly #liveness: LivenessView;
+  readonly #metadata: MetadataClient;
   readonly #meta = new MetaState();
   #metaGroup!: ReplicaGroup;
   readonly #replicas = new Map<string, LocalReplica>();
@@ -196,6 +182,17 @@ export class ClusterBroker implements Broker {
       membership: this.#node.membership,
       clock: this.#runtime.scheduler,
       activeMembers: () => this.#meta.activeMembers(),
+    });
+    this.#metadata = new MetadataClient({
+      nodeId: options.nodeId,
+      meta: this.#meta,
+      metaGroup: () => this.#metaGroup,
+      transport: this.#node.links,
+      liveness: this.#liveness,
+      changes: this.#changes,
+      scheduler: this.#runtime.scheduler,
+      requestTimeoutMs: options.requestTimeoutMs,
+      isClosed: () => this.#closed,
     });
     this.#host = new RaftHost(options.nodeId, {
       send: (nodeId, frame) => this.#node.links.send(nodeId, frame),
@@ -372,8 +369,8 @@ export class ClusterBroker implements Broker {
     handler.register("peer_join", (message) =>
       answerJoin(message, {
         members: () => this.#meta.members,
-        metaBarrier: () => this.#metaBarrier(),
-        proposeMeta: (command) => this.#proposeMeta(command),
+        metaBarrier: () => this.#metadata.barrier(),
+        proposeMeta: (command) => this.#metadata.propose(command),
         leader: () => this.#metaGroup.leader,
       }));
     handler.register("peer_forward", (message) => this.#handleForward(message));
@@ -415,7 +412,7 @@ export class ClusterBroker implements Broker {
       const created = await this.#createAsController(proposal.name, proposal.replicationFactor);
       return { status: "ok", created };
     }
-    return { status: "ok", result: await this.#proposeMeta(proposal.command) };
+    return { status: "ok", result: await this.#metadata.propose(proposal.command) };
   }
 
   async #handleMetaIndex(): Promise<unknown> {
@@ -442,111 +439,15 @@ export class ClusterBroker implements Broker {
     return { status: "ok", next_offset: local.topic.localBounds().nextOffset };
   }
 
-  // ---- metadata -----------------------------------------------------------
-
-  /** Proposes a metadata change on the controller (here, or relayed to it). */
-  async #proposeMeta(command: MetaCommand): Promise<MetaResult> {
-    // Validated here too: a malformed command must never enter the metadata log.
-    decodeMetaCommand(command);
-    return await this.#atController(
-      async () => await this.#metaGroup.propose(encodeMetaCommand(command)) as MetaResult,
-      async (leader) => {
-        const answer = await this.#request(leader, metaRequest({ kind: "command", command }));
-        return decodeMetaResult(answer);
-      },
-    );
-  }
-
-  /** Runs `local` when this node is the controller, else `remote` with the controller's id. */
-  async #atController<T>(
-    local: () => Promise<T>,
-    remote: (leader: number) => Promise<T>,
-  ): Promise<T> {
-    const leader = await this.#waitForLeader(this.#metaGroup, "the cluster controller");
-    if (leader === this.nodeId && this.#metaGroup.isLeader) return await local();
-    if (leader === this.nodeId) {
-      throw new ProtocolError("unavailable", "The controller is changing; retry");
-    }
-    return await remote(leader);
-  }
-
-  /** Makes the local metadata at least as new as the controller's (a linearizable meta read). */
-  async #metaBarrier(): Promise<void> {
-    await this.#atController(
-      () => this.#metaGroup.readBarrier(),
-      async (leader) => {
-        const index = decodeMetaIndex(
-          await this.#request(leader, { action: "peer_meta_index" }),
-        );
-        await this.#withTimeout(
-          this.#metaGroup.waitApplied(index),
-          "The metadata did not catch up in time",
-        );
-      },
-    );
-  }
-
-  async #placement(name: string): Promise<TopicPlacement> {
-    let placement = this.#meta.topics.get(name);
-    if (placement === undefined) {
-      await this.#metaBarrier();
-      placement = this.#meta.topics.get(name);
-    }
-    if (placement === undefined) {
-      throw new ProtocolError("topic_not_found", `Topic '${name}' does not exist`);
-    }
-    return placement;
-  }
-
-  async #waitForLeader(group: ReplicaGroup, what: string): Promise<number> {
-    const scheduler = this.#runtime.scheduler;
-    const started = scheduler.now();
-    const deadline = started + this.#options.requestTimeoutMs;
-    const settled = () =>
-      group.leader !== 0 &&
-      (group.leader === this.nodeId || this.#liveness.reachable(group.leader));
-    while (!settled()) {
-      const voters = group.node.status().conf.voters;
-      const now = scheduler.now();
-      const lost = now - started >= quorumLostGraceMs && this.#liveness.quorumLost(voters);
-      if (lost || now >= deadline || this.#closed) {
-        throw new ProtocolError(
-          "unavailable",
-          `No leader of ${what}${this.#liveness.whyNoLeader(voters)}`,
-        );
-      }
-      await this.#changes.next(nextWakeMs(now, started, deadline));
-    }
-    return group.leader;
-  }
-
-  async #request(
-    nodeId: number,
-    message: { action: string } & Record<string, unknown>,
-  ): Promise<unknown> {
-    try {
-      return await this.#node.links.request(nodeId, message, {
-        timeoutMs: this.#options.requestTimeoutMs,
-      });
-    } catch (error) {
-      if (error instanceof PeerUnavailableError) {
-        throw new ProtocolError("unavailable", `Node ${nodeId} cannot be reached`, {
-          cause: error,
-        });
-      }
-      throw error;
-    }
-  }
-
   // ---- Broker: topics -------------------------------------------------
 
   async createTopic(name: string, replicationFactor?: number): Promise<boolean> {
     this.#refuseIfRemoved();
     const factor = replicationFactor ?? this.#options.replicationFactor;
-    return await this.#atController(
+    return await this.#metadata.atController(
       () => this.#createAsController(name, factor),
       async (leader) => {
-        const answer = await this.#request(
+        const answer = await this.#metadata.request(
           leader,
           metaRequest({ kind: "create_topic", name, replicationFactor: factor }),
         );
@@ -570,7 +471,7 @@ export class ClusterBroker implements Broker {
     if (replicas.length === 0) {
       throw new ProtocolError("unavailable", "No live peer can hold the topic's replicas");
     }
-    const result = await this.#proposeMeta({
+    const result = await this.#metadata.propose({
       op: "create_topic",
       name,
       replicas,
@@ -581,71 +482,80 @@ export class ClusterBroker implements Broker {
 
   async deleteTopic(name: string): Promise<void> {
     this.#refuseIfRemoved();
-    const result = await this.#proposeMeta({ op: "delete_topic", name });
+    const result = await this.#metadata.propose({ op: "delete_topic", name });
     if (!result.ok) throw new ProtocolError("topic_not_found", `Topic '${name}' does not exist`);
   }
 
   async topicNames(): Promise<string[]> {
     this.#refuseIfRemoved();
-    await this.#metaBarrier();
+    await this.#metadata.barrier();
     return [...this.#meta.topics.keys()].sort();
   }
 
   async topic(name: string, options: RouteOptions = {}): Promise<Topic> {
     this.#refuseIfRemoved();
-    const placement = await this.#placement(name);
-    const scheduler = this.#runtime.scheduler;
-    const started = scheduler.now();
-    const deadline = started + this.#options.requestTimeoutMs;
-    while (!this.#closed) {
-      const local = this.#replicas.get(name);
-      if (local?.group.isLeader) return local.topic;
-      const leader = local?.group.leader ?? 0;
-      // A leader this node cannot reach is most likely dead: wait for the
-      // election that replaces it rather than fail the request at once.
-      if (
-        leader !== 0 && leader !== this.nodeId && (options.hops ?? 0) < forwardHopsMax &&
-        this.#liveness.reachable(leader)
-      ) {
-        throw new TopicElsewhereError(name, leader);
-      }
-      const hostsReplica = placement.replicas.includes(this.nodeId);
-      const cannotOpen = this.#openFailures.has(replicaKey(placement));
-      if (
-        local === undefined && (!hostsReplica || cannotOpen) && (options.hops ?? 0) < forwardHopsMax
-      ) {
-        // No replica here (none placed here, or it cannot be opened): another
-        // replica knows (or will soon know) the leader.
-        const other = this.#liveness.pickReplica(placement.replicas);
-        if (other !== undefined) throw new TopicElsewhereError(name, other);
-      }
-      // A replica whose disk failed knows no leader until it restarts; the
-      // other replicas do (or elect one), so a client's request goes there.
-      // A relayed one is answered at once instead: sent on again it could
-      // go around the replicas back to a peer link that answers in order
-      // and wait on itself. A sole replica answers at once too.
-      const storageFailure = local?.group.storageFailure;
-      if (storageFailure !== undefined && leader === 0) {
-        const other = (options.hops ?? 0) === 0
-          ? this.#liveness.pickReplica(placement.replicas)
-          : undefined;
-        if (other !== undefined) throw new TopicElsewhereError(name, other);
-        throw storageFailure;
-      }
+    const placement = await this.#metadata.placement(name);
+    const leading = await waitUntil(() => this.#routeStep(placement, options), {
+      scheduler: this.#runtime.scheduler,
+      changes: this.#changes,
+      timeoutMs: this.#options.requestTimeoutMs,
       // Without a majority of its replicas no leader can be elected: say so
       // (after a moment for links that are only reconnecting) instead of
       // making the client wait for the whole request timeout.
-      const now = scheduler.now();
-      const lost = now - started >= quorumLostGraceMs &&
-        this.#liveness.quorumLost(placement.replicas);
-      if (lost || now >= deadline) break;
-      await this.#changes.next(nextWakeMs(now, started, deadline));
-    }
+      graceMs: quorumLostGraceMs,
+      quorumLost: () => this.#liveness.quorumLost(placement.replicas),
+      closed: () => this.#closed,
+    });
+    if (leading !== undefined) return leading;
     throw this.#replicas.get(name)?.group.storageFailure ??
       new ProtocolError(
         "unavailable",
         `Topic '${name}' has no leader${this.#liveness.whyNoLeader(placement.replicas)}`,
       );
+  }
+
+  /**
+   * One look at where a topic's requests go: the local replica when it
+   * leads, TopicElsewhereError naming the peer that does (or knows), the
+   * storage failure a sole replica answers with, or undefined to wait.
+   */
+  #routeStep(placement: TopicPlacement, options: RouteOptions): Topic | undefined {
+    const name = placement.name;
+    const local = this.#replicas.get(name);
+    if (local?.group.isLeader) return local.topic;
+    const leader = local?.group.leader ?? 0;
+    // A leader this node cannot reach is most likely dead: wait for the
+    // election that replaces it rather than fail the request at once.
+    if (
+      leader !== 0 && leader !== this.nodeId && (options.hops ?? 0) < forwardHopsMax &&
+      this.#liveness.reachable(leader)
+    ) {
+      throw new TopicElsewhereError(name, leader);
+    }
+    const hostsReplica = placement.replicas.includes(this.nodeId);
+    const cannotOpen = this.#openFailures.has(replicaKey(placement));
+    if (
+      local === undefined && (!hostsReplica || cannotOpen) && (options.hops ?? 0) < forwardHopsMax
+    ) {
+      // No replica here (none placed here, or it cannot be opened): another
+      // replica knows (or will soon know) the leader.
+      const other = this.#liveness.pickReplica(placement.replicas);
+      if (other !== undefined) throw new TopicElsewhereError(name, other);
+    }
+    // A replica whose disk failed knows no leader until it restarts; the
+    // other replicas do (or elect one), so a client's request goes there.
+    // A relayed one is answered at once instead: sent on again it could
+    // go around the replicas back to a peer link that answers in order
+    // and wait on itself. A sole replica answers at once too.
+    const storageFailure = local?.group.storageFailure;
+    if (storageFailure !== undefined && leader === 0) {
+      const other = (options.hops ?? 0) === 0
+        ? this.#liveness.pickReplica(placement.replicas)
+        : undefined;
+      if (other !== undefined) throw new TopicElsewhereError(name, other);
+      throw storageFailure;
+    }
+    return undefined;
   }
 
   /**
@@ -662,7 +572,7 @@ export class ClusterBroker implements Broker {
   }
 
   async forward(nodeId: number, request: Request, options: RouteOptions = {}): Promise<unknown> {
-    const reply = await this.#request(
+    const reply = await this.#metadata.request(
       nodeId,
       forwardRequest({ hops: options.hops ?? 1, request }),
     );
@@ -671,18 +581,21 @@ export class ClusterBroker implements Broker {
 
   async source(name: string): Promise<MessageSource> {
     this.#refuseIfRemoved();
-    const placement = await this.#placement(name);
+    const placement = await this.#metadata.placement(name);
     const scheduler = this.#runtime.scheduler;
-    const deadline = scheduler.now() + this.#options.requestTimeoutMs;
     // A replica placed here is a moment away (unless it cannot be opened);
     // reading it beats streaming.
-    while (
-      placement.replicas.includes(this.nodeId) && !this.#replicas.has(name) &&
-      !this.#openFailures.has(replicaKey(placement)) && scheduler.now() < deadline &&
-      !this.#closed
-    ) {
-      await this.#changes.next(deadline - scheduler.now());
-    }
+    await waitUntil(
+      () =>
+        !placement.replicas.includes(this.nodeId) || this.#replicas.has(name) ||
+        this.#openFailures.has(replicaKey(placement)) || undefined,
+      {
+        scheduler,
+        changes: this.#changes,
+        timeoutMs: this.#options.requestTimeoutMs,
+        closed: () => this.#closed,
+      },
+    );
     const local = this.#replicas.get(name);
     // A rebuilding replica's committed log is still behind: stream from the leader.
     const usable = local !== undefined && local.epoch === placement.epoch;
@@ -696,7 +609,8 @@ export class ClusterBroker implements Broker {
       name,
       this,
       scheduler,
-      (message) => this.#request(this.#liveness.pickReplica(placement.replicas) ?? other, message),
+      (message) =>
+        this.#metadata.request(this.#liveness.pickReplica(placement.replicas) ?? other, message),
     );
   }
 
@@ -710,7 +624,7 @@ export class ClusterBroker implements Broker {
       return await subscriptionStart(await this.topic(name, options), subscriberId, from);
     } catch (error) {
       if (!(error instanceof TopicElsewhereError)) throw error;
-      const answer = await this.#request(
+      const answer = await this.#metadata.request(
         error.leader,
         subscribeStartRequest({
           topicName: name,
@@ -743,7 +657,7 @@ export class ClusterBroker implements Broker {
       const { status: _status, ...description } = answer;
       return description as unknown as Omit<TopicDescription, "status">;
     }
-    const placement = await this.#placement(name);
+    const placement = await this.#metadata.placement(name);
     const local = this.#replicas.get(name)!;
     const { firstOffset, nextOffset } = await local.topic.bounds();
     return {
@@ -811,13 +725,13 @@ export class ClusterBroker implements Broker {
   async removeNode(nodeId: number): Promise<void> {
     const member = this.#meta.members.get(nodeId);
     if (member === undefined || member.left) {
-      await this.#metaBarrier();
+      await this.#metadata.barrier();
       const again = this.#meta.members.get(nodeId);
       if (again === undefined || again.left) {
         throw new ProtocolError("bad_request", `Node ${nodeId} is not a member of this cluster`);
       }
     }
-    await this.#proposeMeta({ op: "remove_member", id: nodeId });
+    await this.#metadata.propose({ op: "remove_member", id: nodeId });
   }
 
   /** Removes this node from the cluster and waits (bounded) until its replicas moved away. */
@@ -894,23 +808,7 @@ export class ClusterBroker implements Broker {
    * lost with a leadership change must not stall every later round.
    */
   #bounded<T>(step: Promise<T>): Promise<T> {
-    return this.#withTimeout(step, "A reconciliation step timed out");
-  }
-
-  /** `promise`, or `unavailable` with `message` after one request timeout. */
-  async #withTimeout<T>(promise: Promise<T>, message: string): Promise<T> {
-    let cancel: Cancel | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      cancel = this.#runtime.scheduler.schedule(
-        this.#options.requestTimeoutMs,
-        () => reject(new ProtocolError("unavailable", message)),
-      );
-    });
-    try {
-      return await Promise.race([promise, timeout]);
-    } finally {
-      cancel?.();
-    }
+    return this.#metadata.withTimeout(step, "A reconciliation step timed out");
   }
 
   /** The controller records itself as a member (a bootstrapped cluster starts empty). */
@@ -922,7 +820,7 @@ export class ClusterBroker implements Broker {
       self.directoryId !== this.#directoryId
     ) {
       await this.#bounded(
-        this.#proposeMeta({
+        this.#metadata.propose({
           op: "add_member",
           id: this.nodeId,
           address: this.#address,
@@ -971,7 +869,7 @@ export class ClusterBroker implements Broker {
       to: repair.replicas,
     });
     await this.#bounded(
-      this.#proposeMeta({ op: "set_replicas", name: repair.name, replicas: repair.replicas }),
+      this.#metadata.propose({ op: "set_replicas", name: repair.name, replicas: repair.replicas }),
     );
   }
 
@@ -1016,7 +914,7 @@ export class ClusterBroker implements Broker {
     const recorded = this.#meta.topics.get(name)?.members;
     if (recorded !== undefined && recorded.join() === members.join()) return;
     await this.#bounded(
-      this.#proposeMeta({ op: "group_members", name, epoch: local.epoch, members }),
+      this.#metadata.propose({ op: "group_members", name, epoch: local.epoch, members }),
     );
   }
 
@@ -1282,14 +1180,4 @@ function replicaKey(placement: TopicPlacement): string {
 function removedFromGroup(placement: TopicPlacement, nodeId: number): boolean {
   return !placement.replicas.includes(nodeId) && placement.members !== undefined &&
     !placement.members.includes(nodeId);
-}
-
-/**
- * How long a request waiting for a leader sleeps at most before it looks
- * again without being woken: until the quorum-lost grace ends, then until
- * its deadline.
- */
-function nextWakeMs(now: number, started: number, deadline: number): number {
-  const graceEnd = started + quorumLostGraceMs;
-  return (now < graceEnd ? Math.min(graceEnd, deadline) : deadline) - now;
 }
