@@ -149,3 +149,14 @@ export async function startPeer(options: StartPeerOptions = {}): Promise<PeerPro
     },
   };
 }
+
+/**
+ * A child's stderr as the program wrote it: without the status lines Deno
+ * itself may print before running it (waiting for another process's lock on
+ * node_modules, downloads), which depend on what else runs at that moment.
+ */
+export function programOutput(bytes: Uint8Array): string {
+  return new TextDecoder().decode(bytes).split("\n")
+    .filter((line) => !/^(Blocking waiting for file lock|Download |Initialize )/.test(line))
+    .join("\n");
+}

@@ -1,4 +1,5 @@
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
+import { programOutput } from "../_helpers/peer_process.ts";
 
 const mainPath = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -13,7 +14,7 @@ async function runBench(args: string[]): Promise<{ code: number; stdout: string;
   return {
     code: output.code,
     stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
+    stderr: programOutput(output.stderr),
   };
 }
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startPeer } from "../_helpers/peer_process.ts";
+import { programOutput, startPeer } from "../_helpers/peer_process.ts";
 
 const mainPath = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -30,7 +30,7 @@ async function runClient(
   }
   const output = await child.output();
   const stdout = new TextDecoder().decode(output.stdout);
-  const stderr = new TextDecoder().decode(output.stderr);
+  const stderr = programOutput(output.stderr);
   const lines = stdout.split("\n").filter(Boolean);
   const json = args.includes("--json") && output.code !== 2
     ? lines.map((line) => JSON.parse(line))

@@ -1,3 +1,4 @@
+import { programOutput } from "../_helpers/peer_process.ts";
 import assert from "node:assert/strict";
 import { RawClient } from "../_helpers/raw_client.ts";
 import { startCluster, waitFor } from "../_helpers/cluster_process.ts";
@@ -44,7 +45,7 @@ Deno.test("without a quorum a publish fails within --timeout, naming the peers t
       stderr: "piped",
     }).output();
     const elapsedMs = Date.now() - started;
-    const stderr = new TextDecoder().decode(run.stderr);
+    const stderr = programOutput(run.stderr);
     assert.equal(run.code, 1, stderr);
     assert.match(stderr, /^pubsub: Topic 'lonely' has no leader: peers 2 and 3 are not reachable/);
     // 4 s of --timeout plus the process's own start-up; it used to take 35 s.

@@ -3,7 +3,7 @@ import { PubSubClient } from "../../lib/client/client.ts";
 import { ClusterSecret } from "../../lib/cluster/peer_auth.ts";
 import { startCluster, waitFor } from "../_helpers/cluster_process.ts";
 import { RawClient } from "../_helpers/raw_client.ts";
-import { freePort, startPeer } from "../_helpers/peer_process.ts";
+import { freePort, programOutput, startPeer } from "../_helpers/peer_process.ts";
 import { tlsUnavailable } from "../_helpers/tls.ts";
 
 const mainPath = new URL("../../main.ts", import.meta.url).pathname;
@@ -223,7 +223,7 @@ Deno.test("pubsub peer refuses a non-loopback address without a cluster secret, 
     stdin: "null",
   }).output();
   assert.equal(output.code, 2);
-  const stderr = new TextDecoder().decode(output.stderr).trim();
+  const stderr = programOutput(output.stderr).trim();
   assert.equal(stderr.split("\n").length, 1, stderr);
   assert.match(stderr, /--cluster-secret-file/);
   assert.match(stderr, /--insecure/);

@@ -12,7 +12,7 @@ import type { Broker } from "../../lib/peer/broker.ts";
 import { Session } from "../../lib/peer/session.ts";
 import { ProtocolError } from "../../lib/wire/errors.ts";
 import type { Request } from "../../lib/wire/requests.ts";
-import { freePort, type PeerProcess, startPeer } from "../_helpers/peer_process.ts";
+import { freePort, type PeerProcess, programOutput, startPeer } from "../_helpers/peer_process.ts";
 import { RawClient } from "../_helpers/raw_client.ts";
 
 const mainPath = new URL("../../main.ts", import.meta.url).pathname;
@@ -505,7 +505,7 @@ Deno.test("a peer with --auth-file checks each token's permissions per topic and
         ],
         stdin: "null",
       }).output();
-      const stderr = new TextDecoder().decode(output.stderr);
+      const stderr = programOutput(output.stderr);
       assert.equal(output.code, 1, stderr);
       assert.deepEqual(stderr.trimEnd().split("\n"), [
         "pubsub: Token 'orders-writer' lacks the 'publish' permission on topic 'payments'.",
@@ -606,7 +606,7 @@ async function runPeerToExit(
   }, timeoutMs);
   try {
     const output = await child.output();
-    return { code: output.code, stderr: new TextDecoder().decode(output.stderr) };
+    return { code: output.code, stderr: programOutput(output.stderr) };
   } finally {
     clearTimeout(timer);
   }

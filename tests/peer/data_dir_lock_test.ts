@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DataDirLockedError, lockDataDir } from "../../lib/peer/data_dir_lock.ts";
-import { freePort, type PeerProcess, startPeer } from "../_helpers/peer_process.ts";
+import { freePort, type PeerProcess, programOutput, startPeer } from "../_helpers/peer_process.ts";
 import { RawClient } from "../_helpers/raw_client.ts";
 
 const mainPath = new URL("../../main.ts", import.meta.url).pathname;
@@ -65,7 +65,7 @@ async function runRefusedPeer(
   }, timeoutMs);
   try {
     const output = await child.output();
-    return { code: output.code, stderr: new TextDecoder().decode(output.stderr) };
+    return { code: output.code, stderr: programOutput(output.stderr) };
   } finally {
     clearTimeout(timer);
   }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { freePort, startPeer } from "../_helpers/peer_process.ts";
+import { freePort, programOutput, startPeer } from "../_helpers/peer_process.ts";
 import { RawClient } from "../_helpers/raw_client.ts";
 
 Deno.test("a peer with --metrics-port serves its request, latency and replication metrics", async () => {
@@ -81,7 +81,7 @@ Deno.test("pubsub peer refuses --metrics-token-file without --metrics-port with 
     const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
     const output = await child.output();
     clearTimeout(timer);
-    const stderr = new TextDecoder().decode(output.stderr);
+    const stderr = programOutput(output.stderr);
     assert.equal(output.code, 2, stderr);
     assert.deepEqual(stderr.trimEnd().split("\n"), [
       "pubsub: Option --metrics-token-file needs --metrics-port",

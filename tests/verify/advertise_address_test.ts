@@ -1,7 +1,7 @@
 import { equal, ok } from "node:assert/strict";
 import { PubSubClient } from "../../lib/client/client.ts";
 import { FaultProxy } from "../../lib/verify/proxy.ts";
-import { freePort, startPeer } from "../_helpers/peer_process.ts";
+import { freePort, programOutput, startPeer } from "../_helpers/peer_process.ts";
 
 const mainPath = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -91,7 +91,7 @@ Deno.test("pubsub peer refuses a malformed --advertise-address with one line and
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const stderr = new TextDecoder().decode(output.stderr);
+  const stderr = programOutput(output.stderr);
   equal(output.code, 2);
   equal(stderr.trim().split("\n").length, 1);
   ok(stderr.includes("--advertise-address"), stderr);
