@@ -7,8 +7,25 @@
 
 const mainPath = new URL("../../main.ts", import.meta.url).pathname;
 
-/** Asks the OS for a port that is free right now. */
+/**
+ * Test ports come from below Linux's ephemeral range (32768-60999), which
+ * outgoing connections draw their local ports from: a port picked there could
+ * be taken by some client socket before a test's peer binds (or rebinds) it.
+ */
+const testPortMin = 20_000;
+const testPortMax = 32_000;
+
+/** A port that is free right now, outside the ephemeral range (see `testPortMin`). */
 export function freePort(): number {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = testPortMin + Math.floor(Math.random() * (testPortMax - testPortMin));
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch {
+      // Taken: try another.
+    }
+  }
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
