@@ -81,6 +81,10 @@ export const messageBytesMax = 512 * 1024;
 /** Failover and resync waits of `--quick`, so that a broken failover cannot stretch the run. */
 const quickKillTimeoutMs = 5_000;
 const fullDefaults = { duration: 10, iterations: 10, kills: 10, iterationMessages: 500 };
+const messageBytesDefault = 100;
+const producersDefault = 4;
+const topicsDefault = 1;
+const pipelineDefault = 128;
 const quickDefaults = { duration: 3, iterations: 3, kills: 2, iterationMessages: 200 };
 
 /**
@@ -101,16 +105,44 @@ export function benchCommand(args: string[]): Promise<number> {
     .option("--out <dir>", "report directory (default bench/out/<timestamp>)")
     .option("--json", "print one JSON summary object on stdout", false)
     .option("--quick", "short run (under a minute)", false)
-    .option("--duration <s>", "seconds of each timed workload", integerOption(1, 3600))
-    .option("--message-size <bytes>", "message size", integerOption(16, messageBytesMax))
-    .option("--producers <n>", "concurrent producer connections", integerOption(1, 64))
-    .option("--topics <n>", "topics of the pipelined workload", integerOption(1, 100))
-    .option("--iterations <n>", "iterations of the prototype's series", integerOption(1, 1000))
-    .option("--kills <n>", "leader kills of the failover workload", integerOption(0, 1000))
-    .option("--pipeline <n>", "publishes in flight, all producers", integerOption(1, 4096))
+    .option(
+      "--duration <s>",
+      `seconds of each timed workload (default ${fullDefaults.duration}, ${quickDefaults.duration} with --quick)`,
+      integerOption(1, 3600),
+    )
+    .option(
+      "--message-size <bytes>",
+      `message size (default ${messageBytesDefault})`,
+      integerOption(16, messageBytesMax),
+    )
+    .option(
+      "--producers <n>",
+      `concurrent producer connections (default ${producersDefault})`,
+      integerOption(1, 64),
+    )
+    .option(
+      "--topics <n>",
+      `topics of the pipelined workload (default ${topicsDefault})`,
+      integerOption(1, 100),
+    )
+    .option(
+      "--iterations <n>",
+      `iterations of the prototype's series (default ${fullDefaults.iterations}, ${quickDefaults.iterations} with --quick)`,
+      integerOption(1, 1000),
+    )
+    .option(
+      "--kills <n>",
+      `leader kills of the failover workload (default ${fullDefaults.kills}, ${quickDefaults.kills} with --quick)`,
+      integerOption(0, 1000),
+    )
+    .option(
+      "--pipeline <n>",
+      `publishes in flight, all producers (default ${pipelineDefault})`,
+      integerOption(1, 4096),
+    )
     .option(
       "--fault-blocks <n>",
-      "fault-tolerance blocks (default: one per node)",
+      "fault-tolerance blocks (default: one per node, 1 with --quick)",
       integerOption(0, 100),
     )
     .action(async (flags: BenchFlags) => {
@@ -147,13 +179,13 @@ export function resolveSettings(flags: BenchFlags, now: Date): BenchSettings {
     json: flags.json,
     quick: flags.quick,
     durationSeconds: flags.duration ?? defaults.duration,
-    messageBytes: flags.messageSize ?? 100,
-    producers: flags.producers ?? 4,
-    topics: flags.topics ?? 1,
+    messageBytes: flags.messageSize ?? messageBytesDefault,
+    producers: flags.producers ?? producersDefault,
+    topics: flags.topics ?? topicsDefault,
     iterations: flags.iterations ?? defaults.iterations,
     iterationMessages: defaults.iterationMessages,
     kills: flags.kills ?? defaults.kills,
-    pipelineInFlight: flags.pipeline ?? 128,
+    pipelineInFlight: flags.pipeline ?? pipelineDefault,
     faultBlocks: flags.faultBlocks ?? (flags.quick ? 1 : undefined),
   };
 }
