@@ -11,9 +11,9 @@
 
 import { ensureSecretFile } from "../cluster/secret_file.ts";
 import { PubSubClient } from "../client/client.ts";
+import { PeerStartError, spawnPeerChild } from "./peer_child.ts";
 
-/** How long a started peer may take to print that it listens. */
-export const peerStartTimeoutMs = 30_000;
+export { PeerStartError, peerStartTimeoutMs } from "./peer_child.ts";
 /** How long a stopped peer may take to exit after SIGTERM before it gets SIGKILL. */
 export const peerStopTimeoutMs = 10_000;
 /** Arguments of every local peer: failure detection fast enough for a benchmark. */
@@ -47,14 +47,6 @@ export interface BenchCluster {
   client(addresses?: string[], options?: { requestTimeoutMs?: number }): Promise<PubSubClient>;
   /** Stops every process the bench started; idempotent. */
   stop(): Promise<void>;
-}
-
-/** A peer process could not be started. */
-export class PeerStartError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "PeerStartError";
-  }
 }
 
 /** Asks the OS for a port that is free on 127.0.0.1 right now. */
@@ -250,51 +242,11 @@ async function spawnPeer(
   extraArgs: string[],
 ): Promise<void> {
   await Deno.mkdir(dataDir, { recursive: true });
-  const log = await Deno.open(`${dataDir}/peer.log`, { append: true, create: true });
-  const process = new Deno.Command(Deno.execPath(), {
-    args: [
-      ...["run", "-A", mainPath, "peer", "--id", String(peer.id), "--port", String(peer.port)],
-      ...["--host", "127.0.0.1", "--peers", peerList, "--data-dir", dataDir, ...localPeerArgs],
-      ...extraArgs,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  peer.process = process;
-  peer.pid = process.pid;
-  const ready = Promise.withResolvers<void>();
-  const marker = `listening on ${peer.address}`;
-  let output = "";
-  const pipe = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) {
-      if (!output.includes(marker)) {
-        output += new TextDecoder().decode(chunk);
-        if (output.includes(marker)) ready.resolve();
-      }
-      await log.write(chunk);
-    }
-  };
-  const pipes = Promise.all([pipe(process.stdout), pipe(process.stderr)]);
-  peer.exited = process.status.then(async (status) => {
-    await pipes.catch(() => {});
-    log.close();
-    ready.reject(
-      new PeerStartError(`Peer ${peer.id} exited with code ${status.code}: ${lastLine(output)}`),
-    );
-  });
-  const timer = setTimeout(
-    () =>
-      ready.reject(
-        new PeerStartError(`Peer ${peer.id} did not listen within ${peerStartTimeoutMs} ms`),
-      ),
-    peerStartTimeoutMs,
-  );
-  try {
-    await ready.promise;
-  } finally {
-    clearTimeout(timer);
-  }
+  await spawnPeerChild(peer, [
+    ...["run", "-A", mainPath, "peer", "--id", String(peer.id), "--port", String(peer.port)],
+    ...["--host", "127.0.0.1", "--peers", peerList, "--data-dir", dataDir, ...localPeerArgs],
+    ...extraArgs,
+  ], `${dataDir}/peer.log`);
 }
 
 async function stopPeer(peer: LocalPeer): Promise<void> {
@@ -309,8 +261,4 @@ function signal(process: Deno.ChildProcess | undefined, name: Deno.Signal): void
   try {
     process?.kill(name);
   } catch { /* already exited */ }
-}
-
-function lastLine(text: string): string {
-  return text.trim().split("\n").at(-1) ?? "no output";
 }

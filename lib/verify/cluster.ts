@@ -23,11 +23,10 @@
 import { PubSubClient } from "../client/client.ts";
 import { readReplicaMessages } from "../cluster/replica_files.ts";
 import { ensureSecretFile } from "../cluster/secret_file.ts";
-import { freePort, localPeerArgs, PeerStartError } from "../bench/local_cluster.ts";
+import { freePort, localPeerArgs } from "../bench/local_cluster.ts";
+import { PeerStartError, spawnPeerChild } from "../bench/peer_child.ts";
 import { FaultProxy } from "./proxy.ts";
 
-/** How long a started peer may take to print that it listens. */
-export const peerStartTimeoutMs = 30_000;
 /** How long a stopped peer may take to exit after SIGTERM before it gets SIGKILL. */
 export const peerStopTimeoutMs = 10_000;
 /** How long a new cluster (or a joining spare) may take until it sees every member alive. */
@@ -289,7 +288,7 @@ class LocalCluster implements VerifyCluster {
       ...["--log-level", this.#options.logLevel ?? "info"],
       ...(this.#options.peerArgs ?? []),
     ];
-    await spawnPeer(node, args, `${this.root}/logs/${node.id}.log`);
+    await spawnPeerChild(node, args, `${this.root}/logs/${node.id}.log`);
     node.state = "up";
   }
 }
@@ -513,51 +512,6 @@ export async function waitUntilAlive(
   );
 }
 
-async function spawnPeer(node: LocalNode, args: string[], logPath: string): Promise<void> {
-  const log = await Deno.open(logPath, { append: true, create: true });
-  const process = new Deno.Command(Deno.execPath(), {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  node.process = process;
-  node.pid = process.pid;
-  const ready = Promise.withResolvers<void>();
-  const marker = `listening on ${node.address}`;
-  let output = "";
-  const pipe = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) {
-      if (!output.includes(marker)) {
-        output += new TextDecoder().decode(chunk);
-        if (output.includes(marker)) ready.resolve();
-      }
-      await log.write(chunk);
-    }
-  };
-  const pipes = Promise.all([pipe(process.stdout), pipe(process.stderr)]);
-  node.exited = process.status.then(async (status) => {
-    await pipes.catch(() => {});
-    log.close();
-    if (node.process === process) node.process = undefined;
-    ready.reject(
-      new PeerStartError(`Peer ${node.id} exited with code ${status.code}: ${lastLine(output)}`),
-    );
-  });
-  const timer = setTimeout(
-    () =>
-      ready.reject(
-        new PeerStartError(`Peer ${node.id} did not listen within ${peerStartTimeoutMs} ms`),
-      ),
-    peerStartTimeoutMs,
-  );
-  try {
-    await ready.promise;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 async function stopProcess(node: LocalNode): Promise<void> {
   if (node.process === undefined) return;
   // A stopped process acts on SIGTERM only once it runs again.
@@ -577,8 +531,4 @@ function signal(process: Deno.ChildProcess | undefined, name: Deno.Signal): void
 function splitAddress(address: string): [string, number] {
   const colon = address.lastIndexOf(":");
   return [address.slice(0, colon), Number(address.slice(colon + 1))];
-}
-
-function lastLine(text: string): string {
-  return text.trim().split("\n").at(-1) ?? "no output";
 }
