@@ -20,6 +20,13 @@ export interface UnsafeVariants {
   grantVoteWithoutLogCheck?: boolean;
   /** A rebuilt (recovering) replica votes at once, as if it had never lost its log. */
   recoveringVotes?: boolean;
+  /**
+   * A Ready whose hard state changed only by its vote is not marked
+   * `mustSync`, so the vote is answered before it is durable.
+   */
+  voteWithoutSync?: boolean;
+  /** A leader serves ReadIndex at once, without a heartbeat round confirming its leadership. */
+  readIndexWithoutQuorum?: boolean;
 }
 
 /** Options of `RaftNode`. */

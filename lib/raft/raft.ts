@@ -755,7 +755,7 @@ export class Raft {
       this.#readsBeforeCommit.push(context);
       return;
     }
-    if (this.conf.voters.length === 1) {
+    if (this.conf.voters.length === 1 || this.#options.unsafe.readIndexWithoutQuorum === true) {
       this.readStates.push({ index: this.log.committed, context });
       return;
     }

@@ -89,6 +89,7 @@ import type {
 export class RaftNode {
   readonly #raft: Raft;
   readonly #applyBytesMax: number;
+  readonly #voteWithoutSync: boolean;
   #hardState: HardState;
   #softState: SoftState;
   #outstanding: Ready | undefined;
@@ -97,6 +98,7 @@ export class RaftNode {
     const resolved = resolveRaftOptions(options);
     this.#raft = new Raft(resolved);
     this.#applyBytesMax = resolved.applyBytesMax;
+    this.#voteWithoutSync = resolved.unsafe.voteWithoutSync === true;
     this.#hardState = resolved.store.hardState();
     this.#softState = { role: this.#raft.role, leader: this.#raft.leader };
   }
@@ -205,8 +207,7 @@ export class RaftNode {
       readStates: raft.readStates,
       droppedReads: raft.droppedReads,
       mustSync: entries.length > 0 || snapshot !== undefined ||
-        (hardChanged &&
-          (hardState.term !== this.#hardState.term || hardState.vote !== this.#hardState.vote)),
+        (hardChanged && this.#termOrVoteChanged(hardState)),
       recovered: raft.recovered,
     };
     raft.recovered = false;
@@ -287,6 +288,11 @@ export class RaftNode {
     return this.#raft.recoveringTerm !== undefined;
   }
 
+  /** Commit index, without building a whole `status()` (the simulator reads it after every event). */
+  get commit(): number {
+    return this.#raft.log.committed;
+  }
+
   /** Known leader id (0 when unknown), without building a whole `status()`. */
   get leader(): number {
     return this.#raft.leader;
@@ -305,6 +311,16 @@ export class RaftNode {
   /** Entries `[low, high)` of this replica's log, durable or not (checkers, tests). */
   entries(low: number, high: number): Entry[] {
     return this.#raft.log.slice(low, high) ?? [];
+  }
+
+  /**
+   * A new term or vote must be durable before any message that depends on
+   * it leaves: a vote forgotten in a crash could be granted again, to
+   * another candidate of the same term.
+   */
+  #termOrVoteChanged(hardState: HardState): boolean {
+    if (hardState.term !== this.#hardState.term) return true;
+    return hardState.vote !== this.#hardState.vote && !this.#voteWithoutSync;
   }
 
   #hardStateChanged(): boolean {

@@ -12,7 +12,12 @@ export type BrokenVariant =
   | "commit-old-term"
   | "no-prevote-checkquorum"
   | "vote-without-log-check"
-  | "recovering-votes";
+  | "recovering-votes"
+  | "vote-not-fsynced"
+  | "read-index-without-quorum"
+  | "apply-before-commit"
+  | "forget-producer-table-on-restart"
+  | "skip-subscriber-offset";
 
 /** Every broken variant, for CLI validation. */
 export const BROKEN_VARIANTS: readonly BrokenVariant[] = [
@@ -21,6 +26,11 @@ export const BROKEN_VARIANTS: readonly BrokenVariant[] = [
   "no-prevote-checkquorum",
   "vote-without-log-check",
   "recovering-votes",
+  "vote-not-fsynced",
+  "read-index-without-quorum",
+  "apply-before-commit",
+  "forget-producer-table-on-restart",
+  "skip-subscriber-offset",
 ];
 
 /** Parameters of one simulation run, all derived from `seed` (plus CLI overrides). */
@@ -48,8 +58,24 @@ export interface SimConfig {
   membershipChanges: boolean;
   compaction: boolean;
   /**
+   * With compaction, a replica also compacts its log once it applied this
+   * many entries past its first index (besides compactions injected as faults).
+   */
+  snapshotEntries: number;
+  /** Idempotent producers publishing one sequence at a time, retrying until answered. */
+  producers: number;
+  /** Chance per tick per producer of publishing (or retrying when due). */
+  produceRate: number;
+  /** Ticks a producer waits for an answer before it retries the same sequence. */
+  retryTicks: number;
+  /** Durable subscribers reading from one replica at a time and acknowledging. */
+  subscribers: number;
+  /** Chance per tick per subscriber of a delivery round. */
+  subscribeRate: number;
+  /**
    * "mixed": every kind of fault; "leader-churn": frequent leader crashes,
-   * isolations and power losses with one entry per append message, the
+   * isolations and power losses with one entry per append message, and
+   * most new leaders isolated within a round trip of their election, the
    * ground where figure-8 style bugs of the commit rule surface.
    */
   profile: "mixed" | "leader-churn";
@@ -89,9 +115,15 @@ export function configFromSeed(seed: number, overrides: SimOverrides = {}): SimC
     syncMsMax: prng.pick([2, 5, 20]),
     faultRate: prng.pick([0.005, 0.02, 0.05]),
     proposeRate: prng.pick([0.2, 0.5, 1]),
-    readRate: prng.pick([0, 0.05, 0.2]),
+    readRate: prng.pick([0.02, 0.1, 0.3]),
     membershipChanges: prng.chance(0.5),
     compaction: prng.chance(0.5),
+    snapshotEntries: prng.pick([30, 100, 400]),
+    producers: prng.pick([0, 1, 3]),
+    produceRate: prng.pick([0.2, 0.5]),
+    retryTicks: prng.pick([3, 10, 30]),
+    subscribers: prng.pick([0, 1, 2]),
+    subscribeRate: prng.pick([0.1, 0.5]),
     profile: "mixed",
     broken: overrides.broken,
   };
@@ -121,7 +153,10 @@ export function describeConfig(config: SimConfig): string {
     `inflight=${config.inflightAppendsMax}`,
     `appendBytes=${config.appendBytesMax}`,
     `membership=${config.membershipChanges}`,
-    `compaction=${config.compaction}`,
+    `compaction=${config.compaction ? `every ${config.snapshotEntries}` : "no"}`,
+    `producers=${config.producers}`,
+    `retry=${config.retryTicks}`,
+    `subscribers=${config.subscribers}`,
     config.broken ? `broken=${config.broken}` : "",
   ].filter((part) => part !== "").join(" ");
 }

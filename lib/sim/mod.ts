@@ -13,5 +13,5 @@
 
 export { formatResult, type RunOptions, runSimulation, type SimResult } from "./simulation.ts";
 export { BROKEN_VARIANTS, type BrokenVariant, configFromSeed, type SimConfig } from "./config.ts";
-export { InvariantChecker, type Violation } from "./checker.ts";
+export { type Invariant, InvariantChecker, INVARIANTS, type Violation } from "./checker.ts";
 export { Prng } from "./prng.ts";

@@ -2,8 +2,10 @@
  * `SimReplica`: the simulator's shell around one `RaftNode`. It follows the
  * documented Ready order (install snapshot, persist, sync, send, apply,
  * advance) against a `MemoryLogStore` whose sync takes simulated time, keeps
- * a toy state machine (payload key per index), and reports what it applies
- * to the invariant checker.
+ * a model of the topic state machine (`TopicModel`: offsets, idempotent
+ * producers, durable subscriber positions), and reports to the invariant
+ * checker every entry it writes, every move of its commit index (after every
+ * event that reaches it) and every entry it applies.
  *
  * @module
  */
@@ -16,6 +18,7 @@ import { MemoryLogStore } from "../storage/memory_log_store.ts";
 import { type Entry, EntryType, type Snapshot } from "../storage/types.ts";
 import type { InvariantChecker } from "./checker.ts";
 import type { Prng } from "./prng.ts";
+import { decodeTopicCommand, TopicModel, type TopicOutcome } from "./topic_model.ts";
 
 /** What a replica needs from the simulation around it. */
 export interface ReplicaHost {
@@ -27,6 +30,22 @@ export interface ReplicaHost {
   syncDelayMs(): number;
   trace(kind: string, node: number, detail: string | number, extra: string | number): void;
   onConfApplied(change: ConfChange): void;
+  /** This replica just became leader (its first Ready as leader is being handled). */
+  onElected(replica: SimReplica): void;
+  /** Proposal `id`, made on this replica, was applied here: its client gets `outcome`. */
+  onAcknowledged(id: string, outcome: TopicOutcome): void;
+}
+
+/** Bugs of the replica shell and its state machine that broken variants plant (all off by default). */
+export interface ReplicaBugs {
+  /** Send messages and acknowledge entries before the Ready's fsync (votes still wait for it). */
+  ackBeforeSync?: boolean;
+  /** Apply entries as soon as they are written, before they are committed. */
+  applyBeforeCommit?: boolean;
+  /** Restore the state machine from its own snapshot at a restart without the producer table. */
+  forgetProducersOnRestart?: boolean;
+  /** Store a subscriber's acknowledgement as the offset after the acknowledged one. */
+  skipSubscriberOffset?: boolean;
 }
 
 interface PendingRead {
@@ -62,8 +81,8 @@ export class SimReplica {
    */
   #incarnations = new Map<number, number>();
   node: RaftNode | undefined;
-  /** Applied payload key per index (the toy state machine). */
-  state = new Map<number, string>();
+  /** The state machine: what this replica applied. */
+  topic: TopicModel;
   appliedIndex = 0;
   /** Client proposals made on this replica, by index, awaiting their apply. */
   readonly pending = new Map<number, string>();
@@ -76,10 +95,12 @@ export class SimReplica {
   /** Incremented on every crash so that events scheduled before it are void. */
   epoch = 0;
   #inflight: Ready | undefined;
+  /** Commit index up to which the checker has seen this node's commits. */
+  #checkedCommit = 0;
   readonly #host: ReplicaHost;
   readonly #options: Omit<RaftOptions, "id" | "store" | "rng">;
   readonly #prng: Prng;
-  readonly #ackBeforeSync: boolean;
+  readonly #bugs: ReplicaBugs;
   readonly #founding: number[];
 
   constructor(
@@ -87,21 +108,27 @@ export class SimReplica {
     id: number,
     options: Omit<RaftOptions, "id" | "store" | "rng"> & {
       founding: number[];
-      ackBeforeSync: boolean;
+      bugs?: ReplicaBugs;
     },
     prng: Prng,
   ) {
     this.#host = host;
     this.id = id;
-    const { founding, ackBeforeSync, ...raftOptions } = options;
+    const { founding, bugs, ...raftOptions } = options;
     this.#options = raftOptions;
     this.#founding = founding;
-    this.#ackBeforeSync = ackBeforeSync;
+    this.#bugs = bugs ?? {};
     this.#prng = prng;
+    this.topic = this.#newTopic();
   }
 
   get live(): boolean {
     return this.node !== undefined;
+  }
+
+  /** Whether a crash now would lose writes (a sync in flight, or entries written but not synced). */
+  get unsynced(): boolean {
+    return this.#inflight !== undefined || this.store.syncedIndex() < this.store.lastIndex();
   }
 
   /** Starts (or restarts) the node from whatever the disk holds. */
@@ -114,7 +141,11 @@ export class SimReplica {
       voters: this.#rebuilt ? [] : this.#founding,
       recoveringTerm: this.recoveringTerm,
     });
-    this.#restoreState(this.store.snapshot());
+    const { term, vote } = this.store.hardState();
+    this.#host.checker.observeRestart(this.id, term, vote);
+    // The durable commit index is checked again: what survived must agree.
+    this.#checkedCommit = 0;
+    this.#restoreState(this.store.snapshot(), this.#bugs.forgetProducersOnRestart === true);
     this.pump();
   }
 
@@ -128,7 +159,7 @@ export class SimReplica {
     this.pending.clear();
     this.#readsWaiting.clear();
     this.#readsReady = [];
-    this.state = new Map();
+    this.topic = this.#newTopic();
     this.appliedIndex = 0;
   }
 
@@ -160,9 +191,10 @@ export class SimReplica {
     if (known !== undefined) this.node?.resetProgress(from);
   }
 
-  propose(key: string): number {
-    const index = this.node!.propose(new TextEncoder().encode(key));
-    this.pending.set(index, key);
+  /** Proposes entry data made by `encodeTopicCommand` for proposal `id`; returns its index. */
+  propose(id: string, data: Uint8Array): number {
+    const index = this.node!.propose(data);
+    this.pending.set(index, id);
     return index;
   }
 
@@ -171,25 +203,42 @@ export class SimReplica {
     this.#readsWaiting.set(context, requiredIndex);
   }
 
+  /** Whether the log holds at least `entries` applied entries that a compaction would drop. */
+  compactionDue(entries: number): boolean {
+    return this.appliedIndex - this.store.firstIndex() + 1 >= entries;
+  }
+
   /** Compacts the log at the applied index, keeping the state machine image in the snapshot. */
   compact(): void {
     const node = this.node!;
+    // Not while a Ready waits for its sync: the node may hold a snapshot
+    // received since, not yet installed, which replaced the applied index.
+    if (this.#inflight !== undefined) return;
     if (
       this.appliedIndex > this.store.syncedIndex() || this.appliedIndex < this.store.firstIndex()
     ) return;
-    const data = new TextEncoder().encode(JSON.stringify([...this.state]));
-    const snapshot = node.createSnapshot(data);
+    const snapshot = node.createSnapshot(this.topic.serialize());
     if (snapshot.index !== this.appliedIndex) return;
     void this.store.compact(snapshot);
     this.#host.trace("compact", this.id, snapshot.index, "");
   }
 
-  /** Handles Readys until none is left or one waits for its sync. */
+  /**
+   * Handles Readys until none is left or one waits for its sync, then shows
+   * the checker how far the commit index moved. Every event that reaches
+   * this replica's node ends here, so the checks run after every event.
+   */
   pump(): void {
+    this.#handleReadys();
+    this.#observeCommit();
+  }
+
+  #handleReadys(): void {
     while (this.node && !this.paused && this.#inflight === undefined && this.node.hasReady()) {
       const rd = this.node.ready();
+      const early = this.#bugs.ackBeforeSync === true && !this.#changesVote(rd);
       this.#persist(rd);
-      if (rd.mustSync && !this.#ackBeforeSync) {
+      if (rd.mustSync && !early) {
         this.#inflight = rd;
         this.#host.schedule(this, this.#host.syncDelayMs(), () => {
           this.store.syncNow();
@@ -200,24 +249,54 @@ export class SimReplica {
         return;
       }
       if (rd.mustSync) {
-        // Broken variant: acknowledge now, make durable later.
+        // Broken variant: acknowledge entries now, make them durable later.
         this.#host.schedule(this, this.#host.syncDelayMs(), () => this.store.syncNow());
       }
       this.#finish(rd);
     }
   }
 
+  /** Whether `rd` changes the term or the vote (the broken variant ack-before-fsync still syncs those). */
+  #changesVote(rd: Ready): boolean {
+    if (rd.hardState === undefined) return false;
+    const { term, vote } = this.store.hardState();
+    return rd.hardState.term !== term || rd.hardState.vote !== vote;
+  }
+
+  /** Reports every index committed since the last report (incremental: O(new commits)). */
+  #observeCommit(): void {
+    const node = this.node;
+    if (!node) return;
+    const commit = node.commit;
+    if (commit <= this.#checkedCommit) return;
+    const term = node.term;
+    const low = Math.max(this.#checkedCommit + 1, node.firstIndex() - 1, 1);
+    for (let index = low; index <= commit; index++) {
+      const entryTerm = node.termAt(index);
+      if (entryTerm !== undefined) {
+        this.#host.checker.observeCommitted(this.id, index, entryTerm, term);
+      }
+    }
+    this.#checkedCommit = commit;
+  }
+
   #persist(rd: Ready): void {
+    const node = this.node!;
     if (rd.softState?.role === "leader") {
-      this.#host.checker.observeLeader(this.node!.term, this.id);
-      this.#host.trace("leader", this.id, `term ${this.node!.term}`, "");
+      this.#host.checker.observeLeader(node.term, this.id, node);
+      this.#host.trace("leader", this.id, `term ${node.term}`, "");
+      this.#host.onElected(this);
     }
     if (rd.snapshot) {
       void this.store.applySnapshot(rd.snapshot);
-      this.#restoreState(rd.snapshot);
+      this.#restoreState(rd.snapshot, false);
       this.#host.trace("install-snapshot", this.id, rd.snapshot.index, "");
     }
-    if (rd.entries.length > 0) this.store.append(rd.entries);
+    if (rd.entries.length > 0) {
+      const previousTerm = node.termAt(rd.entries[0].index - 1);
+      this.#host.checker.observeEntries(this.id, rd.entries, previousTerm);
+      this.store.append(rd.entries);
+    }
     if (rd.hardState) this.store.setHardState(rd.hardState);
   }
 
@@ -228,6 +307,11 @@ export class SimReplica {
       this.#host.trace("recovered", this.id, `term ${this.node!.term}`, "");
     }
     for (const message of rd.messages) this.#host.send(message);
+    if (this.#bugs.applyBeforeCommit === true) {
+      for (const entry of rd.entries) if (entry.index === this.appliedIndex + 1) this.#apply(entry);
+    }
+    // The checker learns the commit index before any entry under it is applied.
+    this.#observeCommit();
     for (const entry of rd.committedEntries) this.#apply(entry);
     for (const read of rd.readStates) {
       const key = decoder.decode(read.context);
@@ -242,34 +326,35 @@ export class SimReplica {
   }
 
   #apply(entry: Entry): void {
-    const checker = this.#host.checker;
-    if (entry.type === EntryType.ConfChange) {
-      const change = decodeConfChange(entry.data);
-      checker.observeApply(
-        this.id,
-        entry.index,
-        `${entry.term}/conf/${JSON.stringify(change)}`,
-        "",
-      );
-      this.#host.onConfApplied(change);
-    } else {
-      const key = entry.data.byteLength === 0 ? "" : decoder.decode(entry.data);
-      checker.observeApply(this.id, entry.index, `${entry.term}/${key}`, key);
-      if (key !== "") this.state.set(entry.index, key);
+    // The broken variant apply-before-commit applied it already.
+    if (entry.index <= this.appliedIndex && this.#bugs.applyBeforeCommit === true) return;
+    if (entry.index !== this.appliedIndex + 1) {
+      throw new Error(`Cannot apply entry ${entry.index} after entry ${this.appliedIndex}`);
     }
+    const checker = this.#host.checker;
     this.appliedIndex = entry.index;
-    this.#acknowledge(entry);
+    if (entry.type === EntryType.ConfChange) {
+      checker.observeApply(this.id, entry.index, entry.term, "conf", { kind: "none" });
+      this.#host.onConfApplied(decodeConfChange(entry.data));
+      return;
+    }
+    const command = decodeTopicCommand(entry.data);
+    const outcome: TopicOutcome = command
+      ? this.topic.apply(entry.index, command)
+      : { kind: "none" };
+    checker.observeApply(this.id, entry.index, entry.term, command?.id ?? "", outcome);
+    if (command) this.#acknowledge(entry.index, command.id, outcome);
   }
 
   /** A client's proposal is acknowledged when its entry is applied here; another entry there means dropped. */
-  #acknowledge(entry: Entry): void {
-    const key = this.pending.get(entry.index);
-    if (key === undefined) return;
-    this.pending.delete(entry.index);
-    if (this.state.get(entry.index) === key) {
-      this.#host.checker.observeAck(key, entry.index);
-      this.#host.trace("ack", this.id, key, entry.index);
-    }
+  #acknowledge(index: number, id: string, outcome: TopicOutcome): void {
+    const pending = this.pending.get(index);
+    if (pending === undefined) return;
+    this.pending.delete(index);
+    if (pending !== id) return;
+    this.#host.checker.observeAck(id, index);
+    this.#host.trace("ack", this.id, id, index);
+    this.#host.onAcknowledged(id, outcome);
   }
 
   #serveReads(): void {
@@ -290,14 +375,17 @@ export class SimReplica {
     this.#readsReady = waiting;
   }
 
-  #restoreState(snapshot: Snapshot | undefined): void {
-    this.state = new Map();
+  #restoreState(snapshot: Snapshot | undefined, withoutProducers: boolean): void {
+    this.topic = this.#newTopic();
     this.appliedIndex = snapshot?.index ?? 0;
     if (!snapshot || snapshot.data.byteLength === 0) return;
-    const pairs = JSON.parse(decoder.decode(snapshot.data)) as [number, string][];
-    for (const [index, key] of pairs) {
-      this.state.set(index, key);
-      this.#host.checker.observeRestored(this.id, index, key);
+    this.topic.restore(snapshot.data, !withoutProducers);
+    for (const [index, id] of this.topic.entryIds) {
+      this.#host.checker.observeRestored(this.id, index, id);
     }
+  }
+
+  #newTopic(): TopicModel {
+    return new TopicModel({ skipSubscriberOffset: this.#bugs.skipSubscriberOffset });
   }
 }

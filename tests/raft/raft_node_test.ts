@@ -96,3 +96,58 @@ Deno.test("A restarted node recovers its membership from the log", () => {
   drain(restarted, store);
   equal(restarted.status().conf.voters.join(","), "1");
 });
+
+/** Brings node 3 of a 3-voter group into term 2 without a vote (an answer from a newer term). */
+function nodeInTermTwoWithoutVote(options: { voteWithoutSync?: boolean } = {}) {
+  const store = new MemoryLogStore();
+  const node = new RaftNode({
+    id: 3,
+    store,
+    rng: new Prng(3),
+    voters: [1, 2, 3],
+    unsafe: { voteWithoutSync: options.voteWithoutSync },
+  });
+  drain(node, store);
+  node.step(blankMessage("appResp", 1, 3, 2));
+  drain(node, store);
+  equal(node.status().term, 2);
+  equal(node.status().vote, 0);
+  return { node, store };
+}
+
+function blankMessage(type: Message["type"], from: number, to: number, term: number): Message {
+  return {
+    type,
+    from,
+    to,
+    term,
+    logTerm: 0,
+    index: 0,
+    entries: [],
+    commit: 0,
+    reject: false,
+    rejectHint: 0,
+  };
+}
+
+Deno.test("A vote-only change of the hard state requires a sync before the vote response", () => {
+  const { node } = nodeInTermTwoWithoutVote();
+  node.step({ ...blankMessage("vote", 2, 3, 2), index: 1, logTerm: 1 });
+  const rd = node.ready();
+  equal(rd.hardState?.term, 2, "the term did not change");
+  equal(rd.hardState?.vote, 2, "only the vote changed");
+  equal(rd.entries.length, 0);
+  equal(rd.mustSync, true, "the vote must be durable before the response leaves");
+  const response = rd.messages.find((message) => message.type === "voteResp");
+  equal(response?.reject, false);
+  node.advance();
+});
+
+Deno.test("The unsafe voteWithoutSync switch answers a vote-only change without a sync", () => {
+  const { node } = nodeInTermTwoWithoutVote({ voteWithoutSync: true });
+  node.step({ ...blankMessage("vote", 2, 3, 2), index: 1, logTerm: 1 });
+  const rd = node.ready();
+  equal(rd.hardState?.vote, 2);
+  equal(rd.mustSync, false);
+  node.advance();
+});

@@ -1,14 +1,35 @@
-import { equal } from "node:assert/strict";
+import { equal, match } from "node:assert/strict";
+import { RaftNode } from "../../lib/raft/raft_node.ts";
+import { INVARIANTS } from "../../lib/sim/checker.ts";
 import { formatResult, runSimulation } from "../../lib/sim/simulation.ts";
 import { simCommand } from "../../lib/cli/sim.ts";
+import { CI_SEEDS } from "./_budget.ts";
 
-Deno.test("The simulator finds no violation in 200 seeds of the correct implementation", () => {
+Deno.test(`The simulator finds no violation in ${CI_SEEDS} seeds of the correct implementation`, () => {
   const failures: string[] = [];
-  for (let seed = 1; seed <= 200; seed++) {
+  for (let seed = 1; seed <= CI_SEEDS; seed++) {
     const result = runSimulation(seed);
     if (result.violation) failures.push(formatResult(result));
   }
   equal(failures.length, 0, failures.slice(0, 3).join("\n\n"));
+});
+
+Deno.test("A RangeError thrown inside the simulation fails the seed, naming where it was thrown", () => {
+  const original = RaftNode.prototype.propose;
+  RaftNode.prototype.propose = () => {
+    throw new RangeError("Cannot propose as the test forbids it");
+  };
+  try {
+    const result = runSimulation(1);
+    equal(result.violation?.invariant, INVARIANTS.noException);
+    match(
+      result.violation!.detail,
+      /^RangeError: Cannot propose as the test forbids it \(at lib\/sim\/.+\.ts:\d+:\d+\)$/,
+    );
+    match(formatResult(result), /reproduce with: pubsub sim --seed 1/);
+  } finally {
+    RaftNode.prototype.propose = original;
+  }
 });
 
 Deno.test("A seed replays byte for byte", () => {
