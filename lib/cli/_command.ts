@@ -139,3 +139,25 @@ export const defaultPeerList = Array.from(
   { length: 8 },
   (_, index) => `${index + 1}@localhost:${5001 + index}`,
 ).join(",");
+
+/** A commander parser for `host:port,...` (`--peers` of bench and verify). */
+export function addressList(value: string): string[] {
+  const items = value.split(",").map((item) => item.trim()).filter(Boolean);
+  for (const item of items) {
+    if (!/^[^\s:]+:\d{1,5}$/.test(item) || Number(item.slice(item.lastIndexOf(":") + 1)) > 65535) {
+      throw new InvalidArgumentError(`Expected host:port items, got '${item}'.`);
+    }
+  }
+  if (items.length === 0) throw new InvalidArgumentError("Expected at least one host:port.");
+  return items;
+}
+
+/** A commander parser for `pid,...` (`--pids` of bench and verify). */
+export function pidList(value: string): number[] {
+  return value.split(",").map((item) => {
+    if (!/^\d+$/.test(item.trim()) || Number(item) < 1) {
+      throw new InvalidArgumentError(`Expected positive integer pids, got '${item}'.`);
+    }
+    return Number(item);
+  });
+}

@@ -36,8 +36,15 @@ import {
   runIteration,
 } from "../bench/workloads.ts";
 import type { PubSubClient } from "../client/client.ts";
-import { ExitCode, integerOption, newProgram, runProgram, UsageError } from "./_command.ts";
-import { InvalidArgumentError } from "commander";
+import {
+  addressList,
+  ExitCode,
+  integerOption,
+  newProgram,
+  pidList,
+  runProgram,
+  UsageError,
+} from "./_command.ts";
 
 interface BenchFlags {
   peers?: string[];
@@ -188,26 +195,6 @@ export function resolveSettings(flags: BenchFlags, now: Date): BenchSettings {
     pipelineInFlight: flags.pipeline ?? pipelineDefault,
     faultBlocks: flags.faultBlocks ?? (flags.quick ? 1 : undefined),
   };
-}
-
-function addressList(value: string): string[] {
-  const items = value.split(",").map((item) => item.trim()).filter(Boolean);
-  for (const item of items) {
-    if (!/^[^\s:]+:\d{1,5}$/.test(item) || Number(item.slice(item.lastIndexOf(":") + 1)) > 65535) {
-      throw new InvalidArgumentError(`Expected host:port items, got '${item}'.`);
-    }
-  }
-  if (items.length === 0) throw new InvalidArgumentError("Expected at least one host:port.");
-  return items;
-}
-
-function pidList(value: string): number[] {
-  return value.split(",").map((item) => {
-    if (!/^\d+$/.test(item.trim()) || Number(item) < 1) {
-      throw new InvalidArgumentError(`Expected positive integer pids, got '${item}'.`);
-    }
-    return Number(item);
-  });
 }
 
 /** Where human-readable output and progress go: stderr when stdout carries JSON. */

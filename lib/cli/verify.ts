@@ -15,7 +15,15 @@ import { anomalyKinds } from "../verify/checker.ts";
 import type { FaultRecord } from "../verify/history.ts";
 import { faultDescriptions, type FaultKind, faultKinds } from "../verify/nemesis.ts";
 import { drainTimeoutMsDefault, runVerify, type VerifyResult } from "../verify/run.ts";
-import { ExitCode, integerOption, newProgram, runProgram, UsageError } from "./_command.ts";
+import {
+  addressList,
+  ExitCode,
+  integerOption,
+  newProgram,
+  pidList,
+  runProgram,
+  UsageError,
+} from "./_command.ts";
 
 /** Parsed flags of `pubsub verify`. */
 export interface VerifyFlags {
@@ -101,26 +109,6 @@ With --peers, verify cannot restart or add peers: no kill or membership faults; 
       throw new ExitCode(await runCommand(flags));
     });
   return runProgram(program, args);
-}
-
-function addressList(value: string): string[] {
-  const items = value.split(",").map((item) => item.trim()).filter(Boolean);
-  for (const item of items) {
-    if (!/^[^\s:]+:\d{1,5}$/.test(item) || Number(item.slice(item.lastIndexOf(":") + 1)) > 65535) {
-      throw new InvalidArgumentError(`Expected host:port items, got '${item}'.`);
-    }
-  }
-  if (items.length === 0) throw new InvalidArgumentError("Expected at least one host:port.");
-  return items;
-}
-
-function pidList(value: string): number[] {
-  return value.split(",").map((item) => {
-    if (!/^\d+$/.test(item.trim()) || Number(item) < 1) {
-      throw new InvalidArgumentError(`Expected positive integer pids, got '${item}'.`);
-    }
-    return Number(item);
-  });
 }
 
 function proxyPortList(value: string): Map<number, number> {
