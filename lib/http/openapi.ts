@@ -7,20 +7,8 @@
  * @module
  */
 
+import { errorCodes } from "../wire/errors.ts";
 import { batchMessagesMax, fetchMessagesMax, inFlightMessagesMax } from "../wire/requests.ts";
-
-const errorCodesDocumented = [
-  "topic_not_found",
-  "topic_exists",
-  "bad_request",
-  "frame_too_large",
-  "unauthorized",
-  "unavailable",
-  "overloaded",
-  "forbidden",
-  "out_of_order_sequence",
-  "storage_full",
-];
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: unknown) => ({ "application/json": { schema } });
@@ -344,7 +332,7 @@ export const openApiDocument: Record<string, unknown> = {
         type: "object",
         required: ["status", "error"],
         properties: {
-          status: { type: "string", enum: errorCodesDocumented },
+          status: { type: "string", enum: [...errorCodes] },
           error: { type: "string", description: "One human-readable sentence" },
         },
       },
