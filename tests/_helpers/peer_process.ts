@@ -177,3 +177,31 @@ export function programOutput(bytes: Uint8Array): string {
     .filter((line) => !/^(Blocking waiting for file lock|Download |Initialize )/.test(line))
     .join("\n");
 }
+
+/**
+ * Runs `pubsub peer <args>` expecting it to exit by itself (a refusal at
+ * start); SIGKILL after `timeoutMs` so a peer that does not exit fails the
+ * test instead of hanging it.
+ */
+export async function runPeerToExit(
+  args: string[],
+  timeoutMs = 30_000,
+): Promise<{ code: number; stderr: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", mainPath, "peer", ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+  }, timeoutMs);
+  try {
+    const output = await child.output();
+    return { code: output.code, stderr: programOutput(output.stderr) };
+  } finally {
+    clearTimeout(timer);
+  }
+}

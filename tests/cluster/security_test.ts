@@ -3,10 +3,8 @@ import { PubSubClient } from "../../lib/client/client.ts";
 import { ClusterSecret } from "../../lib/cluster/peer_auth.ts";
 import { startCluster, waitFor } from "../_helpers/cluster_process.ts";
 import { RawClient } from "../_helpers/raw_client.ts";
-import { freePort, programOutput, startPeer } from "../_helpers/peer_process.ts";
+import { freePort, runPeerToExit, startPeer } from "../_helpers/peer_process.ts";
 import { tlsUnavailable } from "../_helpers/tls.ts";
-
-const mainPath = new URL("../../main.ts", import.meta.url).pathname;
 
 /** Creates `topic`, waits for 3 in-sync replicas and publishes `count` messages. */
 async function seed(client: PubSubClient, topic: string, count: number): Promise<string[]> {
@@ -215,15 +213,12 @@ Deno.test({
 });
 
 Deno.test("pubsub peer refuses a non-loopback address without a cluster secret, in one line with exit code 2", async () => {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      ...["run", "-A", mainPath, "peer", "--id", "1", "--port", String(freePort())],
-      ...["--host", "0.0.0.0", "--data-dir", await Deno.makeTempDir()],
-    ],
-    stdin: "null",
-  }).output();
-  assert.equal(output.code, 2);
-  const stderr = programOutput(output.stderr).trim();
+  const run = await runPeerToExit([
+    ...["--id", "1", "--port", String(freePort())],
+    ...["--host", "0.0.0.0", "--data-dir", await Deno.makeTempDir()],
+  ]);
+  assert.equal(run.code, 2);
+  const stderr = run.stderr.trim();
   assert.equal(stderr.split("\n").length, 1, stderr);
   assert.match(stderr, /--cluster-secret-file/);
   assert.match(stderr, /--insecure/);

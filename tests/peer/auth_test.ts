@@ -12,7 +12,13 @@ import type { Broker } from "../../lib/peer/broker.ts";
 import { Session } from "../../lib/peer/session.ts";
 import { ProtocolError } from "../../lib/wire/errors.ts";
 import type { Request } from "../../lib/wire/requests.ts";
-import { freePort, type PeerProcess, programOutput, startPeer } from "../_helpers/peer_process.ts";
+import {
+  freePort,
+  type PeerProcess,
+  programOutput,
+  runPeerToExit,
+  startPeer,
+} from "../_helpers/peer_process.ts";
 import { RawClient } from "../_helpers/raw_client.ts";
 
 const mainPath = new URL("../../main.ts", import.meta.url).pathname;
@@ -585,33 +591,6 @@ Deno.test("a request forwarded to the topic's leader on another peer passes with
   }
 });
 
-/** Runs `pubsub peer` expecting it to exit by itself within `timeoutMs`. */
-async function runPeerToExit(
-  args: string[],
-  timeoutMs = 30_000,
-): Promise<{ code: number; stderr: string }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      ...["run", "-A", mainPath, "peer", "--id", "1", "--port", String(freePort())],
-      ...["--host", "127.0.0.1", ...args],
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* exited */ }
-  }, timeoutMs);
-  try {
-    const output = await child.output();
-    return { code: output.code, stderr: programOutput(output.stderr) };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 Deno.test("pubsub peer refuses an invalid --auth-file with exit 2 and one line, before touching its data directory", async () => {
   const dir = await Deno.makeTempDir({ prefix: "pubsub-auth-" });
   const write = async (name: string, text: string) => {
@@ -664,7 +643,13 @@ Deno.test("pubsub peer refuses an invalid --auth-file with exit 2 and one line, 
   ];
   try {
     const runs = await Promise.all(
-      cases.map(([args]) => runPeerToExit([...args, "--data-dir", `${dir}/data`])),
+      cases.map(([args]) =>
+        runPeerToExit([
+          ...["--id", "1", "--port", String(freePort()), "--host", "127.0.0.1"],
+          ...args,
+          ...["--data-dir", `${dir}/data`],
+        ])
+      ),
     );
     for (const [index, run] of runs.entries()) {
       const [args, pattern] = cases[index];

@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
 import { DataDirLockedError, lockDataDir } from "../../lib/peer/data_dir_lock.ts";
-import { freePort, type PeerProcess, programOutput, startPeer } from "../_helpers/peer_process.ts";
+import { freePort, type PeerProcess, runPeerToExit, startPeer } from "../_helpers/peer_process.ts";
 import { RawClient } from "../_helpers/raw_client.ts";
-
-const mainPath = new URL("../../main.ts", import.meta.url).pathname;
 
 Deno.test("lockDataDir refuses a second holder with the directory and pid, and allows one after release", async () => {
   const dir = await Deno.makeTempDir({ prefix: "pubsub-lock-" });
@@ -42,33 +40,16 @@ Deno.test("lockDataDir takes over a LOCK file left behind by a process that died
 });
 
 /** Runs a `pubsub peer` on `dataDir` that is expected to exit by itself within `timeoutMs`. */
-async function runRefusedPeer(
+function runRefusedPeer(
   dataDir: string,
   extra: string[],
   timeoutMs = 30_000,
 ): Promise<{ code: number; stderr: string }> {
   const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      ...["run", "-A", mainPath, "peer", "--id", "2", "--port", String(port)],
-      ...["--host", "127.0.0.1", "--peers", `2@127.0.0.1:${port}`, "--data-dir", dataDir],
-      ...extra,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* exited */ }
-  }, timeoutMs);
-  try {
-    const output = await child.output();
-    return { code: output.code, stderr: programOutput(output.stderr) };
-  } finally {
-    clearTimeout(timer);
-  }
+  return runPeerToExit([
+    ...["--id", "2", "--port", String(port), "--host", "127.0.0.1"],
+    ...["--peers", `2@127.0.0.1:${port}`, "--data-dir", dataDir, ...extra],
+  ], timeoutMs);
 }
 
 for (const mode of ["replicated", "standalone"]) {
