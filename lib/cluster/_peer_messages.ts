@@ -7,6 +7,7 @@
  */
 
 import { ProtocolError } from "../wire/errors.ts";
+import { validateTopicName } from "../wire/requests.ts";
 import { parseAddress } from "./_address.ts";
 import type { Heartbeat, MemberAddress } from "./membership.ts";
 
@@ -64,12 +65,26 @@ export function decodeLeave(message: Record<string, unknown>): number {
   return nodeIdField(message, "from");
 }
 
-function nodeIdField(record: Record<string, unknown>, key: string, label = key): number {
-  const value = record[key];
+/** Validates a node id; throws PeerMessageError naming `label`. */
+export function nodeIdValue(value: unknown, label: string): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > nodeIdMax) {
     throw new PeerMessageError(`Field '${label}' must be a node id between 1 and ${nodeIdMax}`);
   }
   return value;
+}
+
+/** Validates `record[key]` as a node id. */
+export function nodeIdField(record: Record<string, unknown>, key: string, label = key): number {
+  return nodeIdValue(record[key], label);
+}
+
+/** Validates a topic name from a peer (the client rules); throws PeerMessageError. */
+export function topicNameField(value: unknown, field: string): string {
+  try {
+    return validateTopicName(value, field);
+  } catch (error) {
+    throw new PeerMessageError((error as Error).message);
+  }
 }
 
 function addressField(value: unknown, label: string): string {

@@ -8,10 +8,9 @@
 
 import { getLogger } from "../logging.ts";
 import type { Entry } from "../storage/types.ts";
-import { describeValue, ProtocolError } from "../wire/errors.ts";
-import { validateTopicName } from "../wire/requests.ts";
+import { describeValue } from "../wire/errors.ts";
 import { parseAddress } from "./_address.ts";
-import { nodeIdMax, PeerMessageError } from "./_peer_messages.ts";
+import { nodeIdValue, PeerMessageError, topicNameField } from "./_peer_messages.ts";
 import { directoryIdPattern } from "./node_identity.ts";
 import type { GroupStateMachine } from "./replica_group.ts";
 
@@ -83,25 +82,25 @@ export function decodeMetaCommand(value: unknown): MetaCommand {
       ) {
         throw new PeerMessageError("Field 'directoryId' must be a directory id");
       }
-      const command: MetaCommand = { op: "add_member", id: nodeId(fields.id, "id"), address };
+      const command: MetaCommand = { op: "add_member", id: nodeIdValue(fields.id, "id"), address };
       if (directoryId !== undefined) command.directoryId = directoryId;
       return command;
     }
     case "remove_member":
-      return { op: "remove_member", id: nodeId(fields.id, "id") };
+      return { op: "remove_member", id: nodeIdValue(fields.id, "id") };
     case "create_topic":
       return {
         op: "create_topic",
-        name: topicName(fields.name),
+        name: topicNameField(fields.name, "name"),
         replicas: nodeIds(fields.replicas, "replicas"),
         replicationFactor: factor(fields.replicationFactor),
       };
     case "delete_topic":
-      return { op: "delete_topic", name: topicName(fields.name) };
+      return { op: "delete_topic", name: topicNameField(fields.name, "name") };
     case "set_replicas":
       return {
         op: "set_replicas",
-        name: topicName(fields.name),
+        name: topicNameField(fields.name, "name"),
         replicas: nodeIds(fields.replicas, "replicas"),
       };
     case "group_members": {
@@ -111,7 +110,7 @@ export function decodeMetaCommand(value: unknown): MetaCommand {
       }
       return {
         op: "group_members",
-        name: topicName(fields.name),
+        name: topicNameField(fields.name, "name"),
         epoch,
         members: nodeIds(fields.members, "members", 2 * replicasMax),
       };
@@ -121,30 +120,15 @@ export function decodeMetaCommand(value: unknown): MetaCommand {
   }
 }
 
-function nodeId(value: unknown, label: string): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > nodeIdMax) {
-    throw new PeerMessageError(`Field '${label}' must be a node id between 1 and ${nodeIdMax}`);
-  }
-  return value;
-}
-
 function nodeIds(value: unknown, label: string, max = replicasMax): number[] {
   if (!Array.isArray(value) || value.length === 0 || value.length > max) {
     throw new PeerMessageError(`Field '${label}' must list 1 to ${max} node ids`);
   }
-  const ids = value.map((item, index) => nodeId(item, `${label}[${index}]`));
+  const ids = value.map((item, index) => nodeIdValue(item, `${label}[${index}]`));
   if (new Set(ids).size !== ids.length) {
     throw new PeerMessageError(`Field '${label}' lists a node twice`);
   }
   return ids;
-}
-
-function topicName(value: unknown): string {
-  try {
-    return validateTopicName(value, "name");
-  } catch (error) {
-    throw new PeerMessageError((error as ProtocolError).message);
-  }
 }
 
 function factor(value: unknown): number {

@@ -30,7 +30,7 @@
 import { Buffer } from "node:buffer";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { describeValue, ProtocolError } from "../wire/errors.ts";
-import { nodeIdMax, PeerMessageError } from "./_peer_messages.ts";
+import { nodeIdField, PeerMessageError } from "./_peer_messages.ts";
 
 /** Bytes of each side's nonce. */
 export const nonceBytes = 32;
@@ -102,11 +102,7 @@ function nonceField(message: Record<string, unknown>, key: string): string {
 }
 
 function nodeIdOf(message: Record<string, unknown>): number {
-  const value = message.node_id;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > nodeIdMax) {
-    throw new PeerMessageError(`Field 'node_id' must be a node id between 1 and ${nodeIdMax}`);
-  }
-  return value;
+  return nodeIdField(message, "node_id");
 }
 
 // ---- listener side ---------------------------------------------------------

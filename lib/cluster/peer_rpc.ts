@@ -18,10 +18,9 @@ import {
   type Request,
   type SubscribeFrom,
   validateRequest,
-  validateTopicName,
 } from "../wire/requests.ts";
 import { parseAddress } from "./_address.ts";
-import { nodeIdMax, PeerMessageError } from "./_peer_messages.ts";
+import { nodeIdField, PeerMessageError, topicNameField } from "./_peer_messages.ts";
 import { decodeMetaCommand, type MetaCommand, type MetaResult, replicasMax } from "./meta_state.ts";
 import { directoryIdPattern } from "./node_identity.ts";
 import { decodeRaftMessage, type WireMessage } from "./raft_codec.ts";
@@ -48,14 +47,6 @@ function fields(value: unknown, what: string): Fields {
   return value as Fields;
 }
 
-function nodeIdField(record: Fields, key: string): number {
-  const value = record[key];
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > nodeIdMax) {
-    throw new PeerMessageError(`Field '${key}' must be a node id between 1 and ${nodeIdMax}`);
-  }
-  return value;
-}
-
 function integerField(record: Fields, key: string, min: number, max: number): number {
   const value = record[key];
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
@@ -65,11 +56,7 @@ function integerField(record: Fields, key: string, min: number, max: number): nu
 }
 
 function topicField(record: Fields): string {
-  try {
-    return validateTopicName(record.topic_name);
-  } catch (error) {
-    throw new PeerMessageError((error as Error).message);
-  }
+  return topicNameField(record.topic_name, "topic_name");
 }
 
 function hopsField(record: Fields): number {
@@ -212,12 +199,7 @@ export function metaRequest(proposal: MetaProposal): { action: "peer_meta" } & F
 export function decodeMeta(message: Fields): MetaProposal {
   const command = fields(message.command, "metadata command");
   if (command.op === "create_topic_auto") {
-    let name: string;
-    try {
-      name = validateTopicName(command.name, "name");
-    } catch (error) {
-      throw new PeerMessageError((error as Error).message);
-    }
+    const name = topicNameField(command.name, "name");
     const factor = integerField(command, "replicationFactor", 1, replicasMax);
     return { kind: "create_topic", name, replicationFactor: factor };
   }
