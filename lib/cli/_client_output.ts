@@ -5,6 +5,8 @@
  * @module
  */
 
+import { formatTable } from "./_table.ts";
+
 /** Longest line accepted when reading messages, so one line cannot take all memory. */
 export const lineBytesMax = 1024 * 1024;
 
@@ -55,10 +57,7 @@ export function formatStatusTable(status: Record<string, unknown>): string {
       }`,
     ]);
   }
-  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
-  const lines = rows.map((row) =>
-    row.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd()
-  );
+  const lines = formatTable(rows);
   lines.push(`meta leader: ${status.meta_leader ?? "none"} (*)   topics: ${status.topics}`);
   return lines.join("\n");
 }

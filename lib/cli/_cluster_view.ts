@@ -8,6 +8,8 @@
  * @module
  */
 
+import { formatTable } from "./_table.ts";
+
 /**
  * `up`: it answered; `no answer`: its process runs (or something listens)
  * but it did not answer in time (stopped, overloaded); `down`: nothing
@@ -58,23 +60,6 @@ const green = (text: string, color: boolean) => color ? `\x1b[32m${text}\x1b[0m`
 const red = (text: string, color: boolean) => color ? `\x1b[31m${text}\x1b[0m` : text;
 const yellow = (text: string, color: boolean) => color ? `\x1b[33m${text}\x1b[0m` : text;
 
-/** Columns padded to their widest cell; colour applied after padding so it never shifts them. */
-function table(
-  rows: string[][],
-  align: ("left" | "right")[],
-  paint: (row: number, column: number, text: string) => string = (_row, _column, text) => text,
-): string[] {
-  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
-  return rows.map((row, rowIndex) =>
-    "  " + row.map((cell, column) => {
-      const padded = align[column] === "right"
-        ? cell.padStart(widths[column])
-        : cell.padEnd(widths[column]);
-      return paint(rowIndex, column, padded);
-    }).join("  ").trimEnd()
-  );
-}
-
 /**
  * Renders the live view.
  *
@@ -115,7 +100,13 @@ export function renderClusterView(
       ? red(text, color)
       : yellow(text, color);
   };
-  lines.push(...table(nodeRows, ["right", "left", "right", "left", "left"], paintState));
+  lines.push(
+    ...formatTable(nodeRows, {
+      align: ["right", "left", "right", "left", "left"],
+      indent: "  ",
+      paint: paintState,
+    }),
+  );
   lines.push("");
   lines.push(...topicLines(snapshot));
   if (snapshot.connectHint) lines.push("", snapshot.connectHint);
@@ -162,6 +153,9 @@ function topicLines(snapshot: ClusterSnapshot): string[] {
   }
   return [
     `  ${title}`,
-    ...table(rows, ["left", "right", "left", "left", "right", "right"]),
+    ...formatTable(rows, {
+      align: ["left", "right", "left", "left", "right", "right"],
+      indent: "  ",
+    }),
   ];
 }
