@@ -36,6 +36,7 @@ export function freePort(): number {
 export function freePortRun(count = 3): number {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = freePort();
+    if (base + count > 65535) continue;
     const listeners: Deno.Listener[] = [];
     try {
       for (let offset = 1; offset < count; offset++) {

@@ -4,30 +4,10 @@
  * address names it.
  */
 import assert from "node:assert/strict";
-import { freePort } from "../_helpers/peer_process.ts";
+import { freePortRun } from "../_helpers/peer_process.ts";
 import { request } from "./_http_cluster.ts";
 
 const mainPath = new URL("../../main.ts", import.meta.url).pathname;
-
-/** A port with `count` consecutive free ports from it. */
-function freePortRun(count: number): number {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = freePort();
-    if (base + count > 65535) continue;
-    const listeners: Deno.Listener[] = [];
-    try {
-      for (let offset = 0; offset < count; offset++) {
-        listeners.push(Deno.listen({ hostname: "127.0.0.1", port: base + offset }));
-      }
-      return base;
-    } catch {
-      // Taken: try another base.
-    } finally {
-      for (const listener of listeners) listener.close();
-    }
-  }
-  throw new Error(`No run of ${count} free ports found`);
-}
 
 Deno.test("pubsub cluster serves HTTP on every peer and prints the console's address", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "pubsub-cluster-http-" });
