@@ -28,3 +28,28 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }
   });
 }
+
+/**
+ * `promise`, or a rejection with `timeoutError()` when it has not settled
+ * within `ms`; the timer is cleared either way.
+ *
+ * @example
+ * ```ts
+ * await withTimeout(fetchSomething(), 5000, () => new Error("Timed out"));
+ * ```
+ */
+export async function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  timeoutError: () => Error,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timeoutError()), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

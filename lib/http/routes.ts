@@ -10,6 +10,8 @@
  * @module
  */
 
+import { withTimeout } from "../async.ts";
+import { requestTimedOut } from "../peer/connection.ts";
 import { AccessPolicy, fullAccessToken, type Principal, refusalOf } from "../peer/auth.ts";
 import type { Broker } from "../peer/broker.ts";
 import { Session } from "../peer/session.ts";
@@ -211,19 +213,15 @@ export class HttpApi {
   async #run(token: string | undefined, request: WireRequest): Promise<unknown> {
     const started = performance.now();
     let answer: unknown;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          reject(new ProtocolError("unavailable", "The request timed out before it completed"));
-        }, this.#options.requestTimeoutMs);
-      });
       const session = await this.#session(token);
-      answer = (await Promise.race([session.handle(request), timeout])).response;
+      answer = (await withTimeout(
+        session.handle(request),
+        this.#options.requestTimeoutMs,
+        requestTimedOut,
+      )).response;
     } catch (error) {
       answer = toErrorAnswer(error);
-    } finally {
-      clearTimeout(timer);
     }
     this.#options.observe?.(request.action, statusOf(answer), (performance.now() - started) / 1000);
     return answer;

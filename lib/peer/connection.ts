@@ -7,6 +7,7 @@
  * @module
  */
 
+import { withTimeout } from "../async.ts";
 import { type ClusterSecret, type ListenerHandshake, listenerStep } from "../cluster/peer_auth.ts";
 import type { PeerContext } from "../cluster/peer_handler.ts";
 import { encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
@@ -209,18 +210,14 @@ export class Connection {
   async #handle(request: Request): Promise<Handled> {
     const started = performance.now();
     let handled: Handled;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          reject(new ProtocolError("unavailable", "The request timed out before it completed"));
-        }, this.#options.requestTimeoutMs);
-      });
-      handled = await Promise.race([this.#session.handle(request), timeout]);
+      handled = await withTimeout(
+        this.#session.handle(request),
+        this.#options.requestTimeoutMs,
+        requestTimedOut,
+      );
     } catch (error) {
       handled = { response: toErrorResponse(error) };
-    } finally {
-      clearTimeout(timer);
     }
     const status = statusOf(handled.response);
     this.#options.observe?.(request.action, status, (performance.now() - started) / 1000);
@@ -264,6 +261,11 @@ function withId(response: unknown, id: string | number | undefined): unknown {
   if (id === undefined || typeof response !== "object" || response === null) return response;
   if (Array.isArray(response)) return response;
   return { ...response, id };
+}
+
+/** The answer to a request that outlived `--request-timeout` (TCP and HTTP alike). */
+export function requestTimedOut(): ProtocolError {
+  return new ProtocolError("unavailable", "The request timed out before it completed");
 }
 
 function toErrorResponse(error: unknown) {
