@@ -62,7 +62,10 @@ export class Timeline {
     this.history.push({ t, states, controller: snapshot.cluster.meta_leader });
     if (this.history.length > historyMax) this.history.splice(0, this.history.length - historyMax);
     const previous = this.#previous;
-    this.#previous = snapshot;
+    // A topic that could not be described this time keeps its last known
+    // state, so the change across the gap (a failover usually makes one) is
+    // still seen when the topic answers again.
+    this.#previous = previous === undefined ? snapshot : withLastKnownTopics(snapshot, previous);
     if (previous === undefined) {
       const alive = snapshot.cluster.nodes.filter((node) => node.state === "alive").length;
       this.#add([{
@@ -140,6 +143,16 @@ function peerEvents(previous, next, t) {
     });
   }
   return events;
+}
+
+/** `snapshot`, with the topics it could not describe as they were in `previous`. */
+function withLastKnownTopics(snapshot, previous) {
+  const topics = new Map();
+  for (const [name, topic] of snapshot.topics) {
+    const known = previous.topics.get(name);
+    topics.set(name, topic.error !== undefined && known !== undefined ? known : topic);
+  }
+  return { ...snapshot, topics };
 }
 
 function topicEvents(previous, next, t) {
