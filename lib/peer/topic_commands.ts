@@ -33,11 +33,23 @@ export interface AckCommand {
   offsets: Record<string, number>;
 }
 
+/**
+ * Retention: offsets below `firstOffset` are deleted. The topic's leader
+ * decides it once from its own segments; every replica applies it, so all
+ * agree on the first retained offset, and then deletes its whole segments
+ * below the entry holding it.
+ */
+export interface RetainCommand {
+  kind: "retain";
+  firstOffset: number;
+}
+
 /** A command of the topic state machine. */
-export type TopicCommand = PublishCommand | AckCommand;
+export type TopicCommand = PublishCommand | AckCommand | RetainCommand;
 
 const publishTag = 1;
 const ackTag = 2;
+const retainTag = 3;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -51,14 +63,26 @@ const decoder = new TextDecoder();
  * ```
  */
 export function encodeCommand(command: TopicCommand): Uint8Array {
-  const [tag, body] = command.kind === "publish"
-    ? [publishTag, command.parts.map((part) => [part.messages, part.producerId, part.sequence])]
-    : [ackTag, command.offsets];
+  const [tag, body] = encodedBody(command);
   const json = JSON.stringify(body);
   const out = new Uint8Array(1 + json.length * 3);
   out[0] = tag;
   const { written } = encoder.encodeInto(json, out.subarray(1));
   return out.subarray(0, 1 + written);
+}
+
+function encodedBody(command: TopicCommand): [number, unknown] {
+  switch (command.kind) {
+    case "publish":
+      return [
+        publishTag,
+        command.parts.map((part) => [part.messages, part.producerId, part.sequence]),
+      ];
+    case "ack":
+      return [ackTag, command.offsets];
+    case "retain":
+      return [retainTag, command.firstOffset];
+  }
 }
 
 /** Decodes entry data; an empty entry (a Raft no-op) is `undefined`. */
@@ -79,6 +103,8 @@ export function decodeCommand(data: Uint8Array): TopicCommand | undefined {
       };
     case ackTag:
       return { kind: "ack", offsets: body };
+    case retainTag:
+      return { kind: "retain", firstOffset: body as number };
     default:
       throw new RangeError(`Cannot decode topic command as tag ${data[0]} is unknown`);
   }

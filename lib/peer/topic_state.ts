@@ -63,6 +63,11 @@ export type ApplyResult =
     messages: string[];
   }
   | { kind: "acked" }
+  | {
+    kind: "retained";
+    /** The first retained offset after the entry (it never goes back). */
+    firstOffset: number;
+  }
   | { kind: "noop" };
 
 const newSequence: SequenceVerdict = { kind: "new" };
@@ -164,6 +169,21 @@ class BatchIndex {
     return { firstOffset: this.#offsets[low], index: this.#indices[low] };
   }
 
+  /**
+   * The first offset of the first batch stored at log index `index` or
+   * later; undefined when no batch is.
+   */
+  firstOffsetFrom(index: number): number | undefined {
+    let low = this.#start;
+    let high = this.#length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.#indices[middle] < index) low = middle + 1;
+      else high = middle;
+    }
+    return low < this.#length ? this.#offsets[low] : undefined;
+  }
+
   /** Forgets batches that start before `offset` and lie wholly before it. */
   dropBefore(offset: number): void {
     while (this.#start + 1 < this.#length && this.#offsets[this.#start + 1] <= offset) {
@@ -244,6 +264,10 @@ export class TopicState {
       }
       return { kind: "acked" };
     }
+    if (command.kind === "retain") {
+      this.retainFrom(command.firstOffset);
+      return { kind: "retained", firstOffset: this.firstOffset };
+    }
     const parts: (PartResult | PartRejection)[] = [];
     const skipped: number[] = [];
     const messages: string[] = [];
@@ -322,6 +346,15 @@ export class TopicState {
   locate(offset: number): { firstOffset: number; index: number } | undefined {
     if (offset < this.firstOffset || offset >= this.nextOffset) return undefined;
     return this.#batches.find(offset);
+  }
+
+  /**
+   * The first offset stored at log index `index` or later (`nextOffset`
+   * when none is): dropping every entry below `index` keeps the offsets
+   * from this one on. Retention turns segment boundaries into offsets with it.
+   */
+  firstOffsetFrom(index: number): number {
+    return Math.max(this.firstOffset, this.#batches.firstOffsetFrom(index) ?? this.nextOffset);
   }
 
   /** Retention: offsets below `offset` are no longer served. */

@@ -7,6 +7,12 @@
  */
 
 import { describeValue, ProtocolError } from "./errors.ts";
+import {
+  type Retention,
+  type RetentionPatch,
+  validateRetention,
+  validateRetentionPatch,
+} from "./retention.ts";
 
 /** Longest topic name (PROTOCOL.md section 5). */
 export const topicNameLengthMax = 249;
@@ -38,7 +44,13 @@ export interface ProducerFields {
 export type Request =
   & { id?: string | number }
   & (
-    | { action: "create_topic"; topic_name: string; replication_factor?: number }
+    | {
+      action: "create_topic";
+      topic_name: string;
+      replication_factor?: number;
+      retention?: Retention;
+    }
+    | { action: "alter_topic"; topic_name: string; retention: RetentionPatch }
     | { action: "publish"; topic_name: string; message: string } & ProducerFields
     | { action: "publish_batch"; topic_name: string; messages: string[] } & ProducerFields
     | { action: "fetch_messages"; topic_name: string }
@@ -181,8 +193,17 @@ function validateAction(fields: Fields): Request {
       const factor = fields.replication_factor === undefined
         ? undefined
         : integer(fields, "replication_factor", 1, 7);
-      return { action, topic_name: topic(), replication_factor: factor };
+      const request: Extract<Request, { action: "create_topic" }> = {
+        action,
+        topic_name: topic(),
+        replication_factor: factor,
+      };
+      if (fields.retention !== undefined) request.retention = validateRetention(fields.retention);
+      return request;
     }
+    case "alter_topic":
+      if (fields.retention === undefined) fail("Field 'retention' is missing");
+      return { action, topic_name: topic(), retention: validateRetentionPatch(fields.retention) };
     case "publish":
       if (typeof fields.message !== "string") fail("Field 'message' must be a string");
       return { action, topic_name: topic(), message: fields.message, ...producerFields(fields) };

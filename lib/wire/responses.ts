@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { Retention } from "./retention.ts";
+
 /** A message pushed to a subscriber; it has `event` and never `status`. */
 export interface MessageEvent {
   event: "message";
@@ -12,6 +14,13 @@ export interface MessageEvent {
   subscriber_id: string;
   offset: number;
   message: string;
+  /**
+   * How many offsets before this one the subscription skipped because
+   * retention had deleted them (its saved position, or the next offset it
+   * expected, fell below the topic's first retained offset). Absent when
+   * nothing was skipped.
+   */
+  skipped?: number;
 }
 
 /** One message with its offset, as `fetch` returns it. */
@@ -37,8 +46,15 @@ export interface TopicDescription {
   replicas: number[];
   leader: number | null;
   in_sync: number[];
+  /** The earliest retained offset. */
   first_offset: number;
   next_offset: number;
+  /** Bytes of the leader's replica log on disk (segment files). */
+  bytes?: number;
+  /** Messages retained: `next_offset - first_offset`. */
+  messages?: number;
+  /** The retention in force; `{}` keeps everything. */
+  retention?: Retention;
 }
 
 /** True for a pushed frame (an object with `event` and no `status`). */
