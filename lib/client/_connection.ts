@@ -64,6 +64,7 @@ export class Connection {
   #closed = false;
   #retiring = false;
   #roomWaiters: (() => void)[] = [];
+  #idleWaiters: (() => void)[] = [];
 
   constructor(transport: Transport, limits: ConnectionLimits, handlers: ConnectionHandlers) {
     this.address = transport.address;
@@ -88,6 +89,20 @@ export class Connection {
   get hasRoom(): boolean {
     return !this.#closed && this.#pending.size < this.#limits.inFlightRequestsMax &&
       this.#queuedBytes < this.#limits.sendQueueBytesMax;
+  }
+
+  /** True while frames are queued or being written. */
+  get busy(): boolean {
+    return this.#flushScheduled || this.#writing;
+  }
+
+  /**
+   * Resolves once nothing is queued or being written (or the connection
+   * closed): what queued up meanwhile can then go out together.
+   */
+  idle(): Promise<void> {
+    if (!this.busy || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
   /** Resolves when `hasRoom` may have turned true (or the connection closed). */
@@ -133,6 +148,7 @@ export class Connection {
     this.#queue = [];
     this.#queuedBytes = 0;
     this.#wakeRoomWaiters();
+    this.#wakeIdleWaiters();
     this.#handlers.onClose(this, error, unanswered);
   }
 
@@ -156,6 +172,7 @@ export class Connection {
       this.#queuedBytes -= bytes.length;
       this.#wakeRoomWaiters();
     }
+    this.#wakeIdleWaiters();
   }
 
   async #readLoop(): Promise<void> {
@@ -209,6 +226,13 @@ export class Connection {
     if (this.#retiring && this.#pending.size === 0) {
       this.close(new PubSubError("disconnected", "Connection retired"));
     }
+  }
+
+  #wakeIdleWaiters(): void {
+    if (this.#idleWaiters.length === 0 || (this.busy && !this.#closed)) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   #wakeRoomWaiters(): void {

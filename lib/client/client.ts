@@ -18,7 +18,9 @@ import {
   validateTopicName,
 } from "../wire/requests.ts";
 import type { NodeStatus, OffsetMessage } from "../wire/responses.ts";
+import type { Retention, RetentionPatch } from "../wire/retention.ts";
 import { Connection, type PendingRequest } from "./_connection.ts";
+import { LeaderDirectory, leaderRefreshMsDefault } from "./_leaders.ts";
 import {
   connectTransport,
   parseAddress,
@@ -56,6 +58,17 @@ export const sendQueueBytesMax = 8 * 1024 * 1024;
 export const publishesInFlightMax = 512;
 /** Topics whose producer sequence a client keeps; the least recently used idle one is forgotten. */
 export const producerStreamsMax = 10_000;
+/**
+ * Most messages one coalesced `publish_batch` carries (the protocol allows
+ * `batchMessagesMax`; smaller batches keep one slow batch from holding many
+ * callers).
+ */
+export const coalescedMessagesMax = 4096;
+/** Bytes a request needs besides its messages (action, topic, producer id, sequence, id). */
+const requestEnvelopeBytesMax = 1024;
+/** Shortest and longest period of the sweep that enforces request deadlines. */
+const sweepPeriodMsMin = 5;
+const sweepPeriodMsMax = 250;
 assert(
   publishesInFlightMax <= producerSequencesMax,
   "a peer's producer window must cover every publish a client keeps in flight",
@@ -87,6 +100,15 @@ export interface ClientOptions {
   idempotent?: boolean;
   /** Connect with TLS. */
   tls?: TransportOptions["tls"];
+  /**
+   * Send publishes straight to each topic's leader when it is one of
+   * `peers` (learned with `describe_topic` and `ping`, refreshed every
+   * `leaderRefreshMs` while publishing and after a refusal). Default true;
+   * without it every request goes to the connected peer, which forwards.
+   */
+  leaderDirect?: boolean;
+  /** How long a learned leader is used before it is asked again. Default 2000. */
+  leaderRefreshMs?: number;
   /** Opens connections; tests substitute it. Default: TCP via `Deno.connect`. */
   connect?: (address: string, options: TransportOptions) => Promise<Transport>;
 }
@@ -104,8 +126,15 @@ export interface TopicInfo {
   replicas: number[];
   leader: number | null;
   inSync: number[];
+  /** The earliest retained offset. */
   firstOffset: number;
   nextOffset: number;
+  /** Bytes of the leader's replica log (undefined from peers that do not report it). */
+  bytes?: number;
+  /** Messages retained (`nextOffset - firstOffset`). */
+  messages?: number;
+  /** The retention in force (`{}` keeps everything; undefined from peers that do not report it). */
+  retention?: Retention;
 }
 
 /** Answer of `clusterStatus`. */
@@ -151,14 +180,18 @@ interface Call {
   readonly retryable: boolean;
   /** The producer stream and sequence of an idempotent publish. */
   readonly producer?: { stream: ProducerStream; sequence: number };
+  /** The topic a publish goes to: it is sent to that topic's leader when known. */
+  readonly topic?: string;
   readonly deadline: number;
+  /** The whole call's time budget, for the timeout sentence. */
+  readonly timeoutMs: number;
+  /** When the current attempt's connection is presumed dead (Infinity while not sent). */
+  attemptDeadline: number;
   /** The last retryable error answer: what the caller hears if the deadline ends the retries. */
   lastError?: { status: "unavailable"; error?: string };
   attempts: number;
   id: number;
   connection: Connection | undefined;
-  attemptTimer: ReturnType<typeof setTimeout> | undefined;
-  deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   done: boolean;
   resolve(value: { response: unknown; connection: Connection }): void;
   reject(error: Error): void;
@@ -170,6 +203,21 @@ interface SubscriptionEntry {
   connection?: Connection;
   /** Resubscribe attempts that failed in a row. */
   failures: number;
+}
+
+/** Single publishes to one topic waiting to go out together. */
+interface Outbox {
+  readonly topic: string;
+  items: QueuedPublish[];
+  draining: boolean;
+}
+
+interface QueuedPublish {
+  readonly message: string;
+  /** An upper bound of the message's bytes in a JSON frame. */
+  readonly bytes: number;
+  resolve(value: { offset: number }): void;
+  reject(error: Error): void;
 }
 
 type ResolvedOptions =
@@ -209,9 +257,21 @@ export class PubSubClient {
   #closed = false;
   #subscriptions = new Map<string, SubscriptionEntry>();
   #host: SubscriptionHost;
+  /** Publishes per topic that wait for the next batch. */
+  #outboxes = new Map<string, Outbox>();
+  #leaders: LeaderDirectory;
+  /** Connections to leaders other than the home connection, by node id. */
+  #peers = new Map<number, Connection>();
+  #discovering: Promise<void> | undefined;
+  #learning = new Set<string>();
+  #peerNodes = new Map<Connection, number>();
+  /** Calls not answered yet; the sweep enforces their deadlines. */
+  #unanswered = new Set<Call>();
+  #sweepTimer: ReturnType<typeof setInterval> | undefined;
 
   private constructor(options: ResolvedOptions) {
     this.#options = options;
+    this.#leaders = new LeaderDirectory({ refreshMs: options.leaderRefreshMs });
     this.#addresses = [...options.peers];
     if (options.shuffle) shuffleInPlace(this.#addresses);
     this.#host = {
@@ -268,12 +328,13 @@ export class PubSubClient {
    */
   async createTopic(
     topic: string,
-    options: { ifNotExists?: boolean; replicationFactor?: number } = {},
+    options: { ifNotExists?: boolean; replicationFactor?: number; retention?: Retention } = {},
   ): Promise<TopicCreated> {
     const body: Record<string, unknown> = { action: "create_topic", topic_name: checkTopic(topic) };
     if (options.replicationFactor !== undefined) {
       body.replication_factor = options.replicationFactor;
     }
+    if (options.retention !== undefined) body.retention = options.retention;
     try {
       await this.request(body, { retry: options.ifNotExists === true });
       return { topic, created: true };
@@ -286,6 +347,23 @@ export class PubSubClient {
   }
 
   /**
+   * Changes a topic's retention: a number sets a limit, `null` removes it,
+   * a limit left out stays. Resolves with the retention now in force.
+   *
+   * @example
+   * ```ts
+   * await client.alterTopic("events", { max_bytes: 100 * 1024 * 1024, max_age_ms: null });
+   * ```
+   */
+  async alterTopic(topic: string, retention: RetentionPatch): Promise<Retention> {
+    const answer = await this.request(
+      { action: "alter_topic", topic_name: checkTopic(topic), retention },
+      { retry: true },
+    ) as { retention: Retention };
+    return answer.retention;
+  }
+
+  /**
    * Publishes one message; resolves once it is durable on a majority.
    *
    * @example
@@ -293,13 +371,26 @@ export class PubSubClient {
    * const { offset } = await client.publish("events", "hello");
    * ```
    */
-  async publish(topic: string, message: string): Promise<{ offset: number }> {
-    const answer = await this.#publish({
-      action: "publish",
-      topic_name: checkTopic(topic),
-      message,
-    }) as { offset: number };
-    return { offset: answer.offset };
+  publish(topic: string, message: string): Promise<{ offset: number }> {
+    if (this.#closed) return Promise.reject(new ClientClosedError());
+    try {
+      this.#checkRequestSize({ action: "publish", topic_name: checkTopic(topic), message });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    let outbox = this.#outboxes.get(topic);
+    if (outbox === undefined) {
+      outbox = { topic, items: [], draining: false };
+      this.#outboxes.set(topic, outbox);
+    }
+    const queued = outbox;
+    return new Promise((resolve, reject) => {
+      queued.items.push({ message, bytes: message.length * 6 + 8, resolve, reject });
+      if (!queued.draining) {
+        queued.draining = true;
+        queueMicrotask(() => this.#drain(queued));
+      }
+    });
   }
 
   /**
@@ -338,6 +429,8 @@ export class PubSubClient {
 
   /**
    * Up to `max` messages from `fromOffset`, and the offset to fetch next.
+   * When retention already deleted `fromOffset`, the messages start at the
+   * first retained offset, which `firstOffset` then tells.
    *
    * @example
    * ```ts
@@ -347,15 +440,17 @@ export class PubSubClient {
   async fetch(
     topic: string,
     options: { fromOffset?: number; max?: number } = {},
-  ): Promise<{ messages: OffsetMessage[]; nextOffset: number }> {
+  ): Promise<{ messages: OffsetMessage[]; nextOffset: number; firstOffset?: number }> {
     const body: Record<string, unknown> = { action: "fetch", topic_name: checkTopic(topic) };
     if (options.fromOffset !== undefined) body.from_offset = options.fromOffset;
     if (options.max !== undefined) body.max = options.max;
     const answer = await this.request(body, { retry: true }) as {
       messages: OffsetMessage[];
       next_offset: number;
+      first_offset?: number;
     };
-    return { messages: answer.messages, nextOffset: answer.next_offset };
+    const page = { messages: answer.messages, nextOffset: answer.next_offset };
+    return answer.first_offset === undefined ? page : { ...page, firstOffset: answer.first_offset };
   }
 
   /**
@@ -401,6 +496,9 @@ export class PubSubClient {
       inSync: answer.in_sync as number[],
       firstOffset: answer.first_offset as number,
       nextOffset: answer.next_offset as number,
+      bytes: answer.bytes as number | undefined,
+      messages: answer.messages as number | undefined,
+      retention: answer.retention as Retention | undefined,
     };
   }
 
@@ -531,8 +629,74 @@ export class PubSubClient {
       for (const call of stream.parked.values()) this.#finish(call, new ClientClosedError());
       for (const wake of stream.slotWaiters.splice(0)) wake();
     }
+    for (const outbox of this.#outboxes.values()) {
+      for (const item of outbox.items.splice(0)) item.reject(new ClientClosedError());
+    }
     this.#connection?.close(new ClientClosedError());
     this.#connection = undefined;
+    for (const peer of [...this.#peers.values()]) peer.close(new ClientClosedError());
+    this.#stopSweep();
+  }
+
+  /**
+   * Sends the queued publishes of one topic: the first at once, then, each
+   * time the connection has written what went before, everything that
+   * queued up meanwhile as one batch. An idempotent batch takes one sequence
+   * and is retried whole, so the topic stores it once.
+   */
+  async #drain(outbox: Outbox): Promise<void> {
+    try {
+      while (outbox.items.length > 0 && !this.#closed) {
+        this.#refreshLeader(outbox.topic);
+        const connection = this.#connectionFor(outbox.topic);
+        if (connection?.busy) await connection.idle();
+        const stream = this.#options.idempotent ? await this.#acquireSlot(outbox.topic) : undefined;
+        this.#sendBatch(outbox.topic, this.#takeBatch(outbox), stream);
+      }
+    } catch (error) {
+      for (const item of outbox.items.splice(0)) item.reject(error as Error);
+    } finally {
+      outbox.draining = false;
+      if (outbox.items.length === 0 && this.#outboxes.get(outbox.topic) === outbox) {
+        this.#outboxes.delete(outbox.topic);
+      }
+    }
+  }
+
+  /** The oldest queued publishes that fit one request frame. */
+  #takeBatch(outbox: Outbox): QueuedPublish[] {
+    const budget = this.#options.requestBytesMax - requestEnvelopeBytesMax;
+    let count = 1;
+    let bytes = outbox.items[0].bytes;
+    while (count < outbox.items.length && count < coalescedMessagesMax) {
+      bytes += outbox.items[count].bytes;
+      if (bytes > budget) break;
+      count++;
+    }
+    return outbox.items.splice(0, count);
+  }
+
+  #sendBatch(topic: string, items: QueuedPublish[], stream: ProducerStream | undefined): void {
+    const body: Record<string, unknown> = items.length === 1
+      ? { action: "publish", topic_name: topic, message: items[0].message }
+      : { action: "publish_batch", topic_name: topic, messages: items.map((item) => item.message) };
+    let producer: Call["producer"];
+    if (stream !== undefined) {
+      const sequence = stream.nextSequence++;
+      stream.unresolved.add(sequence);
+      body.producer_id = stream.producerId;
+      body.sequence = sequence;
+      producer = { stream, sequence };
+    }
+    this.#call(body, stream !== undefined, producer, topic).then(({ response }) => {
+      const answer = response as { offset?: number; first_offset?: number };
+      const first = (items.length === 1 ? answer.offset : answer.first_offset) as number;
+      for (let index = 0; index < items.length; index++) {
+        items[index].resolve({ offset: first + index });
+      }
+    }, (error: Error) => {
+      for (const item of items) item.reject(error);
+    });
   }
 
   /**
@@ -544,14 +708,17 @@ export class PubSubClient {
    * stream (a new producer id, from sequence 0).
    */
   async #publish(body: Record<string, unknown>): Promise<unknown> {
-    if (!this.#options.idempotent) return await this.request(body);
+    if (!this.#options.idempotent) {
+      return (await this.#call(body, false, undefined, body.topic_name as string)).response;
+    }
     // Refused before a sequence is spent on it, so that it leaves no gap.
     this.#checkRequestSize(body);
     const stream = await this.#acquireSlot(body.topic_name as string);
     const sequence = stream.nextSequence++;
     stream.unresolved.add(sequence);
     const fields = { ...body, producer_id: stream.producerId, sequence };
-    return (await this.#call(fields, true, { stream, sequence })).response;
+    return (await this.#call(fields, true, { stream, sequence }, body.topic_name as string))
+      .response;
   }
 
   /**
@@ -660,6 +827,7 @@ export class PubSubClient {
     body: Record<string, unknown>,
     retryable: boolean,
     producer?: Call["producer"],
+    topic?: string,
   ): Promise<{ response: unknown; connection: Connection }> {
     if (this.#closed) return Promise.reject(new ClientClosedError());
     const attemptsMax = retryable ? this.#options.retries + 1 : 1;
@@ -673,17 +841,37 @@ export class PubSubClient {
         body,
         retryable,
         producer,
+        topic: this.#options.leaderDirect ? topic : undefined,
         deadline: Date.now() + callTimeoutMs,
+        timeoutMs: callTimeoutMs,
+        attemptDeadline: Infinity,
         attempts: 0,
         id: 0,
         connection: undefined,
-        attemptTimer: undefined,
-        deadlineTimer: undefined,
         done: false,
         resolve,
         reject,
       };
-      call.deadlineTimer = setTimeout(() => {
+      this.#unanswered.add(call);
+      this.#startSweep();
+      this.#enqueue(call);
+    });
+  }
+
+  /** One timer per client, not two per call: it runs while calls are unanswered. */
+  #startSweep(): void {
+    if (this.#sweepTimer !== undefined) return;
+    const periodMs = Math.min(
+      sweepPeriodMsMax,
+      Math.max(sweepPeriodMsMin, Math.floor(this.#options.requestTimeoutMs / 10)),
+    );
+    this.#sweepTimer = setInterval(() => this.#sweep(), periodMs);
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const call of this.#unanswered) {
+      if (now >= call.deadline) {
         // A retried "unavailable" says why better than a timeout does.
         const last = call.lastError;
         this.#finish(
@@ -691,13 +879,28 @@ export class PubSubClient {
           last !== undefined
             ? new PubSubError(
               last.status,
-              last.error ?? `Request '${body.action}' answered '${last.status}'`,
+              last.error ?? `Request '${call.body.action}' answered '${last.status}'`,
             )
-            : new RequestTimeoutError(`No answer to '${body.action}' within ${callTimeoutMs} ms`),
+            : new RequestTimeoutError(
+              `No answer to '${call.body.action}' within ${call.timeoutMs} ms`,
+            ),
         );
-      }, call.deadline - Date.now());
-      this.#enqueue(call);
-    });
+      } else if (now >= call.attemptDeadline && call.connection !== undefined) {
+        // A silent connection is presumed dead: closing it retries or fails everything on it.
+        call.attemptDeadline = Infinity;
+        call.connection.close(
+          new RequestTimeoutError(
+            `No answer from ${call.connection.address} within ${this.#options.requestTimeoutMs} ms`,
+          ),
+        );
+      }
+    }
+    if (this.#unanswered.size === 0) this.#stopSweep();
+  }
+
+  #stopSweep(): void {
+    clearInterval(this.#sweepTimer);
+    this.#sweepTimer = undefined;
   }
 
   /** Inserts in creation order, so retried requests go out before newer ones. */
@@ -712,24 +915,129 @@ export class PubSubClient {
     }
   }
 
-  /** Sends waiting calls in order while the connection has room. */
+  /** Sends waiting calls in order while their connections have room. */
   async #pump(): Promise<void> {
     if (this.#pumping) return;
     this.#pumping = true;
     try {
-      while (this.#waiting.length > 0 && this.#connection !== undefined) {
-        const connection = this.#connection;
+      while (this.#waiting.length > 0) {
+        const call = this.#waiting[0];
+        if (call.done) {
+          this.#waiting.shift();
+          continue;
+        }
+        const connection = this.#connectionFor(call.topic);
+        if (connection === undefined) break;
         if (!connection.hasRoom) {
           await connection.room();
           continue;
         }
-        const call = this.#waiting.shift()!;
-        if (call.done) continue;
+        this.#waiting.shift();
         this.#send(call, connection);
       }
     } finally {
       this.#pumping = false;
     }
+  }
+
+  /** The leader's connection for a publish to `topic` when open, else the home connection. */
+  #connectionFor(topic: string | undefined): Connection | undefined {
+    if (topic === undefined || this.#peers.size === 0) return this.#connection;
+    const leader = this.#leaders.leaderOf(topic);
+    const direct = leader === undefined ? undefined : this.#peers.get(leader);
+    return direct !== undefined && !direct.closed ? direct : this.#connection;
+  }
+
+  /**
+   * Asks, in the background, who leads `topic` when that is unknown or
+   * stale, and opens a connection to it; publishes meanwhile go through the
+   * home connection. Only with more than one bootstrap address.
+   */
+  #refreshLeader(topic: string): void {
+    if (!this.#options.leaderDirect || this.#addresses.length < 2) return;
+    if (this.#learning.has(topic) || !this.#leaders.stale(topic, Date.now())) return;
+    this.#learning.add(topic);
+    this.#learnLeader(topic).finally(() => this.#learning.delete(topic));
+  }
+
+  async #learnLeader(topic: string): Promise<void> {
+    let leader: number | null;
+    try {
+      const answer = await this.#call({ action: "describe_topic", topic_name: topic }, false);
+      leader = (answer.response as { leader?: number | null }).leader ?? null;
+    } catch {
+      // Unknown now (no leader, no topic yet, no connection): publishes go home until asked again.
+      this.#leaders.learnLeader(topic, null, Date.now());
+      return;
+    }
+    this.#leaders.learnLeader(topic, leader, Date.now());
+    if (leader === null || this.#peers.has(leader) || this.#closed) return;
+    if (this.#leaders.addressOf(leader) === undefined) await this.#discoverNodes();
+    const address = this.#leaders.addressOf(leader);
+    if (address === undefined || this.#peers.has(leader) || this.#closed) return;
+    try {
+      this.#adoptPeer(leader, await this.#open(address));
+    } catch {
+      // Unreachable from here: the home connection forwards instead.
+    }
+  }
+
+  /** Learns which node answers at each bootstrap address (one `ping` each), once at a time. */
+  #discoverNodes(): Promise<void> {
+    this.#discovering ??= this.#pingAll().finally(() => {
+      this.#discovering = undefined;
+    });
+    return this.#discovering;
+  }
+
+  async #pingAll(): Promise<void> {
+    for (const address of this.#addresses) {
+      if (this.#closed || this.#leaders.nodeAt(address) !== undefined) continue;
+      let connection: Connection;
+      try {
+        connection = await this.#open(address);
+      } catch {
+        continue;
+      }
+      try {
+        const node = await this.#pingOn(connection);
+        this.#leaders.learnNode(address, node);
+        if (!this.#peers.has(node) && !this.#closed) {
+          this.#adoptPeer(node, connection);
+          continue;
+        }
+      } catch {
+        // No answer: this address stays unknown.
+      }
+      connection.close(new PubSubError("disconnected", "Only asked who answers here"));
+    }
+  }
+
+  #pingOn(connection: Connection): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new RequestTimeoutError(`No answer to 'ping' from ${connection.address}`)),
+        this.#options.requestTimeoutMs,
+      );
+      connection.send({ action: "ping" }, {
+        id: this.#nextId++,
+        settle: (response) => {
+          clearTimeout(timer);
+          const node = (response as { node?: unknown }).node;
+          if (typeof node === "number") resolve(node);
+          else reject(new PubSubError("protocol", `Peer ${connection.address} did not say its id`));
+        },
+      });
+    });
+  }
+
+  #adoptPeer(node: number, connection: Connection): void {
+    if (this.#closed) {
+      connection.close(new ClientClosedError());
+      return;
+    }
+    this.#peers.set(node, connection);
+    this.#peerNodes.set(connection, node);
   }
 
   #send(call: Call, connection: Connection): void {
@@ -748,23 +1056,17 @@ export class PubSubClient {
       this.#finish(call, error as Error);
       return;
     }
-    call.attemptTimer = setTimeout(() => {
-      call.attemptTimer = undefined;
-      // A silent connection is presumed dead: closing it retries or fails everything on it.
-      if (!call.done && call.id === id) {
-        connection.close(
-          new RequestTimeoutError(
-            `No answer from ${connection.address} within ${this.#options.requestTimeoutMs} ms`,
-          ),
-        );
-      }
-    }, this.#options.requestTimeoutMs);
+    call.attemptDeadline = Date.now() + this.#options.requestTimeoutMs;
   }
 
   #onAnswer(call: Call, id: number, connection: Connection, response: unknown): void {
     if (call.done || call.id !== id) return;
-    clearTimeout(call.attemptTimer);
+    call.attemptDeadline = Infinity;
     if (isErrorResponse(response)) {
+      if (call.topic !== undefined && this.#peerNodes.has(connection)) {
+        // The leader it went to refused: ask again who leads before the next batch.
+        this.#leaders.forgetTopic(call.topic);
+      }
       if (response.status === "unavailable" && this.#mayRetry(call)) {
         call.lastError = { status: "unavailable", error: response.error };
         this.#retire(connection);
@@ -787,7 +1089,7 @@ export class PubSubClient {
       return;
     }
     call.done = true;
-    clearTimeout(call.deadlineTimer);
+    this.#unanswered.delete(call);
     this.#producerSettled(call, false);
     call.resolve({ response, connection });
   }
@@ -817,8 +1119,7 @@ export class PubSubClient {
   #finish(call: Call, error: Error): void {
     if (call.done) return;
     call.done = true;
-    clearTimeout(call.attemptTimer);
-    clearTimeout(call.deadlineTimer);
+    this.#unanswered.delete(call);
     this.#producerSettled(call, true);
     call.reject(error);
   }
@@ -832,10 +1133,17 @@ export class PubSubClient {
 
   #onClose(connection: Connection, error: Error, unanswered: PendingRequest[]): void {
     if (this.#connection === connection) this.#connection = undefined;
+    const node = this.#peerNodes.get(connection);
+    if (node !== undefined) {
+      this.#peerNodes.delete(connection);
+      if (this.#peers.get(node) === connection) this.#peers.delete(node);
+      this.#leaders.forgetNode(node);
+    }
     for (const request of unanswered) {
       const call = (request as PendingRequest & { call: Call }).call;
-      if (call.done || call.id !== request.id) continue;
-      clearTimeout(call.attemptTimer);
+      // Requests of the library itself (auth, ping) carry no call.
+      if (call === undefined || call.done || call.id !== request.id) continue;
+      call.attemptDeadline = Infinity;
       if (this.#mayRetry(call)) {
         this.#enqueue(call);
       } else {
@@ -923,7 +1231,7 @@ export class PubSubClient {
     }, {
       onPush: (event) => {
         this.#subscriptions.get(subscriptionKey(event.topic, event.subscriber_id))?.subscription
-          .deliver(event.offset, event.message);
+          .deliver(event.offset, event.message, event.skipped);
       },
       onClose: (closed, error, unanswered) => this.#onClose(closed, error, unanswered),
     });
@@ -1002,6 +1310,8 @@ function resolveOptions(options: ClientOptions): ResolvedOptions {
     retries: options.retries ?? retriesDefault,
     shuffle: options.shuffle ?? false,
     idempotent: options.idempotent ?? true,
+    leaderDirect: options.leaderDirect ?? true,
+    leaderRefreshMs: options.leaderRefreshMs ?? leaderRefreshMsDefault,
     connect: options.connect ?? connectTransport,
   };
   const integers: [keyof ResolvedOptions, number, number][] = [
@@ -1009,6 +1319,7 @@ function resolveOptions(options: ClientOptions): ResolvedOptions {
     ["frameBytesMax", 1, 0xffffffff],
     ["requestBytesMax", 1, 0xffffffff],
     ["retries", 0, 1000],
+    ["leaderRefreshMs", 1, 3_600_000],
   ];
   if (options.callTimeoutMs !== undefined) {
     resolved.callTimeoutMs = options.callTimeoutMs;
