@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { sparkline } from "./charts.js";
-import { ago, clock, count, h, rate, replace } from "./dom.js";
+import { ago, bytes, clock, count, h, rate, replace, retention } from "./dom.js";
 import { pollSoon, store, topicsDescribedMax } from "./store.js";
 
 const stateLabels = { alive: "up", suspect: "suspect", dead: "down", left: "left" };
@@ -242,6 +242,8 @@ function renderTopics(element) {
             "In sync",
             "First – next offset",
             "Messages",
+            "Bytes",
+            "Retention",
             "Published /s",
             "Delivered /s",
           ]
@@ -267,7 +269,7 @@ function topicRow(name, topic) {
       "tr",
       { dataset: { topic: name, leader: "none" } },
       h("td", {}, link),
-      h("td", { colspan: 7, class: "error-cell" }, topic?.error ?? "not described yet"),
+      h("td", { colspan: 9, class: "error-cell" }, topic?.error ?? "not described yet"),
     );
   }
   const series = store.rates.get(name) ?? { publish: [], delivery: [] };
@@ -295,6 +297,8 @@ function topicRow(name, topic) {
     ),
     h("td", { class: "mono" }, `${count(topic.first_offset)} – ${count(topic.next_offset)}`),
     h("td", { class: "mono" }, count(messages)),
+    h("td", { class: "mono topic-bytes" }, bytes(topic.bytes)),
+    h("td", { class: "topic-retention" }, retention(topic.retention)),
     h(
       "td",
       {},

@@ -76,3 +76,39 @@ export function rate(value) {
 export function count(value) {
   return Number(value).toLocaleString("en-US");
 }
+
+/** A size in bytes for humans: "512 B", "1.5 KiB", "64 MiB"; "–" when unknown. */
+export function bytes(value) {
+  if (typeof value !== "number" || !Number.isFinite(value)) return "–";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let scaled = value;
+  let unit = 0;
+  while (scaled >= 1024 && unit < units.length - 1) {
+    scaled /= 1024;
+    unit++;
+  }
+  const digits = unit === 0 || scaled >= 10 ? 0 : 1;
+  return `${scaled.toFixed(digits)} ${units[unit]}`;
+}
+
+/** A duration in ms for humans: "500 ms", "30 s", "2 h", "7 d". */
+export function duration(milliseconds) {
+  const steps = [[86_400_000, "d"], [3_600_000, "h"], [60_000, "min"], [1000, "s"]];
+  for (const [size, unit] of steps) {
+    if (milliseconds >= size && milliseconds % size === 0) return `${milliseconds / size} ${unit}`;
+  }
+  for (const [size, unit] of steps) {
+    if (milliseconds >= size) return `${(milliseconds / size).toFixed(1)} ${unit}`;
+  }
+  return `${milliseconds} ms`;
+}
+
+/** A topic's retention in words: "keep everything", or its limits ("1 d, 100 MiB"). */
+export function retention(limits) {
+  if (limits === undefined || limits === null) return "–";
+  const parts = [];
+  if (limits.max_age_ms !== undefined) parts.push(`${duration(limits.max_age_ms)}`);
+  if (limits.max_bytes !== undefined) parts.push(bytes(limits.max_bytes));
+  if (limits.max_messages !== undefined) parts.push(`${count(limits.max_messages)} messages`);
+  return parts.length === 0 ? "keep everything" : parts.join(", ");
+}

@@ -4,7 +4,7 @@
 import { api, topicPath } from "./api.js";
 import { replicaChips } from "./cluster_view.js";
 import { sparkline } from "./charts.js";
-import { clock, count, h, rate, replace } from "./dom.js";
+import { bytes, clock, count, h, rate, replace, retention } from "./dom.js";
 import { EventStreamReader } from "./sse.js";
 import { pollSoon, store } from "./store.js";
 
@@ -92,7 +92,13 @@ function renderHeader(element, name, navigate) {
       fact("First offset", count(topic.first_offset)),
       fact("Next offset", count(topic.next_offset), "fact-next"),
       fact("Messages", count(topic.next_offset - topic.first_offset), "fact-messages"),
-      fact("Retention", "keep everything", undefined, "Retention is not configurable yet"),
+      fact("Bytes", bytes(topic.bytes), "fact-bytes", "Size of the leader's log on disk"),
+      fact(
+        "Retention",
+        retention(topic.retention),
+        "fact-retention",
+        "Whole old segments are deleted once every message in them is expired",
+      ),
     ),
     h(
       "div",

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { Retention } from "../wire/retention.ts";
 import { formatTable } from "./_table.ts";
 
 /** Longest line accepted when reading messages, so one line cannot take all memory. */
@@ -72,12 +73,35 @@ export function formatStatusTable(status: Record<string, unknown>): string {
  */
 export function formatDescription(topic: Record<string, unknown>): string {
   const list = (value: unknown) => Array.isArray(value) ? value.join(", ") : String(value);
-  return [
+  const lines = [
     `topic:        ${topic.topic}`,
     `leader:       ${topic.leader ?? "none"}`,
     `replicas:     ${list(topic.replicas)}`,
     `in sync:      ${list(topic.in_sync)}`,
     `first offset: ${topic.first_offset}`,
     `next offset:  ${topic.next_offset}`,
-  ].join("\n");
+  ];
+  if (typeof topic.messages === "number") lines.push(`messages:     ${topic.messages}`);
+  if (typeof topic.bytes === "number") lines.push(`bytes:        ${topic.bytes}`);
+  if (typeof topic.retention === "object" && topic.retention !== null) {
+    lines.push(`retention:    ${formatRetention(topic.retention as Retention)}`);
+  }
+  return lines.join("\n");
+}
+
+/**
+ * A retention policy in words.
+ *
+ * @example
+ * ```ts
+ * formatRetention({ max_bytes: 1048576, max_age_ms: 3600000 });
+ * // "max age 3600000 ms, max bytes 1048576"
+ * ```
+ */
+export function formatRetention(retention: Retention): string {
+  const parts: string[] = [];
+  if (retention.max_age_ms !== undefined) parts.push(`max age ${retention.max_age_ms} ms`);
+  if (retention.max_bytes !== undefined) parts.push(`max bytes ${retention.max_bytes}`);
+  if (retention.max_messages !== undefined) parts.push(`max messages ${retention.max_messages}`);
+  return parts.length === 0 ? "keep everything" : parts.join(", ");
 }

@@ -11,6 +11,7 @@ import { PubSubClient } from "../client/client.ts";
 import { parseAddress } from "../client/_transport.ts";
 import { ConnectionError, PubSubError } from "../client/errors.ts";
 import { batchMessagesMax, inFlightMessagesMax, type SubscribeFrom } from "../wire/requests.ts";
+import type { RetentionPatch } from "../wire/retention.ts";
 import {
   ExitCode,
   exitCodes,
@@ -22,7 +23,12 @@ import {
   UsageError,
 } from "./_command.ts";
 import { runMenu } from "./_client_menu.ts";
-import { formatDescription, formatStatusTable, readLines } from "./_client_output.ts";
+import {
+  formatDescription,
+  formatRetention,
+  formatStatusTable,
+  readLines,
+} from "./_client_output.ts";
 
 /** The peers `pubsub cluster` starts by default: 127.0.0.1 ports 5001-5003. */
 export const defaultClientPeers = Array.from(
@@ -194,12 +200,17 @@ function addTopicCommands(program: Command): void {
     .description("Create a topic")
     .option("--if-not-exists", "succeed when the topic exists")
     .option("--replication-factor <n>", "replicas of the topic", integerOption(1, 7));
+  addRetentionOptions(create, "(default: the peer's --retention-* flags, else keep everything)");
   create.action(withClient(create, async (client, print, topic: string) => {
-    const options = create.opts<{ ifNotExists?: boolean; replicationFactor?: number }>();
+    const options = create.opts<
+      { ifNotExists?: boolean; replicationFactor?: number } & RetentionFlags
+    >();
     const body: Record<string, unknown> = { action: "create_topic", topic_name: topic };
     if (options.replicationFactor !== undefined) {
       body.replication_factor = options.replicationFactor;
     }
+    const retention = retentionPatchOf(options);
+    if (Object.keys(retention).length > 0) body.retention = retention;
     try {
       const answer = await client.request(body);
       print.line(`Topic '${topic}' created`, answer);
@@ -208,6 +219,23 @@ function addTopicCommands(program: Command): void {
         throw error;
       }
       print.line(`Topic '${topic}' exists`, { status: "topic_exists", topic });
+    }
+  }));
+
+  const alter = program.command("alter-topic").argument("<topic>", "topic name", topicArgument)
+    .description("Change a topic's retention ('none' removes a limit)");
+  addRetentionOptions(alter, "('none': unlimited)", true);
+  alter.action(withClient(alter, async (client, print, topic: string) => {
+    const retention = await client.alterTopic(topic, retentionPatchOf(alter.opts()));
+    print.line(
+      `Topic '${topic}' altered: retention ${formatRetention(retention)}`,
+      { status: "topic_altered", topic, retention },
+    );
+  }, () => {
+    if (Object.keys(retentionPatchOf(alter.opts())).length === 0) {
+      throw new UsageError(
+        "alter-topic needs at least one of --retention-ms, --retention-bytes, --retention-messages",
+      );
     }
   }));
 
@@ -232,6 +260,32 @@ function addTopicCommands(program: Command): void {
     const answer = await client.request({ action: "fetch_topics" }, { retry: true }) as string[];
     print.line(answer.length === 0 ? "(no topics)" : answer.join("\n"), answer);
   }));
+}
+
+/** The `--retention-*` options of create-topic and alter-topic. */
+interface RetentionFlags {
+  retentionMs?: number | null;
+  retentionBytes?: number | null;
+  retentionMessages?: number | null;
+}
+
+function addRetentionOptions(command: Command, note: string, allowNone = false): void {
+  const parse = (value: string) => {
+    if (allowNone && value === "none") return null;
+    return integerOption(1, Number.MAX_SAFE_INTEGER)(value);
+  };
+  command
+    .option("--retention-ms <ms>", `delete whole segments older than this ${note}`, parse)
+    .option("--retention-bytes <bytes>", `keep about this many bytes per replica ${note}`, parse)
+    .option("--retention-messages <n>", `keep at least the newest n messages ${note}`, parse);
+}
+
+function retentionPatchOf(flags: RetentionFlags): RetentionPatch {
+  const patch: RetentionPatch = {};
+  if (flags.retentionMs !== undefined) patch.max_age_ms = flags.retentionMs;
+  if (flags.retentionBytes !== undefined) patch.max_bytes = flags.retentionBytes;
+  if (flags.retentionMessages !== undefined) patch.max_messages = flags.retentionMessages;
+  return patch;
 }
 
 function addMessageCommands(program: Command): void {
@@ -270,15 +324,22 @@ function addMessageCommands(program: Command): void {
     .description("Print messages of a topic with their offsets");
   fetch.action(withClient(fetch, async (client, print, topic: string) => {
     const options = fetch.opts<{ from?: number; max?: number }>();
-    const { messages, nextOffset } = await client.fetch(topic, {
+    const { messages, nextOffset, firstOffset } = await client.fetch(topic, {
       fromOffset: options.from,
       max: options.max,
     });
     const human = messages.map(({ offset, message }) => `${offset}\t${message}`);
-    print.line(
-      [...human, `(next offset ${nextOffset})`].join("\n"),
-      { status: "messages", topic, messages, next_offset: nextOffset },
-    );
+    const answer: Record<string, unknown> = {
+      status: "messages",
+      topic,
+      messages,
+      next_offset: nextOffset,
+    };
+    if (firstOffset !== undefined) {
+      answer.first_offset = firstOffset;
+      human.unshift(`(offsets before ${firstOffset} were deleted by retention)`);
+    }
+    print.line([...human, `(next offset ${nextOffset})`].join("\n"), answer);
   }));
 
   addSubscribeCommand(program);
@@ -318,8 +379,15 @@ function addSubscribeCommand(program: Command): void {
     Deno.addSignalListener("SIGINT", stop);
     try {
       let printed = 0;
-      for await (const { offset, message } of subscription) {
-        print.line(`[${offset}] ${message}`, { offset, message });
+      for await (const { offset, message, skipped } of subscription) {
+        if (skipped !== undefined) {
+          // Human output says it on its own line; JSON carries the field.
+          if (!print.json) console.log(`(skipped ${skipped} offsets deleted by retention)`);
+        }
+        print.line(
+          `[${offset}] ${message}`,
+          skipped === undefined ? { offset, message } : { offset, message, skipped },
+        );
         if (++printed === options.count) break;
       }
     } finally {

@@ -6,6 +6,16 @@
  */
 
 import type { OffsetMessage } from "../wire/responses.ts";
+
+/**
+ * A message of a subscription. `skipped` (absent when 0) counts the offsets
+ * right before this one that retention deleted before they could be
+ * delivered: the subscriber's saved position (or the next offset it was
+ * due) had fallen below the topic's first retained offset.
+ */
+export interface SubscribedMessage extends OffsetMessage {
+  skipped?: number;
+}
 import type { SubscribeFrom } from "../wire/requests.ts";
 import { ClientClosedError, PubSubError } from "./errors.ts";
 
@@ -41,21 +51,21 @@ export interface SubscriptionOptions {
  * }
  * ```
  */
-export class Subscription implements AsyncIterable<OffsetMessage> {
+export class Subscription implements AsyncIterable<SubscribedMessage> {
   readonly topic: string;
   readonly subscriberId: string;
   readonly maxInFlight: number;
   readonly autoAck: boolean;
   #host: SubscriptionHost;
   #from: SubscribeFrom | undefined;
-  #buffer: OffsetMessage[] = [];
+  #buffer: SubscribedMessage[] = [];
   #bufferHead = 0;
   #highestReceived = -1;
   #ackTarget = -1;
   #ackSent = -1;
   #takenSinceAck = 0;
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
-  #waiter: ((result: IteratorResult<OffsetMessage>) => void) | undefined;
+  #waiter: ((result: IteratorResult<SubscribedMessage>) => void) | undefined;
   #waiterReject: ((error: Error) => void) | undefined;
   #error: Error | undefined;
   #closed = false;
@@ -103,14 +113,15 @@ export class Subscription implements AsyncIterable<OffsetMessage> {
   }
 
   /** Called by the client for every pushed message of this subscription. */
-  deliver(offset: number, message: string): void {
+  deliver(offset: number, message: string, skipped?: number): void {
     if (this.#closed || offset <= this.#highestReceived) return;
     this.#highestReceived = offset;
+    const value: SubscribedMessage = skipped ? { offset, message, skipped } : { offset, message };
     if (this.#waiter !== undefined) {
       const resolve = this.#waiter;
       this.#waiter = this.#waiterReject = undefined;
       this.#taken(offset);
-      resolve({ value: { offset, message }, done: false });
+      resolve({ value, done: false });
       return;
     }
     // The peer pushes at most maxInFlight unacknowledged messages; more is a protocol breach.
@@ -123,7 +134,7 @@ export class Subscription implements AsyncIterable<OffsetMessage> {
       );
       return;
     }
-    this.#buffer.push({ offset, message });
+    this.#buffer.push(value);
   }
 
   /** Ends the subscription with an error the consumer sees on its next read. */
@@ -188,7 +199,7 @@ export class Subscription implements AsyncIterable<OffsetMessage> {
   }
 
   /** Reads the next message; resolves done once closed. */
-  next(): Promise<IteratorResult<OffsetMessage>> {
+  next(): Promise<IteratorResult<SubscribedMessage>> {
     if (this.#bufferHead < this.#buffer.length) {
       const value = this.#buffer[this.#bufferHead++];
       if (this.#bufferHead > 1024 && this.#bufferHead * 2 > this.#buffer.length) {
@@ -209,7 +220,7 @@ export class Subscription implements AsyncIterable<OffsetMessage> {
     });
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<OffsetMessage> {
+  [Symbol.asyncIterator](): AsyncIterator<SubscribedMessage> {
     return {
       next: () => this.next(),
       return: async () => {

@@ -165,6 +165,8 @@ export class EventStream {
       const data: Record<string, unknown> = { topic: pushed.topic, offset: pushed.offset };
       if (this.subscriberId !== undefined) data.subscriber_id = this.subscriberId;
       data.message = pushed.message;
+      // Offsets retention deleted before they were delivered (see MessageEvent.skipped).
+      if (pushed.skipped !== undefined) data.skipped = pushed.skipped;
       text += `id: ${pushed.offset}\ndata: ${JSON.stringify(data)}\n\n`;
       lastOffset = pushed.offset;
     }

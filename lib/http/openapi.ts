@@ -102,9 +102,22 @@ export const openApiDocument: Record<string, unknown> = {
       parameters: [topicParameter],
       get: {
         operationId: "describeTopic",
-        summary: "Describe a topic (describe_topic): replicas, leader, in-sync replicas, offsets",
+        summary:
+          "Describe a topic (describe_topic): replicas, leader, in-sync replicas, offsets, size, retention",
         responses: {
           "200": { description: "The topic", content: json(ref("Topic")) },
+          ...topicErrors,
+        },
+      },
+      patch: {
+        operationId: "alterTopic",
+        summary: "Change a topic's retention (alter_topic); needs admin on it",
+        description:
+          "A number sets a limit, null removes it (unlimited), a limit left out stays. The " +
+          "answer carries the retention now in force.",
+        requestBody: { required: true, content: json(ref("AlterTopic")) },
+        responses: {
+          "200": { description: "Altered", content: json(ref("TopicAltered")) },
           ...topicErrors,
         },
       },
@@ -370,11 +383,59 @@ export const openApiDocument: Record<string, unknown> = {
           name: ref("TopicName"),
           replication_factor: { type: "integer", minimum: 1, maximum: 7 },
           retention: {
-            type: "object",
-            description:
-              "Not supported yet: a request that names it is answered 400 'retention is not " +
-              "supported yet'",
+            ...ref("Retention"),
+            description: "Limits left out come from the peer's --retention-* flags",
           },
+        },
+      },
+      Retention: {
+        type: "object",
+        additionalProperties: false,
+        description:
+          "A topic's retention; a limit left out is unlimited. Whole old segments are deleted " +
+          "on every replica once every message in them is expired.",
+        properties: {
+          max_age_ms: {
+            type: "integer",
+            minimum: 1,
+            description: "Delete segments last written longer ago than this",
+          },
+          max_bytes: {
+            type: "integer",
+            minimum: 1,
+            description: "Delete old segments while the rest still holds this many bytes",
+          },
+          max_messages: {
+            type: "integer",
+            minimum: 1,
+            description: "Delete old segments while the rest still holds this many messages",
+          },
+        },
+      },
+      AlterTopic: {
+        type: "object",
+        required: ["retention"],
+        additionalProperties: false,
+        properties: {
+          retention: {
+            type: "object",
+            additionalProperties: false,
+            minProperties: 1,
+            properties: {
+              max_age_ms: { type: ["integer", "null"], minimum: 1 },
+              max_bytes: { type: ["integer", "null"], minimum: 1 },
+              max_messages: { type: ["integer", "null"], minimum: 1 },
+            },
+          },
+        },
+      },
+      TopicAltered: {
+        type: "object",
+        required: ["status", "topic", "retention"],
+        properties: {
+          status: { const: "topic_altered" },
+          topic: ref("TopicName"),
+          retention: ref("Retention"),
         },
       },
       TopicCreated: {
@@ -404,8 +465,11 @@ export const openApiDocument: Record<string, unknown> = {
           replicas: { type: "array", items: { type: "integer" } },
           leader: { type: ["integer", "null"] },
           in_sync: { type: "array", items: { type: "integer" } },
-          first_offset: { type: "integer" },
+          first_offset: { type: "integer", description: "The earliest retained offset" },
           next_offset: { type: "integer" },
+          bytes: { type: "integer", description: "Bytes of the leader's replica log on disk" },
+          messages: { type: "integer", description: "Messages retained: next - first offset" },
+          retention: ref("Retention"),
         },
       },
       MessagePublished: {
@@ -442,6 +506,11 @@ export const openApiDocument: Record<string, unknown> = {
             },
           },
           next_offset: { type: "integer" },
+          first_offset: {
+            type: "integer",
+            description:
+              "Only when `from` was below the earliest retained offset: the messages start here",
+          },
         },
       },
       Ack: {

@@ -63,7 +63,7 @@ export interface HttpApiOptions {
 
 /** One API route: its method, its OpenAPI path template, and its operation id. */
 export interface RouteSignature {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PATCH" | "DELETE";
   path: string;
   operationId: string;
 }
@@ -74,6 +74,7 @@ export const apiRoutes: readonly RouteSignature[] = [
   { method: "GET", path: "/api/topics", operationId: "listTopics" },
   { method: "POST", path: "/api/topics", operationId: "createTopic" },
   { method: "GET", path: "/api/topics/{topic}", operationId: "describeTopic" },
+  { method: "PATCH", path: "/api/topics/{topic}", operationId: "alterTopic" },
   { method: "DELETE", path: "/api/topics/{topic}", operationId: "deleteTopic" },
   { method: "POST", path: "/api/topics/{topic}/messages", operationId: "publish" },
   { method: "GET", path: "/api/topics/{topic}/messages", operationId: "fetchMessages" },
@@ -129,6 +130,7 @@ export class HttpApi {
       createTopic: (context) => this.#createTopic(context),
       describeTopic: (context) =>
         this.#simple(context, { action: "describe_topic", topic_name: context.topic }),
+      alterTopic: (context) => this.#alterTopic(context),
       deleteTopic: (context) =>
         this.#simple(context, { action: "delete_topic", topic_name: context.topic }),
       publish: (context) => this.#publish(context),
@@ -253,17 +255,29 @@ export class HttpApi {
       }
     }
     const name = validateTopicName(body.name, "name");
-    if (body.retention !== undefined) {
-      fail("retention is not supported yet");
-    }
     const request = validateRequest({
       action: "create_topic",
       topic_name: name,
       replication_factor: body.replication_factor,
+      retention: body.retention,
     });
     return this.#json(await this.#run(context.token, request), 201, {
       location: `/api/topics/${name}`,
     });
+  }
+
+  /** `PATCH /api/topics/{topic}` with `{"retention": {...}}`: the protocol's `alter_topic`. */
+  async #alterTopic(context: RouteContext): Promise<Response> {
+    const body = await readJsonObject(context.request, this.#options.frameBytesMax);
+    for (const key of Object.keys(body)) {
+      if (key !== "retention") fail(`Unknown field '${key}' (expected retention)`);
+    }
+    const request = validateRequest({
+      action: "alter_topic",
+      topic_name: context.topic,
+      retention: body.retention,
+    });
+    return await this.#simple(context, request);
   }
 
   async #publish(context: RouteContext): Promise<Response> {

@@ -8,6 +8,7 @@
 
 import type { NodeStatus, TopicDescription } from "../wire/responses.ts";
 import type { Request, SubscribeFrom } from "../wire/requests.ts";
+import type { Retention, RetentionPatch } from "../wire/retention.ts";
 import type { MessageSource, Topic } from "./topic.ts";
 
 /**
@@ -43,8 +44,17 @@ export interface RouteOptions {
 /** A node's topic and cluster operations. Failures throw ProtocolError. */
 export interface Broker {
   readonly nodeId: number;
-  /** Creates a topic; false when it already exists. */
-  createTopic(name: string, replicationFactor?: number): Promise<boolean>;
+  /**
+   * Creates a topic; false when it already exists. Limits `retention` leaves
+   * out come from this node's defaults (the peer's `--retention-*` flags).
+   */
+  createTopic(name: string, replicationFactor?: number, retention?: Retention): Promise<boolean>;
+  /**
+   * Changes a topic's retention (set limits replaced, `null` ones removed)
+   * and resolves with the retention now in force; topic_not_found when the
+   * topic does not exist.
+   */
+  alterTopic?(name: string, patch: RetentionPatch): Promise<Retention>;
   /** Deletes a topic; throws topic_not_found when it does not exist. */
   deleteTopic(name: string): Promise<void>;
   /** Every topic name, sorted. */

@@ -121,9 +121,15 @@ export class Session {
     const broker = this.#broker;
     switch (request.action) {
       case "create_topic": {
-        const created = await broker.createTopic(request.topic_name, request.replication_factor);
+        const created = await broker.createTopic(
+          request.topic_name,
+          request.replication_factor,
+          request.retention,
+        );
         return { status: created ? "topic_created" : "topic_exists", topic: request.topic_name };
       }
+      case "alter_topic":
+        return await alterTopic(broker, request);
       case "publish":
       case "publish_batch":
       case "fetch_messages":
@@ -315,9 +321,42 @@ async function serveTopicRequest(
       return await fetchAll(topic);
     case "fetch": {
       const { messages, nextOffset } = await topic.read(request.from_offset, request.max);
-      return { status: "messages", topic: topic.name, messages, next_offset: nextOffset };
+      const answer: Record<string, unknown> = {
+        status: "messages",
+        topic: topic.name,
+        messages,
+        next_offset: nextOffset,
+      };
+      const firstOffset = firstOffsetBelow(request.from_offset, messages, nextOffset);
+      if (firstOffset !== undefined) answer.first_offset = firstOffset;
+      return answer;
     }
   }
+}
+
+/**
+ * The first retained offset when a fetch asked for offsets retention had
+ * already deleted (the read starts at the first retained one), else undefined.
+ */
+function firstOffsetBelow(
+  fromOffset: number,
+  messages: readonly { offset: number }[],
+  nextOffset: number,
+): number | undefined {
+  const first = messages.length > 0 ? messages[0].offset : nextOffset;
+  return first > fromOffset ? first : undefined;
+}
+
+/** Changes a topic's retention (on any node: the change goes through the metadata). */
+async function alterTopic(
+  broker: Broker,
+  request: Extract<Request, { action: "alter_topic" }>,
+): Promise<unknown> {
+  if (broker.alterTopic === undefined) {
+    throw new ProtocolError("bad_request", "This peer cannot change a topic's retention");
+  }
+  const retention = await broker.alterTopic(request.topic_name, request.retention);
+  return { status: "topic_altered", topic: request.topic_name, retention };
 }
 
 /** Stores a cumulative ack on the topic's leader. */

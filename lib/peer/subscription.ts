@@ -11,6 +11,7 @@ import { ProtocolError } from "../wire/errors.ts";
 import { encodeFrame } from "../wire/frame.ts";
 import type { FrameWriter } from "./frame_writer.ts";
 import type { SubscribeFrom } from "../wire/requests.ts";
+import type { MessageEvent } from "../wire/responses.ts";
 import type { MessageSource, Topic } from "./topic.ts";
 
 /** How long reads may keep failing before the subscription gives up. */
@@ -43,6 +44,8 @@ export class SubscriptionPump {
   /** Last offset the client acknowledged. */
   #acked: number;
   #ackWaiter: (() => void) | undefined;
+  /** Offsets retention deleted before they were pushed, not yet reported to the client. */
+  #skipped = 0;
 
   constructor(
     topic: MessageSource,
@@ -128,18 +131,27 @@ export class SubscriptionPump {
   async #deliver(max: number): Promise<void> {
     const { messages, nextOffset } = await this.topic.readCommitted(this.#next, max);
     if (this.stopped) return;
+    // Retention may have deleted offsets from #next on: the read starts at
+    // the first retained one. They count as skipped (the client is told on
+    // the next message), not as in flight, so delivery keeps moving.
+    const first = messages.length > 0 ? messages[0].offset : nextOffset;
+    if (first > this.#next) {
+      this.#skipped += first - this.#next;
+      this.#acked = Math.max(this.#acked, first - 1);
+    }
     for (const { offset, message } of messages) {
-      this.#writer.write(encodeFrame({
+      const event: MessageEvent = {
         event: "message",
         topic: this.topic.name,
         subscriber_id: this.subscriberId,
         offset,
         message,
-      }));
-    }
-    // Retention may have removed offsets: skipping them keeps delivery moving.
-    if (nextOffset > this.#next && this.#acked < nextOffset - 1 && messages.length === 0) {
-      this.#acked = nextOffset - 1;
+      };
+      if (this.#skipped > 0) {
+        event.skipped = this.#skipped;
+        this.#skipped = 0;
+      }
+      this.#writer.write(encodeFrame(event));
     }
     this.#next = Math.max(this.#next, nextOffset);
     await this.#writer.drain();
@@ -159,9 +171,11 @@ export async function subscriptionStart(
 ): Promise<number> {
   const { firstOffset, nextOffset } = await topic.bounds();
   const position = topic.subscriberPosition(subscriberId);
+  // A start below the first retained offset stays as asked: the
+  // subscription then reports the offsets it skipped on its first message.
   let start: number;
-  if (typeof from === "number") start = Math.max(from, firstOffset);
-  else if (position !== undefined) start = Math.max(position + 1, firstOffset);
+  if (typeof from === "number") start = from;
+  else if (position !== undefined) start = position + 1;
   else start = from === "earliest" ? firstOffset : nextOffset;
   if (position === undefined) topic.ack(subscriberId, start - 1);
   return start;
