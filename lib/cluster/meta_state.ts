@@ -9,6 +9,13 @@
 import { getLogger } from "../logging.ts";
 import type { Entry } from "../storage/types.ts";
 import { describeValue } from "../wire/errors.ts";
+import {
+  patchRetention,
+  type Retention,
+  type RetentionPatch,
+  validateRetention,
+  validateRetentionPatch,
+} from "../wire/retention.ts";
 import { parseAddress } from "./_address.ts";
 import { nodeIdValue, PeerMessageError, topicNameField } from "./_peer_messages.ts";
 import { directoryIdPattern } from "./node_identity.ts";
@@ -43,13 +50,26 @@ export interface TopicPlacement {
    * placement, both leave it out.
    */
   members?: number[];
+  /**
+   * The topic's retention (the limits in force; absent or `{}` keeps
+   * everything). Set at creation (the creating peer's defaults filled in)
+   * and changed by `alter_retention`.
+   */
+  retention?: Retention;
 }
 
 /** Commands of the metadata group. */
 export type MetaCommand =
   | { op: "add_member"; id: number; address: string; directoryId?: string }
   | { op: "remove_member"; id: number }
-  | { op: "create_topic"; name: string; replicas: number[]; replicationFactor: number }
+  | {
+    op: "create_topic";
+    name: string;
+    replicas: number[];
+    replicationFactor: number;
+    retention?: Retention;
+  }
+  | { op: "alter_retention"; name: string; patch: RetentionPatch }
   | { op: "delete_topic"; name: string }
   | { op: "set_replicas"; name: string; replicas: number[] }
   | { op: "group_members"; name: string; epoch: number; members: number[] };
@@ -88,12 +108,21 @@ export function decodeMetaCommand(value: unknown): MetaCommand {
     }
     case "remove_member":
       return { op: "remove_member", id: nodeIdValue(fields.id, "id") };
-    case "create_topic":
-      return {
+    case "create_topic": {
+      const command: MetaCommand = {
         op: "create_topic",
         name: topicNameField(fields.name, "name"),
         replicas: nodeIds(fields.replicas, "replicas"),
         replicationFactor: factor(fields.replicationFactor),
+      };
+      if (fields.retention !== undefined) command.retention = validateRetention(fields.retention);
+      return command;
+    }
+    case "alter_retention":
+      return {
+        op: "alter_retention",
+        name: topicNameField(fields.name, "name"),
+        patch: validateRetentionPatch(fields.patch, "patch"),
       };
     case "delete_topic":
       return { op: "delete_topic", name: topicNameField(fields.name, "name") };
@@ -203,16 +232,25 @@ export class MetaState implements GroupStateMachine {
         member.left = true;
         return { ok: true };
       }
-      case "create_topic":
+      case "create_topic": {
         if (this.topics.has(command.name)) return { ok: false, reason: "exists" };
-        this.topics.set(command.name, {
+        const placement: TopicPlacement = {
           name: command.name,
           replicas: command.replicas,
           replicationFactor: command.replicationFactor,
           epoch: ++this.#epoch,
           generation: 0,
-        });
+        };
+        if (command.retention !== undefined) placement.retention = command.retention;
+        this.topics.set(command.name, placement);
         return { ok: true };
+      }
+      case "alter_retention": {
+        const topic = this.topics.get(command.name);
+        if (topic === undefined) return { ok: false, reason: "not_found" };
+        topic.retention = patchRetention(topic.retention ?? {}, command.patch);
+        return { ok: true };
+      }
       case "delete_topic":
         return this.topics.delete(command.name) ? { ok: true } : { ok: false, reason: "not_found" };
       case "set_replicas": {

@@ -19,6 +19,7 @@ import {
   type SubscribeFrom,
   validateRequest,
 } from "../wire/requests.ts";
+import { type Retention, validateRetention } from "../wire/retention.ts";
 import { parseAddress } from "./_address.ts";
 import { nodeIdField, PeerMessageError, topicNameField } from "./_peer_messages.ts";
 import { decodeMetaCommand, type MetaCommand, type MetaResult, replicasMax } from "./meta_state.ts";
@@ -183,7 +184,7 @@ export function decodeForward(message: Fields): ForwardRequest {
 /** What a metadata request asks the controller. */
 export type MetaProposal =
   | { kind: "command"; command: MetaCommand }
-  | { kind: "create_topic"; name: string; replicationFactor: number };
+  | { kind: "create_topic"; name: string; replicationFactor: number; retention?: Retention };
 
 /** Builds a `peer_meta`. */
 export function metaRequest(proposal: MetaProposal): { action: "peer_meta" } & Fields {
@@ -191,6 +192,7 @@ export function metaRequest(proposal: MetaProposal): { action: "peer_meta" } & F
     op: "create_topic_auto",
     name: proposal.name,
     replicationFactor: proposal.replicationFactor,
+    retention: proposal.retention,
   };
   return { action: "peer_meta", command };
 }
@@ -201,7 +203,9 @@ export function decodeMeta(message: Fields): MetaProposal {
   if (command.op === "create_topic_auto") {
     const name = topicNameField(command.name, "name");
     const factor = integerField(command, "replicationFactor", 1, replicasMax);
-    return { kind: "create_topic", name, replicationFactor: factor };
+    const proposal: MetaProposal = { kind: "create_topic", name, replicationFactor: factor };
+    if (command.retention !== undefined) proposal.retention = validateRetention(command.retention);
+    return proposal;
   }
   return { kind: "command", command: decodeMetaCommand(command) };
 }
