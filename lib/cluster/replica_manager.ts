@@ -1,0 +1,297 @@
+/**
+ * The topic replicas this peer holds: it opens the ones the committed
+ * metadata places here (quarantining and rebuilding damaged logs, retrying
+ * a disk that refuses with backoff), drops the ones whose topic was deleted
+ * or whose group committed this replica's removal, and writes the
+ * clean-shutdown record of every log at close.
+ *
+ * Destructive steps follow committed state only: a replica's files are
+ * removed because the metadata log says so, never because a message asked.
+ *
+ * @module
+ */
+
+import { getLogger } from "../logging.ts";
+import { backoffDelayMs } from "./_backoff.ts";
+import type { Changes } from "./_changes.ts";
+import type { LivenessView } from "./liveness.ts";
+import type { MetaState, TopicPlacement } from "./meta_state.ts";
+import type { RaftHost } from "./raft_host.ts";
+import { RaftTopic, TopicMachine } from "./raft_topic.ts";
+import { ReplicaGroup } from "./replica_group.ts";
+import type { ClusterRuntime, OpenedLog } from "./runtime.ts";
+
+/** Retry delays for a replica that cannot be opened (each cause is logged once). */
+const openRetryBounds = { backoffMinMs: 300, backoffMaxMs: 30_000 };
+
+/** One topic replica held here. */
+export interface LocalReplica {
+  epoch: number;
+  topic: RaftTopic;
+  group: ReplicaGroup;
+  /** Placement generation and term at which the group's membership last matched it. */
+  settled?: { generation: number; term: number };
+}
+
+/** What a {@linkcode ReplicaManager} works with. */
+export interface ReplicaManagerOptions {
+  nodeId: number;
+  runtime: ClusterRuntime;
+  host: RaftHost;
+  meta: MetaState;
+  liveness: LivenessView;
+  /** Woken whenever a replica opens, closes or fails to open. */
+  changes: Changes;
+  /** A hosted group's leader or role changed. */
+  onLeaderChange(): void;
+  isClosed(): boolean;
+}
+
+/**
+ * The replicas of this peer.
+ *
+ * @example
+ * ```ts
+ * const replicas = new ReplicaManager({ nodeId: 1, runtime, host, meta, liveness, changes, ... });
+ * await replicas.loadClosedLogs();
+ * meta.onChange(() => replicas.reconcile());
+ * replicas.get("events")?.topic;
+ * ```
+ */
+export class ReplicaManager {
+  readonly #options: ReplicaManagerOptions;
+  readonly #replicas = new Map<string, LocalReplica>();
+  /** Replicas that could not be opened: the cause last logged and when to try again. */
+  readonly #openFailures = new Map<string, { cause: string; attempts: number; retryAt: number }>();
+  readonly #opening = new Set<string>();
+  /** Last durable index of each log at the previous clean stop (see `replica_repair.ts`). */
+  #closedLogs = new Map<string, number>();
+  readonly #logger = getLogger("cluster");
+
+  constructor(options: ReplicaManagerOptions) {
+    this.#options = options;
+  }
+
+  /** Reads (and deletes) the clean-shutdown record; call once before opening any log. */
+  async loadClosedLogs(): Promise<void> {
+    this.#closedLogs = await this.#options.runtime.stores.takeClosedLogs();
+  }
+
+  /** The replica of `name` held here, if open. */
+  get(name: string): LocalReplica | undefined {
+    return this.#replicas.get(name);
+  }
+
+  /** Whether a replica of `name` is open here. */
+  has(name: string): boolean {
+    return this.#replicas.has(name);
+  }
+
+  /** Names of the replicas open here. */
+  names(): IterableIterator<string> {
+    return this.#replicas.keys();
+  }
+
+  /** The replicas open here, by topic name. */
+  entries(): IterableIterator<[string, LocalReplica]> {
+    return this.#replicas.entries();
+  }
+
+  /** Whether the replica `placement` asks for here cannot be opened (the disk refuses). */
+  cannotOpen(placement: TopicPlacement): boolean {
+    return this.#openFailures.has(replicaKey(placement));
+  }
+
+  /**
+   * Opens the log in `directory` (`key` names it in the clean-shutdown
+   * record), quarantining and rebuilding it when it is damaged; says so once.
+   */
+  async openLog(directory: string, key: string, label: string): Promise<OpenedLog> {
+    const closedIndex = this.#closedLogs.get(key);
+    // The record holds for the first open after the restart only.
+    this.#closedLogs.delete(key);
+    const opened = await this.#options.runtime.stores.open(directory, { label, closedIndex });
+    if (opened.quarantined !== undefined) {
+      this.#logger.error(
+        "Quarantined the damaged replica {directory} in {path} ({reason}); it is rebuilt from the other replicas and neither votes nor campaigns until it caught up",
+        { directory, path: opened.quarantined.path, reason: opened.quarantined.reason },
+      );
+    } else if (opened.recoveringTerm !== undefined) {
+      this.#logger.warn("Replica {directory} is still rebuilding a lost log", { directory });
+    }
+    return opened;
+  }
+
+  /** Clears a rebuilt replica's recovering flag: its Raft core caught up. */
+  async recovered(what: string, directory: string): Promise<void> {
+    try {
+      await this.#options.runtime.stores.clearRecovering(directory);
+      this.#logger.info("The rebuilt replica of {what} caught up and votes again", { what });
+    } catch (error) {
+      // The flag stays on disk: after a restart the replica recovers again, which is safe.
+      this.#logger.warn("Cannot clear the recovering flag of {directory}: {error}", {
+        directory,
+        error: (error as Error).message,
+      });
+    }
+  }
+
+  /** Creates replicas this node should hold and drops those of deleted topics. */
+  reconcile(): void {
+    if (this.#options.isClosed()) return;
+    const { meta, nodeId, runtime } = this.#options;
+    for (const placement of meta.topics.values()) {
+      const local = this.#replicas.get(placement.name);
+      if (local !== undefined && local.epoch !== placement.epoch) {
+        this.drop(placement.name).catch(() => {});
+        continue;
+      }
+      if (local !== undefined && removedFromGroup(placement, nodeId)) {
+        this.drop(placement.name).catch(() => {});
+        continue;
+      }
+      if (local === undefined && placement.replicas.includes(nodeId)) {
+        const failure = this.#openFailures.get(replicaKey(placement));
+        if (failure !== undefined && runtime.scheduler.now() < failure.retryAt) continue;
+        this.#open(placement).catch((error) => this.#openFailed(placement, error as Error));
+      }
+    }
+    for (const name of this.#replicas.keys()) {
+      if (!meta.topics.has(name)) this.drop(name).catch(() => {});
+    }
+  }
+
+  /** Closes the replica of `name` and deletes its files. */
+  async drop(name: string): Promise<void> {
+    const local = this.#replicas.get(name);
+    if (local === undefined) return;
+    this.#replicas.delete(name);
+    this.#options.changes.notify();
+    local.topic.close();
+    await this.#options.host.remove(local.group.groupId);
+    await this.#options.runtime.stores.remove(this.#topicDir(name, local.epoch));
+  }
+
+  /** Stops serving every replica's topic (the groups are closed by the host). */
+  closeTopics(): void {
+    for (const local of this.#replicas.values()) local.topic.close();
+  }
+
+  /**
+   * Writes the clean-shutdown record: the durable end of every log, so that
+   * the next start finds a log that lost synced entries meanwhile (a cut or
+   * deleted file) instead of taking it for a torn tail.
+   */
+  async recordClosedLogs(metaGroup: ReplicaGroup | undefined): Promise<void> {
+    if (metaGroup === undefined) return;
+    const logs = new Map<string, number>([["meta", metaGroup.store.syncedIndex()]]);
+    for (const [name, local] of this.#replicas) {
+      logs.set(`topics/${name}.${local.epoch}`, local.group.store.syncedIndex());
+    }
+    try {
+      await this.#options.runtime.stores.writeClosedLogs(logs);
+    } catch (error) {
+      this.#logger.warn("Cannot write the clean-shutdown record: {error}", {
+        error: (error as Error).message,
+      });
+    }
+  }
+
+  /**
+   * A replica that cannot be opened (a damaged one is quarantined and
+   * rebuilt instead, so this is the disk refusing: permissions, no space) is
+   * retried with backoff; each cause is logged once, not at every retry.
+   * Meanwhile this peer forwards the topic's requests to its leader.
+   */
+  #openFailed(placement: TopicPlacement, error: Error): void {
+    const { runtime, changes } = this.#options;
+    const key = replicaKey(placement);
+    const previous = this.#openFailures.get(key);
+    const attempts = (previous?.attempts ?? 0) + 1;
+    const cause = error.message;
+    const random = () => runtime.rng.next();
+    const retryAt = runtime.scheduler.now() +
+      backoffDelayMs(attempts - 1, openRetryBounds, random);
+    this.#openFailures.set(key, { cause, attempts, retryAt });
+    changes.notify();
+    if (previous?.cause === cause) return;
+    this.#logger.error(
+      "Cannot open the replica of {topic}: {error}; its requests go to the leader meanwhile, and the open is retried",
+      { topic: placement.name, error: cause },
+    );
+  }
+
+  async #open(placement: TopicPlacement): Promise<void> {
+    if (this.#opening.has(placement.name)) return;
+    this.#opening.add(placement.name);
+    try {
+      await this.#openInner(placement);
+    } finally {
+      this.#opening.delete(placement.name);
+    }
+  }
+
+  async #openInner(placement: TopicPlacement): Promise<void> {
+    const { nodeId, runtime, host, liveness, changes } = this.#options;
+    const key = replicaKey(placement);
+    const directory = this.#topicDir(placement.name, placement.epoch);
+    const opened = await this.openLog(directory, key, `${placement.name}.${placement.epoch}`);
+    const store = opened.store;
+    if (this.#options.isClosed()) {
+      await store.close();
+      return;
+    }
+    const fresh = store.lastIndex() === 0 && store.snapshot() === undefined;
+    // Founding replicas bootstrap the group together; a replica added later
+    // starts empty and learns the membership from the leader's log, and so
+    // does a rebuilt one (its group exists: bootstrapping again would be
+    // voting as a member that never lost anything).
+    const founding = fresh && placement.generation === 0 && opened.recoveringTerm === undefined;
+    if (this.#openFailures.delete(key)) {
+      this.#logger.info("Opened the replica of {topic}", { topic: placement.name });
+    }
+    const machine = new TopicMachine(store);
+    const group = new ReplicaGroup({
+      groupId: `t:${placement.name}`,
+      nodeId,
+      store,
+      rng: runtime.rng,
+      scheduler: runtime.scheduler,
+      stateMachine: machine,
+      send: host.send,
+      quiesce: host.quiesce,
+      voters: founding ? placement.replicas : undefined,
+      onLeaderChange: () => this.#options.onLeaderChange(),
+      onStorageFailure: () => changes.notify(),
+      explainNoQuorum: (voters) => liveness.explainNoQuorum(voters),
+      recoveringTerm: opened.recoveringTerm,
+      onRecovered: () => this.recovered(`topic '${placement.name}'`, directory),
+    });
+    const topic = new RaftTopic(placement.name, group, machine);
+    this.#replicas.set(placement.name, { epoch: placement.epoch, topic, group });
+    host.add(group);
+    changes.notify();
+    // The preferred leader campaigns at once, so a new topic takes
+    // writes after one round trip instead of a whole election timeout.
+    if (founding && placement.replicas[0] === nodeId) group.campaign();
+  }
+
+  #topicDir(name: string, epoch: number): string {
+    return this.#options.runtime.stores.topicDirectory(name, epoch);
+  }
+}
+
+/** A topic replica's key in the clean-shutdown record: its directory under the data directory. */
+function replicaKey(placement: TopicPlacement): string {
+  return `topics/${placement.name}.${placement.epoch}`;
+}
+
+/**
+ * True once the committed metadata says this node's replica left the group:
+ * the placement no longer lists it and the group's reported membership (a
+ * committed conf change) does not either.
+ */
+function removedFromGroup(placement: TopicPlacement, nodeId: number): boolean {
+  return !placement.replicas.includes(nodeId) && placement.members !== undefined &&
+    !placement.members.includes(nodeId);
+}
