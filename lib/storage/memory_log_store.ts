@@ -7,7 +7,20 @@
  * @module
  */
 
-import type { Entry, HardState, LogStore, Snapshot } from "./types.ts";
+import { checkRetained } from "./_retained.ts";
+import type { Entry, HardState, LogStore, SegmentInfo, Snapshot } from "./types.ts";
+
+/** Options for {@linkcode MemoryLogStore}. */
+export interface MemoryLogStoreOptions {
+  /**
+   * Entries per modelled segment: segment k holds indices
+   * `[k * segmentEntries + 1, (k + 1) * segmentEntries]`, and compaction
+   * drops whole segments only. Default 1 (every entry is its own segment).
+   */
+  segmentEntries?: number;
+  /** Clock of `segments()[i].lastWriteMs`. Default `Date.now`. */
+  now?: () => number;
+}
 
 /**
  * A `LogStore` in memory, with explicit crash semantics.
@@ -21,6 +34,10 @@ import type { Entry, HardState, LogStore, Snapshot } from "./types.ts";
  * ```
  */
 export class MemoryLogStore implements LogStore {
+  readonly #segmentEntries: number;
+  readonly #now: () => number;
+  /** Last write time per modelled segment number. */
+  #segmentWrites = new Map<number, number>();
   /** Index of `#entries[0]`. */
   #offset = 1;
   #entries: Entry[] = [];
@@ -35,6 +52,17 @@ export class MemoryLogStore implements LogStore {
   #injectedFailure: Error | undefined;
   /** Set by a failed sync: writes are refused until `recover()`. */
   #failure: Error | undefined;
+
+  constructor(options: MemoryLogStoreOptions = {}) {
+    const segmentEntries = options.segmentEntries ?? 1;
+    if (!Number.isInteger(segmentEntries) || segmentEntries < 1) {
+      throw new RangeError(
+        `Cannot create store as 'segmentEntries' must be a positive integer: current value is ${segmentEntries}`,
+      );
+    }
+    this.#segmentEntries = segmentEntries;
+    this.#now = options.now ?? Date.now;
+  }
 
   firstIndex(): number {
     return this.#offset;
@@ -98,6 +126,32 @@ export class MemoryLogStore implements LogStore {
     }
     this.#entries.length = first - this.#offset;
     for (const entry of entries) this.#entries.push(entry);
+    const now = this.#now();
+    for (const entry of entries) this.#segmentWrites.set(this.#segmentOf(entry.index), now);
+  }
+
+  segments(): SegmentInfo[] {
+    const result: SegmentInfo[] = [];
+    for (const entry of this.#entries) {
+      const segment = this.#segmentOf(entry.index);
+      let last = result.at(-1);
+      if (last === undefined || this.#segmentOf(last.firstIndex) !== segment) {
+        last = {
+          firstIndex: entry.index,
+          lastIndex: entry.index - 1,
+          bytes: 0,
+          lastWriteMs: this.#segmentWrites.get(segment) ?? 0,
+        };
+        result.push(last);
+      }
+      last.lastIndex = entry.index;
+      last.bytes += entry.data.byteLength;
+    }
+    return result;
+  }
+
+  #segmentOf(index: number): number {
+    return Math.floor((index - 1) / this.#segmentEntries);
   }
 
   setHardState(state: HardState): void {
@@ -150,28 +204,39 @@ export class MemoryLogStore implements LogStore {
     this.#overwritten.clear();
   }
 
-  applySnapshot(snapshot: Snapshot): Promise<void> {
+  /** Installs `snapshot` and `retained` at once: in memory, one step is atomic and durable. */
+  applySnapshot(snapshot: Snapshot, retained: Entry[] = []): Promise<void> {
     this.#requireOpen();
+    checkRetained(snapshot, retained);
     this.#snapshot = snapshot;
-    this.#entries = [];
-    this.#offset = snapshot.index + 1;
+    this.#entries = retained.slice();
+    this.#offset = retained[0]?.index ?? snapshot.index + 1;
     this.#durableLast = snapshot.index;
+    this.#durableHardState = { ...this.#hardState };
     this.#overwritten.clear();
+    const now = this.#now();
+    for (const entry of retained) this.#segmentWrites.set(this.#segmentOf(entry.index), now);
     return Promise.resolve();
   }
 
-  compact(snapshot: Snapshot): Promise<void> {
+  compact(snapshot: Snapshot, keepFrom = snapshot.index + 1): Promise<void> {
     this.#requireOpen();
-    if (snapshot.index > this.syncedIndex() || snapshot.index < this.#offset - 1) {
+    const previous = this.#snapshot?.index ?? 0;
+    if (snapshot.index > this.syncedIndex() || snapshot.index < previous) {
       throw new RangeError(
-        `Cannot compact at ${snapshot.index} as the durable log holds [${
-          this.#offset - 1
-        }, ${this.syncedIndex()}]`,
+        `Cannot compact at ${snapshot.index} as the durable log holds [${previous}, ${this.syncedIndex()}]`,
       );
     }
-    this.#entries.splice(0, snapshot.index + 1 - this.#offset);
-    this.#offset = snapshot.index + 1;
+    const limit = Math.min(keepFrom, snapshot.index + 1);
+    // Whole modelled segments only: the one holding `limit` stays.
+    const segmentStart = this.#segmentOf(limit) * this.#segmentEntries + 1;
+    const first = Math.max(this.#offset, Math.min(limit, segmentStart));
+    this.#entries.splice(0, first - this.#offset);
+    this.#offset = first;
     this.#snapshot = snapshot;
+    for (const segment of this.#segmentWrites.keys()) {
+      if (segment < this.#segmentOf(first)) this.#segmentWrites.delete(segment);
+    }
     return Promise.resolve();
   }
 

@@ -9,7 +9,12 @@
  *   big-endian, payload = entry type byte + data, CRC over term..payload.
  * - `hardstate`: term, vote and commit, replaced atomically when term or vote
  *   change (commit rides along; Raft recomputes it after a restart).
- * - `snapshot`: the latest snapshot, replaced atomically.
+ * - `snapshot`: the latest snapshot (a state machine checkpoint), replaced
+ *   atomically. Segments may hold entries at or below its index (retained
+ *   entries); compaction deletes whole segments only.
+ * - `*.install`: segments of a snapshot being installed with its retained
+ *   entries (see `applySnapshot`); they replace the `.log` files once the
+ *   snapshot file names them, and are deleted at open otherwise.
  *
  * Disk work happens only in `sync()` (and the snapshot calls that end in
  * one), strictly one job at a time, as an ordered plan of create, write,
@@ -36,7 +41,45 @@ import {
   recordSize,
   scanRecords,
 } from "./_record.ts";
-import type { Entry, HardState, LogStore, Snapshot } from "./types.ts";
+import { segmentFiles, storedBytes } from "./_file_pool.ts";
+import { checkRetained } from "./_retained.ts";
+import type { Entry, HardState, LogStore, SegmentInfo, Snapshot } from "./types.ts";
+
+export { openFilesMaxDefault } from "./_file_pool.ts";
+
+/**
+ * Bytes held in the segment files of every open `SegmentLogStore` of this
+ * process, maintained incrementally (appends, truncations, deletions, opens
+ * and closes), so a metric never walks the data directory.
+ *
+ * @example
+ * ```ts
+ * import { storedBytesTotal } from "./segment_log_store.ts";
+ * storedBytesTotal(); // 0 before any store is opened
+ * ```
+ */
+export function storedBytesTotal(): number {
+  return storedBytes.total;
+}
+
+/**
+ * Sets how many segment files this process keeps open at once (default
+ * 256): the pool closes the least recently used idle handle beyond it.
+ *
+ * @example
+ * ```ts
+ * import { setOpenSegmentFilesMax } from "./segment_log_store.ts";
+ * setOpenSegmentFilesMax(64);
+ * ```
+ */
+export function setOpenSegmentFilesMax(openFilesMax: number): void {
+  segmentFiles.limit = openFilesMax;
+}
+
+/** Number of segment files open now in this process (tests and metrics). */
+export function openSegmentFiles(): number {
+  return segmentFiles.size;
+}
 
 export { recordBytesMax } from "./_record.ts";
 
@@ -53,8 +96,11 @@ const cacheEntryOverheadBytes = 64;
 /** Spare staging buffers above this size are dropped instead of reused. */
 const stagingBufferBytesKeepMax = 8 * 1024 * 1024;
 const stagingBufferBytesInitial = 64 * 1024;
+/** An idle store holds no staging buffer: this empty one stands in until the next append. */
+const emptyBuffer = new Uint8Array(0);
 
 const segmentSuffix = ".log";
+const installSuffix = ".install";
 const hardStateFileName = "hardstate";
 const snapshotFileName = "snapshot";
 
@@ -62,6 +108,15 @@ const snapshotFileName = "snapshot";
 export interface SegmentLogStoreOptions {
   /** Roll to a new segment before one would exceed this many bytes. Default 64 MiB. */
   segmentBytesMax?: number;
+  /** Same as `segmentBytesMax` (the name retention settings use); `segmentBytesMax` wins. */
+  segmentBytes?: number;
+  /**
+   * Test hook: called after each durable step of installing a snapshot with
+   * retained entries ("staged": the new segments are durable; "committed":
+   * the snapshot file names them; "replaced": they replaced the old log).
+   * Throwing from it stops the install there, as a crash would.
+   */
+  onInstallStep?: (step: InstallStep) => void;
   /** Memory for cached entries (unsynced entries are always held on top). Default 32 MiB. */
   cacheBytesMax?: number;
 }
@@ -185,13 +240,16 @@ function ioErrorName(error: unknown): string {
 /** Bytes written (and removed) to check that a full disk takes writes again. */
 export const probeBytes = 64 * 1024;
 
+/** A durable step of `applySnapshot` with retained entries (see `onInstallStep`). */
+export type InstallStep = "staged" | "committed" | "replaced";
+
 interface Segment {
   firstIndex: number;
   path: string;
   /** Logical size: bytes on disk plus bytes staged or planned for it. */
   bytes: number;
-  reader?: Deno.FsFile;
-  writer?: Deno.FsFile;
+  /** Last append to it (ms since the epoch; the file's mtime after a reopen). */
+  lastWriteMs: number;
   deleted: boolean;
 }
 
@@ -224,6 +282,7 @@ export class SegmentLogStore implements LogStore {
   readonly #directory: string;
   readonly #segmentBytesMax: number;
   readonly #cacheBytesMax: number;
+  readonly #onInstallStep: ((step: InstallStep) => void) | undefined;
 
   #segments: Segment[] = [];
   #lastIndex = 0;
@@ -235,9 +294,11 @@ export class SegmentLogStore implements LogStore {
 
   /** Index of slot 0 of the position arrays. */
   #base = 1;
-  #terms = new Float64Array(1024);
-  #offsets = new Uint32Array(1024);
-  #sizes = new Uint32Array(1024);
+  // Grown on demand from nothing: an idle replica with a handful of entries
+  // costs bytes here, not the 16 KiB of a preallocated block.
+  #terms = new Float64Array(0);
+  #offsets = new Uint32Array(0);
+  #sizes = new Uint32Array(0);
 
   /** Cached entries `[#cacheFirstIndex, #lastIndex]` at `#cache[#cacheHead...]`. */
   #cache: (Entry | undefined)[] = [];
@@ -246,7 +307,7 @@ export class SegmentLogStore implements LogStore {
   #cacheBytes = 0;
 
   /** Records appended to the last segment and not yet handed to a flush. */
-  #staging: Uint8Array = new Uint8Array(stagingBufferBytesInitial);
+  #staging: Uint8Array = emptyBuffer;
   #stagingLength = 0;
   #spareBuffers: Uint8Array[] = [];
   #plan: DiskOperation[] = [];
@@ -273,10 +334,16 @@ export class SegmentLogStore implements LogStore {
   #closed = false;
   #fsyncCount = 0;
 
-  private constructor(directory: string, segmentBytesMax: number, cacheBytesMax: number) {
+  private constructor(
+    directory: string,
+    segmentBytesMax: number,
+    cacheBytesMax: number,
+    onInstallStep?: (step: InstallStep) => void,
+  ) {
     this.#directory = directory;
     this.#segmentBytesMax = segmentBytesMax;
     this.#cacheBytesMax = cacheBytesMax;
+    this.#onInstallStep = onInstallStep;
   }
 
   /**
@@ -296,11 +363,17 @@ export class SegmentLogStore implements LogStore {
     directory: string,
     options: SegmentLogStoreOptions = {},
   ): Promise<SegmentLogStore> {
-    const segmentBytesMax = options.segmentBytesMax ?? segmentBytesMaxDefault;
+    const segmentBytesMax = options.segmentBytesMax ?? options.segmentBytes ??
+      segmentBytesMaxDefault;
     const cacheBytesMax = options.cacheBytesMax ?? cacheBytesMaxDefault;
     validateOptions(segmentBytesMax, cacheBytesMax);
     await Deno.mkdir(directory, { recursive: true });
-    const store = new SegmentLogStore(directory, segmentBytesMax, cacheBytesMax);
+    const store = new SegmentLogStore(
+      directory,
+      segmentBytesMax,
+      cacheBytesMax,
+      options.onInstallStep,
+    );
     await store.#load();
     return store;
   }
@@ -315,13 +388,35 @@ export class SegmentLogStore implements LogStore {
     return this.#segments.length;
   }
 
+  /**
+   * Bytes of buffers this store holds besides its entry cache: the staging
+   * buffer, spare buffers and the index arrays. Small for an idle store.
+   */
+  get bufferBytes(): number {
+    let bytes = this.#staging.byteLength + this.#terms.byteLength + this.#offsets.byteLength +
+      this.#sizes.byteLength;
+    for (const buffer of this.#spareBuffers) bytes += buffer.byteLength;
+    return bytes;
+  }
+
   /** Bytes charged to the entry cache (data plus per-entry overhead); for tests and metrics. */
   get cachedBytes(): number {
     return this.#cacheBytes;
   }
 
   firstIndex(): number {
-    return (this.#snapshot?.index ?? 0) + 1;
+    const first = this.#segments[0]?.firstIndex;
+    if (first === undefined || first > this.#lastIndex) return (this.#snapshot?.index ?? 0) + 1;
+    return first;
+  }
+
+  segments(): SegmentInfo[] {
+    return this.#segments.map((segment, position) => ({
+      firstIndex: segment.firstIndex,
+      lastIndex: (this.#segments[position + 1]?.firstIndex ?? this.#lastIndex + 1) - 1,
+      bytes: segment.bytes,
+      lastWriteMs: segment.lastWriteMs,
+    }));
   }
 
   lastIndex(): number {
@@ -409,7 +504,7 @@ export class SegmentLogStore implements LogStore {
     return flush;
   }
 
-  applySnapshot(snapshot: Snapshot): Promise<void> {
+  applySnapshot(snapshot: Snapshot, retained: Entry[] = []): Promise<void> {
     this.#assertWritable();
     const previousIndex = this.#snapshot?.index ?? 0;
     if (snapshot.index < previousIndex) {
@@ -417,8 +512,13 @@ export class SegmentLogStore implements LogStore {
         `Cannot apply snapshot at index ${snapshot.index} as it is older than the current one at ${previousIndex}`,
       );
     }
+    checkRetained(snapshot, retained);
+    if (retained.length > 0) return this.#installWithRetained(snapshot, retained);
     this.#sealStaging();
-    for (const segment of this.#segments) this.#plan.push({ kind: "delete", segment });
+    for (const segment of this.#segments) {
+      this.#plan.push({ kind: "delete", segment });
+      storedBytes.total -= segment.bytes;
+    }
     this.#segments = [];
     this.#snapshot = snapshot;
     this.#snapshotToWrite = snapshot;
@@ -433,7 +533,64 @@ export class SegmentLogStore implements LogStore {
     return this.sync();
   }
 
-  compact(snapshot: Snapshot): Promise<void> {
+  /**
+   * Installs a snapshot with the leader's retained entries as one unit:
+   *
+   * 1. staged: the entries are written as `*.install` segment files, fsynced;
+   * 2. committed: the snapshot file is replaced atomically (the commit point:
+   *    its index and term are those of the last staged entry);
+   * 3. replaced: every `.log` file is deleted and the staged files renamed.
+   *
+   * A crash before 2 leaves the old log (open deletes the staged files); a
+   * crash after it leaves the new one (open finishes step 3). The store is
+   * then loaded back from its directory, as `open()` would.
+   */
+  async #installWithRetained(snapshot: Snapshot, retained: Entry[]): Promise<void> {
+    await this.sync();
+    await this.#enqueue(async () => {
+      const hardState = this.#hardState;
+      try {
+        await this.#install(snapshot, retained);
+        const loaded = await SegmentLogStore.open(this.#directory, {
+          segmentBytesMax: this.#segmentBytesMax,
+          cacheBytesMax: this.#cacheBytesMax,
+          onInstallStep: this.#onInstallStep,
+        });
+        this.#adopt(loaded);
+      } catch (error) {
+        this.#failure = storageError(error, this.#directory);
+        throw this.#failure;
+      }
+      // Term and vote were synced above; the commit index is only a hint.
+      this.#hardState = hardState;
+    });
+  }
+
+  async #install(snapshot: Snapshot, retained: Entry[]): Promise<void> {
+    const onFsync = () => this.#fsyncCount++;
+    const staged = stageSegments(retained, this.#segmentBytesMax);
+    for (const segment of staged) {
+      await writeDurably(this.#path(installName(segment.firstIndex)), segment.bytes);
+      onFsync();
+    }
+    await syncDirectory(this.#directory);
+    onFsync();
+    this.#onInstallStep?.("staged");
+    await writeFileAtomic(this.#path(snapshotFileName), encodeSnapshot(snapshot), { onFsync });
+    // From here on the new log is the durable one, should recover() run.
+    this.#durableBytes = new Map(
+      staged.map((
+        segment,
+      ) => [segmentPath(this.#directory, segment.firstIndex), segment.bytes.length]),
+    );
+    this.#onInstallStep?.("committed");
+    for (const segment of this.#segments) segmentFiles.closePath(segment.path);
+    await finishInstall(this.#directory, true);
+    onFsync();
+    this.#onInstallStep?.("replaced");
+  }
+
+  compact(snapshot: Snapshot, keepFrom = snapshot.index + 1): Promise<void> {
     this.#assertWritable();
     const previousIndex = this.#snapshot?.index ?? 0;
     assert.ok(
@@ -443,16 +600,20 @@ export class SegmentLogStore implements LogStore {
     assert.equal(this.term(snapshot.index) ?? 0, snapshot.term, "compact: snapshot term mismatch");
     this.#snapshot = snapshot;
     this.#snapshotToWrite = snapshot;
-    // Whole segments entirely at or below the snapshot go; the last one stays
-    // as the active segment even when fully covered.
-    while (this.#segments.length > 1 && this.#segments[1].firstIndex - 1 <= snapshot.index) {
-      this.#plan.push({ kind: "delete", segment: this.#segments.shift()! });
+    // Whole segments whose entries all lie below `limit` go; the last one
+    // stays as the active segment even when fully covered.
+    const limit = Math.min(keepFrom, snapshot.index + 1);
+    while (this.#segments.length > 1 && this.#segments[1].firstIndex <= limit) {
+      const segment = this.#segments.shift()!;
+      this.#plan.push({ kind: "delete", segment });
+      storedBytes.total -= segment.bytes;
     }
     this.#trimPositions();
-    while (this.#cacheFirstIndex <= snapshot.index && this.#cacheFirstIndex <= this.#lastIndex) {
+    const first = this.firstIndex();
+    while (this.#cacheFirstIndex < first && this.#cacheFirstIndex <= this.#lastIndex) {
       this.#evictCacheFront();
     }
-    if (this.#cacheFirstIndex <= snapshot.index) this.#clearCache(snapshot.index + 1);
+    if (this.#cacheFirstIndex < first) this.#clearCache(first);
     return this.sync();
   }
 
@@ -554,7 +715,10 @@ export class SegmentLogStore implements LogStore {
 
   /** Takes over the state of `loaded`, a fresh store of the same directory. */
   #adopt(loaded: SegmentLogStore): void {
-    for (const segment of this.#segments) closeFiles(segment);
+    for (const segment of this.#segments) {
+      closeFiles(segment);
+      storedBytes.total -= segment.bytes;
+    }
     for (const operation of this.#plan) closeFiles(operation.segment);
     this.#segments = loaded.#segments;
     this.#lastIndex = loaded.#lastIndex;
@@ -592,7 +756,10 @@ export class SegmentLogStore implements LogStore {
     if (this.#closed) return;
     this.#closed = true;
     await this.#queue;
-    for (const segment of this.#segments) closeFiles(segment);
+    for (const segment of this.#segments) {
+      closeFiles(segment);
+      storedBytes.total -= segment.bytes;
+    }
     for (const operation of this.#plan) closeFiles(operation.segment);
     this.#segments = [];
     this.#plan = [];
@@ -629,6 +796,7 @@ export class SegmentLogStore implements LogStore {
     this.#offsets[position] = active.bytes;
     this.#sizes[position] = size;
     active.bytes += size;
+    storedBytes.total += size;
     this.#lastIndex = entry.index;
     this.#cache.push(entry);
     this.#cacheBytes += entry.data.length + cacheEntryOverheadBytes;
@@ -640,6 +808,7 @@ export class SegmentLogStore implements LogStore {
       firstIndex,
       path: segmentPath(this.#directory, firstIndex),
       bytes: 0,
+      lastWriteMs: Date.now(),
       deleted: false,
     };
     this.#segments.push(segment);
@@ -658,14 +827,14 @@ export class SegmentLogStore implements LogStore {
       bytes: buffer.subarray(0, this.#stagingLength),
       buffer,
     });
-    this.#staging = this.#spareBuffers.pop() ?? new Uint8Array(stagingBufferBytesInitial);
+    this.#staging = this.#spareBuffers.pop() ?? emptyBuffer;
     this.#stagingLength = 0;
   }
 
   #reserveStaging(size: number): void {
     const needed = this.#stagingLength + size;
     if (needed <= this.#staging.length) return;
-    let capacity = this.#staging.length * 2;
+    let capacity = Math.max(stagingBufferBytesInitial, this.#staging.length * 2);
     while (capacity < needed) capacity *= 2;
     const grown = new Uint8Array(capacity);
     grown.set(this.#staging.subarray(0, this.#stagingLength));
@@ -705,6 +874,7 @@ export class SegmentLogStore implements LogStore {
     if (!isLast) this.#stagingLength = 0; // Staged bytes belong to a segment being deleted.
     for (const later of this.#segments.splice(segmentPosition + 1)) {
       this.#plan.push({ kind: "delete", segment: later });
+      storedBytes.total -= later.bytes;
     }
     if (offset >= stagedStart) {
       this.#stagingLength -= segment.bytes - offset;
@@ -712,6 +882,7 @@ export class SegmentLogStore implements LogStore {
       this.#stagingLength = 0;
       this.#plan.push({ kind: "truncate", segment, bytes: offset });
     }
+    storedBytes.total -= segment.bytes - offset;
     segment.bytes = offset;
     this.#lastIndex = index - 1;
     this.#syncedIndex = Math.min(this.#syncedIndex, index - 1);
@@ -863,6 +1034,11 @@ export class SegmentLogStore implements LogStore {
     for (const operation of operations) {
       if (operation.kind === "write") this.#recycle(operation.buffer);
     }
+    // An idle store (nothing staged since the flush began) keeps no buffers.
+    if (this.#stagingLength === 0) {
+      this.#spareBuffers = [];
+      if (this.#plan.length === 0) this.#staging = emptyBuffer;
+    }
     this.#evictCache();
   }
 
@@ -875,8 +1051,27 @@ export class SegmentLogStore implements LogStore {
    * segment never exists on disk while an earlier one has a torn tail.
    */
   async #execute(operations: DiskOperation[]): Promise<void> {
+    const pinned = new Set<string>();
+    try {
+      await this.#executeOperations(operations, pinned);
+    } finally {
+      for (const path of pinned) segmentFiles.unpin(path, "append");
+    }
+  }
+
+  /** A pooled append handle of `segment`, pinned until the running flush ends. */
+  async #writer(segment: Segment, pinned: Set<string>, create = false): Promise<Deno.FsFile> {
+    if (pinned.has(segment.path) && !create) return segmentFiles.openSync(segment.path, "append");
+    if (pinned.has(segment.path)) segmentFiles.unpin(segment.path, "append");
+    const file = await segmentFiles.openPinned(segment.path, "append", create);
+    pinned.add(segment.path);
+    return file;
+  }
+
+  async #executeOperations(operations: DiskOperation[], pinned: Set<string>): Promise<void> {
     const dirty = new Set<Segment>();
     const state = { directoryDirty: false, destructive: false };
+    const now = Date.now();
     for (const operation of operations) {
       const { segment } = operation;
       if (operation.kind === "create" && (dirty.size > 0 || state.destructive)) {
@@ -886,27 +1081,26 @@ export class SegmentLogStore implements LogStore {
       this.#distrust(operation);
       switch (operation.kind) {
         case "create":
-          segment.writer = await Deno.open(segment.path, { create: true, append: true });
-          await segment.writer.truncate(0);
+          await this.#writer(segment, pinned, true);
           state.directoryDirty = true;
           break;
         case "write":
           if (segment.deleted) break;
-          segment.writer ??= await Deno.open(segment.path, { append: true });
-          await writeAll(segment.writer, operation.bytes);
+          await writeAll(await this.#writer(segment, pinned), operation.bytes);
+          segment.lastWriteMs = now;
           dirty.add(segment);
           break;
         case "truncate":
           if (segment.deleted) break;
-          segment.writer ??= await Deno.open(segment.path, { append: true });
-          await segment.writer.truncate(operation.bytes);
+          await (await this.#writer(segment, pinned)).truncate(operation.bytes);
           dirty.add(segment);
           state.destructive = true;
           break;
         case "delete":
           segment.deleted = true;
           dirty.delete(segment);
-          closeFiles(segment);
+          if (pinned.delete(segment.path)) segmentFiles.unpin(segment.path, "append");
+          segmentFiles.closePath(segment.path);
           await Deno.remove(segment.path).catch(ignoreNotFound);
           state.directoryDirty = true;
           state.destructive = true;
@@ -914,13 +1108,6 @@ export class SegmentLogStore implements LogStore {
       }
     }
     await this.#barrier(dirty, state);
-    const active = this.#segments.at(-1);
-    for (const segment of this.#segments) {
-      if (segment !== active && segment.writer !== undefined) {
-        segment.writer.close();
-        segment.writer = undefined;
-      }
-    }
   }
 
   /**
@@ -944,7 +1131,8 @@ export class SegmentLogStore implements LogStore {
     state: { directoryDirty: boolean; destructive: boolean },
   ): Promise<void> {
     for (const segment of dirty) {
-      await segment.writer!.syncData();
+      // Pinned since its write or truncation in this flush: still open.
+      await segmentFiles.openSync(segment.path, "append").syncData();
       this.#fsyncCount++;
     }
     dirty.clear();
@@ -970,9 +1158,17 @@ export class SegmentLogStore implements LogStore {
       if (entry.name.endsWith(temporaryFileSuffix)) await Deno.remove(this.#path(entry.name));
       else if (entry.isFile && /^\d{20}\.log$/.test(entry.name)) names.push(entry.name);
     }
-    names.sort();
     await this.#loadHardState();
     await this.#loadSnapshot();
+    const committed = await installCommitted(this.#directory, this.#snapshot);
+    if (await finishInstall(this.#directory, committed)) {
+      this.#fsyncCount++;
+      names.length = 0;
+      for await (const entry of Deno.readDir(this.#directory)) {
+        if (entry.isFile && /^\d{20}\.log$/.test(entry.name)) names.push(entry.name);
+      }
+    }
+    names.sort();
     for (let position = 0; position < names.length; position++) {
       await this.#loadSegment(names[position], position === names.length - 1);
     }
@@ -1048,7 +1244,15 @@ export class SegmentLogStore implements LogStore {
     } else if (result.count === 0 && !isLast) {
       throw new CorruptLogError(path, 0, "empty segment before the last one");
     }
-    this.#segments.push({ firstIndex, path, bytes: result.validBytes, deleted: false });
+    const lastWriteMs = (await Deno.stat(path)).mtime?.getTime() ?? Date.now();
+    this.#segments.push({
+      firstIndex,
+      path,
+      bytes: result.validBytes,
+      lastWriteMs,
+      deleted: false,
+    });
+    storedBytes.total += result.validBytes;
   }
 
   /**
@@ -1077,7 +1281,10 @@ export class SegmentLogStore implements LogStore {
       this.#lastIndex = Math.max(this.#lastIndex, snapshot.index);
       return;
     }
-    for (const segment of this.#segments) await Deno.remove(segment.path);
+    for (const segment of this.#segments) {
+      await Deno.remove(segment.path);
+      storedBytes.total -= segment.bytes;
+    }
     await syncDirectory(this.#directory);
     this.#fsyncCount++;
     this.#segments = [];
@@ -1121,6 +1328,96 @@ function segmentPath(directory: string, firstIndex: number): string {
   return `${directory}/${String(firstIndex).padStart(20, "0")}${segmentSuffix}`;
 }
 
+function installName(firstIndex: number): string {
+  return `${String(firstIndex).padStart(20, "0")}${installSuffix}`;
+}
+
+/** The records of `entries` cut into segment-sized files. */
+function stageSegments(
+  entries: Entry[],
+  segmentBytesMax: number,
+): { firstIndex: number; bytes: Uint8Array }[] {
+  const result: { firstIndex: number; bytes: Uint8Array }[] = [];
+  let start = 0;
+  while (start < entries.length) {
+    let bytes = 0;
+    let end = start;
+    while (end < entries.length) {
+      const size = recordSize(entries[end]);
+      if (end > start && bytes + size > segmentBytesMax) break;
+      bytes += size;
+      end++;
+    }
+    const buffer = new Uint8Array(bytes);
+    let offset = 0;
+    for (let position = start; position < end; position++) {
+      encodeRecord(buffer, offset, entries[position]);
+      offset += recordSize(entries[position]);
+    }
+    result.push({ firstIndex: entries[start].index, bytes: buffer });
+    start = end;
+  }
+  return result;
+}
+
+async function writeDurably(path: string, bytes: Uint8Array): Promise<void> {
+  const file = await Deno.open(path, { write: true, create: true, truncate: true });
+  try {
+    await writeAll(file, bytes);
+    await file.syncData();
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * Ends an install interrupted by a crash (see `applySnapshot`): when it was
+ * committed, the staged files replace every `.log` file; otherwise they go.
+ * Returns whether anything was done.
+ */
+async function finishInstall(directory: string, committed: boolean): Promise<boolean> {
+  const logs: string[] = [];
+  const installs: string[] = [];
+  for await (const entry of Deno.readDir(directory)) {
+    if (!entry.isFile) continue;
+    if (/^\d{20}\.log$/.test(entry.name)) logs.push(entry.name);
+    else if (/^\d{20}\.install$/.test(entry.name)) installs.push(entry.name);
+  }
+  if (installs.length === 0) return false;
+  if (committed) {
+    for (const name of logs) await Deno.remove(`${directory}/${name}`).catch(ignoreNotFound);
+    await syncDirectory(directory);
+    for (const name of installs.sort()) {
+      const target = name.slice(0, -installSuffix.length) + segmentSuffix;
+      await Deno.rename(`${directory}/${name}`, `${directory}/${target}`);
+    }
+  } else {
+    for (const name of installs) await Deno.remove(`${directory}/${name}`).catch(ignoreNotFound);
+  }
+  await syncDirectory(directory);
+  return true;
+}
+
+/** Whether the staged install files in `directory` end at the snapshot's entry (it was committed). */
+async function installCommitted(
+  directory: string,
+  snapshot: Snapshot | undefined,
+): Promise<boolean> {
+  if (snapshot === undefined) return false;
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(directory)) {
+    if (entry.isFile && /^\d{20}\.install$/.test(entry.name)) names.push(entry.name);
+  }
+  const last = names.sort().at(-1);
+  if (last === undefined) return false;
+  const firstIndex = Number(last.slice(0, -installSuffix.length));
+  const bytes = await Deno.readFile(`${directory}/${last}`);
+  let lastTerm = 0;
+  const result = scanRecords(bytes, firstIndex, (term) => lastTerm = term);
+  return result.problem === undefined && result.count > 0 &&
+    firstIndex + result.count - 1 === snapshot.index && lastTerm === snapshot.term;
+}
+
 /** Charges `bytes` to the budget; the first entry of a read is always taken. */
 function takeBudget(budget: { bytes: number }, bytes: number, taken: number): boolean {
   if (taken > 0 && bytes > budget.bytes) {
@@ -1134,7 +1431,7 @@ function takeBudget(budget: { bytes: number }, bytes: number, taken: number): bo
 function readAt(segment: Segment, offset: number, buffer: Uint8Array): void {
   // Opened on first use: tail reads come from the cache, so most segments of
   // most logs (one log per topic replica) never need a read descriptor.
-  const reader = segment.reader ??= Deno.openSync(segment.path, { read: true });
+  const reader = segmentFiles.openSync(segment.path, "read");
   reader.seekSync(offset, Deno.SeekMode.Start);
   let filled = 0;
   while (filled < buffer.length) {
@@ -1162,10 +1459,7 @@ function grow<T extends Float64Array | Uint32Array>(source: T, target: T): T {
 }
 
 function closeFiles(segment: Segment): void {
-  segment.reader?.close();
-  segment.writer?.close();
-  segment.reader = undefined;
-  segment.writer = undefined;
+  segmentFiles.closePath(segment.path);
 }
 
 function ignoreNotFound(error: unknown): void {

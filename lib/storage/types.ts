@@ -2,8 +2,10 @@
  * The storage contract shared by the Raft core, the simulator and the peer.
  *
  * A `LogStore` holds one replica's log: entries addressed by a dense 1-based
- * `index`, the Raft hard state, and at most one snapshot that replaces every
- * entry up to its index. Writes are buffered and become durable only after
+ * `index`, the Raft hard state, and at most one snapshot: a checkpoint of the
+ * state machine at its index. Entries at or below the snapshot's index may
+ * still be held (a topic's retained messages live in them); compaction
+ * deletes only whole segments the state machine no longer reads. Writes are buffered and become durable only after
  * `sync()` resolves; a crash (real or simulated) loses every write not yet
  * synced. Reads are synchronous so that the Raft core can read its log inside
  * `step()` without I/O scheduling, as etcd-io/raft's `Storage` does.
@@ -41,7 +43,7 @@ export interface ConfState {
   learners: number[];
 }
 
-/** A point-in-time image of the state machine replacing entries <= index. */
+/** A point-in-time image of the state machine after applying entries <= index. */
 export interface Snapshot {
   index: number;
   term: number;
@@ -49,18 +51,33 @@ export interface Snapshot {
   data: Uint8Array;
 }
 
+/** One segment of a store's log, for retention by bytes or age. */
+export interface SegmentInfo {
+  /** Index of its first entry. */
+  firstIndex: number;
+  /** Index of its last entry (`firstIndex - 1` when it holds none yet). */
+  lastIndex: number;
+  /** Bytes of its records, written or buffered. */
+  bytes: number;
+  /** When it was last written (ms since the epoch; the file's mtime after a reopen). */
+  lastWriteMs: number;
+}
+
 /**
  * One replica's durable log. Implementations: `MemoryLogStore` (tests and the
  * simulator, with crash semantics) and `SegmentLogStore` (segment files).
  */
 export interface LogStore {
-  /** Index of the first entry still held (snapshot index + 1; 1 when empty). */
+  /**
+   * Index of the first entry still held: 1 for a new log, at most the
+   * snapshot's index + 1, and possibly at or below it (retained entries).
+   */
   firstIndex(): number;
   /** Index of the last entry appended, synced or not (snapshot index when empty). */
   lastIndex(): number;
   /** Highest index whose entry is durable (covered by a completed `sync()`). */
   syncedIndex(): number;
-  /** Term of the entry at `index`, the snapshot's term at its index, else undefined. */
+  /** Term of the entry at `index` when held, the snapshot's term at its index, else undefined. */
   term(index: number): number | undefined;
   /**
    * Entries in `[low, high)`. Throws RangeError when `low < firstIndex()` or
@@ -85,13 +102,23 @@ export interface LogStore {
    * share one fsync (group commit).
    */
   sync(): Promise<void>;
-  /** Replaces the whole log by `snapshot` (durably, before resolving). */
-  applySnapshot(snapshot: Snapshot): Promise<void>;
   /**
-   * Records `snapshot` (taken locally at an index <= syncedIndex()) and drops
-   * the entries it covers, keeping the log after it. Durable before resolving.
+   * Replaces the whole log by `snapshot` and the leader's `retained` entries
+   * (consecutive, ending at the snapshot's index with its term; empty when
+   * the leader holds none at or below it), as one unit: a crash leaves the
+   * old log or the new one, never a mix. Durable before resolving, together
+   * with the buffered hard state.
    */
-  compact(snapshot: Snapshot): Promise<void>;
+  applySnapshot(snapshot: Snapshot, retained?: Entry[]): Promise<void>;
+  /**
+   * Records `snapshot` (taken locally at an index <= syncedIndex()) and
+   * deletes the whole segments whose entries all lie below `keepFrom`
+   * (default and maximum: snapshot index + 1); entries from the first kept
+   * segment on stay readable. Durable before resolving.
+   */
+  compact(snapshot: Snapshot, keepFrom?: number): Promise<void>;
+  /** The segments of the log, oldest first (for retention by bytes or age). */
+  segments(): SegmentInfo[];
   /**
    * After a failed write (`sync()`, `applySnapshot()` or `compact()` rejected,
    * and the store refuses writes since), returns the store to its last

@@ -8,8 +8,8 @@ type Command =
   | { kind: "append"; at: number; count: number; bytes: number; newTerm: boolean }
   | { kind: "sync" }
   | { kind: "reopen" }
-  | { kind: "compact"; at: number }
-  | { kind: "applySnapshot"; ahead: number };
+  | { kind: "compact"; at: number; keep: number }
+  | { kind: "applySnapshot"; ahead: number; retained: number };
 
 const commandArbitrary: fc.Arbitrary<Command> = fc.oneof(
   {
@@ -29,6 +29,7 @@ const commandArbitrary: fc.Arbitrary<Command> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant("compact" as const),
       at: fc.double({ min: 0, max: 1, noNaN: true }),
+      keep: fc.double({ min: 0, max: 1, noNaN: true }),
     }),
   },
   {
@@ -36,13 +37,18 @@ const commandArbitrary: fc.Arbitrary<Command> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant("applySnapshot" as const),
       ahead: fc.integer({ min: 0, max: 5 }),
+      retained: fc.integer({ min: 0, max: 30 }),
     }),
   },
 );
 
-/** The obviously correct model: an array of entries after an optional snapshot. */
+/**
+ * The obviously correct model: an optional snapshot and the entries held
+ * from `first` on (which may start at or below the snapshot's index).
+ */
 interface Model {
   snapshot: Snapshot | undefined;
+  first: number;
   entries: Entry[];
 }
 
@@ -51,16 +57,18 @@ function snapshotIndex(model: Model): number {
 }
 
 function lastIndex(model: Model): number {
-  return snapshotIndex(model) + model.entries.length;
+  return Math.max(snapshotIndex(model), model.first + model.entries.length - 1);
 }
 
 function termAt(model: Model, index: number): number {
+  const held = model.entries[index - model.first];
+  if (held !== undefined) return held.term;
   if (index === snapshotIndex(model)) return model.snapshot?.term ?? 0;
-  return model.entries[index - snapshotIndex(model) - 1].term;
+  throw new Error(`model holds no entry ${index}`);
 }
 
 function copy(model: Model): Model {
-  return { snapshot: model.snapshot, entries: [...model.entries] };
+  return { snapshot: model.snapshot, first: model.first, entries: [...model.entries] };
 }
 
 function snapshotOf(index: number, term: number): Snapshot {
@@ -68,7 +76,7 @@ function snapshotOf(index: number, term: number): Snapshot {
 }
 
 function check(store: SegmentLogStore, model: Model): void {
-  assert.equal(store.firstIndex(), snapshotIndex(model) + 1);
+  assert.equal(store.firstIndex(), model.first);
   assert.equal(store.lastIndex(), lastIndex(model));
   assert.equal(
     store.term(lastIndex(model)),
@@ -86,7 +94,7 @@ async function run(
 ) {
   const dir = await Deno.makeTempDir({ prefix: "segment_log_store_property_" });
   let store = await SegmentLogStore.open(dir, options);
-  let model: Model = { snapshot: undefined, entries: [] };
+  let model: Model = { snapshot: undefined, first: 1, entries: [] };
   let durable: Model = copy(model);
   let termMax = 1;
   try {
@@ -98,7 +106,7 @@ async function run(
           const term = index <= lastIndex(model) || command.newTerm ? ++termMax : termMax;
           const entries = makeEntries(index, command.count, term, command.bytes);
           store.append(entries);
-          model.entries = [...model.entries.slice(0, index - first), ...entries];
+          model.entries = [...model.entries.slice(0, index - model.first), ...entries];
           break;
         }
         case "sync":
@@ -115,17 +123,25 @@ async function run(
           const low = snapshotIndex(model);
           const index = low + Math.floor(command.at * (store.syncedIndex() - low + 1) * 0.999);
           if (index === 0) break;
+          if (index < model.first - 1) break;
           const snapshot = snapshotOf(index, termAt(model, index));
-          await store.compact(snapshot);
-          model.entries = model.entries.slice(index - snapshotIndex(model));
+          const keepFrom = model.first + Math.floor(command.keep * (index + 2 - model.first));
+          await store.compact(snapshot, keepFrom);
+          // Whole segments only: anything from the first kept one on stays.
+          const kept = store.firstIndex();
+          assert.ok(kept >= model.first && kept <= Math.min(keepFrom, index + 1), `kept ${kept}`);
+          model.entries = model.entries.slice(kept - model.first);
+          model.first = kept;
           model.snapshot = snapshot;
           durable = copy(model);
           break;
         }
         case "applySnapshot": {
           const snapshot = snapshotOf(Math.max(1, lastIndex(model) + command.ahead), ++termMax);
-          await store.applySnapshot(snapshot);
-          model = { snapshot, entries: [] };
+          const count = Math.min(command.retained, snapshot.index);
+          const retained = makeEntries(snapshot.index - count + 1, count, snapshot.term, 50);
+          await store.applySnapshot(snapshot, retained);
+          model = { snapshot, first: snapshot.index - count + 1, entries: retained };
           durable = copy(model);
           break;
         }

@@ -360,7 +360,7 @@ Deno.test("SegmentLogStore keeps the entry cache within cacheBytesMax once entri
   });
 });
 
-Deno.test("SegmentLogStore compacts below a snapshot and keeps it across reopen", async () => {
+Deno.test("SegmentLogStore compacts whole segments below a snapshot and keeps it across reopen", async () => {
   await withTempDir(async (dir) => {
     const store = await SegmentLogStore.open(dir, { ...smallSegments, cacheBytesMax: 0 });
     store.append(makeEntries(1, 60, 1));
@@ -368,21 +368,23 @@ Deno.test("SegmentLogStore compacts below a snapshot and keeps it across reopen"
     await store.sync();
     const filesBefore = segmentNames(dir).length;
     await store.compact(snapshotAt(50, 1));
-    assert.equal(store.firstIndex(), 51);
+    // The segment holding entry 50 starts at 49: it is kept whole.
+    assert.equal(segmentNames(dir)[0], "00000000000000000049.log");
+    assert.equal(store.firstIndex(), 49);
     assert.equal(store.lastIndex(), 100);
     assert.equal(store.term(50), 1);
-    assert.equal(store.term(49), undefined);
-    assert.throws(() => store.entries(50, 60), RangeError);
+    assert.equal(store.term(49), 1);
+    assert.equal(store.term(48), undefined);
+    assert.throws(() => store.entries(48, 60), RangeError);
     assert.ok(segmentNames(dir).length < filesBefore);
-    assert.equal(segmentNames(dir)[0], "00000000000000000049.log");
     await store.close();
     const reopened = await SegmentLogStore.open(dir, smallSegments);
-    assert.equal(reopened.firstIndex(), 51);
+    assert.equal(reopened.firstIndex(), 49);
     assert.equal(reopened.lastIndex(), 100);
     assert.deepEqual(reopened.snapshot(), snapshotAt(50, 1));
     assert.deepEqual(
-      normalize(reopened.entries(51, 101)),
-      normalize([...makeEntries(51, 10, 1), ...makeEntries(61, 40, 2)]),
+      normalize(reopened.entries(49, 101)),
+      normalize([...makeEntries(49, 12, 1), ...makeEntries(61, 40, 2)]),
     );
     await reopened.close();
   });
@@ -394,14 +396,17 @@ Deno.test("SegmentLogStore compacts the whole log and keeps appending after it",
     store.append(makeEntries(1, 30, 1));
     await store.sync();
     await store.compact(snapshotAt(30, 1));
-    assert.equal(store.firstIndex(), 31);
+    // Only the active segment is left, kept whole although the snapshot covers it.
+    assert.equal(segmentNames(dir).length, 1);
+    const active = Number(segmentNames(dir)[0].slice(0, 20));
+    assert.equal(store.firstIndex(), active);
     assert.equal(store.lastIndex(), 30);
     assert.deepEqual(store.entries(31, 31), []);
     store.append(makeEntries(31, 5, 2));
     await store.sync();
     await store.close();
     const reopened = await SegmentLogStore.open(dir, smallSegments);
-    assert.equal(reopened.firstIndex(), 31);
+    assert.equal(reopened.firstIndex(), active);
     assert.deepEqual(normalize(reopened.entries(31, 36)), normalize(makeEntries(31, 5, 2)));
     await reopened.close();
   });

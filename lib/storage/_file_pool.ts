@@ -1,0 +1,161 @@
+/**
+ * One process-wide pool of open segment files shared by every
+ * `SegmentLogStore`, so open descriptors stay bounded however many topic
+ * replicas a peer holds: a least-recently-used cache of read and append
+ * handles that closes the coldest idle handle once `openFilesMax` are open
+ * and reopens a file on its next use. Handles in use by a running disk job
+ * are pinned and never closed under it (the pool may then exceed its limit
+ * by the number of pinned handles, which is bounded by the flushes running).
+ *
+ * Also keeps the process-wide count of bytes held in segment files, which
+ * the stores update incrementally, so metrics never walk the data directory.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+
+/** Default number of segment handles open at once in this process. */
+export const openFilesMaxDefault = 256;
+
+/** How a pooled file is opened: synchronous positioned reads, or appends. */
+export type FileMode = "read" | "append";
+
+interface PooledFile {
+  file: Deno.FsFile;
+  pins: number;
+}
+
+/**
+ * An LRU of open files keyed by mode and path.
+ *
+ * @example
+ * ```ts
+ * import { FilePool } from "./_file_pool.ts";
+ * const pool = new FilePool(16);
+ * const path = await Deno.makeTempFile();
+ * const file = pool.openSync(path, "read");
+ * pool.closePath(path);
+ * ```
+ */
+export class FilePool {
+  #openFilesMax: number;
+  /** Insertion order is recency order: the first key is the least recently used. */
+  readonly #files = new Map<string, PooledFile>();
+
+  constructor(openFilesMax: number) {
+    this.#openFilesMax = openFilesMax;
+    this.limit = openFilesMax;
+  }
+
+  /** Number of handles open now. */
+  get size(): number {
+    return this.#files.size;
+  }
+
+  /** The most handles kept open (idle handles beyond it are closed, coldest first). */
+  get limit(): number {
+    return this.#openFilesMax;
+  }
+
+  set limit(openFilesMax: number) {
+    assert.ok(Number.isInteger(openFilesMax) && openFilesMax >= 2, "openFilesMax must be >= 2");
+    this.#openFilesMax = openFilesMax;
+    this.#evict();
+  }
+
+  /** A handle of `path` for synchronous reads (opened when not pooled). */
+  openSync(path: string, mode: FileMode): Deno.FsFile {
+    const pooled = this.#touch(mode, path);
+    if (pooled !== undefined) return pooled.file;
+    const file = Deno.openSync(path, mode === "read" ? { read: true } : { append: true });
+    return this.#add(mode, path, file).file;
+  }
+
+  /**
+   * A pinned handle of `path` for writes; `create` creates (or empties) the
+   * file. Release it with `unpin` once the disk job is done.
+   */
+  async openPinned(path: string, mode: FileMode, create = false): Promise<Deno.FsFile> {
+    if (create) this.closePath(path);
+    let pooled = this.#touch(mode, path);
+    if (pooled === undefined) {
+      const file = await Deno.open(
+        path,
+        mode === "read" ? { read: true } : { append: true, create },
+      );
+      // Another job may have opened the same file while this one waited.
+      pooled = this.#touch(mode, path);
+      if (pooled === undefined) pooled = this.#add(mode, path, file);
+      else file.close();
+    }
+    pooled.pins++;
+    if (create) await pooled.file.truncate(0);
+    return pooled.file;
+  }
+
+  /** Releases a handle pinned by `openPinned`. */
+  unpin(path: string, mode: FileMode): void {
+    const pooled = this.#files.get(key(mode, path));
+    if (pooled === undefined) return;
+    pooled.pins = Math.max(0, pooled.pins - 1);
+    this.#evict();
+  }
+
+  /** Closes every handle of `path` (before the file is deleted or re-created). */
+  closePath(path: string): void {
+    for (const mode of ["read", "append"] as const) {
+      const name = key(mode, path);
+      const pooled = this.#files.get(name);
+      if (pooled === undefined) continue;
+      this.#files.delete(name);
+      closeQuietly(pooled.file);
+    }
+  }
+
+  #touch(mode: FileMode, path: string): PooledFile | undefined {
+    const name = key(mode, path);
+    const pooled = this.#files.get(name);
+    if (pooled === undefined) return undefined;
+    this.#files.delete(name);
+    this.#files.set(name, pooled);
+    return pooled;
+  }
+
+  #add(mode: FileMode, path: string, file: Deno.FsFile): PooledFile {
+    const pooled = { file, pins: 0 };
+    const name = key(mode, path);
+    this.#files.set(name, pooled);
+    this.#evict(name);
+    return pooled;
+  }
+
+  /** Closes the coldest idle handles beyond the limit, never `keep` (the one just asked for). */
+  #evict(keep?: string): void {
+    if (this.#files.size <= this.#openFilesMax) return;
+    for (const [name, pooled] of this.#files) {
+      if (this.#files.size <= this.#openFilesMax) return;
+      if (pooled.pins > 0 || name === keep) continue;
+      this.#files.delete(name);
+      closeQuietly(pooled.file);
+    }
+  }
+}
+
+function key(mode: FileMode, path: string): string {
+  return `${mode}:${path}`;
+}
+
+function closeQuietly(file: Deno.FsFile): void {
+  try {
+    file.close();
+  } catch {
+    // Already closed (the store was closed under it): nothing to release.
+  }
+}
+
+/** The pool every `SegmentLogStore` of this process shares. */
+export const segmentFiles = new FilePool(openFilesMaxDefault);
+
+/** Bytes held in segment files by the open stores of this process (kept incrementally). */
+export const storedBytes = { total: 0 };
