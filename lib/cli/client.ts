@@ -231,7 +231,7 @@ function addTopicCommands(program: Command): void {
       `Topic '${topic}' altered: retention ${formatRetention(retention)}`,
       { status: "topic_altered", topic, retention },
     );
-  }, () => {
+  }, (_topic: string) => {
     if (Object.keys(retentionPatchOf(alter.opts())).length === 0) {
       throw new UsageError(
         "alter-topic needs at least one of --retention-ms, --retention-bytes, --retention-messages",

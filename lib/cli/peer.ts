@@ -14,6 +14,7 @@ import { ClusterSecret } from "../cluster/peer_auth.ts";
 import { AccessPolicy, AuthFileError, fullAccessToken, loadAuthFile } from "../peer/auth.ts";
 import { startPeer } from "../peer/peer.ts";
 import { frameBytesMaxDefault } from "../wire/frame.ts";
+import type { Retention } from "../wire/retention.ts";
 import {
   defaultPeerList,
   ExitCode,
@@ -53,6 +54,9 @@ interface PeerFlags {
   leaveOnExit: boolean;
   standalone: boolean;
   maxTopics: number;
+  retentionMs?: number;
+  retentionBytes?: number;
+  retentionMessages?: number;
 }
 
 /** Runs `pubsub peer` with `args`; resolves to the exit code. */
@@ -148,6 +152,21 @@ export function peerCommand(args: string[]): Promise<number> {
       integerOption(1, 1_000_000),
       10_000,
     )
+    .option(
+      "--retention-ms <ms>",
+      "default retention of new topics: delete whole segments older than this (default: keep)",
+      integerOption(1, Number.MAX_SAFE_INTEGER),
+    )
+    .option(
+      "--retention-bytes <bytes>",
+      "default retention of new topics: keep about this many bytes per replica (default: all)",
+      integerOption(1, Number.MAX_SAFE_INTEGER),
+    )
+    .option(
+      "--retention-messages <n>",
+      "default retention of new topics: keep at least the newest n messages (default: all)",
+      integerOption(1, Number.MAX_SAFE_INTEGER),
+    )
     .option("--standalone", "serve alone without replication (no cluster, no Raft)", false)
     .option("--leave-on-exit", "move this peer's replicas away before exiting on SIGTERM", false)
     .action(async (flags: PeerFlags) => {
@@ -198,6 +217,7 @@ async function runPeer(flags: PeerFlags): Promise<number> {
     deadAfterMs: flags.deadAfter,
     standalone: flags.standalone,
     topicsMax: flags.maxTopics,
+    retentionDefaults: retentionDefaultsOf(flags),
   });
   if (peer.httpPort !== undefined) {
     // Printed before the "listening on" line, which launchers wait for.
@@ -224,6 +244,15 @@ async function runPeer(flags: PeerFlags): Promise<number> {
   }
   await peer.close();
   return 0;
+}
+
+/** The `--retention-*` flags as the retention of topics created without one. */
+function retentionDefaultsOf(flags: PeerFlags): Retention {
+  const retention: Retention = {};
+  if (flags.retentionMs !== undefined) retention.max_age_ms = flags.retentionMs;
+  if (flags.retentionBytes !== undefined) retention.max_bytes = flags.retentionBytes;
+  if (flags.retentionMessages !== undefined) retention.max_messages = flags.retentionMessages;
+  return retention;
 }
 
 /** Parses `--advertise-address`: "host:port" or "[v6]:port". */

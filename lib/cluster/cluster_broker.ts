@@ -15,8 +15,9 @@ import { topicsMaxDefault } from "../peer/local_broker.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import type { Request, SubscribeFrom } from "../wire/requests.ts";
 import type { TopicDescription } from "../wire/responses.ts";
+import { hasLimits, type Retention, type RetentionPatch, withDefaults } from "../wire/retention.ts";
 import { ClusterNode, type DiscoveryPeer } from "./cluster_node.ts";
-import { MetaState } from "./meta_state.ts";
+import { type MetaCommand, MetaState } from "./meta_state.ts";
 import type { ClusterSecret } from "./peer_auth.ts";
 import { decodeCreated, metaRequest } from "./peer_rpc.ts";
 import { type JoinOutcome, tryJoin } from "./join.ts";
@@ -30,7 +31,7 @@ import { TopicRouter } from "./router.ts";
 import { type GroupStats, groupStats } from "./stats.ts";
 import { RaftHost } from "./raft_host.ts";
 import { Changes } from "./_changes.ts";
-import { type ClusterRuntime, delay, systemRuntime } from "./runtime.ts";
+import { type ClusterRuntime, delay, randomId, systemRuntime } from "./runtime.ts";
 import type { PeerTransport } from "./transport.ts";
 import { ReplicaGroup } from "./replica_group.ts";
 
@@ -67,6 +68,8 @@ export interface ClusterBrokerOptions {
   tickMs?: number;
   /** Most topics in the cluster; creating more answers `overloaded`. Default 10,000. */
   topicsMax?: number;
+  /** Limits of a topic created through this peer that its `create_topic` leaves out. Default: none. */
+  retentionDefaults?: Retention;
   /** Clock and timers, randomness and replica logs. Default: `systemRuntime(dataDir)`. */
   runtime?: ClusterRuntime;
   /** How to reach other members. Default: `PeerLinks` over TCP or TLS. */
@@ -155,6 +158,7 @@ export class ClusterBroker implements Broker {
       tickMs: options.tickMs,
       isReachable: (nodeId) => this.#liveness.awake(nodeId),
       scheduler: this.#runtime.scheduler,
+      incarnation: randomId(this.#runtime.rng),
     });
     this.#node.membership.onChange(() => this.#changes.notify());
     this.#node.links.onStateChange(() => this.#changes.notify());
@@ -204,7 +208,8 @@ export class ClusterBroker implements Broker {
       router: this.#router,
       replicas: this.#replicas,
       awaitingJoin: () => this.#awaitingJoin,
-      createAsController: (name, factor) => this.#createAsController(name, factor),
+      createAsController: (name, factor, retention) =>
+        this.#createAsController(name, factor, retention),
     });
   }
 
@@ -324,22 +329,48 @@ export class ClusterBroker implements Broker {
 
   // ---- Broker: topics -------------------------------------------------
 
-  async createTopic(name: string, replicationFactor?: number): Promise<boolean> {
+  async createTopic(
+    name: string,
+    replicationFactor?: number,
+    retention?: Retention,
+  ): Promise<boolean> {
     this.#router.refuseIfRemoved();
     const factor = replicationFactor ?? this.#options.replicationFactor;
+    // This peer's defaults fill the limits left out, as its replication factor does.
+    const limits = withDefaults(retention, this.#options.retentionDefaults ?? {});
     return await this.#metadata.atController(
-      () => this.#createAsController(name, factor),
+      () => this.#createAsController(name, factor, limits),
       async (leader) => {
         const answer = await this.#metadata.request(
           leader,
-          metaRequest({ kind: "create_topic", name, replicationFactor: factor }),
+          metaRequest({ kind: "create_topic", name, replicationFactor: factor, retention: limits }),
         );
         return decodeCreated(answer);
       },
     );
   }
 
-  async #createAsController(name: string, replicationFactor: number): Promise<boolean> {
+  /**
+   * Changes a topic's retention through the metadata log, and answers the
+   * retention in force once this peer's metadata shows the change.
+   */
+  async alterTopic(name: string, patch: RetentionPatch): Promise<Retention> {
+    this.#router.refuseIfRemoved();
+    const result = await this.#metadata.propose({ op: "alter_retention", name, patch });
+    if (!result.ok) throw new ProtocolError("topic_not_found", `Topic '${name}' does not exist`);
+    await this.#metadata.barrier();
+    const placement = this.#meta.topics.get(name);
+    if (placement === undefined) {
+      throw new ProtocolError("topic_not_found", `Topic '${name}' was deleted meanwhile`);
+    }
+    return placement.retention ?? {};
+  }
+
+  async #createAsController(
+    name: string,
+    replicationFactor: number,
+    retention?: Retention,
+  ): Promise<boolean> {
     if (this.#meta.topics.has(name)) return false;
     const topicsMax = this.#options.topicsMax ?? topicsMaxDefault;
     if (this.#meta.topics.size >= topicsMax) {
@@ -354,12 +385,9 @@ export class ClusterBroker implements Broker {
     if (replicas.length === 0) {
       throw new ProtocolError("unavailable", "No live peer can hold the topic's replicas");
     }
-    const result = await this.#metadata.propose({
-      op: "create_topic",
-      name,
-      replicas,
-      replicationFactor,
-    });
+    const command: MetaCommand = { op: "create_topic", name, replicas, replicationFactor };
+    if (hasLimits(retention)) command.retention = retention;
+    const result = await this.#metadata.propose(command);
     return result.ok;
   }
 

@@ -14,6 +14,7 @@
  * @module
  */
 
+import type { Retention } from "../wire/retention.ts";
 import type { Broker } from "../peer/broker.ts";
 import { Session } from "../peer/session.ts";
 import { ProtocolError } from "../wire/errors.ts";
@@ -33,6 +34,7 @@ import type { RaftHost } from "./raft_host.ts";
 import type { ReplicaGroup } from "./replica_group.ts";
 import type { ReplicaManager } from "./replica_manager.ts";
 import type { TopicRouter } from "./router.ts";
+import { timeoutSignal } from "./runtime.ts";
 
 /** What the peer actions are served with. */
 export interface PeerActionsOptions {
@@ -47,7 +49,11 @@ export interface PeerActionsOptions {
   /** True while this node waits to be accepted: it answers no vote. */
   awaitingJoin(): boolean;
   /** Creates a topic as the controller (placement decided here). */
-  createAsController(name: string, replicationFactor: number): Promise<boolean>;
+  createAsController(
+    name: string,
+    replicationFactor: number,
+    retention: Retention | undefined,
+  ): Promise<boolean>;
 }
 
 /**
@@ -82,6 +88,7 @@ export function registerPeerActions(handler: PeerHandler, options: PeerActionsOp
       const created = await options.createAsController(
         proposal.name,
         proposal.replicationFactor,
+        proposal.retention,
       );
       return { status: "ok", created };
     }
@@ -106,7 +113,7 @@ export function registerPeerActions(handler: PeerHandler, options: PeerActionsOp
     const { topicName: name, offset, timeoutMs } = decodeWait(message);
     const local = options.replicas.get(name);
     if (local === undefined) throw new ProtocolError("unavailable", `No replica of '${name}' here`);
-    await local.topic.waitForOffset(offset, AbortSignal.timeout(timeoutMs));
+    await local.topic.waitForOffset(offset, timeoutSignal(local.group.scheduler, timeoutMs));
     return { status: "ok", next_offset: local.topic.localBounds().nextOffset };
   });
 }

@@ -207,6 +207,9 @@ export class TopicRouter {
       in_sync: this.#inSync(local.group),
       first_offset: firstOffset,
       next_offset: nextOffset,
+      bytes: local.group.store.segments().reduce((sum, segment) => sum + segment.bytes, 0),
+      messages: nextOffset - firstOffset,
+      retention: placement.retention ?? {},
     };
   }
 

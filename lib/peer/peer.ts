@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { Retention } from "../wire/retention.ts";
 import { getLogger } from "../logging.ts";
 import { countDeliveries, DeliveryCounts } from "../http/deliveries.ts";
 import { type HttpServer, serveHttp } from "../http/server.ts";
@@ -62,6 +63,8 @@ export interface PeerOptions {
   standalone?: boolean;
   /** Most topics (default 10,000); more answer `overloaded`. */
   topicsMax?: number;
+  /** Retention of topics created through this peer without one (`--retention-*`). Default: none. */
+  retentionDefaults?: Retention;
 }
 
 /** A started peer. */
@@ -117,6 +120,7 @@ async function startLockedPeer(options: PeerOptions): Promise<RunningPeer> {
       dataDir: options.dataDir,
       address: `${options.host}:${options.port}`,
       topicsMax: options.topicsMax,
+      retentionDefaults: options.retentionDefaults,
     })
     : await ClusterBroker.open({
       nodeId: options.id,
@@ -135,6 +139,7 @@ async function startLockedPeer(options: PeerOptions): Promise<RunningPeer> {
       advertiseAddress: options.advertiseAddress,
       tickMs: options.tickMs,
       topicsMax: options.topicsMax,
+      retentionDefaults: options.retentionDefaults,
       // The one place the cluster layer's real clock, randomness and disks are chosen.
       runtime: systemRuntime(options.dataDir),
     });
