@@ -1,0 +1,286 @@
+/**
+ * What many topics cost a cluster (issue 11, item 6): a local 3-peer cluster
+ * (cluster secret, replication factor 3) creates N topics with requests
+ * pipelined on one connection, publishes one message to each, stays quiet for
+ * 10 s, and then each peer's resident memory (`VmRSS`), open file
+ * descriptors and CPU use over the next 10 s are read from `/proc`.
+ *
+ * ```sh
+ * deno task bench:topics --topics 1000,5000,10000
+ * deno run -A bench/topics.ts --topics 1000 --json
+ * ```
+ *
+ * Targets at 10,000 topics: creation under 60 s; per peer under 300 MiB RSS,
+ * under 1,000 open fds and under 2% of one core while idle.
+ *
+ * @module
+ */
+
+import { type BenchCluster, startLocalCluster } from "../lib/bench/local_cluster.ts";
+import type { PubSubClient } from "../lib/client/client.ts";
+
+/** Requests in flight on the one client connection while creating and publishing. */
+export const requestsInFlightDefault = 512;
+/** Seconds the cluster stays quiet before its idle cost is measured. */
+export const quietSecondsDefault = 10;
+/** Seconds over which idle CPU is measured. */
+export const cpuSecondsDefault = 10;
+/** Most topics one run creates (the peers' default `--max-topics`). */
+export const topicsMax = 10_000;
+
+/** Settings of one benchmark invocation. */
+export interface TopicsBenchSettings {
+  /** Topic counts, one fresh cluster each. */
+  topics: number[];
+  requestsInFlight: number;
+  quietSeconds: number;
+  cpuSeconds: number;
+  json: boolean;
+}
+
+/** What one peer costs once idle. */
+export interface PeerCost {
+  node: number;
+  rssMiB: number;
+  fds: number;
+  /** CPU time over the measured window, in % of one core. */
+  cpuPercent: number;
+}
+
+/** The figures of one run. */
+export interface TopicsBenchResult {
+  topics: number;
+  createSeconds: number;
+  publishSeconds: number;
+  peers: PeerCost[];
+  /** The 1-minute load average of the machine when the idle measurement ended. */
+  loadAverage: number;
+}
+
+/**
+ * Parses the bench's arguments; throws a RangeError naming the wrong one.
+ *
+ * @example
+ * ```ts
+ * import { parseTopicsBenchArgs } from "./topics.ts";
+ *
+ * const settings = parseTopicsBenchArgs(["--topics", "1000,5000"]);
+ * console.log(settings.topics); // [1000, 5000]
+ * ```
+ */
+export function parseTopicsBenchArgs(args: readonly string[]): TopicsBenchSettings {
+  const settings: TopicsBenchSettings = {
+    topics: [1000],
+    requestsInFlight: requestsInFlightDefault,
+    quietSeconds: quietSecondsDefault,
+    cpuSeconds: cpuSecondsDefault,
+    json: false,
+  };
+  for (let index = 0; index < args.length; index++) {
+    const flag = args[index];
+    if (flag === "--json") {
+      settings.json = true;
+      continue;
+    }
+    const value = args[++index];
+    if (value === undefined) throw new RangeError(`Cannot run as '${flag}' needs a value`);
+    if (flag === "--topics") settings.topics = value.split(",").map((part) => count(flag, part));
+    else if (flag === "--in-flight") settings.requestsInFlight = count(flag, value);
+    else if (flag === "--quiet") settings.quietSeconds = count(flag, value);
+    else if (flag === "--cpu-window") settings.cpuSeconds = count(flag, value);
+    else throw new RangeError(`Cannot run as '${flag}' is not a flag of bench/topics.ts`);
+  }
+  const tooMany = settings.topics.find((topics) => topics > topicsMax);
+  if (tooMany !== undefined) {
+    throw new RangeError(
+      `Cannot run as '--topics' must be at most ${topicsMax}: current value is ${tooMany}`,
+    );
+  }
+  return settings;
+}
+
+function count(flag: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(
+      `Cannot run as '${flag}' must be a positive integer: current value is '${text}'`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Runs `task(index)` for every index below `total`, at most `inFlight` at a time.
+ *
+ * @example
+ * ```ts
+ * import { pipelined } from "./topics.ts";
+ *
+ * await pipelined(100, 10, async (index) => console.log(index));
+ * ```
+ */
+export async function pipelined(
+  total: number,
+  inFlight: number,
+  task: (index: number) => Promise<unknown>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < total) await task(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(inFlight, total) }, worker));
+}
+
+/**
+ * Resident memory, open fds and cumulative CPU time of a process, from `/proc`.
+ *
+ * @example
+ * ```ts
+ * import { processSample } from "./topics.ts";
+ *
+ * const sample = await processSample(Deno.pid);
+ * console.log(sample.rssKiB, sample.fds, sample.cpuTicks);
+ * ```
+ */
+export async function processSample(
+  pid: number,
+): Promise<{ rssKiB: number; fds: number; cpuTicks: number }> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const rss = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+  let fds = 0;
+  for await (const _ of Deno.readDir(`/proc/${pid}/fd`)) fds++;
+  // Fields after the command name (which may hold spaces) start at field 3;
+  // utime and stime are fields 14 and 15.
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const cpuTicks = Number(fields[11]) + Number(fields[12]);
+  return { rssKiB: rss === null ? 0 : Number(rss[1]), fds, cpuTicks };
+}
+
+/** Clock ticks per second of `/proc/<pid>/stat` (USER_HZ, 100 on Linux). */
+const ticksPerSecond = 100;
+
+/**
+ * Measures each peer's idle cost: RSS and fds at the end of a window of
+ * `cpuSeconds`, CPU over it.
+ */
+async function measureIdle(cluster: BenchCluster, cpuSeconds: number): Promise<PeerCost[]> {
+  const pids = cluster.nodes.map((node) => {
+    if (node.pid === undefined) throw new Error(`Node ${node.id} has no process id`);
+    return node.pid;
+  });
+  const before = await Promise.all(pids.map(processSample));
+  const startMs = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, cpuSeconds * 1000));
+  const after = await Promise.all(pids.map(processSample));
+  const seconds = (performance.now() - startMs) / 1000;
+  return cluster.nodes.map((node, index) => ({
+    node: node.id,
+    rssMiB: after[index].rssKiB / 1024,
+    fds: after[index].fds,
+    cpuPercent: (after[index].cpuTicks - before[index].cpuTicks) / ticksPerSecond / seconds * 100,
+  }));
+}
+
+async function timed(task: () => Promise<void>): Promise<number> {
+  const startMs = performance.now();
+  await task();
+  return (performance.now() - startMs) / 1000;
+}
+
+async function createAndPublish(
+  client: PubSubClient,
+  topics: number,
+  inFlight: number,
+): Promise<{ createSeconds: number; publishSeconds: number }> {
+  const name = (index: number) => `bench-topic-${index}`;
+  const createSeconds = await timed(() =>
+    pipelined(topics, inFlight, (index) => client.createTopic(name(index), { ifNotExists: true }))
+  );
+  const publishSeconds = await timed(() =>
+    pipelined(topics, inFlight, (index) => client.publish(name(index), `message ${index}`))
+  );
+  return { createSeconds, publishSeconds };
+}
+
+/**
+ * One run: a fresh local 3-peer cluster, `topics` topics created and
+ * published to, then its idle cost; the cluster is stopped afterwards.
+ *
+ * @example
+ * ```ts
+ * import { parseTopicsBenchArgs, runTopicsBench } from "./topics.ts";
+ *
+ * const result = await runTopicsBench(1000, parseTopicsBenchArgs([]));
+ * console.log(result.createSeconds, result.peers);
+ * ```
+ */
+export async function runTopicsBench(
+  topics: number,
+  settings: TopicsBenchSettings,
+): Promise<TopicsBenchResult> {
+  const cluster = await startLocalCluster(3);
+  try {
+    const client = await cluster.client(undefined, { requestTimeoutMs: 60_000 });
+    let timings: { createSeconds: number; publishSeconds: number };
+    try {
+      timings = await createAndPublish(client, topics, settings.requestsInFlight);
+    } finally {
+      await client.close();
+    }
+    await new Promise((resolve) => setTimeout(resolve, settings.quietSeconds * 1000));
+    const peers = await measureIdle(cluster, settings.cpuSeconds);
+    return { topics, ...timings, peers, loadAverage: Deno.loadavg()[0] };
+  } finally {
+    await cluster.stop();
+  }
+}
+
+/**
+ * The results as a Markdown table, one row per peer and run.
+ *
+ * @example
+ * ```ts
+ * import { formatTopicsBench } from "./topics.ts";
+ *
+ * console.log(formatTopicsBench([]));
+ * ```
+ */
+export function formatTopicsBench(results: readonly TopicsBenchResult[]): string {
+  const lines = [
+    "| topics | create (s) | publish (s) | peer | RSS (MiB) | open fds | idle CPU (% of a core) | load avg |",
+    "| ------ | ---------- | ----------- | ---- | --------- | -------- | ---------------------- | -------- |",
+  ];
+  for (const result of results) {
+    for (const peer of result.peers) {
+      lines.push(
+        `| ${result.topics} | ${result.createSeconds.toFixed(1)} | ${
+          result.publishSeconds.toFixed(1)
+        } | ${peer.node} | ${peer.rssMiB.toFixed(0)} | ${peer.fds} | ${
+          peer.cpuPercent.toFixed(1)
+        } | ${result.loadAverage.toFixed(1)} |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
+async function main(args: string[]): Promise<number> {
+  let settings: TopicsBenchSettings;
+  try {
+    settings = parseTopicsBenchArgs(args);
+  } catch (error) {
+    console.error(`bench/topics.ts: ${(error as Error).message}`);
+    return 2;
+  }
+  const results: TopicsBenchResult[] = [];
+  for (const topics of settings.topics) {
+    const result = await runTopicsBench(topics, settings);
+    results.push(result);
+    if (!settings.json) console.error(formatTopicsBench([result]).split("\n").at(-1));
+  }
+  console.log(settings.json ? JSON.stringify(results, null, 2) : formatTopicsBench(results));
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
