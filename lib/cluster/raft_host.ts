@@ -4,6 +4,13 @@
  * one `peer_raft` frame per flush, so heartbeats of many groups between two
  * peers cost one frame (as CockroachDB coalesces them).
  *
+ * A tick costs work proportional to the groups that are awake, not to all
+ * hosted groups: sleeping (quiescent) groups leave the ticked set and
+ * return when they wake, and sleeping followers are indexed by their
+ * leader, so a tick checks each leader's reachability once instead of
+ * every group's. With thousands of idle topics a tick touches only the
+ * metadata group and the few busy ones.
+ *
  * @module
  */
 
@@ -51,6 +58,12 @@ export class RaftHost {
   readonly nodeId: number;
   readonly #transport: RaftTransport;
   readonly #groups = new Map<string, ReplicaGroup>();
+  /** Hosted groups that are not sleeping: the ones a tick visits. */
+  readonly #awake = new Set<ReplicaGroup>();
+  /** Sleeping followers by the leader that let them sleep. */
+  readonly #sleepers = new Map<number, Set<ReplicaGroup>>();
+  /** The leader each sleeping follower is filed under in `#sleepers`. */
+  readonly #sleeperLeaders = new Map<ReplicaGroup, number>();
   #outbox = new Map<number, [string, WireMessage][]>();
   #flushScheduled = false;
   #ticker: Cancel | undefined;
@@ -94,8 +107,17 @@ export class RaftHost {
     return this.#groups;
   }
 
+  /** Groups ticked now (not sleeping); the rest cost no tick work. */
+  get awakeGroups(): number {
+    return this.#awake.size;
+  }
+
+  /** Starts hosting a group: it is ticked while awake and gets its messages. */
   add(group: ReplicaGroup): void {
     this.#groups.set(group.groupId, group);
+    group.onWake = () => this.#woke(group);
+    if (group.quiescent) this.#slept(group);
+    else this.#awake.add(group);
   }
 
   /** Stops hosting a group and closes its replica. */
@@ -103,7 +125,40 @@ export class RaftHost {
     const group = this.#groups.get(groupId);
     if (group === undefined) return;
     this.#groups.delete(groupId);
+    this.#forget(group);
     await group.close();
+  }
+
+  #forget(group: ReplicaGroup): void {
+    group.onWake = undefined;
+    this.#awake.delete(group);
+    this.#unfileSleeper(group);
+  }
+
+  /** A sleeping group woke: tick it again. */
+  #woke(group: ReplicaGroup): void {
+    this.#unfileSleeper(group);
+    if (this.#groups.get(group.groupId) === group) this.#awake.add(group);
+  }
+
+  /** A group fell asleep: no more ticks; a follower is filed under its leader. */
+  #slept(group: ReplicaGroup): void {
+    this.#awake.delete(group);
+    this.#unfileSleeper(group);
+    if (group.isLeader || group.leader === 0) return;
+    let sleepers = this.#sleepers.get(group.leader);
+    if (sleepers === undefined) this.#sleepers.set(group.leader, sleepers = new Set());
+    sleepers.add(group);
+    this.#sleeperLeaders.set(group, group.leader);
+  }
+
+  #unfileSleeper(group: ReplicaGroup): void {
+    const leader = this.#sleeperLeaders.get(group);
+    if (leader === undefined) return;
+    this.#sleeperLeaders.delete(group);
+    const sleepers = this.#sleepers.get(leader)!;
+    sleepers.delete(group);
+    if (sleepers.size === 0) this.#sleepers.delete(leader);
   }
 
   /** Queues messages of one group; they leave together with those of the other groups. */
@@ -147,7 +202,9 @@ export class RaftHost {
     this.#noteIncarnation(frame.from, frame.incarnation);
     for (const item of frame.batch) {
       if ("quiesceTerm" in item) {
-        this.#groups.get(item.groupId)?.quiesceFollower(item.quiesceTerm, frame.from);
+        const group = this.#groups.get(item.groupId);
+        group?.quiesceFollower(item.quiesceTerm, frame.from);
+        if (group?.quiescent) this.#slept(group);
         continue;
       }
       if (item.message.to !== this.nodeId) continue;
@@ -175,10 +232,14 @@ export class RaftHost {
       if (known === undefined) reachable.set(nodeId, known = this.#isReachable(nodeId));
       return known;
     };
-    for (const group of this.#groups.values()) {
-      if (!group.quiescent) group.tick();
-      // A sleeping follower whose leader went away wakes so that it can elect another.
-      else if (!group.isLeader && !isReachable(group.leader)) group.wake();
+    // A Set visits members added during the loop (groups woken by a tick) too.
+    for (const group of this.#awake) {
+      group.tick();
+      if (group.quiescent) this.#slept(group);
+    }
+    // Sleeping followers whose leader went away wake so that they can elect another.
+    for (const [leader, sleepers] of [...this.#sleepers]) {
+      if (!isReachable(leader)) { for (const group of [...sleepers]) group.wake(); }
     }
     for (const nodeId of this.#incarnations.keys()) {
       if (isReachable(nodeId)) {
@@ -193,7 +254,9 @@ export class RaftHost {
   async close(): Promise<void> {
     this.#ticker?.();
     this.#ticker = undefined;
-    await Promise.all([...this.#groups.values()].map((group) => group.close()));
+    const groups = [...this.#groups.values()];
+    for (const group of groups) this.#forget(group);
     this.#groups.clear();
+    await Promise.all(groups.map((group) => group.close()));
   }
 }

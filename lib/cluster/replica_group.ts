@@ -230,6 +230,12 @@ export class ReplicaGroup {
     return this.#quiescent;
   }
 
+  /**
+   * Called when the group wakes from sleep (a proposal, a read, a message,
+   * an election or a restart): its host ticks it again (see `RaftHost`).
+   */
+  onWake: (() => void) | undefined;
+
   tick(): void {
     if (this.#closed || this.#quiescent || this.#recovery.down) return;
     this.node.tick();
@@ -282,7 +288,9 @@ export class ReplicaGroup {
 
   #wake(): void {
     this.#idleTicks = 0;
+    if (!this.#quiescent) return;
     this.#quiescent = false;
+    this.onWake?.();
   }
 
   #maybeQuiesce(): void {
@@ -589,7 +597,7 @@ export class ReplicaGroup {
    */
   #storageFailed(error: Error): void {
     const answer = this.#recovery.fail(error);
-    this.#quiescent = false;
+    this.#wake();
     this.#leaderChanged(0, "follower");
     this.#rejectAll(answer);
     this.#options.onStorageFailure?.();
@@ -600,8 +608,7 @@ export class ReplicaGroup {
     await this.#options.store.recover();
     if (this.#closed) return;
     this.#node = this.#createNode();
-    this.#idleTicks = 0;
-    this.#quiescent = false;
+    this.#wake();
     this.#schedule();
   }
 

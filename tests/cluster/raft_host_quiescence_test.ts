@@ -1,0 +1,153 @@
+import assert from "node:assert/strict";
+import { ManualScheduler } from "../../lib/cluster/manual_scheduler.ts";
+import { decodeRaftFrame } from "../../lib/cluster/peer_rpc.ts";
+import { RaftHost } from "../../lib/cluster/raft_host.ts";
+import { quiesceTicks, ReplicaGroup } from "../../lib/cluster/replica_group.ts";
+import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
+
+const tickMs = 100;
+const nodeIds = [1, 2, 3];
+
+/**
+ * Three hosts on one virtual clock whose frames travel as deferred tasks;
+ * `down` nodes neither send nor receive and are unreachable to the others.
+ */
+class HostCluster {
+  readonly scheduler = new ManualScheduler();
+  readonly hosts = new Map<number, RaftHost>();
+  readonly down = new Set<number>();
+  framesSent = 0;
+
+  constructor() {
+    for (const id of nodeIds) {
+      const host = new RaftHost(id, {
+        send: (to, frame) => {
+          if (this.down.has(id) || this.down.has(to)) return;
+          this.framesSent++;
+          this.scheduler.defer(() => {
+            if (!this.down.has(to)) this.hosts.get(to)!.receive(decodeRaftFrame(frame));
+          });
+        },
+      }, {
+        tickMs,
+        scheduler: this.scheduler,
+        incarnation: `node-${id}`,
+        isReachable: (nodeId) => !this.down.has(nodeId),
+      });
+      this.hosts.set(id, host);
+    }
+  }
+
+  /** Adds group `groupId` over all three nodes; node 1 campaigns. */
+  addGroup(groupId: string): void {
+    for (const [id, host] of this.hosts) {
+      host.add(
+        new ReplicaGroup({
+          groupId,
+          nodeId: id,
+          store: new MemoryLogStore(),
+          rng: seededRng(id * 7919 + groupId.length),
+          stateMachine: { apply: (entry) => entry.index },
+          send: host.send,
+          quiesce: host.quiesce,
+          voters: nodeIds,
+          scheduler: this.scheduler,
+        }),
+      );
+    }
+    this.group(1, groupId).campaign();
+  }
+
+  group(nodeId: number, groupId: string): ReplicaGroup {
+    return this.hosts.get(nodeId)!.groups.get(groupId)!;
+  }
+
+  awake(): number[] {
+    return nodeIds.map((id) => this.hosts.get(id)!.awakeGroups);
+  }
+
+  async settle(): Promise<void> {
+    for (let round = 0; round < 30; round++) {
+      await Promise.resolve();
+      this.scheduler.runDeferred();
+    }
+  }
+
+  async runTicks(ticks: number): Promise<void> {
+    for (let tick = 0; tick < ticks; tick++) {
+      this.scheduler.advance(tickMs);
+      await this.settle();
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const host of this.hosts.values()) await host.close();
+  }
+}
+
+function seededRng(seed: number) {
+  return { next: () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 };
+}
+
+const groupIds = Array.from({ length: 20 }, (_, index) => `t:topic-${index}`);
+
+async function settledCluster(): Promise<HostCluster> {
+  const cluster = new HostCluster();
+  for (const groupId of groupIds) cluster.addGroup(groupId);
+  await cluster.settle();
+  await cluster.runTicks(quiesceTicks + 10);
+  return cluster;
+}
+
+Deno.test("RaftHost: idle fully replicated groups sleep on every replica, and then ticks send nothing and visit no group", async () => {
+  const cluster = await settledCluster();
+  for (const groupId of groupIds) {
+    assert.equal(cluster.group(1, groupId).isLeader, true, groupId);
+    for (const id of nodeIds) assert.equal(cluster.group(id, groupId).quiescent, true);
+  }
+  assert.deepEqual(cluster.awake(), [0, 0, 0]);
+  const before = cluster.framesSent;
+  await cluster.runTicks(50);
+  assert.equal(cluster.framesSent, before, "sleeping groups do not heartbeat");
+  assert.deepEqual(cluster.awake(), [0, 0, 0]);
+  await cluster.close();
+});
+
+Deno.test("RaftHost: a proposal wakes only its group, which commits on every replica and sleeps again", async () => {
+  const cluster = await settledCluster();
+  const proposal = cluster.group(1, "t:topic-3").propose(new TextEncoder().encode("hello"));
+  assert.deepEqual(cluster.awake(), [1, 0, 0], "the leader wakes at the proposal");
+  await cluster.settle();
+  assert.deepEqual(cluster.awake(), [1, 1, 1], "its append wakes the followers");
+  const index = await proposal;
+  await cluster.runTicks(quiesceTicks + 10);
+  assert.deepEqual(cluster.awake(), [0, 0, 0]);
+  for (const id of nodeIds) {
+    assert.equal(cluster.group(id, "t:topic-3").node.status().commit, index);
+  }
+  await cluster.close();
+});
+
+Deno.test("RaftHost: sleeping followers wake when their leader's peer becomes unreachable and elect a leader among themselves", async () => {
+  const cluster = await settledCluster();
+  cluster.down.add(1);
+  await cluster.runTicks(1);
+  assert.deepEqual(cluster.awake().slice(1), [groupIds.length, groupIds.length]);
+  await cluster.runTicks(60);
+  for (const groupId of groupIds) {
+    const leaders = [2, 3].filter((id) => cluster.group(id, groupId).isLeader);
+    assert.equal(leaders.length, 1, `${groupId} has one leader on nodes 2 and 3`);
+  }
+  await cluster.close();
+});
+
+Deno.test("RaftHost: a group removed while asleep is forgotten, and one added awake is ticked", async () => {
+  const cluster = await settledCluster();
+  const host = cluster.hosts.get(2)!;
+  await host.remove("t:topic-0");
+  assert.equal(host.groups.has("t:topic-0"), false);
+  cluster.down.add(1);
+  await cluster.runTicks(1);
+  assert.equal(host.awakeGroups, groupIds.length - 1, "the removed group is not woken");
+  await cluster.close();
+});
