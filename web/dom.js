@@ -110,5 +110,8 @@ export function retention(limits) {
   if (limits.max_age_ms !== undefined) parts.push(`${duration(limits.max_age_ms)}`);
   if (limits.max_bytes !== undefined) parts.push(bytes(limits.max_bytes));
   if (limits.max_messages !== undefined) parts.push(`${count(limits.max_messages)} messages`);
-  return parts.length === 0 ? "keep everything" : parts.join(", ");
+  const kept = parts.length === 0 ? "keep everything" : parts.join(", ");
+  return limits.segment_bytes === undefined
+    ? kept
+    : `${kept}; ${bytes(limits.segment_bytes)} segments`;
 }

@@ -103,5 +103,7 @@ export function formatRetention(retention: Retention): string {
   if (retention.max_age_ms !== undefined) parts.push(`max age ${retention.max_age_ms} ms`);
   if (retention.max_bytes !== undefined) parts.push(`max bytes ${retention.max_bytes}`);
   if (retention.max_messages !== undefined) parts.push(`max messages ${retention.max_messages}`);
-  return parts.length === 0 ? "keep everything" : parts.join(", ");
+  const kept = parts.length === 0 ? "keep everything" : parts.join(", ");
+  if (retention.segment_bytes === undefined) return kept;
+  return `${kept} (segments of ${retention.segment_bytes} bytes)`;
 }

@@ -234,7 +234,7 @@ function addTopicCommands(program: Command): void {
   }, (_topic: string) => {
     if (Object.keys(retentionPatchOf(alter.opts())).length === 0) {
       throw new UsageError(
-        "alter-topic needs at least one of --retention-ms, --retention-bytes, --retention-messages",
+        "alter-topic needs at least one of --retention-ms, --retention-bytes, --retention-messages, --segment-bytes",
       );
     }
   }));
@@ -267,6 +267,7 @@ interface RetentionFlags {
   retentionMs?: number | null;
   retentionBytes?: number | null;
   retentionMessages?: number | null;
+  segmentBytes?: number | null;
 }
 
 function addRetentionOptions(command: Command, note: string, allowNone = false): void {
@@ -277,7 +278,14 @@ function addRetentionOptions(command: Command, note: string, allowNone = false):
   command
     .option("--retention-ms <ms>", `delete whole segments older than this ${note}`, parse)
     .option("--retention-bytes <bytes>", `keep about this many bytes per replica ${note}`, parse)
-    .option("--retention-messages <n>", `keep at least the newest n messages ${note}`, parse);
+    .option("--retention-messages <n>", `keep at least the newest n messages ${note}`, parse)
+    .option(
+      "--segment-bytes <bytes>",
+      "size of segment files, the unit retention deletes (default: a quarter of " +
+        "--retention-bytes within 64 KiB - 64 MiB, else 64 MiB)",
+      (value: string) =>
+        allowNone && value === "none" ? null : integerOption(4096, 64 * 1024 * 1024)(value),
+    );
 }
 
 function retentionPatchOf(flags: RetentionFlags): RetentionPatch {
@@ -285,6 +293,7 @@ function retentionPatchOf(flags: RetentionFlags): RetentionPatch {
   if (flags.retentionMs !== undefined) patch.max_age_ms = flags.retentionMs;
   if (flags.retentionBytes !== undefined) patch.max_bytes = flags.retentionBytes;
   if (flags.retentionMessages !== undefined) patch.max_messages = flags.retentionMessages;
+  if (flags.segmentBytes !== undefined) patch.segment_bytes = flags.segmentBytes;
   return patch;
 }
 

@@ -410,6 +410,14 @@ export const openApiDocument: Record<string, unknown> = {
             minimum: 1,
             description: "Delete old segments while the rest still holds this many messages",
           },
+          segment_bytes: {
+            type: "integer",
+            minimum: 4096,
+            maximum: 64 * 1024 * 1024,
+            description:
+              "Size of the topic's segment files (default: a quarter of max_bytes within " +
+              "64 KiB - 64 MiB, else 64 MiB); applies to logs opened after it is set",
+          },
         },
       },
       AlterTopic: {
@@ -425,6 +433,7 @@ export const openApiDocument: Record<string, unknown> = {
               max_age_ms: { type: ["integer", "null"], minimum: 1 },
               max_bytes: { type: ["integer", "null"], minimum: 1 },
               max_messages: { type: ["integer", "null"], minimum: 1 },
+              segment_bytes: { type: ["integer", "null"], minimum: 4096 },
             },
           },
         },

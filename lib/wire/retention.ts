@@ -18,18 +18,28 @@ export interface Retention {
   max_bytes?: number;
   /** Old segments are deleted while the rest still holds at least this many messages. */
   max_messages?: number;
+  /**
+   * Size of the topic's segment files, the unit retention deletes (default:
+   * a quarter of `max_bytes` within 64 KiB - 64 MiB, else 64 MiB). Not a
+   * limit: a topic with only this keeps everything.
+   */
+  segment_bytes?: number;
 }
 
 /** A change of retention (`alter_topic`): a number sets a limit, `null` removes it, absent keeps it. */
 export type RetentionPatch = { [Key in keyof Retention]?: number | null };
 
 /** The names of the retention limits, in the order answers list them. */
-export const retentionKeys = ["max_age_ms", "max_bytes", "max_messages"] as const;
+export const retentionKeys = ["max_age_ms", "max_bytes", "max_messages", "segment_bytes"] as const;
+/** The keys that limit what a topic keeps. */
+const limitKeys = ["max_age_ms", "max_bytes", "max_messages"] as const;
 
 /** Smallest segment size retention picks (see `retentionSegmentBytes`). */
 export const retentionSegmentBytesMin = 64 * 1024;
 /** Largest segment size retention picks; also the default segment size without `max_bytes`. */
 export const retentionSegmentBytesMax = 64 * 1024 * 1024;
+/** Smallest explicit `segment_bytes`. */
+export const segmentBytesOptionMin = 4096;
 
 function fail(message: string): never {
   throw new ProtocolError("bad_request", message);
@@ -57,6 +67,13 @@ function limit(fields: Record<string, unknown>, field: string, key: string): num
   if (value === undefined) return undefined;
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
     fail(`Field '${field}.${key}' must be a positive integer`);
+  }
+  if (
+    key === "segment_bytes" && (value < segmentBytesOptionMin || value > retentionSegmentBytesMax)
+  ) {
+    fail(
+      `Field '${field}.${key}' must be between ${segmentBytesOptionMin} and ${retentionSegmentBytesMax}`,
+    );
   }
   return value;
 }
@@ -147,14 +164,14 @@ export function withDefaults(explicit: Retention | undefined, defaults: Retentio
  * ```
  */
 export function hasLimits(retention: Retention | undefined): boolean {
-  return retention !== undefined && retentionKeys.some((key) => retention[key] !== undefined);
+  return retention !== undefined && limitKeys.some((key) => retention[key] !== undefined);
 }
 
 /**
- * The segment size of a topic's replica logs: a quarter of `max_bytes`
- * within [64 KiB, 64 MiB], so whole-segment deletion keeps the files of a
- * replica under twice `max_bytes`; `undefined` (the store's default,
- * 64 MiB) without `max_bytes`.
+ * The segment size of a topic's replica logs: `segment_bytes` when set,
+ * else a quarter of `max_bytes` within [64 KiB, 64 MiB], so whole-segment
+ * deletion keeps the files of a replica under twice `max_bytes`;
+ * `undefined` (the store's default, 64 MiB) without either.
  *
  * @example
  * ```ts
@@ -162,6 +179,7 @@ export function hasLimits(retention: Retention | undefined): boolean {
  * ```
  */
 export function retentionSegmentBytes(retention: Retention | undefined): number | undefined {
+  if (retention?.segment_bytes !== undefined) return retention.segment_bytes;
   const maxBytes = retention?.max_bytes;
   if (maxBytes === undefined) return undefined;
   return Math.min(
