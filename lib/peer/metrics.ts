@@ -5,6 +5,10 @@
  * text exposition format 0.0.4. The broker's own metric names are declared
  * once in {@linkcode createBrokerMetrics} so that dashboards and code agree.
  *
+ * Gauges that describe state (terms, lag, stored bytes) are computed when
+ * scraped, by collectors (`MetricsRegistry.onCollect`), not on a timer: a
+ * peer with thousands of topics then spends nothing on them between scrapes.
+ *
  * @module
  */
 
@@ -71,6 +75,11 @@ class LabelledValues<T> {
   /** The value of `labels` without creating it. */
   get(labels: Labels): T | undefined {
     return this.#values.get(this.#key(labels))?.value;
+  }
+
+  /** Forgets every label set. */
+  clear(): void {
+    this.#values.clear();
   }
 
   /** Entries sorted by label values, so that output does not depend on arrival order. */
@@ -182,6 +191,14 @@ export class Gauge implements Metric {
     return this.#values.get(labels)?.current ?? 0;
   }
 
+  /**
+   * Forgets every label set, so that a collector that sets the current
+   * ones drops those of groups or topics that are gone.
+   */
+  clear(): void {
+    this.#values.clear();
+  }
+
   renderSamples(lines: string[]): void {
     for (const { labels, value } of this.#values.sorted()) {
       lines.push(`${this.name}${formatLabels(labels)} ${formatValue(value.current)}`);
@@ -284,6 +301,7 @@ export interface HistogramOptions {
  */
 export class MetricsRegistry {
   #metrics = new Map<string, Metric>();
+  #collectors = new Set<() => void>();
   #dropped: Counter;
 
   constructor() {
@@ -330,8 +348,31 @@ export class MetricsRegistry {
     );
   }
 
+  /**
+   * Runs `collector` at the start of every {@linkcode MetricsRegistry.render}
+   * (each scrape), to set gauges from the current state; returns a function
+   * that removes it.
+   *
+   * @example
+   * ```ts
+   * import { MetricsRegistry } from "./metrics.ts";
+   *
+   * const registry = new MetricsRegistry();
+   * const heap = registry.gauge("heap_bytes", "Heap in use");
+   * const stop = registry.onCollect(() => heap.set({}, Deno.memoryUsage().heapUsed));
+   * registry.render();
+   * stop();
+   * ```
+   */
+  onCollect(collector: () => void): () => void {
+    const once = () => collector();
+    this.#collectors.add(once);
+    return () => this.#collectors.delete(once);
+  }
+
   /** Every metric in the text exposition format 0.0.4, in registration order. */
   render(): string {
+    for (const collector of this.#collectors) collector();
     const lines: string[] = [];
     for (const metric of this.#metrics.values()) {
       lines.push(`# HELP ${metric.name} ${escapeHelp(metric.help)}`);

@@ -41,6 +41,29 @@ Deno.test("MetricsRegistry escapes label values and help text", () => {
   assert.ok(text.includes('lag{topic="a\\"b\\\\c\\nd"} 1\n'));
 });
 
+Deno.test("MetricsRegistry runs its collectors at every render, so gauges show the state at the scrape", () => {
+  const registry = new MetricsRegistry();
+  const terms = registry.gauge("raft_term", "Term", ["group"]);
+  let groups = new Map([["a", 1], ["b", 2]]);
+  let collected = 0;
+  const stop = registry.onCollect(() => {
+    collected++;
+    terms.clear();
+    for (const [group, term] of groups) terms.set({ group }, term);
+  });
+  assert.equal(collected, 0, "nothing runs between scrapes");
+  assert.deepEqual(sampleLines(registry.render(), "raft_term{"), [
+    'raft_term{group="a"} 1',
+    'raft_term{group="b"} 2',
+  ]);
+  groups = new Map([["b", 3]]);
+  assert.deepEqual(sampleLines(registry.render(), "raft_term{"), ['raft_term{group="b"} 3']);
+  assert.equal(collected, 2);
+  stop();
+  registry.render();
+  assert.equal(collected, 2, "a removed collector runs no more");
+});
+
 Deno.test("Histogram renders cumulative buckets, +Inf, sum and count", () => {
   const registry = new MetricsRegistry();
   const latency = registry.histogram("latency_seconds", "Latency", { buckets: [0.01, 0.1, 1] });
