@@ -262,38 +262,43 @@ function addTopicCommands(program: Command): void {
   }));
 }
 
-/** The `--retention-*` options of create-topic and alter-topic. */
+/**
+ * The `--retention-*` options of create-topic and alter-topic: a number, or
+ * (alter-topic) "none" to remove the limit. Commander turns a parser's
+ * `null` into "", so "none" stays a string until `retentionPatchOf`.
+ */
 interface RetentionFlags {
-  retentionMs?: number | null;
-  retentionBytes?: number | null;
-  retentionMessages?: number | null;
-  segmentBytes?: number | null;
+  retentionMs?: number | "none";
+  retentionBytes?: number | "none";
+  retentionMessages?: number | "none";
+  segmentBytes?: number | "none";
 }
 
 function addRetentionOptions(command: Command, note: string, allowNone = false): void {
-  const parse = (value: string) => {
-    if (allowNone && value === "none") return null;
-    return integerOption(1, Number.MAX_SAFE_INTEGER)(value);
+  const parser = (min: number, max: number) => (value: string): number | "none" => {
+    if (allowNone && value === "none") return "none";
+    return integerOption(min, max)(value);
   };
+  const limit = parser(1, Number.MAX_SAFE_INTEGER);
   command
-    .option("--retention-ms <ms>", `delete whole segments older than this ${note}`, parse)
-    .option("--retention-bytes <bytes>", `keep about this many bytes per replica ${note}`, parse)
-    .option("--retention-messages <n>", `keep at least the newest n messages ${note}`, parse)
+    .option("--retention-ms <ms>", `delete whole segments older than this ${note}`, limit)
+    .option("--retention-bytes <bytes>", `keep about this many bytes per replica ${note}`, limit)
+    .option("--retention-messages <n>", `keep at least the newest n messages ${note}`, limit)
     .option(
       "--segment-bytes <bytes>",
       "size of segment files, the unit retention deletes (default: a quarter of " +
         "--retention-bytes within 64 KiB - 64 MiB, else 64 MiB)",
-      (value: string) =>
-        allowNone && value === "none" ? null : integerOption(4096, 64 * 1024 * 1024)(value),
+      parser(4096, 64 * 1024 * 1024),
     );
 }
 
 function retentionPatchOf(flags: RetentionFlags): RetentionPatch {
   const patch: RetentionPatch = {};
-  if (flags.retentionMs !== undefined) patch.max_age_ms = flags.retentionMs;
-  if (flags.retentionBytes !== undefined) patch.max_bytes = flags.retentionBytes;
-  if (flags.retentionMessages !== undefined) patch.max_messages = flags.retentionMessages;
-  if (flags.segmentBytes !== undefined) patch.segment_bytes = flags.segmentBytes;
+  const value = (flag: number | "none") => flag === "none" ? null : flag;
+  if (flags.retentionMs !== undefined) patch.max_age_ms = value(flags.retentionMs);
+  if (flags.retentionBytes !== undefined) patch.max_bytes = value(flags.retentionBytes);
+  if (flags.retentionMessages !== undefined) patch.max_messages = value(flags.retentionMessages);
+  if (flags.segmentBytes !== undefined) patch.segment_bytes = value(flags.segmentBytes);
   return patch;
 }
 
