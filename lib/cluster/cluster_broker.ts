@@ -19,7 +19,13 @@ import { hasLimits, type Retention, type RetentionPatch, withDefaults } from "..
 import { ClusterNode, type DiscoveryPeer } from "./cluster_node.ts";
 import { type MetaCommand, MetaState } from "./meta_state.ts";
 import type { ClusterSecret } from "./peer_auth.ts";
-import { decodeCreated, metaRequest } from "./peer_rpc.ts";
+import {
+  decodeCreated,
+  decodeSnapshotChunkAnswer,
+  metaRequest,
+  snapshotChunkRequest,
+} from "./peer_rpc.ts";
+import type { SnapshotChunk, SnapshotChunkRequest } from "./snapshot_transfer.ts";
 import { type JoinOutcome, tryJoin } from "./join.ts";
 import { LivenessView } from "./liveness.ts";
 import { MetadataClient } from "./metadata_client.ts";
@@ -34,6 +40,9 @@ import { Changes } from "./_changes.ts";
 import { type ClusterRuntime, delay, randomId, systemRuntime } from "./runtime.ts";
 import type { PeerTransport } from "./transport.ts";
 import { ReplicaGroup } from "./replica_group.ts";
+
+/** Longest one chunk of a snapshot transfer (at most 1 MiB) may take. */
+const snapshotChunkTimeoutMs = 10_000;
 
 export { forwardHopsMax } from "./peer_rpc.ts";
 export { JoinRefusedError } from "./join.ts";
@@ -172,6 +181,7 @@ export class ClusterBroker implements Broker {
       changes: this.#changes,
       onLeaderChange: () => this.#leaderChanged(),
       isClosed,
+      fetchSnapshotChunk: (leader, request) => this.#fetchSnapshotChunk(leader, request),
     });
     this.#router = new TopicRouter({
       nodeId: options.nodeId,
@@ -265,6 +275,7 @@ export class ClusterBroker implements Broker {
       onLeaderChange: () => this.#leaderChanged(),
       onStorageFailure: () => this.#changes.notify(),
       recoveringTerm: opened.recoveringTerm,
+      fetchSnapshotChunk: (leader, request) => this.#fetchSnapshotChunk(leader, request),
       onRecovered: () => this.#replicas.recovered("the metadata", directory),
     });
     this.#host.add(this.#metaGroup);
@@ -521,6 +532,17 @@ export class ClusterBroker implements Broker {
     } catch {
       return false;
     }
+  }
+
+  /** One pull of a snapshot transfer from `leader` (`peer_snapshot_chunk`). */
+  async #fetchSnapshotChunk(
+    leader: number,
+    request: SnapshotChunkRequest,
+  ): Promise<SnapshotChunk> {
+    const answer = await this.#node.links.request(leader, snapshotChunkRequest(request), {
+      timeoutMs: snapshotChunkTimeoutMs,
+    });
+    return decodeSnapshotChunkAnswer(answer, request);
   }
 
   /** A hosted group's leader or role changed: count it and wake the requests waiting. */

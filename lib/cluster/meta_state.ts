@@ -167,6 +167,17 @@ function factor(value: unknown): number {
   return value;
 }
 
+/** Version of the snapshot image written by `MetaState.snapshot()`. */
+export const metaImageVersion = 1;
+
+interface MetaImage {
+  version: number;
+  appliedIndex: number;
+  epoch: number;
+  members: MemberInfo[];
+  topics: TopicPlacement[];
+}
+
 /** What applying a command did. */
 export type MetaResult = { ok: true } | { ok: false; reason: "exists" | "not_found" };
 
@@ -192,6 +203,8 @@ export class MetaState implements GroupStateMachine {
   readonly topics = new Map<string, TopicPlacement>();
   #epoch = 0;
   #listeners: (() => void)[] = [];
+  /** Index of the last entry applied (normal or membership change). */
+  #appliedIndex = 0;
 
   /** Calls `listener` after every applied command. */
   onChange(listener: () => void): void {
@@ -199,6 +212,7 @@ export class MetaState implements GroupStateMachine {
   }
 
   apply(entry: Entry): MetaResult | undefined {
+    this.#appliedIndex = entry.index;
     if (entry.data.length === 0) return undefined;
     let command: MetaCommand;
     try {
@@ -269,6 +283,57 @@ export class MetaState implements GroupStateMachine {
         return { ok: true };
       }
     }
+  }
+
+  /** A membership change of the metadata group: only the applied index moves. */
+  applyConfChange(entry: Entry): void {
+    this.#appliedIndex = entry.index;
+  }
+
+  /** The metadata reads nothing back from its log: only entries after the applied one are needed. */
+  firstNeededIndex(): number {
+    return this.#appliedIndex + 1;
+  }
+
+  /** The whole metadata as a versioned JSON image (the store checks its CRC). */
+  snapshot(): Uint8Array {
+    const image: MetaImage = {
+      version: metaImageVersion,
+      appliedIndex: this.#appliedIndex,
+      epoch: this.#epoch,
+      members: [...this.members.values()],
+      topics: [...this.topics.values()],
+    };
+    return encoder.encode(JSON.stringify(image));
+  }
+
+  /**
+   * Replaces the whole metadata by an image from `snapshot()` taken at
+   * `index`, in place, and tells the listeners. Throws RangeError for an
+   * image it cannot read.
+   */
+  restore(data: Uint8Array, index: number): void {
+    let image: MetaImage;
+    try {
+      image = JSON.parse(decoder.decode(data));
+    } catch (error) {
+      throw new RangeError("Cannot restore the metadata from an image that is not JSON", {
+        cause: error,
+      });
+    }
+    if (
+      image?.version !== metaImageVersion || !Array.isArray(image.members) ||
+      !Array.isArray(image.topics) || typeof image.epoch !== "number"
+    ) {
+      throw new RangeError(`Cannot restore the metadata from an image of another version`);
+    }
+    this.members.clear();
+    for (const member of image.members) this.members.set(member.id, member);
+    this.topics.clear();
+    for (const topic of image.topics) this.topics.set(topic.name, topic);
+    this.#epoch = image.epoch;
+    this.#appliedIndex = index;
+    for (const listener of this.#listeners) listener();
   }
 
   /** Members that have not left, sorted by id. */

@@ -9,7 +9,8 @@
  * - `peer_forward`: a client request relayed by a peer that does not lead the topic;
  * - `peer_meta`, `peer_meta_index`: metadata proposals and read barriers run on the controller;
  * - `peer_subscribe_start`: a durable subscriber registered at the topic's leader;
- * - `peer_wait`: a long poll for a topic's next offset on a replica held here.
+ * - `peer_wait`: a long poll for a topic's next offset on a replica held here;
+ * - `peer_snapshot_chunk`: one chunk of a snapshot transfer from a group led here.
  *
  * @module
  */
@@ -26,9 +27,11 @@ import {
   decodeForward,
   decodeMeta,
   decodeRaftFrame,
+  decodeSnapshotChunkRequest,
   decodeSubscribeStart,
   decodeWait,
   forwardHopsMax,
+  snapshotChunkAnswer,
 } from "./peer_rpc.ts";
 import type { RaftHost } from "./raft_host.ts";
 import type { ReplicaGroup } from "./replica_group.ts";
@@ -108,6 +111,14 @@ export function registerPeerActions(handler: PeerHandler, options: PeerActionsOp
       { hops: request.hops },
     );
     return { status: "ok", start };
+  });
+  handler.register("peer_snapshot_chunk", (message) => {
+    const request = decodeSnapshotChunkRequest(message);
+    const group = host.groups.get(request.groupId);
+    if (group === undefined) {
+      throw new ProtocolError("unavailable", `No replica of group ${request.groupId} here`);
+    }
+    return snapshotChunkAnswer(group.serveSnapshotChunk(request));
   });
   handler.register("peer_wait", async (message) => {
     const { topicName: name, offset, timeoutMs } = decodeWait(message);

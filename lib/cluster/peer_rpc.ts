@@ -11,7 +11,9 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import type { Message } from "../raft/types.ts";
+import { decodeEntryRecords, encodeEntryRecords } from "../storage/entry_records.ts";
 import { describeValue, type ErrorCode, errorCodes, ProtocolError } from "../wire/errors.ts";
 import {
   clientIdLengthMax,
@@ -25,6 +27,11 @@ import { nodeIdField, PeerMessageError, topicNameField } from "./_peer_messages.
 import { decodeMetaCommand, type MetaCommand, type MetaResult, replicasMax } from "./meta_state.ts";
 import { directoryIdPattern } from "./node_identity.ts";
 import { decodeRaftMessage, type WireMessage } from "./raft_codec.ts";
+import {
+  type SnapshotChunk,
+  snapshotChunkBytesMax,
+  type SnapshotChunkRequest,
+} from "./snapshot_transfer.ts";
 
 /** Most messages of one peer_raft frame; larger batches are split. */
 export const frameMessagesMax = 4096;
@@ -275,6 +282,90 @@ export function decodeWait(message: Fields): WaitRequest {
     offset: integerField(message, "offset", 0, Number.MAX_SAFE_INTEGER),
     timeoutMs: integerField(message, "timeout_ms", 0, waitMsMax),
   };
+}
+
+/** Builds a `peer_snapshot_chunk`: one pull of a snapshot transfer (see snapshot_transfer.ts). */
+export function snapshotChunkRequest(
+  request: SnapshotChunkRequest,
+): { action: "peer_snapshot_chunk" } & Fields {
+  return {
+    action: "peer_snapshot_chunk",
+    group_id: request.groupId,
+    index: request.index,
+    term: request.term,
+    part: request.part,
+    offset: request.offset,
+  };
+}
+
+/** Validates a `peer_snapshot_chunk`. */
+export function decodeSnapshotChunkRequest(message: Fields): SnapshotChunkRequest {
+  const groupId = message.group_id;
+  if (typeof groupId !== "string" || groupId.length === 0 || groupId.length > groupIdLengthMax) {
+    throw new PeerMessageError("Field 'group_id' must be a group id");
+  }
+  const part = message.part;
+  if (part !== "image" && part !== "entries") {
+    throw new PeerMessageError('Field \'part\' must be "image" or "entries"');
+  }
+  return {
+    groupId,
+    index: integerField(message, "index", 1, Number.MAX_SAFE_INTEGER),
+    term: integerField(message, "term", 0, Number.MAX_SAFE_INTEGER),
+    part,
+    offset: integerField(message, "offset", 0, Number.MAX_SAFE_INTEGER),
+  };
+}
+
+/** The `ok` answer carrying a snapshot chunk (entries as CRC-checked records, base64). */
+export function snapshotChunkAnswer(chunk: SnapshotChunk): Fields {
+  if (chunk.part === "image") {
+    return {
+      status: "ok",
+      part: "image",
+      total: chunk.total,
+      first_index: chunk.firstIndex,
+      data: base64(chunk.data),
+    };
+  }
+  return { status: "ok", part: "entries", data: base64(encodeEntryRecords(chunk.entries)) };
+}
+
+/** The answer to `peer_snapshot_chunk` for `request`; a damaged chunk is `unavailable`. */
+export function decodeSnapshotChunkAnswer(
+  answer: unknown,
+  request: SnapshotChunkRequest,
+): SnapshotChunk {
+  const record = answerFields(answer);
+  const text = record.data;
+  // Base64 of a chunk plus entry record headers: generously above the chunk limit.
+  if (typeof text !== "string" || text.length > 2 * snapshotChunkBytesMax + 1024 * 1024) {
+    throw new ProtocolError("unavailable", "A peer sent a snapshot chunk without valid data");
+  }
+  const buffer = Buffer.from(text, "base64");
+  const data = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  if (record.part !== request.part) {
+    throw new ProtocolError("unavailable", "A peer sent a snapshot chunk of the wrong part");
+  }
+  if (request.part === "image") {
+    return {
+      part: "image",
+      total: answerInteger(record, "total"),
+      firstIndex: answerInteger(record, "first_index"),
+      data,
+    };
+  }
+  try {
+    return { part: "entries", entries: decodeEntryRecords(data, request.offset) };
+  } catch (error) {
+    throw new ProtocolError("unavailable", `A peer sent a damaged snapshot chunk`, {
+      cause: error,
+    });
+  }
+}
+
+function base64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
 }
 
 // ---- answers -------------------------------------------------------------------

@@ -51,6 +51,27 @@ export class TopicMachine implements GroupStateMachine {
   applyConfChange(entry: Entry): void {
     this.state.skip(entry.index);
   }
+
+  /** The topic state at the last applied index, as a snapshot image. */
+  snapshot(): Uint8Array {
+    return this.state.snapshot();
+  }
+
+  /**
+   * Replaces the state by a snapshot image taken at `index`: decoded
+   * batches are forgotten, and readers parked at the old end wake up to
+   * read on from the new one.
+   */
+  restore(data: Uint8Array, index: number): void {
+    this.state.restore(data, index);
+    this.reader.reset();
+    this.waiters.notify(this.state.nextOffset);
+  }
+
+  /** The entry holding the first retained message: compaction keeps it and all later ones. */
+  firstNeededIndex(): number {
+    return this.state.firstNeededIndex();
+  }
 }
 
 /**

@@ -10,13 +10,21 @@
  * @module
  */
 
+import { getLogger } from "../logging.ts";
 import { NotLeaderError, ProposalDroppedError } from "../raft/errors.ts";
 import { RaftNode } from "../raft/raft_node.ts";
 import type { ConfChange, Message, Ready, Rng, Role } from "../raft/types.ts";
 import { isStorageFailure, StorageRecovery } from "../storage/storage_failure.ts";
-import { type Entry, EntryType, type LogStore } from "../storage/types.ts";
+import { type Entry, EntryType, type LogStore, type Snapshot } from "../storage/types.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import { type Cancel, type Scheduler, systemScheduler } from "./runtime.ts";
+import {
+  pullSnapshot,
+  serveSnapshotChunk,
+  type SnapshotChunk,
+  type SnapshotChunkRequest,
+  SnapshotPull,
+} from "./snapshot_transfer.ts";
 
 /** Most proposals waiting for their entry to apply. */
 export const pendingProposalsMax = 100_000;
@@ -45,12 +53,28 @@ const leaderMessageTypes = new Set<string>(["app", "heartbeat", "snap", "timeout
 /** A read round not confirmed by a quorum within this long is asked again. */
 export const readRoundRetryMs = 300;
 
-/** What a group's state machine does with committed entries. */
+/** Default entries applied between two snapshots of a group's state machine. */
+export const snapshotEntriesDefault = 10_000;
+/** Default entry bytes applied between two snapshots of a group's state machine. */
+export const snapshotBytesDefault = 64 * 1024 * 1024;
+
+/**
+ * What a group's state machine does with committed entries. A machine
+ * with `snapshot`, `restore` and `firstNeededIndex` lets its group take
+ * snapshots, compact its log and catch followers up by snapshot transfer;
+ * one without them keeps its whole log.
+ */
 export interface GroupStateMachine {
   /** Applies a committed normal entry; the result goes to its proposer. */
   apply(entry: Entry): unknown;
   /** A committed membership change (already applied to the group's conf by Raft). */
   applyConfChange?(entry: Entry): void;
+  /** The state at the last applied index, as an image `restore` reads. */
+  snapshot?(): Uint8Array;
+  /** Replaces the whole state by an image taken at log index `index`. */
+  restore?(data: Uint8Array, index: number): void;
+  /** The lowest log index the machine still reads back (compaction keeps it and later ones). */
+  firstNeededIndex?(): number;
 }
 
 /** Settings of one replica. */
@@ -91,6 +115,18 @@ export interface ReplicaGroupOptions {
   onStorageFailure?: () => void;
   /** Runs Readys and read retries on it (default: the host's timers). */
   scheduler?: Scheduler;
+  /** Entries applied between two snapshots. Default `snapshotEntriesDefault` (10,000). */
+  snapshotEntries?: number;
+  /** Entry bytes applied between two snapshots. Default `snapshotBytesDefault` (64 MiB). */
+  snapshotBytes?: number;
+  /**
+   * Pulls one chunk of a snapshot transfer from `leader` (the peer RPC
+   * `peer_snapshot_chunk`). With it, snapshots travel without their image
+   * in Raft messages and a follower installs the image with the leader's
+   * retained entries; without it (in-process tests), the image rides in
+   * the `snap` message and no retained entries are installed.
+   */
+  fetchSnapshotChunk?: (leader: number, request: SnapshotChunkRequest) => Promise<SnapshotChunk>;
 }
 
 interface Waiter {
@@ -134,12 +170,21 @@ export class ReplicaGroup {
   readonly #recovery: StorageRecovery;
   /** Set while this replica rebuilds a lost log (see `recovering`). */
   #recoveringTerm: number | undefined;
+  /** Index of the last snapshot taken or installed, and entry bytes applied since. */
+  #snapshotIndex = 0;
+  #bytesSinceSnapshot = 0;
+  #compactionRequested = false;
+  /** The snapshot transfer running (one at a time), by snapshot index. */
+  #transferring: number | undefined;
+  /** Set while a transferred snapshot is installed: no Ready is handled meanwhile. */
+  #installing = false;
 
   constructor(options: ReplicaGroupOptions) {
     this.groupId = options.groupId;
     this.#options = options;
     this.#scheduler = options.scheduler ?? systemScheduler;
     this.#recoveringTerm = options.recoveringTerm;
+    this.#restoreFromStore();
     this.#node = this.#createNode();
     this.#recovery = new StorageRecovery({
       subject: `replica ${options.groupId}`,
@@ -151,6 +196,20 @@ export class ReplicaGroup {
   /** The Raft core of this replica (a new one after a restart from the durable log). */
   get node(): RaftNode {
     return this.#node;
+  }
+
+  /**
+   * At start: the state machine resumes from the store's snapshot, and Raft
+   * hands out only the entries after it. Restart time then depends on the
+   * retained entries and the snapshot, not on the whole history.
+   */
+  #restoreFromStore(): void {
+    const snapshot = this.#options.store.snapshot();
+    if (snapshot === undefined) return;
+    this.#snapshotIndex = snapshot.index;
+    if (this.#options.stateMachine.restore === undefined) return;
+    this.#options.stateMachine.restore(snapshot.data, snapshot.index);
+    this.#appliedIndex = snapshot.index;
   }
 
   #createNode(): RaftNode {
@@ -255,8 +314,148 @@ export class ReplicaGroup {
     if (this.#quiescent || (message.type !== "heartbeat" && message.type !== "heartbeatResp")) {
       this.#wake();
     }
+    if (message.type === "snap" && this.#needsTransfer(message)) {
+      this.#startTransfer(message);
+      return;
+    }
     this.node.step(message);
     this.#schedule();
+  }
+
+  // ---- snapshots -------------------------------------------------------------
+
+  /**
+   * Asks for a snapshot and compaction at the next opportunity (after a
+   * retention command moved the first needed entry), besides the ones taken
+   * every `snapshotEntries` entries or `snapshotBytes` bytes.
+   */
+  requestCompaction(): void {
+    if (this.#closed) return;
+    this.#compactionRequested = true;
+    this.#schedule();
+  }
+
+  /** Index of the last snapshot this replica took or installed (0: none). */
+  get snapshotIndex(): number {
+    return this.#snapshotIndex;
+  }
+
+  /**
+   * Serves one chunk of this replica's current snapshot to a follower
+   * catching up (the `peer_snapshot_chunk` RPC). Throws ProtocolError
+   * `unavailable` once the snapshot moved on or the entries asked for are gone.
+   */
+  serveSnapshotChunk(request: SnapshotChunkRequest): SnapshotChunk {
+    this.#checkUsable();
+    return serveSnapshotChunk(this.#options.store, request);
+  }
+
+  /** Whether Raft would replace this replica's log by the snapshot of `message`. */
+  #needsTransfer(message: Message): boolean {
+    const snapshot = message.snapshot;
+    if (this.#options.fetchSnapshotChunk === undefined || snapshot === undefined) return false;
+    if (message.term < this.node.term) return false;
+    return snapshot.index > this.node.commit &&
+      this.node.termAt(snapshot.index) !== snapshot.term;
+  }
+
+  /**
+   * Pulls the leader's snapshot image and retained entries, then installs
+   * them as one unit: the store first (atomic: a crash leaves the old log
+   * or the new one), then the state machine, then a Raft node rebuilt from
+   * the store, which the `snap` message then reaches (it finds its log at
+   * the snapshot already and acknowledges it). A failed pull is dropped:
+   * the leader sends its snapshot again, maybe a newer one.
+   */
+  #startTransfer(message: Message): void {
+    const target = message.snapshot!;
+    if (this.#transferring !== undefined && this.#transferring >= target.index) return;
+    this.#transferring = target.index;
+    const fetch = this.#options.fetchSnapshotChunk!;
+    const pull = new SnapshotPull(this.groupId, target);
+    pullSnapshot(pull, (request) => fetch(message.from, request))
+      .then((staged) => this.#install(message, staged.snapshot, staged.retained))
+      .catch((error) => {
+        if (this.#closed) return;
+        getLogger("cluster").info(
+          "Snapshot transfer of {group} from node {leader} failed: {error}",
+          {
+            group: this.groupId,
+            leader: message.from,
+            error: (error as Error).message,
+          },
+        );
+      })
+      .finally(() => {
+        if (this.#transferring === target.index) this.#transferring = undefined;
+      });
+  }
+
+  async #install(message: Message, snapshot: Snapshot, retained: Entry[]): Promise<void> {
+    this.#installing = true;
+    try {
+      while (this.#driving) {
+        await new Promise<void>((resolve) => this.#scheduler.schedule(1, resolve));
+      }
+      if (this.#closed || this.#recovery.down) return;
+      if (!this.#needsTransfer(message)) {
+        // Caught up by appends meanwhile: Raft needs no image to answer.
+        this.node.step(message);
+        return;
+      }
+      await this.#options.store.applySnapshot(snapshot, retained);
+      this.#restoreMachine(snapshot);
+      this.#rejectAll(new ProtocolError("unavailable", "This replica installed a snapshot"));
+      this.#node = this.#createNode();
+      this.node.step(message);
+      getLogger("cluster").info("Installed snapshot {index} of {group} with {retained} entries", {
+        index: snapshot.index,
+        group: this.groupId,
+        retained: retained.length,
+      });
+    } catch (error) {
+      if (isStorageFailure(error) && !this.#closed) this.#storageFailed(error as Error);
+      else throw error;
+    } finally {
+      this.#installing = false;
+      this.#schedule();
+    }
+  }
+
+  #restoreMachine(snapshot: Snapshot): void {
+    this.#options.stateMachine.restore?.(snapshot.data, snapshot.index);
+    this.#appliedIndex = snapshot.index;
+    this.#snapshotIndex = snapshot.index;
+    this.#bytesSinceSnapshot = 0;
+  }
+
+  /**
+   * Takes a snapshot of the state machine at the applied index once enough
+   * was applied since the last one (or one was asked for) and compacts the
+   * log behind it: only at a durable index, keeping every segment from the
+   * machine's first needed entry on (a topic's retained messages).
+   */
+  async #maybeSnapshot(): Promise<void> {
+    const machine = this.#options.stateMachine;
+    if (machine.snapshot === undefined || this.#recovery.down || this.#closed) return;
+    const since = this.#appliedIndex - this.#snapshotIndex;
+    const due = this.#compactionRequested ||
+      since >= (this.#options.snapshotEntries ?? snapshotEntriesDefault) ||
+      this.#bytesSinceSnapshot >= (this.#options.snapshotBytes ?? snapshotBytesDefault);
+    if (!due || since <= 0) {
+      if (since <= 0) this.#compactionRequested = false;
+      return;
+    }
+    const store = this.#options.store;
+    const status = this.node.status();
+    // A follower applies committed entries before its own fsync of them.
+    if (status.applied !== this.#appliedIndex || this.#appliedIndex > store.syncedIndex()) return;
+    const snapshot = this.node.createSnapshot(machine.snapshot());
+    const keepFrom = Math.min(machine.firstNeededIndex?.() ?? Infinity, snapshot.index + 1);
+    await store.compact(snapshot, keepFrom);
+    this.#snapshotIndex = snapshot.index;
+    this.#bytesSinceSnapshot = 0;
+    this.#compactionRequested = false;
   }
 
   campaign(): void {
@@ -433,11 +632,13 @@ export class ReplicaGroup {
   }
 
   async #drive(): Promise<void> {
+    if (this.#installing) return;
     this.#driving = true;
     try {
-      while (!this.#closed && this.node.hasReady()) {
+      while (!this.#closed && !this.#installing && this.node.hasReady()) {
         await this.#handle(this.node.ready());
       }
+      if (!this.#installing) await this.#maybeSnapshot();
     } catch (error) {
       if (isStorageFailure(error) && !this.#closed) this.#storageFailed(error);
       else this.#fail(error as Error);
@@ -448,7 +649,11 @@ export class ReplicaGroup {
 
   async #handle(rd: Ready): Promise<void> {
     const store = this.#options.store;
-    if (rd.snapshot) await store.applySnapshot(rd.snapshot);
+    if (rd.snapshot) {
+      // Only without a transfer (which installs before Raft sees the message).
+      await store.applySnapshot(rd.snapshot);
+      this.#restoreMachine(rd.snapshot);
+    }
     if (rd.entries.length > 0) store.append(rd.entries);
     if (rd.hardState) store.setHardState(rd.hardState);
     // A leader's appends may leave before its own fsync (Raft thesis 10.2.1):
@@ -461,7 +666,7 @@ export class ReplicaGroup {
     const late = early.length > 0
       ? rd.messages.filter((message) => !leaderMessageTypes.has(message.type))
       : rd.messages;
-    if (early.length > 0) this.#options.send(this.groupId, early);
+    if (early.length > 0) this.#send(early);
     if (rd.softState) this.#leaderChanged(rd.softState.leader, rd.softState.role);
     // Committed entries are durable on a majority already, so they are
     // applied (and their publishers answered) without waiting for this
@@ -480,9 +685,24 @@ export class ReplicaGroup {
       this.#recoveringTerm = undefined;
       await this.#options.onRecovered?.();
     }
-    if (late.length > 0) this.#options.send(this.groupId, late);
+    if (late.length > 0) this.#send(late);
     this.node.advance();
     this.#wakeApplied();
+  }
+
+  /**
+   * With snapshot transfer, a `snap` message leaves without its image (the
+   * follower pulls it in chunks): a Raft message stays small.
+   */
+  #send(messages: Message[]): void {
+    if (this.#options.fetchSnapshotChunk !== undefined) {
+      messages = messages.map((message) =>
+        message.snapshot === undefined
+          ? message
+          : { ...message, snapshot: { ...message.snapshot, data: new Uint8Array() } }
+      );
+    }
+    this.#options.send(this.groupId, messages);
   }
 
   #apply(entry: Entry): void {
@@ -499,6 +719,7 @@ export class ReplicaGroup {
       return;
     }
     this.#appliedIndex = entry.index;
+    this.#bytesSinceSnapshot += entry.data.byteLength;
     let result: unknown;
     let error: Error | undefined;
     if (entry.type === EntryType.ConfChange) {

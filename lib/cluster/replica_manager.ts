@@ -18,7 +18,7 @@ import type { LivenessView } from "./liveness.ts";
 import type { MetaState, TopicPlacement } from "./meta_state.ts";
 import type { RaftHost } from "./raft_host.ts";
 import { RaftTopic, TopicMachine } from "./raft_topic.ts";
-import { ReplicaGroup } from "./replica_group.ts";
+import { ReplicaGroup, type ReplicaGroupOptions } from "./replica_group.ts";
 import type { ClusterRuntime, OpenedLog } from "./runtime.ts";
 
 /** Retry delays for a replica that cannot be opened (each cause is logged once). */
@@ -45,6 +45,8 @@ export interface ReplicaManagerOptions {
   /** A hosted group's leader or role changed. */
   onLeaderChange(): void;
   isClosed(): boolean;
+  /** Pulls a chunk of a snapshot transfer from a group's leader (see `ReplicaGroupOptions`). */
+  fetchSnapshotChunk?: ReplicaGroupOptions["fetchSnapshotChunk"];
 }
 
 /**
@@ -266,6 +268,7 @@ export class ReplicaManager {
       explainNoQuorum: (voters) => liveness.explainNoQuorum(voters),
       recoveringTerm: opened.recoveringTerm,
       onRecovered: () => this.recovered(`topic '${placement.name}'`, directory),
+      fetchSnapshotChunk: this.#options.fetchSnapshotChunk,
     });
     const topic = new RaftTopic(placement.name, group, machine);
     this.#replicas.set(placement.name, { epoch: placement.epoch, topic, group });

@@ -56,6 +56,11 @@ export class TopicReader {
     return { messages, nextOffset: Math.max(offset, fromOffset) };
   }
 
+  /** Forgets every decoded batch (the state was restored from a snapshot). */
+  reset(): void {
+    this.#cache.clear();
+  }
+
   /** Remembers a batch just appended, so the first readers skip decoding. */
   remember(index: number, messages: string[]): void {
     this.#cache.set(index, messages);

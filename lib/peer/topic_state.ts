@@ -8,7 +8,11 @@
  */
 
 import assert from "node:assert/strict";
+import { ImageReader, ImageWriter } from "./_image_codec.ts";
 import { decodeCommand, type TopicCommand } from "./topic_commands.ts";
+
+/** Version of the snapshot image written by `TopicState.snapshot()`. */
+export const topicImageVersion = 1;
 
 /** Most producers remembered per topic; the least recently stored one is forgotten beyond it. */
 export const producersMax = 10_000;
@@ -123,6 +127,14 @@ class ProducerWindow {
     this.last = sequence;
   }
 
+  /** Visits the remembered sequences, oldest first (for snapshots). */
+  forEach(visit: (sequence: number, firstOffset: number, count: number) => void): void {
+    for (let position = 0; position < this.#length; position++) {
+      const slot = (this.#head + position) % this.#firstOffsets.length;
+      visit(this.last - this.#length + 1 + position, this.#firstOffsets[slot], this.#counts[slot]);
+    }
+  }
+
   #grow(): void {
     const capacity = Math.min(producerSequencesMax, this.#firstOffsets.length * 2);
     const firstOffsets = new Float64Array(capacity);
@@ -184,6 +196,13 @@ class BatchIndex {
     return low < this.#length ? this.#offsets[low] : undefined;
   }
 
+  /** Visits the batches still indexed, in offset order (for snapshots). */
+  forEach(visit: (firstOffset: number, index: number) => void): void {
+    for (let position = this.#start; position < this.#length; position++) {
+      visit(this.#offsets[position], this.#indices[position]);
+    }
+  }
+
   /** Forgets batches that start before `offset` and lie wholly before it. */
   dropBefore(offset: number): void {
     while (this.#start + 1 < this.#length && this.#offsets[this.#start + 1] <= offset) {
@@ -227,7 +246,7 @@ export class TopicState {
   readonly #producers = new Map<string, ProducerWindow>();
   /** Sequences remembered over all producers (bounded by `topicSequencesMax`). */
   #sequencesRemembered = 0;
-  readonly #batches = new BatchIndex();
+  #batches = new BatchIndex();
   /**
    * Entries holding a retried (duplicate) or refused part next to new ones:
    * reading them back must leave those parts out. Rare, so a map; rebuilt by
@@ -363,6 +382,120 @@ export class TopicState {
     if (offset <= this.firstOffset) return;
     this.firstOffset = offset;
     this.#batches.dropBefore(offset);
+  }
+
+  /**
+   * The lowest log index this state still reads back: the entry holding
+   * the first retained message (`appliedIndex + 1` when none is retained).
+   * Compaction keeps every segment from it on.
+   */
+  firstNeededIndex(): number {
+    if (this.firstOffset >= this.nextOffset) return this.appliedIndex + 1;
+    return this.#batches.find(this.firstOffset)?.index ?? this.appliedIndex + 1;
+  }
+
+  /**
+   * The whole state as a versioned binary image (the store that keeps it
+   * checks its CRC): offsets, applied index, subscriber positions, producer
+   * windows in eviction order, the batch index of the retained range and
+   * the skipped parts of retained entries.
+   */
+  snapshot(): Uint8Array {
+    const writer = new ImageWriter();
+    writer.uint8(topicImageVersion);
+    writer.float64(this.firstOffset);
+    writer.float64(this.nextOffset);
+    writer.float64(this.appliedIndex);
+    writer.uint32(this.subscribers.size);
+    for (const [subscriber, offset] of this.subscribers) {
+      writer.string(subscriber);
+      writer.float64(offset);
+    }
+    writer.uint32(this.#producers.size);
+    for (const [producerId, window] of this.#producers) {
+      writer.string(producerId);
+      writer.float64(window.last);
+      writer.uint32(window.length);
+      window.forEach((_, firstOffset, count) => {
+        writer.float64(firstOffset);
+        writer.uint32(count);
+      });
+    }
+    writer.uint32(this.#batches.length);
+    let firstIndex = Infinity;
+    this.#batches.forEach((firstOffset, index) => {
+      firstIndex = Math.min(firstIndex, index);
+      writer.float64(firstOffset);
+      writer.float64(index);
+    });
+    const skipped = [...this.#skippedParts].filter(([index]) => index >= firstIndex);
+    writer.uint32(skipped.length);
+    for (const [index, positions] of skipped) {
+      writer.float64(index);
+      writer.uint32(positions.length);
+      for (const position of positions) writer.uint32(position);
+    }
+    return writer.finish();
+  }
+
+  /**
+   * Replaces the whole state by an image from `snapshot()` taken at log
+   * index `index`. The subscriber map is refilled in place (acknowledgement
+   * buffers hold it). Throws RangeError for an image it cannot read.
+   */
+  restore(data: Uint8Array, index: number): void {
+    const reader = new ImageReader(data);
+    const version = reader.uint8();
+    if (version !== topicImageVersion) {
+      throw new RangeError(`Cannot restore a topic from an image of version ${version}`);
+    }
+    const firstOffset = reader.float64();
+    const nextOffset = reader.float64();
+    const appliedIndex = reader.float64();
+    assert.equal(appliedIndex, index, `topic image of index ${appliedIndex} restored at ${index}`);
+    const subscribers = new Map<string, number>();
+    for (let count = reader.uint32(); count > 0; count--) {
+      subscribers.set(reader.string(), reader.float64());
+    }
+    const producers = new Map<string, ProducerWindow>();
+    let sequences = 0;
+    for (let count = reader.uint32(); count > 0; count--) {
+      const producerId = reader.string();
+      const last = reader.float64();
+      const length = reader.uint32();
+      const window = new ProducerWindow();
+      for (let position = 0; position < length; position++) {
+        window.push(last - length + 1 + position, reader.float64(), reader.uint32());
+      }
+      producers.set(producerId, window);
+      sequences += length;
+    }
+    const batches = new BatchIndex();
+    for (let count = reader.uint32(); count > 0; count--) {
+      batches.push(reader.float64(), reader.float64());
+    }
+    const skippedParts = new Map<number, number[]>();
+    for (let count = reader.uint32(); count > 0; count--) {
+      const entryIndex = reader.float64();
+      const positions: number[] = [];
+      for (let length = reader.uint32(); length > 0; length--) positions.push(reader.uint32());
+      skippedParts.set(entryIndex, positions);
+    }
+    reader.end();
+    // Everything was read: only now is this state replaced, all at once.
+    this.firstOffset = firstOffset;
+    this.nextOffset = nextOffset;
+    this.appliedIndex = appliedIndex;
+    this.subscribers.clear();
+    for (const [subscriber, offset] of subscribers) this.subscribers.set(subscriber, offset);
+    this.#producers.clear();
+    for (const [producerId, window] of producers) this.#producers.set(producerId, window);
+    this.#sequencesRemembered = sequences;
+    this.#batches = batches;
+    this.#skippedParts.clear();
+    for (const [entryIndex, positions] of skippedParts) {
+      this.#skippedParts.set(entryIndex, positions);
+    }
   }
 
   #setSubscriber(subscriber: string, offset: number): void {
