@@ -202,12 +202,16 @@ export class MetaState implements GroupStateMachine {
   readonly members = new Map<number, MemberInfo>();
   readonly topics = new Map<string, TopicPlacement>();
   #epoch = 0;
-  #listeners: (() => void)[] = [];
+  #listeners: ((command?: MetaCommand) => void)[] = [];
   /** Index of the last entry applied (normal or membership change). */
   #appliedIndex = 0;
 
-  /** Calls `listener` after every applied command. */
-  onChange(listener: () => void): void {
+  /**
+   * Calls `listener` after every applied command, with that command, so
+   * that reconciliation looks only at what changed; without one (a restored
+   * snapshot) anything may have changed.
+   */
+  onChange(listener: (command?: MetaCommand) => void): void {
     this.#listeners.push(listener);
   }
 
@@ -227,7 +231,7 @@ export class MetaState implements GroupStateMachine {
       return undefined;
     }
     const result = this.applyCommand(command);
-    for (const listener of this.#listeners) listener();
+    for (const listener of this.#listeners) listener(command);
     return result;
   }
 

@@ -123,6 +123,46 @@ export function planPlacementRepair(input: PlacementRepairInput): PlacementRepai
   return undefined;
 }
 
+/**
+ * True when a group's membership matched `placement` at the leader's
+ * current `term` (and this node was not removed): it needs no look until
+ * the placement or the leadership changes, so thousands of idle topics cost
+ * nothing to reconcile.
+ *
+ * @example
+ * ```ts
+ * groupSettled(placement, { generation: placement.generation, term: 4 }, 4, false); // true
+ * ```
+ */
+export function groupSettled(
+  placement: TopicPlacement,
+  settled: { generation: number; term: number } | undefined,
+  term: number,
+  removed: boolean,
+): boolean {
+  return !removed && settled?.generation === placement.generation && settled.term === term;
+}
+
+/**
+ * What placement repair depends on besides the topics: who is dead, left
+ * or alive. The controller scans the topics again only when this changes
+ * (or a topic's placement changed while a member is not alive, or its slow
+ * sweep is due), not every round.
+ *
+ * @example
+ * ```ts
+ * repairSignature({ members: [], states: new Map([[1, "alive"]]), alive: [1] }); // "1:alive||1"
+ * ```
+ */
+export function repairSignature(input: Omit<PlacementRepairInput, "topics">): string {
+  const byId = (a: number, b: number) => a - b;
+  const states = [...input.states].sort(([a], [b]) => a - b).map(([id, state]) => `${id}:${state}`);
+  const left = [...input.members].filter((member) => member.left).map((member) => member.id);
+  return `${states.join(",")}|${left.sort(byId).join(",")}|${
+    [...input.alive].sort(byId).join(",")
+  }`;
+}
+
 /** Inputs of {@linkcode planGroup}. */
 export interface GroupInput {
   nodeId: number;
@@ -165,14 +205,7 @@ export type GroupPlan =
 export function planGroup(input: GroupInput): GroupPlan {
   const { nodeId, placement, status } = input;
   if (placement.epoch !== input.epoch) return { kind: "none" };
-  // A group whose membership matched this placement needs no look until
-  // the placement or the leadership changes: thousands of idle topics cost nothing here.
-  const settled = input.settled;
-  if (
-    settled?.generation === placement.generation && settled.term === status.term && !input.removed
-  ) {
-    return { kind: "none" };
-  }
+  if (groupSettled(placement, input.settled, status.term, input.removed)) return { kind: "none" };
   if (input.removed) {
     // A removed node soon stops receiving metadata, so it must not steer
     // any group: it hands leadership to a voter that stays.

@@ -8,6 +8,13 @@
  * do is decided by the pure planners of `reconcile_plan.ts`; this loop only
  * carries their actions out.
  *
+ * A round costs work proportional to what changed, not to the topics held:
+ * it looks at the topics named by metadata commands since the last round,
+ * at the groups whose leadership changed or that have not settled, and the
+ * controller scans placements only when the failure detector's view
+ * changed. A slow sweep (`sweepMs`) looks at everything anyway, as a
+ * backstop for a missed event.
+ *
  * @module
  */
 
@@ -16,13 +23,22 @@ import type { Membership } from "./membership.ts";
 import type { LivenessView } from "./liveness.ts";
 import type { MetaState } from "./meta_state.ts";
 import type { MetadataClient } from "./metadata_client.ts";
-import { planGroup, planMetaGroup, planPlacementRepair } from "./reconcile_plan.ts";
+import type { MetaCommand } from "./meta_state.ts";
+import {
+  groupSettled,
+  planGroup,
+  planMetaGroup,
+  planPlacementRepair,
+  repairSignature,
+} from "./reconcile_plan.ts";
 import type { LocalReplica, ReplicaManager } from "./replica_manager.ts";
 import type { ReplicaGroup } from "./replica_group.ts";
 import type { Cancel, Scheduler } from "./runtime.ts";
 
 /** How often the controller and the group leaders reconcile. */
 export const reconcileMs = 300;
+/** How often a round looks at every topic and group, whatever changed. */
+export const sweepMs = 10_000;
 
 /** What a {@linkcode Reconciler} works with. */
 export interface ReconcilerOptions {
@@ -57,9 +73,33 @@ export class Reconciler {
   readonly #logger = getLogger("cluster");
   #timer: Cancel | undefined;
   #running = false;
+  /** When the next round looks at everything. */
+  #sweepAt = 0;
+  /** Groups whose leader may have something to do: changed, or not settled yet. */
+  readonly #groupsToPlan = new Set<string>();
+  /** Set by a change that may concern every group (a member change, a restored snapshot). */
+  #planAllGroups = true;
+  /** The failure detector's view at the last placement scan that found nothing to repair. */
+  #repairSignature: string | undefined;
+  /** A topic's placement changed since the last placement scan. */
+  #placementsChanged = false;
 
   constructor(options: ReconcilerOptions) {
     this.#options = options;
+    options.meta.onChange((command?: MetaCommand) => this.#metaChanged(command));
+    options.replicas.onGroupChange((name) => this.#groupsToPlan.add(name));
+  }
+
+  #metaChanged(command: MetaCommand | undefined): void {
+    if (command === undefined || !("name" in command)) {
+      this.#planAllGroups = true;
+      this.#repairSignature = undefined;
+      return;
+    }
+    this.#groupsToPlan.add(command.name);
+    if (command.op === "create_topic" || command.op === "set_replicas") {
+      this.#placementsChanged = true;
+    }
   }
 
   /** Starts the periodic rounds. */
@@ -91,11 +131,14 @@ export class Reconciler {
     if (this.#running || this.#options.isClosed()) return;
     this.#running = true;
     try {
-      this.#options.replicas.reconcile();
-      if (this.#options.metaGroup().isLeader) await this.#reconcileController();
-      for (const [name, local] of this.#options.replicas.entries()) {
-        if (local.group.isLeader) await this.#reconcileGroup(name, local);
-      }
+      const now = this.#options.scheduler.now();
+      const sweep = now >= this.#sweepAt;
+      if (sweep) this.#sweepAt = now + sweepMs;
+      this.#options.replicas.reconcile({ full: sweep });
+      if (this.#options.metaGroup().isLeader) await this.#reconcileController(sweep);
+      // A controller again later scans afresh: others repaired meanwhile.
+      else this.#repairSignature = undefined;
+      await this.#planGroups(sweep);
     } catch (error) {
       this.#logger.debug("Reconciliation deferred: {error}", { error: (error as Error).message });
     } finally {
@@ -111,8 +154,42 @@ export class Reconciler {
     return this.#options.metadata.withTimeout(step, "A reconciliation step timed out");
   }
 
+  /**
+   * Plans the groups that may have something to do (every group led here
+   * when `all`); a group leaves the set once it settled or is not led here
+   * (a leadership change puts it back).
+   */
+  async #planGroups(all: boolean): Promise<void> {
+    const { replicas } = this.#options;
+    if (all || this.#planAllGroups) {
+      this.#planAllGroups = false;
+      for (const name of replicas.names()) this.#groupsToPlan.add(name);
+    }
+    for (const name of [...this.#groupsToPlan]) {
+      const local = replicas.get(name);
+      if (local === undefined || !local.group.isLeader) {
+        this.#groupsToPlan.delete(name);
+        continue;
+      }
+      await this.#reconcileGroup(name, local);
+      if (this.#settled(name, local)) this.#groupsToPlan.delete(name);
+    }
+  }
+
+  #settled(name: string, local: LocalReplica): boolean {
+    const { meta, nodeId } = this.#options;
+    const placement = meta.topics.get(name);
+    return placement === undefined || placement.epoch !== local.epoch ||
+      groupSettled(
+        placement,
+        local.settled,
+        local.group.node.term,
+        meta.members.get(nodeId)?.left === true,
+      );
+  }
+
   /** The controller's duties: register itself, shape the metadata group, repair placements. */
-  async #reconcileController(): Promise<void> {
+  async #reconcileController(sweep: boolean): Promise<void> {
     const { meta, nodeId, address } = this.#options;
     const metaGroup = this.#options.metaGroup();
     const plan = planMetaGroup({
@@ -133,18 +210,34 @@ export class Reconciler {
       await this.#bounded(metaGroup.proposeConfChange(plan.change));
       return;
     }
-    await this.#repairPlacements();
+    await this.#repairPlacements(sweep);
   }
 
-  async #repairPlacements(): Promise<void> {
+  /**
+   * Moves one topic's replicas off dead or removed peers. The topics are
+   * scanned only when the failure detector's view changed, a placement
+   * changed while some member is not alive, the last scan found a repair,
+   * or at a sweep.
+   */
+  async #repairPlacements(sweep: boolean): Promise<void> {
     const { meta, membership, liveness, metadata } = this.#options;
-    const repair = planPlacementRepair({
-      topics: meta.topics.values(),
-      members: meta.members.values(),
+    const view = {
+      members: [...meta.members.values()],
       states: new Map(membership.view().map((node) => [node.id, node.state])),
       alive: liveness.aliveMembers(),
-    });
-    if (repair === undefined) return;
+    };
+    const signature = repairSignature(view);
+    const someoneMissing = meta.activeMembers().length > view.alive.length;
+    const stale = signature !== this.#repairSignature ||
+      (this.#placementsChanged && someoneMissing);
+    if (!sweep && !stale) return;
+    this.#repairSignature = undefined;
+    this.#placementsChanged = false;
+    const repair = planPlacementRepair({ ...view, topics: meta.topics.values() });
+    if (repair === undefined) {
+      this.#repairSignature = signature;
+      return;
+    }
     this.#logger.info("Moving replicas of {topic} from {from} to {to}", {
       topic: repair.name,
       from: repair.from,
@@ -160,6 +253,9 @@ export class Reconciler {
     const { meta, nodeId } = this.#options;
     const placement = meta.topics.get(name);
     if (placement === undefined) return;
+    // Settled groups are skipped before their status (which copies every
+    // follower's progress) is taken.
+    if (this.#settled(name, local)) return;
     const plan = planGroup({
       nodeId,
       placement,

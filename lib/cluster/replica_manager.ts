@@ -8,6 +8,13 @@
  * Destructive steps follow committed state only: a replica's files are
  * removed because the metadata log says so, never because a message asked.
  *
+ * Reconciling is incremental: only topics named by metadata commands
+ * applied since the last pass (and replicas whose open is due for a retry)
+ * are looked at; a full pass over every topic runs when asked (the
+ * reconciler's slow sweep) and after a change that named no topic (a
+ * restored metadata snapshot). With 10,000 topics a burst of creations then
+ * costs work per created topic, not per topic held.
+ *
  * @module
  */
 
@@ -15,7 +22,7 @@ import { getLogger } from "../logging.ts";
 import { backoffDelayMs } from "./_backoff.ts";
 import type { Changes } from "./_changes.ts";
 import type { LivenessView } from "./liveness.ts";
-import type { MetaState, TopicPlacement } from "./meta_state.ts";
+import type { MetaCommand, MetaState, TopicPlacement } from "./meta_state.ts";
 import type { RaftHost } from "./raft_host.ts";
 import { RaftTopic, TopicMachine } from "./raft_topic.ts";
 import { ReplicaGroup, type ReplicaGroupOptions } from "./replica_group.ts";
@@ -42,7 +49,7 @@ export interface ReplicaManagerOptions {
   liveness: LivenessView;
   /** Woken whenever a replica opens, closes or fails to open. */
   changes: Changes;
-  /** A hosted group's leader or role changed. */
+  /** A hosted group's leader or role changed (see also {@linkcode ReplicaManager.onGroupChange}). */
   onLeaderChange(): void;
   isClosed(): boolean;
   /** Pulls a chunk of a snapshot transfer from a group's leader (see `ReplicaGroupOptions`). */
@@ -64,7 +71,15 @@ export class ReplicaManager {
   readonly #options: ReplicaManagerOptions;
   readonly #replicas = new Map<string, LocalReplica>();
   /** Replicas that could not be opened: the cause last logged and when to try again. */
-  readonly #openFailures = new Map<string, { cause: string; attempts: number; retryAt: number }>();
+  readonly #openFailures = new Map<
+    string,
+    { name: string; cause: string; attempts: number; retryAt: number }
+  >();
+  /** Topics named by metadata commands since the last reconcile. */
+  readonly #changedTopics = new Set<string>();
+  /** Set by a change that named no topic: the next reconcile looks at every topic. */
+  #sweepPending = true;
+  readonly #groupListeners: ((name: string) => void)[] = [];
   readonly #opening = new Set<string>();
   /** Last durable index of each log at the previous clean stop (see `replica_repair.ts`). */
   #closedLogs = new Map<string, number>();
@@ -72,6 +87,25 @@ export class ReplicaManager {
 
   constructor(options: ReplicaManagerOptions) {
     this.#options = options;
+    options.meta.onChange((command?: MetaCommand) => this.#metaChanged(command));
+  }
+
+  #metaChanged(command: MetaCommand | undefined): void {
+    if (command === undefined) this.#sweepPending = true;
+    else if ("name" in command) this.#changedTopics.add(command.name);
+  }
+
+  /**
+   * Calls `listener` with a topic's name when its replica here opens or its
+   * group's leader or role changes: what the group's leader must do may
+   * have changed.
+   */
+  onGroupChange(listener: (name: string) => void): void {
+    this.#groupListeners.push(listener);
+  }
+
+  #groupChanged(name: string): void {
+    for (const listener of this.#groupListeners) listener(name);
   }
 
   /** Reads (and deletes) the clean-shutdown record; call once before opening any log. */
@@ -138,29 +172,51 @@ export class ReplicaManager {
     }
   }
 
-  /** Creates replicas this node should hold and drops those of deleted topics. */
-  reconcile(): void {
+  /**
+   * Creates replicas this node should hold and drops those of deleted
+   * topics or of groups that committed this replica's removal: for the
+   * topics changed since the last call and the failed opens due for a
+   * retry, or with `options.full` for every topic.
+   */
+  reconcile(options: { full?: boolean } = {}): void {
     if (this.#options.isClosed()) return;
+    const { meta } = this.#options;
+    if (options.full || this.#sweepPending) {
+      this.#sweepPending = false;
+      this.#changedTopics.clear();
+      for (const name of meta.topics.keys()) this.#reconcileTopic(name);
+      for (const name of [...this.#replicas.keys()]) {
+        if (!meta.topics.has(name)) this.#reconcileTopic(name);
+      }
+      return;
+    }
+    const now = this.#options.runtime.scheduler.now();
+    const names = new Set(this.#changedTopics);
+    this.#changedTopics.clear();
+    for (const failure of this.#openFailures.values()) {
+      if (now >= failure.retryAt) names.add(failure.name);
+    }
+    for (const name of names) this.#reconcileTopic(name);
+  }
+
+  #reconcileTopic(name: string): void {
     const { meta, nodeId, runtime } = this.#options;
-    for (const placement of meta.topics.values()) {
-      const local = this.#replicas.get(placement.name);
-      if (local !== undefined && local.epoch !== placement.epoch) {
-        this.drop(placement.name).catch(() => {});
-        continue;
-      }
-      if (local !== undefined && removedFromGroup(placement, nodeId)) {
-        this.drop(placement.name).catch(() => {});
-        continue;
-      }
-      if (local === undefined && placement.replicas.includes(nodeId)) {
-        const failure = this.#openFailures.get(replicaKey(placement));
-        if (failure !== undefined && runtime.scheduler.now() < failure.retryAt) continue;
-        this.#open(placement).catch((error) => this.#openFailed(placement, error as Error));
-      }
+    const placement = meta.topics.get(name);
+    const local = this.#replicas.get(name);
+    if (placement === undefined) {
+      if (local !== undefined) this.drop(name).catch(() => {});
+      return;
     }
-    for (const name of this.#replicas.keys()) {
-      if (!meta.topics.has(name)) this.drop(name).catch(() => {});
+    if (local !== undefined) {
+      if (local.epoch !== placement.epoch || removedFromGroup(placement, nodeId)) {
+        this.drop(name).catch(() => {});
+      }
+      return;
     }
+    if (!placement.replicas.includes(nodeId)) return;
+    const failure = this.#openFailures.get(replicaKey(placement));
+    if (failure !== undefined && runtime.scheduler.now() < failure.retryAt) return;
+    this.#open(placement).catch((error) => this.#openFailed(placement, error as Error));
   }
 
   /** Closes the replica of `name` and deletes its files. */
@@ -170,8 +226,13 @@ export class ReplicaManager {
     this.#replicas.delete(name);
     this.#options.changes.notify();
     local.topic.close();
-    await this.#options.host.remove(local.group.groupId);
-    await this.#options.runtime.stores.remove(this.#topicDir(name, local.epoch));
+    try {
+      await this.#options.host.remove(local.group.groupId);
+      await this.#options.runtime.stores.remove(this.#topicDir(name, local.epoch));
+    } finally {
+      // A newer epoch of the topic may be placed here: look again.
+      this.#changedTopics.add(name);
+    }
   }
 
   /** Stops serving every replica's topic (the groups are closed by the host). */
@@ -214,7 +275,7 @@ export class ReplicaManager {
     const random = () => runtime.rng.next();
     const retryAt = runtime.scheduler.now() +
       backoffDelayMs(attempts - 1, openRetryBounds, random);
-    this.#openFailures.set(key, { cause, attempts, retryAt });
+    this.#openFailures.set(key, { name: placement.name, cause, attempts, retryAt });
     changes.notify();
     if (previous?.cause === cause) return;
     this.#logger.error(
@@ -230,6 +291,8 @@ export class ReplicaManager {
       await this.#openInner(placement);
     } finally {
       this.#opening.delete(placement.name);
+      // The placement may have changed while the log opened: look again.
+      this.#changedTopics.add(placement.name);
     }
   }
 
@@ -263,7 +326,10 @@ export class ReplicaManager {
       send: host.send,
       quiesce: host.quiesce,
       voters: founding ? placement.replicas : undefined,
-      onLeaderChange: () => this.#options.onLeaderChange(),
+      onLeaderChange: () => {
+        this.#options.onLeaderChange();
+        this.#groupChanged(placement.name);
+      },
       onStorageFailure: () => changes.notify(),
       explainNoQuorum: (voters) => liveness.explainNoQuorum(voters),
       recoveringTerm: opened.recoveringTerm,
@@ -274,6 +340,7 @@ export class ReplicaManager {
     this.#replicas.set(placement.name, { epoch: placement.epoch, topic, group });
     host.add(group);
     changes.notify();
+    this.#groupChanged(placement.name);
     // The preferred leader campaigns at once, so a new topic takes
     // writes after one round trip instead of a whole election timeout.
     if (founding && placement.replicas[0] === nodeId) group.campaign();

@@ -3,12 +3,14 @@ import type { ProgressStatus } from "../../lib/raft/types.ts";
 import type { MemberInfo, TopicPlacement } from "../../lib/cluster/meta_state.ts";
 import {
   type GroupInput,
+  groupSettled,
   type GroupStatus,
   type MetaGroupInput,
   metaVotersMax,
   planGroup,
   planMetaGroup,
   planPlacementRepair,
+  repairSignature,
 } from "../../lib/cluster/reconcile_plan.ts";
 
 function progress(match: number): ProgressStatus {
@@ -204,4 +206,40 @@ Deno.test("planGroup hands leadership to a staying voter before the leader's own
 Deno.test("planGroup makes a removed node hand over every group it leads", () => {
   const plan = planGroup(groupInput({ removed: true, settled: { generation: 0, term: 2 } }));
   assert.deepEqual(plan, { kind: "transfer", target: 2 });
+});
+
+Deno.test("groupSettled holds only at the settled generation and term, and never for a removed node", () => {
+  const settled = { generation: 0, term: 2 };
+  assert.equal(groupSettled(placement(), settled, 2, false), true);
+  assert.equal(groupSettled(placement(), settled, 3, false), false, "a new term");
+  assert.equal(groupSettled(placement({ generation: 1 }), settled, 2, false), false, "moved");
+  assert.equal(groupSettled(placement(), settled, 2, true), false, "removed");
+  assert.equal(groupSettled(placement(), undefined, 2, false), false, "never settled");
+});
+
+Deno.test("repairSignature changes when a member dies, leaves or comes alive, and not with the order of its inputs", () => {
+  const members = [1, 2, 3].map((id) => member(id));
+  const states = new Map([[1, "alive"], [2, "alive"], [3, "alive"]] as const);
+  const base = repairSignature({ members, states, alive: [1, 2, 3] });
+  assert.equal(
+    repairSignature({
+      members: [...members].reverse(),
+      states: new Map([...states].reverse()),
+      alive: [3, 1, 2],
+    }),
+    base,
+  );
+  const dead = repairSignature({
+    members,
+    states: new Map([[1, "alive"], [2, "alive"], [3, "dead"]]),
+    alive: [1, 2],
+  });
+  assert.notEqual(dead, base);
+  const left = repairSignature({
+    members: [member(1), member(2), member(3, true)],
+    states,
+    alive: [1, 2, 3],
+  });
+  assert.notEqual(left, base);
+  assert.notEqual(left, dead);
 });
