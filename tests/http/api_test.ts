@@ -40,7 +40,11 @@ for (const mode of ["replicated", "standalone"]) {
           in_sync: [1],
           first_offset: 0,
           next_offset: 0,
+          bytes: described.body.bytes,
+          messages: 0,
+          retention: {},
         });
+        assert.equal(typeof described.body.bytes, "number");
         const deleted = await request(`${api}/topics/alpha`, { method: "DELETE" });
         assert.deepEqual([deleted.status, deleted.body], [200, {
           status: "topic_deleted",
@@ -231,12 +235,20 @@ Deno.test("every malformed HTTP request gets its error status and the protocol's
       /color/,
     );
     await expect(
-      "retention",
+      "retention that is not a positive integer",
       `${api}/topics`,
-      post({ name: "x", retention: { max_age_ms: 1000 } }),
+      post({ name: "x", retention: { max_age_ms: 0 } }),
       400,
       "bad_request",
-      /^retention is not supported yet\.$/,
+      /'retention\.max_age_ms' must be a positive integer/,
+    );
+    await expect(
+      "an unknown retention limit",
+      `${api}/topics`,
+      post({ name: "x", retention: { max_size: 10 } }),
+      400,
+      "bad_request",
+      /unknown limit 'max_size'/,
     );
     await expect(
       "replication factor",
@@ -459,9 +471,9 @@ Deno.test("every malformed HTTP request gets its error status and the protocol's
       { method: "PUT" },
       405,
       "bad_request",
-      /accepts GET, DELETE/,
+      /accepts GET, PATCH, DELETE/,
     );
-    assert.equal(wrongMethod.headers.get("allow"), "GET, DELETE");
+    assert.equal(wrongMethod.headers.get("allow"), "GET, PATCH, DELETE");
     // Nothing of the above was stored.
     const fetched = await request(`${api}/topics/events/messages`);
     assert.deepEqual(fetched.body.messages, []);

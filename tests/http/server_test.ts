@@ -72,7 +72,7 @@ Deno.test("matchRoute finds every route, tells a wrong method from a missing rou
   }
   assert.deepEqual(matchRoute("PUT", "/api/topics/events"), {
     kind: "method",
-    allowed: ["GET", "DELETE"],
+    allowed: ["GET", "PATCH", "DELETE"],
   });
   assert.deepEqual(matchRoute("GET", "/api/topics/events/nothing"), { kind: "none" });
   assert.deepEqual(matchRoute("GET", "/api/topics//messages"), { kind: "none" });

@@ -74,7 +74,11 @@ async function conformance(t: Deno.TestContext, args: string[]) {
         node: 1,
         id: 7,
       });
-      assert.deepEqual(await client.request({ action: "describe_topic", topic_name: "events" }), {
+      const described = await client.request({
+        action: "describe_topic",
+        topic_name: "events",
+      }) as Record<string, unknown>;
+      assert.deepEqual(described, {
         status: "topic",
         topic: "events",
         replicas: [1],
@@ -82,7 +86,11 @@ async function conformance(t: Deno.TestContext, args: string[]) {
         in_sync: [1],
         first_offset: 0,
         next_offset: 5,
+        bytes: described.bytes,
+        messages: 5,
+        retention: {},
       });
+      assert.ok((described.bytes as number) > 0, "the log holds the five messages");
       const status = await client.request({ action: "cluster_status" }) as Record<string, unknown>;
       assert.equal(status.status, "cluster");
       assert.equal(status.topics, 2);
