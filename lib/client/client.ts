@@ -109,6 +109,12 @@ export interface ClientOptions {
   leaderDirect?: boolean;
   /** How long a learned leader is used before it is asked again. Default 2000. */
   leaderRefreshMs?: number;
+  /**
+   * Coalesce concurrent `publish` calls to one topic into `publish_batch`
+   * requests (one producer sequence per batch). Default true; false sends
+   * one request (and one sequence) per call.
+   */
+  coalesce?: boolean;
   /** Opens connections; tests substitute it. Default: TCP via `Deno.connect`. */
   connect?: (address: string, options: TransportOptions) => Promise<Transport>;
 }
@@ -665,6 +671,7 @@ export class PubSubClient {
 
   /** The oldest queued publishes that fit one request frame. */
   #takeBatch(outbox: Outbox): QueuedPublish[] {
+    if (!this.#options.coalesce) return outbox.items.splice(0, 1);
     const budget = this.#options.requestBytesMax - requestEnvelopeBytesMax;
     let count = 1;
     let bytes = outbox.items[0].bytes;
@@ -1311,6 +1318,7 @@ function resolveOptions(options: ClientOptions): ResolvedOptions {
     shuffle: options.shuffle ?? false,
     idempotent: options.idempotent ?? true,
     leaderDirect: options.leaderDirect ?? true,
+    coalesce: options.coalesce ?? true,
     leaderRefreshMs: options.leaderRefreshMs ?? leaderRefreshMsDefault,
     connect: options.connect ?? connectTransport,
   };

@@ -43,6 +43,8 @@ export const requestTimeoutMsDefault = 5000;
 const readBufferBytes = 64 * 1024;
 /** A link that keeps failing for the same reason says so at most this often. */
 export const linkErrorLogMs = 60_000;
+/** Answers are UTF-8 JSON; one decoder serves every link. */
+const utf8 = new TextDecoder();
 
 /** A peer message: a JSON object whose first key is `action` ("peer_..."). */
 export type PeerMessage = { action: string } & Record<string, unknown>;
@@ -446,6 +448,8 @@ export class PeerLink {
       this.#setState("connected");
       this.#connections++;
       this.#lastError = undefined;
+      // A completed handshake shows the peer works (one-way traffic gets no answers to show it).
+      this.#attempt = 0;
       this.#schedulePump();
       for await (const payload of frames) {
         if (!this.#isConnected()) break;
@@ -494,7 +498,7 @@ export class PeerLink {
   #receive(payload: Uint8Array): void {
     let answer: unknown;
     try {
-      answer = JSON.parse(new TextDecoder().decode(payload));
+      answer = JSON.parse(utf8.decode(payload));
     } catch {
       return;
     }
@@ -580,7 +584,7 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
 
 function parseAnswer(payload: Uint8Array): unknown {
   try {
-    return JSON.parse(new TextDecoder().decode(payload));
+    return JSON.parse(utf8.decode(payload));
   } catch {
     throw new PeerHandshakeError("it answered the handshake with invalid JSON");
   }

@@ -7,7 +7,6 @@
  * @module
  */
 
-import { withTimeout } from "../async.ts";
 import { type ClusterSecret, type ListenerHandshake, listenerStep } from "../cluster/peer_auth.ts";
 import type { PeerContext } from "../cluster/peer_handler.ts";
 import { encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
@@ -48,7 +47,12 @@ interface Slot {
   frame: Uint8Array | undefined;
   afterWrite?: () => void;
   close?: boolean;
+  /** When a request still unanswered gets the timed-out answer instead (ms since epoch). */
+  deadline: number;
 }
+
+/** Peer frames are UTF-8 JSON; one decoder serves every connection. */
+const utf8 = new TextDecoder();
 
 /**
  * Serves one accepted connection until it closes.
@@ -68,6 +72,12 @@ export class Connection {
   #slots: Slot[] = [];
   #closed = false;
   #handshake: ListenerHandshake = { state: "none" };
+  /**
+   * One timer per connection, armed for the oldest unanswered request's
+   * deadline, instead of a timer and a race per request: every request gets
+   * the same timeout, so deadlines grow in slot order.
+   */
+  #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   /** Time of the last bytes received, for the idle sweeper. */
   lastReceivedAt = Date.now();
 
@@ -120,6 +130,8 @@ export class Connection {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
     this.#session.close();
     this.#writer.flushed().finally(() => {
       try {
@@ -149,14 +161,47 @@ export class Connection {
       this.#answer(errorResponse("overloaded", message, request.id));
       return;
     }
-    const slot: Slot = { frame: undefined };
-    this.#slots.push(slot);
-    this.#handle(request).then((handled) => {
+    const slot = this.#pushSlot();
+    this.#handle(request, slot).then((handled) => {
+      // Too late: the slot holds the timed-out answer already.
+      if (slot.frame !== undefined) return;
       slot.frame = encodeFrame(withId(handled.response, request.id));
       slot.afterWrite = handled.afterWrite;
       slot.close = handled.close;
       this.#flushSlots();
     });
+  }
+
+  #pushSlot(): Slot {
+    const slot: Slot = { frame: undefined, deadline: Date.now() + this.#options.requestTimeoutMs };
+    this.#slots.push(slot);
+    if (this.#deadlineTimer === undefined) this.#armDeadline(slot.deadline);
+    return slot;
+  }
+
+  #armDeadline(deadline: number): void {
+    this.#deadlineTimer = setTimeout(
+      () => this.#expire(),
+      Math.max(0, deadline - Date.now()),
+    );
+  }
+
+  /** Answers every request past its deadline as timed out, then waits for the next one. */
+  #expire(): void {
+    this.#deadlineTimer = undefined;
+    if (this.#closed) return;
+    const now = Date.now();
+    let next: Slot | undefined;
+    for (const slot of this.#slots) {
+      if (slot.frame !== undefined) continue;
+      if (slot.deadline > now) {
+        next = slot;
+        break;
+      }
+      slot.frame = encodeFrame(toErrorResponse(requestTimedOut()));
+    }
+    this.#flushSlots();
+    if (next !== undefined) this.#armDeadline(next.deadline);
   }
 
   #dispatchPeer(
@@ -165,7 +210,7 @@ export class Connection {
   ): void {
     let message: Record<string, unknown>;
     try {
-      message = JSON.parse(new TextDecoder().decode(payload));
+      message = JSON.parse(utf8.decode(payload));
     } catch {
       this.#answer(errorResponse("bad_request", "The frame is not valid JSON"));
       return;
@@ -184,12 +229,17 @@ export class Connection {
       this.#answer(refusal);
       return;
     }
-    const slot: Slot = { frame: undefined };
-    this.#slots.push(slot);
+    if (id === undefined) {
+      // One-way (Raft traffic, heartbeats): the sender reads no answer, so none is written.
+      handler(message, { peerId: this.#handshake.nodeId }).catch(toErrorResponse);
+      return;
+    }
+    const slot = this.#pushSlot();
     handler(message, { peerId: this.#handshake.nodeId }).then(
       (response) => response,
       (error) => toErrorResponse(error),
     ).then((response) => {
+      if (slot.frame !== undefined) return;
       slot.frame = encodeFrame(withId(response, id));
       this.#flushSlots();
     });
@@ -207,25 +257,22 @@ export class Connection {
     }
   }
 
-  async #handle(request: Request): Promise<Handled> {
+  async #handle(request: Request, slot: Slot): Promise<Handled> {
     const started = performance.now();
     let handled: Handled;
     try {
-      handled = await withTimeout(
-        this.#session.handle(request),
-        this.#options.requestTimeoutMs,
-        requestTimedOut,
-      );
+      handled = await this.#session.handle(request);
     } catch (error) {
       handled = { response: toErrorResponse(error) };
     }
-    const status = statusOf(handled.response);
+    // A request answered as timed out by the deadline timer is counted as such.
+    const status = slot.frame !== undefined ? "unavailable" : statusOf(handled.response);
     this.#options.observe?.(request.action, status, (performance.now() - started) / 1000);
     return handled;
   }
 
   #answer(response: unknown, close = false): void {
-    this.#slots.push({ frame: encodeFrame(response), close });
+    this.#slots.push({ frame: encodeFrame(response), close, deadline: 0 });
     this.#flushSlots();
   }
 

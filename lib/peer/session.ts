@@ -60,8 +60,11 @@ export class Session {
   readonly #writer: FrameWriter | undefined;
   readonly #hops: number;
   readonly #options: SessionOptions;
-  /** The tail of this session's routing queue (see `#atLeader`). */
-  #routing: Promise<void> = Promise.resolve();
+  /**
+   * The tail of each topic's routing queue (see `#atLeader`), while one of
+   * its requests is being routed; at most one entry per request in progress.
+   */
+  readonly #routing = new Map<string, Promise<void>>();
   readonly #access: AccessPolicy | undefined;
   /** Who authenticated on this connection; undefined before `auth` or without access control. */
   #principal: Principal | undefined;
@@ -171,17 +174,20 @@ export class Session {
 
   /**
    * Serves a topic request here when this node leads the topic, else relays
-   * it to the leader. Requests are routed one after another, and each one's
-   * write is proposed (or relayed) before the next is routed, so pipelined
-   * publishes on one connection keep their order in the topic.
+   * it to the leader. Requests for one topic are routed one after another,
+   * and each one's write is proposed (or relayed) before the next is routed,
+   * so pipelined publishes on one connection keep their order in the topic.
+   * Topics queue separately: one without a leader (or a slow one) does not
+   * hold the requests for other topics back.
    */
   async #atLeader(
     request: Request & { topic_name: string },
     serve: (topic: Topic) => Promise<unknown>,
   ): Promise<unknown> {
-    const step = this.#routing.then(async () => {
+    const name = request.topic_name;
+    const route = async () => {
       try {
-        const topic = await this.#broker.topic(request.topic_name, { hops: this.#hops });
+        const topic = await this.#broker.topic(name, { hops: this.#hops });
         return { started: serve(topic) };
       } catch (error) {
         if (!(error instanceof TopicElsewhereError)) throw error;
@@ -191,8 +197,14 @@ export class Session {
         }).then(stripId);
         return { started };
       }
+    };
+    const previous = this.#routing.get(name);
+    const step = previous === undefined ? route() : previous.then(route);
+    const tail = step.then(() => {}, () => {});
+    this.#routing.set(name, tail);
+    tail.then(() => {
+      if (this.#routing.get(name) === tail) this.#routing.delete(name);
     });
-    this.#routing = step.then(() => {}, () => {});
     const { started } = await step;
     return await started;
   }

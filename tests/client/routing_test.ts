@@ -60,6 +60,34 @@ Deno.test("concurrent publishes coalesce into publish_batch frames with dense of
   }
 });
 
+Deno.test("a coalesced batch whose answer is lost is resent whole with its sequence and stored once", async () => {
+  const peer = await startPeer();
+  let lost = false;
+  const proxy = startProxy({ hostname: "127.0.0.1", port: peer.port }, (request) => {
+    if (request.action === "publish_batch" && !lost) {
+      lost = true;
+      return { kind: "lose_answer" };
+    }
+    return { kind: "forward" };
+  });
+  const client = await PubSubClient.connect({ peers: [proxy.address] });
+  try {
+    await client.createTopic("events");
+    const messages = Array.from({ length: 100 }, (_, index) => `m${index}`);
+    const answers = await Promise.all(messages.map((message) => client.publish("events", message)));
+    assert.deepEqual(answers.map(({ offset }) => offset), messages.map((_, index) => index));
+    assert.deepEqual(await client.fetchMessages("events"), messages);
+    const batches = published(proxy).filter((request) => request.action === "publish_batch");
+    assert.equal(batches.length, 2, "the batch went out twice");
+    assert.deepEqual({ ...batches[1], id: 0 }, { ...batches[0], id: 0 }, "resent as it was");
+  } finally {
+    await client.close();
+    await proxy.close();
+    await peer.stop();
+    await Deno.remove(peer.dataDir, { recursive: true });
+  }
+});
+
 Deno.test("PubSubClient sends publishes straight to the topic's leader once it learned it", async () => {
   const cluster = await startCluster(3);
   const proxies = cluster.peers.map((peer) =>

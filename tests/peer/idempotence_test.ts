@@ -142,7 +142,12 @@ Deno.test("publishes through a proxy that drops answers, far more in flight than
     seen++;
     return cuts.has(seen) ? { kind: "lose_answer" } : { kind: "forward" };
   });
-  const client = await PubSubClient.connect({ peers: [proxy.address], retries: 30 });
+  // One request per publish: the cuts must land among many publishes in flight.
+  const client = await PubSubClient.connect({
+    peers: [proxy.address],
+    retries: 30,
+    coalesce: false,
+  });
   try {
     await client.createTopic("events");
     const count = 1000;
@@ -203,7 +208,8 @@ Deno.test("a publish that fails for good makes the later ones in flight fail wit
     }
     return { kind: "forward" };
   });
-  const client = await PubSubClient.connect({ peers: [proxy.address] });
+  // One request (and sequence) per publish, so that the fourth one alone fails.
+  const client = await PubSubClient.connect({ peers: [proxy.address], coalesce: false });
   try {
     await client.createTopic("events");
     const outcomes = await Promise.allSettled(
