@@ -245,6 +245,20 @@ export class LocalTopic implements Topic {
    * the whole segments below the entry holding the first retained offset.
    */
   async #compact(): Promise<void> {
+    const index = this.#state.appliedIndex;
+    // A publish appended meanwhile is not durable yet: the next pass compacts.
+    if (this.#closed || this.#store.syncedIndex() < index) return;
+    const snapshot = {
+      index,
+      term: this.#store.term(index) ?? 1,
+      conf: { voters: [1], learners: [] },
+      data: this.#state.snapshot(),
+    };
+    try {
+      await this.#store.compact(snapshot, this.#state.firstNeededIndex());
+    } catch (error) {
+      throw this.#failed(error);
+    }
   }
 
   #writeAcks(offsets: Record<string, number>): void {
@@ -284,11 +298,20 @@ export class LocalTopic implements Topic {
   }
 }
 
-/** Applies every entry of `store` to `state`, in bounded steps. */
+/**
+ * Restores `state` from the store's snapshot (retention compacted the log)
+ * and applies every entry after it, in bounded steps.
+ */
 function replay(store: LogStore, state: TopicState): void {
+  const snapshot = store.snapshot();
+  let first = store.firstIndex();
+  if (snapshot !== undefined) {
+    state.restore(snapshot.data, snapshot.index);
+    first = snapshot.index + 1;
+  }
   const last = store.lastIndex();
   const stepEntries = 4096;
-  for (let low = store.firstIndex(); low <= last; low += stepEntries) {
+  for (let low = first; low <= last; low += stepEntries) {
     const high = Math.min(last + 1, low + stepEntries);
     for (const entry of store.entries(low, high)) state.apply(entry.index, entry.data);
   }

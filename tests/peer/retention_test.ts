@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { waitFor } from "../_helpers/cluster_process.ts";
+import { startPeer } from "../_helpers/peer_process.ts";
+import { RawClient } from "../_helpers/raw_client.ts";
 import { retainedFirstOffset, type SegmentSummary } from "../../lib/peer/retention_plan.ts";
 import { decodeCommand, encodeCommand } from "../../lib/peer/topic_commands.ts";
 import { TopicState } from "../../lib/peer/topic_state.ts";
@@ -189,4 +192,208 @@ Deno.test("a retain command round-trips and every replica applying it agrees on 
     assert.deepEqual(state.locate(3), { firstOffset: 3, index: 2 });
   }
   assert.equal(replicas[0].firstOffset, replicas[1].firstOffset);
+});
+
+// ---- A standalone peer, end to end (real process, real files) ----------------
+
+/** Bytes of every file in `directory` (a replica's segment files, snapshot and hard state). */
+export async function directoryBytes(directory: string): Promise<number> {
+  let bytes = 0;
+  for await (const entry of Deno.readDir(directory)) {
+    if (entry.isFile) bytes += (await Deno.stat(`${directory}/${entry.name}`)).size;
+  }
+  return bytes;
+}
+
+/** Segment files in `directory`. */
+async function segmentFiles(directory: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(directory)) {
+    if (entry.name.endsWith(".log")) names.push(entry.name);
+  }
+  return names.sort();
+}
+
+type Answer = Record<string, unknown>;
+
+async function describe(client: RawClient, topic: string): Promise<Answer> {
+  return await client.request({ action: "describe_topic", topic_name: topic }) as Answer;
+}
+
+Deno.test("a standalone peer deletes whole expired segments and reads below retention from the first retained offset", async (t) => {
+  const peer = await startPeer({ args: ["--standalone"] });
+  const client = await RawClient.connect(peer.port);
+  const directory = `${peer.dataDir}/topics/events`;
+  const message = "x".repeat(200);
+  try {
+    await t.step("bad retention values are refused before anything is created", async () => {
+      for (
+        const retention of [{ max_messages: 0 }, { max_bytes: "1k" }, { keep: 1 }, [], {
+          segment_bytes: 100,
+        }]
+      ) {
+        const answer = await client.request({
+          action: "create_topic",
+          topic_name: "events",
+          retention,
+        }) as Answer;
+        assert.equal(answer.status, "bad_request", JSON.stringify(retention));
+        assert.match(String(answer.error), /retention/);
+      }
+      assert.deepEqual(await client.request({ action: "fetch_topics" }), []);
+    });
+
+    await t.step("retention by messages keeps at least max_messages", async () => {
+      assert.deepEqual(
+        await client.request({
+          action: "create_topic",
+          topic_name: "events",
+          retention: { max_messages: 100, segment_bytes: 4096 },
+        }),
+        { status: "topic_created", topic: "events" },
+      );
+      // A durable subscriber registered at offset 0 that reads nothing yet.
+      const subscriber = await RawClient.connect(peer.port);
+      assert.equal(
+        (await subscriber.request({
+          action: "subscribe",
+          topic_name: "events",
+          subscriber_id: "s1",
+          from: "earliest",
+        }) as Answer).status,
+        "subscribed",
+      );
+      await subscriber.close();
+      for (let batch = 0; batch < 30; batch++) {
+        const answer = await client.request({
+          action: "publish_batch",
+          topic_name: "events",
+          messages: Array(10).fill(message),
+        }) as Answer;
+        assert.equal(answer.status, "messages_published");
+      }
+      await client.close();
+    });
+    const reader = await RawClient.connect(peer.port);
+    try {
+      const described = await waitFor("retention to delete old segments", async () => {
+        const answer = await describe(reader, "events");
+        return (answer.first_offset as number) > 0 ? answer : undefined;
+      });
+      await t.step("describe_topic shows what is retained and the retention in force", () => {
+        assert.equal(described.next_offset, 300);
+        const kept = (described.next_offset as number) - (described.first_offset as number);
+        assert.ok(kept >= 100, `kept ${kept} messages, fewer than max_messages 100`);
+        assert.ok(kept < 200, `kept ${kept} messages: old segments were not deleted`);
+        assert.equal(described.messages, kept);
+        assert.deepEqual(described.retention, { max_messages: 100, segment_bytes: 4096 });
+        assert.equal(typeof described.bytes, "number");
+      });
+      await t.step("only whole segments were deleted, from the oldest", async () => {
+        const files = await segmentFiles(directory);
+        assert.ok(files.length >= 2);
+        assert.notEqual(files[0], "00000000000000000001.log", "the first segment is gone");
+        const bytes = await directoryBytes(directory);
+        assert.ok(bytes < 300 * 200, `the topic's files hold ${bytes} bytes`);
+      });
+      const first = described.first_offset as number;
+      await t.step(
+        "fetch below retention starts at the first retained offset and says so",
+        async () => {
+          const answer = await reader.request({
+            action: "fetch",
+            topic_name: "events",
+            from_offset: 0,
+            max: 5,
+          }) as Answer;
+          assert.equal(answer.first_offset, first);
+          assert.deepEqual(
+            (answer.messages as { offset: number }[]).map((item) => item.offset),
+            [first, first + 1, first + 2, first + 3, first + 4],
+          );
+          const inside = await reader.request({
+            action: "fetch",
+            topic_name: "events",
+            from_offset: first + 1,
+            max: 1,
+          }) as Answer;
+          assert.equal(inside.first_offset, undefined, "no first_offset when nothing was skipped");
+        },
+      );
+      await t.step(
+        "a durable subscriber below retention resumes at the first offset and is told the skip",
+        async () => {
+          assert.equal(
+            (await reader.request({
+              action: "subscribe",
+              topic_name: "events",
+              subscriber_id: "s1",
+            }) as Answer).status,
+            "subscribed",
+          );
+          const pushed = await reader.next() as Answer;
+          assert.equal(pushed.offset, first);
+          // s1 was registered at offset 0 and never acknowledged anything.
+          assert.equal(pushed.skipped, first);
+          const second = await reader.next() as Answer;
+          assert.equal(second.offset, first + 1);
+          assert.equal(second.skipped, undefined);
+        },
+      );
+    } finally {
+      await reader.close();
+    }
+    await t.step(
+      "alter_topic changes the retention, which survives a restart with the snapshot",
+      async () => {
+        const admin = await RawClient.connect(peer.port);
+        const altered = await admin.request({
+          action: "alter_topic",
+          topic_name: "events",
+          retention: { max_messages: null, max_bytes: 1_000_000 },
+        });
+        assert.deepEqual(altered, {
+          status: "topic_altered",
+          topic: "events",
+          retention: { max_bytes: 1_000_000, segment_bytes: 4096 },
+        });
+        const before = await describe(admin, "events");
+        await admin.close();
+        await peer.stop();
+        const again = await startPeer({
+          args: ["--standalone"],
+          dataDir: peer.dataDir,
+          port: peer.port,
+        });
+        const after = await RawClient.connect(again.port);
+        try {
+          const described = await describe(after, "events");
+          assert.deepEqual(described.retention, { max_bytes: 1_000_000, segment_bytes: 4096 });
+          assert.equal(described.first_offset, before.first_offset);
+          assert.equal(described.next_offset, 300);
+          const answer = await after.request({
+            action: "fetch",
+            topic_name: "events",
+            from_offset: 299,
+            max: 1,
+          }) as Answer;
+          assert.deepEqual(answer.messages, [{ offset: 299, message }]);
+          assert.equal(
+            (await after.request({
+              action: "alter_topic",
+              topic_name: "nope",
+              retention: { max_bytes: 1 },
+            }) as Answer).status,
+            "topic_not_found",
+          );
+        } finally {
+          await after.close();
+          await again.stop();
+        }
+      },
+    );
+  } finally {
+    await client.close();
+    await peer.stop();
+  }
 });
