@@ -54,6 +54,7 @@ interface PeerFlags {
   leaveOnExit: boolean;
   standalone: boolean;
   maxTopics: number;
+  snapshotEntries: number;
   retentionMs?: number;
   retentionBytes?: number;
   retentionMessages?: number;
@@ -167,6 +168,12 @@ export function peerCommand(args: string[]): Promise<number> {
       "default retention of new topics: keep at least the newest n messages (default: all)",
       integerOption(1, Number.MAX_SAFE_INTEGER),
     )
+    .option(
+      "--snapshot-entries <n>",
+      "entries a group applies between two snapshots (its log is compacted behind each)",
+      integerOption(1, Number.MAX_SAFE_INTEGER),
+      10_000,
+    )
     .option("--standalone", "serve alone without replication (no cluster, no Raft)", false)
     .option("--leave-on-exit", "move this peer's replicas away before exiting on SIGTERM", false)
     .action(async (flags: PeerFlags) => {
@@ -218,6 +225,7 @@ async function runPeer(flags: PeerFlags): Promise<number> {
     standalone: flags.standalone,
     topicsMax: flags.maxTopics,
     retentionDefaults: retentionDefaultsOf(flags),
+    snapshotEntries: flags.snapshotEntries,
   });
   if (peer.httpPort !== undefined) {
     // Printed before the "listening on" line, which launchers wait for.

@@ -32,6 +32,7 @@ import { MetadataClient } from "./metadata_client.ts";
 import { registerPeerActions } from "./peer_actions.ts";
 import { loadOf, placeReplicas } from "./placement.ts";
 import { Reconciler } from "./reconciler.ts";
+import { RetentionLoop } from "./retention_loop.ts";
 import { ReplicaManager } from "./replica_manager.ts";
 import { TopicRouter } from "./router.ts";
 import { type GroupStats, groupStats } from "./stats.ts";
@@ -79,6 +80,8 @@ export interface ClusterBrokerOptions {
   topicsMax?: number;
   /** Limits of a topic created through this peer that its `create_topic` leaves out. Default: none. */
   retentionDefaults?: Retention;
+  /** Entries a Raft group applies between two snapshots. Default 10,000. */
+  snapshotEntries?: number;
   /** Clock and timers, randomness and replica logs. Default: `systemRuntime(dataDir)`. */
   runtime?: ClusterRuntime;
   /** How to reach other members. Default: `PeerLinks` over TCP or TLS. */
@@ -106,6 +109,7 @@ export class ClusterBroker implements Broker {
   readonly #replicas: ReplicaManager;
   readonly #router: TopicRouter;
   readonly #reconciler: Reconciler;
+  readonly #retention: RetentionLoop;
   readonly #logger = getLogger("cluster");
   readonly #runtime: ClusterRuntime;
   /** Wakes requests waiting for a leader, a reachable peer or an opened replica. */
@@ -182,6 +186,12 @@ export class ClusterBroker implements Broker {
       onLeaderChange: () => this.#leaderChanged(),
       isClosed,
       fetchSnapshotChunk: (leader, request) => this.#fetchSnapshotChunk(leader, request),
+      snapshotEntries: options.snapshotEntries,
+    });
+    this.#retention = new RetentionLoop({
+      meta: this.#meta,
+      replicas: () => this.#replicas.entries(),
+      scheduler: this.#runtime.scheduler,
     });
     this.#router = new TopicRouter({
       nodeId: options.nodeId,
@@ -233,6 +243,7 @@ export class ClusterBroker implements Broker {
       throw error;
     }
     broker.#reconciler.start();
+    broker.#retention.start();
     return broker;
   }
 
@@ -276,6 +287,7 @@ export class ClusterBroker implements Broker {
       onStorageFailure: () => this.#changes.notify(),
       recoveringTerm: opened.recoveringTerm,
       fetchSnapshotChunk: (leader, request) => this.#fetchSnapshotChunk(leader, request),
+      snapshotEntries: this.#options.snapshotEntries,
       onRecovered: () => this.#replicas.recovered("the metadata", directory),
     });
     this.#host.add(this.#metaGroup);
@@ -567,6 +579,7 @@ export class ClusterBroker implements Broker {
     if (this.#closed) return;
     this.#closed = true;
     this.#reconciler.stop();
+    this.#retention.stop();
     this.#changes.notify();
     this.#replicas.closeTopics();
     await this.#joining?.catch(() => {});

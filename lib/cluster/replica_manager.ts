@@ -54,6 +54,8 @@ export interface ReplicaManagerOptions {
   isClosed(): boolean;
   /** Pulls a chunk of a snapshot transfer from a group's leader (see `ReplicaGroupOptions`). */
   fetchSnapshotChunk?: ReplicaGroupOptions["fetchSnapshotChunk"];
+  /** Entries a group applies between two snapshots (see `ReplicaGroupOptions`). */
+  snapshotEntries?: number;
 }
 
 /**
@@ -335,6 +337,7 @@ export class ReplicaManager {
       recoveringTerm: opened.recoveringTerm,
       onRecovered: () => this.recovered(`topic '${placement.name}'`, directory),
       fetchSnapshotChunk: this.#options.fetchSnapshotChunk,
+      snapshotEntries: this.#options.snapshotEntries,
     });
     const topic = new RaftTopic(placement.name, group, machine);
     this.#replicas.set(placement.name, { epoch: placement.epoch, topic, group });

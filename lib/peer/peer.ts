@@ -66,6 +66,8 @@ export interface PeerOptions {
   topicsMax?: number;
   /** Retention of topics created through this peer without one (`--retention-*`). Default: none. */
   retentionDefaults?: Retention;
+  /** Entries a Raft group applies between two snapshots (`--snapshot-entries`). Default 10,000. */
+  snapshotEntries?: number;
 }
 
 /** A started peer. */
@@ -141,6 +143,7 @@ async function startLockedPeer(options: PeerOptions): Promise<RunningPeer> {
       tickMs: options.tickMs,
       topicsMax: options.topicsMax,
       retentionDefaults: options.retentionDefaults,
+      snapshotEntries: options.snapshotEntries,
       // The one place the cluster layer's real clock, randomness and disks are chosen.
       runtime: systemRuntime(options.dataDir),
     });
