@@ -189,6 +189,7 @@ export class ReplicaGroup {
     this.#recovery = new StorageRecovery({
       subject: `replica ${options.groupId}`,
       restart: () => this.#restart(),
+      timers: this.#scheduler,
     });
     this.#schedule();
   }

@@ -29,6 +29,11 @@ export interface OpenLogOptions {
   label: string;
   /** Last index durable when the peer last stopped cleanly (see `takeClosedLogs`). Default: none. */
   closedIndex?: number;
+  /**
+   * Size of the log's segment files, the unit compaction deletes (a topic's
+   * retention picks it, see `retentionSegmentBytes`). Default: the store's, 64 MiB.
+   */
+  segmentBytes?: number;
 }
 
 /** What `StoreFactory.open` found and did (see `OpenedReplicaLog` of `replica_repair.ts`). */
@@ -196,4 +201,39 @@ export function delay(scheduler: Scheduler, delayMs: number, signal?: AbortSigna
       resolve();
     }
   });
+}
+
+/**
+ * An `AbortSignal` that aborts after `delayMs` on `scheduler` (as
+ * `AbortSignal.timeout` does on the host's timers), so virtual time
+ * drives it in tests and in the simulator.
+ *
+ * @example
+ * ```ts
+ * await topic.waitForOffset(offset, timeoutSignal(scheduler, 1000));
+ * ```
+ */
+export function timeoutSignal(scheduler: Scheduler, delayMs: number): AbortSignal {
+  const controller = new AbortController();
+  scheduler.schedule(delayMs, () => {
+    controller.abort(new DOMException("The operation timed out", "TimeoutError"));
+  });
+  return controller.signal;
+}
+
+/**
+ * A random identifier (128 bits from `rng`, as 32 hex digits): a process's
+ * incarnation. Seeded in the simulator, so a replayed run sends the same bytes.
+ *
+ * @example
+ * ```ts
+ * const incarnation = randomId(cryptoRng);
+ * ```
+ */
+export function randomId(rng: Rng): string {
+  let id = "";
+  for (let part = 0; part < 4; part++) {
+    id += Math.floor(rng.next() * 2 ** 32).toString(16).padStart(8, "0");
+  }
+  return id;
 }

@@ -65,7 +65,17 @@ export interface StorageRecoveryOptions {
   delayMsMin?: number;
   /** Largest delay between restarts. Default `restartDelayMsMax`. */
   delayMsMax?: number;
+  /** Runs the restart timer (a cluster `Scheduler` is one). Default: the host's timers. */
+  timers?: { schedule(delayMs: number, task: () => void): () => void };
 }
+
+/** The host's timers. */
+const hostTimers = {
+  schedule(delayMs: number, task: () => void): () => void {
+    const timer = setTimeout(task, delayMs);
+    return () => clearTimeout(timer);
+  },
+};
 
 /**
  * One replica's episode of a failed disk: from the first failed write to the
@@ -90,7 +100,8 @@ export class StorageRecovery {
   /** True from a failed write until a restart from the durable state succeeded. */
   #down = false;
   #delayMs: number;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Cancels the pending restart timer. */
+  #timer: (() => void) | undefined;
   #restarting = false;
   #closed = false;
 
@@ -147,7 +158,7 @@ export class StorageRecovery {
   /** Stops restart attempts (the replica is closing). */
   close(): void {
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#timer?.();
     this.#timer = undefined;
   }
 
@@ -155,10 +166,10 @@ export class StorageRecovery {
     if (this.#closed || this.#timer !== undefined || this.#restarting) return;
     const delayMs = this.#delayMs;
     this.#delayMs = Math.min(delayMs * 2, this.#options.delayMsMax ?? restartDelayMsMax);
-    this.#timer = setTimeout(() => {
+    this.#timer = (this.#options.timers ?? hostTimers).schedule(delayMs, () => {
       this.#timer = undefined;
       this.#attempt();
-    }, delayMs);
+    });
   }
 
   async #attempt(): Promise<void> {
