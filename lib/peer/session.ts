@@ -6,6 +6,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import { ProtocolError } from "../wire/errors.ts";
 import type { Request } from "../wire/requests.ts";
 import { AccessPolicy, fullAccessToken, type Principal, refusalOf } from "./auth.ts";
@@ -13,6 +14,25 @@ import { type Broker, TopicElsewhereError } from "./broker.ts";
 import type { FrameWriter } from "./frame_writer.ts";
 import { SubscriptionPump } from "./subscription.ts";
 import type { Topic } from "./topic.ts";
+
+/** Most messages one relayed batch of plain publishes carries. */
+export const relayedMessagesMax = 1000;
+/** Most message characters one relayed batch carries (its frame stays far below the peer limit). */
+export const relayedCharsMax = 256 * 1024;
+
+/**
+ * Plain publishes (no producer id) to one topic relayed in one turn: they
+ * travel to the leader as one `publish_batch` and each gets its own offset
+ * back, in the order they were routed.
+ */
+interface RelayBatch {
+  readonly topic: string;
+  readonly leader: number;
+  readonly messages: string[];
+  chars: number;
+  readonly answers: ((answer: unknown) => void)[];
+  readonly failures: ((error: unknown) => void)[];
+}
 
 /** Most subscriptions one connection may hold. */
 export const subscriptionsPerConnectionMax = 1000;
@@ -65,6 +85,8 @@ export class Session {
    * its requests is being routed; at most one entry per request in progress.
    */
   readonly #routing = new Map<string, Promise<void>>();
+  /** The batch of relayed plain publishes of each topic still open in this turn. */
+  readonly #relays = new Map<string, RelayBatch>();
   readonly #access: AccessPolicy | undefined;
   /** Who authenticated on this connection; undefined before `auth` or without access control. */
   #principal: Principal | undefined;
@@ -191,6 +213,9 @@ export class Session {
         return { started: serve(topic) };
       } catch (error) {
         if (!(error instanceof TopicElsewhereError)) throw error;
+        if (request.action === "publish" && request.producer_id === undefined) {
+          return { started: this.#relayPublish(name, error.leader, request.message) };
+        }
         const { id: _id, ...body } = request;
         const started = this.#broker.forward(error.leader, body as Request, {
           hops: this.#hops + 1,
@@ -207,6 +232,56 @@ export class Session {
     });
     const { started } = await step;
     return await started;
+  }
+
+  /**
+   * Adds a plain publish to this turn's relayed batch of its topic; the
+   * batch leaves once the turn ends (or when full, or when the leader
+   * changed), so a burst of publishes costs one peer request.
+   */
+  #relayPublish(topic: string, leader: number, message: string): Promise<unknown> {
+    let batch = this.#relays.get(topic);
+    if (
+      batch !== undefined &&
+      (batch.leader !== leader || batch.messages.length >= relayedMessagesMax ||
+        batch.chars + message.length > relayedCharsMax)
+    ) {
+      this.#sendRelay(batch);
+      batch = undefined;
+    }
+    if (batch === undefined) {
+      const opened: RelayBatch = {
+        topic,
+        leader,
+        messages: [],
+        chars: 0,
+        answers: [],
+        failures: [],
+      };
+      this.#relays.set(topic, opened);
+      setImmediate(() => this.#sendRelay(opened));
+      batch = opened;
+    }
+    batch.messages.push(message);
+    batch.chars += message.length;
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    batch.answers.push(resolve);
+    batch.failures.push(reject);
+    return promise;
+  }
+
+  #sendRelay(batch: RelayBatch): void {
+    if (this.#relays.get(batch.topic) !== batch) return;
+    this.#relays.delete(batch.topic);
+    const body: Request = batch.messages.length === 1
+      ? { action: "publish", topic_name: batch.topic, message: batch.messages[0] }
+      : { action: "publish_batch", topic_name: batch.topic, messages: batch.messages };
+    this.#broker.forward(batch.leader, body, { hops: this.#hops + 1 }).then((answer) => {
+      const answers = splitRelayAnswer(stripId(answer), batch);
+      batch.answers.forEach((resolve, index) => resolve(answers[index]));
+    }, (error) => {
+      for (const reject of batch.failures) reject(error);
+    });
   }
 
   async #subscribe(request: Extract<Request, { action: "subscribe" }>): Promise<Handled> {
@@ -390,6 +465,22 @@ async function acknowledge(
     subscriber_id: request.subscriber_id,
     offset: request.offset,
   };
+}
+
+/**
+ * One answer per publish of a relayed batch: its own offset when the batch
+ * was stored, else the batch's (error) answer for each.
+ */
+function splitRelayAnswer(answer: unknown, batch: RelayBatch): unknown[] {
+  const stored = answer as { status?: unknown; offset?: unknown; first_offset?: unknown };
+  const first = batch.messages.length === 1 ? stored.offset : stored.first_offset;
+  const published = stored.status === "message_published" ||
+    stored.status === "messages_published";
+  return batch.messages.map((_, index) =>
+    published && typeof first === "number"
+      ? { status: "message_published", topic: batch.topic, offset: first + index }
+      : answer
+  );
 }
 
 function stripId(answer: unknown): unknown {

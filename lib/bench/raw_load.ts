@@ -1,0 +1,186 @@
+/**
+ * A raw-protocol publisher for benchmarks: one TCP connection, frames built
+ * by hand, `inFlight` plain publishes outstanding (closed loop: each answer
+ * sends the next), no client library in between. It is the yardstick the
+ * `PubSubClient` rows are compared with, and what a seed-compatible client
+ * that talks to any peer (and is forwarded) gets.
+ *
+ * @module
+ */
+
+import { encodeFrame, FrameDecoder } from "../wire/frame.ts";
+import type { LatencyHistogram } from "./histogram.ts";
+
+/** Largest answer frame the raw publisher accepts. */
+const answerBytesMax = 1024 * 1024;
+/** Most publishes the raw publisher keeps outstanding. */
+export const rawInFlightMax = 4096;
+
+/** Options of {@linkcode rawPublishLoad}. */
+export interface RawLoadOptions {
+  /** "host:port" of the peer to connect to. */
+  address: string;
+  topic: string;
+  /** Publishes outstanding at once (1 = sequential). */
+  inFlight: number;
+  /** Stop sending after this long. */
+  durationMs: number;
+  /** The message of every publish. */
+  message: string;
+  /** Records the latency of every acknowledged publish. */
+  histogram?: LatencyHistogram;
+  /** Sent first when the peer requires a token. */
+  token?: string;
+}
+
+/** What {@linkcode rawPublishLoad} did. */
+export interface RawLoadResult {
+  acked: number;
+  failed: number;
+  elapsedMs: number;
+  throughputPerSecond: number;
+  /** The first error answer, if any. */
+  firstError: string | undefined;
+}
+
+/**
+ * Publishes `message` to `topic` with `inFlight` publishes outstanding until
+ * `durationMs` passed, then waits for the outstanding answers.
+ *
+ * @example
+ * ```ts
+ * import { rawPublishLoad } from "./raw_load.ts";
+ *
+ * const result = await rawPublishLoad({
+ *   address: "127.0.0.1:5001",
+ *   topic: "events",
+ *   inFlight: 256,
+ *   durationMs: 5000,
+ *   message: "x".repeat(100),
+ * });
+ * console.log(result.throughputPerSecond);
+ * ```
+ */
+export async function rawPublishLoad(options: RawLoadOptions): Promise<RawLoadResult> {
+  if (!Number.isInteger(options.inFlight) || options.inFlight < 1) {
+    throw new RangeError(
+      `Cannot run the raw load as 'inFlight' must be an integer between 1 and ${rawInFlightMax}: current value is ${options.inFlight}`,
+    );
+  }
+  const inFlight = Math.min(options.inFlight, rawInFlightMax);
+  const [hostname, port] = splitAddress(options.address);
+  const conn = await Deno.connect({ hostname, port });
+  conn.setNoDelay(true);
+  try {
+    if (options.token !== undefined) await authenticate(conn, options.token);
+    return await closedLoop(conn, options, inFlight);
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // Closed by the peer already.
+    }
+  }
+}
+
+async function closedLoop(
+  conn: Deno.Conn,
+  options: RawLoadOptions,
+  inFlight: number,
+): Promise<RawLoadResult> {
+  const frame = encodeFrame({
+    action: "publish",
+    topic_name: options.topic,
+    message: options.message,
+  });
+  const utf8 = new TextDecoder();
+  const decoder = new FrameDecoder({ frameBytesMax: answerBytesMax });
+  const sentAt: number[] = [];
+  let sentHead = 0;
+  let acked = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const startedMs = performance.now();
+  const stopAt = startedMs + options.durationMs;
+  const send = async (count: number) => {
+    const now = performance.now();
+    for (let index = 0; index < count; index++) sentAt.push(now);
+    await writeAll(conn, repeatFrame(frame, count));
+  };
+  await send(inFlight);
+  const buffer = new Uint8Array(64 * 1024);
+  while (sentHead < sentAt.length) {
+    const read = await conn.read(buffer);
+    if (read === null) throw new Error(`Peer ${options.address} closed the connection`);
+    let answered = 0;
+    const now = performance.now();
+    for (const event of decoder.push(buffer.subarray(0, read))) {
+      if (event.kind !== "frame") throw new Error(`Peer ${options.address} sent an unusable frame`);
+      const answer = JSON.parse(utf8.decode(event.payload)) as { status?: string; error?: string };
+      if (answer.status === "message_published") {
+        acked++;
+        options.histogram?.recordMilliseconds(now - sentAt[sentHead]);
+      } else {
+        failed++;
+        firstError ??= `${answer.status}: ${answer.error ?? ""}`;
+      }
+      sentHead++;
+      answered++;
+    }
+    // Keep the queue of send times short: drop what was answered.
+    if (sentHead > 65_536) {
+      sentAt.splice(0, sentHead);
+      sentHead = 0;
+    }
+    if (answered > 0 && now < stopAt) await send(answered);
+  }
+  const elapsedMs = performance.now() - startedMs;
+  return {
+    acked,
+    failed,
+    elapsedMs,
+    throughputPerSecond: acked / (elapsedMs / 1000),
+    firstError,
+  };
+}
+
+function repeatFrame(frame: Uint8Array, count: number): Uint8Array {
+  if (count === 1) return frame;
+  const bytes = new Uint8Array(frame.length * count);
+  for (let index = 0; index < count; index++) bytes.set(frame, index * frame.length);
+  return bytes;
+}
+
+async function authenticate(conn: Deno.Conn, token: string): Promise<void> {
+  await writeAll(conn, encodeFrame({ action: "auth", token }));
+  const decoder = new FrameDecoder({ frameBytesMax: answerBytesMax });
+  const buffer = new Uint8Array(4096);
+  while (true) {
+    const read = await conn.read(buffer);
+    if (read === null) throw new Error("The peer closed the connection during 'auth'");
+    for (const event of decoder.push(buffer.subarray(0, read))) {
+      if (event.kind !== "frame") {
+        throw new Error("The peer answered 'auth' with an unusable frame");
+      }
+      const answer = JSON.parse(new TextDecoder().decode(event.payload)) as { status?: string };
+      if (answer.status !== "authenticated") throw new Error(`'auth' answered ${answer.status}`);
+      return;
+    }
+  }
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+}
+
+function splitAddress(address: string): [string, number] {
+  const at = address.lastIndexOf(":");
+  const port = Number(address.slice(at + 1));
+  if (at <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new RangeError(
+      `Cannot connect as the address must be 'host:port': current value is '${address}'`,
+    );
+  }
+  return [address.slice(0, at), port];
+}
