@@ -19,6 +19,7 @@
  */
 
 import { getLogger } from "../logging.ts";
+import { retentionSegmentBytes } from "../wire/retention.ts";
 import { backoffDelayMs } from "./_backoff.ts";
 import type { Changes } from "./_changes.ts";
 import type { LivenessView } from "./liveness.ts";
@@ -144,11 +145,20 @@ export class ReplicaManager {
    * Opens the log in `directory` (`key` names it in the clean-shutdown
    * record), quarantining and rebuilding it when it is damaged; says so once.
    */
-  async openLog(directory: string, key: string, label: string): Promise<OpenedLog> {
+  async openLog(
+    directory: string,
+    key: string,
+    label: string,
+    segmentBytes?: number,
+  ): Promise<OpenedLog> {
     const closedIndex = this.#closedLogs.get(key);
     // The record holds for the first open after the restart only.
     this.#closedLogs.delete(key);
-    const opened = await this.#options.runtime.stores.open(directory, { label, closedIndex });
+    const opened = await this.#options.runtime.stores.open(directory, {
+      label,
+      closedIndex,
+      segmentBytes,
+    });
     if (opened.quarantined !== undefined) {
       this.#logger.error(
         "Quarantined the damaged replica {directory} in {path} ({reason}); it is rebuilt from the other replicas and neither votes nor campaigns until it caught up",
@@ -302,7 +312,13 @@ export class ReplicaManager {
     const { nodeId, runtime, host, liveness, changes } = this.#options;
     const key = replicaKey(placement);
     const directory = this.#topicDir(placement.name, placement.epoch);
-    const opened = await this.openLog(directory, key, `${placement.name}.${placement.epoch}`);
+    // Segments follow the topic's retention, so deleting whole ones bounds its disk use.
+    const opened = await this.openLog(
+      directory,
+      key,
+      `${placement.name}.${placement.epoch}`,
+      retentionSegmentBytes(placement.retention),
+    );
     const store = opened.store;
     if (this.#options.isClosed()) {
       await store.close();

@@ -63,6 +63,8 @@ export interface OpenReplicaLogOptions {
   closedIndex?: number;
   /** The clock for the quarantine name. Default `Date.now`. */
   now?: () => number;
+  /** Segment size of the log (a topic's retention picks it). Default: the store's, 64 MiB. */
+  segmentBytes?: number;
 }
 
 /**
@@ -89,7 +91,7 @@ export async function openReplicaLog(
   let reason: string;
   let lostTerm: number | undefined;
   try {
-    store = await SegmentLogStore.open(directory);
+    store = await SegmentLogStore.open(directory, { segmentBytes: options.segmentBytes });
   } catch (error) {
     if (!(error instanceof CorruptLogError)) throw error;
     reason = error.message;
@@ -107,7 +109,7 @@ export async function openReplicaLog(
   const term = Math.max(lostTerm ?? 0, recoveringTerm ?? 0);
   const path = await quarantine(directory, term, options);
   return {
-    store: await SegmentLogStore.open(directory),
+    store: await SegmentLogStore.open(directory, { segmentBytes: options.segmentBytes }),
     recoveringTerm: term,
     quarantined: { path, reason: reason! },
   };

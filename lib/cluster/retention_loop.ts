@@ -1,0 +1,120 @@
+/**
+ * Retention of replicated topics. Once a second, for each replica held here
+ * whose topic has retention limits:
+ *
+ * - where this replica leads, it decides the new first retained offset from
+ *   its own segments (`retainedFirstOffset`: whole segments whose every
+ *   message is expired) and proposes it as a `retain` command, so the
+ *   decision is made once and every replica applies the same one;
+ * - on every replica, once the applied first offset moved since the last
+ *   look, it asks its group to compact: a snapshot, then the whole segments
+ *   below the entry holding the first retained offset are deleted.
+ *
+ * Destructive steps follow committed state only: a replica deletes segments
+ * because its own log committed a `retain`, never because a peer asked.
+ *
+ * @module
+ */
+
+import { getLogger } from "../logging.ts";
+import { retainedFirstOffset } from "../peer/retention_plan.ts";
+import { encodeCommand } from "../peer/topic_commands.ts";
+import { hasLimits, type Retention } from "../wire/retention.ts";
+import type { MetaState } from "./meta_state.ts";
+import type { LocalReplica } from "./replica_manager.ts";
+import type { Cancel, Scheduler } from "./runtime.ts";
+
+/** How often retention looks at the replicas with limits. */
+export const retentionIntervalMsDefault = 1000;
+
+/** What a {@linkcode RetentionLoop} works with. */
+export interface RetentionLoopOptions {
+  meta: MetaState;
+  /** The replicas held here, by topic name. */
+  replicas: () => Iterable<[string, LocalReplica]>;
+  scheduler: Scheduler;
+  /** Default {@linkcode retentionIntervalMsDefault}. */
+  intervalMs?: number;
+}
+
+/**
+ * The retention loop of one peer.
+ *
+ * @example
+ * ```ts
+ * const retention = new RetentionLoop({ meta, replicas: () => manager.entries(), scheduler });
+ * retention.start();
+ * retention.stop();
+ * ```
+ */
+export class RetentionLoop {
+  readonly #options: RetentionLoopOptions;
+  /** Per replica (its group), the first offset its last compaction request covered. */
+  readonly #compactedFrom = new WeakMap<object, number>();
+  /** Per replica, the first offset it last proposed, so one decision is proposed once. */
+  readonly #proposed = new WeakMap<object, number>();
+  #cancel: Cancel | undefined;
+  readonly #logger = getLogger("cluster");
+
+  constructor(options: RetentionLoopOptions) {
+    this.#options = options;
+  }
+
+  /** Starts the periodic passes. */
+  start(): void {
+    this.#cancel ??= this.#options.scheduler.every(
+      this.#options.intervalMs ?? retentionIntervalMsDefault,
+      () => this.pass(),
+    );
+  }
+
+  /** Stops them. */
+  stop(): void {
+    this.#cancel?.();
+    this.#cancel = undefined;
+  }
+
+  /** One pass over the replicas whose topic has limits (tests call it directly). */
+  pass(): void {
+    for (const [name, local] of this.#options.replicas()) {
+      const retention = this.#options.meta.topics.get(name)?.retention;
+      if (!hasLimits(retention)) continue;
+      if (local.group.isLeader) this.#decide(local, retention!);
+      this.#compact(local);
+    }
+  }
+
+  /** On the leader: proposes the first offset the expired segments leave, if it moved. */
+  #decide(local: LocalReplica, retention: Retention): void {
+    const state = local.topic.state;
+    const segments = local.group.store.segments();
+    const first = retainedFirstOffset(segments, retention, state, this.#options.scheduler.now());
+    if (first <= state.firstOffset || this.#proposed.get(local.group) === first) return;
+    this.#proposed.set(local.group, first);
+    try {
+      local.group.propose(encodeCommand({ kind: "retain", firstOffset: first })).catch(() => {
+        // Lost with a leadership change or a failed disk: the next pass decides again.
+        this.#proposed.delete(local.group);
+      });
+    } catch {
+      this.#proposed.delete(local.group);
+    }
+  }
+
+  /** On every replica: compacts once the applied first offset moved past the last compaction. */
+  #compact(local: LocalReplica): void {
+    const first = local.topic.state.firstOffset;
+    const previous = this.#compactedFrom.get(local.group);
+    if (first === 0 || previous === first) return;
+    this.#compactedFrom.set(local.group, first);
+    try {
+      local.group.requestCompaction();
+    } catch (error) {
+      this.#compactedFrom.delete(local.group);
+      this.#logger.warn("Cannot compact the replica of {topic}: {error}", {
+        topic: local.topic.name,
+        error: (error as Error).message,
+      });
+    }
+  }
+}
