@@ -9,7 +9,7 @@
  */
 
 import { getLogger } from "../logging.ts";
-import type { Broker, ClusterView, RouteOptions } from "../peer/broker.ts";
+import type { Broker, ClusterView, Route, RouteOptions } from "../peer/broker.ts";
 import type { MessageSource, Topic } from "../peer/topic.ts";
 import { topicsMaxDefault } from "../peer/local_broker.ts";
 import { ProtocolError } from "../wire/errors.ts";
@@ -428,6 +428,10 @@ export class ClusterBroker implements Broker {
 
   topic(name: string, options: RouteOptions = {}): Promise<Topic> {
     return this.#router.topic(name, options);
+  }
+
+  route(name: string, options: RouteOptions = {}): Promise<Route> {
+    return this.#router.route(name, options);
   }
 
   forward(nodeId: number, request: Request, options: RouteOptions = {}): Promise<unknown> {

@@ -1,14 +1,15 @@
 /**
  * Where a topic's requests go. The local replica serves them when it leads;
- * otherwise the router names the peer that leads (or knows who does) with
- * `TopicElsewhereError`, and the session forwards the request there.
+ * otherwise the router names the peer that leads (or knows who does) as
+ * `{ elsewhere: id }` (`route`; `topic` throws `TopicElsewhereError`), and
+ * the session forwards the request there.
  * Subscriptions read the local replica's committed log when there is one,
  * and otherwise stream from another replica (`RemoteSource`).
  *
  * @module
  */
 
-import type { RouteOptions } from "../peer/broker.ts";
+import type { Route, RouteOptions } from "../peer/broker.ts";
 import { TopicElsewhereError } from "../peer/broker.ts";
 import { subscriptionStart } from "../peer/subscription.ts";
 import type { MessageSource, ReadResult, Topic } from "../peer/topic.ts";
@@ -72,6 +73,17 @@ export class TopicRouter {
    * naming the peer to ask, or `unavailable` when no leader emerges in time.
    */
   async topic(name: string, options: RouteOptions = {}): Promise<Topic> {
+    const route = await this.route(name, options);
+    if (route.topic !== undefined) return route.topic;
+    throw new TopicElsewhereError(name, route.elsewhere);
+  }
+
+  /**
+   * Where `name`'s requests go once that is known: the local replica when
+   * it leads, else the peer to ask; `unavailable` when no leader emerges in
+   * time.
+   */
+  async route(name: string, options: RouteOptions = {}): Promise<Route> {
     this.refuseIfRemoved();
     const { metadata, scheduler, changes, liveness, replicas } = this.#options;
     const placement = await metadata.placement(name);
@@ -215,20 +227,19 @@ export class TopicRouter {
 
   /**
    * One look at where a topic's requests go: the local replica when it
-   * leads, TopicElsewhereError naming the peer that does (or knows), the
-   * storage failure a sole replica answers with, or undefined to wait.
+   * leads, the peer that does (or knows), the storage failure a sole
+   * replica answers with (thrown), or undefined to wait.
    */
-  #routeStep(placement: TopicPlacement, options: RouteOptions): Topic | undefined {
+  #routeStep(placement: TopicPlacement, options: RouteOptions): Route | undefined {
     const { nodeId, replicas, liveness } = this.#options;
-    const name = placement.name;
-    const local = replicas.get(name);
-    if (local?.group.isLeader) return local.topic;
+    const local = replicas.get(placement.name);
+    if (local?.group.isLeader) return { topic: local.topic };
     const leader = local?.group.leader ?? 0;
     const hops = options.hops ?? 0;
     // A leader this node cannot reach is most likely dead: wait for the
     // election that replaces it rather than fail the request at once.
     if (leader !== 0 && leader !== nodeId && hops < forwardHopsMax && liveness.reachable(leader)) {
-      throw new TopicElsewhereError(name, leader);
+      return { elsewhere: leader };
     }
     const hostsReplica = placement.replicas.includes(nodeId);
     if (
@@ -238,7 +249,7 @@ export class TopicRouter {
       // No replica here (none placed here, or it cannot be opened): another
       // replica knows (or will soon know) the leader.
       const other = liveness.pickReplica(placement.replicas);
-      if (other !== undefined) throw new TopicElsewhereError(name, other);
+      if (other !== undefined) return { elsewhere: other };
     }
     // A replica whose disk failed knows no leader until it restarts; the
     // other replicas do (or elect one), so a client's request goes there.
@@ -248,7 +259,7 @@ export class TopicRouter {
     const storageFailure = local?.group.storageFailure;
     if (storageFailure !== undefined && leader === 0) {
       const other = hops === 0 ? liveness.pickReplica(placement.replicas) : undefined;
-      if (other !== undefined) throw new TopicElsewhereError(name, other);
+      if (other !== undefined) return { elsewhere: other };
       throw storageFailure;
     }
     return undefined;

@@ -24,6 +24,14 @@ export class TopicElsewhereError extends Error {
   }
 }
 
+/**
+ * Where a topic's requests go: served here by `topic`, or relayed to node
+ * `elsewhere` (the leader, or a replica that knows it).
+ */
+export type Route =
+  | { readonly topic: Topic; readonly elsewhere?: undefined }
+  | { readonly topic?: undefined; readonly elsewhere: number };
+
 /** The answer of `cluster_status` without its `status` key. */
 export interface ClusterView {
   nodes: NodeStatus[];
@@ -64,6 +72,12 @@ export interface Broker {
    * another node does, ProtocolError topic_not_found when it does not exist.
    */
   topic(name: string, options?: RouteOptions): Promise<Topic>;
+  /**
+   * Like `topic`, but another node leading the topic is a value
+   * (`{ elsewhere: id }`), not a thrown error: the hot path of every
+   * forwarded request. Brokers without it are asked with `topic`.
+   */
+  route?(name: string, options?: RouteOptions): Promise<Route>;
   /** Sends a client request to another node and resolves with its raw answer. */
   forward(nodeId: number, request: Request, options?: RouteOptions): Promise<unknown>;
   /** What a subscription on this node reads from (local replica or the leader). */

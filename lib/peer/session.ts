@@ -10,7 +10,7 @@ import { setImmediate } from "node:timers";
 import { ProtocolError } from "../wire/errors.ts";
 import type { Request } from "../wire/requests.ts";
 import { AccessPolicy, fullAccessToken, type Principal, refusalOf } from "./auth.ts";
-import { type Broker, TopicElsewhereError } from "./broker.ts";
+import { type Broker, type Route, TopicElsewhereError } from "./broker.ts";
 import type { FrameWriter } from "./frame_writer.ts";
 import { SubscriptionPump } from "./subscription.ts";
 import type { Topic } from "./topic.ts";
@@ -208,20 +208,16 @@ export class Session {
   ): Promise<unknown> {
     const name = request.topic_name;
     const route = async () => {
-      try {
-        const topic = await this.#broker.topic(name, { hops: this.#hops });
-        return { started: serve(topic) };
-      } catch (error) {
-        if (!(error instanceof TopicElsewhereError)) throw error;
-        if (request.action === "publish" && request.producer_id === undefined) {
-          return { started: this.#relayPublish(name, error.leader, request.message) };
-        }
-        const { id: _id, ...body } = request;
-        const started = this.#broker.forward(error.leader, body as Request, {
-          hops: this.#hops + 1,
-        }).then(stripId);
-        return { started };
+      const where = await this.#where(name);
+      if (where.topic !== undefined) return { started: serve(where.topic) };
+      if (request.action === "publish" && request.producer_id === undefined) {
+        return { started: this.#relayPublish(name, where.elsewhere, request.message) };
       }
+      const { id: _id, ...body } = request;
+      const started = this.#broker.forward(where.elsewhere, body as Request, {
+        hops: this.#hops + 1,
+      }).then(stripId);
+      return { started };
     };
     const previous = this.#routing.get(name);
     const step = previous === undefined ? route() : previous.then(route);
@@ -232,6 +228,19 @@ export class Session {
     });
     const { started } = await step;
     return await started;
+  }
+
+  /** Where the requests of topic `name` go (brokers without `route` throw for "elsewhere"). */
+  async #where(name: string): Promise<Route> {
+    if (this.#broker.route !== undefined) {
+      return await this.#broker.route(name, { hops: this.#hops });
+    }
+    try {
+      return { topic: await this.#broker.topic(name, { hops: this.#hops }) };
+    } catch (error) {
+      if (!(error instanceof TopicElsewhereError)) throw error;
+      return { elsewhere: error.leader };
+    }
   }
 
   /**
