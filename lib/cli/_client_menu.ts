@@ -11,7 +11,7 @@ import { input, select } from "@inquirer/prompts";
 import type { PubSubClient } from "../client/client.ts";
 import { PubSubError } from "../client/errors.ts";
 
-/** The menu's operations, in the prototype's order (plus two extended ones before exit). */
+/** The menu's operations, in the prototype's order (plus three extended ones before exit). */
 export const menuOperations = [
   "create_topic",
   "publish",
@@ -19,6 +19,7 @@ export const menuOperations = [
   "subscribe",
   "fetch_topics",
   "describe_topic",
+  "alter_topic",
   "cluster_status",
   "exit",
 ] as const;
@@ -76,10 +77,28 @@ async function promptRequest(
       const message = await input({ message: "Message:" });
       return { action: operation, topic_name: topic, message };
     }
+    case "alter_topic":
+      return { action: operation, topic_name: await askTopic(), retention: await askRetention() };
     case "fetch_topics":
     case "cluster_status":
       return { action: operation };
   }
+}
+
+/** Asks for each retention limit: a number sets it, "none" removes it, blank keeps it. */
+async function askRetention(): Promise<Record<string, number | null>> {
+  const retention: Record<string, number | null> = {};
+  for (const key of ["max_age_ms", "max_bytes", "max_messages"]) {
+    const answer = await input({
+      message: `${key} (a number; none: unlimited; blank: keep):`,
+      validate: (value) =>
+        value.trim() === "" || value.trim() === "none" || /^[1-9]\d{0,15}$/.test(value.trim()) ||
+        "Enter a positive integer, none, or nothing",
+    });
+    const value = answer.trim();
+    if (value !== "") retention[key] = value === "none" ? null : Number(value);
+  }
+  return retention;
 }
 
 function askTopic(): Promise<string> {

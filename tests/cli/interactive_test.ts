@@ -43,6 +43,7 @@ const position = {
   fetch_messages: 2,
   subscribe: 3,
   fetch_topics: 4,
+  alter_topic: 6,
 } as const;
 
 async function choose(terminal: Terminal, operation: keyof typeof position): Promise<void> {
@@ -66,9 +67,9 @@ Deno.test({
       );
       let screen = await terminal.waitForMenu(1);
       assert.match(screen, new RegExp(`Connected to ${peer.address}`));
-      const menu = screen.slice(screen.indexOf("? Choose an operation")).split("\n").slice(1, 9)
+      const menu = screen.slice(screen.indexOf("? Choose an operation")).split("\n").slice(1, 10)
         .map((line) => line.replace(/^[❯\s]+/, "").trim());
-      // The prototype's operations in its order, with the two extended ones before exit.
+      // The prototype's operations in its order, with the three extended ones before exit.
       assert.deepEqual(menu, [
         "create_topic",
         "publish",
@@ -76,6 +77,7 @@ Deno.test({
         "subscribe",
         "fetch_topics",
         "describe_topic",
+        "alter_topic",
         "cluster_status",
         "exit",
       ]);
@@ -135,6 +137,23 @@ Deno.test({
       await choose(terminal, "fetch_topics");
       screen = await terminal.waitForMenu(6);
       assert.match(screen, /Response: \["events"\]/);
+
+      await choose(terminal, "alter_topic");
+      await terminal.type("events");
+      for (
+        const [prompt, answer] of [["max_age_ms", ""], ["max_bytes", ""], ["max_messages", "1000"]]
+      ) {
+        await terminal.waitFor(
+          `the ${prompt} prompt`,
+          (screen) => screen.includes(`? ${prompt} (`),
+        );
+        await terminal.type(answer);
+      }
+      screen = await terminal.waitForMenu(7);
+      assert.match(
+        screen,
+        /Response: \{"status":"topic_altered","topic":"events","retention":\{"max_messages":1000\}\}/,
+      );
 
       // Ctrl-C at the menu leaves cleanly: exit 0 and no stack trace.
       await terminal.keys("C-c");
