@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { startCluster, type TestCluster, waitFor } from "../_helpers/cluster_process.ts";
 import type { PubSubClient } from "../../lib/client/client.ts";
+import { decodeMetaCommand, MetaState } from "../../lib/cluster/meta_state.ts";
 
 type Answer = Record<string, unknown>;
 
@@ -174,5 +175,47 @@ Deno.test("a cluster deletes whole expired segments on every replica and keeps e
   } finally {
     await client.close();
     await cluster.stopAll();
+  }
+});
+
+Deno.test("the metadata records a topic's retention at creation and patches it, refusing bad ones", () => {
+  const meta = new MetaState();
+  meta.applyCommand(decodeMetaCommand({
+    op: "create_topic",
+    name: "events",
+    replicas: [1],
+    replicationFactor: 1,
+    retention: { max_bytes: 1024, max_age_ms: 60_000 },
+  }));
+  assert.deepEqual(meta.topics.get("events")?.retention, { max_age_ms: 60_000, max_bytes: 1024 });
+  const altered = decodeMetaCommand({
+    op: "alter_retention",
+    name: "events",
+    patch: { max_age_ms: null, max_messages: 10 },
+  });
+  assert.deepEqual(meta.applyCommand(altered), { ok: true });
+  assert.deepEqual(meta.topics.get("events")?.retention, { max_bytes: 1024, max_messages: 10 });
+  const restored = new MetaState();
+  restored.restore(meta.snapshot(), 7);
+  assert.deepEqual(restored.topics.get("events")?.retention, { max_bytes: 1024, max_messages: 10 });
+  assert.deepEqual(
+    meta.applyCommand({ op: "alter_retention", name: "nope", patch: { max_bytes: 1 } }),
+    { ok: false, reason: "not_found" },
+  );
+  for (
+    const bad of [
+      {
+        op: "create_topic",
+        name: "x",
+        replicas: [1],
+        replicationFactor: 1,
+        retention: { max_bytes: 0 },
+      },
+      { op: "alter_retention", name: "events", patch: {} },
+      { op: "alter_retention", name: "events", patch: { max_size: 1 } },
+      { op: "alter_retention", name: "events" },
+    ]
+  ) {
+    assert.throws(() => decodeMetaCommand(bad), /retention|patch/, JSON.stringify(bad));
   }
 });
