@@ -80,6 +80,8 @@ export class RetentionLoop {
       const retention = this.#options.meta.topics.get(name)?.retention;
       if (!hasLimits(retention)) continue;
       if (local.group.isLeader) this.#decide(local, retention!);
+      // A decision proposed by a former leadership is decided anew next time.
+      else this.#proposed.delete(local.group);
       this.#compact(local);
     }
   }
