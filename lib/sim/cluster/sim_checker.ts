@@ -1,0 +1,148 @@
+/**
+ * The whole-cluster simulator's invariant checks that watch the peers
+ * rather than the clients (those are in `sim_history.ts`):
+ * - one leader per term per group, from every leader message that crosses
+ *   the network (appends, heartbeats, snapshots), after every delivery;
+ * - logs agree: wherever two replicas of a group (on their disks) both
+ *   hold an entry at or below both their commit indexes, the entries are
+ *   identical (term and bytes), checked incrementally during the run and
+ *   in full at its end.
+ *
+ * The checker only observes: it reads disks and frames, never changes them.
+ *
+ * @module
+ */
+
+import type { History } from "./sim_history.ts";
+import type { SimCluster } from "./sim_cluster.ts";
+import type { LogStore } from "../../storage/types.ts";
+
+/** Raft message kinds only a leader sends. */
+const leaderTypes = new Set(["app", "heartbeat", "snap"]);
+
+/**
+ * Observes frames and disks; reports into the run's history.
+ *
+ * @example
+ * ```ts
+ * const checker = new ClusterChecker(history, cluster);
+ * network.observer = (from, to, message) => checker.observeFrame(from, message);
+ * checker.checkLogs(false);
+ * ```
+ */
+export class ClusterChecker {
+  readonly #history: History;
+  readonly #cluster: SimCluster;
+  /** Leader seen per group and term. */
+  readonly #leaders = new Map<string, number>();
+  /** Per log pair, the index verified so far (incremental checks). */
+  readonly #verified = new WeakMap<LogStore, WeakMap<LogStore, number>>();
+  /** Vote granted per group, term and voter: the candidate. */
+  readonly #votes = new Map<string, number>();
+  /** Leaders observed (for the report). */
+  leaderTerms = 0;
+
+  constructor(history: History, cluster: SimCluster) {
+    this.#history = history;
+    this.#cluster = cluster;
+  }
+
+  /** A frame was delivered: every leader message in a Raft batch names its term's leader. */
+  observeFrame(from: number, message: Record<string, unknown>): void {
+    if (message.action !== "peer_raft" || !Array.isArray(message.batch)) return;
+    for (const item of message.batch as [string, Record<string, unknown>][]) {
+      const wire = item[1];
+      if (wire?.t === "voteResp" && wire.r === undefined) this.#voted(item[0], from, wire);
+      if (typeof wire?.t !== "string" || !leaderTypes.has(wire.t)) continue;
+      const key = `${item[0]}@${wire.m}`;
+      const known = this.#leaders.get(key);
+      if (known === undefined) {
+        this.#leaders.set(key, from);
+        this.leaderTerms++;
+      } else if (known !== from) {
+        this.#history.violate(
+          "two_leaders",
+          `Group ${item[0]} has two leaders in term ${wire.m}: nodes ${known} and ${from}`,
+        );
+      }
+    }
+  }
+
+  /** A granted vote: a voter grants at most one candidate per term. */
+  #voted(group: string, voter: number, wire: Record<string, unknown>): void {
+    const key = `${group}@${wire.m}#${voter}`;
+    const candidate = wire.o as number;
+    const known = this.#votes.get(key);
+    if (known === undefined) this.#votes.set(key, candidate);
+    else if (known !== candidate) {
+      this.#history.violate(
+        "double_vote",
+        `Node ${voter} granted its vote in group ${group} term ${wire.m} to nodes ${known} and ${candidate}`,
+      );
+    }
+  }
+
+  /**
+   * Compares the committed entries of every group's replicas on all disks;
+   * `full` re-checks from the start instead of from what was verified.
+   */
+  checkLogs(full: boolean): void {
+    const byDirectory = new Map<string, { node: number; log: LogStore }[]>();
+    for (const peer of this.#cluster.peers.values()) {
+      for (const [directory, stored] of peer.disk.logs) {
+        let list = byDirectory.get(directory);
+        if (list === undefined) byDirectory.set(directory, list = []);
+        list.push({ node: peer.id, log: stored.medium });
+      }
+    }
+    for (const [directory, replicas] of byDirectory) {
+      for (let index = 1; index < replicas.length; index++) {
+        this.#compare(directory, replicas[0], replicas[index], full);
+      }
+    }
+  }
+
+  #compare(
+    directory: string,
+    first: { node: number; log: LogStore },
+    second: { node: number; log: LogStore },
+    full: boolean,
+  ): void {
+    let verified = this.#verified.get(first.log);
+    if (verified === undefined) this.#verified.set(first.log, verified = new WeakMap());
+    const low = Math.max(
+      first.log.firstIndex(),
+      second.log.firstIndex(),
+      full ? 1 : (verified.get(second.log) ?? 0) + 1,
+    );
+    const high = Math.min(
+      first.log.hardState().commit,
+      second.log.hardState().commit,
+      first.log.lastIndex(),
+      second.log.lastIndex(),
+    );
+    if (high < low) return;
+    const left = first.log.entries(low, high + 1);
+    const right = second.log.entries(low, high + 1);
+    for (let offset = 0; offset < left.length && offset < right.length; offset++) {
+      const a = left[offset];
+      const b = right[offset];
+      if (a.term !== b.term || !sameBytes(a.data, b.data)) {
+        this.#history.violate(
+          "committed_logs_differ",
+          `Log ${directory}: committed entry ${a.index} is term ${a.term} on node ${first.node} and term ${b.term} on node ${second.node}${
+            a.term === b.term ? " with other data" : ""
+          }`,
+        );
+        return;
+      }
+    }
+    verified.set(second.log, high);
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let index = 0; index < a.byteLength; index++) if (a[index] !== b[index]) return false;
+  return true;
+}

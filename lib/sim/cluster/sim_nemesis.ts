@@ -1,0 +1,312 @@
+/**
+ * The nemesis of a whole-cluster run: during the safety phase it injects
+ * one fault at a time, at random moments drawn from the seed:
+ * - `kill` / `power_loss`: a process dies (power loss may tear the fsync in
+ *   flight) and restarts a moment later;
+ * - `dead`: a process stays down past `--dead-after`, so the controller
+ *   moves its replicas away (dead-after repair), then comes back;
+ * - `partition` (two sides), `one_way` (one blocked direction) and
+ *   `flapping` (a node cut off and reconnected several times);
+ * - `slow_disk`: fsyncs of one node take hundreds of ms for a while;
+ * - `join`: a new node joins; `remove_node`: a dead node is removed through
+ *   the Broker API; `leave`: a node leaves gracefully and stops.
+ *
+ * `heal` ends every fault: the network is whole, disks are healthy, and
+ * every node that is still a member runs.
+ *
+ * @module
+ */
+
+import type { ManualScheduler } from "../../cluster/manual_scheduler.ts";
+import type { Prng } from "../prng.ts";
+import type { SimCluster } from "./sim_cluster.ts";
+import type { ClusterSimConfig } from "./sim_config.ts";
+import type { SimNetwork } from "./sim_network.ts";
+
+/** Fault kinds, for the run's report. */
+export const faultKinds = [
+  "kill",
+  "power_loss",
+  "dead",
+  "partition",
+  "one_way",
+  "flapping",
+  "slow_disk",
+  "join",
+  "remove_node",
+  "leave",
+] as const;
+
+/** What a broken-variant run injects: crashes (its bug shows when one hits a window). */
+const crashKinds: readonly FaultKind[] = ["kill", "power_loss", "power_loss", "partition"];
+
+/** One of `faultKinds`. */
+export type FaultKind = typeof faultKinds[number];
+
+/** Fewest members the nemesis leaves (removals and leaves stop there). */
+const membersMin = 3;
+/**
+ * Most members removed or left per run. Two departures while the groups
+ * are still moving replicas can take two of a group's three voters for
+ * good, and no Raft group survives losing a majority permanently: that is
+ * outside the fault model, not a bug to find.
+ */
+const departuresMax = 1;
+
+/**
+ * Injects faults and heals them.
+ *
+ * @example
+ * ```ts
+ * const nemesis = new Nemesis({ scheduler, rng, cluster, network, config, event });
+ * nemesis.start(30_000);
+ * // ... run the safety phase ...
+ * nemesis.heal();
+ * ```
+ */
+export class Nemesis {
+  readonly #scheduler: ManualScheduler;
+  readonly #rng: Prng;
+  readonly #cluster: SimCluster;
+  readonly #network: SimNetwork;
+  readonly #config: ClusterSimConfig;
+  readonly #event: (kind: string, node: number, detail: string) => void;
+  readonly #deadAfterMs: number;
+  /** Members: founders, and joiners once started. */
+  readonly members: Set<number>;
+  /** Nodes removed or left: they never run again. */
+  readonly gone = new Set<number>();
+  /** Nodes down on purpose until a planned restart. */
+  readonly #down = new Set<number>();
+  #untilMs = 0;
+  #healed = false;
+  readonly counts = new Map<FaultKind, number>();
+
+  constructor(options: {
+    scheduler: ManualScheduler;
+    rng: Prng;
+    cluster: SimCluster;
+    network: SimNetwork;
+    config: ClusterSimConfig;
+    deadAfterMs: number;
+    event: (kind: string, node: number, detail: string) => void;
+  }) {
+    this.#scheduler = options.scheduler;
+    this.#rng = options.rng;
+    this.#cluster = options.cluster;
+    this.#network = options.network;
+    this.#config = options.config;
+    this.#event = options.event;
+    this.#deadAfterMs = options.deadAfterMs;
+    this.members = new Set(options.config.founders);
+  }
+
+  /** Injects faults until virtual time `untilMs`. */
+  start(untilMs: number): void {
+    this.#untilMs = untilMs;
+    this.#next();
+  }
+
+  /** Ends every fault: whole network, healthy disks, every member running. */
+  heal(): void {
+    this.#healed = true;
+    this.#network.heal();
+    for (const peer of this.#cluster.peers.values()) {
+      peer.disk.slowMs = 0;
+      peer.disk.profile = { ...peer.disk.profile, syncFailureChance: 0 };
+    }
+    this.#down.clear();
+    for (const id of this.running()) this.#cluster.start(id);
+    this.#event("heal", 0, "");
+  }
+
+  /** Members that should run (not removed or left). */
+  running(): number[] {
+    return [...this.members].filter((id) => !this.gone.has(id)).sort((a, b) => a - b);
+  }
+
+  #next(): void {
+    const waitMs = 200 + this.#rng.int(2 * this.#config.faultEveryMs);
+    if (this.#scheduler.now() + waitMs >= this.#untilMs) return;
+    this.#scheduler.schedule(waitMs, () => {
+      if (this.#healed) return;
+      this.#inject();
+      this.#next();
+    });
+  }
+
+  #inject(): void {
+    const kinds = this.#config.crashHeavy ? crashKinds : faultKinds;
+    const kind = this.#rng.pick(kinds);
+    const done = this.#run(kind);
+    if (done) this.counts.set(kind, (this.counts.get(kind) ?? 0) + 1);
+  }
+
+  /** Runs one fault; false when it does not apply now. */
+  #run(kind: FaultKind): boolean {
+    switch (kind) {
+      case "kill":
+      case "power_loss":
+        return this.#crash(kind, this.#rng.range(200, 3000));
+      case "dead":
+        return this.#crash("kill", this.#deadAfterMs + this.#rng.range(1000, 5000));
+      case "partition":
+        return this.#partition();
+      case "one_way":
+        return this.#oneWay();
+      case "flapping":
+        return this.#flapping();
+      case "slow_disk":
+        return this.#slowDisk();
+      case "join":
+        return this.#join();
+      case "remove_node":
+        return this.#removeNode();
+      case "leave":
+        return this.#leave();
+    }
+  }
+
+  #live(): number[] {
+    return this.running().filter((id) =>
+      !this.#down.has(id) && this.#cluster.peer(id).process !== undefined
+    );
+  }
+
+  #crash(kind: "kill" | "power_loss", downMs: number): boolean {
+    const live = this.#live();
+    if (live.length === 0) return false;
+    const id = this.#rng.pick(live);
+    this.#down.add(id);
+    this.#cluster.crash(id, kind);
+    this.#scheduler.schedule(downMs, () => {
+      if (!this.#down.delete(id) || this.gone.has(id)) return;
+      this.#cluster.start(id);
+    });
+    return true;
+  }
+
+  #partition(): boolean {
+    const nodes = this.running();
+    if (nodes.length < 2) return false;
+    const shuffled = nodes.map((id) => ({ id, key: this.#rng.next() }))
+      .sort((a, b) => a.key - b.key).map((item) => item.id);
+    const cut = 1 + this.#rng.int(shuffled.length - 1);
+    const sides = [shuffled.slice(0, cut), shuffled.slice(cut)];
+    this.#network.partition(sides);
+    this.#event("partition", 0, sides.map((side) => side.join(",")).join(" | "));
+    this.#healLater(this.#rng.range(500, 6000));
+    return true;
+  }
+
+  #oneWay(): boolean {
+    const nodes = this.running();
+    if (nodes.length < 2) return false;
+    const from = this.#rng.pick(nodes);
+    const to = this.#rng.pick(nodes.filter((id) => id !== from));
+    this.#network.block(from, to);
+    this.#event("one_way", from, `to ${to}`);
+    this.#healLater(this.#rng.range(500, 6000));
+    return true;
+  }
+
+  #flapping(): boolean {
+    const nodes = this.running();
+    if (nodes.length < 2) return false;
+    const id = this.#rng.pick(nodes);
+    const others = nodes.filter((other) => other !== id);
+    const flips = 3 + this.#rng.int(6);
+    let at = 0;
+    for (let flip = 0; flip < flips; flip++) {
+      at += this.#rng.range(100, 800);
+      const cut = flip % 2 === 0;
+      this.#scheduler.schedule(at, () => {
+        if (this.#healed) return;
+        if (cut) this.#network.partition([[id], others]);
+        else this.#network.heal();
+        this.#event(cut ? "flap_cut" : "flap_heal", id, "");
+      });
+    }
+    this.#healLater(at + 100);
+    return true;
+  }
+
+  #slowDisk(): boolean {
+    const nodes = this.running();
+    if (nodes.length === 0) return false;
+    const disk = this.#cluster.peer(this.#rng.pick(nodes)).disk;
+    disk.slowMs = this.#rng.range(100, 800);
+    this.#event("slow_disk", disk.nodeId, `${disk.slowMs} ms`);
+    this.#scheduler.schedule(this.#rng.range(1000, 6000), () => {
+      disk.slowMs = 0;
+    });
+    return true;
+  }
+
+  #join(): boolean {
+    const joiner = this.#config.joiners.find((id) => !this.members.has(id));
+    if (joiner === undefined) return false;
+    this.members.add(joiner);
+    this.#event("join", joiner, "");
+    this.#cluster.start(joiner);
+    return true;
+  }
+
+  #departureAllowed(): boolean {
+    return this.running().length > membersMin && this.gone.size < departuresMax;
+  }
+
+  #removeNode(): boolean {
+    if (!this.#departureAllowed()) return false;
+    const down = [...this.#down].filter((id) => !this.gone.has(id));
+    const live = this.#live();
+    if (down.length === 0 || live.length === 0) return false;
+    const id = this.#rng.pick(down);
+    const broker = this.#cluster.peer(this.#rng.pick(live)).process?.broker;
+    if (broker === undefined) return false;
+    // Removed for good: the machine is gone, its process never runs again.
+    this.gone.add(id);
+    this.#down.delete(id);
+    this.#event("remove_node", id, `through node ${broker.nodeId}`);
+    broker.removeNode(id).then(
+      () => this.#event("removed", id, ""),
+      (error) => {
+        // Still a member: it comes back at the heal.
+        this.gone.delete(id);
+        this.#event("remove_failed", id, (error as Error).message);
+      },
+    );
+    return true;
+  }
+
+  #leave(): boolean {
+    if (!this.#departureAllowed()) return false;
+    const candidates = this.#live().filter((id) => id !== this.#config.founders[0]);
+    if (candidates.length === 0) return false;
+    const id = this.#rng.pick(candidates);
+    const broker = this.#cluster.peer(id).process?.broker;
+    if (broker === undefined) return false;
+    this.gone.add(id);
+    this.#event("leave", id, "");
+    broker.leave(10_000).then(
+      () => this.#event("left", id, ""),
+      (error) => {
+        this.gone.delete(id);
+        this.#event("leave_failed", id, (error as Error).message);
+      },
+    ).finally(() => {
+      this.#cluster.stop(id).then(() => {
+        if (this.#healed && !this.gone.has(id)) this.#cluster.start(id);
+      });
+    });
+    return true;
+  }
+
+  #healLater(delayMs: number): void {
+    this.#scheduler.schedule(delayMs, () => {
+      if (this.#healed) return;
+      this.#network.heal();
+      this.#event("network_heal", 0, "");
+    });
+  }
+}
