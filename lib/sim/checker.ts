@@ -29,6 +29,8 @@ export const INVARIANTS = {
   noDuplicatePublish: "no duplicate from a retried idempotent publish",
   producerOrder: "per-producer order",
   subscriberNoSkip: "durable subscribers never skip an offset",
+  snapshotMatchesState:
+    "a topic state restored from a snapshot answers like the one it was taken from",
   replicaAssertions: "replica assertions hold (a replica stopped on a broken invariant)",
   noException: "no exception escapes a replica or the simulator",
   liveness: "liveness: with faults healed the cluster converges and commits",
@@ -347,6 +349,20 @@ export class InvariantChecker {
         `n${node} restored ${id} at index ${index} from a snapshot where ${known} was applied`,
       );
     }
+  }
+
+  /**
+   * The real topic state machine (`TopicState`, restored from snapshots
+   * through its own restore path) and the model of the same replica must
+   * give the same answers: `expected` is the model's, `actual` the state's,
+   * after a restore or after applying the entry at `index`.
+   */
+  observeStateAgreement(node: number, index: number, expected: string, actual: string): void {
+    if (expected === actual) return;
+    this.fail(
+      INVARIANTS.snapshotMatchesState,
+      `n${node} at index ${index}: the topic state answers ${actual} where the model answers ${expected}`,
+    );
   }
 
   /** A client was told that proposal `id` is durable at `index`. */

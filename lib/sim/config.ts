@@ -17,7 +17,8 @@ export type BrokenVariant =
   | "read-index-without-quorum"
   | "apply-before-commit"
   | "forget-producer-table-on-restart"
-  | "skip-subscriber-offset";
+  | "skip-subscriber-offset"
+  | "restore-without-subscribers";
 
 /** Every broken variant, for CLI validation. */
 export const BROKEN_VARIANTS: readonly BrokenVariant[] = [
@@ -31,6 +32,7 @@ export const BROKEN_VARIANTS: readonly BrokenVariant[] = [
   "apply-before-commit",
   "forget-producer-table-on-restart",
   "skip-subscriber-offset",
+  "restore-without-subscribers",
 ];
 
 /** Parameters of one simulation run, all derived from `seed` (plus CLI overrides). */

@@ -3,22 +3,45 @@
  * documented Ready order (install snapshot, persist, sync, send, apply,
  * advance) against a `MemoryLogStore` whose sync takes simulated time, keeps
  * a model of the topic state machine (`TopicModel`: offsets, idempotent
- * producers, durable subscriber positions), and reports to the invariant
- * checker every entry it writes, every move of its commit index (after every
- * event that reaches it) and every entry it applies.
+ * producers, durable subscriber positions) next to the real one
+ * (`TopicState`, see state_mirror.ts), and reports to the invariant checker
+ * every entry it writes, every move of its commit index (after every event
+ * that reaches it) and every entry it applies.
+ *
+ * Snapshots run the peers' code: a compaction keeps whole segments from a
+ * random first needed entry (retained entries below the snapshot), a `snap`
+ * message travels without its image, and the receiver pulls image and
+ * retained entries in chunks from its leader's store (`SnapshotPull`,
+ * `serveSnapshotChunk`), installs them as one unit, restores both state
+ * machines from the image and rebuilds its Raft node from the store.
  *
  * @module
  */
 
+import { serveSnapshotChunk, SnapshotPull } from "../cluster/snapshot_transfer.ts";
 import { decodeConfChange } from "../raft/conf_change.ts";
 import type { RaftOptions } from "../raft/options.ts";
 import { RaftNode } from "../raft/raft_node.ts";
 import type { ConfChange, Message, Ready } from "../raft/types.ts";
 import { MemoryLogStore } from "../storage/memory_log_store.ts";
-import { type Entry, EntryType, type Snapshot } from "../storage/types.ts";
+import { type Entry, EntryType, type LogStore, type Snapshot } from "../storage/types.ts";
 import type { InvariantChecker } from "./checker.ts";
 import type { Prng } from "./prng.ts";
+import {
+  agreeingOutcome,
+  decodeImage,
+  describeModel,
+  encodeImage,
+  StateMirror,
+} from "./state_mirror.ts";
 import { decodeTopicCommand, TopicModel, type TopicOutcome } from "./topic_model.ts";
+
+/** Entries per modelled segment: compaction drops whole segments only. */
+export const segmentEntries = 4;
+/** Most entries a compaction keeps below its snapshot (as a topic's retained messages). */
+export const retainedEntriesMax = 24;
+/** Bytes per chunk of a simulated snapshot transfer (small, so transfers take several). */
+export const transferChunkBytes = 256;
 
 /** What a replica needs from the simulation around it. */
 export interface ReplicaHost {
@@ -32,6 +55,10 @@ export interface ReplicaHost {
   onConfApplied(change: ConfChange): void;
   /** This replica just became leader (its first Ready as leader is being handled). */
   onElected(replica: SimReplica): void;
+  /** The store of live replica `id`, which serves its snapshot transfers; undefined when down. */
+  snapshotSource(id: number): LogStore | undefined;
+  /** A snapshot transfer was installed here, with `retainedEntries` entries. */
+  onSnapshotInstalled(retainedEntries: number): void;
   /** Proposal `id`, made on this replica, was applied here: its client gets `outcome`. */
   onAcknowledged(id: string, outcome: TopicOutcome): void;
 }
@@ -46,6 +73,8 @@ export interface ReplicaBugs {
   forgetProducersOnRestart?: boolean;
   /** Store a subscriber's acknowledgement as the offset after the acknowledged one. */
   skipSubscriberOffset?: boolean;
+  /** Restore the real topic state from a snapshot without its subscriber positions. */
+  restoreWithoutSubscribers?: boolean;
 }
 
 interface PendingRead {
@@ -66,7 +95,7 @@ const decoder = new TextDecoder();
  */
 export class SimReplica {
   readonly id: number;
-  store = new MemoryLogStore();
+  store = new MemoryLogStore({ segmentEntries });
   /**
    * Set while the replica rebuilds a log it lost (`wipe()`): persisted like
    * the marker file a peer keeps next to a rebuilt replica, so it survives
@@ -83,6 +112,8 @@ export class SimReplica {
   node: RaftNode | undefined;
   /** The state machine: what this replica applied. */
   topic: TopicModel;
+  /** The real topic state machine, applying the same entries. */
+  mirror = new StateMirror();
   appliedIndex = 0;
   /** Client proposals made on this replica, by index, awaiting their apply. */
   readonly pending = new Map<number, string>();
@@ -133,6 +164,13 @@ export class SimReplica {
 
   /** Starts (or restarts) the node from whatever the disk holds. */
   start(): void {
+    this.#boot();
+    this.#restoreState(this.store.snapshot(), this.#bugs.forgetProducersOnRestart === true);
+    this.pump();
+  }
+
+  /** A Raft node built from the store, as after a restart. */
+  #boot(): void {
     this.node = new RaftNode({
       ...this.#options,
       id: this.id,
@@ -145,8 +183,6 @@ export class SimReplica {
     this.#host.checker.observeRestart(this.id, term, vote);
     // The durable commit index is checked again: what survived must agree.
     this.#checkedCommit = 0;
-    this.#restoreState(this.store.snapshot(), this.#bugs.forgetProducersOnRestart === true);
-    this.pump();
   }
 
   /** Power loss: the node and every unsynced write are gone. */
@@ -160,6 +196,7 @@ export class SimReplica {
     this.#readsWaiting.clear();
     this.#readsReady = [];
     this.topic = this.#newTopic();
+    this.mirror = new StateMirror();
     this.appliedIndex = 0;
   }
 
@@ -172,7 +209,7 @@ export class SimReplica {
   wipe(): void {
     if (this.live) this.crash();
     const { term, vote } = this.store.hardState();
-    this.store = new MemoryLogStore();
+    this.store = new MemoryLogStore({ segmentEntries });
     this.store.setHardState({ term, vote, commit: 0 });
     this.store.syncNow();
     this.recoveringTerm = term;
@@ -203,12 +240,16 @@ export class SimReplica {
     this.#readsWaiting.set(context, requiredIndex);
   }
 
-  /** Whether the log holds at least `entries` applied entries that a compaction would drop. */
+  /** Whether at least `entries` entries were applied since the last snapshot. */
   compactionDue(entries: number): boolean {
-    return this.appliedIndex - this.store.firstIndex() + 1 >= entries;
+    return this.appliedIndex - (this.store.snapshot()?.index ?? 0) >= entries;
   }
 
-  /** Compacts the log at the applied index, keeping the state machine image in the snapshot. */
+  /**
+   * Compacts the log at the applied index, keeping both state machine
+   * images in the snapshot and whole segments from a random first needed
+   * entry on (up to `retainedEntriesMax` below the snapshot).
+   */
   compact(): void {
     const node = this.node!;
     // Not while a Ready waits for its sync: the node may hold a snapshot
@@ -217,10 +258,57 @@ export class SimReplica {
     if (
       this.appliedIndex > this.store.syncedIndex() || this.appliedIndex < this.store.firstIndex()
     ) return;
-    const snapshot = node.createSnapshot(this.topic.serialize());
+    const image = encodeImage(this.topic.serialize(), this.mirror.state.snapshot());
+    const snapshot = node.createSnapshot(image);
     if (snapshot.index !== this.appliedIndex) return;
-    void this.store.compact(snapshot);
+    const keepFrom = snapshot.index + 1 - this.#prng.range(0, retainedEntriesMax);
+    void this.store.compact(snapshot, keepFrom);
     this.#host.trace("compact", this.id, snapshot.index, "");
+  }
+
+  /**
+   * Steps a message into the node, except a `snap` that would replace this
+   * replica's log: its image and the leader's retained entries are pulled
+   * first and installed as one unit (see the module doc).
+   */
+  receive(message: Message): void {
+    const node = this.node!;
+    const snapshot = message.snapshot;
+    if (
+      message.type !== "snap" || snapshot === undefined || message.term < node.term ||
+      snapshot.index <= node.commit || node.termAt(snapshot.index) === snapshot.term
+    ) {
+      node.step(message);
+      return;
+    }
+    this.#transfer(message, snapshot);
+  }
+
+  #transfer(message: Message, target: Snapshot): void {
+    // Not while a Ready waits for its sync: the leader sends its snapshot again.
+    if (this.#inflight !== undefined) return;
+    const source = this.#host.snapshotSource(message.from);
+    if (source === undefined) return;
+    const pull = new SnapshotPull("t:sim", target);
+    try {
+      for (let request = pull.next(); request !== undefined; request = pull.next()) {
+        pull.accept(serveSnapshotChunk(source, request, transferChunkBytes));
+      }
+    } catch {
+      // The leader moved on (a newer snapshot, or compacted further): start over later.
+      this.#host.trace("snapshot-restart", this.id, target.index, `from n${message.from}`);
+      return;
+    }
+    const { snapshot, retained } = pull.result();
+    if (retained.length > 0) {
+      this.#host.checker.observeEntries(this.id, retained, undefined);
+    }
+    void this.store.applySnapshot(snapshot, retained);
+    this.#boot();
+    this.#restoreState(snapshot, false);
+    this.#host.trace("install-snapshot", this.id, snapshot.index, `${retained.length} retained`);
+    this.#host.onSnapshotInstalled(retained.length);
+    this.node!.step(message);
   }
 
   /**
@@ -306,7 +394,7 @@ export class SimReplica {
       this.recoveringTerm = undefined;
       this.#host.trace("recovered", this.id, `term ${this.node!.term}`, "");
     }
-    for (const message of rd.messages) this.#host.send(message);
+    for (const message of rd.messages) this.#host.send(withoutImage(message));
     if (this.#bugs.applyBeforeCommit === true) {
       for (const entry of rd.entries) if (entry.index === this.appliedIndex + 1) this.#apply(entry);
     }
@@ -335,6 +423,7 @@ export class SimReplica {
     this.appliedIndex = entry.index;
     if (entry.type === EntryType.ConfChange) {
       checker.observeApply(this.id, entry.index, entry.term, "conf", { kind: "none" });
+      this.mirror.skip(entry.index);
       this.#host.onConfApplied(decodeConfChange(entry.data));
       return;
     }
@@ -343,6 +432,13 @@ export class SimReplica {
       ? this.topic.apply(entry.index, command)
       : { kind: "none" };
     checker.observeApply(this.id, entry.index, entry.term, command?.id ?? "", outcome);
+    // The real state machine plants the same subscriber bug as the model, if any.
+    const skew = command?.kind === "ack" && this.#bugs.skipSubscriberOffset === true ? 1 : 0;
+    const mirrored = command?.kind === "ack"
+      ? { ...command, offset: command.offset + skew }
+      : command;
+    const actual = this.mirror.apply(entry.index, mirrored);
+    checker.observeStateAgreement(this.id, entry.index, agreeingOutcome(outcome, actual), actual);
     if (command) this.#acknowledge(entry.index, command.id, outcome);
   }
 
@@ -377,15 +473,31 @@ export class SimReplica {
 
   #restoreState(snapshot: Snapshot | undefined, withoutProducers: boolean): void {
     this.topic = this.#newTopic();
+    this.mirror = new StateMirror();
     this.appliedIndex = snapshot?.index ?? 0;
     if (!snapshot || snapshot.data.byteLength === 0) return;
-    this.topic.restore(snapshot.data, !withoutProducers);
+    const image = decodeImage(snapshot.data);
+    this.topic.restore(image.model, !withoutProducers);
+    this.mirror.state.restore(image.state, snapshot.index);
+    if (this.#bugs.restoreWithoutSubscribers === true) this.mirror.state.subscribers.clear();
     for (const [index, id] of this.topic.entryIds) {
       this.#host.checker.observeRestored(this.id, index, id);
     }
+    this.#host.checker.observeStateAgreement(
+      this.id,
+      snapshot.index,
+      describeModel(this.topic),
+      this.mirror.describe(this.topic),
+    );
   }
 
   #newTopic(): TopicModel {
     return new TopicModel({ skipSubscriberOffset: this.#bugs.skipSubscriberOffset });
   }
+}
+
+/** A `snap` message leaves without its image: the receiver pulls it (see `SimReplica.receive`). */
+function withoutImage(message: Message): Message {
+  if (message.snapshot === undefined) return message;
+  return { ...message, snapshot: { ...message.snapshot, data: new Uint8Array() } };
 }

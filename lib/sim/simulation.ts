@@ -22,7 +22,7 @@
 
 import { NotLeaderError, ProposalDroppedError, RaftInvariantError } from "../raft/errors.ts";
 import type { ConfChange, Message, MessageType } from "../raft/types.ts";
-import type { ConfState } from "../storage/types.ts";
+import type { ConfState, LogStore } from "../storage/types.ts";
 import { InvariantChecker, INVARIANTS, type LogView, type Violation } from "./checker.ts";
 import { type BrokenVariant, configFromSeed, describeConfig, type SimConfig } from "./config.ts";
 import { EventQueue } from "./event_queue.ts";
@@ -45,6 +45,9 @@ export interface SimResult {
   /** Offsets delivered to durable subscribers (redeliveries included). */
   deliveries: number;
   elections: number;
+  /** Snapshots installed by transfer, and the retained entries they brought along. */
+  snapshotsInstalled: number;
+  retainedEntriesInstalled: number;
   virtualMs: number;
 }
 
@@ -153,6 +156,8 @@ class Simulation implements ReplicaHost {
   readonly #queue = new EventQueue<Event>();
   readonly #trace: Trace;
   readonly #replicas = new Map<number, SimReplica>();
+  #snapshotsInstalled = 0;
+  #retainedEntriesInstalled = 0;
   #now = 0;
   #ticks = 0;
   #nextKey = 0;
@@ -223,6 +228,12 @@ class Simulation implements ReplicaHost {
     return this.#prng.range(1, this.#config.syncMsMax);
   }
 
+  /** Snapshot transfers installed (see `SimResult.snapshotsInstalled`). */
+  onSnapshotInstalled(retainedEntries: number): void {
+    this.#snapshotsInstalled++;
+    this.#retainedEntriesInstalled += retainedEntries;
+  }
+
   trace(kind: string, node: number, detail: string | number, extra: string | number): void {
     this.#trace.record(this.#now, kind, node, detail, extra);
   }
@@ -253,6 +264,11 @@ class Simulation implements ReplicaHost {
       this.#network.partition([replica.id], this.#memberIds().filter((id) => id !== replica.id));
       this.trace("isolate-young-leader", replica.id, "", "");
     });
+  }
+
+  snapshotSource(id: number): LogStore | undefined {
+    const replica = this.#replicas.get(id);
+    return replica?.live ? replica.store : undefined;
   }
 
   onConfApplied(change: ConfChange): void {
@@ -309,6 +325,8 @@ class Simulation implements ReplicaHost {
       readsServed: this.checker.readsServed,
       deliveries: this.checker.deliveries,
       elections: this.checker.elections,
+      snapshotsInstalled: this.#snapshotsInstalled,
+      retainedEntriesInstalled: this.#retainedEntriesInstalled,
       virtualMs: this.#now,
     };
   }
@@ -358,7 +376,7 @@ class Simulation implements ReplicaHost {
     if (!target.live || this.#network.blocked(message.from, message.to)) return;
     this.trace(message.type, message.to, `from n${message.from}`, `term ${message.term}`);
     target.noteIncarnation(message.from, incarnation);
-    target.node!.step(message);
+    target.receive(message);
     target.pump();
   }
 
@@ -781,6 +799,7 @@ class Simulation implements ReplicaHost {
         ackBeforeSync: broken === "ack-before-fsync",
         applyBeforeCommit: broken === "apply-before-commit",
         forgetProducersOnRestart: broken === "forget-producer-table-on-restart",
+        restoreWithoutSubscribers: broken === "restore-without-subscribers",
         skipSubscriberOffset: broken === "skip-subscriber-offset",
       },
     }, this.#prng.fork());

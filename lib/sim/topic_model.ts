@@ -156,6 +156,15 @@ export class TopicModel {
     return { kind: "refused", producer, sequence };
   }
 
+  /** Each known producer's last stored sequence and the offset it landed at. */
+  producerLasts(): { producer: string; last: number; offset: number }[] {
+    return [...this.#producers].map(([producer, window]) => ({
+      producer,
+      last: window.last,
+      offset: window.offsets[window.offsets.length - 1],
+    }));
+  }
+
   /** The image kept in a snapshot. */
   serialize(): Uint8Array {
     const image: TopicImage = {

@@ -56,6 +56,11 @@ const VARIANTS: readonly { broken: BrokenVariant; what: string; invariant: Invar
     invariant: INVARIANTS.noDuplicatePublish,
   },
   {
+    broken: "restore-without-subscribers",
+    what: "a topic state restored from a snapshot without its subscriber positions",
+    invariant: INVARIANTS.snapshotMatchesState,
+  },
+  {
     broken: "skip-subscriber-offset",
     what: "a durable subscriber position that jumps past an offset",
     invariant: INVARIANTS.subscriberNoSkip,

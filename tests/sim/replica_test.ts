@@ -35,6 +35,12 @@ class RecordingHost implements ReplicaHost {
 
   onElected(): void {}
 
+  snapshotSource(): undefined {
+    return undefined;
+  }
+
+  onSnapshotInstalled(): void {}
+
   /** Runs every scheduled action, including those they schedule. */
   runScheduled(): void {
     while (this.#scheduled.length > 0) this.#scheduled.shift()!();
