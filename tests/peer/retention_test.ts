@@ -397,3 +397,58 @@ Deno.test("a standalone peer deletes whole expired segments and reads below rete
     await peer.stop();
   }
 });
+
+Deno.test("a live subscription that retention overtakes goes on at the first retained offset and says what it skipped", async () => {
+  const peer = await startPeer({ args: ["--standalone"] });
+  const client = await RawClient.connect(peer.port);
+  const subscriber = await RawClient.connect(peer.port);
+  try {
+    await client.request({
+      action: "create_topic",
+      topic_name: "live",
+      retention: { max_messages: 50, segment_bytes: 4096 },
+    });
+    assert.equal(
+      (await subscriber.request({
+        action: "subscribe",
+        topic_name: "live",
+        subscriber_id: "slow",
+        from: "earliest",
+        max_in_flight: 5,
+      }) as Answer).status,
+      "subscribed",
+    );
+    for (let batch = 0; batch < 20; batch++) {
+      await client.request({
+        action: "publish_batch",
+        topic_name: "live",
+        messages: Array(10).fill("z".repeat(200)),
+      });
+    }
+    // The window of 5 is full: nothing more is pushed until an ack.
+    for (let offset = 0; offset < 5; offset++) {
+      assert.equal((await subscriber.next() as Answer).offset, offset);
+    }
+    const first = await waitFor("retention to pass the subscriber", async () => {
+      const answer = await describe(client, "live");
+      return (answer.first_offset as number) > 5 ? answer.first_offset as number : undefined;
+    });
+    assert.equal(
+      (await subscriber.request({
+        action: "ack",
+        topic_name: "live",
+        subscriber_id: "slow",
+        offset: 4,
+      }) as Answer).status,
+      "acked",
+    );
+    const next = await subscriber.next() as Answer;
+    assert.ok((next.offset as number) >= first);
+    assert.equal(next.skipped, (next.offset as number) - 5);
+    assert.equal((await subscriber.next() as Answer).skipped, undefined);
+  } finally {
+    await subscriber.close();
+    await client.close();
+    await peer.stop();
+  }
+});
