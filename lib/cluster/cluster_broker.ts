@@ -126,6 +126,13 @@ export class ClusterBroker implements Broker {
    * lacks entries the old directory acknowledged (the join is then refused).
    */
   #awaitingJoin = false;
+  /**
+   * True while this node waits for its first join with an empty data
+   * directory: it belongs to no cluster yet and tells peers that ask it to
+   * take them in (`answerJoin`), so that peers started together find that
+   * no member answered and the first listed one bootstraps.
+   */
+  #unjoined = false;
   readonly #fatal = Promise.withResolvers<Error>();
 
   private constructor(options: ClusterBrokerOptions) {
@@ -228,6 +235,7 @@ export class ClusterBroker implements Broker {
       router: this.#router,
       replicas: this.#replicas,
       awaitingJoin: () => this.#awaitingJoin,
+      unjoined: () => this.#unjoined,
       createAsController: (name, factor, retention) =>
         this.#createAsController(name, factor, retention),
     });
@@ -305,6 +313,7 @@ export class ClusterBroker implements Broker {
       this.#metaGroup.campaign();
     } else if (fresh || recovering) {
       this.#awaitingJoin = true;
+      this.#unjoined = fresh;
       this.#joining = this.#joinLoop(others);
     }
   }
@@ -335,6 +344,7 @@ export class ClusterBroker implements Broker {
       return;
     }
     this.#awaitingJoin = false;
+    this.#unjoined = false;
     if (!this.#closed) this.#logger.info("Node {id} joined the cluster", { id: this.nodeId });
   }
 

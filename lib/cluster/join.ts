@@ -83,8 +83,11 @@ export async function tryJoin(
         if (transport.state(peer) === "connected") answered = true;
         continue; // Unreachable or not a member yet; try the next one.
       }
+      const { joined, refused, unjoined } = decodeJoinAnswer(answer);
+      // A peer that belongs to no cluster yet is no member that answered:
+      // peers started together with empty disks let the first one bootstrap.
+      if (unjoined) continue;
       answered = true;
-      const { joined, refused } = decodeJoinAnswer(answer);
       if (joined) return "joined";
       if (refused !== undefined) throw new JoinRefusedError(refused);
     }
@@ -101,6 +104,12 @@ export interface JoinAuthority {
   proposeMeta(command: MetaCommand): Promise<MetaResult>;
   /** The controller's id as known here (0: none). */
   leader(): number;
+  /**
+   * True while this node itself waits for its first join with an empty data
+   * directory (default: never): it belongs to no cluster, so it says so
+   * instead of answering for one.
+   */
+  unjoined?(): boolean;
 }
 
 /**
@@ -118,6 +127,13 @@ export async function answerJoin(
   authority: JoinAuthority,
 ): Promise<unknown> {
   const { nodeId: id, address, directoryId } = decodeJoin(message);
+  if (authority.unjoined?.()) {
+    return {
+      status: "unavailable",
+      error: "This peer has not joined a cluster yet",
+      unjoined: true,
+    };
+  }
   let known = authority.members().get(id);
   if (known !== undefined && !known.left && directoryId !== known.directoryId) {
     // Read the controller's metadata before refusing: a stale view must not.

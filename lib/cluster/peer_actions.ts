@@ -51,6 +51,8 @@ export interface PeerActionsOptions {
   replicas: ReplicaManager;
   /** True while this node waits to be accepted: it answers no vote. */
   awaitingJoin(): boolean;
+  /** True while this node waits for its first join with an empty data directory. */
+  unjoined(): boolean;
   /** Creates a topic as the controller (placement decided here). */
   createAsController(
     name: string,
@@ -81,6 +83,7 @@ export function registerPeerActions(handler: PeerHandler, options: PeerActionsOp
       metaBarrier: () => metadata.barrier(),
       proposeMeta: (command) => metadata.propose(command),
       leader: () => options.metaGroup().leader,
+      unjoined: () => options.unjoined(),
     }));
   const forwards = new ForwardedRequests(options.broker);
   handler.register("peer_forward", (message) => forwards.serve(message));

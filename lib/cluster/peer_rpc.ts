@@ -399,12 +399,16 @@ function answerInteger(record: Fields, key: string): number {
 
 /**
  * The answer to `peer_join`: joined, refused (a `bad_request` saying why:
- * the cluster will not take this peer as it is), or neither (retry).
+ * the cluster will not take this peer as it is), unjoined (the peer asked
+ * belongs to no cluster yet), or neither (retry).
  */
-export function decodeJoinAnswer(answer: unknown): { joined: boolean; refused?: string } {
+export function decodeJoinAnswer(
+  answer: unknown,
+): { joined: boolean; refused?: string; unjoined?: boolean } {
   if (typeof answer !== "object" || answer === null) return { joined: false };
   const record = answer as Fields;
   if (record.status === "joined") return { joined: true };
+  if (record.unjoined === true) return { joined: false, unjoined: true };
   if (record.status === "bad_request" && typeof record.error === "string") {
     return { joined: false, refused: record.error.slice(0, 500) };
   }
