@@ -228,7 +228,7 @@ async function anonymousStart(
   from: SubscribeFrom | undefined,
 ): Promise<number> {
   if (typeof from === "number") return from;
-  // Reads clamp to the first retained offset, so 0 means "earliest".
-  if (from === "earliest") return 0;
-  return (await broker.describeTopic(topic)).next_offset;
+  // The first retained offset, so that the stream reports no offsets skipped.
+  const described = await broker.describeTopic(topic);
+  return from === "earliest" ? described.first_offset : described.next_offset;
 }

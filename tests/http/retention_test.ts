@@ -101,6 +101,15 @@ for (const mode of ["replicated", "standalone"]) {
         } finally {
           await events.close();
         }
+        const earliest = await EventReader.open(`${api}/topics/clicks/events?from=earliest`);
+        try {
+          assert.equal((await earliest.next()).type, "subscribed");
+          const first = (await earliest.next()).data;
+          assert.ok(first.offset >= described.first_offset);
+          assert.equal(first.skipped, undefined, "'earliest' skips nothing");
+        } finally {
+          await earliest.close();
+        }
       });
     } finally {
       await peer.stop();
