@@ -80,3 +80,32 @@ Deno.test("RaftLog slices at most maxBytes across stored and unstable entries", 
   equal(log.slice(1, 5, 3)?.length, 3);
   equal(log.slice(1, 5, 0)?.length, 1);
 });
+
+Deno.test("RaftLog over a store holding entries at and below its snapshot starts applied at the snapshot and serves the retained entries", async () => {
+  const store = new MemoryLogStore({ segmentEntries: 5 });
+  store.append(Array.from({ length: 14 }, (_, offset) => entry(offset + 1, offset < 8 ? 1 : 2)));
+  store.setHardState({ term: 2, vote: 1, commit: 14 });
+  store.syncNow();
+  await store.compact({
+    index: 12,
+    term: 2,
+    conf: { voters: [1], learners: [] },
+    data: new Uint8Array(),
+  }, 7);
+  equal(store.firstIndex(), 6);
+  const log = new RaftLog(store);
+  equal(log.applied, 12);
+  equal(log.committed, 14);
+  equal(log.firstIndex(), 6);
+  equal(log.term(6), 1);
+  equal(log.term(12), 2);
+  equal(log.term(5), undefined);
+  deepStrictEqual(log.slice(6, 15)!.map((item) => item.index), [6, 7, 8, 9, 10, 11, 12, 13, 14]);
+  // Below the first held entry only a snapshot helps.
+  equal(log.slice(5, 15), undefined);
+  // Appending after the committed entries keeps the retained ones.
+  log.append([entry(15, 3)]);
+  persist(log, store);
+  equal(log.lastIndex(), 15);
+  equal(store.firstIndex(), 6);
+});

@@ -151,3 +151,47 @@ Deno.test("The unsafe voteWithoutSync switch answers a vote-only change without 
   equal(rd.mustSync, false);
   node.advance();
 });
+
+/** A rejection from follower 2 whose log ends at `lastIndex`. */
+function rejection(leader: RaftNode, index: number, lastIndex: number): Message {
+  return {
+    type: "appResp",
+    from: 2,
+    to: 1,
+    term: leader.term,
+    logTerm: 0,
+    index,
+    entries: [],
+    commit: 0,
+    reject: true,
+    rejectHint: lastIndex,
+  };
+}
+
+Deno.test("A leader whose log holds entries below its snapshot sends them, not the snapshot, to a follower that needs them", async () => {
+  const store = new MemoryLogStore({ segmentEntries: 4 });
+  const leader = makeNode(1, [1], store);
+  leader.campaign();
+  drain(leader, store);
+  for (let number = 0; number < 20; number++) {
+    leader.propose(new Uint8Array([number]));
+    drain(leader, store);
+  }
+  await store.compact(leader.createSnapshot(new Uint8Array([7])), 9);
+  equal(store.firstIndex(), 9);
+  equal(store.snapshot()!.index > 20, true);
+  leader.proposeConfChange({ type: "addLearner", node: 2 });
+  const probe = drain(leader, store).find((message) => message.to === 2 && message.type === "app");
+  equal(probe !== undefined, true);
+  // The learner's log ends at 10 (it was down since): entries 11.. are still held.
+  leader.step(rejection(leader, probe!.index, 10));
+  const retry = drain(leader, store).filter((message) => message.to === 2);
+  equal(retry.some((message) => message.type === "snap"), false, "no snapshot while entries exist");
+  const append = retry.find((message) => message.type === "app")!;
+  equal(append.index, 10);
+  equal(append.entries[0].index, 11);
+  // A log that ends below the first held entry (minus one) needs the snapshot.
+  leader.step(rejection(leader, append.index, 3));
+  const below = drain(leader, store).filter((message) => message.to === 2);
+  equal(below.some((message) => message.type === "snap"), true);
+});
