@@ -172,8 +172,13 @@ export class ClusterBroker implements Broker {
       requestTimeoutMs: options.requestTimeoutMs,
       isClosed: () => this.#closed,
     });
+    const links = this.#node.links;
     this.#host = new RaftHost(options.nodeId, {
-      send: (nodeId, frame) => this.#node.links.send(nodeId, frame),
+      send: (nodeId, frame) => links.send(nodeId, frame),
+      // Entry data travels raw where the transport takes prebuilt frames.
+      sendFrame: links.sendFrame === undefined
+        ? undefined
+        : (nodeId, frame) => links.sendFrame!(nodeId, frame),
     }, {
       tickMs: options.tickMs,
       isReachable: (nodeId) => this.#liveness.awake(nodeId),

@@ -244,6 +244,22 @@ export class PeerLink {
   }
 
   /**
+   * Queues a prebuilt one-way frame (length prefix included, e.g. a binary
+   * Raft frame); like `send`, false and a counted drop when the link is down,
+   * its queue is full or the frame is over `frameBytesMax`.
+   */
+  sendFrame(frame: Uint8Array): boolean {
+    if (
+      this.#state === "backoff" || this.#state === "closed" ||
+      frame.length - 4 > this.#settings.frameBytesMax || !this.#enqueue(frame)
+    ) {
+      this.#droppedMessages++;
+      return false;
+    }
+    return true;
+  }
+
+  /**
    * Sends a request and resolves with the peer's answer (error answers
    * included). Rejects with PeerUnavailableError (or its PeerTimeoutError)
    * when no answer can come, with PeerMessageTooLargeError for a message over

@@ -132,6 +132,11 @@ export class PeerLinks implements PeerTransport {
     return this.link(id)?.send(message) ?? false;
   }
 
+  /** Sends a prebuilt one-way frame; false when it was dropped (see {@linkcode PeerLink.sendFrame}). */
+  sendFrame(id: number, frame: Uint8Array): boolean {
+    return this.link(id)?.sendFrame(frame) ?? false;
+  }
+
   /** Sends a request to member `id`; see {@linkcode PeerLink.request}. */
   request(id: number, message: PeerMessage, options?: RequestOptions): Promise<unknown> {
     const link = this.link(id);

@@ -1,7 +1,9 @@
 /**
  * Raft messages on the wire: plain JSON with binary fields (entry data,
  * snapshot data, read contexts) as base64 and default fields left out, so a
- * heartbeat costs a few dozen bytes. Decoding validates at the edge: a peer
+ * heartbeat costs a few dozen bytes. The binary frame form
+ * (`raft_binary.ts`) writes the same message with each binary field as its
+ * length and the bytes raw after the JSON; decoding takes both forms. Decoding validates at the edge: a peer
  * frame that does not hold a well-formed message is refused, never stepped.
  *
  * @module
@@ -23,13 +25,18 @@ function base64(bytes: Uint8Array): string {
 }
 
 function bytesOf(text: unknown): Uint8Array {
+  // The binary frame form puts its raw bytes in place (JSON never yields these).
+  if (text instanceof Uint8Array) return text;
   if (typeof text !== "string") throw new TypeError("Expected base64 text");
   const buffer = Buffer.from(text, "base64");
   return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
 }
 
 /**
- * Encodes a Raft message for a peer frame.
+ * Encodes a Raft message for a peer frame. `blob` writes each binary field
+ * (context, then entry data in order, then snapshot data): base64 text by
+ * default; the binary frame form passes one that sets the bytes aside and
+ * writes their length.
  *
  * @example
  * ```ts
@@ -37,7 +44,10 @@ function bytesOf(text: unknown): Uint8Array {
  * const back = decodeRaftMessage(JSON.parse(JSON.stringify(wire)));
  * ```
  */
-export function encodeRaftMessage(message: Message): WireMessage {
+export function encodeRaftMessage(
+  message: Message,
+  blob: (bytes: Uint8Array) => string | number = base64,
+): WireMessage {
   const wire: WireMessage = { t: message.type, f: message.from, o: message.to, m: message.term };
   if (message.logTerm) wire.lt = message.logTerm;
   if (message.index) wire.i = message.index;
@@ -45,18 +55,21 @@ export function encodeRaftMessage(message: Message): WireMessage {
   if (message.reject) wire.r = 1;
   if (message.rejectHint) wire.h = message.rejectHint;
   if (message.transfer) wire.x = 1;
-  if (message.context) wire.ctx = base64(message.context);
+  if (message.context) wire.ctx = blob(message.context);
   if (message.entries.length > 0) {
     wire.e = message.entries.map((
       entry,
-    ) => [entry.term, entry.index, entry.type, base64(entry.data)]);
+    ) => [entry.term, entry.index, entry.type, blob(entry.data)]);
   }
-  if (message.snapshot) wire.s = encodeSnapshot(message.snapshot);
+  if (message.snapshot) wire.s = encodeSnapshot(message.snapshot, blob);
   return wire;
 }
 
-function encodeSnapshot(snapshot: Snapshot): WireMessage {
-  return { i: snapshot.index, m: snapshot.term, conf: snapshot.conf, d: base64(snapshot.data) };
+function encodeSnapshot(
+  snapshot: Snapshot,
+  blob: (bytes: Uint8Array) => string | number,
+): WireMessage {
+  return { i: snapshot.index, m: snapshot.term, conf: snapshot.conf, d: blob(snapshot.data) };
 }
 
 function integer(value: unknown, name: string): number {

@@ -16,7 +16,8 @@
 
 import type { Message } from "../raft/types.ts";
 import { frameMessagesMax, type RaftFrame, raftFrame } from "./peer_rpc.ts";
-import { encodeRaftMessage, type WireMessage } from "./raft_codec.ts";
+import { encodeBinaryRaftFrame, type RaftOutItem } from "./raft_binary.ts";
+import { encodeRaftMessage } from "./raft_codec.ts";
 import type { ReplicaGroup } from "./replica_group.ts";
 import { type Cancel, type Scheduler, systemScheduler } from "./runtime.ts";
 
@@ -42,6 +43,12 @@ export interface RaftHostOptions {
 /** How frames reach other peers (PeerLinks in production). */
 export interface RaftTransport {
   send(nodeId: number, frame: { action: string } & Record<string, unknown>): void;
+  /**
+   * Sends a prebuilt frame (length prefix included) one way. With it, Raft
+   * frames go in the binary form (entry data raw, `raft_binary.ts`);
+   * without it (the simulator's network), as JSON through `send`.
+   */
+  sendFrame?(nodeId: number, frame: Uint8Array): void;
 }
 
 /**
@@ -64,7 +71,8 @@ export class RaftHost {
   readonly #sleepers = new Map<number, Set<ReplicaGroup>>();
   /** The leader each sleeping follower is filed under in `#sleepers`. */
   readonly #sleeperLeaders = new Map<ReplicaGroup, number>();
-  #outbox = new Map<number, [string, WireMessage][]>();
+  /** Messages per destination peer, encoded once per frame when flushed. */
+  #outbox = new Map<number, RaftOutItem[]>();
   #flushScheduled = false;
   #ticker: Cancel | undefined;
   readonly #scheduler: Scheduler;
@@ -163,7 +171,7 @@ export class RaftHost {
 
   /** Queues messages of one group; they leave together with those of the other groups. */
   send = (groupId: string, messages: Message[]): void => {
-    for (const message of messages) this.#queue(message.to, [groupId, encodeRaftMessage(message)]);
+    for (const message of messages) this.#queue(message.to, [groupId, message]);
   };
 
   /** Tells follower `to` that the leader of `groupId` let the group sleep at `term`. */
@@ -171,7 +179,7 @@ export class RaftHost {
     this.#queue(to, [groupId, { quiesce: term }]);
   };
 
-  #queue(to: number, item: [string, WireMessage]): void {
+  #queue(to: number, item: RaftOutItem): void {
     let batch = this.#outbox.get(to);
     if (batch === undefined) this.#outbox.set(to, batch = []);
     batch.push(item);
@@ -189,12 +197,27 @@ export class RaftHost {
     this.#outbox = new Map();
     for (const [nodeId, batch] of outbox) {
       for (let start = 0; start < batch.length; start += frameMessagesMax) {
-        this.#transport.send(
-          nodeId,
-          raftFrame(this.nodeId, this.incarnation, batch.slice(start, start + frameMessagesMax)),
-        );
+        const items = batch.length <= frameMessagesMax
+          ? batch
+          : batch.slice(start, start + frameMessagesMax);
+        this.#sendItems(nodeId, items);
       }
     }
+  }
+
+  #sendItems(nodeId: number, items: RaftOutItem[]): void {
+    if (this.#transport.sendFrame !== undefined) {
+      this.#transport.sendFrame(
+        nodeId,
+        encodeBinaryRaftFrame(this.nodeId, this.incarnation, items),
+      );
+      return;
+    }
+    const wire = items.map(([groupId, body]): [string, Record<string, unknown>] => [
+      groupId,
+      "quiesce" in body ? body : encodeRaftMessage(body),
+    ]);
+    this.#transport.send(nodeId, raftFrame(this.nodeId, this.incarnation, wire));
   }
 
   /** Steps each message of a validated `peer_raft` frame into its group. */

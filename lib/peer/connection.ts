@@ -9,6 +9,7 @@
 
 import { type ClusterSecret, type ListenerHandshake, listenerStep } from "../cluster/peer_auth.ts";
 import type { PeerContext } from "../cluster/peer_handler.ts";
+import { decodeBinaryRaftPayload, isBinaryRaftPayload } from "../cluster/raft_binary.ts";
 import { encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
 import { errorResponse, ProtocolError } from "../wire/errors.ts";
 import { decodeRequest, type Request, RequestError } from "../wire/requests.ts";
@@ -143,8 +144,13 @@ export class Connection {
   }
 
   #dispatch(payload: Uint8Array): void {
-    if (this.#options.peerHandler !== undefined && isPeerFrame(payload)) {
-      this.#dispatchPeer(payload, this.#options.peerHandler);
+    const peerHandler = this.#options.peerHandler;
+    if (peerHandler !== undefined && isPeerFrame(payload)) {
+      this.#dispatchPeer(payload, peerHandler);
+      return;
+    }
+    if (peerHandler !== undefined && isBinaryRaftPayload(payload)) {
+      this.#dispatchBinaryPeer(payload, peerHandler);
       return;
     }
     let request: Request;
@@ -215,6 +221,35 @@ export class Connection {
       this.#answer(errorResponse("bad_request", "The frame is not valid JSON"));
       return;
     }
+    this.#dispatchPeerMessage(message, handler);
+  }
+
+  /** A Raft frame in the binary form: only from a member, decoded with bounds checks. */
+  #dispatchBinaryPeer(
+    payload: Uint8Array,
+    handler: NonNullable<ConnectionOptions["peerHandler"]>,
+  ): void {
+    if (this.#handshake.state !== "member") {
+      this.#answer(errorResponse(
+        "unauthorized",
+        "Peer actions need a connection authenticated as a cluster member",
+      ));
+      return;
+    }
+    let message: Record<string, unknown>;
+    try {
+      message = decodeBinaryRaftPayload(payload);
+    } catch (error) {
+      this.#answer(toErrorResponse(error));
+      return;
+    }
+    this.#dispatchPeerMessage(message, handler);
+  }
+
+  #dispatchPeerMessage(
+    message: Record<string, unknown>,
+    handler: NonNullable<ConnectionOptions["peerHandler"]>,
+  ): void {
     const id = idOf(message);
     if (message.action === "peer_hello" || message.action === "peer_auth") {
       this.#handshakeStep(message, id);
