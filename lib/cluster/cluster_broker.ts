@@ -33,7 +33,7 @@ import { registerPeerActions } from "./peer_actions.ts";
 import { loadOf, placeReplicas } from "./placement.ts";
 import { Reconciler } from "./reconciler.ts";
 import { RetentionLoop } from "./retention_loop.ts";
-import { ReplicaManager } from "./replica_manager.ts";
+import { removedFromGroup, ReplicaManager } from "./replica_manager.ts";
 import { TopicRouter } from "./router.ts";
 import { type GroupStats, groupStats } from "./stats.ts";
 import { RaftHost } from "./raft_host.ts";
@@ -547,6 +547,11 @@ export class ClusterBroker implements Broker {
    * replicas (asked of another peer: this node's own metadata may be stale).
    */
   async #movedAway(name: string): Promise<boolean> {
+    // Its files may go only once the committed metadata records the group
+    // without this node: a voter that merely lags is not in sync either,
+    // and deleting its log would let an empty replica vote in its place.
+    const placement = this.#meta.topics.get(name);
+    if (placement !== undefined && !removedFromGroup(placement, this.nodeId)) return false;
     const other = this.#liveness.aliveMembers().find((id) =>
       id !== this.nodeId && this.#liveness.reachable(id)
     );

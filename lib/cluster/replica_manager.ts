@@ -378,9 +378,14 @@ function replicaKey(placement: TopicPlacement): string {
 /**
  * True once the committed metadata says this node's replica left the group:
  * the placement no longer lists it and the group's reported membership (a
- * committed conf change) does not either.
+ * committed conf change) does not either. Only then may the replica's files go.
+ *
+ * @example
+ * ```ts
+ * removedFromGroup({ ...placement, replicas: [2, 3, 4], members: [2, 3, 4] }, 1); // true
+ * ```
  */
-function removedFromGroup(placement: TopicPlacement, nodeId: number): boolean {
+export function removedFromGroup(placement: TopicPlacement, nodeId: number): boolean {
   return !placement.replicas.includes(nodeId) && placement.members !== undefined &&
     !placement.members.includes(nodeId);
 }
