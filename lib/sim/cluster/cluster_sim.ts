@@ -34,6 +34,8 @@ export interface ClusterSimOptions {
   safetyMs?: number;
   /** The broken variants' sharpened fault profile, without a variant (the control runs). */
   crashHeavy?: boolean;
+  /** Sees every frame delivered, decoded (for debugging a seed). */
+  observe?: (time: number, from: number, to: number, message: Record<string, unknown>) => void;
 }
 
 /** What one run found. */
@@ -105,6 +107,7 @@ export async function runClusterSeed(
   network.observer = (from, to, message, bytes) => {
     trace.frame(scheduler.now(), from, to, bytes);
     checker.observeFrame(from, message);
+    options.observe?.(scheduler.now(), from, to, message);
   };
   let events = 0;
   const afterEach = () => {

@@ -49,7 +49,14 @@ type Outcome = { ok: true; answer: Record<string, unknown> } | { ok: false; erro
 
 const sessions = new WeakMap<ClusterBroker, Session>();
 
-/** Resolves after `ms` of virtual time. */
+/**
+ * Resolves after `ms` of virtual time.
+ *
+ * @example
+ * ```ts
+ * await pause(context, 200);
+ * ```
+ */
 export function pause(context: ClientContext, ms: number): Promise<void> {
   return new Promise((resolve) => context.scheduler.schedule(ms, resolve));
 }
@@ -120,6 +127,11 @@ function wire(response: unknown): Record<string, unknown> {
 /**
  * Publishes `count` messages as producer `name`, one sequence at a time,
  * retrying each until it is acknowledged.
+ *
+ * @example
+ * ```ts
+ * await runProducer(context, "alpha-p0", "alpha", 20);
+ * ```
  */
 export async function runProducer(
   context: ClientContext,
@@ -158,7 +170,15 @@ export async function runProducer(
   }
 }
 
-/** Fetches from just below the highest acknowledged offset, again and again. */
+/**
+ * Fetches from just below the highest acknowledged offset, again and again,
+ * until the context stops.
+ *
+ * @example
+ * ```ts
+ * runFetcher(context, "alpha");
+ * ```
+ */
 export async function runFetcher(context: ClientContext, topic: string): Promise<void> {
   while (!context.stopped) {
     await pause(context, context.rng.range(200, 1000));
@@ -223,7 +243,12 @@ async function fetchLocal(
 
 /**
  * A durable subscriber: resumes where its acks say, reads the peer's
- * message source in order and acks what it read.
+ * message source in order and acks what it read, until the context stops.
+ *
+ * @example
+ * ```ts
+ * runSubscriber(context, "alpha-s0", "alpha");
+ * ```
  */
 export async function runSubscriber(
   context: ClientContext,

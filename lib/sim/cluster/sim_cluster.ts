@@ -214,7 +214,14 @@ export class SimCluster {
   }
 }
 
-/** The simulated address of node `id`. */
+/**
+ * The simulated address of node `id`.
+ *
+ * @example
+ * ```ts
+ * address(2); // { id: 2, host: "10.0.0.2", port: 5002 }
+ * ```
+ */
 export function address(id: number): DiscoveryPeer {
   return { id, host: `10.0.0.${id}`, port: 5000 + id };
 }

@@ -245,7 +245,16 @@ function replay(medium: MemoryLogStore, kept: Write[]): void {
   medium.syncNow();
 }
 
-/** A process's handle on one simulated log (see the module comment). */
+/**
+ * A process's handle on one simulated log (see the module comment).
+ *
+ * @example
+ * ```ts
+ * const { store } = await disk.boot().open("topics/events.1", { label: "events.1" });
+ * store.append(entries);
+ * await store.sync(); // resolves after the disk's fsync latency
+ * ```
+ */
 export class SimLogStore implements LogStore {
   readonly directory: string;
   readonly medium: MemoryLogStore;

@@ -18,7 +18,15 @@ import { setImmediate } from "node:timers";
 import type { Cancel, Scheduler } from "../../cluster/runtime.ts";
 import type { ManualScheduler } from "../../cluster/manual_scheduler.ts";
 
-/** Lets every pending microtask run: resolves in the next host macrotask. */
+/**
+ * Lets every pending microtask run: resolves in the next host macrotask.
+ *
+ * @example
+ * ```ts
+ * scheduler.runNext();
+ * await settle(); // every promise the timer resolved has run on
+ * ```
+ */
 export function settle(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }

@@ -2,7 +2,8 @@
  * The simulated network of the whole-cluster simulator. Every peer process
  * gets a `SimTransport` (the production `PeerTransport` interface), and
  * every message crosses the network as the bytes of a real frame
- * (`encodeFrame`), decoded at the far end and handed to the peer's real
+ * (`encodeFrame`, or the binary `peer_raft` frame RaftHost builds), decoded
+ * at the far end as the listener decodes it and handed to the peer's real
  * `peerHandler`, whose answer travels back the same way.
  *
  * Faults, all drawn from the run's seed:
@@ -21,6 +22,7 @@
  */
 
 import { encodeFrame } from "../../wire/frame.ts";
+import { decodeBinaryRaftPayload, isBinaryRaftPayload } from "../../cluster/raft_binary.ts";
 import { errorResponse, ProtocolError } from "../../wire/errors.ts";
 import type { ManualScheduler } from "../../cluster/manual_scheduler.ts";
 import type { PeerHandler } from "../../cluster/peer_handler.ts";
@@ -203,7 +205,11 @@ export class SimNetwork {
     if (endpoint === undefined || endpoint.incarnation !== target) return;
     if (this.isBlocked(source.nodeId, to) || source.silenced) return;
     this.counts.delivered++;
-    const message = JSON.parse(new TextDecoder().decode(bytes.subarray(4)));
+    // Each delivery reads its own copy, as each arrives in its own socket buffer.
+    const payload = bytes.slice(4);
+    const message = isBinaryRaftPayload(payload)
+      ? decodeBinaryRaftPayload(payload)
+      : JSON.parse(new TextDecoder().decode(payload));
     this.observer?.(source.nodeId, to, message, bytes);
     const id = message.id;
     const handled = endpoint.handler(message, { peerId: source.nodeId }).then(
@@ -306,6 +312,13 @@ export class SimTransport implements PeerTransport {
   send(nodeId: number, message: PeerMessage): boolean {
     if (this.#closed || this.#states.get(nodeId) !== "connected") return false;
     this.#network.carry(this, nodeId, encodeFrame(actionFirst(message)), true);
+    return true;
+  }
+
+  /** A prebuilt one-way frame (the binary Raft form), carried as it is. */
+  sendFrame(nodeId: number, frame: Uint8Array): boolean {
+    if (this.#closed || this.#states.get(nodeId) !== "connected") return false;
+    this.#network.carry(this, nodeId, frame, true);
     return true;
   }
 
