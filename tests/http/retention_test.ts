@@ -81,7 +81,8 @@ for (const mode of ["replicated", "standalone"]) {
         }
         const described = await waitFor("retention to delete old segments", async () => {
           const answer = await request(`${api}/topics/clicks`);
-          return answer.body.first_offset > 0 ? answer.body : undefined;
+          // A pass during the publishes may have deleted less: wait for the final decision.
+          return answer.body.messages < 100 ? answer.body : undefined;
         }, 30_000);
         assert.ok(described.messages >= 50, `kept ${described.messages} of max_messages 50`);
         assert.equal(described.messages, described.next_offset - described.first_offset);

@@ -276,9 +276,10 @@ Deno.test("a standalone peer deletes whole expired segments and reads below rete
     });
     const reader = await RawClient.connect(peer.port);
     try {
+      // A pass during the publishes may have deleted less: wait for the final decision.
       const described = await waitFor("retention to delete old segments", async () => {
         const answer = await describe(reader, "events");
-        return (answer.first_offset as number) > 0 ? answer : undefined;
+        return 300 - (answer.first_offset as number) < 200 ? answer : undefined;
       });
       await t.step("describe_topic shows what is retained and the retention in force", () => {
         assert.equal(described.next_offset, 300);
