@@ -9,7 +9,9 @@
  *   `flapping` (a node cut off and reconnected several times);
  * - `slow_disk`: fsyncs of one node take hundreds of ms for a while;
  * - `join`: a new node joins; `remove_node`: a dead node is removed through
- *   the Broker API; `leave`: a node leaves gracefully and stops.
+ *   the Broker API; `leave`: a node leaves gracefully and stops;
+ * - `replace_disk`: a node dies with its disk, is removed, and comes back
+ *   under its id with an empty data directory (it joins anew).
  *
  * `heal` ends every fault: the network is whole, disks are healthy, and
  * every node that is still a member runs.
@@ -35,6 +37,7 @@ export const faultKinds = [
   "join",
   "remove_node",
   "leave",
+  "replace_disk",
 ] as const;
 
 /** What a broken-variant run injects: crashes (its bug shows when one hits a window). */
@@ -164,6 +167,8 @@ export class Nemesis {
         return this.#removeNode();
       case "leave":
         return this.#leave();
+      case "replace_disk":
+        return this.#replaceDisk();
     }
   }
 
@@ -299,6 +304,34 @@ export class Nemesis {
         if (this.#healed && !this.gone.has(id)) this.#cluster.start(id);
       });
     });
+    return true;
+  }
+
+  #replaceDisk(): boolean {
+    if (!this.#departureAllowed()) return false;
+    const live = this.#live();
+    const candidates = live.filter((id) => id !== this.#config.founders[0]);
+    if (candidates.length === 0 || live.length < 2) return false;
+    const id = this.#rng.pick(candidates);
+    const broker = this.#cluster.peer(this.#rng.pick(live.filter((other) => other !== id)))
+      .process?.broker;
+    if (broker === undefined) return false;
+    this.gone.add(id);
+    this.#cluster.crash(id, "kill");
+    this.#cluster.peer(id).disk.wipe();
+    this.#event("replace_disk", id, `removed through node ${broker.nodeId}`);
+    broker.removeNode(id).then(
+      () => {
+        // Removed: the same id may come back with its new, empty directory.
+        this.#event("removed", id, "");
+        this.#scheduler.schedule(this.#rng.range(500, 3000), () => {
+          this.gone.delete(id);
+          this.#cluster.start(id);
+        });
+      },
+      // Still a member with the lost directory: it would be refused, so it stays away.
+      (error) => this.#event("remove_failed", id, (error as Error).message),
+    );
     return true;
   }
 
