@@ -175,8 +175,17 @@ export async function startPeer(options: StartPeerOptions = {}): Promise<PeerPro
  */
 export function programOutput(bytes: Uint8Array): string {
   return new TextDecoder().decode(bytes).split("\n")
-    .filter((line) => !/^(Blocking waiting for file lock|Download |Initialize )/.test(line))
+    .filter((line) => !denoStatusLine.test(stripColours(line)))
     .join("\n");
+}
+
+const denoStatusLine = /^(Blocking waiting for file lock|Download |Initialize )/;
+/** ANSI colour escapes (ESC [ ... m): Deno colours its status lines when it thinks stderr is a terminal. */
+// deno-lint-ignore no-control-regex
+const colourEscape = /\x1b\[[0-9;]*m/g;
+
+function stripColours(line: string): string {
+  return line.replace(colourEscape, "");
 }
 
 /**
