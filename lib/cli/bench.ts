@@ -27,6 +27,7 @@ import {
   type StatisticKey,
   summarize,
 } from "../bench/statistics.ts";
+import { rawPublishLoad } from "../bench/raw_load.ts";
 import type { ThroughputStep } from "../bench/timeline.ts";
 import {
   type IterationResult,
@@ -91,7 +92,7 @@ const fullDefaults = { duration: 10, iterations: 10, kills: 10, iterationMessage
 const messageBytesDefault = 100;
 const producersDefault = 4;
 const topicsDefault = 1;
-const pipelineDefault = 128;
+const pipelineDefault = 256;
 const quickDefaults = { duration: 3, iterations: 3, kills: 2, iterationMessages: 200 };
 
 /**
@@ -275,9 +276,19 @@ async function measure(
       latencies: latencies.distributions,
       throughputOverTime: { steps: kills.steps, kills: kills.kills },
       failoverWindowsMs: kills.windowsMs,
+      comparison: {
+        otherName: "raw protocol",
+        rows: [{
+          name: `pipelined publish (${settings.pipelineInFlight} in flight)`,
+          metric: "throughput (msgs/s)",
+          pubsub: latencies.pipelinedThroughputPerSecond,
+          other: latencies.rawThroughputPerSecond,
+        }],
+      },
     };
     const extras = {
       pipelinedThroughputPerSecond: latencies.pipelinedThroughputPerSecond,
+      rawThroughputPerSecond: latencies.rawThroughputPerSecond,
       failedFailovers: kills.failed,
       resyncMs: kills.resyncMs,
     };
@@ -290,6 +301,8 @@ async function measure(
 /** Numbers the summary prints that the report type does not carry. */
 interface SummaryExtras {
   pipelinedThroughputPerSecond: number;
+  /** The same load sent by a raw-protocol client straight to the leaders. */
+  rawThroughputPerSecond: number;
   failedFailovers: number;
   /** Per kill, restart to in sync under load; null when it did not happen in time. */
   resyncMs: (number | undefined)[];
@@ -378,7 +391,11 @@ async function latencyWorkloads(
   output: Output,
   runId: string,
   signal: AbortSignal,
-): Promise<{ distributions: BenchRun["latencies"]; pipelinedThroughputPerSecond: number }> {
+): Promise<{
+  distributions: BenchRun["latencies"];
+  pipelinedThroughputPerSecond: number;
+  rawThroughputPerSecond: number;
+}> {
   const durationMs = settings.durationSeconds * 1000;
   const payload = payloadOf(settings.messageBytes);
   const sequential = new LatencyHistogram();
@@ -415,6 +432,7 @@ async function latencyWorkloads(
   });
   progress.done();
   if (load.failed > 0) output.line(`  ${load.failed} publishes failed: ${load.firstError}`);
+  const raw = await rawWorkload(cluster, producers[0], topics, settings, output);
   const delivery = await deliveryWorkload(cluster, settings, output, `${runId}-delivery`, signal);
   return {
     distributions: {
@@ -423,7 +441,47 @@ async function latencyWorkloads(
       publishToDelivery: latencyDistribution(delivery),
     },
     pipelinedThroughputPerSecond: load.throughputPerSecond,
+    rawThroughputPerSecond: raw,
   };
+}
+
+/**
+ * The yardstick of the pipelined row: the same load (one connection per
+ * producer, the same publishes in flight, the same topics) with frames built
+ * by hand and sent straight to each topic's leader, without PubSubClient.
+ */
+async function rawWorkload(
+  cluster: BenchCluster,
+  client: PubSubClient,
+  topics: readonly string[],
+  settings: BenchSettings,
+  output: Output,
+): Promise<number> {
+  const leaders = await Promise.all(topics.map(async (topic) => {
+    const { leader } = await client.describeTopic(topic);
+    return cluster.nodes.find((node) => node.id === leader)?.address ?? cluster.nodes[0].address;
+  }));
+  const progress = output.progress(
+    `raw protocol, same load (${settings.pipelineInFlight} in flight)`,
+    "msgs",
+  );
+  const loads = await Promise.all(
+    Array.from({ length: settings.producers }, (_, index) =>
+      rawPublishLoad({
+        address: leaders[index % topics.length],
+        topic: topics[index % topics.length],
+        inFlight: Math.max(1, Math.ceil(settings.pipelineInFlight / settings.producers)),
+        durationMs: settings.durationSeconds * 1000,
+        message: payloadOf(settings.messageBytes),
+      })),
+  );
+  const acked = loads.reduce((sum, load) => sum + load.acked, 0);
+  progress.update(acked);
+  progress.done();
+  const failed = loads.find((load) => load.failed > 0);
+  if (failed !== undefined) output.line(`  raw publishes failed: ${failed.firstError}`);
+  const elapsedMs = Math.max(...loads.map((load) => load.elapsedMs));
+  return acked / (elapsedMs / 1000);
 }
 
 async function deliveryWorkload(
@@ -519,6 +577,12 @@ function printSummary(
     `Pipelined publish: ${formatNumber(extras.pipelinedThroughputPerSecond)} msgs/s, ` +
       describe(pipelinedPublish.summary, "publishes"),
   );
+  output.line(
+    `Raw protocol, same load: ${formatNumber(extras.rawThroughputPerSecond)} msgs/s ` +
+      `(PubSubClient ÷ raw = ${
+        formatNumber(extras.pipelinedThroughputPerSecond / extras.rawThroughputPerSecond)
+      })`,
+  );
   output.line(`Publish to delivery: ${describe(publishToDelivery.summary, "deliveries")}`);
   // Few kills: the min tells as much as the max.
   const failover = describe(summarize(run.failoverWindowsMs), "leader kills", [
@@ -573,6 +637,7 @@ function benchSummary(
     sequential_publish_ms: jsonSummary(run.latencies.sequentialPublish.summary),
     pipelined_publish_ms: jsonSummary(run.latencies.pipelinedPublish.summary),
     pipelined_throughput_per_second: extras.pipelinedThroughputPerSecond,
+    raw_pipelined_throughput_per_second: extras.rawThroughputPerSecond,
     publish_to_delivery_ms: jsonSummary(run.latencies.publishToDelivery.summary),
     failover_windows_ms: run.failoverWindowsMs,
     failover_window_ms: jsonSummary(failover),

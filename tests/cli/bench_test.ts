@@ -65,11 +65,18 @@ Deno.test({
       );
       ok(/^Sequential publish: n=[\d,]+ publishes, /m.test(stderr), stderr);
       ok(summary.pipelined_throughput_per_second > 0);
+      // The raw-protocol yardstick ran the same load.
+      ok(summary.raw_pipelined_throughput_per_second > 0);
+      ok(
+        /^Raw protocol, same load: [\d,.]+ msgs\/s \(PubSubClient ÷ raw = [\d,.]+\)$/m.test(stderr),
+        stderr,
+      );
       ok(summary.publish_to_delivery_ms.count > 0);
       equal(summary.failover_windows_ms.length + summary.failovers_without_ack, 1);
       equal(summary.report.html, `${out}/index.html`);
       const files = [...Deno.readDirSync(out)].map((entry) => entry.name).sort();
       deepStrictEqual(files, [
+        "comparison.svg",
         "failover_windows.svg",
         "fetch_latency.svg",
         "index.html",
