@@ -34,6 +34,14 @@ export interface ClusterSimOptions {
   safetyMs?: number;
   /** The broken variants' sharpened fault profile, without a variant (the control runs). */
   crashHeavy?: boolean;
+  /**
+   * Called after the final checks, before the peers stop, with the running
+   * brokers and a way to await a promise on virtual time (for debugging a seed).
+   */
+  inspect?: (
+    brokers: Map<number, ClusterBroker>,
+    drive: <T>(promise: Promise<T>) => Promise<T | undefined>,
+  ) => Promise<void>;
   /** Sees every frame delivered, decoded (for debugging a seed). */
   observe?: (time: number, from: number, to: number, message: Record<string, unknown>) => void;
 }
@@ -150,6 +158,7 @@ export async function runClusterSeed(
   await run.until(scheduler.now() + 3000);
   await finalChecks(run, cluster, nemesis, config, history);
   checker.checkLogs(true);
+  await options.inspect?.(cluster.brokers(), (promise) => run.drive(promise, 10_000));
   await shutdown(run, cluster);
   return {
     seed,

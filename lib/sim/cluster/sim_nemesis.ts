@@ -55,6 +55,8 @@ const membersMin = 3;
  * outside the fault model, not a bug to find.
  */
 const departuresMax = 1;
+/** Tries of one removal before the nemesis takes the node for a member still. */
+const removeTriesMax = 20;
 
 /**
  * Injects faults and heals them.
@@ -264,23 +266,17 @@ export class Nemesis {
   #removeNode(): boolean {
     if (!this.#departureAllowed()) return false;
     const down = [...this.#down].filter((id) => !this.gone.has(id));
-    const live = this.#live();
-    if (down.length === 0 || live.length === 0) return false;
+    if (down.length === 0 || this.#live().length === 0) return false;
     const id = this.#rng.pick(down);
-    const broker = this.#cluster.peer(this.#rng.pick(live)).process?.broker;
-    if (broker === undefined) return false;
     // Removed for good: the machine is gone, its process never runs again.
     this.gone.add(id);
     this.#down.delete(id);
-    this.#event("remove_node", id, `through node ${broker.nodeId}`);
-    broker.removeNode(id).then(
-      () => this.#event("removed", id, ""),
-      (error) => {
-        // Still a member: it comes back at the heal.
-        this.gone.delete(id);
-        this.#event("remove_failed", id, (error as Error).message);
-      },
-    );
+    this.#event("remove_node", id, "");
+    this.#removeUntilSettled(id).then((removed) => {
+      // Still a member after all: it comes back at the heal.
+      if (!removed) this.gone.delete(id);
+      this.#event(removed ? "removed" : "remove_failed", id, "");
+    });
     return true;
   }
 
@@ -293,46 +289,64 @@ export class Nemesis {
     if (broker === undefined) return false;
     this.gone.add(id);
     this.#event("leave", id, "");
-    broker.leave(10_000).then(
-      () => this.#event("left", id, ""),
-      (error) => {
-        this.gone.delete(id);
-        this.#event("leave_failed", id, (error as Error).message);
-      },
-    ).finally(() => {
-      this.#cluster.stop(id).then(() => {
-        if (this.#healed && !this.gone.has(id)) this.#cluster.start(id);
-      });
+    this.#removeUntilSettled(id, () => broker.leave(10_000)).then(async (removed) => {
+      if (!removed) this.gone.delete(id);
+      this.#event(removed ? "left" : "leave_failed", id, "");
+      await this.#cluster.stop(id);
+      if (this.#healed && !this.gone.has(id)) this.#cluster.start(id);
     });
     return true;
   }
 
   #replaceDisk(): boolean {
     if (!this.#departureAllowed()) return false;
-    const live = this.#live();
-    const candidates = live.filter((id) => id !== this.#config.founders[0]);
-    if (candidates.length === 0 || live.length < 2) return false;
+    const candidates = this.#live().filter((id) => id !== this.#config.founders[0]);
+    if (candidates.length === 0 || this.#live().length < 2) return false;
     const id = this.#rng.pick(candidates);
-    const broker = this.#cluster.peer(this.#rng.pick(live.filter((other) => other !== id)))
-      .process?.broker;
-    if (broker === undefined) return false;
     this.gone.add(id);
     this.#cluster.crash(id, "kill");
     this.#cluster.peer(id).disk.wipe();
-    this.#event("replace_disk", id, `removed through node ${broker.nodeId}`);
-    broker.removeNode(id).then(
-      () => {
-        // Removed: the same id may come back with its new, empty directory.
-        this.#event("removed", id, "");
-        this.#scheduler.schedule(this.#rng.range(500, 3000), () => {
-          this.gone.delete(id);
-          this.#cluster.start(id);
-        });
-      },
+    this.#event("replace_disk", id, "");
+    this.#removeUntilSettled(id).then((removed) => {
       // Still a member with the lost directory: it would be refused, so it stays away.
-      (error) => this.#event("remove_failed", id, (error as Error).message),
-    );
+      this.#event(removed ? "removed" : "remove_failed", id, "");
+      if (!removed) return;
+      // Removed: the same id may come back with its new, empty directory.
+      this.#scheduler.schedule(this.#rng.range(500, 3000), () => {
+        this.gone.delete(id);
+        this.#cluster.start(id);
+      });
+    });
     return true;
+  }
+
+  /**
+   * Removes `id` through live peers (or `first`), again and again: a failed
+   * answer (a leader change, a timeout) says nothing of whether the removal
+   * committed. True once it succeeded or the cluster says `id` is no member;
+   * false after `removeTriesMax` tries.
+   */
+  async #removeUntilSettled(id: number, first?: () => Promise<void>): Promise<boolean> {
+    for (let attempt = 0; attempt < removeTriesMax; attempt++) {
+      try {
+        if (attempt === 0 && first !== undefined) await first();
+        else await this.#removeThroughAnyPeer(id);
+        return true;
+      } catch (error) {
+        if ((error as Error).message.includes("is not a member")) return true;
+      }
+      await new Promise((resolve) => this.#scheduler.schedule(1000, () => resolve(undefined)));
+    }
+    return false;
+  }
+
+  async #removeThroughAnyPeer(id: number): Promise<void> {
+    const live = this.#live().filter((other) => other !== id);
+    const broker = live.length === 0
+      ? undefined
+      : this.#cluster.peer(this.#rng.pick(live)).process?.broker;
+    if (broker === undefined) throw new Error("No live peer to remove through");
+    await broker.removeNode(id);
   }
 
   #healLater(delayMs: number): void {
