@@ -24,6 +24,7 @@ import {
   type SnapshotChunk,
   type SnapshotChunkRequest,
   SnapshotPull,
+  transferSlots,
 } from "./snapshot_transfer.ts";
 
 /** Most proposals waiting for their entry to apply. */
@@ -371,6 +372,8 @@ export class ReplicaGroup {
   #startTransfer(message: Message): void {
     const target = message.snapshot!;
     if (this.#transferring !== undefined && this.#transferring >= target.index) return;
+    // Each transfer stages its data in memory: a bounded number run at once.
+    if (!transferSlots.acquire()) return;
     this.#transferring = target.index;
     const fetch = this.#options.fetchSnapshotChunk!;
     const pull = new SnapshotPull(this.groupId, target);
@@ -388,6 +391,7 @@ export class ReplicaGroup {
         );
       })
       .finally(() => {
+        transferSlots.release();
         if (this.#transferring === target.index) this.#transferring = undefined;
       });
   }

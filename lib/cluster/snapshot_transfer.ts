@@ -28,6 +28,47 @@ export const snapshotChunkBytesMax = 1024 * 1024;
 export const snapshotImageBytesMax = 1024 * 1024 * 1024;
 /** Most bytes of retained entry data staged for one install. */
 export const retainedBytesMax = 4 * 1024 * 1024 * 1024;
+/** Most snapshot transfers a process runs at once (each stages its image and entries in memory). */
+export const transfersRunningMax = 4;
+
+/**
+ * Slots for transfers running at once: a `snap` message that finds none
+ * free is dropped, and its leader sends it again later.
+ *
+ * @example
+ * ```ts
+ * if (transferSlots.acquire()) {
+ *   try { await pullSnapshot(pull, fetch); } finally { transferSlots.release(); }
+ * }
+ * ```
+ */
+export class TransferSlots {
+  readonly #max: number;
+  #running = 0;
+
+  constructor(max = transfersRunningMax) {
+    this.#max = max;
+  }
+
+  /** Takes a slot; false when all are taken. */
+  acquire(): boolean {
+    if (this.#running >= this.#max) return false;
+    this.#running++;
+    return true;
+  }
+
+  release(): void {
+    this.#running = Math.max(0, this.#running - 1);
+  }
+
+  /** Transfers running now. */
+  get running(): number {
+    return this.#running;
+  }
+}
+
+/** The slots every replica of this process shares. */
+export const transferSlots = new TransferSlots();
 
 /** One pull of a snapshot transfer. */
 export interface SnapshotChunkRequest {
