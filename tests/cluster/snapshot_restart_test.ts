@@ -4,6 +4,7 @@
  * the log from its start. Subscriber positions and the idempotent-producer
  * table must survive that: a durable subscriber resumes after its last
  * acknowledgement, and a retried idempotent publish is still recognised.
+ * The metadata group compacts the same way: the topics survive its restore.
  */
 
 import assert from "node:assert/strict";
@@ -28,12 +29,19 @@ function publishAs(client: PubSubClient, topic: string, sequence: number) {
   }, { retry: true }) as Promise<{ status: string; offset: number }>;
 }
 
-/** The snapshot index of the (stopped) peer's replica of `topic`, read from its files. */
-async function snapshotIndexOf(dataDir: string, topic: string): Promise<number> {
-  const names = [...Deno.readDirSync(`${dataDir}/topics`)].map((entry) => entry.name);
-  const directory = names.find((name) => name.startsWith(`${topic}.`));
-  assert.ok(directory !== undefined, `no replica of ${topic} in ${dataDir}`);
-  const store = await SegmentLogStore.open(`${dataDir}/topics/${directory}`);
+/**
+ * The snapshot index of the (stopped) peer's replica of `topic` (or, with
+ * `metadata`, of the directory `name` under the data directory).
+ */
+async function snapshotIndexOf(dataDir: string, topic: string, metadata = false): Promise<number> {
+  let path = `${dataDir}/${topic}`;
+  if (!metadata) {
+    const names = [...Deno.readDirSync(`${dataDir}/topics`)].map((entry) => entry.name);
+    const directory = names.find((name) => name.startsWith(`${topic}.`));
+    assert.ok(directory !== undefined, `no replica of ${topic} in ${dataDir}`);
+    path = `${dataDir}/topics/${directory}`;
+  }
+  const store = await SegmentLogStore.open(path);
   try {
     return store.snapshot()?.index ?? 0;
   } finally {
@@ -47,6 +55,9 @@ Deno.test("peers restarted after compaction restore subscriber positions and pro
   try {
     await client.createTopic("events");
     await allInSync(client, "events");
+    // Enough metadata entries (creations, group reports) for metadata snapshots too.
+    const others = Array.from({ length: 12 }, (_, number) => `other-${number}`);
+    for (const name of others) await client.createTopic(name);
     const first: { offset: number }[] = [];
     for (let sequence = 0; sequence < 40; sequence++) {
       const answer = await publishAs(client, "events", sequence);
@@ -67,9 +78,15 @@ Deno.test("peers restarted after compaction restore subscriber positions and pro
       assert.ok(index > ackIndexBound, `peer ${peer.dataDir} snapshot at ${index}`);
     }
 
+    for (const peer of cluster.peers) {
+      const index = await snapshotIndexOf(peer.dataDir, "meta", true);
+      assert.ok(index >= 20, `peer ${peer.dataDir} metadata snapshot at ${index}`);
+    }
+
     for (let id = 1; id <= 3; id++) await cluster.start(id);
     client = await cluster.client();
     await allInSync(client, "events");
+    assert.deepEqual((await client.topics()).sort(), ["events", ...others].sort());
     // A retry of an old sequence (inside the producer window) is answered with
     // its original offset and stores nothing.
     const retry = await publishAs(client, "events", 7);
