@@ -201,7 +201,7 @@ export class ClusterBroker implements Broker {
       snapshotEntries: options.snapshotEntries,
     });
     this.#retention = new RetentionLoop({
-      meta: this.#meta,
+      retentionOf: (name) => this.#meta.topics.get(name)?.retention,
       replicas: () => this.#replicas.entries(),
       scheduler: this.#runtime.scheduler,
     });

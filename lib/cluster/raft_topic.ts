@@ -156,6 +156,8 @@ export class RaftTopic implements Topic {
   }
 
   async read(fromOffset: number, max: number): Promise<ReadResult> {
+    // A sole voter whose disk failed still holds every committed entry.
+    if (this.#soleVoterDown) return this.readCommitted(fromOffset, max);
     await this.group.readBarrier();
     return this.#reader.read(fromOffset, max, this.#machine.state.nextOffset);
   }
@@ -170,7 +172,13 @@ export class RaftTopic implements Topic {
     return Promise.resolve(this.#reader.read(fromOffset, max, this.#machine.state.nextOffset));
   }
 
+  /** True while this topic's only voter (a standalone topic) cannot write. */
+  get #soleVoterDown(): boolean {
+    return this.group.storageFailure !== undefined && this.group.soleVoter;
+  }
+
   async bounds(): Promise<{ firstOffset: number; nextOffset: number }> {
+    if (this.#soleVoterDown) return this.localBounds();
     await this.group.readBarrier();
     return {
       firstOffset: this.#machine.state.firstOffset,
@@ -222,6 +230,9 @@ export class RaftTopic implements Topic {
   /** Throws unless this replica currently leads the topic. */
   requireLeader(): void {
     if (!this.group.isLeader) {
+      // A replica whose disk failed, and is still retrying it, says why it cannot lead.
+      const failure = this.group.storageFailure;
+      if (failure !== undefined) throw failure;
       throw new ProtocolError("unavailable", `This replica of '${this.name}' is not the leader`);
     }
   }

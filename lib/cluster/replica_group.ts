@@ -188,7 +188,7 @@ export class ReplicaGroup {
     this.#restoreFromStore();
     this.#node = this.#createNode();
     this.#recovery = new StorageRecovery({
-      subject: `replica ${options.groupId}`,
+      subject: replicaSubject(options.groupId),
       restart: () => this.#restart(),
       timers: this.#scheduler,
     });
@@ -258,6 +258,17 @@ export class ReplicaGroup {
 
   get isLeader(): boolean {
     return !this.#recovery.down && this.node.role === "leader";
+  }
+
+  /**
+   * True when this replica is its group's only voter (a standalone topic):
+   * its applied log is the whole committed log and no other leader can
+   * exist, so it may serve linearizable reads even while its disk refuses
+   * writes.
+   */
+  get soleVoter(): boolean {
+    const voters = this.node.status().conf.voters;
+    return voters.length === 1 && voters[0] === this.#options.nodeId;
   }
 
   /**
@@ -835,6 +846,9 @@ export class ReplicaGroup {
     if (this.#closed) return;
     this.#node = this.#createNode();
     this.#wake();
+    // A sole voter (a standalone topic) has nobody to elect it: it takes
+    // its leadership back at once instead of after an election timeout.
+    if (this.soleVoter) this.#node.campaign();
     this.#schedule();
   }
 
@@ -861,4 +875,10 @@ export class ReplicaGroup {
     }
     await this.#options.store.close();
   }
+}
+
+/** How a storage failure names a group's replica: "topic 'events'" or "the metadata". */
+function replicaSubject(groupId: string): string {
+  if (groupId.startsWith("t:")) return `topic '${groupId.slice(2)}'`;
+  return groupId === "meta" ? "the metadata" : `replica ${groupId}`;
 }

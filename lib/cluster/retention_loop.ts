@@ -20,7 +20,6 @@ import { getLogger } from "../logging.ts";
 import { retainedFirstOffset } from "../peer/retention_plan.ts";
 import { encodeCommand } from "../peer/topic_commands.ts";
 import { hasLimits, type Retention } from "../wire/retention.ts";
-import type { MetaState } from "./meta_state.ts";
 import type { LocalReplica } from "./replica_manager.ts";
 import type { Cancel, Scheduler } from "./runtime.ts";
 
@@ -29,7 +28,8 @@ export const retentionIntervalMsDefault = 1000;
 
 /** What a {@linkcode RetentionLoop} works with. */
 export interface RetentionLoopOptions {
-  meta: MetaState;
+  /** The retention in force for a topic (the metadata's, or the standalone topic list's). */
+  retentionOf(name: string): Retention | undefined;
   /** The replicas held here, by topic name. */
   replicas: () => Iterable<[string, LocalReplica]>;
   scheduler: Scheduler;
@@ -42,7 +42,11 @@ export interface RetentionLoopOptions {
  *
  * @example
  * ```ts
- * const retention = new RetentionLoop({ meta, replicas: () => manager.entries(), scheduler });
+ * const retention = new RetentionLoop({
+ *   retentionOf: (name) => meta.topics.get(name)?.retention,
+ *   replicas: () => manager.entries(),
+ *   scheduler,
+ * });
  * retention.start();
  * retention.stop();
  * ```
@@ -77,7 +81,7 @@ export class RetentionLoop {
   /** One pass over the replicas whose topic has limits (tests call it directly). */
   pass(): void {
     for (const [name, local] of this.#options.replicas()) {
-      const retention = this.#options.meta.topics.get(name)?.retention;
+      const retention = this.#options.retentionOf(name);
       if (!hasLimits(retention)) continue;
       if (local.group.isLeader) this.#decide(local, retention!);
       // A decision proposed by a former leadership is decided anew next time.
@@ -94,10 +98,14 @@ export class RetentionLoop {
     if (first <= state.firstOffset || this.#proposed.get(local.group) === first) return;
     this.#proposed.set(local.group, first);
     try {
-      local.group.propose(encodeCommand({ kind: "retain", firstOffset: first })).catch(() => {
-        // Lost with a leadership change or a failed disk: the next pass decides again.
-        this.#proposed.delete(local.group);
-      });
+      local.group.propose(encodeCommand({ kind: "retain", firstOffset: first })).then(
+        // Applied here: compact now rather than at the next pass.
+        () => this.#compact(local),
+        () => {
+          // Lost with a leadership change or a failed disk: the next pass decides again.
+          this.#proposed.delete(local.group);
+        },
+      );
     } catch {
       this.#proposed.delete(local.group);
     }

@@ -1,6 +1,6 @@
 /**
  * What the request handler needs from a topic, whoever stores it: a single
- * peer's log (`LocalTopic`) or a Raft replica group.
+ * peer's one-voter Raft group (standalone) or a replicated Raft group.
  *
  * @module
  */

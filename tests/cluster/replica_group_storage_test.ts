@@ -59,7 +59,7 @@ Deno.test("ReplicaGroup answers storage_full after a failed sync, keeps serving 
     await assert.rejects(topic.publish(["lost"]), (error: unknown) => {
       assert.ok(error instanceof ProtocolError);
       assert.equal(error.code, "storage_full");
-      assert.match(error.message, /disk holding replica t:events is full/);
+      assert.match(error.message, /disk holding topic 'events' is full/);
       return true;
     });
     assert.equal(group.isLeader, false);

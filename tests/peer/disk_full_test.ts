@@ -2,13 +2,13 @@ import assert from "node:assert/strict";
 import { PubSubClient } from "../../lib/client/client.ts";
 import { PubSubError } from "../../lib/client/errors.ts";
 import type { Subscription } from "../../lib/client/subscription.ts";
-import { LocalTopic } from "../../lib/peer/local_topic.ts";
 import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
 import { LogFailedError, StorageFullError } from "../../lib/storage/segment_log_store.ts";
 import { ProtocolError } from "../../lib/wire/errors.ts";
 import { startCluster } from "../_helpers/cluster_process.ts";
 import { startPeer } from "../_helpers/peer_process.ts";
 import { mountTmpfs, tmpfsUnavailable } from "../storage/_tmpfs.ts";
+import { oneVoterTopic } from "./_one_voter_topic.ts";
 
 const tmpfsProblem = await tmpfsUnavailable();
 if (tmpfsProblem !== undefined) console.warn(`Ignoring the full-disk peer tests: ${tmpfsProblem}`);
@@ -16,9 +16,9 @@ if (tmpfsProblem !== undefined) console.warn(`Ignoring the full-disk peer tests:
 /** How long writes may take to resume once space is freed (restarts retry within 1 s). */
 const resumeTimeoutMs = 10_000;
 
-Deno.test("LocalTopic refuses writes after a failed sync, serves reads meanwhile, and takes writes again by itself", async () => {
+Deno.test("A standalone (one-voter) topic refuses writes after a failed sync, serves reads meanwhile, and takes writes again by itself", async () => {
   const store = new MemoryLogStore();
-  const topic = LocalTopic.open("events", store, { restartDelayMsMin: 5, restartDelayMsMax: 20 });
+  const { topic, close } = await oneVoterTopic("events", store);
   try {
     for (const text of ["a", "b", "c"]) {
       await topic.publish([text], { producerId: "p", sequence: text.charCodeAt(0) - 97 });
@@ -60,7 +60,7 @@ Deno.test("LocalTopic refuses writes after a failed sync, serves reads meanwhile
     });
     assert.equal((await eventually(() => topic.publish(["e"]))).firstOffset, 4);
   } finally {
-    await topic.close();
+    await close();
   }
 });
 
@@ -260,7 +260,7 @@ Deno.test({
         ]),
         "running",
       );
-      assert.match(cluster.peer(3).output(), /Writes to "?replica t:events"? resumed/);
+      assert.match(cluster.peer(3).output(), /Writes to "?topic 'events'"? resumed/);
     } finally {
       await watcher.close();
       await client.close();
@@ -324,7 +324,7 @@ Deno.test({
         assert.deepEqual(await take(subscription, 1), [{ offset: 10, message: "after" }]);
       }
       for (const peer of cluster.peers) {
-        assert.match(peer.output(), /The disk holding "?replica t:events"? at /);
+        assert.match(peer.output(), /The disk holding "?topic 'events'"? at /);
         assert.equal(await Promise.race([peer.status.then(() => "exited"), "running"]), "running");
       }
     } catch (error) {

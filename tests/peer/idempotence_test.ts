@@ -2,19 +2,19 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { PubSubClient } from "../../lib/client/client.ts";
 import { OutOfOrderSequenceError, PubSubError } from "../../lib/client/errors.ts";
-import { LocalTopic } from "../../lib/peer/local_topic.ts";
 import { encodeCommand, type PublishPart } from "../../lib/peer/topic_commands.ts";
 import { producerSequencesMax, TopicState } from "../../lib/peer/topic_state.ts";
 import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
 import { ProtocolError } from "../../lib/wire/errors.ts";
 import { startPeer } from "../_helpers/peer_process.ts";
 import { startProxy } from "../client/_proxy.ts";
+import { oneVoterTopic } from "./_one_voter_topic.ts";
 
 /** The old window: a client with more publishes in flight than this lost answers to -1. */
 const oldWindow = 64;
 
-Deno.test("LocalTopic answers a duplicate with its original offset and refuses a gap or an expired sequence", async () => {
-  const topic = LocalTopic.open("events", new MemoryLogStore());
+Deno.test("A standalone (one-voter) topic answers a duplicate with its original offset and refuses a gap or an expired sequence", async () => {
+  const { topic, close } = await oneVoterTopic("events", new MemoryLogStore());
   try {
     for (let sequence = 0; sequence < producerSequencesMax + 10; sequence++) {
       const result = await topic.publish([`m${sequence}`], { producerId: "p", sequence });
@@ -47,7 +47,7 @@ Deno.test("LocalTopic answers a duplicate with its original offset and refuses a
       "s3",
     ]);
   } finally {
-    await topic.close();
+    await close();
   }
 });
 
