@@ -20,10 +20,10 @@ export function topicReplicaDir(dataDir: string, name: string, epoch: number): s
 }
 
 /**
- * Every message the replica of `topic` under `dataDir` holds, in offset
- * order. Opening the log repairs a torn tail exactly as a restart would.
- * Throws when there is not exactly one replica of the topic there, or when
- * its log was compacted (its start is gone).
+ * Every message the replica of `topic` under `dataDir` retains, in offset
+ * order from its first retained offset (0 unless retention deleted older
+ * ones). Opening the log repairs a torn tail exactly as a restart would.
+ * Throws when there is not exactly one replica of the topic there.
  *
  * @example
  * ```ts
@@ -40,16 +40,25 @@ export async function readReplicaMessages(dataDir: string, topic: string): Promi
   }
   const store = await SegmentLogStore.open(`${dataDir}/topics/${directories[0]}`);
   try {
-    if (store.firstIndex() > 1) throw new Error(`The replica of ${topic} was compacted`);
+    // A compacted replica (retention, or installed by snapshot transfer)
+    // starts from its snapshot; the entries after it are applied on top.
     const state = new TopicState();
-    for (const entry of store.entries(store.firstIndex(), store.lastIndex() + 1)) {
+    const snapshot = store.snapshot();
+    let first = store.firstIndex();
+    if (snapshot !== undefined) {
+      state.restore(snapshot.data, snapshot.index);
+      first = snapshot.index + 1;
+    } else if (first > 1) {
+      throw new Error(`The replica of ${topic} was compacted without a snapshot`);
+    }
+    for (const entry of store.entries(first, store.lastIndex() + 1)) {
       if (entry.type === EntryType.ConfChange) state.skip(entry.index);
       else state.apply(entry.index, entry.data);
     }
     const reader = new TopicReader(store, state);
-    return reader.read(0, Number.MAX_SAFE_INTEGER, state.nextOffset).messages.map((item) =>
-      item.message
-    );
+    return reader.read(state.firstOffset, Number.MAX_SAFE_INTEGER, state.nextOffset).messages.map((
+      item,
+    ) => item.message);
   } finally {
     await store.close();
   }
