@@ -1,26 +1,39 @@
 /**
  * `deno task bench:compare`: the same workloads against a local 3-peer
  * pubsub cluster (R3, fsync before ack), NATS JetStream R1 (one server) and
- * a 3-server JetStream cluster with an R3 file stream; prints a table with
- * pubsub / NATS ratios and the numbers as JSON. Installs nothing: exits 2
- * when `nats-server` is missing. Every server is stopped by PID, also on
- * error.
+ * a 3-server JetStream cluster with an R3 file stream, then a standalone
+ * pubsub peer against Redis `XADD` with `appendfsync always`; prints every
+ * target of issue 12 side by side (met or not), the workload table with
+ * pubsub / NATS ratios, the numbers as JSON, and draws the targets in
+ * `<out>/compare.svg`. Installs nothing: exits 2 when `nats-server` or
+ * `redis-server` is missing. Every server is stopped by PID, also on error.
  *
  * Usage: deno run -A bench/compare.ts [--duration S] [--message-size B] [--in-flight N]
+ *        [--large-size B] [--large-in-flight N] [--out DIR]
  *
  * @module
  */
 
 // Inline on purpose: only this comparison needs nats, so it stays out of deno.json.
 // deno-lint-ignore no-import-prefix
-import { AckPolicy, connect, DeliverPolicy, StorageType } from "npm:nats@^2";
+import {
+  AckPolicy,
+  connect,
+  consumerOpts,
+  createInbox,
+  DeliverPolicy,
+  StorageType,
+} from "npm:nats@^2";
 // deno-lint-ignore no-import-prefix
 import type { ConsumerMessages, JetStreamClient, JetStreamManager } from "npm:nats@^2";
 import { LatencyHistogram } from "../lib/bench/histogram.ts";
-import { startLocalCluster } from "../lib/bench/local_cluster.ts";
+import { freePort, startLocalCluster } from "../lib/bench/local_cluster.ts";
+import { rawPublishLoad } from "../lib/bench/raw_load.ts";
+import { barChart } from "../lib/bench/svg.ts";
 import { payloadOf } from "../lib/bench/workloads.ts";
-import type { PubSubClient } from "../lib/client/client.ts";
+import { PubSubClient } from "../lib/client/client.ts";
 import { NatsMissingError, natsVersion, startNats } from "./_nats_servers.ts";
+import { RedisMissingError, redisVersion, redisXaddLoad, startRedis } from "./_redis_server.ts";
 
 /** Messages read per fetch request, on both systems. */
 const fetchBatchMessages = 1000;
@@ -62,6 +75,19 @@ interface Numbers {
   readPerSecond: number;
   endToEndP50Ms: number;
   endToEndP99Ms: number;
+  /** Large messages (`--large-size`), pipelined: megabytes (10^6) acknowledged per second. */
+  largeMegabytesPerSecond: number;
+  largeP99Ms: number;
+}
+
+/** The standalone comparison: one pubsub peer against one Redis. */
+interface StandaloneNumbers {
+  /** PubSubClient on a standalone peer, pipelined. */
+  clientPerSecond: number;
+  /** The raw-protocol publisher on a standalone peer, pipelined. */
+  rawPerSecond: number;
+  /** Redis XADD, appendfsync always, pipelined. */
+  redisPerSecond: number;
 }
 
 const settings = parseArgs(Deno.args);
@@ -117,7 +143,18 @@ async function measureTarget(target: Target): Promise<Numbers> {
   if (endToEnd.count < e2e.acked) {
     console.warn(`${target.name}: ${endToEnd.count} of ${e2e.acked} end-to-end messages delivered`);
   }
+  const largePayload = payloadOf(settings.largeBytes);
+  const large = new LatencyHistogram();
+  const bulk = await closedLoop(
+    target,
+    settings.largeInFlight,
+    durationMs,
+    () => largePayload,
+    large,
+  );
   return {
+    largeMegabytesPerSecond: bulk.acked * settings.largeBytes / 1e6 / (bulk.elapsedMs / 1000),
+    largeP99Ms: large.percentile(99),
     pipelinedPerSecond: pipelined.acked * 1000 / pipelined.elapsedMs,
     sequentialP50Ms: sequential.percentile(50),
     sequentialP99Ms: sequential.percentile(99),
@@ -230,24 +267,23 @@ async function natsTarget(name: string, servers: string[], replicas: number): Pr
       return read;
     },
     subscribe: async (onMessage) => {
-      await jsm.consumers.add("BENCH", {
-        durable_name: "compare-e2e",
-        deliver_policy: DeliverPolicy.New,
-        ack_policy: AckPolicy.Explicit,
-      });
-      const consumer = await jetstream.consumers.get("BENCH", "compare-e2e");
-      const messages = await consumer.consume({
-        max_messages: fetchBatchMessages,
-        expires: fetchExpiresMs,
-      });
+      // A durable push consumer with explicit acks: the server pushes each new message.
+      const options = consumerOpts();
+      options.durable("compare-e2e");
+      options.deliverTo(createInbox());
+      options.deliverNew();
+      options.ackExplicit();
+      options.maxAckPending(fetchBatchMessages);
+      const subscription = await jetstream.subscribe("bench", options);
+      const decoder = new TextDecoder();
       const loop = (async () => {
-        for await (const message of messages) {
-          onMessage(message.string());
+        for await (const message of subscription) {
+          onMessage(decoder.decode(message.data));
           message.ack();
         }
       })();
       return async () => {
-        await withTimeout(messages.close(), closeTimeoutMs, `${name} consumer close`);
+        subscription.unsubscribe();
         await withTimeout(loop.catch(() => {}), closeTimeoutMs, `${name} consumer loop`);
       };
     },
@@ -304,7 +340,7 @@ async function phase<T>(
   }
 }
 
-async function runPubsub(): Promise<Numbers> {
+async function runPubsub(): Promise<Numbers & { rawPipelinedPerSecond: number }> {
   return await phase("pubsub phase", () => startLocalCluster(3), async (started) => {
     const cluster = started as Awaited<ReturnType<typeof startLocalCluster>>;
     const client = await cluster.client();
@@ -312,7 +348,20 @@ async function runPubsub(): Promise<Numbers> {
     const target = pubsubTarget(client, subscriber, "compare");
     try {
       await client.createTopic("compare");
-      return await measureTarget(target);
+      const numbers = await measureTarget(target);
+      // The same pipelined load from a raw-protocol client on the leader: the yardstick of the client.
+      await client.createTopic("compare-raw");
+      const { leader } = await client.describeTopic("compare-raw");
+      const address = cluster.nodes.find((node) => node.id === leader)?.address ??
+        cluster.nodes[0].address;
+      const raw = await rawPublishLoad({
+        address,
+        topic: "compare-raw",
+        inFlight: settings.inFlight,
+        durationMs: settings.durationSeconds * 1000,
+        message: payloadOf(settings.messageBytes),
+      });
+      return { ...numbers, rawPipelinedPerSecond: raw.throughputPerSecond };
     } finally {
       await target.close().catch((error) => console.warn(String(error)));
     }
@@ -332,21 +381,120 @@ async function runNats(name: string, nodes: number, replicas: number, commands: 
   });
 }
 
+/** A standalone pubsub peer (`pubsub peer --standalone`), stopped by its PID. */
+async function startStandalone(): Promise<{ address: string; stop(): Promise<void> }> {
+  const root = await Deno.makeTempDir({ prefix: "pubsub-compare-standalone-" });
+  const port = freePort();
+  const process = new Deno.Command(Deno.execPath(), {
+    args: [
+      ...["run", "-A", new URL("../main.ts", import.meta.url).pathname, "peer", "--standalone"],
+      ...["--id", "1", "--host", "127.0.0.1", "--port", String(port), "--data-dir", root],
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const stop = async () => {
+    try {
+      process.kill("SIGTERM");
+    } catch { /* already exited */ }
+    await process.status;
+    await Deno.remove(root, { recursive: true }).catch(() => {});
+  };
+  const address = `127.0.0.1:${port}`;
+  for (let attempt = 0;; attempt++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return { address, stop };
+    } catch (error) {
+      if (attempt >= 300) {
+        await stop();
+        throw new Error(`The standalone peer did not listen on ${address}`, { cause: error });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+async function runStandalone(commands: string[]): Promise<StandaloneNumbers> {
+  const durationMs = settings.durationSeconds * 1000;
+  const message = payloadOf(settings.messageBytes);
+  const pubsub = await phase("standalone phase", startStandalone, async (started) => {
+    const { address } = started as Awaited<ReturnType<typeof startStandalone>>;
+    const client = await PubSubClient.connect({ peers: [address] });
+    try {
+      await client.createTopic("standalone");
+      const target = {
+        publish: async (text: string) => void await client.publish("standalone", text),
+      };
+      const loaded = await closedLoop(
+        target as Target,
+        settings.inFlight,
+        durationMs,
+        () => message,
+      );
+      await client.createTopic("standalone-raw");
+      const raw = await rawPublishLoad({
+        address,
+        topic: "standalone-raw",
+        inFlight: settings.inFlight,
+        durationMs,
+        message,
+      });
+      return {
+        clientPerSecond: loaded.acked * 1000 / loaded.elapsedMs,
+        rawPerSecond: raw.throughputPerSecond,
+      };
+    } finally {
+      await withTimeout(client.close(), closeTimeoutMs, "standalone client close");
+    }
+  });
+  const redisPerSecond = await phase("redis phase", startRedis, async (started) => {
+    const redis = started as Awaited<ReturnType<typeof startRedis>>;
+    commands.push(redis.command);
+    const load = await redisXaddLoad({
+      port: redis.port,
+      inFlight: settings.inFlight,
+      durationMs,
+      message,
+    });
+    if (load.failed > 0) console.warn(`redis: ${load.failed} XADD replies were errors`);
+    return load.acked * 1000 / load.elapsedMs;
+  });
+  return { ...pubsub, redisPerSecond };
+}
+
 interface CompareSettings {
   durationSeconds: number;
   messageBytes: number;
   inFlight: number;
+  largeBytes: number;
+  largeInFlight: number;
+  outDir: string;
 }
 
 /** Parses the few flags; a bad one ends the script with one line and exit code 2. */
 function parseArgs(args: string[]): CompareSettings {
-  const parsed: CompareSettings = { durationSeconds: 5, messageBytes: 100, inFlight: 128 };
-  const names: Record<string, keyof CompareSettings> = {
+  const parsed: CompareSettings = {
+    durationSeconds: 5,
+    messageBytes: 100,
+    inFlight: 256,
+    largeBytes: 512 * 1024,
+    largeInFlight: 4,
+    outDir: "bench/out/compare",
+  };
+  const names: Record<string, Exclude<keyof CompareSettings, "outDir">> = {
     "--duration": "durationSeconds",
     "--message-size": "messageBytes",
     "--in-flight": "inFlight",
+    "--large-size": "largeBytes",
+    "--large-in-flight": "largeInFlight",
   };
   for (let index = 0; index < args.length; index += 2) {
+    if (args[index] === "--out" && args[index + 1] !== undefined) {
+      parsed.outDir = args[index + 1];
+      continue;
+    }
     const key = names[args[index]];
     const value = Number(args[index + 1]);
     if (key === undefined || !Number.isInteger(value) || value < 1 || value > 1_000_000) {
@@ -365,14 +513,17 @@ const rows: [keyof Numbers, string, "higher" | "lower"][] = [
   ["readPerSecond", "fetch/consume throughput (msgs/s)", "higher"],
   ["endToEndP50Ms", "end-to-end p50 (ms)", "lower"],
   ["endToEndP99Ms", "end-to-end p99 (ms)", "lower"],
+  ["largeMegabytesPerSecond", "large messages, pipelined (MB/s)", "higher"],
+  ["largeP99Ms", "large messages, publish p99 (ms)", "lower"],
 ];
+
+const format = (value: number) =>
+  value >= 100 ? Math.round(value).toLocaleString("en-US") : value.toFixed(2);
 
 function table(results: Record<string, Numbers>): string {
   const names = Object.keys(results).filter((name) => name !== "pubsub");
   const header = ["workload", "pubsub", ...names, ...names.map((name) => `pubsub ÷ ${name}`)];
   const lines = [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`];
-  const format = (value: number) =>
-    value >= 100 ? Math.round(value).toLocaleString("en-US") : value.toFixed(2);
   for (const [key, label, better] of rows) {
     const ours = results.pubsub[key];
     const cells = [label + ` (${better} is better)`, format(ours)];
@@ -383,26 +534,194 @@ function table(results: Record<string, Numbers>): string {
   return lines.join("\n");
 }
 
+/** One target of issue 12: pubsub's figure against the other's, and the ratio it must reach. */
+interface TargetRow {
+  name: string;
+  pubsub: number;
+  other: number;
+  otherName: string;
+  /** pubsub ÷ other must be at least `ratioMin` (throughput) or at most `ratioMax` (latency). */
+  ratioMin?: number;
+  ratioMax?: number;
+}
+
+function targetRows(
+  pubsub: Numbers & { rawPipelinedPerSecond: number },
+  nats: Numbers,
+  standalone: StandaloneNumbers,
+): TargetRow[] {
+  const large = `${Math.round(settings.largeBytes / 1024)} KiB`;
+  return [
+    {
+      name:
+        `pipelined publish, ${settings.inFlight} in flight, ${settings.messageBytes} B (msgs/s)`,
+      pubsub: pubsub.pipelinedPerSecond,
+      other: nats.pipelinedPerSecond,
+      otherName: "NATS R3",
+      ratioMin: 2,
+    },
+    {
+      name: "one publish at a time, p50 (ms)",
+      pubsub: pubsub.sequentialP50Ms,
+      other: nats.sequentialP50Ms,
+      otherName: "NATS R3",
+      ratioMax: 1.2,
+    },
+    {
+      name: "one publish at a time, p99 (ms)",
+      pubsub: pubsub.sequentialP99Ms,
+      other: nats.sequentialP99Ms,
+      otherName: "NATS R3",
+      ratioMax: 1,
+    },
+    {
+      name: "publish -> pushed to a subscriber, p99 (ms)",
+      pubsub: pubsub.endToEndP99Ms,
+      other: nats.endToEndP99Ms,
+      otherName: "NATS R3 push consumer",
+      ratioMax: 1,
+    },
+    {
+      name: `standalone peer, PubSubClient, ${settings.inFlight} in flight (msgs/s)`,
+      pubsub: standalone.clientPerSecond,
+      other: standalone.redisPerSecond,
+      otherName: "Redis XADD, appendfsync always",
+      ratioMin: 1,
+    },
+    {
+      name: `standalone peer, raw protocol, ${settings.inFlight} in flight (msgs/s)`,
+      pubsub: standalone.rawPerSecond,
+      other: standalone.redisPerSecond,
+      otherName: "Redis XADD, appendfsync always",
+      ratioMin: 1,
+    },
+    {
+      name: `PubSubClient vs raw protocol, 3 peers, ${settings.inFlight} in flight (msgs/s)`,
+      pubsub: pubsub.pipelinedPerSecond,
+      other: pubsub.rawPipelinedPerSecond,
+      otherName: "raw protocol",
+      ratioMin: 0.9,
+    },
+    {
+      name: `${large} messages, pipelined (MB/s)`,
+      pubsub: pubsub.largeMegabytesPerSecond,
+      other: nats.largeMegabytesPerSecond,
+      otherName: "NATS R3",
+    },
+    {
+      name: `${large} messages, publish p99 (ms)`,
+      pubsub: pubsub.largeP99Ms,
+      other: nats.largeP99Ms,
+      otherName: "NATS R3",
+    },
+  ];
+}
+
+function verdictOf(row: TargetRow): string {
+  const ratio = row.pubsub / row.other;
+  if (row.ratioMin !== undefined) return ratio >= row.ratioMin ? "met" : "NOT met";
+  if (row.ratioMax !== undefined) return ratio <= row.ratioMax ? "met" : "NOT met";
+  return "reported";
+}
+
+function targetTable(targets: TargetRow[]): string {
+  const header = [
+    "target",
+    "pubsub",
+    "compared with",
+    "its figure",
+    "pubsub ÷ it",
+    "goal",
+    "verdict",
+  ];
+  const lines = [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`];
+  for (const row of targets) {
+    const goal = row.ratioMin !== undefined
+      ? `≥ ${row.ratioMin}×`
+      : row.ratioMax !== undefined
+      ? `≤ ${row.ratioMax}×`
+      : "–";
+    lines.push(
+      `| ${
+        [
+          row.name,
+          format(row.pubsub),
+          row.otherName,
+          format(row.other),
+          `${(row.pubsub / row.other).toFixed(2)}×`,
+          goal,
+          verdictOf(row),
+        ].join(" | ")
+      } |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/** The targets as one bar chart of ratios, with each goal as a second bar. */
+async function drawTargets(targets: TargetRow[]): Promise<string> {
+  await Deno.mkdir(settings.outDir, { recursive: true });
+  const svg = barChart({
+    title: "pubsub against the targets of issue 12 (one run)",
+    xLabel: "Target",
+    yLabel: "pubsub ÷ the system compared (1 = equal)",
+    categories: targets.map((row) => `${row.name} vs ${row.otherName}`),
+    series: [
+      { name: "measured ratio", values: targets.map((row) => row.pubsub / row.other) },
+      {
+        name: "goal (≥ for throughput, ≤ for latency; 0 = reported only)",
+        values: targets.map((row) => row.ratioMin ?? row.ratioMax ?? 0),
+      },
+    ],
+    caption: "Throughput targets are met when the measured bar reaches the goal; latency " +
+      "targets when it stays at or under it.",
+  });
+  const path = `${settings.outDir}/compare.svg`;
+  await Deno.writeTextFile(path, svg);
+  return path;
+}
+
 async function main(): Promise<number> {
   const version = await natsVersion();
   if (version === undefined) {
     console.error(`compare: ${new NatsMissingError().message}`);
     return 2;
   }
-  console.log(`Comparing with ${version}; ${JSON.stringify(settings)}`);
+  const redis = await redisVersion();
+  if (redis === undefined) {
+    console.error(`compare: ${new RedisMissingError().message}`);
+    return 2;
+  }
+  console.log(`Comparing with ${version} and ${redis}; ${JSON.stringify(settings)}`);
   const commands: string[] = [];
   const results: Record<string, Numbers> = {};
   console.log("pubsub, local 3-peer cluster, R3, fsync before ack...");
-  results.pubsub = await runPubsub();
-  console.log(`  ${JSON.stringify(results.pubsub)}`);
+  const pubsub = await runPubsub();
+  results.pubsub = pubsub;
+  console.log(`  ${JSON.stringify(pubsub)}`);
   console.log("NATS JetStream R1 (one server, file storage)...");
   results["NATS R1"] = await runNats("NATS R1", 1, 1, commands);
   console.log(`  ${JSON.stringify(results["NATS R1"])}`);
   console.log("NATS JetStream R3 (3-server cluster, file storage)...");
   results["NATS R3"] = await runNats("NATS R3", 3, 3, commands);
   console.log(`  ${JSON.stringify(results["NATS R3"])}`);
+  console.log("Standalone pubsub peer and Redis XADD (appendfsync always)...");
+  const standalone = await runStandalone(commands);
+  console.log(`  ${JSON.stringify(standalone)}`);
   console.log(table(results));
-  console.log(JSON.stringify({ settings, version, results, nats_commands: commands }));
+  const targets = targetRows(pubsub, results["NATS R3"], standalone);
+  console.log("");
+  console.log(targetTable(targets));
+  console.log(`Chart: ${await drawTargets(targets)}`);
+  console.log(JSON.stringify({
+    settings,
+    version,
+    redis,
+    results,
+    standalone,
+    targets: targets.map((row) => ({ ...row, verdict: verdictOf(row) })),
+    commands,
+  }));
   return 0;
 }
 
