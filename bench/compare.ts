@@ -15,7 +15,6 @@
  */
 
 // Inline on purpose: only this comparison needs nats, so it stays out of deno.json.
-// deno-lint-ignore no-import-prefix
 import {
   AckPolicy,
   connect,
@@ -23,6 +22,7 @@ import {
   createInbox,
   DeliverPolicy,
   StorageType,
+  // deno-lint-ignore no-import-prefix
 } from "npm:nats@^2";
 // deno-lint-ignore no-import-prefix
 import type { ConsumerMessages, JetStreamClient, JetStreamManager } from "npm:nats@^2";
