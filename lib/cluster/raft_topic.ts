@@ -33,6 +33,15 @@ export class TopicMachine implements GroupStateMachine {
   readonly state = new TopicState();
   readonly waiters = new OffsetWaiters();
   readonly reader: TopicReader;
+  /** Called after a `retain` entry applied: the replica compacts below the new first offset. */
+  onRetained: (() => void) | undefined;
+  /**
+   * Set by the retention loop for a topic with limits: `notify` runs each
+   * time another `bytes` of published entries applied, so a fast topic is
+   * looked at once per segment written rather than only once a second.
+   */
+  #retentionWatch: { bytes: number; notify(): void } | undefined;
+  #bytesSinceRetention = 0;
 
   constructor(store: LogStore) {
     this.reader = new TopicReader(store, this.state);
@@ -44,8 +53,21 @@ export class TopicMachine implements GroupStateMachine {
       // Subscribers at the tail read this entry next: skip decoding it again.
       this.reader.remember(entry.index, result.messages);
       this.waiters.notify(this.state.nextOffset);
+      this.#bytesSinceRetention += entry.data.length;
+      const watch = this.#retentionWatch;
+      if (watch !== undefined && this.#bytesSinceRetention >= watch.bytes) {
+        this.#bytesSinceRetention = 0;
+        watch.notify();
+      }
+    } else if (result.kind === "retained") {
+      this.onRetained?.();
     }
     return result;
+  }
+
+  /** See `#retentionWatch`; undefined stops watching (the topic has no limits). */
+  watchRetention(watch: { bytes: number; notify(): void } | undefined): void {
+    this.#retentionWatch = watch;
   }
 
   applyConfChange(entry: Entry): void {
@@ -106,10 +128,17 @@ export class RaftTopic implements Topic {
     this.#acks = new AckBuffer(machine.state.subscribers, (offsets) => this.#writeAcks(offsets), {
       timers: group.scheduler,
     });
+    // Every replica deletes the segments a committed `retain` let go, at once.
+    machine.onRetained = () => group.requestCompaction();
   }
 
   get state(): TopicState {
     return this.#machine.state;
+  }
+
+  /** The topic's state machine (the retention loop watches what it applies). */
+  get machine(): TopicMachine {
+    return this.#machine;
   }
 
   /**

@@ -19,7 +19,8 @@
 import { getLogger } from "../logging.ts";
 import { retainedFirstOffset } from "../peer/retention_plan.ts";
 import { encodeCommand } from "../peer/topic_commands.ts";
-import { hasLimits, type Retention } from "../wire/retention.ts";
+import { segmentBytesMaxDefault } from "../storage/segment_log_store.ts";
+import { hasLimits, type Retention, retentionSegmentBytes } from "../wire/retention.ts";
 import type { LocalReplica } from "./replica_manager.ts";
 import type { Cancel, Scheduler } from "./runtime.ts";
 
@@ -82,12 +83,32 @@ export class RetentionLoop {
   pass(): void {
     for (const [name, local] of this.#options.replicas()) {
       const retention = this.#options.retentionOf(name);
-      if (!hasLimits(retention)) continue;
+      if (!hasLimits(retention)) {
+        local.topic.machine.watchRetention(undefined);
+        continue;
+      }
+      this.#watch(name, local, retention!);
       if (local.group.isLeader) this.#decide(local, retention!);
       // A decision proposed by a former leadership is decided anew next time.
       else this.#proposed.delete(local.group);
       this.#compact(local);
     }
+  }
+
+  /**
+   * Between passes, a leader also decides each time another segment's worth
+   * of messages applied: a topic written faster than its `max_bytes` per
+   * second still stays within twice `max_bytes`.
+   */
+  #watch(name: string, local: LocalReplica, retention: Retention): void {
+    const bytes = retentionSegmentBytes(retention) ?? segmentBytesMaxDefault;
+    local.topic.machine.watchRetention({
+      bytes,
+      notify: () => {
+        const now = this.#options.retentionOf(name);
+        if (local.group.isLeader && hasLimits(now)) this.#decide(local, now!);
+      },
+    });
   }
 
   /** On the leader: proposes the first offset the expired segments leave, if it moved. */
