@@ -32,6 +32,14 @@ export interface MemberInfo {
   left: boolean;
   /** The random id of its data directory (node_identity.ts), when it told one. */
   directoryId?: string;
+  /**
+   * The topic epoch counter when this data directory was registered: a
+   * topic of a larger epoch was created while the directory existed, so a
+   * replica of it found missing there was lost in a crash, not with a
+   * replaced disk (a topic group may then start with a known leader, see
+   * `ReplicaManager`). Undefined in metadata written before it existed.
+   */
+  directorySinceEpoch?: number;
 }
 
 /** A topic and where its replicas live (the first one is its preferred leader). */
@@ -239,8 +247,12 @@ export class MetaState implements GroupStateMachine {
     switch (command.op) {
       case "add_member": {
         const member: MemberInfo = { id: command.id, address: command.address, left: false };
-        const directoryId = command.directoryId ?? this.members.get(command.id)?.directoryId;
+        const known = this.members.get(command.id);
+        const directoryId = command.directoryId ?? known?.directoryId;
         if (directoryId !== undefined) member.directoryId = directoryId;
+        const sameDirectory = known !== undefined && known.directoryId === directoryId;
+        const since = sameDirectory ? known.directorySinceEpoch : this.#epoch;
+        if (since !== undefined) member.directorySinceEpoch = since;
         this.members.set(command.id, member);
         return { ok: true };
       }

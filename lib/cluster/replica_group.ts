@@ -89,6 +89,11 @@ export interface ReplicaGroupOptions {
   send: (groupId: string, messages: Message[]) => void;
   /** Voters of a brand-new group (ignored when the store holds a log). */
   voters?: number[];
+  /**
+   * The leader of term 1 of a brand-new group, without an election (see
+   * `RaftOptions.bootstrapLeader`); the same on every founding replica.
+   */
+  bootstrapLeader?: number;
   electionTicks?: number;
   heartbeatTicks?: number;
   /** Called when the known leader or this replica's role changes. */
@@ -221,6 +226,7 @@ export class ReplicaGroup {
       store: options.store,
       rng: options.rng,
       voters: options.voters,
+      bootstrapLeader: options.bootstrapLeader,
       electionTicks: options.electionTicks ?? 10,
       heartbeatTicks: options.heartbeatTicks ?? heartbeatTicksDefault,
       // Catch-up traffic per follower stays within a peer link's send queue

@@ -29,6 +29,14 @@ import { RaftTopic, TopicMachine } from "./raft_topic.ts";
 import { ReplicaGroup, type ReplicaGroupOptions } from "./replica_group.ts";
 import type { ClusterRuntime, OpenedLog } from "./runtime.ts";
 
+/**
+ * Replica opens in flight at once; the others wait in a queue, in the order
+ * the metadata named them, so a burst of thousands of creations neither
+ * floods the disk nor starves the event loop (and the failure detector's
+ * heartbeats with it).
+ */
+export const replicaOpensMax = 16;
+
 /** Retry delays for a replica that cannot be opened (each cause is logged once). */
 const openRetryBounds = { backoffMinMs: 300, backoffMaxMs: 30_000 };
 
@@ -84,6 +92,8 @@ export class ReplicaManager {
   #sweepPending = true;
   readonly #groupListeners: ((name: string) => void)[] = [];
   readonly #opening = new Set<string>();
+  /** Topics waiting for an open slot (see `replicaOpensMax`). */
+  readonly #openQueue = new Set<string>();
   /** Last durable index of each log at the previous clean stop (see `replica_repair.ts`). */
   #closedLogs = new Map<string, number>();
   readonly #logger = getLogger("cluster");
@@ -225,10 +235,27 @@ export class ReplicaManager {
       }
       return;
     }
-    if (!placement.replicas.includes(nodeId)) return;
+    // A node still in the group's committed membership hosts its replica even
+    // when the placement moved it away: until the group removed it, the
+    // group may need its vote (a restart must not take a voter out).
+    const member = placement.members?.includes(nodeId) ?? false;
+    if ((!placement.replicas.includes(nodeId) && !member) || this.#opening.has(name)) return;
     const failure = this.#openFailures.get(replicaKey(placement));
     if (failure !== undefined && runtime.scheduler.now() < failure.retryAt) return;
+    if (this.#opening.size >= replicaOpensMax) {
+      this.#openQueue.add(name);
+      return;
+    }
     this.#open(placement).catch((error) => this.#openFailed(placement, error as Error));
+  }
+
+  /** Starts queued opens while slots are free; each looks at its placement afresh. */
+  #openQueued(): void {
+    for (const name of this.#openQueue) {
+      if (this.#opening.size >= replicaOpensMax || this.#options.isClosed()) return;
+      this.#openQueue.delete(name);
+      this.#reconcileTopic(name);
+    }
   }
 
   /** Closes the replica of `name` and deletes its files. */
@@ -305,6 +332,7 @@ export class ReplicaManager {
       this.#opening.delete(placement.name);
       // The placement may have changed while the log opened: look again.
       this.#changedTopics.add(placement.name);
+      this.#openQueued();
     }
   }
 
@@ -333,6 +361,7 @@ export class ReplicaManager {
     if (this.#openFailures.delete(key)) {
       this.#logger.info("Opened the replica of {topic}", { topic: placement.name });
     }
+    const original = this.#original(placement);
     const machine = new TopicMachine(store);
     const group = new ReplicaGroup({
       groupId: `t:${placement.name}`,
@@ -344,6 +373,9 @@ export class ReplicaManager {
       send: host.send,
       quiesce: host.quiesce,
       voters: founding ? placement.replicas : undefined,
+      // The preferred leader leads term 1 without an election, so a new
+      // topic takes writes as soon as its replicas are durable.
+      bootstrapLeader: founding && original ? placement.replicas[0] : undefined,
       onLeaderChange: () => {
         this.#options.onLeaderChange();
         this.#groupChanged(placement.name);
@@ -360,9 +392,22 @@ export class ReplicaManager {
     host.add(group);
     changes.notify();
     this.#groupChanged(placement.name);
-    // The preferred leader campaigns at once, so a new topic takes
-    // writes after one round trip instead of a whole election timeout.
-    if (founding && placement.replicas[0] === nodeId) group.campaign();
+    // Without a known leader the preferred one campaigns at once, so the
+    // topic takes writes after a round trip instead of an election timeout.
+    if (founding && !original && placement.replicas[0] === nodeId) group.campaign();
+  }
+
+  /**
+   * Whether this data directory existed when the topic was created: a
+   * founding replica missing from it was lost in a crash before its
+   * bootstrap was durable, and may bootstrap again with the group's known
+   * leader of term 1 (`RaftOptions.bootstrapLeader`). A replaced disk may
+   * have lost a bootstrap that was durable and led on: its replicas start
+   * without one and are caught up by an elected leader.
+   */
+  #original(placement: TopicPlacement): boolean {
+    const since = this.#options.meta.members.get(this.#options.nodeId)?.directorySinceEpoch;
+    return since !== undefined && placement.epoch > since;
   }
 
   #topicDir(name: string, epoch: number): string {

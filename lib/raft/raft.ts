@@ -60,6 +60,11 @@ export class Raft {
   #ticks = 0;
   #pendingConfIndex = 0;
   #termStartIndex = 0;
+  /**
+   * Set on the bootstrap leader (`RaftOptions.bootstrapLeader`) of a group
+   * created by this very incarnation, until its bootstrap is durable.
+   */
+  #bootstrapLeading = false;
   readonly #reads: ReadOnly;
   /** ReadIndex requests received before the leader committed an entry of its term. */
   #readsBeforeCommit: Uint8Array[] = [];
@@ -86,14 +91,18 @@ export class Raft {
       }
     }
     if (options.store.lastIndex() === 0 && options.store.snapshot() === undefined) {
-      this.#bootstrap(options.voters, options.learners);
+      this.#bootstrap(options.voters, options.learners, options.bootstrapLeader);
     }
     this.#step = this.#stepFollower;
     this.becomeFollower(this.term, 0);
   }
 
-  /** A new group writes its initial conf as entry 1 (term 1) so that joiners learn it from the log. */
-  #bootstrap(voters: number[], learners: number[]): void {
+  /**
+   * A new group writes its initial conf as entry 1 (term 1) so that joiners
+   * learn it from the log. With a bootstrap leader every founding replica
+   * also starts having voted for it in term 1 (see `#leadBootstrap`).
+   */
+  #bootstrap(voters: number[], learners: number[], leader: number | undefined): void {
     if (voters.length === 0) return;
     const change: ConfChange = { type: "bootstrap", voters: [...voters], learners: [...learners] };
     this.log.append([{
@@ -106,6 +115,31 @@ export class Raft {
     this.log.commitTo(1);
     this.term = Math.max(this.term, 1);
     this.conf = applyConfChange(this.conf, change);
+    if (leader !== undefined && this.term === 1) {
+      this.vote = leader;
+      this.#bootstrapLeading = leader === this.id;
+    }
+  }
+
+  /**
+   * The bootstrap leader leads term 1 once its bootstrap is durable. Safe
+   * because term 1 can have no other leader: every founding replica voted
+   * for it in term 1 from the start (the same vote, derived from committed
+   * metadata, also after a crash that lost the bootstrap) and any candidate
+   * campaigns in term 2 or later; and no other incarnation of it leads term
+   * 1: one that restarts with the bootstrap durable does not bootstrap
+   * again, and one that lost it had not led yet. Entry 1, of term 1, is
+   * committed by construction, so no empty entry is needed before reads.
+   */
+  #leadBootstrap(): void {
+    if (!this.#bootstrapLeading || this.log.stableIndex() < 1) return;
+    this.#bootstrapLeading = false;
+    const untouched = this.role === "follower" && this.term === 1 && this.vote === this.id &&
+      this.leader === 0;
+    if (!untouched) return;
+    this.#lead();
+    this.#termStartIndex = 1;
+    this.#pendingConfIndex = 1;
   }
 
   // ---- role transitions -------------------------------------------------
@@ -136,16 +170,20 @@ export class Raft {
 
   #becomeLeader(): void {
     assert(this.role === "candidate", `only a candidate can become leader, not a ${this.role}`);
-    this.#reset(this.term);
-    this.role = "leader";
-    this.leader = this.id;
-    this.#step = this.#stepLeader;
-    this.#resetProgress();
+    this.#lead();
     // The empty entry of the new term lets entries of earlier terms commit (only
     // current-term entries are committed by counting).
     this.#termStartIndex = this.log.lastIndex() + 1;
     this.#pendingConfIndex = this.#termStartIndex;
     this.#appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }]);
+  }
+
+  #lead(): void {
+    this.#reset(this.term);
+    this.role = "leader";
+    this.leader = this.id;
+    this.#step = this.#stepLeader;
+    this.#resetProgress();
   }
 
   #reset(term: number): void {
@@ -694,6 +732,7 @@ export class Raft {
   /** The shell made entries up to (index, term) durable: the leader may count them now. */
   persisted(index: number, term: number): void {
     this.log.stableTo(index, term);
+    this.#leadBootstrap();
     if (this.role !== "leader") return;
     const own = this.progress.get(this.id);
     if (own && own.maybeUpdate(this.log.stableIndex())) this.#maybeCommit();

@@ -82,6 +82,12 @@ export interface SimConfig {
    */
   profile: "mixed" | "leader-churn";
   broken: BrokenVariant | undefined;
+  /**
+   * The founding replicas start with the first of them as the leader of
+   * term 1, without an election (`RaftOptions.bootstrapLeader`), as the
+   * cluster creates topics.
+   */
+  bootstrapLeader: boolean;
 }
 
 /** Options that override what the seed would choose. */
@@ -128,6 +134,7 @@ export function configFromSeed(seed: number, overrides: SimOverrides = {}): SimC
     subscribeRate: prng.pick([0.1, 0.5]),
     profile: "mixed",
     broken: overrides.broken,
+    bootstrapLeader: false,
   };
   if (prng.chance(0.25)) {
     config.profile = "leader-churn";
@@ -138,6 +145,8 @@ export function configFromSeed(seed: number, overrides: SimOverrides = {}): SimC
     config.dropRate = 0;
     config.membershipChanges = false;
   }
+  // Drawn last, so that the settings above stay what each seed chose before.
+  config.bootstrapLeader = prng.chance(0.5);
   return config;
 }
 
@@ -159,6 +168,7 @@ export function describeConfig(config: SimConfig): string {
     `producers=${config.producers}`,
     `retry=${config.retryTicks}`,
     `subscribers=${config.subscribers}`,
+    `bootstrapLeader=${config.bootstrapLeader}`,
     config.broken ? `broken=${config.broken}` : "",
   ].filter((part) => part !== "").join(" ");
 }

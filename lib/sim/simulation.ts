@@ -781,6 +781,7 @@ class Simulation implements ReplicaHost {
     const broken = config.broken;
     const replica = new SimReplica(this, id, {
       founding,
+      bootstrapLeader: config.bootstrapLeader ? founding[0] : undefined,
       electionTicks: config.electionTicks,
       heartbeatTicks: config.heartbeatTicks,
       inflightAppendsMax: config.inflightAppendsMax,
