@@ -379,12 +379,20 @@ export class PubSubClient {
    */
   publish(topic: string, message: string): Promise<{ offset: number }> {
     if (this.#closed) return Promise.reject(new ClientClosedError());
+    // A topic with an outbox was validated when the outbox was made.
+    let outbox = this.#outboxes.get(topic);
     try {
-      this.#checkRequestSize({ action: "publish", topic_name: checkTopic(topic), message });
+      if (outbox === undefined) checkTopic(topic);
+      // Checked here: one bad message must not fail the batch it would share with others.
+      if (typeof message !== "string") {
+        throw new PubSubError("bad_request", "Cannot publish as 'message' must be a string");
+      }
+      if (message.length * 6 + 1024 >= this.#options.requestBytesMax) {
+        this.#checkRequestSize({ action: "publish", topic_name: topic, message });
+      }
     } catch (error) {
       return Promise.reject(error);
     }
-    let outbox = this.#outboxes.get(topic);
     if (outbox === undefined) {
       outbox = { topic, items: [], draining: false };
       this.#outboxes.set(topic, outbox);

@@ -74,6 +74,7 @@ export class RaftHost {
   /** Messages per destination peer, encoded once per frame when flushed. */
   #outbox = new Map<number, RaftOutItem[]>();
   #flushScheduled = false;
+  #urgentFlushScheduled = false;
   #ticker: Cancel | undefined;
   readonly #scheduler: Scheduler;
   /** Called for messages of a group this peer does not host (yet). */
@@ -172,6 +173,13 @@ export class RaftHost {
   /** Queues messages of one group; they leave together with those of the other groups. */
   send = (groupId: string, messages: Message[]): void => {
     for (const message of messages) this.#queue(message.to, [groupId, message]);
+    // Appends and their answers are on the path of every publish: on sockets
+    // (prebuilt frames) they leave at the end of this turn instead of the
+    // next one, taking whatever else is queued along. Heartbeats and votes
+    // still wait for the other groups' messages.
+    if (this.#transport.sendFrame !== undefined && messages.some(onPublishPath)) {
+      this.#flushSoon();
+    }
   };
 
   /** Tells follower `to` that the leader of `groupId` let the group sleep at `term`. */
@@ -191,8 +199,18 @@ export class RaftHost {
     }
   }
 
+  #flushSoon(): void {
+    if (this.#urgentFlushScheduled) return;
+    this.#urgentFlushScheduled = true;
+    queueMicrotask(() => {
+      this.#urgentFlushScheduled = false;
+      this.#flush();
+    });
+  }
+
   #flush(): void {
     this.#flushScheduled = false;
+    if (this.#outbox.size === 0) return;
     const outbox = this.#outbox;
     this.#outbox = new Map();
     for (const [nodeId, batch] of outbox) {
@@ -282,4 +300,9 @@ export class RaftHost {
     this.#groups.clear();
     await Promise.all(groups.map((group) => group.close()));
   }
+}
+
+/** Messages a publish waits for: appends carrying entries and the answers to appends. */
+function onPublishPath(message: Message): boolean {
+  return message.type === "appResp" || (message.type === "app" && message.entries.length > 0);
 }
