@@ -275,6 +275,12 @@ export class Reconciler {
         local.settled = { generation: plan.generation, term: plan.term };
         return;
       case "change":
+        // The metadata first records the membership as it is now: a node
+        // added since the last report (a learner about to be promoted) must
+        // be in the record before it can vote, or, placed elsewhere later,
+        // it would take that stale record for its removal and delete a
+        // voter's log (`removedFromGroup`).
+        await this.#reportMembers(name, local);
         await this.#bounded(local.group.proposeConfChange(plan.change));
         if (plan.report) await this.#reportMembers(name, local);
         return;

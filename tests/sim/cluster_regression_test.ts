@@ -13,6 +13,11 @@ const regressions: { seed: number; bug: string }[] = [
     bug:
       "leave() deleted the files of a replica that was still a voter (a lagging voter is not in sync, which #movedAway took for 'moved'); the empty replica then granted a vote to a stale candidate and a committed entry was overwritten (committed_logs_differ)",
   },
+  {
+    seed: 2759,
+    bug:
+      "a voter restarted after the placement moved it away did not reopen its replica (only placed nodes did), and the metadata recorded a group's members only after removals, so a learner promoted since was missing from the record; with another voter removed the group lost its quorum for good (placement_not_converged)",
+  },
 ];
 
 for (const { seed, bug } of regressions) {
