@@ -66,8 +66,10 @@ export interface ClusterSimResult {
   trace: string[];
 }
 
-/** Check the logs on the disks every this many timers. */
-const logCheckEvents = 500;
+/** Check the logs on the disks every this many timers (incrementally: only entries new since). */
+const logCheckEvents = 100;
+/** Virtual ms the members get to agree on the metadata at the end. */
+const metadataSettleMs = 10_000;
 /** Virtual ms the start-up may take before the run gives up on it. */
 const startupMsMax = 20_000;
 
@@ -440,8 +442,29 @@ function checkAgainstLog(
   }
 }
 
-/** Every running member lists the same topics and metadata voters. */
+/**
+ * Every running member lists the same topics and metadata voters. Members
+ * apply the metadata at their own pace, so the views are compared again
+ * (every 500 ms, for `metadataSettleMs`) until they agree.
+ */
 async function checkMetadata(run: Run, cluster: SimCluster, history: History): Promise<void> {
+  const deadline = run.scheduler.now() + metadataSettleMs;
+  let views = new Map<number, string>();
+  while (true) {
+    views = await metadataViews(run, cluster);
+    if (new Set(views.values()).size <= 1 || run.scheduler.now() >= deadline) break;
+    await run.until(run.scheduler.now() + 500);
+  }
+  if (new Set(views.values()).size > 1) {
+    history.violate(
+      "metadata_differs",
+      [...views].map(([id, view]) => `node ${id}: ${view}`).join("; "),
+    );
+  }
+}
+
+/** Each running member's topics and metadata voters, as text. */
+async function metadataViews(run: Run, cluster: SimCluster): Promise<Map<number, string>> {
   const views = new Map<number, string>();
   for (const [id, broker] of cluster.brokers()) {
     const view = await run.drive(
@@ -454,13 +477,7 @@ async function checkMetadata(run: Run, cluster: SimCluster, history: History): P
     );
     if (view !== undefined) views.set(id, view);
   }
-  const distinct = new Set(views.values());
-  if (distinct.size > 1) {
-    history.violate(
-      "metadata_differs",
-      [...views].map(([id, view]) => `node ${id}: ${view}`).join("; "),
-    );
-  }
+  return views;
 }
 
 /** Stops every process cleanly (bounded), so nothing of the run outlives it. */

@@ -49,10 +49,10 @@ export type FaultKind = typeof faultKinds[number];
 /** Fewest members the nemesis leaves (removals and leaves stop there). */
 const membersMin = 3;
 /**
- * Most members removed or left per run. Two departures while the groups
- * are still moving replicas can take two of a group's three voters for
- * good, and no Raft group survives losing a majority permanently: that is
- * outside the fault model, not a bug to find.
+ * Most members removed, left or replaced per run. Two departures while the
+ * groups are still moving replicas can take two of a group's three voters
+ * for good, and no Raft group survives losing a majority permanently: that
+ * is outside the fault model, not a bug to find.
  */
 const departuresMax = 1;
 /** Tries of one removal before the nemesis takes the node for a member still. */
@@ -84,6 +84,7 @@ export class Nemesis {
   /** Nodes down on purpose until a planned restart. */
   readonly #down = new Set<number>();
   #untilMs = 0;
+  #departures = 0;
   #healed = false;
   readonly counts = new Map<FaultKind, number>();
 
@@ -259,8 +260,13 @@ export class Nemesis {
     return true;
   }
 
+  /**
+   * One departure (remove, leave or replaced disk) per run, counted even
+   * after a replaced node is back: a second one while groups still move
+   * replicas can take a majority of a group's data, outside the fault model.
+   */
   #departureAllowed(): boolean {
-    return this.running().length > membersMin && this.gone.size < departuresMax;
+    return this.running().length > membersMin && this.#departures < departuresMax;
   }
 
   #removeNode(): boolean {
@@ -270,12 +276,16 @@ export class Nemesis {
     const id = this.#rng.pick(down);
     // Removed for good: the machine is gone, its process never runs again.
     this.gone.add(id);
+    this.#departures++;
     this.#down.delete(id);
     this.#event("remove_node", id, "");
     this.#removeUntilSettled(id).then((removed) => {
-      // Still a member after all: it comes back at the heal.
-      if (!removed) this.gone.delete(id);
       this.#event(removed ? "removed" : "remove_failed", id, "");
+      if (removed) return;
+      // Still a member after all: it comes back (now, if the heal is past).
+      this.gone.delete(id);
+      this.#departures--;
+      if (this.#healed) this.#cluster.start(id);
     });
     return true;
   }
@@ -288,9 +298,13 @@ export class Nemesis {
     const broker = this.#cluster.peer(id).process?.broker;
     if (broker === undefined) return false;
     this.gone.add(id);
+    this.#departures++;
     this.#event("leave", id, "");
     this.#removeUntilSettled(id, () => broker.leave(10_000)).then(async (removed) => {
-      if (!removed) this.gone.delete(id);
+      if (!removed) {
+        this.gone.delete(id);
+        this.#departures--;
+      }
       this.#event(removed ? "left" : "leave_failed", id, "");
       await this.#cluster.stop(id);
       if (this.#healed && !this.gone.has(id)) this.#cluster.start(id);
@@ -304,6 +318,7 @@ export class Nemesis {
     if (candidates.length === 0 || this.#live().length < 2) return false;
     const id = this.#rng.pick(candidates);
     this.gone.add(id);
+    this.#departures++;
     this.#cluster.crash(id, "kill");
     this.#cluster.peer(id).disk.wipe();
     this.#event("replace_disk", id, "");
