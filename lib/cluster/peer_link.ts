@@ -43,6 +43,8 @@ export const requestTimeoutMsDefault = 5000;
 const readBufferBytes = 64 * 1024;
 /** A link that keeps failing for the same reason says so at most this often. */
 export const linkErrorLogMs = 60_000;
+/** Parts at least this large are written as they are instead of being copied into one buffer. */
+export const directWriteBytesMin = 64 * 1024;
 /** Answers are UTF-8 JSON; one decoder serves every link. */
 const utf8 = new TextDecoder();
 
@@ -245,17 +247,26 @@ export class PeerLink {
 
   /**
    * Queues a prebuilt one-way frame (length prefix included, e.g. a binary
-   * Raft frame); like `send`, false and a counted drop when the link is down,
-   * its queue is full or the frame is over `frameBytesMax`.
+   * Raft frame), whole or as consecutive parts (large parts, such as entry
+   * data, are then written without being copied); like `send`, false and a
+   * counted drop when the link is down, its queue is full or the frame is
+   * over `frameBytesMax`.
    */
-  sendFrame(frame: Uint8Array): boolean {
+  sendFrame(frame: Uint8Array | readonly Uint8Array[]): boolean {
+    const parts = frame instanceof Uint8Array ? [frame] : frame;
+    let bytes = 0;
+    for (const part of parts) bytes += part.length;
     if (
       this.#state === "backoff" || this.#state === "closed" ||
-      frame.length - 4 > this.#settings.frameBytesMax || !this.#enqueue(frame)
+      bytes - 4 > this.#settings.frameBytesMax ||
+      this.#queuedBytes + bytes > this.#settings.queuedBytesMax
     ) {
       this.#droppedMessages++;
       return false;
     }
+    for (const part of parts) this.#queue.push(part);
+    this.#queuedBytes += bytes;
+    this.#schedulePump();
     return true;
   }
 
@@ -363,17 +374,18 @@ export class PeerLink {
     const epoch = this.#epoch;
     try {
       while (this.#queue.length > 0 && this.#epoch === epoch) {
-        const bytes = concatFrames(this.#queue);
+        const parts = this.#queue;
         this.#queue = [];
+        let bytes = 0;
+        for (const part of parts) bytes += part.length;
         try {
-          let written = 0;
-          while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+          await writeParts(conn, parts);
         } catch {
           // The read loop sees the closed socket and fails what is pending.
           closeQuietly(conn);
           return;
         } finally {
-          if (this.#epoch === epoch) this.#queuedBytes -= bytes.length;
+          if (this.#epoch === epoch) this.#queuedBytes -= bytes;
         }
       }
     } finally {
@@ -591,6 +603,24 @@ async function* readFrames(conn: Deno.Conn, frameBytesMax: number): AsyncGenerat
       yield event.payload;
     }
   }
+}
+
+/**
+ * Writes `parts` in order: runs of small parts as one buffer (one write for
+ * a burst of small frames), large parts as they are (no copy).
+ */
+async function writeParts(conn: Deno.Conn, parts: readonly Uint8Array[]): Promise<void> {
+  let small: Uint8Array[] = [];
+  for (const part of parts) {
+    if (part.length < directWriteBytesMin) {
+      small.push(part);
+      continue;
+    }
+    if (small.length > 0) await writeAll(conn, concatFrames(small));
+    small = [];
+    await writeAll(conn, part);
+  }
+  if (small.length > 0) await writeAll(conn, concatFrames(small));
 }
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {

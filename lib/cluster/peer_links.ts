@@ -133,7 +133,7 @@ export class PeerLinks implements PeerTransport {
   }
 
   /** Sends a prebuilt one-way frame; false when it was dropped (see {@linkcode PeerLink.sendFrame}). */
-  sendFrame(id: number, frame: Uint8Array): boolean {
+  sendFrame(id: number, frame: Uint8Array | readonly Uint8Array[]): boolean {
     return this.link(id)?.sendFrame(frame) ?? false;
   }
 

@@ -20,7 +20,7 @@
  */
 
 import type { Message } from "../raft/types.ts";
-import { frameHeaderBytes } from "../wire/frame.ts";
+import { concatFrames, frameHeaderBytes } from "../wire/frame.ts";
 import { PeerMessageError } from "./_peer_messages.ts";
 import { encodeRaftMessage } from "./raft_codec.ts";
 
@@ -36,24 +36,26 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * Encodes a whole frame (length prefix included) carrying `batch` from node
- * `from`; entry data is copied once, into the frame.
+ * Encodes a frame carrying `batch` from node `from` as consecutive parts:
+ * the length prefix, prelude and header, then every blob as it is (entry
+ * data is not copied; stored entries are never modified). Their
+ * concatenation is the frame.
  *
  * @example
  * ```ts
- * const frame = encodeBinaryRaftFrame(1, "a1b2", [["t:events", message]]);
- * link.sendFrame(frame);
+ * const parts = encodeBinaryRaftFrameParts(1, "a1b2", [["t:events", message]]);
+ * link.sendFrame(parts);
  * ```
  */
-export function encodeBinaryRaftFrame(
+export function encodeBinaryRaftFrameParts(
   from: number,
   incarnation: string,
   batch: readonly RaftOutItem[],
-): Uint8Array {
-  const blobs: Uint8Array[] = [];
+): Uint8Array[] {
+  const parts: Uint8Array[] = [new Uint8Array(0)];
   let blobBytes = 0;
   const blob = (bytes: Uint8Array): number => {
-    blobs.push(bytes);
+    if (bytes.length > 0) parts.push(bytes);
     blobBytes += bytes.length;
     return bytes.length;
   };
@@ -65,18 +67,31 @@ export function encodeBinaryRaftFrame(
     JSON.stringify({ action: "peer_raft", from, incarnation, batch: items }),
   );
   const payloadBytes = preludeBytes + header.length + blobBytes;
-  const frame = new Uint8Array(frameHeaderBytes + payloadBytes);
-  const view = new DataView(frame.buffer);
+  const head = new Uint8Array(frameHeaderBytes + preludeBytes + header.length);
+  const view = new DataView(head.buffer);
   view.setUint32(0, payloadBytes);
-  frame[frameHeaderBytes] = binaryRaftMagic;
+  head[frameHeaderBytes] = binaryRaftMagic;
   view.setUint32(frameHeaderBytes + 1, header.length);
-  frame.set(header, frameHeaderBytes + preludeBytes);
-  let at = frameHeaderBytes + preludeBytes + header.length;
-  for (const bytes of blobs) {
-    frame.set(bytes, at);
-    at += bytes.length;
-  }
-  return frame;
+  head.set(header, frameHeaderBytes + preludeBytes);
+  parts[0] = head;
+  return parts;
+}
+
+/**
+ * Encodes a whole frame (length prefix included) in one buffer: the parts
+ * of {@linkcode encodeBinaryRaftFrameParts}, concatenated.
+ *
+ * @example
+ * ```ts
+ * const frame = encodeBinaryRaftFrame(1, "a1b2", [["t:events", message]]);
+ * ```
+ */
+export function encodeBinaryRaftFrame(
+  from: number,
+  incarnation: string,
+  batch: readonly RaftOutItem[],
+): Uint8Array {
+  return concatFrames(encodeBinaryRaftFrameParts(from, incarnation, batch));
 }
 
 /** True when a frame payload is in the binary form. */

@@ -16,7 +16,7 @@
 
 import type { Message } from "../raft/types.ts";
 import { frameMessagesMax, type RaftFrame, raftFrame } from "./peer_rpc.ts";
-import { encodeBinaryRaftFrame, type RaftOutItem } from "./raft_binary.ts";
+import { encodeBinaryRaftFrameParts, type RaftOutItem } from "./raft_binary.ts";
 import { encodeRaftMessage } from "./raft_codec.ts";
 import type { ReplicaGroup } from "./replica_group.ts";
 import { type Cancel, type Scheduler, systemScheduler } from "./runtime.ts";
@@ -48,7 +48,7 @@ export interface RaftTransport {
    * frames go in the binary form (entry data raw, `raft_binary.ts`);
    * without it (the simulator's network), as JSON through `send`.
    */
-  sendFrame?(nodeId: number, frame: Uint8Array): void;
+  sendFrame?(nodeId: number, frame: Uint8Array | readonly Uint8Array[]): void;
 }
 
 /**
@@ -227,7 +227,7 @@ export class RaftHost {
     if (this.#transport.sendFrame !== undefined) {
       this.#transport.sendFrame(
         nodeId,
-        encodeBinaryRaftFrame(this.nodeId, this.incarnation, items),
+        encodeBinaryRaftFrameParts(this.nodeId, this.incarnation, items),
       );
       return;
     }

@@ -36,10 +36,11 @@ export interface PeerTransport {
   send(nodeId: number, message: PeerMessage): boolean;
   /**
    * Queues a prebuilt one-way frame (length prefix included), such as a
-   * binary Raft frame; false when it was dropped. Optional: a transport
-   * without it (the simulator's network) gets Raft traffic through `send`.
+   * binary Raft frame, whole or in consecutive parts; false when it was
+   * dropped. Optional: a transport without it (the simulator's network)
+   * gets Raft traffic through `send`.
    */
-  sendFrame?(nodeId: number, frame: Uint8Array): boolean;
+  sendFrame?(nodeId: number, frame: Uint8Array | readonly Uint8Array[]): boolean;
   /**
    * Sends a request; resolves with the answer (error answers included),
    * rejects with PeerUnavailableError (or PeerTimeoutError) when no answer can come.

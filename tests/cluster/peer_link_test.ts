@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Membership } from "../../lib/cluster/membership.ts";
 import { createPeerHandler, type PeerHandler } from "../../lib/cluster/peer_handler.ts";
 import {
+  directWriteBytesMin,
   PeerLink,
   type PeerLinkOptions,
   PeerMessageTooLargeError,
@@ -9,6 +10,9 @@ import {
   PeerUnavailableError,
 } from "../../lib/cluster/peer_link.ts";
 import { PeerLinks } from "../../lib/cluster/peer_links.ts";
+import { decodeRaftFrame, type RaftFrame } from "../../lib/cluster/peer_rpc.ts";
+import { encodeBinaryRaftFrameParts } from "../../lib/cluster/raft_binary.ts";
+import type { Message } from "../../lib/raft/types.ts";
 import { ClusterSecret } from "../../lib/cluster/peer_auth.ts";
 import { FrameDecoder } from "../../lib/wire/frame.ts";
 import { LocalBroker } from "../../lib/peer/local_broker.ts";
@@ -418,5 +422,47 @@ Deno.test("PeerLink gives up a handshake nobody answers, and close ends one in p
     listener.close();
     for (const conn of accepted) conn.close();
     await accepting.catch(() => {});
+  }
+});
+
+Deno.test("PeerLink sends a binary Raft frame in parts (large ones uncopied) that the listener decodes in order", async () => {
+  const peer = await TestPeer.start();
+  const received: RaftFrame[] = [];
+  peer.handler.register("peer_raft", (message) => {
+    received.push(decodeRaftFrame(message));
+    return { status: "ok" };
+  });
+  const link = linkTo(peer, { nodeId: 4 });
+  const data = new Uint8Array(3 * directWriteBytesMin + 7).map((_, index) => index % 253);
+  const message = (index: number): Message => ({
+    type: "app",
+    from: 4,
+    to: 9,
+    term: 2,
+    logTerm: 2,
+    index,
+    entries: [
+      { term: 2, index: index + 1, type: 0, data },
+      { term: 2, index: index + 2, type: 0, data: new Uint8Array([1, 2, 3]) },
+    ],
+    commit: index,
+    reject: false,
+    rejectHint: 0,
+    context: new Uint8Array([9]),
+  });
+  try {
+    await waitFor(() => link.state === "connected");
+    for (let index = 0; index < 3; index++) {
+      const parts = encodeBinaryRaftFrameParts(4, "incarnation", [["t:events", message(index)]]);
+      assert.ok(parts.some((part) => part === data), "the entry data is a part of its own");
+      assert.equal(link.sendFrame(parts), true);
+    }
+    await waitFor(() => received.length === 3);
+    received.forEach((frame, index) => {
+      assert.deepStrictEqual(frame.batch, [{ groupId: "t:events", message: message(index) }]);
+    });
+  } finally {
+    await link.close();
+    await peer.close();
   }
 });
