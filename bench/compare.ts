@@ -9,7 +9,11 @@
  * `redis-server` is missing. Every server is stopped by PID, also on error.
  *
  * Usage: deno run -A bench/compare.ts [--duration S] [--message-size B] [--in-flight N]
- *        [--large-size B] [--large-in-flight N] [--out DIR]
+ *        [--large-size B] [--large-in-flight N] [--rounds N] [--out DIR]
+ *
+ * With `--rounds N` the whole sequence runs N times (systems take turns, so
+ * a burst of load from elsewhere hits one round, not one system) and the
+ * verdicts go by the median of the per-round ratios.
  *
  * @module
  */
@@ -470,6 +474,7 @@ interface CompareSettings {
   inFlight: number;
   largeBytes: number;
   largeInFlight: number;
+  rounds: number;
   outDir: string;
 }
 
@@ -481,6 +486,7 @@ function parseArgs(args: string[]): CompareSettings {
     inFlight: 256,
     largeBytes: 512 * 1024,
     largeInFlight: 4,
+    rounds: 1,
     outDir: "bench/out/compare",
   };
   const names: Record<string, Exclude<keyof CompareSettings, "outDir">> = {
@@ -489,6 +495,7 @@ function parseArgs(args: string[]): CompareSettings {
     "--in-flight": "inFlight",
     "--large-size": "largeBytes",
     "--large-in-flight": "largeInFlight",
+    "--rounds": "rounds",
   };
   for (let index = 0; index < args.length; index += 2) {
     if (args[index] === "--out" && args[index + 1] !== undefined) {
@@ -617,8 +624,7 @@ function targetRows(
   ];
 }
 
-function verdictOf(row: TargetRow): string {
-  const ratio = row.pubsub / row.other;
+function verdictOf(row: TargetRow, ratio = row.pubsub / row.other): string {
   if (row.ratioMin !== undefined) return ratio >= row.ratioMin ? "met" : "NOT met";
   if (row.ratioMax !== undefined) return ratio <= row.ratioMax ? "met" : "NOT met";
   return "reported";
@@ -681,19 +687,8 @@ async function drawTargets(targets: TargetRow[]): Promise<string> {
   return path;
 }
 
-async function main(): Promise<number> {
-  const version = await natsVersion();
-  if (version === undefined) {
-    console.error(`compare: ${new NatsMissingError().message}`);
-    return 2;
-  }
-  const redis = await redisVersion();
-  if (redis === undefined) {
-    console.error(`compare: ${new RedisMissingError().message}`);
-    return 2;
-  }
-  console.log(`Comparing with ${version} and ${redis}; ${JSON.stringify(settings)}`);
-  const commands: string[] = [];
+/** One pass over every system: the workload table and the targets of that pass. */
+async function round(commands: string[]) {
   const results: Record<string, Numbers> = {};
   console.log("pubsub, local 3-peer cluster, R3, fsync before ack...");
   const pubsub = await runPubsub();
@@ -712,14 +707,79 @@ async function main(): Promise<number> {
   const targets = targetRows(pubsub, results["NATS R3"], standalone);
   console.log("");
   console.log(targetTable(targets));
+  return { results, standalone, targets };
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/** Per target over all rounds: median figures, and the verdict by the median ratio. */
+function summaryTable(rounds: TargetRow[][]): { table: string; rows: TargetRow[] } {
+  const header = ["target", "pubsub (median)", "compared with", "its figure (median)"];
+  header.push("pubsub ÷ it, median (range)", "goal", "verdict");
+  const lines = [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`];
+  const rows = rounds[0].map((first, index) => {
+    const all = rounds.map((targets) => targets[index]);
+    const ratios = all.map((row) => row.pubsub / row.other);
+    const ratio = median(ratios);
+    const row: TargetRow = {
+      ...first,
+      pubsub: median(all.map((row) => row.pubsub)),
+      other: median(all.map((row) => row.other)),
+    };
+    const goal = row.ratioMin !== undefined
+      ? `≥ ${row.ratioMin}×`
+      : row.ratioMax !== undefined
+      ? `≤ ${row.ratioMax}×`
+      : "–";
+    const range = `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
+    const cells = [row.name, format(row.pubsub), row.otherName, format(row.other)];
+    cells.push(`${ratio.toFixed(2)}× (${range})`, goal, verdictOf(row, ratio));
+    lines.push(`| ${cells.join(" | ")} |`);
+    // The chart draws pubsub ÷ other: a row of the median ratio over 1 keeps it.
+    return { ...row, pubsub: ratio, other: 1 };
+  });
+  return { table: lines.join("\n"), rows };
+}
+
+async function main(): Promise<number> {
+  const version = await natsVersion();
+  if (version === undefined) {
+    console.error(`compare: ${new NatsMissingError().message}`);
+    return 2;
+  }
+  const redis = await redisVersion();
+  if (redis === undefined) {
+    console.error(`compare: ${new RedisMissingError().message}`);
+    return 2;
+  }
+  console.log(`Comparing with ${version} and ${redis}; ${JSON.stringify(settings)}`);
+  const commands: string[] = [];
+  const rounds = [];
+  for (let index = 0; index < settings.rounds; index++) {
+    if (settings.rounds > 1) console.log(`\nRound ${index + 1} of ${settings.rounds}`);
+    rounds.push(await round(commands));
+  }
+  let targets = rounds[0].targets;
+  if (rounds.length > 1) {
+    const summary = summaryTable(rounds.map((pass) => pass.targets));
+    console.log(`\nAll ${rounds.length} rounds (ratios per round, verdict by their median):`);
+    console.log(summary.table);
+    targets = summary.rows;
+  }
   console.log(`Chart: ${await drawTargets(targets)}`);
   console.log(JSON.stringify({
     settings,
     version,
     redis,
-    results,
-    standalone,
-    targets: targets.map((row) => ({ ...row, verdict: verdictOf(row) })),
+    rounds: rounds.map((pass) => ({
+      results: pass.results,
+      standalone: pass.standalone,
+      targets: pass.targets.map((row) => ({ ...row, verdict: verdictOf(row) })),
+    })),
     commands,
   }));
   return 0;
