@@ -1,6 +1,7 @@
 /**
  * What many topics cost a cluster (issue 11, item 6): a local 3-peer cluster
- * (cluster secret, replication factor 3) creates N topics with requests
+ * (cluster secret, replication factor 3, the peers' default failure
+ * detector: heartbeats every 3 s) creates N topics with requests
  * pipelined on one connection, publishes one message to each, stays quiet for
  * 10 s, and then each peer's resident memory (`VmRSS`), open file
  * descriptors and CPU use over the next 10 s are read from `/proc`.
@@ -18,6 +19,7 @@
 
 import { type BenchCluster, startLocalCluster } from "../lib/bench/local_cluster.ts";
 import type { PubSubClient } from "../lib/client/client.ts";
+import { PubSubError } from "../lib/client/errors.ts";
 
 /** Requests in flight on the one client connection while creating and publishing. */
 export const requestsInFlightDefault = 512;
@@ -25,6 +27,11 @@ export const requestsInFlightDefault = 512;
 export const quietSecondsDefault = 10;
 /** Seconds over which idle CPU is measured. */
 export const cpuSecondsDefault = 10;
+/**
+ * Attempts per request: a request that waits too long for a new topic's
+ * group to open answers `unavailable` and is sent again.
+ */
+export const attemptsMax = 10;
 /** Most topics one run creates (the peers' default `--max-topics`). */
 export const topicsMax = 10_000;
 
@@ -188,6 +195,19 @@ async function timed(task: () => Promise<void>): Promise<number> {
   return (performance.now() - startMs) / 1000;
 }
 
+/** Runs `request` again while it answers `unavailable` (at most `attemptsMax` times). */
+async function retried(request: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      await request();
+      return;
+    } catch (error) {
+      const again = error instanceof PubSubError && error.code === "unavailable";
+      if (!again || attempt >= attemptsMax) throw error;
+    }
+  }
+}
+
 async function createAndPublish(
   client: PubSubClient,
   topics: number,
@@ -195,10 +215,18 @@ async function createAndPublish(
 ): Promise<{ createSeconds: number; publishSeconds: number }> {
   const name = (index: number) => `bench-topic-${index}`;
   const createSeconds = await timed(() =>
-    pipelined(topics, inFlight, (index) => client.createTopic(name(index), { ifNotExists: true }))
+    pipelined(
+      topics,
+      inFlight,
+      (index) => retried(() => client.createTopic(name(index), { ifNotExists: true })),
+    )
   );
   const publishSeconds = await timed(() =>
-    pipelined(topics, inFlight, (index) => client.publish(name(index), `message ${index}`))
+    pipelined(
+      topics,
+      inFlight,
+      (index) => retried(() => client.publish(name(index), `message ${index}`)),
+    )
   );
   return { createSeconds, publishSeconds };
 }
@@ -219,7 +247,7 @@ export async function runTopicsBench(
   topics: number,
   settings: TopicsBenchSettings,
 ): Promise<TopicsBenchResult> {
-  const cluster = await startLocalCluster(3);
+  const cluster = await startLocalCluster(3, { peerArgs: ["--log-level", "warning"] });
   try {
     const client = await cluster.client(undefined, { requestTimeoutMs: 60_000 });
     let timings: { createSeconds: number; publishSeconds: number };

@@ -65,7 +65,9 @@ interface LocalPeer extends BenchNode {
 
 /**
  * Starts `count` local peers on free 127.0.0.1 ports with data in a new
- * temporary directory, and resolves once all of them listen.
+ * temporary directory, and resolves once all of them listen. Each peer gets
+ * `options.peerArgs` (default {@linkcode localPeerArgs}: failure detection
+ * fast enough for a benchmark's kills).
  *
  * @example
  * ```ts
@@ -80,7 +82,10 @@ interface LocalPeer extends BenchNode {
  * }
  * ```
  */
-export async function startLocalCluster(count: number): Promise<BenchCluster> {
+export async function startLocalCluster(
+  count: number,
+  options: { peerArgs?: readonly string[] } = {},
+): Promise<BenchCluster> {
   const root = await Deno.makeTempDir({ prefix: "pubsub-bench-" });
   const peers: LocalPeer[] = Array.from({ length: count }, (_, index) => {
     const port = freePort();
@@ -97,7 +102,10 @@ export async function startLocalCluster(count: number): Promise<BenchCluster> {
   // The benchmark measures the cluster as `pubsub cluster` runs it: with a cluster secret.
   const secretFile = await ensureSecretFile(`${root}/cluster.secret`);
   const start = (peer: LocalPeer) =>
-    spawnPeer(peer, peerList, `${root}/${peer.id}`, ["--cluster-secret-file", secretFile]);
+    spawnPeer(peer, peerList, `${root}/${peer.id}`, [
+      ...(options.peerArgs ?? localPeerArgs),
+      ...["--cluster-secret-file", secretFile],
+    ]);
   const find = (id: number) => {
     const peer = peers.find((candidate) => candidate.id === id);
     if (peer === undefined) throw new RangeError(`Cannot find node ${id} in the bench cluster`);
@@ -244,7 +252,7 @@ async function spawnPeer(
   await Deno.mkdir(dataDir, { recursive: true });
   await spawnPeerChild(peer, [
     ...["run", "-A", mainPath, "peer", "--id", String(peer.id), "--port", String(peer.port)],
-    ...["--host", "127.0.0.1", "--peers", peerList, "--data-dir", dataDir, ...localPeerArgs],
+    ...["--host", "127.0.0.1", "--peers", peerList, "--data-dir", dataDir],
     ...extraArgs,
   ], `${dataDir}/peer.log`);
 }

@@ -30,7 +30,8 @@ import { type JoinOutcome, tryJoin } from "./join.ts";
 import { LivenessView } from "./liveness.ts";
 import { MetadataClient } from "./metadata_client.ts";
 import { registerPeerActions } from "./peer_actions.ts";
-import { loadOf, placeReplicas } from "./placement.ts";
+import { placeReplicas } from "./placement.ts";
+import { PlacementLoad } from "./placement_load.ts";
 import { Reconciler } from "./reconciler.ts";
 import { RetentionLoop } from "./retention_loop.ts";
 import { removedFromGroup, ReplicaManager } from "./replica_manager.ts";
@@ -105,6 +106,8 @@ export class ClusterBroker implements Broker {
   readonly #liveness: LivenessView;
   readonly #metadata: MetadataClient;
   readonly #meta = new MetaState();
+  /** Replicas per node for placing new topics, kept as metadata applies. */
+  readonly #load = new PlacementLoad(this.#meta);
   #metaGroup!: ReplicaGroup;
   readonly #replicas: ReplicaManager;
   readonly #router: TopicRouter;
@@ -419,14 +422,18 @@ export class ClusterBroker implements Broker {
     }
     await this.#reconciler.registerSelf();
     const alive = this.#liveness.aliveMembers();
-    const replicas = placeReplicas(alive, loadOf(this.#meta.topics.values()), replicationFactor);
+    const replicas = placeReplicas(alive, this.#load.current(), replicationFactor);
     if (replicas.length === 0) {
       throw new ProtocolError("unavailable", "No live peer can hold the topic's replicas");
     }
     const command: MetaCommand = { op: "create_topic", name, replicas, replicationFactor };
     if (hasLimits(retention)) command.retention = retention;
-    const result = await this.#metadata.propose(command);
-    return result.ok;
+    const release = this.#load.reserve(name, replicas);
+    try {
+      return (await this.#metadata.propose(command)).ok;
+    } finally {
+      release();
+    }
   }
 
   async deleteTopic(name: string): Promise<void> {
