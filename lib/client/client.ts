@@ -1,8 +1,12 @@
 /**
  * `PubSubClient`: the library applications embed to talk to a pubsub cluster.
- * One pipelined connection to one peer of a bootstrap list, failover to the
- * next peer, bounded retries of idempotent requests, an idempotent producer
- * (producer_id + sequence) and durable subscriptions.
+ * One pipelined home connection to one peer of a bootstrap list, failover to
+ * the next peer, bounded retries of idempotent requests, an idempotent
+ * producer (producer_id + sequence) and durable subscriptions. Publishes go
+ * straight to each topic's leader when it is one of the bootstrap peers
+ * (learned in the background; until then the home peer forwards), and
+ * concurrent publishes to a topic leave as one `publish_batch` (a lone one
+ * goes out at once). Deadlines are kept by one sweep per client.
  *
  * @module
  */
