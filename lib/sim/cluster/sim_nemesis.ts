@@ -344,8 +344,9 @@ export class Nemesis {
   async #removeUntilSettled(id: number, first?: () => Promise<void>): Promise<boolean> {
     for (let attempt = 0; attempt < removeTriesMax; attempt++) {
       try {
-        if (attempt === 0 && first !== undefined) await first();
-        else await this.#removeThroughAnyPeer(id);
+        // Bounded, as a client's request is: a peer that crashes meanwhile never answers.
+        if (attempt === 0 && first !== undefined) await this.#bounded(first(), 30_000);
+        else await this.#bounded(this.#removeThroughAnyPeer(id), 5000);
         return true;
       } catch (error) {
         if ((error as Error).message.includes("is not a member")) return true;
@@ -353,6 +354,20 @@ export class Nemesis {
       await new Promise((resolve) => this.#scheduler.schedule(1000, () => resolve(undefined)));
     }
     return false;
+  }
+
+  /** `promise`, or a rejection after `timeoutMs` of virtual time. */
+  #bounded(promise: Promise<void>, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const cancel = this.#scheduler.schedule(timeoutMs, () => reject(new Error("No answer")));
+      promise.then(() => {
+        cancel();
+        resolve();
+      }, (error) => {
+        cancel();
+        reject(error);
+      });
+    });
   }
 
   async #removeThroughAnyPeer(id: number): Promise<void> {
