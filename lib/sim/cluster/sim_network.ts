@@ -315,10 +315,13 @@ export class SimTransport implements PeerTransport {
     return true;
   }
 
-  /** A prebuilt one-way frame (the binary Raft form), carried as it is. */
-  sendFrame(nodeId: number, frame: Uint8Array): boolean {
+  /**
+   * A prebuilt one-way frame (the binary Raft form), whole or in parts
+   * (the header, then entry data as stored): the bytes a socket would carry.
+   */
+  sendFrame(nodeId: number, frame: Uint8Array | readonly Uint8Array[]): boolean {
     if (this.#closed || this.#states.get(nodeId) !== "connected") return false;
-    this.#network.carry(this, nodeId, frame, true);
+    this.#network.carry(this, nodeId, frame instanceof Uint8Array ? frame : joined(frame), true);
     return true;
   }
 
@@ -434,6 +437,19 @@ export class SimTransport implements PeerTransport {
     this.#states.set(nodeId, state);
     for (const listener of [...this.#listeners]) listener(nodeId, state);
   }
+}
+
+/** The parts of a frame as one buffer (a copy: the parts may be the sender's stored entries). */
+function joined(parts: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const part of parts) total += part.length;
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  return bytes;
 }
 
 /** Peer frames start with their action, as PeerLink sends them. */
