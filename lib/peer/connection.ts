@@ -265,8 +265,15 @@ export class Connection {
       return;
     }
     if (id === undefined) {
-      // One-way (Raft traffic, heartbeats): the sender reads no answer, so none is written.
-      handler(message, { peerId: this.#handshake.nodeId }).catch(toErrorResponse);
+      // One-way (Raft traffic, heartbeats): a success is not answered, as the
+      // sender reads none; a refused frame still is, so that bad or forged
+      // peer input gets its error code and sentence like any other request.
+      handler(message, { peerId: this.#handshake.nodeId }).then(
+        (response) => {
+          if (isErrorAnswer(response)) this.#answer(response as Record<string, unknown>);
+        },
+        (error) => this.#answer(toErrorResponse(error)),
+      );
       return;
     }
     const slot = this.#pushSlot();
@@ -360,4 +367,9 @@ function toErrorResponse(error: unknown) {
 function statusOf(response: unknown): string {
   if (Array.isArray(response)) return "ok";
   return String((response as { status?: string }).status ?? "ok");
+}
+
+/** Whether a peer action's answer is a refusal (`{"status": code, "error": sentence}`). */
+function isErrorAnswer(response: unknown): boolean {
+  return typeof response === "object" && response !== null && "error" in response;
 }
