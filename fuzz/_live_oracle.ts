@@ -13,6 +13,7 @@ import { nodeIdMax } from "../lib/cluster/_peer_messages.ts";
 import { ProtocolError } from "../lib/wire/errors.ts";
 import { FrameDecoder, type FrameEvent } from "../lib/wire/frame.ts";
 import { decodeRequest, type Request, RequestError } from "../lib/wire/requests.ts";
+import { isBinaryRaftPayload } from "../lib/cluster/raft_binary.ts";
 
 /** One answer the peer owes, and what it must look like. */
 export interface Expectation {
@@ -242,6 +243,12 @@ function expectEvent(
   }
   if (event.kind === "empty") {
     result.answers.push({ expectation: errorAnswer("<empty>", "bad_request", undefined), segment });
+    return false;
+  }
+  if (isBinaryRaftPayload(event.payload)) {
+    // The binary form of peer_raft (PROTOCOL.md section 5): peer powers only.
+    const expectation = errorAnswer(preview(event.payload), "unauthorized", undefined);
+    result.answers.push({ expectation, segment });
     return false;
   }
   if (isPeerFrame(event.payload)) {
