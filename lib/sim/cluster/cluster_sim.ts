@@ -189,11 +189,11 @@ function targetLies(scheduler: ManualScheduler, rng: Prng, cluster: SimCluster, 
   for (const id of ids) {
     const peer = cluster.peer(id);
     peer.disk.onLie = () => {
-      if (peer.process === undefined || !rng.chance(0.3)) return;
+      if (peer.process === undefined || !rng.chance(0.6)) return;
       scheduler.schedule(rng.range(0, 10), () => {
         if (peer.process === undefined) return;
         cluster.crash(id, "power_loss");
-        scheduler.schedule(rng.range(20, 300), () => cluster.start(id));
+        scheduler.schedule(rng.range(10, 100), () => cluster.start(id));
       });
     };
   }
