@@ -69,3 +69,38 @@ Deno.test("Whole-cluster simulation catches a replica that grants votes before t
 Deno.test("Whole-cluster simulation catches fetches answered from a follower's replica", async () => {
   await assertCaught("fetch-from-follower", ["stale_fetch"], 30);
 });
+
+/** Runs `pubsub sim` with `args` and returns its exit code and standard output. */
+async function simCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../../main.ts", import.meta.url).pathname, "sim", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+Deno.test("pubsub sim --cluster --seed S --json prints the same bytes twice, with the run's hash", async () => {
+  const first = await simCli(["--cluster", "--seed", "21", "--json"]);
+  const second = await simCli(["--cluster", "--seed", "21", "--json"]);
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal(second.stdout, first.stdout);
+  const summary = JSON.parse(first.stdout);
+  assert.equal(summary.mode, "cluster");
+  assert.equal(summary.violations, 0);
+  assert.match(summary.hash, /^[0-9a-f]{16}$/);
+});
+
+Deno.test("pubsub sim --cluster refuses a Raft-core variant and --ticks with one line and exit 2", async () => {
+  const variant = await simCli(["--cluster", "--broken", "commit-old-term"]);
+  assert.equal(variant.code, 2);
+  assert.match(variant.stderr, /'--broken' must be one of ack-before-fsync/);
+  const ticks = await simCli(["--cluster", "--ticks", "10"]);
+  assert.equal(ticks.code, 2);
+  assert.match(ticks.stderr, /'--ticks' applies to the Raft-core simulator only/);
+});
