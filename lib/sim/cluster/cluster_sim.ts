@@ -86,6 +86,39 @@ export async function runClusterSeed(
   seed: number,
   options: ClusterSimOptions = {},
 ): Promise<ClusterSimResult> {
+  const world = buildWorld(seed, options);
+  const { scheduler, run, config, cluster, nemesis, history, checker } = world;
+  await startUp(run, cluster, config, history);
+  const producers = startClients(world.context, config);
+  nemesis.start(scheduler.now() + config.safetyMs);
+  await run.until(scheduler.now() + config.safetyMs);
+  nemesis.heal();
+  await awaitProducers(world, producers);
+  world.context.stopped = true;
+  await run.until(scheduler.now() + 3000);
+  await finalChecks(run, cluster, nemesis, config, history);
+  checker.checkLogs(true);
+  await options.inspect?.(cluster.brokers(), (promise) => run.drive(promise, 10_000));
+  await shutdown(run, cluster);
+  return resultOf(world);
+}
+
+/** Everything one run is made of, built from its seed. */
+interface World {
+  seed: number;
+  config: ClusterSimConfig;
+  scheduler: ManualScheduler;
+  history: History;
+  trace: RunTrace;
+  cluster: SimCluster;
+  checker: ClusterChecker;
+  nemesis: Nemesis;
+  context: ClientContext;
+  run: Run;
+}
+
+/** Builds a run's parts; the seed's random source is forked in a fixed order (replays rely on it). */
+function buildWorld(seed: number, options: ClusterSimOptions): World {
   const rng = new Prng(seed);
   const config = deriveConfig(seed, rng.fork(), options);
   const scheduler = new ManualScheduler(0);
@@ -103,27 +136,16 @@ export async function runClusterSeed(
     disk: (id) => config.disks.get(id)!,
     sink: event,
   });
-  for (const id of [...config.founders, ...config.joiners]) {
-    cluster.peer(id).disk.lies = config.broken === "ack-before-fsync"
-      ? "all"
-      : config.broken === "vote-before-fsync"
-      ? "hard_state"
-      : undefined;
-  }
-  if (config.broken === "vote-before-fsync") {
-    targetLies(scheduler, rng.fork(), cluster, [...config.founders, ...config.joiners]);
-  }
+  breakDisks(scheduler, rng, cluster, config);
   const checker = new ClusterChecker(history, cluster);
   network.observer = (from, to, message, bytes) => {
     trace.frame(scheduler.now(), from, to, bytes);
     checker.observeFrame(from, message);
     options.observe?.(scheduler.now(), from, to, message);
   };
-  let events = 0;
-  const afterEach = () => {
-    if (++events % logCheckEvents === 0) checker.checkLogs(false);
-  };
-  const run = new Run(scheduler, afterEach);
+  const run = new Run(scheduler, () => {
+    if (++run.events % logCheckEvents === 0) checker.checkLogs(false);
+  });
   const nemesis = new Nemesis({
     scheduler,
     rng: rng.fork(),
@@ -142,11 +164,29 @@ export async function runClusterSeed(
     stopped: false,
     fetchLocally: config.broken === "fetch-from-follower",
   };
-  await startUp(run, cluster, config, history);
-  const producers = startClients(context, config);
-  nemesis.start(scheduler.now() + config.safetyMs);
-  await run.until(scheduler.now() + config.safetyMs);
-  nemesis.heal();
+  return { seed, config, scheduler, history, trace, cluster, checker, nemesis, context, run };
+}
+
+/** The disk variants: disks that lie about fsyncs (and, for votes, crashes aimed at the lie). */
+function breakDisks(
+  scheduler: ManualScheduler,
+  rng: Prng,
+  cluster: SimCluster,
+  config: ClusterSimConfig,
+): void {
+  const ids = [...config.founders, ...config.joiners];
+  const lies = config.broken === "ack-before-fsync"
+    ? "all"
+    : config.broken === "vote-before-fsync"
+    ? "hard_state"
+    : undefined;
+  for (const id of ids) cluster.peer(id).disk.lies = lies;
+  if (config.broken === "vote-before-fsync") targetLies(scheduler, rng.fork(), cluster, ids);
+}
+
+/** The healed cluster must let every producer finish within the liveness phase. */
+async function awaitProducers(world: World, producers: ProducerRun[]): Promise<void> {
+  const { run, config, history } = world;
   await run.drive(Promise.all(producers.map((producer) => producer.done)), config.livenessMs);
   for (const producer of producers) {
     if (!producer.finished) {
@@ -156,22 +196,20 @@ export async function runClusterSeed(
       );
     }
   }
-  context.stopped = true;
-  await run.until(scheduler.now() + 3000);
-  await finalChecks(run, cluster, nemesis, config, history);
-  checker.checkLogs(true);
-  await options.inspect?.(cluster.brokers(), (promise) => run.drive(promise, 10_000));
-  await shutdown(run, cluster);
+}
+
+function resultOf(world: World): ClusterSimResult {
+  const { config, history, trace, nemesis } = world;
   return {
-    seed,
+    seed: world.seed,
     violations: history.violations,
     violationCount: history.violationCount,
     hash: trace.hex(),
     nodes: config.founders.length + config.joiners.length,
     topics: config.topics.length,
-    events,
+    events: world.run.events,
     frames: trace.frames,
-    virtualMs: scheduler.now(),
+    virtualMs: world.scheduler.now(),
     acknowledged: [...history.publishes.values()].filter((record) => record.offsets.length > 0)
       .length,
     faults: Object.fromEntries([...nemesis.counts].sort()),
@@ -203,6 +241,8 @@ function targetLies(scheduler: ManualScheduler, rng: Prng, cluster: SimCluster, 
 class Run {
   readonly scheduler: ManualScheduler;
   readonly #afterEach: () => void;
+  /** Timers run so far. */
+  events = 0;
 
   constructor(scheduler: ManualScheduler, afterEach: () => void) {
     this.scheduler = scheduler;
