@@ -18,6 +18,7 @@ import { systemRuntime } from "../cluster/runtime.ts";
 import type { AccessPolicy } from "./auth.ts";
 import { lockDataDir } from "./data_dir_lock.ts";
 import { LocalBroker } from "./local_broker.ts";
+import { startMemoryTrim } from "./memory_trim.ts";
 import { createBrokerMetrics, type MetricsServer, serveMetrics } from "./metrics.ts";
 import { Server } from "./server.ts";
 
@@ -216,6 +217,7 @@ async function startLockedPeer(options: PeerOptions): Promise<RunningPeer> {
   }
   // Gauges are computed when scraped: between scrapes no work is done per
   // group, which matters with thousands of topics.
+  const stopTrimming = startMemoryTrim();
   let reportedLeaderChanges = 0;
   const stopCollecting = metrics.registry.onCollect(() => {
     metrics.connections.set({}, server.connections);
@@ -258,6 +260,7 @@ async function startLockedPeer(options: PeerOptions): Promise<RunningPeer> {
     leave: () => broker instanceof ClusterBroker ? broker.leave() : Promise.resolve(),
     close: async () => {
       stopCollecting();
+      stopTrimming();
       await http?.close();
       await server.close();
       await metricsServer?.close();
