@@ -248,6 +248,9 @@ export async function runTopicsBench(
   settings: TopicsBenchSettings,
 ): Promise<TopicsBenchResult> {
   const cluster = await startLocalCluster(3, { peerArgs: ["--log-level", "warning"] });
+  // Ctrl-C or a kill stops the peers too, instead of leaving them running.
+  const stop = () => cluster.stop().finally(() => Deno.exit(130));
+  for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, stop);
   try {
     const client = await cluster.client(undefined, { requestTimeoutMs: 60_000 });
     let timings: { createSeconds: number; publishSeconds: number };
@@ -260,6 +263,7 @@ export async function runTopicsBench(
     const peers = await measureIdle(cluster, settings.cpuSeconds);
     return { topics, ...timings, peers, loadAverage: Deno.loadavg()[0] };
   } finally {
+    for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.removeSignalListener(signal, stop);
     await cluster.stop();
   }
 }
