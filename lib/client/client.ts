@@ -192,6 +192,8 @@ interface Call {
   readonly producer?: { stream: ProducerStream; sequence: number };
   /** The topic a publish goes to: it is sent to that topic's leader when known. */
   readonly topic?: string;
+  /** The connection a publish batch was assigned to; retries after it closed go elsewhere. */
+  readonly pinned?: Connection;
   readonly deadline: number;
   /** The whole call's time budget, for the timeout sentence. */
   readonly timeoutMs: number;
@@ -213,6 +215,18 @@ interface SubscriptionEntry {
   connection?: Connection;
   /** Resubscribe attempts that failed in a row. */
   failures: number;
+}
+
+/**
+ * The publish batches of one topic not answered yet, and the connection
+ * they went out on: a batch goes to another connection (a newly learned
+ * leader, the home peer again) only once they are answered, so publishes
+ * of one client keep their order in the topic when the route changes.
+ */
+interface TopicRoute {
+  connection: Connection | undefined;
+  unanswered: number;
+  settled: (() => void)[];
 }
 
 /** Single publishes to one topic waiting to go out together. */
@@ -275,6 +289,8 @@ export class PubSubClient {
   #discovering: Promise<void> | undefined;
   #learning = new Set<string>();
   #peerNodes = new Map<Connection, number>();
+  /** Per topic with publish batches in flight: where they went. */
+  #routes = new Map<string, TopicRoute>();
   /** Calls not answered yet; the sweep enforces their deadlines. */
   #unanswered = new Set<Call>();
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
@@ -667,9 +683,15 @@ export class PubSubClient {
       while (outbox.items.length > 0 && !this.#closed) {
         this.#refreshLeader(outbox.topic);
         const connection = this.#connectionFor(outbox.topic);
+        const route = this.#routes.get(outbox.topic);
+        if (route !== undefined && route.connection !== connection) {
+          // The route changed: what went out on the old one lands first.
+          await new Promise<void>((resolve) => route.settled.push(resolve));
+          continue;
+        }
         if (connection?.busy) await connection.idle();
         const stream = this.#options.idempotent ? await this.#acquireSlot(outbox.topic) : undefined;
-        this.#sendBatch(outbox.topic, this.#takeBatch(outbox), stream);
+        this.#sendBatch(outbox.topic, this.#takeBatch(outbox), stream, connection);
       }
     } catch (error) {
       for (const item of outbox.items.splice(0)) item.reject(error as Error);
@@ -695,7 +717,12 @@ export class PubSubClient {
     return outbox.items.splice(0, count);
   }
 
-  #sendBatch(topic: string, items: QueuedPublish[], stream: ProducerStream | undefined): void {
+  #sendBatch(
+    topic: string,
+    items: QueuedPublish[],
+    stream: ProducerStream | undefined,
+    connection: Connection | undefined,
+  ): void {
     const body: Record<string, unknown> = items.length === 1
       ? { action: "publish", topic_name: topic, message: items[0].message }
       : { action: "publish_batch", topic_name: topic, messages: items.map((item) => item.message) };
@@ -707,15 +734,30 @@ export class PubSubClient {
       body.sequence = sequence;
       producer = { stream, sequence };
     }
-    this.#call(body, stream !== undefined, producer, topic).then(({ response }) => {
+    let route = this.#routes.get(topic);
+    if (route === undefined) {
+      route = { connection, unanswered: 0, settled: [] };
+      this.#routes.set(topic, route);
+    }
+    route.unanswered++;
+    const sent = route;
+    this.#call(body, stream !== undefined, producer, topic, connection).then(({ response }) => {
+      this.#batchSettled(topic, sent);
       const answer = response as { offset?: number; first_offset?: number };
       const first = (items.length === 1 ? answer.offset : answer.first_offset) as number;
       for (let index = 0; index < items.length; index++) {
         items[index].resolve({ offset: first + index });
       }
     }, (error: Error) => {
+      this.#batchSettled(topic, sent);
       for (const item of items) item.reject(error);
     });
+  }
+
+  #batchSettled(topic: string, route: TopicRoute): void {
+    if (--route.unanswered > 0) return;
+    if (this.#routes.get(topic) === route) this.#routes.delete(topic);
+    for (const wake of route.settled.splice(0)) wake();
   }
 
   /**
@@ -847,6 +889,7 @@ export class PubSubClient {
     retryable: boolean,
     producer?: Call["producer"],
     topic?: string,
+    pinned?: Connection,
   ): Promise<{ response: unknown; connection: Connection }> {
     if (this.#closed) return Promise.reject(new ClientClosedError());
     const attemptsMax = retryable ? this.#options.retries + 1 : 1;
@@ -861,6 +904,7 @@ export class PubSubClient {
         retryable,
         producer,
         topic: this.#options.leaderDirect ? topic : undefined,
+        pinned,
         deadline: Date.now() + callTimeoutMs,
         timeoutMs: callTimeoutMs,
         attemptDeadline: Infinity,
@@ -945,7 +989,10 @@ export class PubSubClient {
           this.#waiting.shift();
           continue;
         }
-        const connection = this.#connectionFor(call.topic);
+        const pinned = call.attempts === 0 ? call.pinned : undefined;
+        const connection = pinned !== undefined && !pinned.closed
+          ? pinned
+          : this.#connectionFor(call.topic);
         if (connection === undefined) break;
         if (!connection.hasRoom) {
           await connection.room();

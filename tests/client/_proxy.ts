@@ -15,7 +15,9 @@ export type ProxyVerdict =
   /** Forward the request, then cut the connection instead of relaying its answer. */
   | { kind: "lose_answer" }
   /** Answer this instead of forwarding. */
-  | { kind: "answer"; response: Record<string, unknown> };
+  | { kind: "answer"; response: Record<string, unknown> }
+  /** Forward the request after `ms` (later requests on the connection wait behind it). */
+  | { kind: "delay"; ms: number };
 
 /** A running proxy. */
 export interface Proxy {
@@ -79,6 +81,9 @@ async function relay(
           continue;
         }
         if (verdict.kind === "lose_answer") doomedIds.add(request.id);
+        if (verdict.kind === "delay") {
+          await new Promise((resolve) => setTimeout(resolve, verdict.ms));
+        }
         await server.write(encodeFrame(request));
       }
     }

@@ -129,3 +129,53 @@ Deno.test("PubSubClient sends publishes straight to the topic's leader once it l
     await Deno.remove(cluster.root, { recursive: true });
   }
 });
+
+Deno.test("publishes keep their call order in the topic while the client switches to the leader", async () => {
+  const cluster = await startCluster(3);
+  const setup = await cluster.client();
+  const proxies: Proxy[] = [];
+  let client: PubSubClient | undefined;
+  try {
+    await setup.createTopic("ordered");
+    const leader = await waitFor("a leader of 'ordered'", async () => {
+      return (await setup.describeTopic("ordered")).leader ?? undefined;
+    });
+    // The home peer does not lead and is slow: publishes forwarded through it land late.
+    const peers = [...cluster.peers].sort((a, b) =>
+      Number(a.id === leader) - Number(b.id === leader)
+    );
+    for (const [index, peer] of peers.entries()) {
+      proxies.push(
+        startProxy(
+          { hostname: "127.0.0.1", port: peer.port },
+          (request) =>
+            index === 0 && String(request.action).startsWith("publish")
+              ? { kind: "delay", ms: 150 }
+              : { kind: "forward" },
+        ),
+      );
+    }
+    // Not idempotent: no producer sequence would restore the order if batches overtook each other.
+    client = await PubSubClient.connect({
+      peers: proxies.map((proxy) => proxy.address),
+      idempotent: false,
+      leaderRefreshMs: 50,
+    });
+    // One publish per millisecond, never awaited: batches go out while the route is learned.
+    const answers: Promise<{ offset: number }>[] = [];
+    for (let index = 0; index < 300; index++) {
+      answers.push(client.publish("ordered", `m${index}`));
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    const offsets = (await Promise.all(answers)).map(({ offset }) => offset);
+    assert.deepEqual(offsets, offsets.map((_, index) => index));
+    const leaderProxy = proxies.at(-1)!;
+    assert.ok(published(leaderProxy).length > 0, "later publishes went straight to the leader");
+  } finally {
+    await client?.close();
+    await setup.close();
+    await Promise.all(proxies.map((proxy) => proxy.close()));
+    await cluster.stopAll();
+    await Deno.remove(cluster.root, { recursive: true });
+  }
+});
