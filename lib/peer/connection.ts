@@ -1,6 +1,7 @@
 /**
  * One client connection: bytes in through the frame decoder, requests handled
- * concurrently (pipelining), responses written strictly in request order,
+ * concurrently (pipelining), responses written strictly in request order
+ * (peer requests on a cluster member's link: as soon as each is ready, by id),
  * pushed frames written as they come. A connection that sent part of a frame
  * and then went silent for `idleTimeoutMs` is closed by the server's sweeper.
  *
@@ -276,14 +277,14 @@ export class Connection {
       );
       return;
     }
-    const slot = this.#pushSlot();
+    // Answered as soon as it is ready, not in request order: the link matches
+    // answers by id, so a slow request (a topic waiting for a leader) holds
+    // back no other on the same link. The sender's own timeout bounds it.
     handler(message, { peerId: this.#handshake.nodeId }).then(
       (response) => response,
       (error) => toErrorResponse(error),
     ).then((response) => {
-      if (slot.frame !== undefined) return;
-      slot.frame = encodeFrame(withId(response, id));
-      this.#flushSlots();
+      if (!this.#closed) this.#writer.write(encodeFrame(withId(response, id)));
     });
   }
 

@@ -466,3 +466,24 @@ Deno.test("PeerLink sends a binary Raft frame in parts (large ones uncopied) tha
     await peer.close();
   }
 });
+
+Deno.test("A slow peer request does not hold back the answer of a later one on the same link", async () => {
+  const peer = await TestPeer.start();
+  const link = linkTo(peer, { nodeId: 4 });
+  try {
+    const held = link.request({ action: "peer_hold" });
+    await waitFor(() => peer.held.length === 1);
+    // Answered while the first request is still held: answers go by id, not in request order.
+    assert.deepEqual(await link.request({ action: "peer_echo", value: 7 }), {
+      status: "ok",
+      value: 7,
+      id: 2,
+    });
+    assert.equal(peer.held.length, 1);
+    peer.held[0]();
+    assert.deepEqual(await held, { status: "ok", id: 1 });
+  } finally {
+    await link.close();
+    await peer.close();
+  }
+});
