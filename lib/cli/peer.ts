@@ -149,9 +149,8 @@ export function peerCommand(args: string[]): Promise<number> {
     .option("--log-format <format>", "pretty or json", "pretty")
     .option(
       "--max-topics <n>",
-      "most topics; creating more answers 'overloaded'",
+      "most topics; creating more answers 'overloaded' (default: 10,000 replicas per peer, so 10000 topics on 3 peers at replication factor 3 and more with more peers; 10000 with --standalone)",
       integerOption(1, 1_000_000),
-      10_000,
     )
     .option(
       "--retention-ms <ms>",

@@ -11,7 +11,6 @@
 import { getLogger } from "../logging.ts";
 import type { Broker, ClusterView, Route, RouteOptions } from "../peer/broker.ts";
 import type { MessageSource, Topic } from "../peer/topic.ts";
-import { topicsMaxDefault } from "../peer/local_broker.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import type { Request, SubscribeFrom } from "../wire/requests.ts";
 import type { TopicDescription } from "../wire/responses.ts";
@@ -31,7 +30,7 @@ import { LivenessView } from "./liveness.ts";
 import { MetadataClient } from "./metadata_client.ts";
 import { registerPeerActions } from "./peer_actions.ts";
 import { placeReplicas } from "./placement.ts";
-import { PlacementLoad } from "./placement_load.ts";
+import { clusterTopicsMax, PlacementLoad } from "./placement_load.ts";
 import { Reconciler } from "./reconciler.ts";
 import { RetentionLoop } from "./retention_loop.ts";
 import { removedFromGroup, ReplicaManager } from "./replica_manager.ts";
@@ -77,7 +76,10 @@ export interface ClusterBrokerOptions {
   advertiseAddress?: string;
   /** Raft tick length; elections take 10-20 ticks. Default 100 ms. */
   tickMs?: number;
-  /** Most topics in the cluster; creating more answers `overloaded`. Default 10,000. */
+  /**
+   * Most topics in the cluster; creating more answers `overloaded`.
+   * Default: what its members hold (`clusterTopicsMax`), at least 10,000.
+   */
   topicsMax?: number;
   /** Limits of a topic created through this peer that its `create_topic` leaves out. Default: none. */
   retentionDefaults?: Retention;
@@ -413,7 +415,8 @@ export class ClusterBroker implements Broker {
     retention?: Retention,
   ): Promise<boolean> {
     if (this.#meta.topics.has(name)) return false;
-    const topicsMax = this.#options.topicsMax ?? topicsMaxDefault;
+    const topicsMax = this.#options.topicsMax ??
+      clusterTopicsMax(this.#meta.activeMembers().length, this.#options.replicationFactor);
     if (this.#meta.topics.size >= topicsMax) {
       throw new ProtocolError(
         "overloaded",

@@ -13,6 +13,31 @@
 import type { MetaCommand, MetaState } from "./meta_state.ts";
 import { type Load, loadOf } from "./placement.ts";
 
+/**
+ * Replicas one peer holds comfortably: measured (bench/RESULTS.md) at
+ * 10,000 idle replicas per peer within 300 MiB, 1,000 fds and 2% of a core.
+ */
+export const replicasPerPeerMax = 10_000;
+
+/** The default topic limit of a cluster (`--max-topics`) never goes below this. */
+export const clusterTopicsMin = 10_000;
+
+/**
+ * The default topic limit of a cluster: as many topics as its members hold
+ * at `replicasPerPeerMax` replicas each, at `replicationFactor` replicas per
+ * topic (10,000 on 3 peers at factor 3, 20,000 on 6), and at least
+ * `clusterTopicsMin`.
+ *
+ * @example
+ * ```ts
+ * clusterTopicsMax(6, 3); // 20000
+ * ```
+ */
+export function clusterTopicsMax(members: number, replicationFactor: number): number {
+  const held = Math.floor((replicasPerPeerMax * members) / Math.max(1, replicationFactor));
+  return Math.max(clusterTopicsMin, held);
+}
+
 /** Placements proposed and not applied yet that are counted, at most. */
 export const pendingPlacementsMax = 100_000;
 

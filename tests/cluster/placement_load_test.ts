@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { MetaState } from "../../lib/cluster/meta_state.ts";
 import { loadOf, placeReplicas } from "../../lib/cluster/placement.ts";
-import { PlacementLoad } from "../../lib/cluster/placement_load.ts";
+import { clusterTopicsMax, PlacementLoad } from "../../lib/cluster/placement_load.ts";
 import { EntryType } from "../../lib/storage/types.ts";
 
 let index = 0;
@@ -50,4 +50,12 @@ Deno.test("PlacementLoad counts placements in flight, so creations proposed toge
   create(meta, "a", [leaders[0], ...[1, 2, 3].filter((id) => id !== leaders[0])]);
   for (const release of releases) release();
   assert.deepEqual(load.current(), loadOf(meta.topics.values()), "nothing counted twice");
+});
+
+Deno.test("clusterTopicsMax holds 10,000 replicas per peer and never goes below 10,000 topics", () => {
+  assert.equal(clusterTopicsMax(3, 3), 10_000);
+  assert.equal(clusterTopicsMax(6, 3), 20_000);
+  assert.equal(clusterTopicsMax(9, 1), 90_000);
+  assert.equal(clusterTopicsMax(1, 3), 10_000);
+  assert.equal(clusterTopicsMax(0, 3), 10_000);
 });
