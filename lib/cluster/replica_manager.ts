@@ -237,8 +237,11 @@ export class ReplicaManager {
     }
     // A node still in the group's committed membership hosts its replica even
     // when the placement moved it away: until the group removed it, the
-    // group may need its vote (a restart must not take a voter out).
-    const member = placement.members?.includes(nodeId) ?? false;
+    // group may need its vote (a restart must not take a voter out). Only a
+    // data directory older than the topic does: a replaced one holds no
+    // replica of it, and an empty replica must not stand in for the member
+    // the old directory was (it would vote with an empty log).
+    const member = this.#original(placement) && (placement.members?.includes(nodeId) ?? false);
     if ((!placement.replicas.includes(nodeId) && !member) || this.#opening.has(name)) return;
     const failure = this.#openFailures.get(replicaKey(placement));
     if (failure !== undefined && runtime.scheduler.now() < failure.retryAt) return;

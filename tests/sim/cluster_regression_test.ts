@@ -18,6 +18,11 @@ const regressions: { seed: number; bug: string }[] = [
     bug:
       "a voter restarted after the placement moved it away did not reopen its replica (only placed nodes did), and the metadata recorded a group's members only after removals, so a learner promoted since was missing from the record; with another voter removed the group lost its quorum for good (placement_not_converged)",
   },
+  {
+    seed: 100490,
+    bug:
+      "a node removed and back under its id with a replaced (empty) data directory hosted an empty replica of a group that still listed the id as a member (hosting by membership, bf54da1) and voted with an empty log; a committed entry was overwritten (committed_logs_differ)",
+  },
 ];
 
 for (const { seed, bug } of regressions) {
