@@ -279,7 +279,11 @@ export class Reconciler {
         // added since the last report (a learner about to be promoted) must
         // be in the record before it can vote, or, placed elsewhere later,
         // it would take that stale record for its removal and delete a
-        // voter's log (`removedFromGroup`).
+        // voter's log (`removedFromGroup`). Only from a membership this
+        // leader knows is current: a new leader that has not yet committed
+        // an entry of its term may not have applied a change its
+        // predecessor committed, and must not put an older one back.
+        if (!confCurrent(local.group)) return;
         await this.#reportMembers(name, local);
         await this.#bounded(local.group.proposeConfChange(plan.change));
         if (plan.report) await this.#reportMembers(name, local);
@@ -302,4 +306,14 @@ export class Reconciler {
       this.#options.metadata.propose({ op: "group_members", name, epoch: local.epoch, members }),
     );
   }
+}
+
+/**
+ * True when a leader's applied membership is the group's latest committed
+ * one: it committed an entry of its own term (so every earlier entry is
+ * committed) and applied everything committed.
+ */
+function confCurrent(group: ReplicaGroup): boolean {
+  const status = group.node.status();
+  return status.applied >= status.commit && group.store.term(status.commit) === status.term;
 }

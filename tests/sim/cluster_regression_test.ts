@@ -23,6 +23,11 @@ const regressions: { seed: number; bug: string }[] = [
     bug:
       "a node removed and back under its id with a replaced (empty) data directory hosted an empty replica of a group that still listed the id as a member (hosting by membership, bf54da1) and voted with an empty log; a committed entry was overwritten (committed_logs_differ)",
   },
+  {
+    seed: 106730,
+    bug:
+      "a new leader reported its group's membership before committing an entry of its term, from an applied membership older than the one its predecessor had committed and recorded; the stale record made members re-host and drop replicas (committed_logs_differ)",
+  },
 ];
 
 for (const { seed, bug } of regressions) {
