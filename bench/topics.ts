@@ -309,7 +309,7 @@ async function main(args: string[]): Promise<number> {
   for (const topics of settings.topics) {
     const result = await runTopicsBench(topics, settings);
     results.push(result);
-    if (!settings.json) console.error(formatTopicsBench([result]).split("\n").at(-1));
+    if (!settings.json) console.error(formatTopicsBench([result]).split("\n").slice(2).join("\n"));
   }
   console.log(settings.json ? JSON.stringify(results, null, 2) : formatTopicsBench(results));
   return 0;

@@ -36,8 +36,14 @@ export const pendingProposalsMax = 100_000;
  */
 export const heartbeatTicksDefault = 3;
 
-/** Ticks (2 s) without proposals or reads before a fully replicated group sleeps. */
-export const quiesceTicks = 20;
+/** Ticks (1 s) without proposals or reads before a fully replicated group sleeps. */
+export const quiesceTicks = 10;
+/**
+ * Ticks without traffic before a group whose log holds only its bootstrap
+ * sleeps: nothing was ever written to it, so a burst of creations leaves
+ * few groups awake (each awake group heartbeats).
+ */
+export const newGroupQuiesceTicks = 2;
 
 /** Entry bytes per Raft append message. */
 export const appendBytesMax = 256 * 1024;
@@ -318,8 +324,9 @@ export class ReplicaGroup {
     if (this.#closed || this.#quiescent || this.#recovery.down) return;
     this.node.tick();
     this.#schedule();
+    const idleTicksMax = this.#options.store.lastIndex() <= 1 ? newGroupQuiesceTicks : quiesceTicks;
     if (
-      this.#options.quiesce !== undefined && ++this.#idleTicks >= quiesceTicks &&
+      this.#options.quiesce !== undefined && ++this.#idleTicks >= idleTicksMax &&
       this.node.role === "leader"
     ) {
       this.#maybeQuiesce();

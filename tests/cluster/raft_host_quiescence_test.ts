@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { ManualScheduler } from "../../lib/cluster/manual_scheduler.ts";
 import { decodeRaftFrame } from "../../lib/cluster/peer_rpc.ts";
 import { RaftHost } from "../../lib/cluster/raft_host.ts";
-import { quiesceTicks, ReplicaGroup } from "../../lib/cluster/replica_group.ts";
+import {
+  newGroupQuiesceTicks,
+  quiesceTicks,
+  ReplicaGroup,
+} from "../../lib/cluster/replica_group.ts";
 import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
 
 const tickMs = 100;
@@ -38,8 +42,8 @@ class HostCluster {
     }
   }
 
-  /** Adds group `groupId` over all three nodes; node 1 campaigns. */
-  addGroup(groupId: string): void {
+  /** Adds group `groupId` over all three nodes; node 1 campaigns, or leads term 1 with `bootstrap`. */
+  addGroup(groupId: string, bootstrap = false): void {
     for (const [id, host] of this.hosts) {
       host.add(
         new ReplicaGroup({
@@ -51,11 +55,12 @@ class HostCluster {
           send: host.send,
           quiesce: host.quiesce,
           voters: nodeIds,
+          bootstrapLeader: bootstrap ? 1 : undefined,
           scheduler: this.scheduler,
         }),
       );
     }
-    this.group(1, groupId).campaign();
+    if (!bootstrap) this.group(1, groupId).campaign();
   }
 
   group(nodeId: number, groupId: string): ReplicaGroup {
@@ -95,7 +100,7 @@ async function settledCluster(): Promise<HostCluster> {
   const cluster = new HostCluster();
   for (const groupId of groupIds) cluster.addGroup(groupId);
   await cluster.settle();
-  await cluster.runTicks(quiesceTicks + 10);
+  await cluster.runTicks(3 * quiesceTicks);
   return cluster;
 }
 
@@ -120,7 +125,7 @@ Deno.test("RaftHost: a proposal wakes only its group, which commits on every rep
   await cluster.settle();
   assert.deepEqual(cluster.awake(), [1, 1, 1], "its append wakes the followers");
   const index = await proposal;
-  await cluster.runTicks(quiesceTicks + 10);
+  await cluster.runTicks(3 * quiesceTicks);
   assert.deepEqual(cluster.awake(), [0, 0, 0]);
   for (const id of nodeIds) {
     assert.equal(cluster.group(id, "t:topic-3").node.status().commit, index);
@@ -149,5 +154,19 @@ Deno.test("RaftHost: a group removed while asleep is forgotten, and one added aw
   cluster.down.add(1);
   await cluster.runTicks(1);
   assert.equal(host.awakeGroups, groupIds.length - 1, "the removed group is not woken");
+  await cluster.close();
+});
+
+Deno.test("RaftHost: new groups led by their bootstrap leader sleep within a few ticks, long before idle groups with history", async () => {
+  const cluster = new HostCluster();
+  for (const groupId of groupIds) cluster.addGroup(groupId, true);
+  await cluster.settle();
+  await cluster.runTicks(2 * newGroupQuiesceTicks + 2);
+  assert.ok(2 * newGroupQuiesceTicks + 2 < quiesceTicks);
+  for (const groupId of groupIds) {
+    assert.equal(cluster.group(1, groupId).isLeader, true);
+    assert.equal(cluster.group(1, groupId).node.term, 1, "no election");
+  }
+  assert.deepEqual(cluster.awake(), [0, 0, 0]);
   await cluster.close();
 });
