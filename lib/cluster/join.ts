@@ -110,6 +110,11 @@ export interface JoinAuthority {
    * instead of answering for one.
    */
   unjoined?(): boolean;
+  /**
+   * True while a group (a topic's placement or recorded membership, or the
+   * metadata group) still counts node `id` (default: never).
+   */
+  stillListed?(id: number): boolean;
 }
 
 /**
@@ -149,6 +154,17 @@ export async function answerJoin(
     throw new ProtocolError(
       "bad_request",
       `Node ${id} is a member of this cluster with another data directory; its data was lost or replaced. Remove it first (pubsub client remove-node ${id}), or start this peer with a new --id`,
+    );
+  }
+  if (
+    known?.left === true && directoryId !== known.directoryId && authority.stillListed?.(id)
+  ) {
+    // A removed id back with a new directory joins only once no group
+    // counts it any more: an empty replica in a slot the old directory held
+    // would vote (and acknowledge) as if it still had that log.
+    throw new ProtocolError(
+      "unavailable",
+      `Node ${id} was removed but some groups still count it; it can join once they moved its replicas`,
     );
   }
   if (

@@ -84,6 +84,7 @@ export function registerPeerActions(handler: PeerHandler, options: PeerActionsOp
       proposeMeta: (command) => metadata.propose(command),
       leader: () => options.metaGroup().leader,
       unjoined: () => options.unjoined(),
+      stillListed: (id) => stillListed(meta, options.metaGroup(), id),
     }));
   const forwards = new ForwardedRequests(options.broker);
   handler.register("peer_forward", (message) => forwards.serve(message));
@@ -169,4 +170,14 @@ class ForwardedRequests {
       throw error;
     }
   }
+}
+
+/** Whether a topic's placement or recorded membership, or the metadata group, still counts `id`. */
+function stillListed(meta: MetaState, metaGroup: ReplicaGroup, id: number): boolean {
+  const conf = metaGroup.node.status().conf;
+  if (conf.voters.includes(id) || conf.learners.includes(id)) return true;
+  for (const placement of meta.topics.values()) {
+    if (placement.replicas.includes(id) || placement.members?.includes(id)) return true;
+  }
+  return false;
 }

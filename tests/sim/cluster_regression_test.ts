@@ -28,6 +28,11 @@ const regressions: { seed: number; bug: string }[] = [
     bug:
       "a new leader reported its group's membership before committing an entry of its term, from an applied membership older than the one its predecessor had committed and recorded; the stale record made members re-host and drop replicas (committed_logs_differ)",
   },
+  {
+    seed: 101331,
+    bug:
+      "a removed id back with a replaced (empty) directory joined while groups still counted it; placed again, its empty replica took the old directory's voter slot and a leader without acknowledged publishes was elected (stale_fetch, committed_logs_differ)",
+  },
 ];
 
 for (const { seed, bug } of regressions) {
