@@ -90,7 +90,7 @@ Deno.test("a follower down while its leader's retention deleted segments catches
       return (answer.first_offset as number) > 600;
     }, 30_000);
     const leaderDir = await replicaDir(cluster, leader, "events");
-    await waitFor("the leader deleted its old segments", async () => {
+    await waitFor("the leader deleted its old segments", () => {
       const first = [...Deno.readDirSync(leaderDir)].map((entry) => entry.name)
         .filter((name) => name.endsWith(".log")).sort()[0];
       return first !== undefined && Number(first.slice(0, 20)) > 40;
