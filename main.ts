@@ -14,7 +14,7 @@ Commands:
   client    interactive menu, or one-shot commands (create-topic, publish, fetch, ...)
   cluster   start a local cluster with a live status view
   bench     fault-tolerance checks and performance report
-  sim       deterministic simulation of the replication core
+  sim       deterministic simulation of the Raft core, or of whole clusters (--cluster)
   verify    Jepsen-style check of a live cluster under injected faults
 
 Run 'pubsub <command> --help' for a command's options.`;
