@@ -8,6 +8,7 @@
  */
 
 import { freePort } from "../lib/bench/local_cluster.ts";
+import { ProgramMissingError, programVersion } from "./_programs.ts";
 
 /** How long a NATS server may take to accept connections. */
 export const natsStartTimeoutMs = 15_000;
@@ -22,30 +23,16 @@ export interface NatsDeployment {
 }
 
 /** `nats-server` is not installed. */
-export class NatsMissingError extends Error {
+export class NatsMissingError extends ProgramMissingError {
   constructor() {
-    super("nats-server is not on PATH: install it (Debian: apt-get install -y nats-server)");
+    super("nats-server");
     this.name = "NatsMissingError";
   }
 }
 
-/**
- * Whether `nats-server` runs, and its version line.
- *
- * @example
- * ```ts
- * import { natsVersion } from "./_nats_servers.ts";
- *
- * console.log(await natsVersion());
- * ```
- */
-export async function natsVersion(): Promise<string | undefined> {
-  try {
-    const output = await new Deno.Command("nats-server", { args: ["--version"] }).output();
-    return output.success ? new TextDecoder().decode(output.stdout).trim() : undefined;
-  } catch {
-    return undefined;
-  }
+/** The version line of `nats-server`, or undefined when it does not run. */
+export function natsVersion(): Promise<string | undefined> {
+  return programVersion("nats-server");
 }
 
 /**

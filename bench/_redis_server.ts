@@ -9,6 +9,7 @@
  */
 
 import { freePort } from "../lib/bench/local_cluster.ts";
+import { ProgramMissingError, programVersion } from "./_programs.ts";
 import type { LatencyHistogram } from "../lib/bench/histogram.ts";
 
 /** How long redis-server may take to accept connections. */
@@ -23,30 +24,16 @@ export interface RedisServer {
 }
 
 /** `redis-server` is not installed. */
-export class RedisMissingError extends Error {
+export class RedisMissingError extends ProgramMissingError {
   constructor() {
-    super("redis-server is not on PATH: install it (Debian: apt-get install -y redis-server)");
+    super("redis-server");
     this.name = "RedisMissingError";
   }
 }
 
-/**
- * The version line of `redis-server`, or undefined when it does not run.
- *
- * @example
- * ```ts
- * import { redisVersion } from "./_redis_server.ts";
- *
- * console.log(await redisVersion());
- * ```
- */
-export async function redisVersion(): Promise<string | undefined> {
-  try {
-    const output = await new Deno.Command("redis-server", { args: ["--version"] }).output();
-    return output.success ? new TextDecoder().decode(output.stdout).trim() : undefined;
-  } catch {
-    return undefined;
-  }
+/** The version line of `redis-server`, or undefined when it does not run. */
+export function redisVersion(): Promise<string | undefined> {
+  return programVersion("redis-server");
 }
 
 /**
