@@ -8,7 +8,7 @@
  */
 
 import { freePort } from "../lib/bench/local_cluster.ts";
-import { ProgramMissingError, programVersion } from "./_programs.ts";
+import { waitForPort } from "./_programs.ts";
 
 /** How long a NATS server may take to accept connections. */
 export const natsStartTimeoutMs = 15_000;
@@ -20,19 +20,6 @@ export interface NatsDeployment {
   /** The command lines used, for RESULTS.md. */
   commands: string[];
   stop(): Promise<void>;
-}
-
-/** `nats-server` is not installed. */
-export class NatsMissingError extends ProgramMissingError {
-  constructor() {
-    super("nats-server");
-    this.name = "NatsMissingError";
-  }
-}
-
-/** The version line of `nats-server`, or undefined when it does not run. */
-export function natsVersion(): Promise<string | undefined> {
-  return programVersion("nats-server");
 }
 
 /**
@@ -75,7 +62,9 @@ export async function startNats(nodes: number): Promise<NatsDeployment> {
         }).spawn(),
       );
     }
-    await Promise.all(clientPorts.map((port) => waitForPort(port)));
+    await Promise.all(
+      clientPorts.map((port) => waitForPort(port, "NATS server", natsStartTimeoutMs)),
+    );
   } catch (error) {
     await stop();
     throw error;
@@ -96,17 +85,4 @@ function configOf(index: number, root: string, clientPorts: number[], routePorts
     );
   }
   return lines.join("\n") + "\n";
-}
-
-async function waitForPort(port: number): Promise<void> {
-  const deadlineMs = performance.now() + natsStartTimeoutMs;
-  while (performance.now() < deadlineMs) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-  throw new Error(`NATS server on port ${port} did not listen within ${natsStartTimeoutMs} ms`);
 }

@@ -1,7 +1,8 @@
 /**
  * The programs `bench/compare.ts` runs beside pubsub (nats-server,
- * redis-server): whether one is installed, and the one-line error when it
- * is not. Installs nothing.
+ * redis-server, a standalone peer): whether one is installed, the one-line
+ * error when it is not, and waiting until a started one listens. Installs
+ * nothing.
  *
  * @module
  */
@@ -37,4 +38,32 @@ export async function programVersion(program: string): Promise<string | undefine
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Resolves once something accepts TCP connections on 127.0.0.1:`port`;
+ * throws naming `what` after `timeoutMs`.
+ *
+ * @example
+ * ```ts
+ * import { waitForPort } from "./_programs.ts";
+ *
+ * await waitForPort(6379, "redis-server", 15_000);
+ * ```
+ */
+export async function waitForPort(port: number, what: string, timeoutMs: number): Promise<void> {
+  const deadlineMs = performance.now() + timeoutMs;
+  let lastError: unknown;
+  while (performance.now() < deadlineMs) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch (error) {
+      lastError = error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  throw new Error(`${what} on port ${port} did not listen within ${timeoutMs} ms`, {
+    cause: lastError,
+  });
 }

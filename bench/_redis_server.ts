@@ -9,7 +9,7 @@
  */
 
 import { freePort } from "../lib/bench/local_cluster.ts";
-import { ProgramMissingError, programVersion } from "./_programs.ts";
+import { waitForPort } from "./_programs.ts";
 import type { LatencyHistogram } from "../lib/bench/histogram.ts";
 
 /** How long redis-server may take to accept connections. */
@@ -21,19 +21,6 @@ export interface RedisServer {
   /** The command line used, for RESULTS.md. */
   command: string;
   stop(): Promise<void>;
-}
-
-/** `redis-server` is not installed. */
-export class RedisMissingError extends ProgramMissingError {
-  constructor() {
-    super("redis-server");
-    this.name = "RedisMissingError";
-  }
-}
-
-/** The version line of `redis-server`, or undefined when it does not run. */
-export function redisVersion(): Promise<string | undefined> {
-  return programVersion("redis-server");
 }
 
 /**
@@ -70,7 +57,7 @@ export async function startRedis(): Promise<RedisServer> {
     await Deno.remove(root, { recursive: true }).catch(() => {});
   };
   try {
-    await waitForPort(port);
+    await waitForPort(port, "redis-server", redisStartTimeoutMs);
   } catch (error) {
     await stop();
     throw error;
@@ -188,17 +175,4 @@ class ReplyCounter {
     this.#pending = this.#pending.slice(at);
     return { ok, errors };
   }
-}
-
-async function waitForPort(port: number): Promise<void> {
-  const deadlineMs = performance.now() + redisStartTimeoutMs;
-  while (performance.now() < deadlineMs) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-  throw new Error(`redis-server on port ${port} did not listen within ${redisStartTimeoutMs} ms`);
 }

@@ -36,8 +36,9 @@ import { rawPublishLoad } from "../lib/bench/raw_load.ts";
 import { barChart } from "../lib/bench/svg.ts";
 import { payloadOf } from "../lib/bench/workloads.ts";
 import { PubSubClient } from "../lib/client/client.ts";
-import { NatsMissingError, natsVersion, startNats } from "./_nats_servers.ts";
-import { RedisMissingError, redisVersion, redisXaddLoad, startRedis } from "./_redis_server.ts";
+import { startNats } from "./_nats_servers.ts";
+import { ProgramMissingError, programVersion, waitForPort } from "./_programs.ts";
+import { redisXaddLoad, startRedis } from "./_redis_server.ts";
 
 /** Messages read per fetch request, on both systems. */
 const fetchBatchMessages = 1000;
@@ -49,6 +50,8 @@ const fetchExpiresMs = 2000;
 const emptyRoundsMax = 3;
 /** How long one publish may wait for its ack (NATS PubAck; pubsub has its own request timeout). */
 const publishTimeoutMs = 5000;
+/** How long the standalone pubsub peer may take to listen. */
+const standaloneStartTimeoutMs = 30_000;
 /** How long the end-to-end subscriber may take to deliver the last published messages. */
 const drainTimeoutMs = 5000;
 /** How long closing a client, a consumer or a subscription may take. */
@@ -405,19 +408,13 @@ async function startStandalone(): Promise<{ address: string; stop(): Promise<voi
     await process.status;
     await Deno.remove(root, { recursive: true }).catch(() => {});
   };
-  const address = `127.0.0.1:${port}`;
-  for (let attempt = 0;; attempt++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return { address, stop };
-    } catch (error) {
-      if (attempt >= 300) {
-        await stop();
-        throw new Error(`The standalone peer did not listen on ${address}`, { cause: error });
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+  try {
+    await waitForPort(port, "The standalone peer", standaloneStartTimeoutMs);
+  } catch (error) {
+    await stop();
+    throw error;
   }
+  return { address: `127.0.0.1:${port}`, stop };
 }
 
 async function runStandalone(commands: string[]): Promise<StandaloneNumbers> {
@@ -759,14 +756,14 @@ function summaryTable(rounds: TargetRow[][]): { table: string; rows: TargetRow[]
 }
 
 async function main(): Promise<number> {
-  const version = await natsVersion();
+  const version = await programVersion("nats-server");
   if (version === undefined) {
-    console.error(`compare: ${new NatsMissingError().message}`);
+    console.error(`compare: ${new ProgramMissingError("nats-server").message}`);
     return 2;
   }
-  const redis = await redisVersion();
+  const redis = await programVersion("redis-server");
   if (redis === undefined) {
-    console.error(`compare: ${new RedisMissingError().message}`);
+    console.error(`compare: ${new ProgramMissingError("redis-server").message}`);
     return 2;
   }
   console.log(`Comparing with ${version} and ${redis}; ${JSON.stringify(settings)}`);
