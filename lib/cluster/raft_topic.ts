@@ -223,6 +223,13 @@ export class RaftTopic implements Topic {
     };
   }
 
+  /** Bytes of this replica's log files (for `describe_topic`). */
+  bytes(): number {
+    let bytes = 0;
+    for (const segment of this.group.store.segments()) bytes += segment.bytes;
+    return bytes;
+  }
+
   ack(subscriber: string, offset: number): void {
     this.#acks.ack(subscriber, offset);
   }

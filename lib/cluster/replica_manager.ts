@@ -26,6 +26,7 @@ import type { LivenessView } from "./liveness.ts";
 import type { MetaCommand, MetaState, TopicPlacement } from "./meta_state.ts";
 import type { RaftHost } from "./raft_host.ts";
 import { RaftTopic, TopicMachine } from "./raft_topic.ts";
+import { reconcileMs } from "./reconciler.ts";
 import { ReplicaGroup, type ReplicaGroupOptions } from "./replica_group.ts";
 import type { ClusterRuntime, OpenedLog } from "./runtime.ts";
 
@@ -38,7 +39,7 @@ import type { ClusterRuntime, OpenedLog } from "./runtime.ts";
 export const replicaOpensMax = 16;
 
 /** Retry delays for a replica that cannot be opened (each cause is logged once). */
-const openRetryBounds = { backoffMinMs: 300, backoffMaxMs: 30_000 };
+const openRetryBounds = { backoffMinMs: reconcileMs, backoffMaxMs: 30_000 };
 
 /** One topic replica held here. */
 export interface LocalReplica {

@@ -171,21 +171,18 @@ export class TopicRouter {
     from: SubscribeFrom | undefined,
     options: RouteOptions = {},
   ): Promise<number> {
-    try {
-      return await subscriptionStart(await this.topic(name, options), subscriberId, from);
-    } catch (error) {
-      if (!(error instanceof TopicElsewhereError)) throw error;
-      const answer = await this.#options.metadata.request(
-        error.leader,
-        subscribeStartRequest({
-          topicName: name,
-          subscriberId,
-          from,
-          hops: (options.hops ?? 0) + 1,
-        }),
-      );
-      return decodeSubscribeStartAnswer(answer);
-    }
+    const route = await this.route(name, options);
+    if (route.topic !== undefined) return await subscriptionStart(route.topic, subscriberId, from);
+    const answer = await this.#options.metadata.request(
+      route.elsewhere,
+      subscribeStartRequest({
+        topicName: name,
+        subscriberId,
+        from,
+        hops: (options.hops ?? 0) + 1,
+      }),
+    );
+    return decodeSubscribeStartAnswer(answer);
   }
 
   /** The topic as its leader sees it now. */
@@ -193,11 +190,9 @@ export class TopicRouter {
     name: string,
     options: RouteOptions = {},
   ): Promise<Omit<TopicDescription, "status">> {
-    try {
-      await this.topic(name, options);
-    } catch (error) {
-      if (!(error instanceof TopicElsewhereError)) throw error;
-      const answer = await this.forward(error.leader, {
+    const route = await this.route(name, options);
+    if (route.elsewhere !== undefined) {
+      const answer = await this.forward(route.elsewhere, {
         action: "describe_topic",
         topic_name: name,
       }, {
@@ -219,7 +214,7 @@ export class TopicRouter {
       in_sync: this.#inSync(local.group),
       first_offset: firstOffset,
       next_offset: nextOffset,
-      bytes: local.group.store.segments().reduce((sum, segment) => sum + segment.bytes, 0),
+      bytes: local.topic.bytes(),
       messages: nextOffset - firstOffset,
       retention: placement.retention ?? {},
     };
@@ -317,15 +312,9 @@ class RemoteSource implements MessageSource {
       from_offset: fromOffset,
       max,
     };
-    let answer: unknown;
-    try {
-      answer = await this.#router.topic(this.name).then((topic) => topic.read(fromOffset, max));
-      return answer as ReadResult;
-    } catch (error) {
-      if (!(error instanceof TopicElsewhereError)) throw error;
-      answer = await this.#router.forward(error.leader, request);
-    }
-    const body = answer as {
+    const route = await this.#router.route(this.name);
+    if (route.topic !== undefined) return await route.topic.read(fromOffset, max);
+    const body = await this.#router.forward(route.elsewhere, request) as {
       status: string;
       messages?: ReadResult["messages"];
       next_offset?: number;

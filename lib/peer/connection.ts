@@ -12,7 +12,7 @@ import { type ClusterSecret, type ListenerHandshake, listenerStep } from "../clu
 import type { PeerContext } from "../cluster/peer_handler.ts";
 import { decodeBinaryRaftPayload, isBinaryRaftPayload } from "../cluster/raft_binary.ts";
 import { encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
-import { errorResponse, ProtocolError } from "../wire/errors.ts";
+import { errorResponse, isErrorResponse, ProtocolError } from "../wire/errors.ts";
 import { decodeRequest, type Request, RequestError } from "../wire/requests.ts";
 import type { AccessPolicy } from "./auth.ts";
 import type { Broker } from "./broker.ts";
@@ -271,7 +271,7 @@ export class Connection {
       // peer input gets its error code and sentence like any other request.
       handler(message, { peerId: this.#handshake.nodeId }).then(
         (response) => {
-          if (isErrorAnswer(response)) this.#answer(response as Record<string, unknown>);
+          if (isErrorResponse(response)) this.#answer(response);
         },
         (error) => this.#answer(toErrorResponse(error)),
       );
@@ -368,9 +368,4 @@ function toErrorResponse(error: unknown) {
 function statusOf(response: unknown): string {
   if (Array.isArray(response)) return "ok";
   return String((response as { status?: string }).status ?? "ok");
-}
-
-/** Whether a peer action's answer is a refusal (`{"status": code, "error": sentence}`). */
-function isErrorAnswer(response: unknown): boolean {
-  return typeof response === "object" && response !== null && "error" in response;
 }

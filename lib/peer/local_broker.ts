@@ -314,7 +314,7 @@ export class LocalBroker implements Broker {
       in_sync: local.group.storageFailure === undefined ? [this.nodeId] : [],
       first_offset: firstOffset,
       next_offset: nextOffset,
-      bytes: local.group.store.segments().reduce((sum, segment) => sum + segment.bytes, 0),
+      bytes: local.topic.bytes(),
       messages: nextOffset - firstOffset,
       retention: this.#retention.get(name) ?? {},
     };
