@@ -173,7 +173,11 @@ export function peerCommand(args: string[]): Promise<number> {
       integerOption(1, Number.MAX_SAFE_INTEGER),
       10_000,
     )
-    .option("--standalone", "serve alone without replication (no cluster; each topic a one-voter Raft group)", false)
+    .option(
+      "--standalone",
+      "serve alone without replication (no cluster; each topic a one-voter Raft group)",
+      false,
+    )
     .option("--leave-on-exit", "move this peer's replicas away before exiting on SIGTERM", false)
     .action(async (flags: PeerFlags) => {
       throw new ExitCode(await runPeer(flags));
