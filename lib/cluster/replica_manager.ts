@@ -262,7 +262,13 @@ export class ReplicaManager {
     }
   }
 
-  /** Closes the replica of `name` and deletes its files. */
+  /**
+   * Closes the replica of `name` and deletes its files. When the group lives
+   * on (the topic's epoch is still the one held here), a tombstone holding
+   * the replica's last term stays: if the topic is placed here again, the
+   * new replica must not vote again in a term this one voted in, nor for a
+   * candidate missing entries this one acknowledged (see `replica_tombstone.ts`).
+   */
   async drop(name: string): Promise<void> {
     const local = this.#replicas.get(name);
     if (local === undefined) return;
@@ -271,7 +277,13 @@ export class ReplicaManager {
     local.topic.close();
     try {
       await this.#options.host.remove(local.group.groupId);
-      await this.#options.runtime.stores.remove(this.#topicDir(name, local.epoch));
+      const directory = this.#topicDir(name, local.epoch);
+      if (this.#options.meta.topics.get(name)?.epoch === local.epoch) {
+        const term = Math.max(local.group.node.term, local.group.store.hardState().term);
+        await this.#options.runtime.stores.retire(directory, term);
+      } else {
+        await this.#options.runtime.stores.remove(directory);
+      }
     } finally {
       // A newer epoch of the topic may be placed here: look again.
       this.#changedTopics.add(name);

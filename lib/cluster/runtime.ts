@@ -20,6 +20,7 @@ import {
   takeClosedLogs,
   writeClosedLogs,
 } from "./replica_repair.ts";
+import { removeRetiredLog, retireReplicaLog } from "./replica_tombstone.ts";
 
 export type { Rng } from "../raft/types.ts";
 
@@ -106,6 +107,12 @@ export interface StoreFactory {
   open(directory: string, options: OpenLogOptions): Promise<OpenedLog>;
   /** Deletes a replica's log (ignoring one already gone). */
   remove(directory: string): Promise<void>;
+  /**
+   * Deletes the log of a replica removed from a group that lives on, leaving
+   * a tombstone: a replica opened in `directory` again starts recovering at
+   * `term` (see `replica_tombstone.ts`).
+   */
+  retire(directory: string, term: number): Promise<void>;
   /** Clears a rebuilt replica's recovering flag (see `replica_repair.ts`). */
   clearRecovering(directory: string): Promise<void>;
   /** Reads and deletes the clean-shutdown record: the durable end of each log. */
@@ -158,9 +165,15 @@ export function segmentStores(dataDir: string): StoreFactory {
     },
     metaDirectory: `${dataDir}/meta`,
     topicDirectory: (name, epoch) => topicReplicaDir(dataDir, name, epoch),
-    open: (directory, options) =>
-      openReplicaLog(directory, { ...options, quarantineDir: `${dataDir}/quarantine` }),
+    open: async (directory, options) => {
+      await removeRetiredLog(directory);
+      return await openReplicaLog(directory, {
+        ...options,
+        quarantineDir: `${dataDir}/quarantine`,
+      });
+    },
     remove: (directory) => Deno.remove(directory, { recursive: true }).catch(() => {}),
+    retire: (directory, term) => retireReplicaLog(directory, term),
     clearRecovering: (directory) => clearRecovering(directory),
     takeClosedLogs: () => takeClosedLogs(dataDir),
     writeClosedLogs: (logs) => writeClosedLogs(dataDir, logs),

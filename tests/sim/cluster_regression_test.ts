@@ -33,6 +33,11 @@ const regressions: { seed: number; bug: string }[] = [
     bug:
       "a removed id back with a replaced (empty) directory joined while groups still counted it; placed again, its empty replica took the old directory's voter slot and a leader without acknowledged publishes was elected (stale_fetch, committed_logs_differ)",
   },
+  {
+    seed: 100122,
+    bug:
+      "a replica removed from its group and placed on the same node again started empty, forgot its vote of term 3 and granted a second one to a partitioned candidate still counting it under the old membership (double_vote, two_leaders); dropped replicas of a living group now leave a tombstone (replica_tombstone.ts)",
+  },
 ];
 
 for (const { seed, bug } of regressions) {

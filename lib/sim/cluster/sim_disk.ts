@@ -116,6 +116,13 @@ export class SimDisk {
         this.#logs.delete(directory);
         return Promise.resolve();
       },
+      retire: (directory, term) => {
+        // The tombstone survives the process (its rename is durable at once, as in production).
+        const previous = this.#logs.get(directory)?.recoveringTerm ?? 0;
+        const recoveringTerm = Math.max(term, previous);
+        this.#logs.set(directory, { directory, medium: this.#newMedium(), recoveringTerm });
+        return Promise.resolve();
+      },
       clearRecovering: (directory) => {
         const log = this.#logs.get(directory);
         if (log !== undefined) log.recoveringTerm = undefined;
