@@ -652,7 +652,28 @@ export class Raft {
     }
     const due = progress.resendDue || progress.commitSent < this.log.committed;
     if (!progress.isPaused() && due) this.#sendAppend(id, progress);
+    else if (progress.commitSent < this.log.committed) this.#sendCommit(id, progress);
     progress.resendDue = false;
+  }
+
+  /**
+   * A new commit index reaches a follower whose appends are paused (all
+   * `inflightAppendsMax` in flight) at once, as an empty append after the
+   * entries already sent (etcd's `CanBumpCommit`): its subscribers and
+   * reads then need not wait for an acknowledgement or a heartbeat. The
+   * follower commits only up to the entries it holds that match this
+   * leader's log at `next - 1`; if the appends before it were lost it
+   * rejects, and the leader probes as after any lost append.
+   */
+  #sendCommit(to: number, progress: Progress): void {
+    if (progress.state !== "replicate") return;
+    const previous = progress.next - 1;
+    const logTerm = this.log.term(previous);
+    // Compacted below `next`: the next append or heartbeat carries the commit.
+    if (logTerm === undefined) return;
+    const commit = this.log.committed;
+    this.#send({ ...this.#blank("app", to), index: previous, logTerm, entries: [], commit });
+    progress.commitSent = commit;
   }
 
   /** Returns false when a snapshot was sent instead of entries. */

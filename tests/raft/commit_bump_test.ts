@@ -1,0 +1,131 @@
+/**
+ * A leader sends a new commit index to its followers at once, also to a
+ * follower whose appends are paused (every `inflightAppendsMax` slot in
+ * flight): follower replicas then apply, and serve their subscribers,
+ * without waiting for their own acknowledgement or the next heartbeat.
+ *
+ * @module
+ */
+
+import { deepEqual, equal } from "node:assert/strict";
+import { RaftNode } from "../../lib/raft/mod.ts";
+import type { Message } from "../../lib/raft/types.ts";
+import { Prng } from "../../lib/sim/prng.ts";
+import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
+
+interface Member {
+  node: RaftNode;
+  store: MemoryLogStore;
+  applied: number;
+}
+
+function makeMembers(inflightAppendsMax: number): Member[] {
+  return [1, 2, 3].map((id) => {
+    const store = new MemoryLogStore();
+    const node = new RaftNode({
+      id,
+      store,
+      rng: new Prng(id),
+      voters: [1, 2, 3],
+      inflightAppendsMax,
+    });
+    return { node, store, applied: 0 };
+  });
+}
+
+/** Handles a member's Readys in the documented order; returns the messages to send. */
+function drain(member: Member): Message[] {
+  const out: Message[] = [];
+  while (member.node.hasReady()) {
+    const rd = member.node.ready();
+    member.store.append(rd.entries);
+    if (rd.hardState) member.store.setHardState(rd.hardState);
+    member.store.syncNow();
+    out.push(...rd.messages);
+    const last = rd.committedEntries.at(-1);
+    if (last) member.applied = last.index;
+    member.node.advance();
+  }
+  return out;
+}
+
+/** Delivers messages (and every answer) until none is left. */
+function stabilize(members: Member[], queue: Message[]): void {
+  for (let round = 0; round < 20 && queue.length > 0; round++) {
+    const next: Message[] = [];
+    for (const message of queue) {
+      const target = members[message.to - 1];
+      target.node.step(message);
+      next.push(...drain(target));
+    }
+    queue = next;
+  }
+}
+
+function electFirst(members: Member[]): void {
+  members[0].node.campaign();
+  stabilize(members, drain(members[0]));
+  equal(members[0].node.role, "leader");
+}
+
+const data = new TextEncoder().encode("m");
+
+Deno.test("A leader sends the new commit at once to a follower whose appends are all in flight", () => {
+  const members = makeMembers(1);
+  electFirst(members);
+  const [leader, fast, slow] = members;
+  const index = leader.node.propose(data);
+  const appends = drain(leader);
+  const toSlow = appends.filter((message) => message.to === 3);
+  const toFast = appends.filter((message) => message.to === 2);
+  equal(toSlow.length, 1);
+  // The fast follower answers; the slow one's only slot stays in flight.
+  fast.node.step(toFast[0]);
+  const answers = drain(fast);
+  for (const answer of answers) leader.node.step(answer);
+  const out = drain(leader);
+  equal(leader.node.commit, index);
+  const bump = out.find((message) => message.to === 3);
+  equal(bump?.type, "app", "the paused follower gets the commit now");
+  equal(bump?.commit, index);
+  deepEqual(bump?.entries, []);
+  // Arriving after the append it follows, the bump commits the entry there.
+  slow.node.step(toSlow[0]);
+  slow.node.step(bump!);
+  drain(slow);
+  equal(slow.node.commit, index);
+  equal(slow.applied, index);
+});
+
+Deno.test("A follower that lost the appends before a commit bump rejects it and is probed again", () => {
+  const members = makeMembers(1);
+  electFirst(members);
+  const [leader, fast, slow] = members;
+  const index = leader.node.propose(data);
+  const appends = drain(leader);
+  fast.node.step(appends.find((message) => message.to === 2)!);
+  for (const answer of drain(fast)) leader.node.step(answer);
+  const bump = drain(leader).find((message) => message.to === 3)!;
+  // The append to the slow follower was lost: it must not commit beyond its log.
+  slow.node.step(bump);
+  const rejection = drain(slow);
+  equal(slow.node.commit < index, true);
+  equal(rejection[0].reject, true);
+  stabilize(members, rejection);
+  equal(slow.node.commit, index);
+  equal(slow.node.status().lastIndex, leader.node.status().lastIndex);
+});
+
+Deno.test("An unpaused follower gets the new commit in the Ready that follows the commit", () => {
+  const members = makeMembers(16);
+  electFirst(members);
+  const [leader, fast] = members;
+  const index = leader.node.propose(data);
+  const appends = drain(leader);
+  fast.node.step(appends.find((message) => message.to === 2)!);
+  for (const answer of drain(fast)) leader.node.step(answer);
+  const out = drain(leader);
+  const toSlow = out.filter((message) => message.to === 3 && message.type === "app");
+  equal(toSlow.length, 1);
+  equal(toSlow[0].commit, index);
+});
