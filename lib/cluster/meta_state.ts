@@ -270,6 +270,11 @@ export class MetaState implements GroupStateMachine {
           replicationFactor: command.replicationFactor,
           epoch: ++this.#epoch,
           generation: 0,
+          // The founding replicas bootstrap the group: its first membership is
+          // committed by construction. Recorded now, a founder that is moved
+          // away before any conf change still hosts its replica (its vote may
+          // be needed) instead of leaving a group that never recorded it.
+          members: [...command.replicas].sort((a, b) => a - b),
         };
         if (command.retention !== undefined) placement.retention = command.retention;
         this.topics.set(command.name, placement);

@@ -38,6 +38,14 @@ const regressions: { seed: number; bug: string }[] = [
     bug:
       "a replica removed from its group and placed on the same node again started empty, forgot its vote of term 3 and granted a second one to a partitioned candidate still counting it under the old membership (double_vote, two_leaders); dropped replicas of a living group now leave a tombstone (replica_tombstone.ts)",
   },
+  {
+    seed: 102303,
+    bug:
+      "a founding replica moved away before its group ever changed membership had no recorded membership to host by; after a restart it never reopened its replica, and with another founder gone the group {1, 4, 5} lost its quorum for good (placement_not_converged); the same cause stalled seeds 101187, 107091 and 108876",
+  },
+  { seed: 101187, bug: "as seed 102303 (a removed node; a producer never finished)" },
+  { seed: 107091, bug: "as seed 102303 (after a replaced disk)" },
+  { seed: 108876, bug: "as seed 102303 (after a leave; two producers never finished)" },
 ];
 
 for (const { seed, bug } of regressions) {
