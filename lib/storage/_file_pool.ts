@@ -76,21 +76,16 @@ export class FilePool {
    * A pinned handle of `path` for writes; `create` creates (or empties) the
    * file. Release it with `unpin` once the disk job is done.
    */
-  async openPinned(path: string, mode: FileMode, create = false): Promise<Deno.FsFile> {
+  openPinned(path: string, mode: FileMode, create = false): Deno.FsFile {
     if (create) this.closePath(path);
+    // Opening is metadata work: synchronous, as a thread hop would cost more.
     let pooled = this.#touch(mode, path);
     if (pooled === undefined) {
-      const file = await Deno.open(
-        path,
-        mode === "read" ? { read: true } : { append: true, create },
-      );
-      // Another job may have opened the same file while this one waited.
-      pooled = this.#touch(mode, path);
-      if (pooled === undefined) pooled = this.#add(mode, path, file);
-      else file.close();
+      const file = Deno.openSync(path, mode === "read" ? { read: true } : { append: true, create });
+      pooled = this.#add(mode, path, file);
     }
     pooled.pins++;
-    if (create) await pooled.file.truncate(0);
+    if (create) pooled.file.truncateSync(0);
     return pooled.file;
   }
 

@@ -78,3 +78,31 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot | string {
     data: bytes.subarray(dataOffset),
   };
 }
+
+/**
+ * Whether hard state `state` need not be written because the log implies
+ * it: its term is 1 and the log (once durable) holds entries of term 1 and
+ * none later. Term 1 is a group's bootstrap term (`Raft.#bootstrap`): its
+ * only vote is the bootstrap leader's, fixed by construction, and no
+ * candidate ever campaigns in term 1 (every founding replica starts in term
+ * 1 and every other replica learns a term of at least 1 with its
+ * configuration), so a vote of term 1 is never asked for and forgetting it
+ * is safe. A store that skips the write gives back `{ term: 1, vote: 0 }`
+ * after a restart (see {@linkcode raisedToLog}). This saves a new replica
+ * its hard-state file: a temp file, two fsyncs and a rename.
+ */
+export function impliedByLog(state: HardState, lastTerm: number): boolean {
+  return state.term === 1 && lastTerm === 1;
+}
+
+/**
+ * The hard state a store gives back at open: the one on disk, with its term
+ * raised to the last entry's (or snapshot's) when it is older, and then no
+ * vote. A node's term is never below its last entry's; the hard state can
+ * lag it only when its write was skipped ({@linkcode impliedByLog}, term 1,
+ * whose vote nobody asks for).
+ */
+export function raisedToLog(state: HardState, lastTerm: number): HardState {
+  if (state.term >= lastTerm) return state;
+  return { term: lastTerm, vote: 0, commit: state.commit };
+}

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { impliedByLog, raisedToLog } from "./_metadata.ts";
 import { checkRetained } from "./_retained.ts";
 import type { Entry, HardState, LogStore, SegmentInfo, Snapshot } from "./types.ts";
 
@@ -200,8 +201,14 @@ export class MemoryLogStore implements LogStore {
     }
     if (this.#failure !== undefined) throw this.#failure;
     this.#durableLast = this.lastIndex();
-    this.#durableHardState = { ...this.#hardState };
+    this.#syncHardState();
     this.#overwritten.clear();
+  }
+
+  /** Makes the hard state durable, unless the log implies it (as `SegmentLogStore` skips it). */
+  #syncHardState(): void {
+    if (impliedByLog(this.#hardState, this.term(this.lastIndex()) ?? 0)) return;
+    this.#durableHardState = { ...this.#hardState };
   }
 
   /** Installs `snapshot` and `retained` at once: in memory, one step is atomic and durable. */
@@ -212,7 +219,7 @@ export class MemoryLogStore implements LogStore {
     this.#entries = retained.slice();
     this.#offset = retained[0]?.index ?? snapshot.index + 1;
     this.#durableLast = snapshot.index;
-    this.#durableHardState = { ...this.#hardState };
+    this.#syncHardState();
     this.#overwritten.clear();
     const now = this.#now();
     for (const entry of retained) this.#segmentWrites.set(this.#segmentOf(entry.index), now);
@@ -255,9 +262,10 @@ export class MemoryLogStore implements LogStore {
       durableEntries.push(this.#overwritten.get(index) ?? this.#entries[index - this.#offset]);
     }
     this.#entries = durableEntries;
-    this.#hardState = { ...this.#durableHardState };
     this.#overwritten.clear();
     this.#closed = false;
+    // As `SegmentLogStore` opens: a skipped hard state comes back from the log.
+    this.#hardState = raisedToLog({ ...this.#durableHardState }, this.term(this.lastIndex()) ?? 0);
   }
 
   #requireOpen(): void {

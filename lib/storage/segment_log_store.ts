@@ -25,13 +25,21 @@
 
 import assert from "node:assert/strict";
 import {
-  readFileAtomic,
+  parentDirectory,
+  readFileAtomicSync,
   syncDirectory,
   temporaryFileSuffix,
   writeAll,
   writeFileAtomic,
 } from "./atomic_file.ts";
-import { decodeHardState, decodeSnapshot, encodeHardState, encodeSnapshot } from "./_metadata.ts";
+import {
+  decodeHardState,
+  decodeSnapshot,
+  encodeHardState,
+  encodeSnapshot,
+  impliedByLog,
+  raisedToLog,
+} from "./_metadata.ts";
 import {
   checkRecord,
   decodeRecord,
@@ -333,6 +341,8 @@ export class SegmentLogStore implements LogStore {
   #recovering: Promise<void> | undefined;
   #closed = false;
   #fsyncCount = 0;
+  /** Set when `open` created the directory: the first directory fsync also syncs its parent. */
+  #parentUnsynced = false;
 
   private constructor(
     directory: string,
@@ -367,14 +377,20 @@ export class SegmentLogStore implements LogStore {
       segmentBytesMaxDefault;
     const cacheBytesMax = options.cacheBytesMax ?? cacheBytesMaxDefault;
     validateOptions(segmentBytesMax, cacheBytesMax);
-    await Deno.mkdir(directory, { recursive: true });
+    const created = createDirectory(directory);
     const store = new SegmentLogStore(
       directory,
       segmentBytesMax,
       cacheBytesMax,
       options.onInstallStep,
     );
-    await store.#load();
+    // A directory this call created holds nothing to read back: a new
+    // replica costs one mkdir here and its first flush, not a dozen reads of
+    // files that cannot exist. Its first flush fsyncs the parent directory
+    // too; until then a crash may lose the directory, which leaves what a
+    // new replica is anyway (nothing in it was durable or acknowledged).
+    if (created) store.#parentUnsynced = true;
+    else await store.#load();
     return store;
   }
 
@@ -985,8 +1001,9 @@ export class SegmentLogStore implements LogStore {
   }
 
   #hardStateNeedsWrite(): boolean {
-    return this.#hardState.term !== this.#persistedHardState.term ||
+    const changed = this.#hardState.term !== this.#persistedHardState.term ||
       this.#hardState.vote !== this.#persistedHardState.vote;
+    return changed && !impliedByLog(this.#hardState, this.term(this.#lastIndex) ?? 0);
   }
 
   #enqueue(job: () => Promise<void>): Promise<void> {
@@ -1022,6 +1039,9 @@ export class SegmentLogStore implements LogStore {
       // The snapshot must be durable before the deletions it justifies run.
       if (snapshot !== undefined) {
         await writeFileAtomic(this.#path(snapshotFileName), encodeSnapshot(snapshot), { onFsync });
+      }
+      if (this.#parentUnsynced && (hardState !== undefined || snapshot !== undefined)) {
+        await this.#syncParent();
       }
       await this.#execute(operations);
     } catch (error) {
@@ -1060,10 +1080,10 @@ export class SegmentLogStore implements LogStore {
   }
 
   /** A pooled append handle of `segment`, pinned until the running flush ends. */
-  async #writer(segment: Segment, pinned: Set<string>, create = false): Promise<Deno.FsFile> {
+  #writer(segment: Segment, pinned: Set<string>, create = false): Deno.FsFile {
     if (pinned.has(segment.path) && !create) return segmentFiles.openSync(segment.path, "append");
     if (pinned.has(segment.path)) segmentFiles.unpin(segment.path, "append");
-    const file = await segmentFiles.openPinned(segment.path, "append", create);
+    const file = segmentFiles.openPinned(segment.path, "append", create);
     pinned.add(segment.path);
     return file;
   }
@@ -1081,18 +1101,18 @@ export class SegmentLogStore implements LogStore {
       this.#distrust(operation);
       switch (operation.kind) {
         case "create":
-          await this.#writer(segment, pinned, true);
+          this.#writer(segment, pinned, true);
           state.directoryDirty = true;
           break;
         case "write":
           if (segment.deleted) break;
-          await writeAll(await this.#writer(segment, pinned), operation.bytes);
+          await writeAll(this.#writer(segment, pinned), operation.bytes);
           segment.lastWriteMs = now;
           dirty.add(segment);
           break;
         case "truncate":
           if (segment.deleted) break;
-          await (await this.#writer(segment, pinned)).truncate(operation.bytes);
+          this.#writer(segment, pinned).truncateSync(operation.bytes);
           dirty.add(segment);
           state.destructive = true;
           break;
@@ -1101,7 +1121,7 @@ export class SegmentLogStore implements LogStore {
           dirty.delete(segment);
           if (pinned.delete(segment.path)) segmentFiles.unpin(segment.path, "append");
           segmentFiles.closePath(segment.path);
-          await Deno.remove(segment.path).catch(ignoreNotFound);
+          removeQuietly(segment.path);
           state.directoryDirty = true;
           state.destructive = true;
           break;
@@ -1126,22 +1146,39 @@ export class SegmentLogStore implements LogStore {
     }
   }
 
+  /**
+   * Fsyncs the dirty segments (in parallel, each on its own thread), then
+   * the directory when entries were created, renamed or removed; a store
+   * that created its directory also fsyncs the parent once, so the
+   * directory itself survives a crash.
+   */
   async #barrier(
     dirty: Set<Segment>,
     state: { directoryDirty: boolean; destructive: boolean },
   ): Promise<void> {
+    const syncs: Promise<void>[] = [];
     for (const segment of dirty) {
       // Pinned since its write or truncation in this flush: still open.
-      await segmentFiles.openSync(segment.path, "append").syncData();
+      syncs.push(segmentFiles.openSync(segment.path, "append").syncData());
       this.#fsyncCount++;
     }
     dirty.clear();
+    await settleAll(syncs);
     if (state.directoryDirty) {
-      await syncDirectory(this.#directory);
+      const directories = [syncDirectory(this.#directory)];
       this.#fsyncCount++;
+      if (this.#parentUnsynced) directories.push(this.#syncParent());
+      await settleAll(directories);
     }
     state.directoryDirty = false;
     state.destructive = false;
+  }
+
+  /** Makes the entry of a directory this store created durable in its parent. */
+  async #syncParent(): Promise<void> {
+    this.#fsyncCount++;
+    await syncDirectory(parentDirectory(this.#directory));
+    this.#parentUnsynced = false;
   }
 
   #recycle(buffer: Uint8Array): void {
@@ -1153,40 +1190,37 @@ export class SegmentLogStore implements LogStore {
   // ---- open ------------------------------------------------------------------
 
   async #load(): Promise<void> {
-    const names: string[] = [];
-    for await (const entry of Deno.readDir(this.#directory)) {
-      if (entry.name.endsWith(temporaryFileSuffix)) await Deno.remove(this.#path(entry.name));
-      else if (entry.isFile && /^\d{20}\.log$/.test(entry.name)) names.push(entry.name);
-    }
-    await this.#loadHardState();
-    await this.#loadSnapshot();
-    const committed = await installCommitted(this.#directory, this.#snapshot);
-    if (await finishInstall(this.#directory, committed)) {
+    // Listing and small reads are synchronous: a thread hop per call costs
+    // more CPU than the calls (thousands of replicas open at a restart).
+    const listing = listDirectory(this.#directory);
+    this.#loadHardState();
+    this.#loadSnapshot();
+    const committed = installCommitted(this.#directory, this.#snapshot, listing.installs);
+    let names = listing.logs;
+    if (await finishInstall(this.#directory, committed, listing)) {
       this.#fsyncCount++;
-      names.length = 0;
-      for await (const entry of Deno.readDir(this.#directory)) {
-        if (entry.isFile && /^\d{20}\.log$/.test(entry.name)) names.push(entry.name);
-      }
+      names = listDirectory(this.#directory).logs;
     }
-    names.sort();
     for (let position = 0; position < names.length; position++) {
       await this.#loadSegment(names[position], position === names.length - 1);
     }
     await this.#reconcileWithSnapshot();
+    // A skipped bootstrap hard state comes back as term 1 with no vote.
+    this.#hardState = raisedToLog(this.#hardState, this.term(this.#lastIndex) ?? 0);
     this.#syncedIndex = this.#lastIndex;
     this.#writtenIndex = this.#lastIndex;
     this.#cacheFirstIndex = this.#lastIndex + 1;
     this.#durableBytes = new Map(this.#segments.map((segment) => [segment.path, segment.bytes]));
     // The commit index rides along with term and vote, written before the
     // records of the same flush: a failed or interrupted flush can leave it
-    // naming entries that are not on disk. It is only a hint (Raft relearns
-    // it from the leader), so it is capped at the log instead.
+    // naming entries that are not on disk. It is only a hint (Raft
+    // relearns it from the leader), so it is capped at the log instead.
     this.#hardState.commit = Math.min(this.#hardState.commit, this.#lastIndex);
   }
 
-  async #loadHardState(): Promise<void> {
+  #loadHardState(): void {
     const path = this.#path(hardStateFileName);
-    const bytes = await readFileAtomic(path);
+    const bytes = readFileAtomicSync(path);
     if (bytes === undefined) return;
     const decoded = decodeHardState(bytes);
     if (typeof decoded === "string") throw new CorruptLogError(path, 0, decoded);
@@ -1194,9 +1228,9 @@ export class SegmentLogStore implements LogStore {
     this.#persistedHardState = { ...decoded };
   }
 
-  async #loadSnapshot(): Promise<void> {
+  #loadSnapshot(): void {
     const path = this.#path(snapshotFileName);
-    const bytes = await readFileAtomic(path);
+    const bytes = readFileAtomicSync(path);
     if (bytes === undefined) return;
     const decoded = decodeSnapshot(bytes);
     if (typeof decoded === "string") throw new CorruptLogError(path, 0, decoded);
@@ -1214,7 +1248,7 @@ export class SegmentLogStore implements LogStore {
       this.#base = firstIndex;
       this.#lastIndex = firstIndex - 1;
     }
-    const bytes = await Deno.readFile(path);
+    const bytes = Deno.readFileSync(path);
     let previousTerm = this.#segments.length === 0 ? 0 : this.#terms[this.#lastIndex - this.#base];
     let termProblem: { offset: number; reason: string } | undefined;
     let count = 0;
@@ -1244,7 +1278,7 @@ export class SegmentLogStore implements LogStore {
     } else if (result.count === 0 && !isLast) {
       throw new CorruptLogError(path, 0, "empty segment before the last one");
     }
-    const lastWriteMs = (await Deno.stat(path)).mtime?.getTime() ?? Date.now();
+    const lastWriteMs = Deno.statSync(path).mtime?.getTime() ?? Date.now();
     this.#segments.push({
       firstIndex,
       path,
@@ -1370,52 +1404,83 @@ async function writeDurably(path: string, bytes: Uint8Array): Promise<void> {
   }
 }
 
+/** The segment and staged install files of a replica directory, sorted by name. */
+interface Listing {
+  logs: string[];
+  installs: string[];
+}
+
+/**
+ * Lists `directory` synchronously, removing temporary files an interrupted
+ * atomic write left behind.
+ */
+function listDirectory(directory: string): Listing {
+  const listing: Listing = { logs: [], installs: [] };
+  for (const entry of Deno.readDirSync(directory)) {
+    if (entry.name.endsWith(temporaryFileSuffix)) removeQuietly(`${directory}/${entry.name}`);
+    else if (!entry.isFile) continue;
+    else if (/^\d{20}\.log$/.test(entry.name)) listing.logs.push(entry.name);
+    else if (/^\d{20}\.install$/.test(entry.name)) listing.installs.push(entry.name);
+  }
+  listing.logs.sort();
+  listing.installs.sort();
+  return listing;
+}
+
 /**
  * Ends an install interrupted by a crash (see `applySnapshot`): when it was
  * committed, the staged files replace every `.log` file; otherwise they go.
  * Returns whether anything was done.
  */
-async function finishInstall(directory: string, committed: boolean): Promise<boolean> {
-  const logs: string[] = [];
-  const installs: string[] = [];
-  for await (const entry of Deno.readDir(directory)) {
-    if (!entry.isFile) continue;
-    if (/^\d{20}\.log$/.test(entry.name)) logs.push(entry.name);
-    else if (/^\d{20}\.install$/.test(entry.name)) installs.push(entry.name);
-  }
+async function finishInstall(
+  directory: string,
+  committed: boolean,
+  listing: Listing = listDirectory(directory),
+): Promise<boolean> {
+  const { logs, installs } = listing;
   if (installs.length === 0) return false;
   if (committed) {
-    for (const name of logs) await Deno.remove(`${directory}/${name}`).catch(ignoreNotFound);
+    for (const name of logs) removeQuietly(`${directory}/${name}`);
     await syncDirectory(directory);
-    for (const name of installs.sort()) {
+    for (const name of installs) {
       const target = name.slice(0, -installSuffix.length) + segmentSuffix;
-      await Deno.rename(`${directory}/${name}`, `${directory}/${target}`);
+      Deno.renameSync(`${directory}/${name}`, `${directory}/${target}`);
     }
   } else {
-    for (const name of installs) await Deno.remove(`${directory}/${name}`).catch(ignoreNotFound);
+    for (const name of installs) removeQuietly(`${directory}/${name}`);
   }
   await syncDirectory(directory);
   return true;
 }
 
-/** Whether the staged install files in `directory` end at the snapshot's entry (it was committed). */
-async function installCommitted(
+/** Whether the staged install files `installs` end at the snapshot's entry (it was committed). */
+function installCommitted(
   directory: string,
   snapshot: Snapshot | undefined,
-): Promise<boolean> {
+  installs: readonly string[],
+): boolean {
   if (snapshot === undefined) return false;
-  const names: string[] = [];
-  for await (const entry of Deno.readDir(directory)) {
-    if (entry.isFile && /^\d{20}\.install$/.test(entry.name)) names.push(entry.name);
-  }
-  const last = names.sort().at(-1);
+  const last = installs.at(-1);
   if (last === undefined) return false;
   const firstIndex = Number(last.slice(0, -installSuffix.length));
-  const bytes = await Deno.readFile(`${directory}/${last}`);
+  const bytes = Deno.readFileSync(`${directory}/${last}`);
   let lastTerm = 0;
   const result = scanRecords(bytes, firstIndex, (term) => lastTerm = term);
   return result.problem === undefined && result.count > 0 &&
     firstIndex + result.count - 1 === snapshot.index && lastTerm === snapshot.term;
+}
+
+/** Creates `directory` (and missing parents); true when this call created it. */
+function createDirectory(directory: string): boolean {
+  try {
+    Deno.mkdirSync(directory);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) return false;
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  Deno.mkdirSync(directory, { recursive: true });
+  return true;
 }
 
 /** Charges `bytes` to the budget; the first entry of a read is always taken. */
@@ -1460,6 +1525,26 @@ function grow<T extends Float64Array | Uint32Array>(source: T, target: T): T {
 
 function closeFiles(segment: Segment): void {
   segmentFiles.closePath(segment.path);
+}
+
+/**
+ * Waits for every promise and then throws the first failure, if any (so no
+ * rejection is left unhandled and no disk job outlives the flush).
+ */
+async function settleAll(promises: Promise<void>[]): Promise<void> {
+  if (promises.length === 1) return await promises[0];
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((result) => result.status === "rejected");
+  if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+}
+
+/** Removes a file synchronously (metadata work), ignoring one already gone. */
+function removeQuietly(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch (error) {
+    ignoreNotFound(error);
+  }
 }
 
 function ignoreNotFound(error: unknown): void {

@@ -9,15 +9,30 @@ function entry(index: number, term: number, text = `e${index}`): Entry {
 
 Deno.test("MemoryLogStore loses appends and hard state not covered by a sync on crash", () => {
   const store = new MemoryLogStore();
-  store.append([entry(1, 1), entry(2, 1)]);
-  store.setHardState({ term: 1, vote: 1, commit: 1 });
+  store.append([entry(1, 2), entry(2, 2)]);
+  store.setHardState({ term: 2, vote: 1, commit: 1 });
   store.syncNow();
-  store.append([entry(3, 1)]);
-  store.setHardState({ term: 2, vote: 2, commit: 2 });
+  store.append([entry(3, 2)]);
+  store.setHardState({ term: 3, vote: 2, commit: 2 });
   equal(store.syncedIndex(), 2);
   store.crash();
   equal(store.lastIndex(), 2);
-  deepStrictEqual(store.hardState(), { term: 1, vote: 1, commit: 1 });
+  deepStrictEqual(store.hardState(), { term: 2, vote: 1, commit: 1 });
+});
+
+Deno.test("MemoryLogStore skips a bootstrap hard state of term 1 and gives it back as term 1 with no vote", () => {
+  const store = new MemoryLogStore();
+  store.append([entry(1, 1)]);
+  store.setHardState({ term: 1, vote: 2, commit: 1 });
+  store.syncNow();
+  store.crash();
+  equal(store.lastIndex(), 1);
+  deepStrictEqual(store.hardState(), { term: 1, vote: 0, commit: 0 });
+  // A later term is written as ever.
+  store.setHardState({ term: 2, vote: 3, commit: 1 });
+  store.syncNow();
+  store.crash();
+  deepStrictEqual(store.hardState(), { term: 2, vote: 3, commit: 1 });
 });
 
 Deno.test("MemoryLogStore restores durable entries overwritten by an unsynced truncation", () => {

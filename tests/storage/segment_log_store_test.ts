@@ -495,6 +495,52 @@ Deno.test("SegmentLogStore persists the hard state and skips the fsync for commi
   });
 });
 
+Deno.test("SegmentLogStore writes a new replica's bootstrap of term 1 as one segment and no hard-state file", async () => {
+  await withTempDir(async (dir) => {
+    const directory = `${dir}/topics/events.1`;
+    const store = await SegmentLogStore.open(directory);
+    store.append(makeEntries(1, 1, 1));
+    store.setHardState({ term: 1, vote: 2, commit: 1 });
+    await store.sync();
+    // The segment's fdatasync, the directory's fsync and its parent's (the
+    // store created the directory); no temp file, rename or hard-state fsyncs.
+    assert.equal(store.fsyncCount, 3);
+    await store.close();
+    const names = [...Deno.readDirSync(directory)].map((entry) => entry.name);
+    assert.deepEqual(names, ["00000000000000000001.log"]);
+    const reopened = await SegmentLogStore.open(directory);
+    // The term comes back from the log; the bootstrap vote nobody asks for does not.
+    assert.deepEqual(reopened.hardState(), { term: 1, vote: 0, commit: 0 });
+    assert.equal(reopened.lastIndex(), 1);
+    reopened.setHardState({ term: 2, vote: 3, commit: 1 });
+    await reopened.sync();
+    await reopened.close();
+    const again = await SegmentLogStore.open(directory);
+    assert.deepEqual(again.hardState(), { term: 2, vote: 3, commit: 1 });
+    await again.close();
+  });
+});
+
+Deno.test("SegmentLogStore makes a new directory's first hard state durable with its parent entry", async () => {
+  await withTempDir(async (dir) => {
+    const directory = `${dir}/replica`;
+    const store = await SegmentLogStore.open(directory);
+    store.setHardState({ term: 3, vote: 1, commit: 0 });
+    await store.sync();
+    // The temp file's fdatasync, the directory's fsync, then the parent's.
+    assert.equal(store.fsyncCount, 3);
+    store.append(makeEntries(1, 2, 3));
+    await store.sync();
+    // No second parent fsync: the segment's fdatasync and the directory's.
+    assert.equal(store.fsyncCount, 5);
+    await store.close();
+    const reopened = await SegmentLogStore.open(directory);
+    assert.deepEqual(reopened.hardState(), { term: 3, vote: 1, commit: 0 });
+    assert.equal(reopened.lastIndex(), 2);
+    await reopened.close();
+  });
+});
+
 Deno.test("SegmentLogStore rejects an entry over recordBytesMax without changing the log", async () => {
   await withTempDir(async (dir) => {
     const store = await SegmentLogStore.open(dir);
