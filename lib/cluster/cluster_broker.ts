@@ -204,6 +204,7 @@ export class ClusterBroker implements Broker {
       isClosed,
       fetchSnapshotChunk: (leader, request) => this.#fetchSnapshotChunk(leader, request),
       snapshotEntries: options.snapshotEntries,
+      directoryId: () => this.#directoryId,
     });
     this.#retention = new RetentionLoop({
       retentionOf: (name) => this.#meta.topics.get(name)?.retention,

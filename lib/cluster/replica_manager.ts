@@ -66,6 +66,12 @@ export interface ReplicaManagerOptions {
   fetchSnapshotChunk?: ReplicaGroupOptions["fetchSnapshotChunk"];
   /** Entries a group applies between two snapshots (see `ReplicaGroupOptions`). */
   snapshotEntries?: number;
+  /**
+   * The identity of this peer's data directory (see `StoreFactory.prepare`):
+   * replicas are hosted only once the metadata records this directory as
+   * the member's (see {@linkcode ReplicaManager.reconcile}). Default: not checked.
+   */
+  directoryId?: () => string | undefined;
 }
 
 /**
@@ -107,6 +113,10 @@ export class ReplicaManager {
   #metaChanged(command: MetaCommand | undefined): void {
     if (command === undefined) this.#sweepPending = true;
     else if ("name" in command) this.#changedTopics.add(command.name);
+    // This directory's record may have arrived (see #recordIsThisDirectory): look at every topic.
+    else if (command.op === "add_member" && command.id === this.#options.nodeId) {
+      this.#sweepPending = true;
+    }
   }
 
   /**
@@ -244,6 +254,7 @@ export class ReplicaManager {
     // the old directory was (it would vote with an empty log).
     const member = this.#original(placement) && (placement.members?.includes(nodeId) ?? false);
     if ((!placement.replicas.includes(nodeId) && !member) || this.#opening.has(name)) return;
+    if (!this.#recordIsThisDirectory()) return;
     const failure = this.#openFailures.get(replicaKey(placement));
     if (failure !== undefined && runtime.scheduler.now() < failure.retryAt) return;
     if (this.#opening.size >= replicaOpensMax) {
@@ -424,6 +435,22 @@ export class ReplicaManager {
   #original(placement: TopicPlacement): boolean {
     const since = this.#options.meta.members.get(this.#options.nodeId)?.directorySinceEpoch;
     return since !== undefined && placement.epoch > since;
+  }
+
+  /**
+   * Whether the applied metadata describes this data directory. A replaced
+   * (empty) directory that rejoined under its id replays the metadata log
+   * from its start: until it applied its own rejoin, the placements and the
+   * member record it sees are the old directory's, which founded groups and
+   * led their first term. Acting on them, it bootstrapped a founding replica
+   * with an empty log, as the leader of a term the old directory led
+   * (whole-cluster seed 107299). Its replicas wait until the record is its own.
+   */
+  #recordIsThisDirectory(): boolean {
+    const own = this.#options.directoryId?.();
+    if (own === undefined) return true;
+    const record = this.#options.meta.members.get(this.#options.nodeId);
+    return record !== undefined && (record.directoryId === undefined || record.directoryId === own);
   }
 
   #topicDir(name: string, epoch: number): string {

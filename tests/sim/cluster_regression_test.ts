@@ -46,6 +46,11 @@ const regressions: { seed: number; bug: string }[] = [
   { seed: 101187, bug: "as seed 102303 (a removed node; a producer never finished)" },
   { seed: 107091, bug: "as seed 102303 (after a replaced disk)" },
   { seed: 108876, bug: "as seed 102303 (after a leave; two producers never finished)" },
+  {
+    seed: 107299,
+    bug:
+      "a replaced (empty) directory that rejoined replayed the metadata log from its start and, before applying its own rejoin, acted on the old directory's record: it bootstrapped a founding replica as the bootstrap leader of term 1 with an empty log (two_leaders: the old disk and the new one both led term 1); replicas now wait until the metadata records this directory",
+  },
 ];
 
 for (const { seed, bug } of regressions) {

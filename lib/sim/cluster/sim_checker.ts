@@ -33,8 +33,8 @@ const leaderTypes = new Set(["app", "heartbeat", "snap"]);
 export class ClusterChecker {
   readonly #history: History;
   readonly #cluster: SimCluster;
-  /** Leader seen per group and term. */
-  readonly #leaders = new Map<string, number>();
+  /** Leader seen per group and term (see `#voterName`). */
+  readonly #leaders = new Map<string, string>();
   /** Per log pair, the index verified so far (incremental checks). */
   readonly #verified = new WeakMap<LogStore, WeakMap<LogStore, number>>();
   /** Vote granted per group, term and voter: the candidate. */
@@ -55,17 +55,24 @@ export class ClusterChecker {
       if (wire?.t === "voteResp" && wire.r === undefined) this.#voted(item[0], from, wire);
       if (typeof wire?.t !== "string" || !leaderTypes.has(wire.t)) continue;
       const key = `${item[0]}@${wire.m}`;
+      // A replaced disk is another voter under the same id: it must not lead a term its old disk led.
+      const leader = this.#voterName(from);
       const known = this.#leaders.get(key);
       if (known === undefined) {
-        this.#leaders.set(key, from);
+        this.#leaders.set(key, leader);
         this.leaderTerms++;
-      } else if (known !== from) {
+      } else if (known !== leader) {
         this.#history.violate(
           "two_leaders",
-          `Group ${item[0]} has two leaders in term ${wire.m}: nodes ${known} and ${from}`,
+          `Group ${item[0]} has two leaders in term ${wire.m}: nodes ${known} and ${leader}`,
         );
       }
     }
+  }
+
+  /** Node `id`, with its disk's generation once that was replaced ("2", "2'", "2''"). */
+  #voterName(id: number): string {
+    return `${id}${"'".repeat(this.#cluster.peer(id).disk.wipes)}`;
   }
 
   /** A granted vote: a voter grants at most one candidate per term. */

@@ -88,6 +88,8 @@ export class SimDisk {
   syncFailures = 0;
   /** Damaged logs found at open (quarantined and rebuilt). */
   quarantines = 0;
+  /** Times the disk was replaced: each is another voter to Raft under the same node id. */
+  wipes = 0;
 
   constructor(
     nodeId: number,
@@ -164,6 +166,7 @@ export class SimDisk {
 
   /** The whole data directory is lost (a replaced machine): the peer starts empty. */
   wipe(): void {
+    this.wipes++;
     for (const handle of this.#handles) handle.fence();
     this.#handles = [];
     this.#logs.clear();
