@@ -100,9 +100,13 @@ export function impliedByLog(state: HardState, lastTerm: number): boolean {
  * raised to the last entry's (or snapshot's) when it is older, and then no
  * vote. A node's term is never below its last entry's; the hard state can
  * lag it only when its write was skipped ({@linkcode impliedByLog}, term 1,
- * whose vote nobody asks for).
+ * whose vote nobody asks for). A log of term 1 starts with the bootstrap
+ * conf at index 1, committed by construction, so the commit index comes
+ * back as at least 1: without it a restarted replica would not apply its
+ * configuration and could never campaign.
  */
 export function raisedToLog(state: HardState, lastTerm: number): HardState {
   if (state.term >= lastTerm) return state;
-  return { term: lastTerm, vote: 0, commit: state.commit };
+  const commit = lastTerm === 1 ? Math.max(state.commit, 1) : state.commit;
+  return { term: lastTerm, vote: 0, commit };
 }

@@ -27,7 +27,7 @@ Deno.test("MemoryLogStore skips a bootstrap hard state of term 1 and gives it ba
   store.syncNow();
   store.crash();
   equal(store.lastIndex(), 1);
-  deepStrictEqual(store.hardState(), { term: 1, vote: 0, commit: 0 });
+  deepStrictEqual(store.hardState(), { term: 1, vote: 0, commit: 1 });
   // A later term is written as ever.
   store.setHardState({ term: 2, vote: 3, commit: 1 });
   store.syncNow();

@@ -509,8 +509,8 @@ Deno.test("SegmentLogStore writes a new replica's bootstrap of term 1 as one seg
     const names = [...Deno.readDirSync(directory)].map((entry) => entry.name);
     assert.deepEqual(names, ["00000000000000000001.log"]);
     const reopened = await SegmentLogStore.open(directory);
-    // The term comes back from the log; the bootstrap vote nobody asks for does not.
-    assert.deepEqual(reopened.hardState(), { term: 1, vote: 0, commit: 0 });
+    // The term and the bootstrap's commit come back from the log; the vote nobody asks for does not.
+    assert.deepEqual(reopened.hardState(), { term: 1, vote: 0, commit: 1 });
     assert.equal(reopened.lastIndex(), 1);
     reopened.setHardState({ term: 2, vote: 3, commit: 1 });
     await reopened.sync();
