@@ -51,6 +51,11 @@ const regressions: { seed: number; bug: string }[] = [
     bug:
       "a replaced (empty) directory that rejoined replayed the metadata log from its start and, before applying its own rejoin, acted on the old directory's record: it bootstrapped a founding replica as the bootstrap leader of term 1 with an empty log (two_leaders: the old disk and the new one both led term 1); replicas now wait until the metadata records this directory",
   },
+  {
+    seed: 104281,
+    bug:
+      "not a product bug: the nemesis replaced the disk of one of the metadata group's two voters (it was still growing from one voter to three) and the group lost its majority for good (placement_not_converged); the nemesis no longer replaces a disk whose loss takes a group's majority",
+  },
 ];
 
 for (const { seed, bug } of regressions) {

@@ -85,6 +85,8 @@ export class Nemesis {
   readonly #down = new Set<number>();
   #untilMs = 0;
   #departures = 0;
+  /** The metadata group's voters, as a live peer last reported them (see `#pollMetaVoters`). */
+  #metaVoters: number[] | undefined;
   #healed = false;
   readonly counts = new Map<FaultKind, number>();
 
@@ -137,8 +139,32 @@ export class Nemesis {
     this.#scheduler.schedule(waitMs, () => {
       if (this.#healed) return;
       this.#inject();
+      this.#pollMetaVoters();
       this.#next();
     });
+  }
+
+  /**
+   * Reads the metadata group's voters from the first live peer, for the next
+   * fault to consult (see `#losesMajority`): a view at most one fault old.
+   */
+  #pollMetaVoters(): void {
+    const id = this.#live()[0];
+    const broker = id === undefined ? undefined : this.#cluster.peer(id).process?.broker;
+    broker?.clusterStatus().then((status) => this.#metaVoters = status.meta_voters, () => {});
+  }
+
+  /**
+   * Whether wiping `id`'s disk would lose a majority of a group for good. A
+   * metadata group still growing from one voter to three passes through
+   * two; a replaced disk of one of those two is a permanent loss of a
+   * majority, which no Raft group survives (outside the fault model, as two
+   * departures are: see `departuresMax`). Topic groups always have three.
+   * Unknown (no view yet) counts as a loss.
+   */
+  #losesMajority(id: number): boolean {
+    const voters = this.#metaVoters;
+    return voters === undefined || (voters.length < 3 && voters.includes(id));
   }
 
   #inject(): void {
@@ -317,6 +343,7 @@ export class Nemesis {
     const candidates = this.#live().filter((id) => id !== this.#config.founders[0]);
     if (candidates.length === 0 || this.#live().length < 2) return false;
     const id = this.#rng.pick(candidates);
+    if (this.#losesMajority(id)) return false;
     this.gone.add(id);
     this.#departures++;
     this.#cluster.crash(id, "kill");
