@@ -610,6 +610,26 @@ export class ClusterBroker implements Broker {
     };
   }
 
+  /**
+   * Asks this peer's replica of group `groupId` (`meta`, or `t:<topic>`) to
+   * hand its leadership to node `to`: Raft's leadership transfer, in which
+   * `to` campaigns at once (past the voters' leases) when its log caught up,
+   * and proposals wait meanwhile. Returns false, doing nothing, unless this
+   * peer leads the group and `to` is another of its voters.
+   *
+   * @example
+   * ```ts
+   * if (!broker.transferLeadership("t:events", 2)) console.log("not the leader here");
+   * ```
+   */
+  transferLeadership(groupId: string, to: number): boolean {
+    const group = this.#host.groups.get(groupId);
+    if (group === undefined || !group.isLeader || to === this.nodeId) return false;
+    if (!group.node.status().conf.voters.includes(to)) return false;
+    group.transferLeadership(to);
+    return true;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -36,11 +36,12 @@ export interface ClusterSimOptions {
   crashHeavy?: boolean;
   /**
    * Called after the final checks, before the peers stop, with the running
-   * brokers and a way to await a promise on virtual time (for debugging a seed).
+   * brokers and a way to await a promise on virtual time, for at most
+   * `budgetMs` (default 10 s) of it (for tests and debugging a seed).
    */
   inspect?: (
     brokers: Map<number, ClusterBroker>,
-    drive: <T>(promise: Promise<T>) => Promise<T | undefined>,
+    drive: <T>(promise: Promise<T>, budgetMs?: number) => Promise<T | undefined>,
   ) => Promise<void>;
   /** Sees every frame delivered, decoded (for debugging a seed). */
   observe?: (time: number, from: number, to: number, message: Record<string, unknown>) => void;
@@ -98,7 +99,10 @@ export async function runClusterSeed(
   await run.until(scheduler.now() + 3000);
   await finalChecks(run, cluster, nemesis, config, history);
   checker.checkLogs(true);
-  await options.inspect?.(cluster.brokers(), (promise) => run.drive(promise, 10_000));
+  await options.inspect?.(
+    cluster.brokers(),
+    (promise, budgetMs = 10_000) => run.drive(promise, budgetMs),
+  );
   await shutdown(run, cluster);
   return resultOf(world);
 }

@@ -8,6 +8,8 @@
  * - `partition` (two sides), `one_way` (one blocked direction) and
  *   `flapping` (a node cut off and reconnected several times);
  * - `slow_disk`: fsyncs of one node take hundreds of ms for a while;
+ * - `transfer`: a group's leader hands its leadership to another voter
+ *   (`ClusterBroker.transferLeadership`);
  * - `join`: a new node joins; `remove_node`: a dead node is removed through
  *   the Broker API; `leave`: a node leaves gracefully and stops;
  * - `replace_disk`: a node dies with its disk, is removed, and comes back
@@ -38,6 +40,7 @@ export const faultKinds = [
   "remove_node",
   "leave",
   "replace_disk",
+  "transfer",
 ] as const;
 
 /** What a broken-variant run injects: crashes (its bug shows when one hits a window). */
@@ -198,7 +201,32 @@ export class Nemesis {
         return this.#leave();
       case "replace_disk":
         return this.#replaceDisk();
+      case "transfer":
+        return this.#transfer();
     }
+  }
+
+  /** A live peer hands the leadership of one of the groups it leads to another voter. */
+  #transfer(): boolean {
+    const live = this.#live();
+    if (live.length < 2) return false;
+    const id = this.#rng.pick(live);
+    const broker = this.#cluster.peer(id).process?.broker;
+    if (broker === undefined) return false;
+    const led = broker.stats().groups.filter((group) => group.leader === id);
+    if (led.length === 0) return false;
+    const group = this.#rng.pick(led).group;
+    const others = live.filter((other) => other !== id);
+    // The first other live voter, from a random start (a non-voter is refused).
+    const start = this.#rng.int(others.length);
+    for (let offset = 0; offset < others.length; offset++) {
+      const to = others[(start + offset) % others.length];
+      if (broker.transferLeadership(group, to)) {
+        this.#event("transfer", id, `${group} to ${to}`);
+        return true;
+      }
+    }
+    return false;
   }
 
   #live(): number[] {
