@@ -208,25 +208,51 @@ async function retried(request: () => Promise<unknown>): Promise<void> {
   }
 }
 
+/** Seconds between two progress lines on stderr while a phase runs. */
+export const progressSecondsDefault = 10;
+
+/**
+ * Runs `task` for every topic index, pipelined, printing how many are done
+ * every `progressSecondsDefault` seconds (a long phase shows where it stands).
+ */
+async function phase(
+  label: string,
+  topics: number,
+  inFlight: number,
+  task: (index: number) => Promise<void>,
+): Promise<number> {
+  let done = 0;
+  const startMs = performance.now();
+  const progress = setInterval(() => {
+    const seconds = ((performance.now() - startMs) / 1000).toFixed(0);
+    console.error(`bench/topics.ts: ${label} ${done}/${topics} after ${seconds} s`);
+  }, progressSecondsDefault * 1000);
+  try {
+    return await timed(() =>
+      pipelined(topics, inFlight, (index) => task(index).then(() => done++))
+    );
+  } finally {
+    clearInterval(progress);
+  }
+}
+
 async function createAndPublish(
   client: PubSubClient,
   topics: number,
   inFlight: number,
 ): Promise<{ createSeconds: number; publishSeconds: number }> {
   const name = (index: number) => `bench-topic-${index}`;
-  const createSeconds = await timed(() =>
-    pipelined(
-      topics,
-      inFlight,
-      (index) => retried(() => client.createTopic(name(index), { ifNotExists: true })),
-    )
+  const createSeconds = await phase(
+    "create",
+    topics,
+    inFlight,
+    (index) => retried(() => client.createTopic(name(index), { ifNotExists: true })),
   );
-  const publishSeconds = await timed(() =>
-    pipelined(
-      topics,
-      inFlight,
-      (index) => retried(() => client.publish(name(index), `message ${index}`)),
-    )
+  const publishSeconds = await phase(
+    "publish",
+    topics,
+    inFlight,
+    (index) => retried(() => client.publish(name(index), `message ${index}`)),
   );
   return { createSeconds, publishSeconds };
 }

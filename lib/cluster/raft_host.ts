@@ -11,6 +11,14 @@
  * every group's. With thousands of idle topics a tick touches only the
  * metadata group and the few busy ones.
  *
+ * A new follower of a bootstrap-led group (term 1, voted for the bootstrap
+ * leader, no leader heard yet) starts parked: not ticked until a message of
+ * its group arrives, its bootstrap leader's peer becomes unreachable, or
+ * `bootstrapWaitMs` pass. While a burst of creations keeps every event loop
+ * busy, the leader's replica may open seconds after its followers'; ticked,
+ * they would time out and campaign, and thousands of groups would re-elect
+ * instead of settling (DESIGN.md "Many topics").
+ *
  * @module
  */
 
@@ -27,6 +35,12 @@ export { frameMessagesMax } from "./peer_rpc.ts";
 export const tickMsDefault = 100;
 /** Most peers whose incarnation is remembered. */
 export const incarnationsMax = 4096;
+/**
+ * How long a parked follower of a new bootstrap-led group waits for its
+ * leader before it ticks (and may campaign) anyway: the leader's peer is
+ * up, but its replica may never open there (a disk that refuses it).
+ */
+export const bootstrapWaitMs = 30_000;
 
 /** Settings of a Raft host. */
 export interface RaftHostOptions {
@@ -71,6 +85,17 @@ export class RaftHost {
   readonly #sleepers = new Map<number, Set<ReplicaGroup>>();
   /** The leader each sleeping follower is filed under in `#sleepers`. */
   readonly #sleeperLeaders = new Map<ReplicaGroup, number>();
+  /**
+   * Parked followers of new bootstrap-led groups (see the module
+   * documentation): their bootstrap leader and the tick at which they wake
+   * anyway, in parking order (so also in deadline order).
+   */
+  readonly #parked = new Map<ReplicaGroup, { leader: number; untilTick: number }>();
+  /** Parked followers by bootstrap leader. */
+  readonly #parkedByLeader = new Map<number, Set<ReplicaGroup>>();
+  /** Ticks run since start (the clock of `#parked`). */
+  #ticks = 0;
+  readonly #bootstrapWaitTicks: number;
   /** Messages per destination peer, encoded once per frame when flushed. */
   #outbox = new Map<number, RaftOutItem[]>();
   #flushScheduled = false;
@@ -109,6 +134,7 @@ export class RaftHost {
     this.#isReachable = options.isReachable ?? (() => true);
     this.#scheduler = options.scheduler ?? systemScheduler;
     this.incarnation = options.incarnation ?? crypto.randomUUID();
+    this.#bootstrapWaitTicks = Math.ceil(bootstrapWaitMs / (options.tickMs ?? tickMsDefault));
     this.#ticker = this.#scheduler.every(options.tickMs ?? tickMsDefault, () => this.#tick());
   }
 
@@ -121,12 +147,37 @@ export class RaftHost {
     return this.#awake.size;
   }
 
+  /** Followers of new groups parked until their bootstrap leader shows up (see the module doc). */
+  get parkedGroups(): number {
+    return this.#parked.size;
+  }
+
   /** Starts hosting a group: it is ticked while awake and gets its messages. */
   add(group: ReplicaGroup): void {
     this.#groups.set(group.groupId, group);
     group.onWake = () => this.#woke(group);
+    const leader = awaitedBootstrapLeader(group);
     if (group.quiescent) this.#slept(group);
+    else if (leader !== undefined) this.#park(group, leader);
     else this.#awake.add(group);
+  }
+
+  #park(group: ReplicaGroup, leader: number): void {
+    this.#parked.set(group, { leader, untilTick: this.#ticks + this.#bootstrapWaitTicks });
+    let parked = this.#parkedByLeader.get(leader);
+    if (parked === undefined) this.#parkedByLeader.set(leader, parked = new Set());
+    parked.add(group);
+  }
+
+  /** A parked group ticks again (a message came, or its leader is away or late). */
+  #unpark(group: ReplicaGroup): void {
+    const parking = this.#parked.get(group);
+    if (parking === undefined) return;
+    this.#parked.delete(group);
+    const parked = this.#parkedByLeader.get(parking.leader)!;
+    parked.delete(group);
+    if (parked.size === 0) this.#parkedByLeader.delete(parking.leader);
+    if (this.#groups.get(group.groupId) === group && !group.quiescent) this.#awake.add(group);
   }
 
   /** Stops hosting a group and closes its replica. */
@@ -140,18 +191,21 @@ export class RaftHost {
 
   #forget(group: ReplicaGroup): void {
     group.onWake = undefined;
+    this.#unpark(group);
     this.#awake.delete(group);
     this.#unfileSleeper(group);
   }
 
   /** A sleeping group woke: tick it again. */
   #woke(group: ReplicaGroup): void {
+    this.#unpark(group);
     this.#unfileSleeper(group);
     if (this.#groups.get(group.groupId) === group) this.#awake.add(group);
   }
 
   /** A group fell asleep: no more ticks; a follower is filed under its leader. */
   #slept(group: ReplicaGroup): void {
+    this.#unpark(group);
     this.#awake.delete(group);
     this.#unfileSleeper(group);
     if (group.isLeader || group.leader === 0) return;
@@ -250,8 +304,12 @@ export class RaftHost {
       }
       if (item.message.to !== this.nodeId) continue;
       const group = this.#groups.get(item.groupId);
-      if (group) group.step(item.message);
-      else this.onUnknownGroup?.(item.groupId, item.message);
+      if (group === undefined) {
+        this.onUnknownGroup?.(item.groupId, item.message);
+        continue;
+      }
+      if (this.#parked.size > 0) this.#unpark(group);
+      group.step(item.message);
     }
     return { status: "ok" };
   }
@@ -267,6 +325,7 @@ export class RaftHost {
   }
 
   #tick(): void {
+    this.#ticks++;
     const reachable = new Map<number, boolean>();
     const isReachable = (nodeId: number) => {
       let known = reachable.get(nodeId);
@@ -282,6 +341,7 @@ export class RaftHost {
     for (const [leader, sleepers] of [...this.#sleepers]) {
       if (!isReachable(leader)) { for (const group of [...sleepers]) group.wake(); }
     }
+    this.#unparkDue(isReachable);
     for (const nodeId of this.#incarnations.keys()) {
       if (isReachable(nodeId)) {
         this.#unreachable.delete(nodeId);
@@ -289,6 +349,17 @@ export class RaftHost {
         this.#unreachable.add(nodeId);
         this.onPeerUnreachable?.(nodeId);
       }
+    }
+  }
+
+  /** Unparks followers whose bootstrap leader is unreachable or that waited long enough. */
+  #unparkDue(isReachable: (nodeId: number) => boolean): void {
+    for (const [leader, parked] of [...this.#parkedByLeader]) {
+      if (!isReachable(leader)) { for (const group of [...parked]) this.#unpark(group); }
+    }
+    for (const [group, parking] of this.#parked) {
+      if (parking.untilTick > this.#ticks) break;
+      this.#unpark(group);
     }
   }
 
@@ -300,6 +371,19 @@ export class RaftHost {
     this.#groups.clear();
     await Promise.all(groups.map((group) => group.close()));
   }
+}
+
+/**
+ * The bootstrap leader a new follower of a bootstrap-led group waits for,
+ * or undefined: a follower in term 1 that voted for another replica (only
+ * the bootstrap votes in term 1; nobody campaigns in it) and has heard from
+ * no leader yet.
+ */
+function awaitedBootstrapLeader(group: ReplicaGroup): number | undefined {
+  const node = group.node;
+  if (node.role !== "follower" || node.term !== 1 || node.leader !== 0) return undefined;
+  const vote = node.status().vote;
+  return vote !== 0 && vote !== node.id ? vote : undefined;
 }
 
 /** Messages a publish waits for: appends carrying entries and the answers to appends. */

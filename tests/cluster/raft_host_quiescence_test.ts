@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ManualScheduler } from "../../lib/cluster/manual_scheduler.ts";
 import { decodeRaftFrame } from "../../lib/cluster/peer_rpc.ts";
-import { RaftHost } from "../../lib/cluster/raft_host.ts";
+import { bootstrapWaitMs, RaftHost } from "../../lib/cluster/raft_host.ts";
 import {
   newGroupQuiesceTicks,
   quiesceTicks,
@@ -44,23 +44,31 @@ class HostCluster {
 
   /** Adds group `groupId` over all three nodes; node 1 campaigns, or leads term 1 with `bootstrap`. */
   addGroup(groupId: string, bootstrap = false): void {
-    for (const [id, host] of this.hosts) {
-      host.add(
-        new ReplicaGroup({
-          groupId,
-          nodeId: id,
-          store: new MemoryLogStore(),
-          rng: seededRng(id * 7919 + groupId.length),
-          stateMachine: { apply: (entry) => entry.index },
-          send: host.send,
-          quiesce: host.quiesce,
-          voters: nodeIds,
-          bootstrapLeader: bootstrap ? 1 : undefined,
-          scheduler: this.scheduler,
-        }),
-      );
-    }
+    for (const id of nodeIds) this.addReplica(groupId, id, bootstrap);
     if (!bootstrap) this.group(1, groupId).campaign();
+  }
+
+  /** Opens the replica of `groupId` on node `id` only (node 1 is the bootstrap leader). */
+  addReplica(groupId: string, id: number, bootstrap = true): void {
+    const host = this.hosts.get(id)!;
+    host.add(
+      new ReplicaGroup({
+        groupId,
+        nodeId: id,
+        store: new MemoryLogStore(),
+        rng: seededRng(id * 7919 + groupId.length),
+        stateMachine: { apply: (entry) => entry.index },
+        send: host.send,
+        quiesce: host.quiesce,
+        voters: nodeIds,
+        bootstrapLeader: bootstrap ? 1 : undefined,
+        scheduler: this.scheduler,
+      }),
+    );
+  }
+
+  parked(): number[] {
+    return nodeIds.map((id) => this.hosts.get(id)!.parkedGroups);
   }
 
   group(nodeId: number, groupId: string): ReplicaGroup {
@@ -168,5 +176,59 @@ Deno.test("RaftHost: new groups led by their bootstrap leader sleep within a few
     assert.equal(cluster.group(1, groupId).node.term, 1, "no election");
   }
   assert.deepEqual(cluster.awake(), [0, 0, 0]);
+  await cluster.close();
+});
+
+Deno.test("RaftHost parks new followers of a bootstrap-led group until their leader's replica opens, so a late leader leads term 1 without an election", async () => {
+  const cluster = new HostCluster();
+  cluster.addReplica("t:late", 2);
+  cluster.addReplica("t:late", 3);
+  await cluster.settle();
+  assert.deepEqual(cluster.parked(), [0, 1, 1]);
+  // Five seconds: well past every election timeout (1-2 s) of a ticked follower.
+  await cluster.runTicks(50);
+  for (const id of [2, 3]) {
+    assert.equal(cluster.group(id, "t:late").node.term, 1);
+    assert.equal(cluster.group(id, "t:late").leader, 0);
+  }
+  cluster.addReplica("t:late", 1);
+  await cluster.settle();
+  await cluster.runTicks(2);
+  for (const id of nodeIds) {
+    assert.equal(cluster.group(id, "t:late").leader, 1, `node ${id}`);
+    assert.equal(cluster.group(id, "t:late").node.term, 1, `node ${id}`);
+  }
+  assert.deepEqual(cluster.parked(), [0, 0, 0]);
+  await cluster.close();
+});
+
+Deno.test("RaftHost unparks new followers whose bootstrap leader's peer is unreachable, and they elect a leader", async () => {
+  const cluster = new HostCluster();
+  cluster.down.add(1);
+  cluster.addReplica("t:orphan", 2);
+  cluster.addReplica("t:orphan", 3);
+  await cluster.settle();
+  await cluster.runTicks(1);
+  assert.deepEqual(cluster.parked(), [0, 0, 0]);
+  await cluster.runTicks(50);
+  const leaders = [2, 3].map((id) => cluster.group(id, "t:orphan").leader);
+  assert.ok(leaders[0] !== 0 && leaders[0] !== 1, `leaders ${leaders}`);
+  assert.equal(leaders[0], leaders[1]);
+  assert.ok(cluster.group(2, "t:orphan").node.term >= 2);
+  await cluster.close();
+});
+
+Deno.test("RaftHost unparks new followers after bootstrapWaitMs when their leader's replica never opens", async () => {
+  const cluster = new HostCluster();
+  cluster.addReplica("t:never", 2);
+  cluster.addReplica("t:never", 3);
+  await cluster.settle();
+  await cluster.runTicks(bootstrapWaitMs / tickMs - 5);
+  assert.deepEqual(cluster.parked(), [0, 1, 1]);
+  await cluster.runTicks(60);
+  assert.deepEqual(cluster.parked(), [0, 0, 0]);
+  const leader = cluster.group(2, "t:never").leader;
+  assert.ok(leader === 2 || leader === 3, `leader ${leader}`);
+  assert.equal(cluster.group(3, "t:never").leader, leader);
   await cluster.close();
 });
