@@ -30,6 +30,8 @@ export interface TestCluster {
   tls?: TlsFiles;
   /** The arguments every peer gets for the cluster's security. */
   securityArgs: string[];
+  /** Each peer's `--metrics-port` (by id - 1), when started with `metrics: true`. */
+  metricsPorts?: number[];
   peers: PeerProcess[];
   peerList: string;
   addresses(): string[];
@@ -43,7 +45,13 @@ export interface TestCluster {
 /** Starts `count` peers that form one cluster (ids 1..count). */
 export async function startCluster(
   count: number,
-  options: { spare?: number; args?: (id: number) => string[]; security?: ClusterSecurity } = {},
+  options: {
+    spare?: number;
+    args?: (id: number) => string[];
+    security?: ClusterSecurity;
+    /** Serve /metrics on every peer (see {@linkcode waitForFullReplication}). */
+    metrics?: boolean;
+  } = {},
 ): Promise<TestCluster> {
   const root = await Deno.makeTempDir({ prefix: "pubsub-cluster-" });
   const security = options.security ?? "secret";
@@ -59,6 +67,7 @@ export async function startCluster(
   }
   const total = count + (options.spare ?? 0);
   const ports = Array.from({ length: total }, () => freePort());
+  const metricsPorts = options.metrics ? ports.map(() => freePort()) : undefined;
   const peerList = ports.map((port, index) => `${index + 1}@127.0.0.1:${port}`).join(",");
   const peers = new Map<number, PeerProcess>();
   const cluster: TestCluster = {
@@ -66,6 +75,7 @@ export async function startCluster(
     security,
     tls,
     securityArgs,
+    metricsPorts,
     peerList,
     get peers() {
       return [...peers.values()];
@@ -80,6 +90,7 @@ export async function startCluster(
         args: [
           ...testClusterArgs,
           ...securityArgs,
+          ...(metricsPorts === undefined ? [] : ["--metrics-port", String(metricsPorts[id - 1])]),
           ...(options.args?.(id) ?? []),
           ...extraArgs,
         ],
@@ -125,6 +136,49 @@ export async function waitFor<T>(
     `Timed out waiting for ${typeof what === "string" ? what : what()}${
       lastError ? `: ${(lastError as Error).message}` : ""
     }`,
+  );
+}
+
+/**
+ * Waits until the leader of `topic` reports that every voter's log matches
+ * its own to the last entry (`pubsub_replica_lag_entries` 0), so replicas
+ * read from disk after a stop hold the same log. In-sync (`describe_topic`)
+ * is weaker: a voter counts when it matched the commit index within the last
+ * second, so it may still miss the last entries. Needs `metrics: true`.
+ *
+ * @example
+ * ```ts
+ * const cluster = await startCluster(3, { metrics: true });
+ * // ... publish to "orders" ...
+ * await waitForFullReplication(cluster, "orders");
+ * await cluster.stopAll(); // every replica's files now hold the same messages
+ * ```
+ */
+export async function waitForFullReplication(
+  cluster: TestCluster,
+  topic: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const ports = cluster.metricsPorts;
+  if (ports === undefined) throw new Error("The cluster was started without metrics: true");
+  const line = `pubsub_replica_lag_entries{topic="${topic}"} `;
+  let lags: string[] = [];
+  await waitFor(
+    () => `every replica of ${topic} to hold the whole log (lags: ${lags})`,
+    async () => {
+      lags = [];
+      for (const peer of cluster.peers) {
+        // A killed or paused peer answers nothing: bounded, and then not counted.
+        const text = await fetch(`http://127.0.0.1:${ports[peer.id - 1]}/metrics`, {
+          signal: AbortSignal.timeout(2000),
+        }).then((response) => response.text()).catch(() => "");
+        const lag = text.split("\n").find((row) => row.startsWith(line))?.slice(line.length);
+        if (lag !== undefined) lags.push(`${peer.id}: ${lag}`);
+        if (lag === "0") return true;
+      }
+      return false;
+    },
+    timeoutMs,
   );
 }
 

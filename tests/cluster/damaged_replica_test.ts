@@ -12,6 +12,7 @@ import {
   startCluster,
   type TestCluster,
   waitFor,
+  waitForFullReplication,
 } from "../_helpers/cluster_process.ts";
 import { RawClient } from "../_helpers/raw_client.ts";
 
@@ -102,7 +103,7 @@ function count(text: string, fragment: string): number {
 }
 
 Deno.test("A follower with a flipped byte mid-segment is quarantined, forwards meanwhile, and is rebuilt holding every acknowledged message", async () => {
-  const cluster = await startCluster(3);
+  const cluster = await startCluster(3, { metrics: true });
   const client = await cluster.client();
   try {
     await client.createTopic("orders");
@@ -157,6 +158,7 @@ Deno.test("A follower with a flipped byte mid-segment is quarantined, forwards m
     equal(count(peer.output(), "Cannot open"), 0, peer.output());
     await client.close();
 
+    await waitForFullReplication(cluster, "orders");
     await cluster.stopAll();
     const rebuilt = await replicaMessages(peer.dataDir, "orders");
     assertHolds(rebuilt, acknowledged, `rebuilt n${follower}`);

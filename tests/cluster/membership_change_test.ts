@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import type { PubSubClient } from "../../lib/client/client.ts";
-import { replicaMessages, startCluster, waitFor } from "../_helpers/cluster_process.ts";
+import {
+  replicaMessages,
+  startCluster,
+  waitFor,
+  waitForFullReplication,
+} from "../_helpers/cluster_process.ts";
 import { RawClient } from "../_helpers/raw_client.ts";
 
 async function replicasSettle(
@@ -33,7 +38,7 @@ async function publishAll(client: PubSubClient, topic: string, prefix: string, c
 }
 
 Deno.test("a topic created under-replicated grows to three replicas when peers join, and a removed peer's replicas move away", async () => {
-  const cluster = await startCluster(2, { spare: 2 });
+  const cluster = await startCluster(2, { spare: 2, metrics: true });
   const client = await cluster.client();
   try {
     await client.createTopic("ledger");
@@ -76,6 +81,7 @@ Deno.test("a topic created under-replicated grows to three replicas when peers j
     await stale.close();
     await client.close();
 
+    await waitForFullReplication(cluster, "ledger");
     await cluster.stopAll();
     const contents = await Promise.all(
       replicas.map((id) => replicaMessages(cluster.peer(id).dataDir, "ledger")),
@@ -92,7 +98,7 @@ Deno.test("a topic created under-replicated grows to three replicas when peers j
 });
 
 Deno.test("a dead peer's replicas are re-created on a live peer from the survivors", async () => {
-  const cluster = await startCluster(4);
+  const cluster = await startCluster(4, { metrics: true });
   const client = await cluster.client();
   try {
     await client.createTopic("events", { replicationFactor: 3 });
@@ -111,6 +117,7 @@ Deno.test("a dead peer's replicas are re-created on a live peer from the survivo
     stored.push(...await publishAll(client, "events", "f", 20));
     await client.close();
 
+    await waitForFullReplication(cluster, "events");
     await cluster.stopAll();
     const contents = await Promise.all(
       after.map((id) => replicaMessages(cluster.peer(id).dataDir, "events")),

@@ -5,6 +5,7 @@ import {
   startCluster,
   type TestCluster,
   waitFor,
+  waitForFullReplication,
 } from "../_helpers/cluster_process.ts";
 import { RawClient } from "../_helpers/raw_client.ts";
 import { tlsUnavailable } from "../_helpers/tls.ts";
@@ -42,7 +43,9 @@ async function publishUntil(
   }
 }
 
+/** Stops the cluster once every replica holds the whole log, and reads each replica's messages. */
 async function stopAndCompareReplicas(cluster: TestCluster, topic: string) {
+  await waitForFullReplication(cluster, topic);
   await cluster.stopAll();
   const replicas = await Promise.all(
     cluster.peers.map((peer) => replicaMessages(peer.dataDir, topic)),
@@ -70,7 +73,7 @@ for (const mode of modes) {
     `acknowledged publishes survive a leader kill and restart, once and in order on every replica${mode.label}`,
     { ignore: mode.ignore !== undefined },
     async () => {
-      const cluster = await startCluster(3, { security: mode.security });
+      const cluster = await startCluster(3, { security: mode.security, metrics: true });
       const client = await cluster.client();
       try {
         await client.createTopic("orders");
@@ -255,7 +258,7 @@ for (const mode of modes) {
     `a leader killed and restarted under load catches up, and the next leader kill fails over too${mode.label}`,
     { ignore: mode.ignore !== undefined },
     async () => {
-      const cluster = await startCluster(3, { security: mode.security });
+      const cluster = await startCluster(3, { security: mode.security, metrics: true });
       const client = await cluster.client();
       try {
         await client.createTopic("churn");
