@@ -6,7 +6,7 @@
  * @module
  */
 
-import { sleep } from "../async.ts";
+import { delay, type Scheduler, systemScheduler } from "../cluster/runtime.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import { encodeFrame } from "../wire/frame.ts";
 import type { FrameWriter } from "./frame_writer.ts";
@@ -46,13 +46,21 @@ export class SubscriptionPump {
   #ackWaiter: (() => void) | undefined;
   /** Offsets retention deleted before they were pushed, not yet reported to the client. */
   #skipped = 0;
+  /** Time of the read retries (`readFailureMsMax`, `readRetryMs`). */
+  readonly #scheduler: Scheduler;
 
+  /**
+   * `options.scheduler` times the retries of failed reads (default: the
+   * wall clock and the host's timers; the whole-cluster simulator passes
+   * its virtual clock).
+   */
   constructor(
     topic: MessageSource,
     subscriberId: string,
     startOffset: number,
     maxInFlight: number,
     writer: FrameWriter,
+    options: { scheduler?: Scheduler } = {},
   ) {
     this.topic = topic;
     this.subscriberId = subscriberId;
@@ -60,6 +68,7 @@ export class SubscriptionPump {
     this.#acked = startOffset - 1;
     this.#maxInFlight = maxInFlight;
     this.#writer = writer;
+    this.#scheduler = options.scheduler ?? systemScheduler;
   }
 
   /** Offset of the next message this subscription will push. */
@@ -90,9 +99,10 @@ export class SubscriptionPump {
         return;
       } catch (error) {
         const transient = error instanceof ProtocolError && error.code === "unavailable";
-        failingSince ??= Date.now();
-        if (!transient || Date.now() - failingSince > readFailureMsMax) throw error;
-        await sleep(readRetryMs, this.#controller.signal);
+        const now = this.#scheduler.now();
+        failingSince ??= now;
+        if (!transient || now - failingSince > readFailureMsMax) throw error;
+        await delay(this.#scheduler, readRetryMs, this.#controller.signal);
       }
     }
   }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { FrameWriter } from "../../lib/peer/frame_writer.ts";
-import { SubscriptionPump } from "../../lib/peer/subscription.ts";
+import { ManualScheduler } from "../../lib/cluster/manual_scheduler.ts";
+import { readFailureMsMax, SubscriptionPump } from "../../lib/peer/subscription.ts";
 import type { MessageSource, ReadResult } from "../../lib/peer/topic.ts";
 import { ProtocolError } from "../../lib/wire/errors.ts";
 import { FrameDecoder } from "../../lib/wire/frame.ts";
@@ -76,5 +77,32 @@ Deno.test("a subscription whose source is gone ends and asks for the connection 
   await until(() => failed);
   assert.equal(failed, true);
   assert.equal(pump.stopped, true);
+  assert.equal(frames.length, 0);
+});
+
+Deno.test("a subscription times its read retries on the scheduler it is given", async () => {
+  const scheduler = new ManualScheduler(1_000);
+  const unavailable = () => new ProtocolError("unavailable", "No leader yet");
+  const source = scriptedSource(Array.from({ length: 1000 }, unavailable));
+  const { writer, frames } = collectingWriter();
+  const pump = new SubscriptionPump(source, "u1", 0, 100, writer, { scheduler });
+  let failed = false;
+  pump.start(() => failed = true);
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
+  // Virtual time stands still: the pump waits for its retry timer, however long the test runs.
+  await settle();
+  assert.equal(source.reads, 1);
+  for (let step = 0; step < 5; step++) {
+    scheduler.advance(100);
+    await settle();
+  }
+  assert.equal(source.reads, 6, "one read per 100 ms retry");
+  assert.equal(failed, false);
+  for (let step = 0; step < 110 && !failed; step++) {
+    scheduler.advance(100);
+    await settle();
+  }
+  assert.equal(failed, true, "gave up after readFailureMsMax of virtual time");
+  assert.ok(scheduler.now() - 1_000 > readFailureMsMax);
   assert.equal(frames.length, 0);
 });

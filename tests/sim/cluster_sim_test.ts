@@ -19,6 +19,7 @@ Deno.test(`Whole-cluster simulation: ${ciSeeds} seeds of real ClusterBrokers und
       failures.push(`seed ${seed}: ${first.invariant}: ${first.detail}`);
     }
     assert.ok(result.acknowledged > 0, `seed ${seed} acknowledged no publish at all`);
+    assert.ok(result.delivered > 0, `seed ${seed}: SubscriptionPump pushed no message at all`);
   }
   assert.deepEqual(failures, [], `reproduce with: pubsub sim --cluster --seed N`);
 });

@@ -61,6 +61,8 @@ export interface ClusterSimResult {
   frames: number;
   virtualMs: number;
   acknowledged: number;
+  /** Distinct offsets the subscribers received (pushed by `SubscriptionPump`). */
+  delivered: number;
   faults: Record<string, number>;
   broken: ClusterBrokenVariant | null;
   /** The last events of the run (for a failure report). */
@@ -216,6 +218,7 @@ function resultOf(world: World): ClusterSimResult {
     virtualMs: world.scheduler.now(),
     acknowledged: [...history.publishes.values()].filter((record) => record.offsets.length > 0)
       .length,
+    delivered: [...history.deliveries.values()].reduce((sum, byOffset) => sum + byOffset.size, 0),
     faults: Object.fromEntries([...nemesis.counts].sort()),
     broken: config.broken ?? null,
     trace: trace.lines(),

@@ -8,9 +8,11 @@
  * - Producers publish one sequence at a time with an idempotent producer id
  *   and retry it until acknowledged, so a retried publish that was stored
  *   the first time must come back with its first offset.
- * - Subscribers resume durably (`subscribeStart`, then the peer's message
- *   source, as a subscription pump reads it) and ack what they saw; a
- *   resume past the last offset they acked is a skip.
+ * - Subscribers resume durably (`subscribeStart`, as a `subscribe` request
+ *   does) and receive the message frames the production `SubscriptionPump`
+ *   pushes from the peer's message source, then ack what they received; a
+ *   resume past the last offset they acked, or a pushed offset other than
+ *   the next one, is a skip.
  * - Fetchers read from just below the highest acknowledged offset: a fetch
  *   must see every publish acknowledged before it began.
  *
@@ -19,10 +21,14 @@
 
 import type { ClusterBroker } from "../../cluster/cluster_broker.ts";
 import type { ManualScheduler } from "../../cluster/manual_scheduler.ts";
+import { type ByteSink, FrameWriter } from "../../peer/frame_writer.ts";
 import { Session } from "../../peer/session.ts";
+import { SubscriptionPump } from "../../peer/subscription.ts";
+import type { MessageSource } from "../../peer/topic.ts";
 import { ProtocolError } from "../../wire/errors.ts";
-import { encodeFrame } from "../../wire/frame.ts";
+import { encodeFrame, FrameDecoder } from "../../wire/frame.ts";
 import { decodeRequest } from "../../wire/requests.ts";
+import type { MessageEvent } from "../../wire/responses.ts";
 import type { Prng } from "../prng.ts";
 import type { History } from "./sim_history.ts";
 import type { SimCluster } from "./sim_cluster.ts";
@@ -241,9 +247,16 @@ async function fetchLocal(
   }
 }
 
+/** Messages a simulated subscription may hold unacknowledged (its `max_in_flight`). */
+const subscriberInFlightMax = 20;
+/** Waits of 300 ms one subscription lasts before the subscriber resubscribes elsewhere. */
+const subscriptionRoundsMax = 20;
+
 /**
- * A durable subscriber: resumes where its acks say, reads the peer's
- * message source in order and acks what it read, until the context stops.
+ * A durable subscriber: resumes where its acks say, as a client's
+ * `subscribe` does, with the production `SubscriptionPump` pushing message
+ * frames from the peer's message source (on the peer's virtual clock), and
+ * acks what it received, until the context stops.
  *
  * @example
  * ```ts
@@ -260,9 +273,14 @@ export async function runSubscriber(
   while (!context.stopped) {
     await pause(context, context.rng.range(100, 800));
     const broker = pickBroker(context);
-    if (broker === undefined) continue;
+    const scheduler = broker && context.cluster.peer(broker.nodeId).process?.scheduler;
+    if (broker === undefined || scheduler === undefined) continue;
+    let source: MessageSource | undefined;
     let start: number | undefined;
     try {
+      // What `Session` does for a `subscribe` request, in its order.
+      source = await bounded(context, broker.source(topic));
+      if (source === undefined) continue;
       start = await bounded(context, broker.subscribeStart(topic, id, "earliest"));
     } catch {
       continue;
@@ -275,39 +293,77 @@ export async function runSubscriber(
       );
     }
     ackedMax = Math.max(ackedMax, start - 1);
-    ackedMax = await readAndAck(context, broker, id, topic, start, ackedMax);
+    const pushed: MessageEvent[] = [];
+    const pump = new SubscriptionPump(
+      source,
+      id,
+      start,
+      subscriberInFlightMax,
+      new FrameWriter(pushedFrames(pushed)),
+      { scheduler },
+    );
+    // A read that keeps failing stops the pump (a client would reconnect): resubscribe.
+    pump.start();
+    try {
+      ackedMax = await receiveAndAck(context, { broker, pump, pushed, id, topic }, start, ackedMax);
+    } finally {
+      pump.stop();
+    }
   }
 }
 
-/** Reads from `start` until something fails, acking each page; returns the highest ack sent. */
-async function readAndAck(
+/** A client connection's byte stream, decoded back into the message events pushed on it. */
+function pushedFrames(pushed: MessageEvent[]): ByteSink {
+  const decoder = new FrameDecoder();
+  const text = new TextDecoder();
+  return {
+    write(bytes: Uint8Array): Promise<number> {
+      for (const event of decoder.push(bytes)) {
+        if (event.kind !== "frame") continue;
+        const value = JSON.parse(text.decode(event.payload));
+        if (value?.event === "message") pushed.push(value as MessageEvent);
+      }
+      return Promise.resolve(bytes.length);
+    },
+  };
+}
+
+/** One subscription: its peer, its pump, and the events pushed so far. */
+interface Subscription {
+  broker: ClusterBroker;
+  pump: SubscriptionPump;
+  pushed: MessageEvent[];
+  id: string;
+  topic: string;
+}
+
+/**
+ * Takes the pushed messages in order (each must be the next offset), acks
+ * each batch through the session as a client does, until the pump stops,
+ * an ack fails or `subscriptionRoundsMax` waits passed; returns the highest
+ * ack sent.
+ */
+async function receiveAndAck(
   context: ClientContext,
-  broker: ClusterBroker,
-  id: string,
-  topic: string,
+  subscription: Subscription,
   start: number,
   ackedMax: number,
 ): Promise<number> {
+  const { broker, pump, pushed, id, topic } = subscription;
   let next = start;
-  for (let round = 0; round < 20 && !context.stopped; round++) {
-    let page;
-    try {
-      const source = await bounded(context, broker.source(topic));
-      if (source === undefined) return ackedMax;
-      page = await bounded(context, source.readCommitted(next, 20));
-    } catch {
-      return ackedMax;
-    }
-    if (page === undefined) return ackedMax;
-    if (page.messages.length === 0) {
+  for (let round = 0; round < subscriptionRoundsMax && !context.stopped; round++) {
+    if (pushed.length === 0) {
+      if (pump.stopped) return ackedMax;
       await pause(context, 300);
       continue;
     }
-    for (const item of page.messages) {
-      if (item.offset !== next) {
+    for (const item of pushed.splice(0)) {
+      if (item.offset !== next || item.skipped !== undefined) {
         context.history.violate(
           "subscriber_skip",
-          `Subscriber ${id} of '${topic}' expected offset ${next} and was delivered ${item.offset}`,
+          `Subscriber ${id} of '${topic}' expected offset ${next} and was pushed ${item.offset}${
+            item.skipped === undefined ? "" : ` (${item.skipped} skipped)`
+          }`,
         );
       }
       context.history.delivered(topic, item.offset, item.message);
@@ -321,7 +377,9 @@ async function readAndAck(
       subscriber_id: id,
       offset,
     });
-    if (!outcome.ok) return ackedMax;
+    if (!outcome.ok || outcome.answer.status !== "acked") return ackedMax;
+    // As `Session` does when the leader confirmed the ack: the window opens.
+    pump.ack(offset);
   }
   return ackedMax;
 }
