@@ -636,7 +636,7 @@ export class ClusterBroker implements Broker {
     this.#reconciler.stop();
     this.#retention.stop();
     this.#changes.notify();
-    this.#replicas.closeTopics();
+    await this.#replicas.closeTopics();
     await this.#joining?.catch(() => {});
     await this.#host.close();
     await this.#replicas.recordClosedLogs(this.#metaGroup);

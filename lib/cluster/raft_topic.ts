@@ -96,6 +96,9 @@ export class TopicMachine implements GroupStateMachine {
   }
 }
 
+/** How long a graceful close waits for its last ack entry to commit. */
+export const closeAckWriteMs = 2000;
+
 /**
  * One replica of a replicated topic.
  *
@@ -118,6 +121,8 @@ export class RaftTopic implements Topic {
   }[] = [];
   #batchBytes = 0;
   readonly #acks: AckBuffer;
+  /** The last ack entry proposed, until it settles: a graceful close waits for it. */
+  #ackWrite: Promise<void> | undefined;
   #closed = false;
 
   constructor(name: string, group: ReplicaGroup, machine: TopicMachine) {
@@ -248,19 +253,41 @@ export class RaftTopic implements Topic {
     // Runs from a timer: a replica that lost leadership or whose disk failed
     // refuses the proposal, and a dropped ack only means a redelivery.
     try {
-      this.group.propose(encodeCommand({ kind: "ack", offsets })).catch(() => {});
+      const written = this.group.propose(encodeCommand({ kind: "ack", offsets })).then(
+        () => {},
+        () => {},
+      );
+      this.#ackWrite = written;
+      written.then(() => {
+        if (this.#ackWrite === written) this.#ackWrite = undefined;
+      });
     } catch {
       // Refused synchronously (not the leader, overloaded, storage down): dropped.
     }
   }
 
-  /** Stops timers and wakes parked readers; the group is closed by its host. */
-  close(): void {
-    if (this.#closed) return;
+  /**
+   * Stops timers and wakes parked readers; the group is closed by its host,
+   * once this resolves. A leader first writes the acks it buffered, and
+   * resolves when that entry (or one still in flight) is committed, or after
+   * `closeAckWriteMs`: a graceful stop keeps the acks it answered, so
+   * durable subscribers resume after them instead of being sent them again.
+   */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     if (this.group.isLeader) this.#acks.flush();
     else this.#acks.cancel();
     this.#closed = true;
     this.#machine.waiters.wakeAll();
+    const written = this.#ackWrite;
+    if (written === undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      const cancel = this.group.scheduler.schedule(closeAckWriteMs, resolve);
+      written.then(() => {
+        cancel();
+        resolve();
+      });
+    });
   }
 
   /** Throws unless this replica currently leads the topic. */

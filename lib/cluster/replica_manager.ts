@@ -301,9 +301,12 @@ export class ReplicaManager {
     }
   }
 
-  /** Stops serving every replica's topic (the groups are closed by the host). */
-  closeTopics(): void {
-    for (const local of this.#replicas.values()) local.topic.close();
+  /**
+   * Stops serving every replica's topic; resolves once each wrote the acks
+   * it buffered (the groups are closed by the host, afterwards).
+   */
+  async closeTopics(): Promise<void> {
+    await Promise.all([...this.#replicas.values()].map((local) => local.topic.close()));
   }
 
   /**

@@ -347,7 +347,8 @@ export class LocalBroker implements Broker {
     this.#retentionLoop.stop();
     this.#changes.notify();
     await this.#metaChain;
-    for (const local of this.#topics.values()) local.topic.close();
+    // Each topic writes the acks it buffered before the host closes its group.
+    await Promise.all([...this.#topics.values()].map((local) => local.topic.close()));
     await this.#host.close();
   }
 }

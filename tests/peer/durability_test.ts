@@ -51,9 +51,15 @@ async function killedPeerKeepsAcknowledged(args: string[]) {
   }
 }
 
-Deno.test("a durable subscriber resumes right after its last ack, on a new connection and after a restart", async () => {
+for (const mode of ["replicated", "standalone"]) {
+  Deno.test(`a durable subscriber resumes right after its last ack, on a new connection and after a restart (${mode})`, async () => {
+    await subscriberResumesAfterLastAck(mode === "standalone" ? ["--standalone"] : []);
+  });
+}
+
+async function subscriberResumesAfterLastAck(args: string[]) {
   const dataDir = await Deno.makeTempDir({ prefix: "pubsub-resume-" });
-  let peer = await startPeer({ dataDir });
+  let peer = await startPeer({ dataDir, args });
   try {
     const producer = await RawClient.connect(peer.port);
     await producer.request({ action: "create_topic", topic_name: "feed" });
@@ -99,11 +105,11 @@ Deno.test("a durable subscriber resumes right after its last ack, on a new conne
     await again.request({ action: "ack", topic_name: "feed", subscriber_id: "u1", offset: 3 });
     await again.close();
     await producer.close();
-    // Acks are written within 100 ms; give the peer a moment before the restart.
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    // Acks gather for up to 100 ms before they are written: a graceful stop
+    // right after the answer writes them before it exits.
     await peer.stop();
 
-    peer = await startPeer({ dataDir, port: peer.port });
+    peer = await startPeer({ dataDir, port: peer.port, args });
     const afterRestart = await RawClient.connect(peer.port);
     await afterRestart.request({ action: "subscribe", topic_name: "feed", subscriber_id: "u1" });
     assert.deepEqual(await afterRestart.next(), {
@@ -118,7 +124,7 @@ Deno.test("a durable subscriber resumes right after its last ack, on a new conne
     await peer.stop();
     await Deno.remove(dataDir, { recursive: true });
   }
-});
+}
 
 Deno.test("a subscription pauses at max_in_flight until acks arrive", async () => {
   const peer = await startPeer();
