@@ -297,7 +297,9 @@ Deno.test("a standalone peer deletes whole expired segments and reads below rete
         const bytes = await directoryBytes(directory);
         assert.ok(bytes < 300 * 200, `the topic's files hold ${bytes} bytes`);
       });
-      const first = described.first_offset as number;
+      // Retention may still move on (its final decision can come after the
+      // answer above), never back: each answer below names where it is now.
+      let first = described.first_offset as number;
       await t.step(
         "fetch below retention starts at the first retained offset and says so",
         async () => {
@@ -307,7 +309,12 @@ Deno.test("a standalone peer deletes whole expired segments and reads below rete
             from_offset: 0,
             max: 5,
           }) as Answer;
-          assert.equal(answer.first_offset, first);
+          assert.ok((answer.first_offset as number) >= first, JSON.stringify(answer));
+          first = answer.first_offset as number;
+          assert.ok(
+            300 - first >= 100,
+            `kept ${300 - first} messages, fewer than max_messages 100`,
+          );
           assert.deepEqual(
             (answer.messages as { offset: number }[]).map((item) => item.offset),
             [first, first + 1, first + 2, first + 3, first + 4],
@@ -318,7 +325,13 @@ Deno.test("a standalone peer deletes whole expired segments and reads below rete
             from_offset: first + 1,
             max: 1,
           }) as Answer;
-          assert.equal(inside.first_offset, undefined, "no first_offset when nothing was skipped");
+          // first_offset only when something was skipped (retention moved on meanwhile).
+          const start = (inside.messages as { offset: number }[])[0].offset;
+          if (start === first + 1) assert.equal(inside.first_offset, undefined, "nothing skipped");
+          else {
+            assert.ok(start > first + 1, JSON.stringify(inside));
+            assert.equal(inside.first_offset, start, JSON.stringify(inside));
+          }
         },
       );
       await t.step(
@@ -333,11 +346,12 @@ Deno.test("a standalone peer deletes whole expired segments and reads below rete
             "subscribed",
           );
           const pushed = await reader.next() as Answer;
-          assert.equal(pushed.offset, first);
+          assert.ok((pushed.offset as number) >= first, JSON.stringify(pushed));
+          assert.ok(300 - (pushed.offset as number) >= 100, JSON.stringify(pushed));
           // s1 was registered at offset 0 and never acknowledged anything.
-          assert.equal(pushed.skipped, first);
+          assert.equal(pushed.skipped, pushed.offset);
           const second = await reader.next() as Answer;
-          assert.equal(second.offset, first + 1);
+          assert.equal(second.offset, (pushed.offset as number) + 1);
           assert.equal(second.skipped, undefined);
         },
       );
