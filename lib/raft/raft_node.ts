@@ -90,6 +90,8 @@ export class RaftNode {
   readonly #raft: Raft;
   readonly #applyBytesMax: number;
   readonly #voteWithoutSync: boolean;
+  /** Commit index of the last hard state an fsync covered (see `#committedToApply`). */
+  #syncedCommit: number;
   #hardState: HardState;
   #softState: SoftState;
   #outstanding: Ready | undefined;
@@ -100,6 +102,8 @@ export class RaftNode {
     this.#applyBytesMax = resolved.applyBytesMax;
     this.#voteWithoutSync = resolved.unsafe.voteWithoutSync === true;
     this.#hardState = resolved.store.hardState();
+    // Durable, or committed by construction (a founding replica's bootstrap conf).
+    this.#syncedCommit = this.#raft.log.committed;
     this.#softState = { role: this.#raft.role, leader: this.#raft.leader };
   }
 
@@ -194,19 +198,20 @@ export class RaftNode {
     const raft = this.#raft;
     raft.flush();
     const hardState = { term: raft.term, vote: raft.vote, commit: raft.log.committed };
-    const hardChanged = this.#hardStateChanged();
     const entries = raft.log.unstableEntries().slice();
     const snapshot = raft.log.unstableSnapshot();
+    const { committedEntries, syncCommit } = this.#committedToApply();
+    const hardChanged = this.#hardStateChanged() || syncCommit;
     const rd: Ready = {
       softState: this.#softStateChanged() ? { role: raft.role, leader: raft.leader } : undefined,
       hardState: hardChanged ? hardState : undefined,
       snapshot,
       entries,
       messages: raft.messages,
-      committedEntries: raft.log.nextCommitted(this.#applyBytesMax),
+      committedEntries,
       readStates: raft.readStates,
       droppedReads: raft.droppedReads,
-      mustSync: entries.length > 0 || snapshot !== undefined ||
+      mustSync: entries.length > 0 || snapshot !== undefined || syncCommit ||
         (hardChanged && this.#termOrVoteChanged(hardState)),
       recovered: raft.recovered,
     };
@@ -226,6 +231,8 @@ export class RaftNode {
     const raft = this.#raft;
     if (rd.softState) this.#softState = rd.softState;
     if (rd.hardState) this.#hardState = rd.hardState;
+    // The fsync covered every hard state written so far.
+    if (rd.mustSync) this.#syncedCommit = Math.max(this.#syncedCommit, this.#hardState.commit);
     if (rd.snapshot) {
       raft.log.stableSnapshotTo(rd.snapshot.index);
       raft.log.appliedTo(Math.max(raft.log.applied, rd.snapshot.index));
@@ -233,6 +240,31 @@ export class RaftNode {
     const last = rd.entries.at(-1);
     if (last) raft.persisted(last.index, last.term);
     this.#applyCommitted(rd.committedEntries);
+  }
+
+  /**
+   * The committed entries to hand out for applying, cut before the first
+   * conf change the durable commit index does not cover yet; then this
+   * Ready must make the commit index durable (`syncCommit`), and the next
+   * one hands the conf change out.
+   *
+   * Why: a commit-only hard state is written without an fsync, and conf
+   * changes take effect when applied. A replica that applied a conf change
+   * (and a leader that went on to the next one) must not come back after a
+   * crash with a commit index below it: it would apply an older membership
+   * again. Two changes back, the old and the current voters' majorities
+   * need not intersect ({1,2,3} and {1,3,4}), and the replica could win an
+   * election with voters that no longer count, beside the real leader of
+   * the term; or wait forever for a removed voter (whole-cluster seed
+   * 3854095129: a group of {1,2,3,4} after the removal of 3 had committed).
+   */
+  #committedToApply(): { committedEntries: Entry[]; syncCommit: boolean } {
+    const entries = this.#raft.log.nextCommitted(this.#applyBytesMax);
+    const cut = entries.findIndex((entry) =>
+      entry.type === EntryType.ConfChange && entry.index > this.#syncedCommit
+    );
+    if (cut < 0) return { committedEntries: entries, syncCommit: false };
+    return { committedEntries: entries.slice(0, cut), syncCommit: true };
   }
 
   #applyCommitted(entries: Entry[]): void {

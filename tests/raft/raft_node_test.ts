@@ -195,3 +195,46 @@ Deno.test("A leader whose log holds entries below its snapshot sends them, not t
   const below = drain(leader, store).filter((message) => message.to === 2);
   equal(below.some((message) => message.type === "snap"), true);
 });
+
+Deno.test("A committed conf change is handed out for applying only once a synced hard state covers its commit", () => {
+  const store = new MemoryLogStore();
+  const node = makeNode(1, [1], store);
+  node.campaign();
+  drain(node, store);
+  const confIndex = node.proposeConfChange({ type: "addLearner", node: 2 });
+  const persist = node.ready();
+  store.append(persist.entries);
+  if (persist.hardState) store.setHardState(persist.hardState);
+  store.syncNow();
+  node.advance();
+  // The entry is durable and committed (one voter); the new commit index is not yet.
+  const commit = node.ready();
+  equal(commit.hardState?.commit, confIndex);
+  equal(commit.committedEntries.some((entry) => entry.index === confIndex), false);
+  equal(commit.mustSync, true, "the commit covering the conf change must be fsynced first");
+  store.setHardState(commit.hardState!);
+  store.syncNow();
+  node.advance();
+  const apply = node.ready();
+  equal(apply.committedEntries.at(-1)?.index, confIndex);
+  node.advance();
+  equal(node.status().conf.learners.includes(2), true);
+  // A normal entry's commit still needs no fsync of its own before it is applied.
+  const index = node.propose(new TextEncoder().encode("x"));
+  drainUntilCommitted(node, store, index);
+});
+
+/** Persists Readys until `index` is handed out; asserts its commit-only Ready needed no fsync. */
+function drainUntilCommitted(node: RaftNode, store: MemoryLogStore, index: number): void {
+  for (let round = 0; round < 5; round++) {
+    const rd = node.ready();
+    store.append(rd.entries);
+    if (rd.hardState) store.setHardState(rd.hardState);
+    if (rd.mustSync) store.syncNow();
+    const handed = rd.committedEntries.some((entry) => entry.index === index);
+    if (handed) equal(rd.mustSync, false);
+    node.advance();
+    if (handed) return;
+  }
+  throw new Error(`Entry ${index} was never handed out`);
+}
