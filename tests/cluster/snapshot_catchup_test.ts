@@ -13,7 +13,12 @@ import { TopicState } from "../../lib/peer/topic_state.ts";
 import { SegmentLogStore } from "../../lib/storage/segment_log_store.ts";
 import { EntryType } from "../../lib/storage/types.ts";
 import type { OffsetMessage } from "../../lib/wire/responses.ts";
-import { startCluster, type TestCluster, waitFor } from "../_helpers/cluster_process.ts";
+import {
+  startCluster,
+  type TestCluster,
+  waitFor,
+  waitForFullReplication,
+} from "../_helpers/cluster_process.ts";
 
 async function replicaDir(cluster: TestCluster, id: number, topic: string): Promise<string> {
   const topics = `${cluster.root}/${id}/topics`;
@@ -66,7 +71,10 @@ async function publish(client: PubSubClient, topic: string, batches: number, tag
 }
 
 Deno.test("a follower down while its leader's retention deleted segments catches up by snapshot and ends identical for the retained range", async () => {
-  const cluster = await startCluster(3, { args: () => ["--snapshot-entries", "50"] });
+  const cluster = await startCluster(3, {
+    args: () => ["--snapshot-entries", "50"],
+    metrics: true,
+  });
   let client = await cluster.client();
   try {
     await client.createTopic("events", {
@@ -118,8 +126,9 @@ Deno.test("a follower down while its leader's retention deleted segments catches
     await publish(client, "events", 2, "after");
     const nextOffset = (await describe(client, "events")).next_offset as number;
     await client.close();
-    // Let the last publish reach every replica before stopping them.
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // in_sync may list a follower still missing the last publish: wait until
+    // every replica holds the whole log before stopping them.
+    await waitForFullReplication(cluster, "events");
     await cluster.stopAll();
 
     const leaderView = await retainedMessages(leaderDir);
