@@ -147,8 +147,12 @@ export class RaftTopic implements Topic {
   }
 
   /**
-   * Publishes arriving in the same turn of the event loop are proposed as one
-   * entry (write coalescing); each caller still gets its own offsets.
+   * Publishes are proposed together as one entry (write coalescing); each
+   * caller still gets its own offsets. When nothing is in flight the batch
+   * is proposed at the end of this turn (a microtask: the publishes of one
+   * socket read share it), so a lone publish waits for no other task; under
+   * load (a round or proposals in flight) it gathers until a later task, as
+   * the proposal would wait for the current round anyway.
    */
   publish(messages: string[], producer?: Producer): Promise<PublishResult> {
     this.requireLeader();
@@ -156,8 +160,13 @@ export class RaftTopic implements Topic {
     this.#batch.push({ part: { messages, ...producer }, resolve, reject });
     for (const message of messages) this.#batchBytes += message.length;
     if (this.#batchBytes >= batchBytesMax) this.#proposeBatch();
-    else if (this.#batch.length === 1) this.group.scheduler.defer(() => this.#proposeBatch());
+    else if (this.#batch.length === 1) this.#proposeSoon();
     return promise;
+  }
+
+  #proposeSoon(): void {
+    if (this.group.busy) this.group.scheduler.defer(() => this.#proposeBatch());
+    else queueMicrotask(() => this.#proposeBatch());
   }
 
   #proposeBatch(): void {

@@ -172,6 +172,8 @@ export class ReplicaGroup {
   #quiescent = false;
   #driving = false;
   #scheduled = false;
+  /** A `#schedule` call came while a drive ran: the drive looks again before it ends. */
+  #wokenWhileDriving = false;
   #closed = false;
   #failure: Error | undefined;
   #leader = 0;
@@ -240,6 +242,7 @@ export class ReplicaGroup {
       appendBytesMax: appendBytesMax,
       inflightAppendsMax: inflightAppendsMax,
       recoveringTerm: this.#recoveringTerm,
+      isPeerActive: (id) => this.peerActive?.(id) ?? false,
     });
   }
 
@@ -319,6 +322,12 @@ export class ReplicaGroup {
    * an election or a restart): its host ticks it again (see `RaftHost`).
    */
   onWake: (() => void) | undefined;
+
+  /**
+   * Whether peer `id`'s process was heard from lately (set by its host):
+   * CheckQuorum counts it as in contact (`RaftOptions.isPeerActive`).
+   */
+  peerActive: ((id: number) => boolean) | undefined;
 
   tick(): void {
     if (this.#closed || this.#quiescent || this.#recovery.down) return;
@@ -648,21 +657,39 @@ export class ReplicaGroup {
     if (this.#recovery.down) throw this.#recovery.failure!;
   }
 
+  /**
+   * True while Readys are being handled (an fsync in flight) or proposals
+   * wait for their commit: the group is under load, and a topic may as well
+   * gather the publishes of several tasks into one entry, as a proposal
+   * made now would wait for the current round anyway.
+   */
+  get busy(): boolean {
+    return this.#driving || this.#waiters.size > 0;
+  }
+
   #schedule(): void {
-    if (this.#scheduled || this.#closed) return;
+    if (this.#closed) return;
+    if (this.#driving) {
+      // The running drive takes it up: what arrives during an fsync gathers
+      // in the next Ready, one fsync round per batch under load.
+      this.#wokenWhileDriving = true;
+      return;
+    }
+    if (this.#scheduled) return;
     this.#scheduled = true;
-    // A macrotask, not a microtask: the rest of a burst of requests (already
-    // read from the sockets) joins the same Ready, so a burst costs one
-    // fsync round instead of one for its first request and one for the rest.
-    this.#scheduler.defer(() => {
+    // An idle group handles the Ready in this turn: a microtask, after the
+    // rest of the frame or socket read that caused it, so the messages and
+    // proposals of one read still share a Ready and its fsync.
+    queueMicrotask(() => {
       this.#scheduled = false;
-      if (!this.#driving) this.#drive();
+      if (!this.#driving && !this.#closed) this.#drive();
     });
   }
 
   async #drive(): Promise<void> {
     if (this.#installing) return;
     this.#driving = true;
+    this.#wokenWhileDriving = false;
     try {
       while (!this.#closed && !this.#installing && this.node.hasReady()) {
         await this.#handle(this.node.ready());
@@ -674,6 +701,9 @@ export class ReplicaGroup {
     } finally {
       this.#driving = false;
     }
+    // Something arrived after the last look (while the snapshot was taken):
+    // look again rather than wait for the next event.
+    if (this.#wokenWhileDriving) this.#schedule();
   }
 
   async #handle(rd: Ready): Promise<void> {
