@@ -36,6 +36,14 @@ export const tickMsDefault = 100;
 /** Most peers whose incarnation is remembered. */
 export const incarnationsMax = 4096;
 /**
+ * Ticks (one election timeout) for which a peer that sent any Raft frame
+ * counts as in contact for CheckQuorum in every group led here
+ * (`RaftOptions.isPeerActive`): while a burst of work delays a process's
+ * answers for some groups, its traffic for others shows it alive, and
+ * leaders do not step down and re-elect by the thousand.
+ */
+export const peerActiveTicks = 10;
+/**
  * How long a parked follower of a new bootstrap-led group waits for its
  * leader before it ticks (and may campaign) anyway: the leader's peer is
  * up, but its replica may never open there (a disk that refuses it).
@@ -93,8 +101,10 @@ export class RaftHost {
   readonly #parked = new Map<ReplicaGroup, { leader: number; untilTick: number }>();
   /** Parked followers by bootstrap leader. */
   readonly #parkedByLeader = new Map<number, Set<ReplicaGroup>>();
-  /** Ticks run since start (the clock of `#parked`). */
+  /** Ticks run since start (the clock of `#parked` and `#heardAt`). */
   #ticks = 0;
+  /** The tick at which each peer's last Raft frame arrived. */
+  readonly #heardAt = new Map<number, number>();
   readonly #bootstrapWaitTicks: number;
   /** Messages per destination peer, encoded once per frame when flushed. */
   #outbox = new Map<number, RaftOutItem[]>();
@@ -156,6 +166,7 @@ export class RaftHost {
   add(group: ReplicaGroup): void {
     this.#groups.set(group.groupId, group);
     group.onWake = () => this.#woke(group);
+    group.peerActive = this.#peerActive;
     const leader = awaitedBootstrapLeader(group);
     if (group.quiescent) this.#slept(group);
     else if (leader !== undefined) this.#park(group, leader);
@@ -191,6 +202,7 @@ export class RaftHost {
 
   #forget(group: ReplicaGroup): void {
     group.onWake = undefined;
+    group.peerActive = undefined;
     this.#unpark(group);
     this.#awake.delete(group);
     this.#unfileSleeper(group);
@@ -295,6 +307,7 @@ export class RaftHost {
   /** Steps each message of a validated `peer_raft` frame into its group. */
   receive(frame: RaftFrame): { status: "ok" } {
     this.#noteIncarnation(frame.from, frame.incarnation);
+    this.#noteHeard(frame.from);
     for (const item of frame.batch) {
       if ("quiesceTerm" in item) {
         const group = this.#groups.get(item.groupId);
@@ -313,6 +326,19 @@ export class RaftHost {
     }
     return { status: "ok" };
   }
+
+  #noteHeard(from: number): void {
+    if (!this.#heardAt.has(from) && this.#heardAt.size >= incarnationsMax) {
+      this.#heardAt.delete(this.#heardAt.keys().next().value!);
+    }
+    this.#heardAt.set(from, this.#ticks);
+  }
+
+  /** Whether peer `nodeId` sent a Raft frame within the last `peerActiveTicks` ticks. */
+  readonly #peerActive = (nodeId: number): boolean => {
+    const heardAt = this.#heardAt.get(nodeId);
+    return heardAt !== undefined && this.#ticks - heardAt < peerActiveTicks;
+  };
 
   #noteIncarnation(from: number, incarnation: string): void {
     const known = this.#incarnations.get(from);

@@ -59,6 +59,14 @@ export interface RaftOptions {
   preVote?: boolean;
   /** Leader steps down without a quorum of recent contact; followers in lease ignore votes. Default true. */
   checkQuorum?: boolean;
+  /**
+   * CheckQuorum also counts voter `id` as in contact when this returns true
+   * (its process was heard from lately, by any group's traffic): a leader
+   * whose followers' replicas lag behind their busy processes (or are not
+   * open yet) keeps leading instead of stepping down. Liveness only:
+   * CheckQuorum protects no safety property. Default: none.
+   */
+  isPeerActive?: (id: number) => boolean;
   /** Appends in flight per follower in replicate state. Default 64. */
   inflightAppendsMax?: number;
   /** Entry data bytes per append message (at least one entry is always sent). Default 1 MiB. */
@@ -86,12 +94,15 @@ export interface RaftOptions {
 
 /** Options with every default filled in. */
 export type ResolvedRaftOptions =
-  & Required<Omit<RaftOptions, "voters" | "learners" | "recoveringTerm" | "bootstrapLeader">>
+  & Required<
+    Omit<RaftOptions, "voters" | "learners" | "recoveringTerm" | "bootstrapLeader" | "isPeerActive">
+  >
   & {
     voters: number[];
     learners: number[];
     recoveringTerm: number | undefined;
     bootstrapLeader: number | undefined;
+    isPeerActive: ((id: number) => boolean) | undefined;
   };
 
 /**
@@ -118,6 +129,7 @@ export function resolveRaftOptions(options: RaftOptions): ResolvedRaftOptions {
     readsPendingMax: 4096,
     recoveringTerm: undefined,
     bootstrapLeader: undefined,
+    isPeerActive: undefined,
     unsafe: {},
     ...definedOnly(options),
   } as ResolvedRaftOptions;

@@ -262,7 +262,9 @@ export class Raft {
   #quorumActive(): boolean {
     const votes = new Map<number, boolean>();
     for (const [id, progress] of this.progress) {
-      if (id === this.id || progress.recentActive) votes.set(id, true);
+      if (id === this.id || progress.recentActive || this.#options.isPeerActive?.(id)) {
+        votes.set(id, true);
+      }
       progress.recentActive = id === this.id;
     }
     return voteResult(this.conf.voters, votes) === "won";

@@ -7,11 +7,12 @@
  * before the rename can expose them, and the directory fsync makes the rename
  * itself durable, without which the old file may reappear after power loss.
  *
- * Opening, small writes, renames and closes run synchronously: they touch
- * only the page cache and the directory, and an asynchronous call costs a
- * hop to a blocking thread and back (futex wake-ups), which was most of the
- * CPU of creating thousands of replicas. Only the fsyncs, which wait for
- * the disk, and writes over `syncWriteBytesMax` leave the event loop.
+ * Small writes, reads and closes run synchronously: they touch only the
+ * page cache, and an asynchronous call costs a hop to a blocking thread and
+ * back (futex wake-ups), which was most of the CPU of creating thousands of
+ * replicas. Fsyncs, which wait for the disk, creating and renaming the
+ * temp file, which wait for the journal, and writes over
+ * `syncWriteBytesMax` leave the event loop.
  *
  * @module
  */
@@ -75,7 +76,10 @@ export async function writeFileDurably(
   options: WriteFileAtomicOptions = {},
 ): Promise<void> {
   const temporaryPath = path + temporaryFileSuffix;
-  const file = Deno.openSync(temporaryPath, { write: true, create: true, truncate: true });
+  // Creating and renaming wait for the file system's journal, which an fsync
+  // of another file may hold for milliseconds: these two stay off the event
+  // loop (a hard state is written only when a term or vote changes).
+  const file = await Deno.open(temporaryPath, { write: true, create: true, truncate: true });
   try {
     await writeAll(file, bytes);
     await file.syncData();
@@ -83,7 +87,7 @@ export async function writeFileDurably(
   } finally {
     file.close();
   }
-  Deno.renameSync(temporaryPath, path);
+  await Deno.rename(temporaryPath, path);
 }
 
 /**

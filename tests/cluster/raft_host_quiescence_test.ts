@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ManualScheduler } from "../../lib/cluster/manual_scheduler.ts";
 import { decodeRaftFrame } from "../../lib/cluster/peer_rpc.ts";
-import { bootstrapWaitMs, RaftHost } from "../../lib/cluster/raft_host.ts";
+import { bootstrapWaitMs, peerActiveTicks, RaftHost } from "../../lib/cluster/raft_host.ts";
 import {
   newGroupQuiesceTicks,
   quiesceTicks,
@@ -231,4 +231,31 @@ Deno.test("RaftHost unparks new followers after bootstrapWaitMs when their leade
   assert.ok(leader === 2 || leader === 3, `leader ${leader}`);
   assert.equal(cluster.group(3, "t:never").leader, leader);
   await cluster.close();
+});
+
+/** Node 1 leads `t:alone`, whose followers' replicas never open; with `heard`, nodes 2 and 3 send frames every tick. */
+async function leaderWithoutFollowers(heard: boolean): Promise<boolean> {
+  const cluster = new HostCluster();
+  cluster.addReplica("t:alone", 1);
+  await cluster.settle();
+  assert.equal(cluster.group(1, "t:alone").isLeader, true);
+  for (let tick = 0; tick < 3 * peerActiveTicks; tick++) {
+    if (heard) {
+      for (const from of [2, 3]) {
+        cluster.hosts.get(1)!.receive({ from, incarnation: `node-${from}`, batch: [] });
+      }
+    }
+    await cluster.runTicks(1);
+  }
+  const leads = cluster.group(1, "t:alone").isLeader;
+  await cluster.close();
+  return leads;
+}
+
+Deno.test("RaftHost keeps a leader whose followers' replicas are not open while their processes send Raft frames", async () => {
+  assert.equal(await leaderWithoutFollowers(true), true);
+});
+
+Deno.test("RaftHost lets CheckQuorum depose a leader whose followers' processes are silent", async () => {
+  assert.equal(await leaderWithoutFollowers(false), false);
 });
