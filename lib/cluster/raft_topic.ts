@@ -12,7 +12,7 @@ import { ProtocolError } from "../wire/errors.ts";
 import { OffsetWaiters } from "../peer/offset_waiters.ts";
 import { AckBuffer } from "../peer/ack_buffer.ts";
 import type { Producer, PublishResult, ReadResult, Topic } from "../peer/topic.ts";
-import { encodeCommand, type PublishPart } from "../peer/topic_commands.ts";
+import { encodeCommand, type PublishPart, type TopicCommand } from "../peer/topic_commands.ts";
 import { TopicReader } from "../peer/topic_reader.ts";
 import { type ApplyResult, TopicState } from "../peer/topic_state.ts";
 import type { GroupStateMachine, ReplicaGroup } from "./replica_group.ts";
@@ -47,8 +47,26 @@ export class TopicMachine implements GroupStateMachine {
     this.reader = new TopicReader(store, this.state);
   }
 
+  /**
+   * The command `data` was encoded from, kept until its entry applies: the
+   * leader applies its own proposals without decoding them again. Keyed by
+   * the very bytes proposed (the log hands the same object back) and
+   * dropped once applied; entries read back from disk, and every
+   * follower's, are decoded as usual.
+   */
+  readonly #decoded = new WeakMap<Uint8Array, TopicCommand>();
+
+  /** See `#decoded`: `command` must be what `data` decodes to. */
+  rememberDecoded(data: Uint8Array, command: TopicCommand): void {
+    this.#decoded.set(data, command);
+  }
+
   apply(entry: Entry): ApplyResult {
-    const result = this.state.apply(entry.index, entry.data);
+    const decoded = this.#decoded.get(entry.data);
+    if (decoded !== undefined) this.#decoded.delete(entry.data);
+    const result = decoded === undefined
+      ? this.state.apply(entry.index, entry.data)
+      : this.state.applyDecoded(entry.index, decoded);
     if (result.kind === "published" && result.messages.length > 0) {
       // Subscribers at the tail read this entry next: skip decoding it again.
       this.reader.remember(entry.index, result.messages);
@@ -174,7 +192,9 @@ export class RaftTopic implements Topic {
     if (batch.length === 0) return;
     this.#batch = [];
     this.#batchBytes = 0;
-    const data = encodeCommand({ kind: "publish", parts: batch.map((item) => item.part) });
+    const command: TopicCommand = { kind: "publish", parts: batch.map((item) => item.part) };
+    const data = encodeCommand(command);
+    this.#machine.rememberDecoded(data, command);
     let proposed: Promise<unknown>;
     try {
       proposed = this.group.propose(data);

@@ -11,7 +11,7 @@
 import { type ClusterSecret, type ListenerHandshake, listenerStep } from "../cluster/peer_auth.ts";
 import type { PeerContext } from "../cluster/peer_handler.ts";
 import { decodeBinaryRaftPayload, isBinaryRaftPayload } from "../cluster/raft_binary.ts";
-import { encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
+import { encodeAnswerFrame, encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
 import { errorResponse, isErrorResponse, ProtocolError } from "../wire/errors.ts";
 import { decodeRequest, type Request, RequestError } from "../wire/requests.ts";
 import type { AccessPolicy } from "./auth.ts";
@@ -172,7 +172,7 @@ export class Connection {
     this.#handle(request, slot).then((handled) => {
       // Too late: the slot holds the timed-out answer already.
       if (slot.frame !== undefined) return;
-      slot.frame = encodeFrame(withId(handled.response, request.id));
+      slot.frame = encodeAnswerFrame(handled.response, request.id);
       slot.afterWrite = handled.afterWrite;
       slot.close = handled.close;
       this.#flushSlots();

@@ -268,6 +268,19 @@ export class TopicState {
     return this.applyCommand(index, command);
   }
 
+  /**
+   * Applies the entry at `index` from its command as decoded already (the
+   * leader's own proposal): the same as `apply` of its encoded bytes.
+   */
+  applyDecoded(index: number, command: TopicCommand): ApplyResult {
+    assert(
+      index === this.appliedIndex + 1,
+      `apply out of order: ${index} after ${this.appliedIndex}`,
+    );
+    this.appliedIndex = index;
+    return this.applyCommand(index, command);
+  }
+
   /** Advances past an entry that is not a topic command (a Raft membership change). */
   skip(index: number): void {
     assert(

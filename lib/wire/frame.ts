@@ -38,7 +38,36 @@ const encoder = new TextEncoder();
  * ```
  */
 export function encodeFrame(value: unknown): Uint8Array {
-  const json = JSON.stringify(value);
+  return encodeJson(JSON.stringify(value));
+}
+
+/**
+ * Encodes an answer with the request's `id` added, as
+ * `encodeFrame({ ...answer, id })` does, without copying the answer: a
+ * plain object's JSON gets the id appended. Arrays carry no id; an answer
+ * without an id (one-way requests) is encoded as it is.
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeAnswerFrame({ status: "pong", node: 1 }, 7); // {"status":"pong","node":1,"id":7}
+ * ```
+ */
+export function encodeAnswerFrame(answer: unknown, id: string | number | undefined): Uint8Array {
+  if (id === undefined || typeof answer !== "object" || answer === null || Array.isArray(answer)) {
+    return encodeFrame(answer);
+  }
+  const plain = Object.getPrototypeOf(answer) === Object.prototype &&
+    !Object.hasOwn(answer, "id") &&
+    !Object.hasOwn(answer, "toJSON");
+  if (!plain) {
+    return encodeFrame({ ...answer, id });
+  }
+  const json = JSON.stringify(answer);
+  const idJson = JSON.stringify(id);
+  return encodeJson(json === "{}" ? `{"id":${idJson}}` : `${json.slice(0, -1)},"id":${idJson}}`);
+}
+
+function encodeJson(json: string): Uint8Array {
   // Worst case UTF-8 is 3 bytes per UTF-16 unit; encodeInto avoids a second copy.
   const buffer = new Uint8Array(frameHeaderBytes + json.length * 3);
   const { written } = encoder.encodeInto(json, buffer.subarray(frameHeaderBytes));

@@ -152,3 +152,14 @@ Deno.test("serveMetrics rejects a port outside 0..65535", () => {
     ),
   );
 });
+
+Deno.test("Label sets whose values hold NULs keep separate values", () => {
+  const registry = new MetricsRegistry();
+  const counter = registry.counter("nul_total", "Label values with NULs", ["a", "b"]);
+  counter.inc({ a: "x\u0000", b: "" });
+  counter.inc({ a: "x", b: "\u0000" }, 2);
+  counter.inc({ a: "x", b: "" }, 5);
+  assert.equal(counter.value({ a: "x\u0000", b: "" }), 1);
+  assert.equal(counter.value({ a: "x", b: "\u0000" }), 2);
+  assert.equal(counter.value({ a: "x", b: "" }), 5);
+});

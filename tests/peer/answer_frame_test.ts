@@ -1,0 +1,30 @@
+/**
+ * `encodeAnswerFrame` appends the request id to an answer's JSON instead of
+ * copying the answer: its bytes must be exactly those of
+ * `encodeFrame({ ...answer, id })`, which clients have always received.
+ *
+ * @module
+ */
+
+import { deepEqual } from "node:assert/strict";
+import fc from "fast-check";
+import { encodeAnswerFrame, encodeFrame } from "../../lib/wire/frame.ts";
+
+const id = fc.oneof(fc.integer(), fc.string());
+
+Deno.test("encodeAnswerFrame encodes the same bytes as the answer with its id spread in", () => {
+  fc.assert(
+    fc.property(fc.dictionary(fc.string(), fc.jsonValue()), id, (answer, requestId) => {
+      deepEqual(encodeAnswerFrame(answer, requestId), encodeFrame({ ...answer, id: requestId }));
+    }),
+    { numRuns: 500 },
+  );
+});
+
+Deno.test("encodeAnswerFrame keeps an answer's own id position, arrays and id-less answers as they are", () => {
+  const withOwnId = { status: "ok", id: 1, node: 2 };
+  deepEqual(encodeAnswerFrame(withOwnId, 9), encodeFrame({ ...withOwnId, id: 9 }));
+  deepEqual(encodeAnswerFrame(["a", "b"], 9), encodeFrame(["a", "b"]));
+  deepEqual(encodeAnswerFrame({ status: "ok" }, undefined), encodeFrame({ status: "ok" }));
+  deepEqual(encodeAnswerFrame({}, "x"), encodeFrame({ id: "x" }));
+});
