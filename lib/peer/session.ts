@@ -7,7 +7,7 @@
  */
 
 import { setImmediate } from "node:timers";
-import { ProtocolError } from "../wire/errors.ts";
+import { errorResponse, ProtocolError } from "../wire/errors.ts";
 import type { Request } from "../wire/requests.ts";
 import { AccessPolicy, fullAccessToken, type Principal, refusalOf } from "./auth.ts";
 import { type Broker, type Route, TopicElsewhereError } from "./broker.ts";
@@ -21,14 +21,19 @@ export const relayedMessagesMax = 1000;
 export const relayedCharsMax = 256 * 1024;
 
 /**
- * Plain publishes (no producer id) to one topic relayed in one turn: they
- * travel to the leader as one `publish_batch` and each gets its own offset
- * back, in the order they were routed.
+ * Publishes to one topic relayed in one turn: plain ones travel to the
+ * leader as one `publish_batch`, idempotent ones (each with its own producer
+ * sequence) as one `publish_parts`; each gets its own answer back, in the
+ * order they were routed. A batch holds one kind: a publish of the other
+ * kind sends the open batch first, so the topic keeps the request order.
  */
 interface RelayBatch {
   readonly topic: string;
   readonly leader: number;
+  readonly idempotent: boolean;
   readonly messages: string[];
+  /** The producer of each message (idempotent batches only). */
+  readonly producers: { producer_id: string; sequence: number }[];
   chars: number;
   readonly answers: ((answer: unknown) => void)[];
   readonly failures: ((error: unknown) => void)[];
@@ -160,6 +165,11 @@ export class Session {
       case "fetch_messages":
       case "fetch":
         return await this.#atLeader(request, (topic) => serveTopicRequest(topic, request));
+      case "publish_parts":
+        if (this.#hops === 0) {
+          throw new ProtocolError("bad_request", "Action 'publish_parts' is only relayed by peers");
+        }
+        return await this.#atLeader(request, (topic) => servePublishParts(topic, request));
       case "ack": {
         const answer = await this.#atLeader(request, (topic) => acknowledge(topic, request));
         if ((answer as { status?: string }).status === "acked") {
@@ -210,8 +220,8 @@ export class Session {
     const route = async () => {
       const where = await this.#where(name);
       if (where.topic !== undefined) return { started: serve(where.topic) };
-      if (request.action === "publish" && request.producer_id === undefined) {
-        return { started: this.#relayPublish(name, where.elsewhere, request.message) };
+      if (request.action === "publish") {
+        return { started: this.#relayPublish(name, where.elsewhere, request) };
       }
       const { id: _id, ...body } = request;
       const started = this.#broker.forward(where.elsewhere, body as Request, {
@@ -244,15 +254,22 @@ export class Session {
   }
 
   /**
-   * Adds a plain publish to this turn's relayed batch of its topic; the
-   * batch leaves once the turn ends (or when full, or when the leader
-   * changed), so a burst of publishes costs one peer request.
+   * Adds a publish to this turn's relayed batch of its topic; the batch
+   * leaves once the turn ends (or when full, or when the leader or the kind
+   * of publish changed), so a burst of publishes costs one peer request.
    */
-  #relayPublish(topic: string, leader: number, message: string): Promise<unknown> {
+  #relayPublish(
+    topic: string,
+    leader: number,
+    request: Extract<Request, { action: "publish" }>,
+  ): Promise<unknown> {
+    const { message, producer_id, sequence } = request;
+    const idempotent = producer_id !== undefined && sequence !== undefined;
     let batch = this.#relays.get(topic);
     if (
       batch !== undefined &&
-      (batch.leader !== leader || batch.messages.length >= relayedMessagesMax ||
+      (batch.leader !== leader || batch.idempotent !== idempotent ||
+        batch.messages.length >= relayedMessagesMax ||
         batch.chars + message.length > relayedCharsMax)
     ) {
       this.#sendRelay(batch);
@@ -262,7 +279,9 @@ export class Session {
       const opened: RelayBatch = {
         topic,
         leader,
+        idempotent,
         messages: [],
+        producers: [],
         chars: 0,
         answers: [],
         failures: [],
@@ -272,6 +291,7 @@ export class Session {
       batch = opened;
     }
     batch.messages.push(message);
+    if (idempotent) batch.producers.push({ producer_id, sequence });
     batch.chars += message.length;
     const { promise, resolve, reject } = Promise.withResolvers<unknown>();
     batch.answers.push(resolve);
@@ -282,9 +302,7 @@ export class Session {
   #sendRelay(batch: RelayBatch): void {
     if (this.#relays.get(batch.topic) !== batch) return;
     this.#relays.delete(batch.topic);
-    const body: Request = batch.messages.length === 1
-      ? { action: "publish", topic_name: batch.topic, message: batch.messages[0] }
-      : { action: "publish_batch", topic_name: batch.topic, messages: batch.messages };
+    const body = relayRequest(batch);
     this.#broker.forward(batch.leader, body, { hops: this.#hops + 1 }).then((answer) => {
       const answers = splitRelayAnswer(stripId(answer), batch);
       batch.answers.forEach((resolve, index) => resolve(answers[index]));
@@ -476,11 +494,59 @@ async function acknowledge(
   };
 }
 
+/** The request that relays `batch` to the topic's leader. */
+function relayRequest(batch: RelayBatch): Request {
+  const topic_name = batch.topic;
+  if (batch.idempotent) {
+    const parts = batch.messages.map((message, index) => ({ message, ...batch.producers[index] }));
+    return { action: "publish_parts", topic_name, parts };
+  }
+  return batch.messages.length === 1
+    ? { action: "publish", topic_name, message: batch.messages[0] }
+    : { action: "publish_batch", topic_name, messages: batch.messages };
+}
+
+/**
+ * Serves a `publish_parts` on the topic's leader: each part is published
+ * with its own producer sequence, all in this turn (so they share one log
+ * entry), and each gets the answer a `publish` of its own would get.
+ */
+async function servePublishParts(
+  topic: Topic,
+  request: Extract<Request, { action: "publish_parts" }>,
+): Promise<unknown[]> {
+  const publishes = request.parts.map((part) => {
+    try {
+      return topic.publish([part.message], {
+        producerId: part.producer_id,
+        sequence: part.sequence,
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  });
+  const outcomes = await Promise.allSettled(publishes);
+  return outcomes.map((outcome) => {
+    if (outcome.status === "fulfilled") {
+      return { status: "message_published", topic: topic.name, offset: outcome.value.firstOffset };
+    }
+    if (outcome.reason instanceof ProtocolError) {
+      return errorResponse(outcome.reason.code, outcome.reason.message);
+    }
+    throw outcome.reason;
+  });
+}
+
 /**
  * One answer per publish of a relayed batch: its own offset when the batch
- * was stored, else the batch's (error) answer for each.
+ * was stored (an idempotent batch brings one answer per part), else the
+ * batch's (error) answer for each.
  */
 function splitRelayAnswer(answer: unknown, batch: RelayBatch): unknown[] {
+  if (batch.idempotent) {
+    const each = Array.isArray(answer) && answer.length === batch.messages.length;
+    return batch.messages.map((_, index) => each ? (answer as unknown[])[index] : answer);
+  }
   const stored = answer as { status?: unknown; offset?: unknown; first_offset?: unknown };
   const first = batch.messages.length === 1 ? stored.offset : stored.first_offset;
   const published = stored.status === "message_published" ||

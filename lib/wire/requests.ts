@@ -40,7 +40,21 @@ export interface ProducerFields {
   sequence?: number;
 }
 
-/** Every request a client may send, discriminated by `action`. */
+/**
+ * One idempotent publish inside a `publish_parts`: a peer that does not
+ * lead the topic relays the idempotent publishes of one turn together, each
+ * with its own producer sequence.
+ */
+export interface RelayedPart {
+  message: string;
+  producer_id: string;
+  sequence: number;
+}
+
+/**
+ * Every request a client may send, discriminated by `action`, and
+ * `publish_parts`, which only peers send (in `peer_forward`).
+ */
 export type Request =
   & { id?: string | number }
   & (
@@ -53,6 +67,7 @@ export type Request =
     | { action: "alter_topic"; topic_name: string; retention: RetentionPatch }
     | { action: "publish"; topic_name: string; message: string } & ProducerFields
     | { action: "publish_batch"; topic_name: string; messages: string[] } & ProducerFields
+    | { action: "publish_parts"; topic_name: string; parts: RelayedPart[] }
     | { action: "fetch_messages"; topic_name: string }
     | { action: "fetch"; topic_name: string; from_offset: number; max: number }
     | {
@@ -144,6 +159,29 @@ function messageList(fields: Fields): string[] {
   return value as string[];
 }
 
+function relayedParts(fields: Fields): RelayedPart[] {
+  const value = fields.parts;
+  if (!Array.isArray(value) || value.length === 0 || value.length > batchMessagesMax) {
+    fail(`Field 'parts' must be an array of 1-${batchMessagesMax} publishes`);
+  }
+  return value.map((part: unknown) => {
+    if (typeof part !== "object" || part === null || Array.isArray(part)) {
+      fail("Field 'parts' must hold only objects");
+    }
+    const partFields = part as Fields;
+    if (typeof partFields.message !== "string") fail("Field 'message' must be a string");
+    const producer = producerFields(partFields);
+    if (producer.producer_id === undefined || producer.sequence === undefined) {
+      fail("Each of 'parts' needs 'producer_id' and 'sequence'");
+    }
+    return {
+      message: partFields.message,
+      producer_id: producer.producer_id,
+      sequence: producer.sequence,
+    };
+  });
+}
+
 function subscribeFrom(fields: Fields): SubscribeFrom | undefined {
   const value = fields.from;
   if (value === undefined || value === "latest" || value === "earliest") return value;
@@ -214,6 +252,8 @@ function validateAction(fields: Fields): Request {
         messages: messageList(fields),
         ...producerFields(fields),
       };
+    case "publish_parts":
+      return { action, topic_name: topic(), parts: relayedParts(fields) };
     case "fetch_messages":
     case "delete_topic":
     case "describe_topic":
