@@ -1,0 +1,3 @@
+import { checkClusterShard, shardTestName } from "./_cluster_seeds.ts";
+
+Deno.test(shardTestName(2), () => checkClusterShard(2));
