@@ -275,6 +275,13 @@ export class LocalBroker implements Broker {
     throw new ProtocolError("unavailable", `Topic '${name}' is not ready yet; retry`);
   }
 
+  leadingTopic(name: string): Topic | undefined {
+    const local = this.#topics.get(name);
+    if (local === undefined) return undefined;
+    const group = local.group;
+    return group.isLeader || group.storageFailure !== undefined ? local.topic : undefined;
+  }
+
   /** A single peer leads every topic, so nothing is ever forwarded. */
   forward(nodeId: number): Promise<unknown> {
     throw new ProtocolError(

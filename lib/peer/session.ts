@@ -217,6 +217,12 @@ export class Session {
     serve: (topic: Topic) => Promise<unknown>,
   ): Promise<unknown> {
     const name = request.topic_name;
+    if (!this.#routing.has(name)) {
+      // Nothing of this topic is being routed, and this node leads it: the
+      // write is proposed now, so no later request can overtake it.
+      const leading = this.#broker.leadingTopic?.(name);
+      if (leading !== undefined) return await serve(leading);
+    }
     const route = async () => {
       const where = await this.#where(name);
       if (where.topic !== undefined) return { started: serve(where.topic) };
