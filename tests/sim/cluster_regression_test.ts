@@ -56,6 +56,21 @@ const regressions: { seed: number; bug: string }[] = [
     bug:
       "not a product bug: the nemesis replaced the disk of one of the metadata group's two voters (it was still growing from one voter to three) and the group lost its majority for good (placement_not_converged); the nemesis no longer replaces a disk whose loss takes a group's majority",
   },
+  {
+    seed: 3854095129,
+    bug:
+      "a committed conf change was applied before the commit index covering it was fsynced (a commit-only hard state is not); after a crash the replicas came back at voters {1,2,3,4} although the removal of 3 had committed, and waited forever for the removed voter (placement_not_converged); RaftNode now syncs that commit first",
+  },
+  {
+    seed: 3854095179,
+    bug:
+      "the storage's skipped term-1 hard state (lib/storage/_metadata.ts impliedByLog) lost a bootstrap leader's commit index: after a power loss it applied only the bootstrap conf {1,2,3} and won term 2 with {1,2} beside the leader elected under {1,3,4} (two_leaders); also CI seed 104 (committed_logs_differ)",
+  },
+  {
+    seed: 1914657110,
+    bug:
+      "not a product bug: the nemesis, from a view a fault old, replaced a disk while the metadata group had two voters and lost its majority (placement_not_converged)",
+  },
 ];
 
 for (const { seed, bug } of regressions) {
