@@ -287,7 +287,10 @@ export async function runTopicsBench(
     }
     await new Promise((resolve) => setTimeout(resolve, settings.quietSeconds * 1000));
     const peers = await measureIdle(cluster, settings.cpuSeconds);
-    return { topics, ...timings, peers, loadAverage: Deno.loadavg()[0] };
+    const result = { topics, ...timings, peers, loadAverage: Deno.loadavg()[0] };
+    // Printed before the cluster stops: deleting 30,000 replica directories takes a while.
+    if (!settings.json) console.error(formatTopicsBench([result]).split("\n").slice(2).join("\n"));
+    return result;
   } finally {
     for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.removeSignalListener(signal, stop);
     await cluster.stop();
@@ -333,9 +336,7 @@ async function main(args: string[]): Promise<number> {
   }
   const results: TopicsBenchResult[] = [];
   for (const topics of settings.topics) {
-    const result = await runTopicsBench(topics, settings);
-    results.push(result);
-    if (!settings.json) console.error(formatTopicsBench([result]).split("\n").slice(2).join("\n"));
+    results.push(await runTopicsBench(topics, settings));
   }
   console.log(settings.json ? JSON.stringify(results, null, 2) : formatTopicsBench(results));
   return 0;

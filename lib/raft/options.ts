@@ -60,11 +60,13 @@ export interface RaftOptions {
   /** Leader steps down without a quorum of recent contact; followers in lease ignore votes. Default true. */
   checkQuorum?: boolean;
   /**
-   * CheckQuorum also counts voter `id` as in contact when this returns true
-   * (its process was heard from lately, by any group's traffic): a leader
-   * whose followers' replicas lag behind their busy processes (or are not
-   * open yet) keeps leading instead of stepping down. Liveness only:
-   * CheckQuorum protects no safety property. Default: none.
+   * Whether voter `id`'s process was heard from lately (by any group's
+   * traffic). CheckQuorum then counts it as in contact, so a leader whose
+   * followers' replicas lag behind their busy processes (or are not open
+   * yet) keeps leading; and a follower whose leader's process is active
+   * waits up to `leaderPatienceTimeouts` election timeouts before it
+   * campaigns. Liveness only: neither timer protects a safety property.
+   * Default: none.
    */
   isPeerActive?: (id: number) => boolean;
   /** Appends in flight per follower in replicate state. Default 64. */

@@ -26,6 +26,12 @@ import type { ConfChange, Message, MessageType, ReadState, Role } from "./types.
 
 type StepFunction = (message: Message) => void;
 
+/**
+ * Election timeouts a follower waits for a leader whose process is still
+ * heard from before it campaigns (see `#leaderProcessActive`).
+ */
+export const leaderPatienceTimeouts = 5;
+
 /** The Raft state machine of one replica. */
 export class Raft {
   readonly id: number;
@@ -234,7 +240,10 @@ export class Raft {
 
   #tickElection(): void {
     this.#electionElapsed++;
-    if (this.#promotable() && this.#electionElapsed >= this.#randomizedElectionTimeout) {
+    if (
+      this.#promotable() && this.#electionElapsed >= this.#randomizedElectionTimeout &&
+      !this.#leaderProcessActive()
+    ) {
       this.#electionElapsed = 0;
       this.campaign(false);
     }
@@ -256,6 +265,21 @@ export class Raft {
       this.#heartbeatElapsed = 0;
       this.#broadcastHeartbeat(this.#reads.lastContext());
     }
+  }
+
+  /**
+   * Whether a follower keeps waiting for its leader past the election
+   * timeout: while the leader's process is heard from (`isPeerActive`, any
+   * group's traffic), its silence in this group is more likely a process
+   * too busy to answer in time than a dead leader, and an election would
+   * only add work; but never longer than `leaderPatienceTimeouts` election
+   * timeouts (a leader that stepped down, e.g. removed from the group,
+   * sends nothing here while its process lives on). Liveness only.
+   */
+  #leaderProcessActive(): boolean {
+    return this.leader !== 0 && this.leader !== this.id &&
+      this.#electionElapsed < leaderPatienceTimeouts * this.#options.electionTicks &&
+      (this.#options.isPeerActive?.(this.leader) ?? false);
   }
 
   /** Whether a quorum of voters was heard from since the last check; resets the marks. */

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ManualScheduler } from "../../lib/cluster/manual_scheduler.ts";
 import { decodeRaftFrame } from "../../lib/cluster/peer_rpc.ts";
 import { bootstrapWaitMs, peerActiveTicks, RaftHost } from "../../lib/cluster/raft_host.ts";
+import { leaderPatienceTimeouts } from "../../lib/raft/raft.ts";
 import {
   newGroupQuiesceTicks,
   quiesceTicks,
@@ -258,4 +259,30 @@ Deno.test("RaftHost keeps a leader whose followers' replicas are not open while 
 
 Deno.test("RaftHost lets CheckQuorum depose a leader whose followers' processes are silent", async () => {
   assert.equal(await leaderWithoutFollowers(false), false);
+});
+
+Deno.test("RaftHost: followers whose leader's process still sends frames wait longer before they campaign, then elect", async () => {
+  const cluster = new HostCluster();
+  cluster.addGroup("t:busy", true);
+  await cluster.settle();
+  await cluster.runTicks(1);
+  assert.equal(cluster.group(2, "t:busy").leader, 1);
+  // Node 1 falls silent in this group only (as a process too busy to
+  // answer in time would), while its other traffic reaches nodes 2 and 3.
+  cluster.hosts.get(1)!.remove("t:busy");
+  const heardFromNode1 = async (ticks: number) => {
+    for (let tick = 0; tick < ticks; tick++) {
+      for (const to of [2, 3]) {
+        cluster.hosts.get(to)!.receive({ from: 1, incarnation: "node-1", batch: [] });
+      }
+      await cluster.runTicks(1);
+    }
+  };
+  await heardFromNode1(3 * 10);
+  for (const id of [2, 3]) assert.equal(cluster.group(id, "t:busy").node.term, 1, `node ${id}`);
+  await heardFromNode1((leaderPatienceTimeouts + 2) * 10);
+  const leader = cluster.group(2, "t:busy").leader;
+  assert.ok(leader === 2 || leader === 3, `leader ${leader}`);
+  assert.ok(cluster.group(2, "t:busy").node.term >= 2);
+  await cluster.close();
 });
