@@ -476,6 +476,27 @@ interface CompareSettings {
 }
 
 /** Parses the few flags; a bad one ends the script with one line and exit code 2. */
+/** The text of `--help` (a function: `parseArgs` runs before module constants below it). */
+function usage(): string {
+  return `Usage: deno run -A bench/compare.ts [options]
+
+Runs the same workloads on a local 3-peer pubsub cluster (R3, fsync on a
+majority before ack), NATS JetStream R1 and R3 (nats-server), a standalone
+pubsub peer and Redis XADD with appendfsync always (redis-server), and prints
+every target of issue 12 side by side, then draws <out>/compare.svg.
+
+Options (integers):
+  --duration S          seconds per workload (default 5)
+  --message-size B      message bytes (default 100)
+  --in-flight N         publishes in flight when pipelined (default 256)
+  --large-size B        large message bytes (default 524288)
+  --large-in-flight N   large publishes in flight (default 4)
+  --rounds N            run the whole sequence N times; verdicts use the
+                        median of the per-round ratios (default 1)
+  --out DIR             where compare.svg goes (default bench/out/compare)
+  --help                this text`;
+}
+
 function parseArgs(args: string[]): CompareSettings {
   const parsed: CompareSettings = {
     durationSeconds: 5,
@@ -494,6 +515,10 @@ function parseArgs(args: string[]): CompareSettings {
     "--large-in-flight": "largeInFlight",
     "--rounds": "rounds",
   };
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(usage());
+    Deno.exit(0);
+  }
   for (let index = 0; index < args.length; index += 2) {
     if (args[index] === "--out" && args[index + 1] !== undefined) {
       parsed.outDir = args[index + 1];
