@@ -81,8 +81,12 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot | string {
 
 /**
  * Whether hard state `state` need not be written because the log implies
- * it: its term is 1 and the log (once durable) holds entries of term 1 and
- * none later. Term 1 is a group's bootstrap term (`Raft.#bootstrap`): its
+ * it: its term is 1, its commit index at most 1 (the bootstrap entry, which
+ * `raisedToLog` gives back), and the log (once durable) holds entries of
+ * term 1 and none later. A commit index past the bootstrap is written: a
+ * leader of term 1 may have committed conf changes after it, and a replica
+ * that comes back with its commit below one it applied would apply an older
+ * membership again (whole-cluster seeds 3854095179, 1914656949, 104). Term 1 is a group's bootstrap term (`Raft.#bootstrap`): its
  * only vote is the bootstrap leader's, fixed by construction, and no
  * candidate ever campaigns in term 1 (every founding replica starts in term
  * 1 and every other replica learns a term of at least 1 with its
@@ -92,7 +96,7 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot | string {
  * its hard-state file: a temp file, two fsyncs and a rename.
  */
 export function impliedByLog(state: HardState, lastTerm: number): boolean {
-  return state.term === 1 && lastTerm === 1;
+  return state.term === 1 && state.commit <= 1 && lastTerm === 1;
 }
 
 /**
