@@ -93,6 +93,12 @@ export class ReplicaManager {
     string,
     { name: string; cause: string; attempts: number; retryAt: number }
   >();
+  /**
+   * Tombstones this process left (see `drop`), by topic: the epoch. Deleted
+   * once that epoch of the topic is gone. (One left before a restart stays:
+   * a directory holding one small file.)
+   */
+  readonly #tombstones = new Map<string, number>();
   /** Topics named by metadata commands since the last reconcile. */
   readonly #changedTopics = new Set<string>();
   /** Set by a change that named no topic: the next reconcile looks at every topic. */
@@ -236,6 +242,9 @@ export class ReplicaManager {
     const { meta, nodeId, runtime } = this.#options;
     const placement = meta.topics.get(name);
     const local = this.#replicas.get(name);
+    if (local === undefined && !this.#opening.has(name)) {
+      this.#removeStaleTombstone(name, placement);
+    }
     if (placement === undefined) {
       if (local !== undefined) this.drop(name).catch(() => {});
       return;
@@ -262,6 +271,14 @@ export class ReplicaManager {
       return;
     }
     this.#open(placement).catch((error) => this.#openFailed(placement, error as Error));
+  }
+
+  /** Deletes the tombstone of `name` once its epoch was deleted or replaced by a newer one. */
+  #removeStaleTombstone(name: string, placement: TopicPlacement | undefined): void {
+    const epoch = this.#tombstones.get(name);
+    if (epoch === undefined || placement?.epoch === epoch) return;
+    this.#tombstones.delete(name);
+    this.#options.runtime.stores.remove(this.#topicDir(name, epoch)).catch(() => {});
   }
 
   /** Starts queued opens while slots are free; each looks at its placement afresh. */
@@ -292,6 +309,7 @@ export class ReplicaManager {
       if (this.#options.meta.topics.get(name)?.epoch === local.epoch) {
         const term = Math.max(local.group.node.term, local.group.store.hardState().term);
         await this.#options.runtime.stores.retire(directory, term);
+        this.#tombstones.set(name, local.epoch);
       } else {
         await this.#options.runtime.stores.remove(directory);
       }
@@ -378,6 +396,8 @@ export class ReplicaManager {
       retentionSegmentBytes(placement.retention),
     );
     const store = opened.store;
+    // A tombstone opened is a rebuilt replica now (its flag stays until it caught up).
+    this.#tombstones.delete(placement.name);
     if (this.#options.isClosed()) {
       await store.close();
       return;

@@ -37,11 +37,13 @@ export interface ClusterSimOptions {
   /**
    * Called after the final checks, before the peers stop, with the running
    * brokers and a way to await a promise on virtual time, for at most
-   * `budgetMs` (default 10 s) of it (for tests and debugging a seed).
+   * `budgetMs` (default 10 s) of it, and the simulated peers and their
+   * disks (read them only: for tests and debugging a seed).
    */
   inspect?: (
     brokers: Map<number, ClusterBroker>,
     drive: <T>(promise: Promise<T>, budgetMs?: number) => Promise<T | undefined>,
+    cluster: SimCluster,
   ) => Promise<void>;
   /** Sees every frame delivered, decoded (for debugging a seed). */
   observe?: (time: number, from: number, to: number, message: Record<string, unknown>) => void;
@@ -104,6 +106,7 @@ export async function runClusterSeed(
   await options.inspect?.(
     cluster.brokers(),
     (promise, budgetMs = 10_000) => run.drive(promise, budgetMs),
+    cluster,
   );
   await shutdown(run, cluster);
   return resultOf(world);
