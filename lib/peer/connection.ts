@@ -11,7 +11,7 @@
 import { type ClusterSecret, type ListenerHandshake, listenerStep } from "../cluster/peer_auth.ts";
 import type { PeerContext } from "../cluster/peer_handler.ts";
 import { decodeBinaryRaftPayload, isBinaryRaftPayload } from "../cluster/raft_binary.ts";
-import { encodeAnswerFrame, encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
+import { answerJson, encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
 import { errorResponse, isErrorResponse, ProtocolError } from "../wire/errors.ts";
 import { decodeRequest, type Request, RequestError } from "../wire/requests.ts";
 import type { AccessPolicy } from "./auth.ts";
@@ -46,7 +46,8 @@ export interface ConnectionOptions {
 }
 
 interface Slot {
-  frame: Uint8Array | undefined;
+  /** The answer: an encoded frame, or its JSON text (encoded with its burst). */
+  frame: Uint8Array | string | undefined;
   afterWrite?: () => void;
   close?: boolean;
   /** When a request still unanswered gets the timed-out answer instead (ms since epoch). */
@@ -172,7 +173,7 @@ export class Connection {
     this.#handle(request, slot).then((handled) => {
       // Too late: the slot holds the timed-out answer already.
       if (slot.frame !== undefined) return;
-      slot.frame = encodeAnswerFrame(handled.response, request.id);
+      slot.frame = answerJson(handled.response, request.id);
       slot.afterWrite = handled.afterWrite;
       slot.close = handled.close;
       this.#flushSlots();
@@ -323,7 +324,9 @@ export class Connection {
     while (this.#slots.length > 0 && this.#slots[0].frame !== undefined) {
       const slot = this.#slots.shift()!;
       if (this.#closed) continue;
-      this.#writer.write(slot.frame!);
+      const frame = slot.frame!;
+      if (typeof frame === "string") this.#writer.writeJson(frame);
+      else this.#writer.write(frame);
       slot.afterWrite?.();
       if (slot.close) this.close();
     }

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { concatFrames } from "../wire/frame.ts";
+import { encodeFrames, frameHeaderBytes } from "../wire/frame.ts";
 
 /** Queued bytes above which pushers wait. */
 export const queuedBytesHigh = 4 * 1024 * 1024;
@@ -29,7 +29,8 @@ export interface ByteSink {
  */
 export class FrameWriter {
   readonly #sink: ByteSink;
-  #queue: Uint8Array[] = [];
+  /** Encoded frames, and frames as JSON text (encoded together when written). */
+  #queue: (Uint8Array | string)[] = [];
   #queuedBytes = 0;
   #writing = false;
   #failed = false;
@@ -52,9 +53,21 @@ export class FrameWriter {
 
   /** Queues a frame; the write happens after the current microtask burst. */
   write(frame: Uint8Array): void {
+    this.#push(frame);
+  }
+
+  /**
+   * Queues a frame given as its JSON text: it is encoded when written,
+   * into the one buffer of its burst (no buffer of its own).
+   */
+  writeJson(json: string): void {
+    this.#push(json);
+  }
+
+  #push(frame: Uint8Array | string): void {
     if (this.#failed) return;
     this.#queue.push(frame);
-    this.#queuedBytes += frame.length;
+    this.#queuedBytes += queuedSize(frame);
     if (!this.#writing) {
       this.#writing = true;
       queueMicrotask(() => this.#pump());
@@ -77,7 +90,9 @@ export class FrameWriter {
     while (this.#queue.length > 0 && !this.#failed) {
       const frames = this.#queue;
       this.#queue = [];
-      const bytes = concatFrames(frames);
+      let queued = 0;
+      for (const frame of frames) queued += queuedSize(frame);
+      const bytes = encodeFrames(frames);
       try {
         let written = 0;
         while (written < bytes.length) {
@@ -86,7 +101,7 @@ export class FrameWriter {
       } catch {
         this.#failed = true;
       }
-      this.#queuedBytes -= bytes.length;
+      this.#queuedBytes -= queued;
       if (this.#queuedBytes <= queuedBytesHigh || this.#failed) this.#wake(this.#drainWaiters);
     }
     if (this.#failed) {
@@ -101,4 +116,9 @@ export class FrameWriter {
   #wake(waiters: (() => void)[]): void {
     for (const resolve of waiters.splice(0)) resolve();
   }
+}
+
+/** What a queued frame counts toward `queuedBytesHigh` (JSON text: its length, a lower bound). */
+function queuedSize(frame: Uint8Array | string): number {
+  return typeof frame === "string" ? frameHeaderBytes + frame.length : frame.length;
 }

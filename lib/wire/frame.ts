@@ -43,9 +43,7 @@ export function encodeFrame(value: unknown): Uint8Array {
 
 /**
  * Encodes an answer with the request's `id` added, as
- * `encodeFrame({ ...answer, id })` does, without copying the answer: a
- * plain object's JSON gets the id appended. Arrays carry no id; an answer
- * without an id (one-way requests) is encoded as it is.
+ * `encodeFrame({ ...answer, id })` does (see `answerJson`).
  *
  * @example
  * ```ts
@@ -53,18 +51,64 @@ export function encodeFrame(value: unknown): Uint8Array {
  * ```
  */
 export function encodeAnswerFrame(answer: unknown, id: string | number | undefined): Uint8Array {
+  return encodeJson(answerJson(answer, id));
+}
+
+/**
+ * The JSON text of an answer with the request's `id` added, the same as
+ * `JSON.stringify({ ...answer, id })`, without copying the answer: a plain
+ * object's JSON gets the id appended. Arrays carry no id; an answer without
+ * an id (one-way requests) is encoded as it is.
+ *
+ * @example
+ * ```ts
+ * answerJson({ status: "pong", node: 1 }, 7); // '{"status":"pong","node":1,"id":7}'
+ * ```
+ */
+export function answerJson(answer: unknown, id: string | number | undefined): string {
   if (id === undefined || typeof answer !== "object" || answer === null || Array.isArray(answer)) {
-    return encodeFrame(answer);
+    return JSON.stringify(answer);
   }
   const plain = Object.getPrototypeOf(answer) === Object.prototype &&
     !Object.hasOwn(answer, "id") &&
     !Object.hasOwn(answer, "toJSON");
-  if (!plain) {
-    return encodeFrame({ ...answer, id });
-  }
+  if (!plain) return JSON.stringify({ ...answer, id });
   const json = JSON.stringify(answer);
   const idJson = JSON.stringify(id);
-  return encodeJson(json === "{}" ? `{"id":${idJson}}` : `${json.slice(0, -1)},"id":${idJson}}`);
+  return json === "{}" ? `{"id":${idJson}}` : `${json.slice(0, -1)},"id":${idJson}}`;
+}
+
+/**
+ * Frames as one buffer for one write: encoded frames are copied, frames
+ * given as JSON text are encoded in place with their length header, so a
+ * burst of answers costs one allocation instead of one per answer.
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeFrames([encodeFrame({ a: 1 }), '{"b":2}']);
+ * ```
+ */
+export function encodeFrames(frames: readonly (Uint8Array | string)[]): Uint8Array {
+  if (frames.length === 1 && typeof frames[0] !== "string") return frames[0];
+  let bound = 0;
+  for (const frame of frames) {
+    bound += typeof frame === "string" ? frameHeaderBytes + frame.length * 3 : frame.length;
+  }
+  const out = new Uint8Array(bound);
+  const view = new DataView(out.buffer);
+  let at = 0;
+  for (const frame of frames) {
+    if (typeof frame !== "string") {
+      out.set(frame, at);
+      at += frame.length;
+      continue;
+    }
+    // Worst case UTF-8 is 3 bytes per UTF-16 unit, which `bound` reserved.
+    const { written } = encoder.encodeInto(frame, out.subarray(at + frameHeaderBytes));
+    view.setUint32(at, written);
+    at += frameHeaderBytes + written;
+  }
+  return out.subarray(0, at);
 }
 
 function encodeJson(json: string): Uint8Array {

@@ -8,7 +8,12 @@
 
 import { deepEqual } from "node:assert/strict";
 import fc from "fast-check";
-import { encodeAnswerFrame, encodeFrame } from "../../lib/wire/frame.ts";
+import {
+  concatFrames,
+  encodeAnswerFrame,
+  encodeFrame,
+  encodeFrames,
+} from "../../lib/wire/frame.ts";
 
 const id = fc.oneof(fc.integer(), fc.string());
 
@@ -27,4 +32,20 @@ Deno.test("encodeAnswerFrame keeps an answer's own id position, arrays and id-le
   deepEqual(encodeAnswerFrame(["a", "b"], 9), encodeFrame(["a", "b"]));
   deepEqual(encodeAnswerFrame({ status: "ok" }, undefined), encodeFrame({ status: "ok" }));
   deepEqual(encodeAnswerFrame({}, "x"), encodeFrame({ id: "x" }));
+});
+
+Deno.test("encodeFrames encodes JSON texts and encoded frames into the bytes of their frames in order", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.jsonValue(), fc.boolean()), { minLength: 1, maxLength: 8 }),
+      (items) => {
+        const frames = items.map(([value, asText]) =>
+          asText ? JSON.stringify(value) : encodeFrame(value)
+        );
+        const expected = concatFrames(items.map(([value]) => encodeFrame(value)));
+        deepEqual(encodeFrames(frames), expected);
+      },
+    ),
+    { numRuns: 300 },
+  );
 });
