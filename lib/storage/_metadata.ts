@@ -8,7 +8,7 @@
 
 import { crc32cRange } from "./crc32c.ts";
 import { readUint32, readUint64, writeUint32, writeUint64 } from "./_record.ts";
-import type { HardState, Snapshot } from "./types.ts";
+import { EntryType, type HardState, type Snapshot } from "./types.ts";
 
 const hardStateMagic = 0x50534853; // "PSHS"
 const snapshotMagic = 0x50534e50; // "PSNP"
@@ -81,22 +81,47 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot | string {
 
 /**
  * Whether hard state `state` need not be written because the log implies
- * it: its term is 1, its commit index at most 1 (the bootstrap entry, which
- * `raisedToLog` gives back), and the log (once durable) holds entries of
- * term 1 and none later. A commit index past the bootstrap is written: a
- * leader of term 1 may have committed conf changes after it, and a replica
- * that comes back with its commit below one it applied would apply an older
- * membership again (whole-cluster seeds 3854095179, 1914656949, 104). Term 1 is a group's bootstrap term (`Raft.#bootstrap`): its
+ * it: its term is 1 and the log (once durable) holds entries of term 1 and
+ * none later. Term 1 is a group's bootstrap term (`Raft.#bootstrap`): its
  * only vote is the bootstrap leader's, fixed by construction, and no
  * candidate ever campaigns in term 1 (every founding replica starts in term
  * 1 and every other replica learns a term of at least 1 with its
  * configuration), so a vote of term 1 is never asked for and forgetting it
- * is safe. A store that skips the write gives back `{ term: 1, vote: 0 }`
- * after a restart (see {@linkcode raisedToLog}). This saves a new replica
- * its hard-state file: a temp file, two fsyncs and a rename.
+ * is safe. A store that skips the write gives back `{ term: 1, vote: 0,
+ * commit: 1 }` after a restart (see {@linkcode raisedToLog}). This saves a
+ * new replica its hard-state file: a temp file, two fsyncs and a rename.
+ *
+ * The commit index is a hint like in any other term, except past a conf
+ * change: stores write the hard state whenever its commit index passed a
+ * conf change after the bootstrap entry, implied or not (see
+ * {@linkcode confChangeAt}), or a replica that came back below one it had
+ * applied would apply an older membership again (whole-cluster seeds
+ * 3854095179, 1914656949, 104).
  */
 export function impliedByLog(state: HardState, lastTerm: number): boolean {
-  return state.term === 1 && state.commit <= 1 && lastTerm === 1;
+  return state.term === 1 && lastTerm === 1;
+}
+
+/**
+ * Whether the commit index moving from `from` to `to` passes a conf change
+ * after index 1 (the bootstrap conf, committed by construction). `typeAt`
+ * gives an entry's type, or undefined when it is not at hand (counted as a
+ * conf change: the hard state is then written rather than the entry read).
+ * Returns the index up to which no conf change was found as `scanned`.
+ */
+export function confChangeAt(
+  from: number,
+  to: number,
+  typeAt: (index: number) => EntryType | undefined,
+): { passes: boolean; scanned: number } {
+  let index = Math.max(from, 1) + 1;
+  for (; index <= to; index++) {
+    const type = typeAt(index);
+    if (type === undefined || type === EntryType.ConfChange) {
+      return { passes: true, scanned: index - 1 };
+    }
+  }
+  return { passes: false, scanned: Math.max(from, to) };
 }
 
 /**

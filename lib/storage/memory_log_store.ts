@@ -7,7 +7,7 @@
  * @module
  */
 
-import { impliedByLog, raisedToLog } from "./_metadata.ts";
+import { confChangeAt, impliedByLog, raisedToLog } from "./_metadata.ts";
 import { checkRetained } from "./_retained.ts";
 import type { Entry, HardState, LogStore, SegmentInfo, Snapshot } from "./types.ts";
 
@@ -47,6 +47,8 @@ export class MemoryLogStore implements LogStore {
   /** Durable view: entries up to `#durableLast`, with durable entries overwritten since the last sync. */
   #durableLast = 0;
   #durableHardState: HardState = { term: 0, vote: 0, commit: 0 };
+  /** Committed entries up to here hold no conf change past the durable hard state. */
+  #confScanIndex = 0;
   #overwritten = new Map<number, Entry>();
   #closed = false;
   /** Error the next sync fails with (tests of disk failures). */
@@ -207,8 +209,19 @@ export class MemoryLogStore implements LogStore {
 
   /** Makes the hard state durable, unless the log implies it (as `SegmentLogStore` skips it). */
   #syncHardState(): void {
-    if (impliedByLog(this.#hardState, this.term(this.lastIndex()) ?? 0)) return;
+    const implied = impliedByLog(this.#hardState, this.term(this.lastIndex()) ?? 0);
+    if (implied && !this.#commitPassesConfChange()) return;
     this.#durableHardState = { ...this.#hardState };
+  }
+
+  /** As `SegmentLogStore`: an implied hard state is still written once its commit passes a conf change. */
+  #commitPassesConfChange(): boolean {
+    const from = Math.max(this.#confScanIndex, this.#durableHardState.commit);
+    const to = Math.min(this.#hardState.commit, this.lastIndex());
+    if (to <= from) return false;
+    const result = confChangeAt(from, to, (index) => this.#entries[index - this.#offset]?.type);
+    this.#confScanIndex = result.scanned;
+    return result.passes;
   }
 
   /** Installs `snapshot` and `retained` at once: in memory, one step is atomic and durable. */

@@ -33,6 +33,7 @@ import {
   writeFileAtomic,
 } from "./atomic_file.ts";
 import {
+  confChangeAt,
   decodeHardState,
   decodeSnapshot,
   encodeHardState,
@@ -341,6 +342,8 @@ export class SegmentLogStore implements LogStore {
   #recovering: Promise<void> | undefined;
   #closed = false;
   #fsyncCount = 0;
+  /** Committed entries up to here hold no conf change past the last written hard state. */
+  #confScanIndex = 0;
   /** Set when `open` created the directory: the first directory fsync also syncs its parent. */
   #parentUnsynced = false;
 
@@ -1000,10 +1003,39 @@ export class SegmentLogStore implements LogStore {
       this.#snapshotToWrite !== undefined || this.#hardStateNeedsWrite();
   }
 
+  /**
+   * The hard state is written when its term or vote changed (unless the
+   * log implies it, `impliedByLog`), and when its commit index passed a
+   * conf change: Raft applies a conf change only once a synced hard state
+   * covers its index (`RaftNode`), since a replica that came back with a
+   * lower commit index would apply an older membership again. Other
+   * commit-only changes are not written: the commit index is a hint that
+   * Raft relearns from its leader.
+   */
   #hardStateNeedsWrite(): boolean {
+    if (this.#commitPassesConfChange()) return true;
     const changed = this.#hardState.term !== this.#persistedHardState.term ||
       this.#hardState.vote !== this.#persistedHardState.vote;
     return changed && !impliedByLog(this.#hardState, this.term(this.#lastIndex) ?? 0);
+  }
+
+  /**
+   * Whether the commit index passed a conf change after the bootstrap entry
+   * since the hard state was last written (`confChangeAt`). Entries already
+   * looked at are not looked at again.
+   */
+  #commitPassesConfChange(): boolean {
+    const from = Math.max(this.#confScanIndex, this.#persistedHardState.commit);
+    const to = Math.min(this.#hardState.commit, this.#lastIndex);
+    if (to <= from) return false;
+    const first = Math.max(this.#cacheFirstIndex, this.firstIndex());
+    const result = confChangeAt(from, to, (index) =>
+      // An entry out of the cache is not at hand: write rather than read it.
+      index < first
+        ? undefined
+        : this.#cache[this.#cacheHead + index - this.#cacheFirstIndex]?.type);
+    this.#confScanIndex = result.scanned;
+    return result.passes;
   }
 
   #enqueue(job: () => Promise<void>): Promise<void> {

@@ -28,12 +28,18 @@ Deno.test("MemoryLogStore skips a bootstrap hard state of term 1 and gives it ba
   store.crash();
   equal(store.lastIndex(), 1);
   deepStrictEqual(store.hardState(), { term: 1, vote: 0, commit: 1 });
-  // A commit past the bootstrap entry is written (it may cover conf changes of term 1).
+  // A commit past normal entries of term 1 is a hint, as in any term: not written.
   store.append([entry(2, 1)]);
   store.setHardState({ term: 1, vote: 2, commit: 2 });
   store.syncNow();
   store.crash();
-  deepStrictEqual(store.hardState(), { term: 1, vote: 2, commit: 2 });
+  deepStrictEqual(store.hardState(), { term: 1, vote: 0, commit: 1 });
+  // A commit past a conf change is written (a replica must not apply an older membership again).
+  store.append([{ ...entry(3, 1), type: EntryType.ConfChange }]);
+  store.setHardState({ term: 1, vote: 2, commit: 3 });
+  store.syncNow();
+  store.crash();
+  deepStrictEqual(store.hardState(), { term: 1, vote: 2, commit: 3 });
   // A later term is written as ever.
   store.setHardState({ term: 2, vote: 3, commit: 1 });
   store.syncNow();

@@ -521,6 +521,28 @@ Deno.test("SegmentLogStore writes a new replica's bootstrap of term 1 as one seg
   });
 });
 
+Deno.test("SegmentLogStore writes a commit index that passes a conf change, and no other commit-only change", async () => {
+  await withTempDir(async (dir) => {
+    const store = await SegmentLogStore.open(dir);
+    store.append(makeEntries(1, 6, 2).map((entry) => ({ ...entry, type: EntryType.Normal })));
+    store.setHardState({ term: 2, vote: 1, commit: 0 });
+    await store.sync();
+    const before = store.fsyncCount;
+    store.setHardState({ term: 2, vote: 1, commit: 3 });
+    await store.sync();
+    assert.equal(store.fsyncCount, before, "a commit past normal entries is a hint");
+    store.append([{ term: 2, index: 7, type: EntryType.ConfChange, data: new Uint8Array([1]) }]);
+    await store.sync();
+    store.setHardState({ term: 2, vote: 1, commit: 7 });
+    await store.sync();
+    assert.ok(store.fsyncCount > before + 1, "the commit of a conf change is written");
+    await store.close();
+    const reopened = await SegmentLogStore.open(dir);
+    assert.deepEqual(reopened.hardState(), { term: 2, vote: 1, commit: 7 });
+    await reopened.close();
+  });
+});
+
 Deno.test("SegmentLogStore makes a new directory's first hard state durable with its parent entry", async () => {
   await withTempDir(async (dir) => {
     const directory = `${dir}/replica`;
