@@ -65,10 +65,23 @@ const decoder = new TextDecoder();
 export function encodeCommand(command: TopicCommand): Uint8Array {
   const [tag, body] = encodedBody(command);
   const json = JSON.stringify(body);
-  const out = new Uint8Array(1 + json.length * 3);
-  out[0] = tag;
-  const { written } = encoder.encodeInto(json, out.subarray(1));
-  return out.subarray(0, 1 + written);
+  // Worst case UTF-8 is 3 bytes per UTF-16 unit. The entry gets a buffer of
+  // its exact size: the log's cache keeps entries, and a 3x buffer behind
+  // a view would triple their memory.
+  const bound = 1 + json.length * 3;
+  const target = bound <= scratchBytesMax ? scratchOf(bound) : new Uint8Array(bound);
+  target[0] = tag;
+  const { written } = encoder.encodeInto(json, target.subarray(1));
+  return target.slice(0, 1 + written);
+}
+
+/** Largest reused encoding buffer; bigger commands get one of their own. */
+const scratchBytesMax = 4 * 1024 * 1024;
+let scratch = new Uint8Array(64 * 1024);
+
+function scratchOf(bytes: number): Uint8Array {
+  if (scratch.length < bytes) scratch = new Uint8Array(Math.min(scratchBytesMax, bytes * 2));
+  return scratch;
 }
 
 function encodedBody(command: TopicCommand): [number, unknown] {

@@ -60,3 +60,11 @@ Deno.test("A remembered command is used once: applying the same bytes again afte
   const again = machine.apply({ index: 1, term: 1, type: EntryType.Normal, data });
   deepEqual(again.kind === "published" ? again.messages : [], ["a", "b"]);
 });
+
+Deno.test("An encoded command owns a buffer of its exact size, so the log cache holds no hidden slack", () => {
+  for (const message of ["ascii", "ü€😀", "x".repeat(300_000)]) {
+    const data = encodeCommand({ kind: "publish", parts: [{ messages: [message] }] });
+    equal(data.byteOffset, 0);
+    equal(data.buffer.byteLength, data.byteLength);
+  }
+});
