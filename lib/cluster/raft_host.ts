@@ -36,13 +36,15 @@ export const tickMsDefault = 100;
 /** Most peers whose incarnation is remembered. */
 export const incarnationsMax = 4096;
 /**
- * Ticks (one election timeout) for which a peer that sent any Raft frame
- * counts as in contact for CheckQuorum in every group led here
- * (`RaftOptions.isPeerActive`): while a burst of work delays a process's
- * answers for some groups, its traffic for others shows it alive, and
- * leaders do not step down and re-elect by the thousand.
+ * Ticks (three election timeouts) for which a reachable peer that sent any
+ * Raft frame counts as active (`RaftOptions.isPeerActive`: CheckQuorum
+ * counts it as in contact, and its followers wait longer for it): while a
+ * burst of work delays a process's answers for some groups, its traffic for
+ * others shows it alive, and groups do not re-elect by the thousand. A peer
+ * whose link dropped (a killed process) or that the failure detector gave
+ * up on is not active, however recently it was heard from.
  */
-export const peerActiveTicks = 10;
+export const peerActiveTicks = 30;
 /**
  * How long a parked follower of a new bootstrap-led group waits for its
  * leader before it ticks (and may campaign) anyway: the leader's peer is
@@ -105,6 +107,8 @@ export class RaftHost {
   #ticks = 0;
   /** The tick at which each peer's last Raft frame arrived. */
   readonly #heardAt = new Map<number, number>();
+  /** `isReachable` answers of this tick (cleared by every tick). */
+  readonly #reachable = new Map<number, boolean>();
   readonly #bootstrapWaitTicks: number;
   /** Messages per destination peer, encoded once per frame when flushed. */
   #outbox = new Map<number, RaftOutItem[]>();
@@ -334,11 +338,18 @@ export class RaftHost {
     this.#heardAt.set(from, this.#ticks);
   }
 
-  /** Whether peer `nodeId` sent a Raft frame within the last `peerActiveTicks` ticks. */
+  /** Whether peer `nodeId` is reachable and sent a Raft frame within `peerActiveTicks` ticks. */
   readonly #peerActive = (nodeId: number): boolean => {
     const heardAt = this.#heardAt.get(nodeId);
-    return heardAt !== undefined && this.#ticks - heardAt < peerActiveTicks;
+    return heardAt !== undefined && this.#ticks - heardAt < peerActiveTicks &&
+      this.#reachableNow(nodeId);
   };
+
+  #reachableNow(nodeId: number): boolean {
+    let known = this.#reachable.get(nodeId);
+    if (known === undefined) this.#reachable.set(nodeId, known = this.#isReachable(nodeId));
+    return known;
+  }
 
   #noteIncarnation(from: number, incarnation: string): void {
     const known = this.#incarnations.get(from);
@@ -352,12 +363,8 @@ export class RaftHost {
 
   #tick(): void {
     this.#ticks++;
-    const reachable = new Map<number, boolean>();
-    const isReachable = (nodeId: number) => {
-      let known = reachable.get(nodeId);
-      if (known === undefined) reachable.set(nodeId, known = this.#isReachable(nodeId));
-      return known;
-    };
+    this.#reachable.clear();
+    const isReachable = (nodeId: number) => this.#reachableNow(nodeId);
     // A Set visits members added during the loop (groups woken by a tick) too.
     for (const group of this.#awake) {
       group.tick();

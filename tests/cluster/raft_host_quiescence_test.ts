@@ -286,3 +286,23 @@ Deno.test("RaftHost: followers whose leader's process still sends frames wait lo
   assert.ok(cluster.group(2, "t:busy").node.term >= 2);
   await cluster.close();
 });
+
+Deno.test("RaftHost: followers do not wait for a leader whose peer is unreachable, however recently it was heard from", async () => {
+  const cluster = new HostCluster();
+  cluster.addGroup("t:gone", true);
+  await cluster.settle();
+  await cluster.runTicks(1);
+  assert.equal(cluster.group(2, "t:gone").leader, 1);
+  cluster.hosts.get(1)!.remove("t:gone");
+  cluster.down.add(1);
+  // Frames from node 1 still arrive (sent before it went away), but its link is down.
+  for (let tick = 0; tick < 3 * 10; tick++) {
+    for (const to of [2, 3]) {
+      cluster.hosts.get(to)!.receive({ from: 1, incarnation: "node-1", batch: [] });
+    }
+    await cluster.runTicks(1);
+  }
+  const leader = cluster.group(2, "t:gone").leader;
+  assert.ok(leader === 2 || leader === 3, `leader ${leader}`);
+  await cluster.close();
+});
