@@ -257,11 +257,15 @@ export class ReplicaManager {
     }
     // A node still in the group's committed membership hosts its replica even
     // when the placement moved it away: until the group removed it, the
-    // group may need its vote (a restart must not take a voter out). Only a
-    // data directory older than the topic does: a replaced one holds no
-    // replica of it, and an empty replica must not stand in for the member
-    // the old directory was (it would vote with an empty log).
-    const member = this.#original(placement) && (placement.members?.includes(nodeId) ?? false);
+    // group may need its vote (a restart must not take a voter out). That
+    // membership is this directory's: a replaced directory hosts nothing
+    // until the metadata records it (#recordIsThisDirectory), and it joins
+    // only once no placement or recorded membership lists its id any more
+    // (`join.ts`), so none of the old directory's slots is taken by an empty
+    // replica. A node that joined after the topic was created counts too
+    // (seed 2174181049: a voter added later, moved away while the group was
+    // stuck, never reopened its replica after a restart).
+    const member = placement.members?.includes(nodeId) ?? false;
     if ((!placement.replicas.includes(nodeId) && !member) || this.#opening.has(name)) return;
     if (!this.#recordIsThisDirectory()) return;
     const failure = this.#openFailures.get(replicaKey(placement));

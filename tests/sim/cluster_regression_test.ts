@@ -71,6 +71,11 @@ const regressions: { seed: number; bug: string }[] = [
     bug:
       "not a product bug: the nemesis, from a view a fault old, replaced a disk while the metadata group had two voters and lost its majority (placement_not_converged)",
   },
+  {
+    seed: 2174181049,
+    bug:
+      "a node that joined after the topic was created became a voter of its group, was moved away by the placement while the group was stuck, and after a restart never reopened its replica (hosting by membership was for directories older than the topic only); with another voter removed the group had no quorum again (placement_not_converged)",
+  },
 ];
 
 for (const { seed, bug } of regressions) {
