@@ -174,6 +174,8 @@ export class ReplicaGroup {
   #scheduled = false;
   /** A `#schedule` call came while a drive ran: the drive looks again before it ends. */
   #wokenWhileDriving = false;
+  /** Work arrived while the last drive ran: the group is under load (see `#schedule`). */
+  #loaded = false;
   #closed = false;
   #failure: Error | undefined;
   #leader = 0;
@@ -677,13 +679,17 @@ export class ReplicaGroup {
     }
     if (this.#scheduled) return;
     this.#scheduled = true;
-    // An idle group handles the Ready in this turn: a microtask, after the
-    // rest of the frame or socket read that caused it, so the messages and
-    // proposals of one read still share a Ready and its fsync.
-    queueMicrotask(() => {
+    const run = () => {
       this.#scheduled = false;
       if (!this.#driving && !this.#closed) this.#drive();
-    });
+    };
+    // An idle group handles the Ready in this turn: a microtask, after the
+    // rest of the frame or socket read that caused it, so the messages and
+    // proposals of one read still share a Ready and its fsync. A loaded one
+    // (work arrived while its last drive ran) waits for a later task, so
+    // that the answers and acknowledgements of a burst share one Ready.
+    if (this.#loaded) this.#scheduler.defer(run);
+    else queueMicrotask(run);
   }
 
   async #drive(): Promise<void> {
@@ -703,6 +709,7 @@ export class ReplicaGroup {
     }
     // Something arrived after the last look (while the snapshot was taken):
     // look again rather than wait for the next event.
+    this.#loaded = this.#wokenWhileDriving;
     if (this.#wokenWhileDriving) this.#schedule();
   }
 
