@@ -707,8 +707,9 @@ export class ReplicaGroup {
     } finally {
       this.#driving = false;
     }
-    // Something arrived after the last look (while the snapshot was taken):
-    // look again rather than wait for the next event.
+    // Work arrived while this drive ran: the group counts as loaded, and
+    // looks again (in a later task) for what the loop did not take up, such
+    // as what came while the snapshot was taken.
     this.#loaded = this.#wokenWhileDriving;
     if (this.#wokenWhileDriving) this.#schedule();
   }
