@@ -393,6 +393,17 @@ async function readFinalState(
   }
   const replicas: ReplicaCopy[] = [];
   if (cluster.root !== undefined) {
+    // `in_sync` means a replica matched the commit index within the last
+    // second, not that it holds the last entry: before the peers stop, each
+    // replica serves the whole log through a subscription (bounded wait), so
+    // a follower a heartbeat behind is not reported as diverged. One that
+    // never catches up still shows in its files.
+    events.line?.("Waiting until every replica serves the whole log...");
+    await Promise.all(
+      (replicaIds ?? []).map((id) =>
+        readReplicaBySubscription(cluster, id, topic, log?.length ?? 0)
+      ),
+    );
     events.line?.("Stopping the peers and reading each one's own replica from its files...");
     await cluster.stopPeers();
     for (const id of replicaIds ?? cluster.members().map((node) => node.id)) {
