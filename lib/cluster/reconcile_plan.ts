@@ -99,7 +99,7 @@ export interface PlacementRepair {
 }
 
 /**
- * The first topic with a replica on a dead or removed peer that a live
+ * The first topic with a replica on a dead, departed or removed peer that a live
  * peer can take over, and its new replica list; undefined when none. One
  * change per round keeps the cluster's churn bounded.
  *
@@ -111,7 +111,10 @@ export interface PlacementRepair {
  */
 export function planPlacementRepair(input: PlacementRepairInput): PlacementRepair | undefined {
   const dead = new Set<number>();
-  for (const [id, state] of input.states) if (state === "dead") dead.add(id);
+  // A peer that announced its leave is gone too, even while the metadata
+  // still counts it (a join retried during its leave can add it back after
+  // its removal): it sends no heartbeat again, so it would never turn dead.
+  for (const [id, state] of input.states) if (state === "dead" || state === "left") dead.add(id);
   for (const member of input.members) if (member.left) dead.add(member.id);
   const alive = new Set(input.alive);
   const topics = [...input.topics];

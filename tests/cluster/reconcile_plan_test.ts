@@ -141,6 +141,18 @@ Deno.test("planPlacementRepair treats a removed member as gone even while it is 
   assert.deepEqual(repair?.replicas, [1, 2, 4]);
 });
 
+Deno.test("planPlacementRepair moves a replica off a peer that announced its leave while the metadata still counts it", () => {
+  // A join retried during the leave added it back after its removal: it
+  // never heartbeats again, so the failure detector keeps it left, not dead.
+  const repair = planPlacementRepair({
+    topics: [placement()],
+    members: [1, 2, 3, 4].map((id) => member(id)),
+    states: new Map([[1, "alive"], [2, "alive"], [3, "left"], [4, "alive"]]),
+    alive: [1, 2, 4],
+  });
+  assert.deepEqual(repair, { name: "events", from: [1, 2, 3], replicas: [1, 2, 4] });
+});
+
 Deno.test("planPlacementRepair leaves a dead peer's replica in place while no spare peer is alive", () => {
   const repair = planPlacementRepair({
     topics: [placement()],
