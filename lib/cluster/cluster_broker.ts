@@ -123,6 +123,8 @@ export class ClusterBroker implements Broker {
   #localScheduled = false;
   #closed = false;
   #joining: Promise<void> | undefined;
+  /** Set by `leave`: the join loop stops. */
+  #leaving = false;
   #directoryId!: string;
   /**
    * True while a node with an empty data directory waits for the cluster to
@@ -343,7 +345,9 @@ export class ClusterBroker implements Broker {
 
   async #joinLoop(peers: DiscoveryPeer[]): Promise<void> {
     try {
-      while (!this.#closed && (await this.#tryJoin(peers, 1)) !== "joined") {
+      while (
+        !this.#closed && !this.#leaving && (await this.#tryJoin(peers, 1)) !== "joined"
+      ) {
         await delay(this.#runtime.scheduler, 500);
       }
     } catch (error) {
@@ -528,6 +532,10 @@ export class ClusterBroker implements Broker {
 
   /** Removes this node from the cluster and waits (bounded) until its replicas moved away. */
   async leave(timeoutMs = 30_000): Promise<void> {
+    // A join still retrying (its answer lost) would add this node back after
+    // its removal (whole-cluster seed 306143): it stops first.
+    this.#leaving = true;
+    await this.#joining;
     await this.removeNode(this.nodeId);
     const scheduler = this.#runtime.scheduler;
     const deadline = scheduler.now() + timeoutMs;

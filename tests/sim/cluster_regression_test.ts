@@ -76,6 +76,11 @@ const regressions: { seed: number; bug: string }[] = [
     bug:
       "a node that joined after the topic was created became a voter of its group, was moved away by the placement while the group was stuck, and after a restart never reopened its replica (hosting by membership was for directories older than the topic only); with another voter removed the group had no quorum again (placement_not_converged)",
   },
+  {
+    seed: 306143,
+    bug:
+      "a joiner whose join answers were lost kept retrying while it left: a retried join, answered after its removal had committed, added it back (a left member with its own directory may rejoin), so after it stopped the metadata counted a member that never came back and no group moved off it (placement_not_converged); leave() now stops the join loop first",
+  },
 ];
 
 for (const { seed, bug } of regressions) {
