@@ -211,6 +211,11 @@ export class ClusterBroker implements Broker {
     this.#retention = new RetentionLoop({
       retentionOf: (name) => this.#meta.topics.get(name)?.retention,
       replicas: () => this.#replicas.entries(),
+      // Retention or placement changed, or a replica opened here.
+      onChange: (listener) => {
+        this.#meta.onChange(listener);
+        this.#replicas.onGroupChange(listener);
+      },
       scheduler: this.#runtime.scheduler,
     });
     this.#router = new TopicRouter({

@@ -13,6 +13,11 @@
  * Destructive steps follow committed state only: a replica deletes segments
  * because its own log committed a `retain`, never because a peer asked.
  *
+ * A pass costs nothing for topics without limits: given `onChange`, the
+ * loop looks at every replica only after a change (and at least once a
+ * minute), keeps the few with limits, and visits only those in between; a
+ * replica's byte watch is set when its retention changes, not every pass.
+ *
  * @module
  */
 
@@ -27,12 +32,22 @@ import type { Cancel, Scheduler } from "./runtime.ts";
 /** How often retention looks at the replicas with limits. */
 export const retentionIntervalMsDefault = 1000;
 
+/** Passes between two looks at every replica even without a change (a safety net). */
+export const rescanPassesMax = 60;
+
 /** What a {@linkcode RetentionLoop} works with. */
 export interface RetentionLoopOptions {
   /** The retention in force for a topic (the metadata's, or the standalone topic list's). */
   retentionOf(name: string): Retention | undefined;
   /** The replicas held here, by topic name. */
   replicas: () => Iterable<[string, LocalReplica]>;
+  /**
+   * Subscribes to whatever may change which replicas have limits (a
+   * topic's retention, a replica opened or closed). With it, passes visit
+   * only the replicas with limits and look at all of them only after a
+   * change; without it, every pass looks at every replica.
+   */
+  onChange?: (listener: () => void) => void;
   scheduler: Scheduler;
   /** Default {@linkcode retentionIntervalMsDefault}. */
   intervalMs?: number;
@@ -58,11 +73,24 @@ export class RetentionLoop {
   readonly #compactedFrom = new WeakMap<object, number>();
   /** Per replica, the first offset it last proposed, so one decision is proposed once. */
   readonly #proposed = new WeakMap<object, number>();
+  /** Per replica's topic machine, the retention its byte watch was set for. */
+  readonly #watching = new WeakMap<object, Retention>();
+  /** The replicas whose topic had limits at the last look at every replica. */
+  #limited = new Map<string, LocalReplica>();
+  /** True until every replica was looked at since the last change. */
+  #stale = true;
+  #passesSinceRescan = 0;
   #cancel: Cancel | undefined;
   readonly #logger = getLogger("cluster");
 
   constructor(options: RetentionLoopOptions) {
     this.#options = options;
+    options.onChange?.(() => this.#stale = true);
+  }
+
+  /** Replicas the last pass visited (those whose topic has limits). */
+  get visited(): number {
+    return this.#limited.size;
   }
 
   /** Starts the periodic passes. */
@@ -81,10 +109,15 @@ export class RetentionLoop {
 
   /** One pass over the replicas whose topic has limits (tests call it directly). */
   pass(): void {
-    for (const [name, local] of this.#options.replicas()) {
+    const rescan = this.#stale || this.#options.onChange === undefined ||
+      ++this.#passesSinceRescan >= rescanPassesMax;
+    if (rescan) this.#rescan();
+    for (const [name, local] of this.#limited) {
       const retention = this.#options.retentionOf(name);
       if (!hasLimits(retention)) {
-        local.topic.machine.watchRetention(undefined);
+        // Changed without a notification: stop watching until the next rescan.
+        this.#unwatch(local);
+        this.#limited.delete(name);
         continue;
       }
       this.#watch(name, local, retention!);
@@ -95,14 +128,36 @@ export class RetentionLoop {
     }
   }
 
+  /** Looks at every replica: keeps those with limits, stops watching the others. */
+  #rescan(): void {
+    this.#stale = false;
+    this.#passesSinceRescan = 0;
+    const limited = new Map<string, LocalReplica>();
+    for (const [name, local] of this.#options.replicas()) {
+      if (hasLimits(this.#options.retentionOf(name))) limited.set(name, local);
+      else this.#unwatch(local);
+    }
+    this.#limited = limited;
+  }
+
+  #unwatch(local: LocalReplica): void {
+    const machine = local.topic.machine;
+    if (!this.#watching.has(machine)) return;
+    this.#watching.delete(machine);
+    machine.watchRetention(undefined);
+  }
+
   /**
    * Between passes, a leader also decides each time another segment's worth
    * of messages applied: a topic written faster than its `max_bytes` per
    * second still stays within twice `max_bytes`.
    */
   #watch(name: string, local: LocalReplica, retention: Retention): void {
+    const machine = local.topic.machine;
+    if (this.#watching.get(machine) === retention) return;
+    this.#watching.set(machine, retention);
     const bytes = retentionSegmentBytes(retention) ?? segmentBytesMaxDefault;
-    local.topic.machine.watchRetention({
+    machine.watchRetention({
       bytes,
       notify: () => {
         const now = this.#options.retentionOf(name);
