@@ -42,14 +42,25 @@ export class Changes {
   /** Resolves at the next `notify()` or after `timeoutMs`, whichever comes first. */
   next(timeoutMs: number): Promise<void> {
     return new Promise((resolve) => {
-      const wake = () => {
-        cancel();
+      const cancel = this.#scheduler.schedule(Math.max(0, timeoutMs), () => {
         this.#waiters.delete(wake);
         resolve();
+      });
+      const wake = () => {
+        cancel();
+        resolve();
       };
-      const cancel = this.#scheduler.schedule(Math.max(0, timeoutMs), wake);
       this.#waiters.add(wake);
     });
+  }
+
+  /**
+   * Calls `wake` once at the next `notify()`, with no timer of its own;
+   * the returned function withdraws it.
+   */
+  once(wake: () => void): () => void {
+    this.#waiters.add(wake);
+    return () => this.#waiters.delete(wake);
   }
 }
 
@@ -83,17 +94,46 @@ export async function waitUntil<T>(
   check: () => T | undefined,
   options: WaitUntilOptions,
 ): Promise<T | undefined> {
-  const scheduler = options.scheduler;
+  const { scheduler, changes } = options;
   const started = scheduler.now();
   const deadline = started + options.timeoutMs;
   const graceEnd = started + (options.graceMs ?? Infinity);
-  while (true) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (options.closed?.()) return undefined;
-    const now = scheduler.now();
-    const lost = now >= graceEnd && (options.quorumLost?.() ?? false);
-    if (lost || now >= deadline) return undefined;
-    await options.changes.next((now < graceEnd ? Math.min(graceEnd, deadline) : deadline) - now);
+  // One timer for the whole wait (re-armed once, when the grace period
+  // ends), not one per change: a burst of changes wakes many waiters.
+  let wake: (() => void) | undefined;
+  let timerAt = Infinity;
+  let cancelTimer: () => void = () => {};
+  const arm = (at: number) => {
+    if (at === timerAt) return;
+    cancelTimer();
+    timerAt = at;
+    cancelTimer = scheduler.schedule(Math.max(0, at - scheduler.now()), () => {
+      timerAt = Infinity;
+      wake?.();
+    });
+  };
+  try {
+    while (true) {
+      const value = check();
+      if (value !== undefined) return value;
+      if (options.closed?.()) return undefined;
+      const now = scheduler.now();
+      const lost = now >= graceEnd && (options.quorumLost?.() ?? false);
+      if (lost || now >= deadline) return undefined;
+      arm(now < graceEnd ? Math.min(graceEnd, deadline) : deadline);
+      await new Promise<void>((resolve) => {
+        const withdraw = changes.once(() => {
+          wake = undefined;
+          resolve();
+        });
+        wake = () => {
+          wake = undefined;
+          withdraw();
+          resolve();
+        };
+      });
+    }
+  } finally {
+    cancelTimer();
   }
 }
