@@ -557,7 +557,15 @@ export class ClusterBroker implements Broker {
       for (const name of [...pending]) {
         if (!(await this.#movedAway(name))) continue;
         pending.delete(name);
-        await this.#replicas.drop(name);
+        // Its files may go only once the committed metadata here records the
+        // group without this node: a voter that merely lags is not in sync
+        // either, and deleting its log would let an empty replica vote in its
+        // place. (Removed from the metadata group, this node may never learn
+        // that record: then the files stay, as after a crash.)
+        const placement = this.#meta.topics.get(name);
+        if (placement === undefined || removedFromGroup(placement, this.nodeId)) {
+          await this.#replicas.drop(name);
+        }
       }
     }
     if (pending.size > 0) {
@@ -567,15 +575,13 @@ export class ClusterBroker implements Broker {
   }
 
   /**
-   * Whether a topic's current leader no longer counts this node among its
-   * replicas (asked of another peer: this node's own metadata may be stale).
+   * Whether a topic's current leader places it elsewhere, with every new
+   * replica in sync and this node not (asked of another peer: once the
+   * controller removed this node from the metadata group, its own metadata
+   * no longer follows, so waiting for it to show the move waited the whole
+   * timeout on every leave).
    */
   async #movedAway(name: string): Promise<boolean> {
-    // Its files may go only once the committed metadata records the group
-    // without this node: a voter that merely lags is not in sync either,
-    // and deleting its log would let an empty replica vote in its place.
-    const placement = this.#meta.topics.get(name);
-    if (placement !== undefined && !removedFromGroup(placement, this.nodeId)) return false;
     const other = this.#liveness.aliveMembers().find((id) =>
       id !== this.nodeId && this.#liveness.reachable(id)
     );
@@ -587,8 +593,10 @@ export class ClusterBroker implements Broker {
         in_sync?: number[];
       };
       if (answer.status === "topic_not_found") return true;
-      return answer.status === "topic" && !answer.replicas!.includes(this.nodeId) &&
-        !answer.in_sync!.includes(this.nodeId);
+      if (answer.status !== "topic") return false;
+      const inSync = answer.in_sync!;
+      return !answer.replicas!.includes(this.nodeId) && !inSync.includes(this.nodeId) &&
+        answer.replicas!.every((id) => inSync.includes(id));
     } catch {
       return false;
     }
