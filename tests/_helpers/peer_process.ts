@@ -123,6 +123,7 @@ export async function startPeer(options: StartPeerOptions = {}): Promise<PeerPro
   const streams = Promise.all([collect(child.stdout), collect(child.stderr)]);
   const status = child.status.then(async (status) => {
     await streams;
+    await keepOutput(id, child.pid, output);
     ready.reject(new Error(`Peer ${id} exited with ${status.code} before listening:\n${output}`));
     return status;
   });
@@ -166,6 +167,18 @@ export async function startPeer(options: StartPeerOptions = {}): Promise<PeerPro
       return result;
     },
   };
+}
+
+/**
+ * With PUBSUB_TEST_LOG_DIR set, writes an exited peer's whole output to
+ * `<dir>/peer-<id>-<pid>.log`, so a rare failure stays diagnosable (pair it
+ * with PUBSUB_TEST_LOG=debug or info).
+ */
+async function keepOutput(id: number, pid: number, output: string): Promise<void> {
+  const dir = Deno.env.get("PUBSUB_TEST_LOG_DIR");
+  if (dir === undefined || dir === "") return;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/peer-${id}-${pid}.log`, output);
 }
 
 /**
