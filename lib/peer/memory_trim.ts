@@ -1,32 +1,49 @@
 /**
- * Gives memory the C allocator keeps after a burst back to the system.
+ * Gives memory back to the system once a burst of work ends.
  *
  * A burst of work (creating thousands of topics opens and writes thousands
- * of files) makes the runtime's native side allocate and free many small
- * buffers; glibc keeps the freed pages in its heap, where a few live
- * allocations near the top pin them, so an idle peer stayed at twice the
- * memory it uses. `malloc_trim(0)` returns every free page in the middle of
- * the heap too. It is called through FFI at most every `trimIntervalMs`,
- * costs a few milliseconds, and is skipped where it is not available
- * (another C library, or no `--allow-ffi`): it is an optimization only.
+ * of files; forwarding thousands of requests) leaves two kinds of memory
+ * behind:
  *
- * An idle process frees nothing new, so trimming it again is wasted work
- * (5% of an idle peer's main-thread samples at 5,000 topics): a trim runs
- * only while the process was busy (at least {@linkcode busyCpuShare} of a
- * core since the last look) and once more after that, for the garbage
- * collected once the work ended.
+ * - garbage on the JavaScript heap and the buffers it holds: V8 collects
+ *   its old generation only when it grows or the memory reducer gets to
+ *   it, which took 30-60 s after the last request (the peer that forwarded
+ *   a 10,000-topic bench's 20,000 requests held 215 MiB of heap and 185
+ *   MiB of buffers, 108 and 11 MiB of them live);
+ * - pages glibc keeps in its heap after the runtime's native side freed
+ *   many small buffers, where a few live allocations near the top pin
+ *   them. `malloc_trim(0)` returns every free page in the middle of the
+ *   heap too.
+ *
+ * The process looks at its CPU time every `lookMs`. While it is busy (at
+ * least {@linkcode busyCpuShare} of a core since the last look) it trims at
+ * most every `trimMs`. At the first quiet look after at least
+ * {@linkcode collectWorkMsMin} of busy CPU time, it runs a full garbage
+ * collection and then trims: one pause of some 100 ms at 10,000 topics,
+ * at most every {@linkcode collectSpacingMsMin}, taken when nothing is
+ * waiting. An idle process does nothing (it frees nothing new). Both are
+ * optimizations, skipped where not available: `malloc_trim` needs glibc
+ * and `--allow-ffi`; the collection needs V8's `gc` (exposed at run time
+ * through `node:v8` and `node:vm`).
  *
  * @module
  */
 
 import { cpuUsage } from "node:process";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { getLogger } from "../logging.ts";
 
-/** How often the allocator is asked to return free pages. */
+/** How often the process looks at its CPU time. */
+export const lookMsDefault = 2_000;
+/** How often the allocator is asked to return free pages while the process is busy. */
 export const trimIntervalMsDefault = 10_000;
-
 /** Share of one core above which an interval counts as busy. */
-export const busyCpuShare = 0.02;
+export const busyCpuShare = 0.05;
+/** Busy CPU time since the last collection that makes the next quiet look collect. */
+export const collectWorkMsMin = 1_000;
+/** Least time between two collections. */
+export const collectSpacingMsMin = 30_000;
 
 type TrimLibrary = { symbols: { malloc_trim(pad: bigint): number }; close(): void };
 
@@ -56,28 +73,99 @@ export function openMallocTrim(): TrimLibrary | undefined {
 }
 
 /**
- * Decides at each look whether to trim: after a busy interval, and after
- * the first quiet one that follows. `busy` is the CPU time used since the
- * previous look as a share of the interval.
+ * Opens V8's full garbage collection, or undefined where it cannot be had.
+ *
+ * @example
+ * ```ts
+ * import { openCollector } from "./memory_trim.ts";
+ *
+ * openCollector()?.();
+ * ```
+ */
+export function openCollector(): (() => void) | undefined {
+  try {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc");
+    return typeof gc === "function" ? () => gc() : undefined;
+  } catch (error) {
+    getLogger("peer").debug("No garbage collection on demand: {error}", {
+      error: (error as Error).message,
+    });
+    return undefined;
+  }
+}
+
+/** What a look decided: nothing, a trim, or a full collection and then a trim. */
+export type TrimStep = "none" | "trim" | "collect";
+
+/** Settings of a {@linkcode TrimCadence} (defaults: the exported constants). */
+export interface TrimCadenceOptions {
+  trimMs?: number;
+  collectWorkMs?: number;
+  collectSpacingMs?: number;
+}
+
+/**
+ * Decides at each look what to do, from the time and the process's CPU
+ * time (both in milliseconds): see the module documentation.
  *
  * @example
  * ```ts
  * import { TrimCadence } from "./memory_trim.ts";
  *
- * const cadence = new TrimCadence();
- * cadence.shouldTrim(0.5); // true: busy
- * cadence.shouldTrim(0); // true: the first quiet look
- * cadence.shouldTrim(0); // false: still quiet
+ * const cadence = new TrimCadence(0, 0);
+ * cadence.look(2_000, 1_500); // "trim": busy
+ * cadence.look(4_000, 1_510); // "collect": quiet after 1.5 s of work
+ * cadence.look(6_000, 1_520); // "none": still quiet
  * ```
  */
 export class TrimCadence {
-  #wasBusy = true;
+  readonly #trimMs: number;
+  readonly #collectWorkMs: number;
+  readonly #collectSpacingMs: number;
+  #lookAt: number;
+  #cpuAt: number;
+  #trimmedAt = -Infinity;
+  #collectedAt = -Infinity;
+  /** Busy CPU time since the last collection. */
+  #work = 0;
+  /** A trim is owed: the process was busy since the last one. */
+  #owed = false;
 
-  shouldTrim(busy: number): boolean {
-    const isBusy = busy >= busyCpuShare;
-    const trim = isBusy || this.#wasBusy;
-    this.#wasBusy = isBusy;
-    return trim;
+  constructor(nowMs: number, cpuMs: number, options: TrimCadenceOptions = {}) {
+    this.#lookAt = nowMs;
+    this.#cpuAt = cpuMs;
+    this.#trimMs = options.trimMs ?? trimIntervalMsDefault;
+    this.#collectWorkMs = options.collectWorkMs ?? collectWorkMsMin;
+    this.#collectSpacingMs = options.collectSpacingMs ?? collectSpacingMsMin;
+  }
+
+  look(nowMs: number, cpuMs: number): TrimStep {
+    const used = cpuMs - this.#cpuAt;
+    const busy = used >= busyCpuShare * Math.max(1, nowMs - this.#lookAt);
+    this.#lookAt = nowMs;
+    this.#cpuAt = cpuMs;
+    if (busy) {
+      this.#work += used;
+      const step = nowMs - this.#trimmedAt < this.#trimMs ? "none" : this.#did("trim", nowMs);
+      // Once more after the work: what it freed since this trim.
+      this.#owed = true;
+      return step;
+    }
+    if (
+      this.#work >= this.#collectWorkMs && nowMs - this.#collectedAt >= this.#collectSpacingMs
+    ) {
+      this.#work = 0;
+      this.#collectedAt = nowMs;
+      return this.#did("collect", nowMs);
+    }
+    return this.#owed ? this.#did("trim", nowMs) : "none";
+  }
+
+  #did(step: TrimStep, nowMs: number): TrimStep {
+    this.#trimmedAt = nowMs;
+    this.#owed = false;
+    return step;
   }
 }
 
@@ -87,11 +175,18 @@ function cpuMs(): number {
   return (user + system) / 1000;
 }
 
+/** Settings of {@linkcode startMemoryTrim}. */
+export interface MemoryTrimOptions extends TrimCadenceOptions {
+  /** Default {@linkcode lookMsDefault}. */
+  lookMs?: number;
+  /** Called after each step taken (for tests). */
+  onStep?: (step: TrimStep) => void;
+}
+
 /**
- * Looks every `intervalMs` (default {@linkcode trimIntervalMsDefault}) and
- * calls `malloc_trim(0)` when {@linkcode TrimCadence} says so, until the
- * returned function is called; does nothing where `malloc_trim` is not
- * available. `onTrim` (for tests) is called after each trim.
+ * Looks every `lookMs` and trims or collects as {@linkcode TrimCadence}
+ * decides, until the returned function is called; does nothing where
+ * `malloc_trim` is not available.
  *
  * @example
  * ```ts
@@ -101,27 +196,24 @@ function cpuMs(): number {
  * stop();
  * ```
  */
-export function startMemoryTrim(
-  intervalMs = trimIntervalMsDefault,
-  onTrim?: () => void,
-): () => void {
-  if (!(Number.isFinite(intervalMs) && intervalMs > 0)) {
+export function startMemoryTrim(options: MemoryTrimOptions = {}): () => void {
+  const lookMs = options.lookMs ?? lookMsDefault;
+  if (!(Number.isFinite(lookMs) && lookMs > 0)) {
     throw new RangeError(
-      `Cannot trim memory as 'intervalMs' must be positive: current value is ${intervalMs}`,
+      `Cannot trim memory as 'lookMs' must be positive: current value is ${lookMs}`,
     );
   }
   const library = openMallocTrim();
   if (library === undefined) return () => {};
-  const cadence = new TrimCadence();
-  let cpuAt = cpuMs();
+  const collect = openCollector();
+  const cadence = new TrimCadence(performance.now(), cpuMs(), options);
   const timer = setInterval(() => {
-    const cpu = cpuMs();
-    const busy = (cpu - cpuAt) / intervalMs;
-    cpuAt = cpu;
-    if (!cadence.shouldTrim(busy)) return;
+    const step = cadence.look(performance.now(), cpuMs());
+    if (step === "none") return;
+    if (step === "collect") collect?.();
     library.symbols.malloc_trim(0n);
-    onTrim?.();
-  }, intervalMs);
+    options.onStep?.(step);
+  }, lookMs);
   // The trimming alone must not keep a finished process alive.
   Deno.unrefTimer(timer);
   return () => {
