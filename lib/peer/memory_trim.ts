@@ -162,6 +162,14 @@ export class TrimCadence {
     return this.#owed ? this.#did("trim", nowMs) : "none";
   }
 
+  /**
+   * Moves the CPU baseline to `cpuMs` after a step: what the collection or
+   * trim itself used is not work that owes another one.
+   */
+  rebase(cpuMs: number): void {
+    this.#cpuAt = cpuMs;
+  }
+
   #did(step: TrimStep, nowMs: number): TrimStep {
     this.#trimmedAt = nowMs;
     this.#owed = false;
@@ -212,6 +220,7 @@ export function startMemoryTrim(options: MemoryTrimOptions = {}): () => void {
     if (step === "none") return;
     if (step === "collect") collect?.();
     library.symbols.malloc_trim(0n);
+    cadence.rebase(cpuMs());
     options.onStep?.(step);
   }, lookMs);
   // The trimming alone must not keep a finished process alive.

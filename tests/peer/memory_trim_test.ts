@@ -75,6 +75,16 @@ Deno.test("TrimCadence collects at most every 30 s, catching up once quiet", () 
   assert.deepEqual(collections, [4, 36]);
 });
 
+Deno.test("TrimCadence does not count the CPU time of its own collection as work", () => {
+  const cadence = new TrimCadence(0, 0);
+  assert.equal(cadence.look(2_000, 1_500), "trim");
+  assert.equal(cadence.look(4_000, 1_510), "collect");
+  // The collection took 600 ms of CPU time.
+  cadence.rebase(2_110);
+  assert.equal(cadence.look(6_000, 2_115), "none");
+  assert.equal(cadence.look(8_000, 2_120), "none");
+});
+
 Deno.test("openCollector gives V8's full collection, which frees unreachable buffers", () => {
   const collect = openCollector();
   assert.ok(collect !== undefined, "V8's gc can be exposed at run time");
