@@ -140,6 +140,7 @@ export class TrimCadence {
     this.#collectSpacingMs = options.collectSpacingMs ?? collectSpacingMsMin;
   }
 
+  /** What to do at a look at `nowMs`, the process having used `cpuMs` of CPU time so far. */
   look(nowMs: number, cpuMs: number): TrimStep {
     const used = cpuMs - this.#cpuAt;
     const busy = used >= busyCpuShare * Math.max(1, nowMs - this.#lookAt);
