@@ -469,6 +469,10 @@ export class ClusterBroker implements Broker {
     return this.#router.route(name, options);
   }
 
+  leadingTopic(name: string): Topic | undefined {
+    return this.#router.leadingTopic(name);
+  }
+
   forward(nodeId: number, request: Request, options: RouteOptions = {}): Promise<unknown> {
     return this.#router.forward(nodeId, request, options);
   }

@@ -79,6 +79,19 @@ export class TopicRouter {
   }
 
   /**
+   * The local replica of `name` when it leads right now, without waiting
+   * (the hot path of requests on a leader); undefined whenever `route`
+   * must decide: no such topic here, a removed peer, another leader, or
+   * none yet.
+   */
+  leadingTopic(name: string): Topic | undefined {
+    const { meta, nodeId, replicas } = this.#options;
+    if (!meta.topics.has(name) || meta.members.get(nodeId)?.left) return undefined;
+    const local = replicas.get(name);
+    return local?.group.isLeader ? local.topic : undefined;
+  }
+
+  /**
    * Where `name`'s requests go once that is known: the local replica when
    * it leads, else the peer to ask; `unavailable` when no leader emerges in
    * time.
