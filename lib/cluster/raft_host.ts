@@ -419,7 +419,11 @@ function awaitedBootstrapLeader(group: ReplicaGroup): number | undefined {
   return vote !== 0 && vote !== node.id ? vote : undefined;
 }
 
-/** Messages a publish waits for: appends carrying entries and the answers to appends. */
+/**
+ * Messages a publish waits for: appends and the answers to appends. An
+ * append without entries carries a new commit index, which a subscriber
+ * served by a follower's replica waits for.
+ */
 function onPublishPath(message: Message): boolean {
-  return message.type === "appResp" || (message.type === "app" && message.entries.length > 0);
+  return message.type === "appResp" || message.type === "app";
 }
