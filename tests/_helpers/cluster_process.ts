@@ -115,6 +115,17 @@ export async function startCluster(
   return cluster;
 }
 
+/** The node id that leads `topic`, once `describe_topic` through `client` names one. */
+export function waitForLeader(
+  client: { describeTopic(topic: string): Promise<{ leader: number | null }> },
+  topic: string,
+): Promise<number> {
+  return waitFor(
+    `a leader of '${topic}'`,
+    async () => (await client.describeTopic(topic)).leader ?? undefined,
+  );
+}
+
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
 export async function waitFor<T>(
   what: string | (() => string),

@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { startPeer } from "../_helpers/peer_process.ts";
-import { startCluster, waitFor } from "../_helpers/cluster_process.ts";
+import { startCluster, waitFor, waitForLeader } from "../_helpers/cluster_process.ts";
 import { PubSubClient } from "../../lib/client/client.ts";
 import { type Proxy, startProxy } from "./_proxy.ts";
 
@@ -99,9 +99,7 @@ Deno.test("PubSubClient sends publishes straight to the topic's leader once it l
   });
   try {
     await client.createTopic("routed");
-    const leader = await waitFor("a leader of 'routed'", async () => {
-      return (await client.describeTopic("routed")).leader ?? undefined;
-    });
+    const leader = await waitForLeader(client, "routed");
     const leaderProxy = proxies[cluster.peers.findIndex((peer) => peer.id === leader)];
     await client.publish("routed", "first");
     // The first publish asked in the background who leads; later ones go there.
@@ -137,9 +135,7 @@ Deno.test("publishes keep their call order in the topic while the client switche
   let client: PubSubClient | undefined;
   try {
     await setup.createTopic("ordered");
-    const leader = await waitFor("a leader of 'ordered'", async () => {
-      return (await setup.describeTopic("ordered")).leader ?? undefined;
-    });
+    const leader = await waitForLeader(setup, "ordered");
     // The home peer does not lead and is slow: publishes forwarded through it land late.
     const peers = [...cluster.peers].sort((a, b) =>
       Number(a.id === leader) - Number(b.id === leader)

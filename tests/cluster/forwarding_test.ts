@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { startCluster, waitFor } from "../_helpers/cluster_process.ts";
+import { startCluster, waitForLeader } from "../_helpers/cluster_process.ts";
 import { RawClient } from "../_helpers/raw_client.ts";
 import { encodeFrame } from "../../lib/wire/frame.ts";
 
@@ -16,9 +16,7 @@ Deno.test("pipelined publishes on a peer that does not lead the topic are answer
   const client = await cluster.client();
   try {
     await client.createTopic("relayed");
-    const leader = await waitFor("a leader of 'relayed'", async () => {
-      return (await client.describeTopic("relayed")).leader ?? undefined;
-    });
+    const leader = await waitForLeader(client, "relayed");
     const edge = cluster.peers.find((peer) => peer.id !== leader)!;
     const raw = await RawClient.connect(edge.port);
     try {

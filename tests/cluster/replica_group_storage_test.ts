@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { RaftTopic, TopicMachine } from "../../lib/cluster/raft_topic.ts";
-import { ReplicaGroup } from "../../lib/cluster/replica_group.ts";
-import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
+import type { RaftTopic } from "../../lib/cluster/raft_topic.ts";
+import type { ReplicaGroup } from "../../lib/cluster/replica_group.ts";
+import type { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
 import { StorageFullError } from "../../lib/storage/segment_log_store.ts";
 import { ProtocolError } from "../../lib/wire/errors.ts";
+import { soloRaftTopic } from "../_helpers/solo_topic.ts";
 
 /** A one-voter group ticked every 5 ms, over a store that can fail its next sync. */
 function soloTopic(): {
@@ -12,19 +13,7 @@ function soloTopic(): {
   store: MemoryLogStore;
   stop(): Promise<void>;
 } {
-  const store = new MemoryLogStore();
-  const machine = new TopicMachine(store);
-  let seed = 7;
-  const group = new ReplicaGroup({
-    groupId: "t:events",
-    nodeId: 1,
-    store,
-    rng: { next: () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 },
-    stateMachine: machine,
-    send: () => {},
-    voters: [1],
-  });
-  const topic = new RaftTopic("events", group, machine);
+  const { topic, group, store } = soloRaftTopic({ seed: 7 });
   const ticker = setInterval(() => group.tick(), 5);
   return {
     topic,

@@ -11,10 +11,11 @@
 
 import { equal } from "node:assert/strict";
 import { ManualScheduler } from "../../lib/cluster/manual_scheduler.ts";
-import { RaftTopic, TopicMachine } from "../../lib/cluster/raft_topic.ts";
-import { ReplicaGroup } from "../../lib/cluster/replica_group.ts";
+import type { RaftTopic } from "../../lib/cluster/raft_topic.ts";
+import type { ReplicaGroup } from "../../lib/cluster/replica_group.ts";
 import type { PublishResult } from "../../lib/peer/topic.ts";
-import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
+import type { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
+import { soloRaftTopic } from "../_helpers/solo_topic.ts";
 
 interface Solo {
   topic: RaftTopic;
@@ -26,20 +27,7 @@ interface Solo {
 /** A one-voter topic on a manual clock, led and idle. */
 async function soloTopic(): Promise<Solo> {
   const scheduler = new ManualScheduler();
-  const store = new MemoryLogStore();
-  const machine = new TopicMachine(store);
-  let seed = 11;
-  const group = new ReplicaGroup({
-    groupId: "t:events",
-    nodeId: 1,
-    store,
-    rng: { next: () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 },
-    stateMachine: machine,
-    send: () => {},
-    voters: [1],
-    scheduler,
-  });
-  const topic = new RaftTopic("events", group, machine);
+  const { topic, group, store } = soloRaftTopic({ seed: 11, scheduler });
   for (let tick = 0; tick < 40 && !group.isLeader; tick++) {
     group.tick();
     await settle(scheduler);

@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { startCluster, waitFor } from "../_helpers/cluster_process.ts";
+import { startCluster, waitForLeader } from "../_helpers/cluster_process.ts";
 import { RawClient } from "../_helpers/raw_client.ts";
 import { encodeFrame } from "../../lib/wire/frame.ts";
 
@@ -19,9 +19,7 @@ Deno.test("pipelined idempotent publishes relayed by a non-leader are answered i
   const client = await cluster.client();
   try {
     await client.createTopic("relayed-idem");
-    const leader = await waitFor("a leader of 'relayed-idem'", async () => {
-      return (await client.describeTopic("relayed-idem")).leader ?? undefined;
-    });
+    const leader = await waitForLeader(client, "relayed-idem");
     const edge = cluster.peers.find((peer) => peer.id !== leader)!;
     const raw = await RawClient.connect(edge.port);
     try {
