@@ -190,6 +190,11 @@ export interface MemoryTrimOptions extends TrimCadenceOptions {
   lookMs?: number;
   /** Called after each step taken (for tests). */
   onStep?: (step: TrimStep) => void;
+  /**
+   * CPU time used so far, in milliseconds; default this process's. Tests
+   * give their own: the process's includes whatever else runs in it.
+   */
+  cpuMs?: () => number;
 }
 
 /**
@@ -215,13 +220,14 @@ export function startMemoryTrim(options: MemoryTrimOptions = {}): () => void {
   const library = openMallocTrim();
   if (library === undefined) return () => {};
   const collect = openCollector();
-  const cadence = new TrimCadence(performance.now(), cpuMs(), options);
+  const cpuNow = options.cpuMs ?? cpuMs;
+  const cadence = new TrimCadence(performance.now(), cpuNow(), options);
   const timer = setInterval(() => {
-    const step = cadence.look(performance.now(), cpuMs());
+    const step = cadence.look(performance.now(), cpuNow());
     if (step === "none") return;
     if (step === "collect") collect?.();
     library.symbols.malloc_trim(0n);
-    cadence.rebase(cpuMs());
+    cadence.rebase(cpuNow());
     options.onStep?.(step);
   }, lookMs);
   // The trimming alone must not keep a finished process alive.
