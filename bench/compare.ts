@@ -19,6 +19,7 @@
  */
 
 // Inline on purpose: only this comparison needs nats, so it stays out of deno.json.
+import { peerV8Flags } from "../lib/peer/memory_trim.ts";
 import {
   AckPolicy,
   connect,
@@ -394,7 +395,8 @@ async function startStandalone(): Promise<{ address: string; stop(): Promise<voi
   const port = freePort();
   const process = new Deno.Command(Deno.execPath(), {
     args: [
-      ...["run", "-A", new URL("../main.ts", import.meta.url).pathname, "peer", "--standalone"],
+      ...["run", "-A", peerV8Flags, new URL("../main.ts", import.meta.url).pathname],
+      ...["peer", "--standalone"],
       ...["--id", "1", "--host", "127.0.0.1", "--port", String(port), "--data-dir", root],
     ],
     stdin: "null",

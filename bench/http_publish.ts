@@ -19,6 +19,7 @@
  * @module
  */
 
+import { peerV8Flags } from "../lib/peer/memory_trim.ts";
 import { PubSubClient } from "../lib/client/client.ts";
 import { ensureSecretFile } from "../lib/cluster/secret_file.ts";
 
@@ -59,7 +60,7 @@ async function startPeers(root: string, count: number): Promise<Peer[]> {
   for (let index = 0; index < count; index++) {
     const process = new Deno.Command(Deno.execPath(), {
       args: [
-        ...["run", "-A", mainPath, "peer", "--id", String(index + 1)],
+        ...["run", "-A", peerV8Flags, mainPath, "peer", "--id", String(index + 1)],
         ...["--port", String(ports[index]), "--http-port", String(httpPorts[index])],
         ...["--peers", list, "--data-dir", `${root}/${index + 1}`],
         ...["--cluster-secret-file", secret, "--log-level", "warning"],

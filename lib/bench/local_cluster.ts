@@ -9,6 +9,7 @@
  * @module
  */
 
+import { peerV8Flags } from "../peer/memory_trim.ts";
 import { ensureSecretFile } from "../cluster/secret_file.ts";
 import { PubSubClient } from "../client/client.ts";
 import { PeerStartError, spawnPeerChild } from "./peer_child.ts";
@@ -251,7 +252,8 @@ async function spawnPeer(
 ): Promise<void> {
   await Deno.mkdir(dataDir, { recursive: true });
   await spawnPeerChild(peer, [
-    ...["run", "-A", mainPath, "peer", "--id", String(peer.id), "--port", String(peer.port)],
+    ...["run", "-A", peerV8Flags, mainPath, "peer"],
+    ...["--id", String(peer.id), "--port", String(peer.port)],
     ...["--host", "127.0.0.1", "--peers", peerList, "--data-dir", dataDir],
     ...extraArgs,
   ], `${dataDir}/peer.log`);

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { peerV8Flags } from "../peer/memory_trim.ts";
 import { ensureSecretFile } from "../cluster/secret_file.ts";
 import { sleep } from "../async.ts";
 import { PubSubClient } from "../client/client.ts";
@@ -168,6 +169,7 @@ async function spawnPeer(
     args: [
       "run",
       "-A",
+      peerV8Flags,
       mainPath,
       "peer",
       ...["--id", String(id), "--port", port, "--host", flags.host, "--peers", peerList],

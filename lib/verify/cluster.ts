@@ -20,6 +20,7 @@
  * @module
  */
 
+import { peerV8Flags } from "../peer/memory_trim.ts";
 import { PubSubClient } from "../client/client.ts";
 import { readReplicaMessages } from "../cluster/replica_files.ts";
 import { ensureSecretFile } from "../cluster/secret_file.ts";
@@ -281,7 +282,8 @@ class LocalCluster implements VerifyCluster {
   async #startProcess(node: LocalNode): Promise<void> {
     await Deno.mkdir(node.dataDir!, { recursive: true });
     const args = [
-      ...["run", "-A", mainPath, "peer", "--id", String(node.id), "--port", String(node.port)],
+      ...["run", "-A", peerV8Flags, mainPath, "peer"],
+      ...["--id", String(node.id), "--port", String(node.port)],
       ...["--host", "127.0.0.1", "--advertise-address", node.proxyAddress!],
       ...["--peers", this.#peerList(node), "--data-dir", node.dataDir!],
       ...["--cluster-secret-file", this.#secretFile, ...localPeerArgs],

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { peerV8Flags } from "../../lib/peer/memory_trim.ts";
+
 const mainPath = new URL("../../main.ts", import.meta.url).pathname;
 
 /**
@@ -90,6 +92,7 @@ export async function startPeer(options: StartPeerOptions = {}): Promise<PeerPro
     args: [
       "run",
       "-A",
+      peerV8Flags,
       mainPath,
       "peer",
       "--id",
@@ -211,7 +214,7 @@ export async function runPeerToExit(
   timeoutMs = 30_000,
 ): Promise<{ code: number; stderr: string }> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", mainPath, "peer", ...args],
+    args: ["run", "-A", peerV8Flags, mainPath, "peer", ...args],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
