@@ -87,6 +87,8 @@ export class LocalBroker implements Broker {
   /** Ticks the groups; a one-voter group sends no messages. */
   readonly #host: RaftHost;
   readonly #retentionLoop: RetentionLoop;
+  /** Set by the retention loop: called after topics are created, deleted or altered. */
+  #topicsChanged: (() => void) | undefined;
   /** Wakes requests waiting for a group to lead. */
   readonly #changes: Changes;
   #closed = false;
@@ -102,6 +104,7 @@ export class LocalBroker implements Broker {
     this.#retentionLoop = new RetentionLoop({
       retentionOf: (name) => this.#retention.get(name),
       replicas: () => this.#topics.entries(),
+      onChange: (listener) => this.#topicsChanged = listener,
       scheduler: this.#runtime.scheduler,
       intervalMs: options.retentionIntervalMs ?? retentionIntervalMsDefault,
     });
@@ -157,7 +160,8 @@ export class LocalBroker implements Broker {
 
   #changeTopics<T>(change: () => Promise<T>): Promise<T> {
     const result = this.#metaChain.then(change);
-    this.#metaChain = result.then(() => {}, () => {});
+    // The retention loop looks at every topic again after any change to the set or its limits.
+    this.#metaChain = result.then(() => {}, () => {}).then(() => this.#topicsChanged?.());
     return result;
   }
 
