@@ -204,17 +204,27 @@ function stripColours(line: string): string {
   return line.replace(colourEscape, "");
 }
 
+/** What a `pubsub` command run to its exit printed, and its exit code. */
+export interface ProgramRun {
+  code: number;
+  stdout: string;
+  /** Without Deno's own status lines (see `programOutput`). */
+  stderr: string;
+}
+
 /**
- * Runs `pubsub peer <args>` expecting it to exit by itself (a refusal at
- * start); SIGKILL after `timeoutMs` so a peer that does not exit fails the
- * test instead of hanging it.
+ * Runs `pubsub <args>` (any command) to its exit; SIGKILL after
+ * `timeoutMs` so a command that does not exit fails the test instead of
+ * hanging it.
+ *
+ * @example
+ * ```ts
+ * const { code, stderr } = await runPubsub(["sim", "--seeds", "abc"]);
+ * ```
  */
-export async function runPeerToExit(
-  args: string[],
-  timeoutMs = 30_000,
-): Promise<{ code: number; stderr: string }> {
+export async function runPubsub(args: string[], timeoutMs = 300_000): Promise<ProgramRun> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", peerV8Flags, mainPath, "peer", ...args],
+    args: ["run", "-A", peerV8Flags, mainPath, ...args],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -226,8 +236,20 @@ export async function runPeerToExit(
   }, timeoutMs);
   try {
     const output = await child.output();
-    return { code: output.code, stderr: programOutput(output.stderr) };
+    return {
+      code: output.code,
+      stdout: new TextDecoder().decode(output.stdout),
+      stderr: programOutput(output.stderr),
+    };
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Runs `pubsub peer <args>` expecting it to exit by itself (a refusal at
+ * start), within `timeoutMs`.
+ */
+export function runPeerToExit(args: string[], timeoutMs = 30_000): Promise<ProgramRun> {
+  return runPubsub(["peer", ...args], timeoutMs);
 }

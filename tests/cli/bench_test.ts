@@ -1,21 +1,9 @@
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
-import { programOutput } from "../_helpers/peer_process.ts";
+import { type ProgramRun, runPubsub } from "../_helpers/peer_process.ts";
 
-const mainPath = new URL("../../main.ts", import.meta.url).pathname;
-
-async function runBench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", mainPath, "bench", ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: programOutput(output.stderr),
-  };
+/** Runs `pubsub bench` with `args` to its exit. */
+function runBench(args: string[]): Promise<ProgramRun> {
+  return runPubsub(["bench", ...args]);
 }
 
 const passedChecks = [

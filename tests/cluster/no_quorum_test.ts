@@ -1,19 +1,12 @@
-import { programOutput } from "../_helpers/peer_process.ts";
+import { runPubsub } from "../_helpers/peer_process.ts";
 import assert from "node:assert/strict";
 import { RawClient } from "../_helpers/raw_client.ts";
 import { startCluster, waitFor } from "../_helpers/cluster_process.ts";
 
-const mainPath = new URL("../../main.ts", import.meta.url).pathname;
-
 /** Runs `pubsub client <args>` to its exit, and how long that took. */
 async function runClient(args: string[]) {
   const started = Date.now();
-  const run = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", mainPath, "client", ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const run = await runPubsub(["client", ...args]);
   return { run, elapsedMs: Date.now() - started };
 }
 
@@ -52,9 +45,11 @@ Deno.test("without a quorum a publish fails within --timeout, naming the peers t
     const { run, elapsedMs } = await runClient([
       ...["--peers", survivor.address, "--timeout", "4000", "publish", "lonely", "x"],
     ]);
-    const stderr = programOutput(run.stderr);
-    assert.equal(run.code, 1, stderr);
-    assert.match(stderr, /^pubsub: Topic 'lonely' has no leader: peers 2 and 3 are not reachable/);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(
+      run.stderr,
+      /^pubsub: Topic 'lonely' has no leader: peers 2 and 3 are not reachable/,
+    );
     // 4 s of --timeout plus the process's own start-up; it used to take 35 s.
     assert.ok(elapsedMs < startupMs + 14_000, `took ${elapsedMs} ms (start-up ${startupMs} ms)`);
   } finally {

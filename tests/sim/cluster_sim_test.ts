@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { runClusterSeed } from "../../lib/sim/cluster/cluster_sim.ts";
 import type { ClusterBrokenVariant } from "../../lib/sim/cluster/sim_config.ts";
 import { checkClusterShard, shardTestName } from "./_cluster_seeds.ts";
+import { type ProgramRun, runPubsub } from "../_helpers/peer_process.ts";
 
 // Shard 1 of the CI seeds here; shards 2 and 3 in cluster_seeds_{2,3}_test.ts (see _cluster_seeds.ts).
 Deno.test(shardTestName(1), () => checkClusterShard(1));
@@ -53,19 +54,9 @@ Deno.test("Whole-cluster simulation catches fetches answered from a follower's r
   await assertCaught("fetch-from-follower", ["stale_fetch"], 30);
 });
 
-/** Runs `pubsub sim` with `args` and returns its exit code and standard output. */
-async function simCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../../main.ts", import.meta.url).pathname, "sim", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+/** Runs `pubsub sim` with `args` to its exit. */
+function simCli(args: string[]): Promise<ProgramRun> {
+  return runPubsub(["sim", ...args]);
 }
 
 Deno.test("pubsub sim --cluster --seed S --json prints the same bytes twice, with the run's hash", async () => {

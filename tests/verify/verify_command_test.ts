@@ -1,25 +1,17 @@
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import { anomalyKinds } from "../../lib/verify/checker.ts";
 import { faultKinds } from "../../lib/verify/nemesis.ts";
-import { freePort, type PeerProcess, startPeer } from "../_helpers/peer_process.ts";
+import {
+  freePort,
+  type PeerProcess,
+  type ProgramRun,
+  runPubsub,
+  startPeer,
+} from "../_helpers/peer_process.ts";
 
-const mainPath = new URL("../../main.ts", import.meta.url).pathname;
-
-async function runVerify(
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", mainPath, "verify", ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+/** Runs `pubsub verify` with `args` to its exit. */
+function runVerify(args: string[]): Promise<ProgramRun> {
+  return runPubsub(["verify", ...args]);
 }
 
 /** Command lines of running processes that mention `text`. */
