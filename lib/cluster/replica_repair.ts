@@ -27,7 +27,13 @@
  * @module
  */
 
-import { readFileAtomic, syncDirectory, writeFileAtomic } from "../storage/atomic_file.ts";
+import {
+  ignoreNotFound,
+  parentDirectory,
+  readFileAtomic,
+  syncDirectory,
+  writeFileAtomic,
+} from "../storage/atomic_file.ts";
 import { CorruptLogError, SegmentLogStore } from "../storage/segment_log_store.ts";
 
 /** Quarantined replica directories kept per peer; older ones are deleted. */
@@ -133,6 +139,25 @@ function lostTailReason(
 }
 
 /**
+ * Prepares an empty replica flagged recovering at `term` in
+ * `<dir>.rebuild` (replacing a stale one) and returns its path; the caller
+ * renames it over `directory`, and `openReplicaLog` completes that move
+ * after a crash.
+ *
+ * @example
+ * ```ts
+ * const rebuild = await prepareRebuild(`${dataDir}/topics/events.3`, 7);
+ * ```
+ */
+export async function prepareRebuild(directory: string, term: number): Promise<string> {
+  const rebuild = directory + rebuildSuffix;
+  await Deno.remove(rebuild, { recursive: true }).catch(ignoreNotFound);
+  await Deno.mkdir(rebuild, { recursive: true });
+  await writeFileAtomic(`${rebuild}/${recoveringFileName}`, encoder.encode(`${term}\n`));
+  return rebuild;
+}
+
+/**
  * Builds the empty replica in `<dir>.rebuild` (with its flag), moves the
  * damaged one to the quarantine and the new one in its place. Returns the
  * quarantine path.
@@ -142,16 +167,13 @@ async function quarantine(
   term: number,
   options: OpenReplicaLogOptions,
 ): Promise<string> {
-  const rebuild = directory + rebuildSuffix;
-  await Deno.remove(rebuild, { recursive: true }).catch(ignoreNotFound);
-  await Deno.mkdir(rebuild, { recursive: true });
-  await writeFileAtomic(`${rebuild}/${recoveringFileName}`, encoder.encode(`${term}\n`));
+  const rebuild = await prepareRebuild(directory, term);
   await Deno.mkdir(options.quarantineDir, { recursive: true });
   const path = await freePath(`${options.quarantineDir}/${options.label}`, options.now ?? Date.now);
   await Deno.rename(directory, path);
   await Deno.rename(rebuild, directory);
   await syncDirectory(options.quarantineDir);
-  await syncDirectory(parentOf(directory));
+  await syncDirectory(parentDirectory(directory));
   await pruneQuarantine(options.quarantineDir);
   return path;
 }
@@ -194,7 +216,7 @@ async function finishRebuild(directory: string): Promise<void> {
     await Deno.remove(rebuild, { recursive: true });
   } else if (exists(`${rebuild}/${recoveringFileName}`)) {
     await Deno.rename(rebuild, directory);
-    await syncDirectory(parentOf(directory));
+    await syncDirectory(parentDirectory(directory));
   } else {
     await Deno.remove(rebuild, { recursive: true });
   }
@@ -307,13 +329,4 @@ function exists(path: string): boolean {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
   }
-}
-
-function parentOf(path: string): string {
-  const slash = path.lastIndexOf("/");
-  return slash <= 0 ? "." : path.slice(0, slash);
-}
-
-function ignoreNotFound(error: unknown): void {
-  if (!(error instanceof Deno.errors.NotFound)) throw error;
 }

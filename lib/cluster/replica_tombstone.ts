@@ -21,11 +21,9 @@
  * @module
  */
 
-import { syncDirectory, writeFileAtomic } from "../storage/atomic_file.ts";
-import { recoveringFileName } from "./replica_repair.ts";
+import { ignoreNotFound, parentDirectory, syncDirectory } from "../storage/atomic_file.ts";
+import { prepareRebuild } from "./replica_repair.ts";
 
-/** Where `openReplicaLog` looks for a prepared rebuild (its `rebuildSuffix`). */
-const rebuildSuffix = ".rebuild";
 /** Where the retired log waits for deletion once the tombstone is in place. */
 const retiredSuffix = ".retired";
 
@@ -46,19 +44,12 @@ export async function retireReplicaLog(directory: string, term: number): Promise
       `Cannot retire a replica log as 'term' must be a non-negative integer: current value is ${term}`,
     );
   }
-  const rebuild = directory + rebuildSuffix;
   const retired = directory + retiredSuffix;
   await removeRetiredLog(directory);
-  await Deno.remove(rebuild, { recursive: true }).catch(ignoreNotFound);
-  await Deno.mkdir(rebuild, { recursive: true });
-  await writeFileAtomic(`${rebuild}/${recoveringFileName}`, new TextEncoder().encode(`${term}\n`));
-  const parent = parentOf(directory);
+  const rebuild = await prepareRebuild(directory, term);
+  const parent = parentDirectory(directory);
   await syncDirectory(parent);
-  try {
-    await Deno.rename(directory, retired);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
+  await Deno.rename(directory, retired).catch(ignoreNotFound);
   await Deno.rename(rebuild, directory);
   await syncDirectory(parent);
   await removeRetiredLog(directory);
@@ -75,13 +66,4 @@ export async function retireReplicaLog(directory: string, term: number): Promise
  */
 export async function removeRetiredLog(directory: string): Promise<void> {
   await Deno.remove(directory + retiredSuffix, { recursive: true }).catch(ignoreNotFound);
-}
-
-function parentOf(path: string): string {
-  const slash = path.lastIndexOf("/");
-  return slash < 0 ? "." : slash === 0 ? "/" : path.slice(0, slash);
-}
-
-function ignoreNotFound(error: unknown): void {
-  if (!(error instanceof Deno.errors.NotFound)) throw error;
 }

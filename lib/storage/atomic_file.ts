@@ -191,6 +191,20 @@ export function writeAllSync(file: Deno.FsFile, bytes: Uint8Array): void {
 }
 
 /**
+ * Rethrows `error` unless it says the file was not there: for a removal
+ * that may find nothing to remove.
+ *
+ * @example
+ * ```ts
+ * import { ignoreNotFound } from "./atomic_file.ts";
+ * await Deno.remove("/tmp/surely-missing-file").catch(ignoreNotFound);
+ * ```
+ */
+export function ignoreNotFound(error: unknown): void {
+  if (!(error instanceof Deno.errors.NotFound)) throw error;
+}
+
+/**
  * The directory holding `path` ("." for a bare name).
  *
  * @example

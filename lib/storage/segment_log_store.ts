@@ -25,6 +25,7 @@
 
 import assert from "node:assert/strict";
 import {
+  ignoreNotFound,
   parentDirectory,
   readFileAtomicSync,
   syncDirectory,
@@ -1577,8 +1578,4 @@ function removeQuietly(path: string): void {
   } catch (error) {
     ignoreNotFound(error);
   }
-}
-
-function ignoreNotFound(error: unknown): void {
-  if (!(error instanceof Deno.errors.NotFound)) throw error;
 }

@@ -120,7 +120,7 @@ function encodeJson(json: string): Uint8Array {
 }
 
 /** Concatenates frames into one buffer so a burst costs one write. */
-export function concatFrames(frames: Uint8Array[]): Uint8Array {
+export function concatFrames(frames: readonly Uint8Array[]): Uint8Array {
   if (frames.length === 1) return frames[0];
   let total = 0;
   for (const frame of frames) total += frame.length;

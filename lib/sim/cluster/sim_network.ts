@@ -21,7 +21,7 @@
  * @module
  */
 
-import { encodeFrame } from "../../wire/frame.ts";
+import { concatFrames, encodeFrame } from "../../wire/frame.ts";
 import { decodeBinaryRaftPayload, isBinaryRaftPayload } from "../../cluster/raft_binary.ts";
 import { errorResponse, ProtocolError } from "../../wire/errors.ts";
 import type { ManualScheduler } from "../../cluster/manual_scheduler.ts";
@@ -441,15 +441,8 @@ export class SimTransport implements PeerTransport {
 
 /** The parts of a frame as one buffer (a copy: the parts may be the sender's stored entries). */
 function joined(parts: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.length;
-  }
-  return bytes;
+  // concatFrames hands a lone part back as it is.
+  return parts.length === 1 ? parts[0].slice() : concatFrames(parts);
 }
 
 /** Peer frames start with their action, as PeerLink sends them. */
