@@ -1,7 +1,8 @@
 /**
  * A wake-up signal for waiters on cluster state: instead of polling (a
  * leader elected, a link reconnected, a replica opened), a waiter sleeps
- * until the next `notify()` or its own deadline, then looks again.
+ * until the next `notify()` or its own deadline (`waitUntil`), then looks
+ * again.
  *
  * @module
  */
@@ -14,17 +15,13 @@ import type { Scheduler } from "./runtime.ts";
  *
  * @example
  * ```ts
- * const changes = new Changes(scheduler);
- * while (!ready()) await changes.next(deadline - scheduler.now());
+ * const changes = new Changes();
+ * const withdraw = changes.once(() => console.log("look again"));
+ * changes.notify(); // "look again"; `withdraw()` would have cancelled it
  * ```
  */
 export class Changes {
-  readonly #scheduler: Scheduler;
   #waiters = new Set<() => void>();
-
-  constructor(scheduler: Scheduler) {
-    this.#scheduler = scheduler;
-  }
 
   /** Waiters now. */
   get waiting(): number {
@@ -37,21 +34,6 @@ export class Changes {
     const waiters = this.#waiters;
     this.#waiters = new Set();
     for (const wake of waiters) wake();
-  }
-
-  /** Resolves at the next `notify()` or after `timeoutMs`, whichever comes first. */
-  next(timeoutMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const cancel = this.#scheduler.schedule(Math.max(0, timeoutMs), () => {
-        this.#waiters.delete(wake);
-        resolve();
-      });
-      const wake = () => {
-        cancel();
-        resolve();
-      };
-      this.#waiters.add(wake);
-    });
   }
 
   /**

@@ -146,7 +146,7 @@ export class ClusterBroker implements Broker {
     this.nodeId = options.nodeId;
     this.#options = options;
     this.#runtime = options.runtime ?? systemRuntime(options.dataDir);
-    this.#changes = new Changes(this.#runtime.scheduler);
+    this.#changes = new Changes();
     this.#node = ClusterNode.start({
       id: options.nodeId,
       host: options.host,

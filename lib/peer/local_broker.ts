@@ -97,7 +97,7 @@ export class LocalBroker implements Broker {
     this.nodeId = options.nodeId;
     this.#options = options;
     this.#runtime = systemRuntime(options.dataDir);
-    this.#changes = new Changes(this.#runtime.scheduler);
+    this.#changes = new Changes();
     this.#host = new RaftHost(options.nodeId, { send: () => {} }, {
       scheduler: this.#runtime.scheduler,
     });

@@ -32,7 +32,7 @@ function countingScheduler(): {
 
 Deno.test("waitUntil schedules one timer however many changes wake it, and cancels it when done", async () => {
   const { scheduler, manual, timers } = countingScheduler();
-  const changes = new Changes(scheduler);
+  const changes = new Changes();
   let checks = 0;
   let ready = false;
   const waiters = Array.from({ length: 100 }, () =>
@@ -56,7 +56,7 @@ Deno.test("waitUntil schedules one timer however many changes wake it, and cance
 
 Deno.test("waitUntil re-arms its one timer once when the grace period ends, then times out", async () => {
   const { scheduler, manual, timers } = countingScheduler();
-  const changes = new Changes(scheduler);
+  const changes = new Changes();
   let outcome: string | undefined = "pending";
   const waiting = waitUntil(() => undefined, {
     scheduler,

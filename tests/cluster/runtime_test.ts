@@ -30,30 +30,27 @@ Deno.test("ManualScheduler runs deferred tasks, and those they defer, before the
   assert.deepEqual(ran, ["first", "second", "timer"]);
 });
 
-Deno.test("Changes wakes a waiter at the next notify, before its timeout", async () => {
-  const scheduler = new ManualScheduler();
-  const changes = new Changes(scheduler);
-  let woken = false;
-  const waiting = changes.next(5000).then(() => woken = true);
-  assert.equal(changes.waiting, 1);
+Deno.test("Changes wakes each waiter once, at the next notify", () => {
+  const changes = new Changes();
+  const woken: string[] = [];
+  changes.once(() => woken.push("a"));
+  changes.once(() => woken.push("b"));
+  assert.equal(changes.waiting, 2);
   changes.notify();
-  await waiting;
-  assert.equal(woken, true);
-  assert.equal(scheduler.now(), 0, "no time passed");
-  assert.equal(scheduler.pendingTimers, 0, "the timeout was cancelled");
+  assert.deepEqual(woken, ["a", "b"]);
+  assert.equal(changes.waiting, 0);
+  changes.notify();
+  assert.deepEqual(woken, ["a", "b"], "a waiter is woken once");
 });
 
-Deno.test("Changes wakes a waiter at its timeout when nothing changes", async () => {
-  const scheduler = new ManualScheduler();
-  const changes = new Changes(scheduler);
+Deno.test("Changes does not wake a waiter that withdrew", () => {
+  const changes = new Changes();
   let woken = false;
-  const waiting = changes.next(300).then(() => woken = true);
-  scheduler.advance(299);
-  await Promise.resolve();
-  assert.equal(woken, false);
-  scheduler.advance(1);
-  await waiting;
+  const withdraw = changes.once(() => woken = true);
+  withdraw();
   assert.equal(changes.waiting, 0);
+  changes.notify();
+  assert.equal(woken, false);
 });
 
 Deno.test("delay resolves on the injected scheduler, or at once when its signal aborts", async () => {
@@ -89,7 +86,7 @@ Deno.test("AckBuffer writes buffered acks as one entry after ackFlushMs of the i
 
 Deno.test("waitUntil resolves as soon as a change makes its check succeed, without time passing", async () => {
   const scheduler = new ManualScheduler();
-  const changes = new Changes(scheduler);
+  const changes = new Changes();
   let leader = 0;
   const waiting = waitUntil(() => leader || undefined, { scheduler, changes, timeoutMs: 5000 });
   await Promise.resolve();
@@ -102,7 +99,7 @@ Deno.test("waitUntil resolves as soon as a change makes its check succeed, witho
 
 Deno.test("waitUntil gives up at its timeout when no change helps", async () => {
   const scheduler = new ManualScheduler();
-  const changes = new Changes(scheduler);
+  const changes = new Changes();
   let checks = 0;
   let outcome: string | undefined = "pending";
   const waiting = waitUntil(() => {
@@ -122,7 +119,7 @@ Deno.test("waitUntil gives up at its timeout when no change helps", async () => 
 
 Deno.test("waitUntil gives up once the quorum is lost after the grace period, before its timeout", async () => {
   const scheduler = new ManualScheduler();
-  const changes = new Changes(scheduler);
+  const changes = new Changes();
   let settled = false;
   const waiting = waitUntil(() => undefined, {
     scheduler,
@@ -141,7 +138,7 @@ Deno.test("waitUntil gives up once the quorum is lost after the grace period, be
 
 Deno.test("waitUntil ends with the error its check throws", async () => {
   const scheduler = new ManualScheduler();
-  const changes = new Changes(scheduler);
+  const changes = new Changes();
   let moved = false;
   const waiting = waitUntil(() => {
     if (moved) throw new Error("Elsewhere");
