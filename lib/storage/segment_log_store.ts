@@ -105,7 +105,13 @@ export const cacheBytesMaxDefault = 32 * 1024 * 1024;
 const cacheEntryOverheadBytes = 64;
 /** Spare staging buffers above this size are dropped instead of reused. */
 const stagingBufferBytesKeepMax = 8 * 1024 * 1024;
-const stagingBufferBytesInitial = 64 * 1024;
+/**
+ * The first staging buffer after an idle spell: small, since a lone append
+ * (one publish at a time) would otherwise make a 64 KiB buffer of garbage
+ * per flush, and garbage in ArrayBuffers drives V8's full collections.
+ * Under load the buffer doubles and is recycled, so this costs nothing there.
+ */
+const stagingBufferBytesInitial = 512;
 /** An idle store holds no staging buffer: this empty one stands in until the next append. */
 const emptyBuffer = new Uint8Array(0);
 

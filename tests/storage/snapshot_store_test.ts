@@ -304,9 +304,11 @@ Deno.test("An idle SegmentLogStore holds no staging buffer and no preallocated i
     const store = await SegmentLogStore.open(dir, { cacheBytesMax: 0 });
     assert.equal(store.bufferBytes, 0);
     store.append(makeEntries(1, 3, 1, 20));
-    assert.ok(store.bufferBytes >= 64 * 1024, "a writing store stages its records");
+    // A lone small append gets a small buffer (no 64 KiB of garbage per flush).
+    assert.ok(store.bufferBytes > 0, "a writing store stages its records");
+    assert.ok(store.bufferBytes <= 4096, `${store.bufferBytes} bytes staged for 3 small records`);
     await store.sync();
-    // A 64 KiB staging buffer plus 16 KiB of index arrays would be ~80 KiB.
+    // Once idle it keeps no staging buffer and no preallocated index arrays.
     assert.ok(store.bufferBytes < 256, `${store.bufferBytes} bytes of buffers when idle`);
     await store.close();
   });
