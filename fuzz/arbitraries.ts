@@ -590,6 +590,7 @@ export function raftMessageArbitrary(from: fc.Arbitrary<number>): fc.Arbitrary<M
     snapshot: snapshotArbitrary,
     context: bytesArbitrary,
     transfer: fc.constant(true as const),
+    commitNotice: fc.constant(true as const),
   }, {
     noNullPrototype: true,
     requiredKeys: [

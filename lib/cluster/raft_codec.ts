@@ -55,6 +55,7 @@ export function encodeRaftMessage(
   if (message.reject) wire.r = 1;
   if (message.rejectHint) wire.h = message.rejectHint;
   if (message.transfer) wire.x = 1;
+  if (message.commitNotice) wire.n = 1;
   if (message.context) wire.ctx = blob(message.context);
   if (message.entries.length > 0) {
     wire.e = message.entries.map((
@@ -106,6 +107,7 @@ export function decodeRaftMessage(wire: WireMessage): Message {
     rejectHint: integer(wire.h, "h"),
   };
   if (wire.x === 1) message.transfer = true;
+  if (wire.n === 1) message.commitNotice = true;
   if (wire.ctx !== undefined) message.context = bytesOf(wire.ctx);
   if (wire.s !== undefined) message.snapshot = decodeSnapshot(wire.s as WireMessage);
   return message;

@@ -420,10 +420,11 @@ function awaitedBootstrapLeader(group: ReplicaGroup): number | undefined {
 }
 
 /**
- * Messages a publish waits for: appends and the answers to appends. An
- * append without entries carries a new commit index, which a subscriber
- * served by a follower's replica waits for.
+ * Messages a publish waits for: appends and the answers to appends. A
+ * commit notice is not: it leaves with the next flush, after the answers
+ * to the publishers it committed (the leader's answers and the notices
+ * otherwise race for the same two cores).
  */
 function onPublishPath(message: Message): boolean {
-  return message.type === "appResp" || message.type === "app";
+  return message.type === "appResp" || (message.type === "app" && message.commitNotice !== true);
 }

@@ -72,6 +72,12 @@ export interface Message {
   context?: Uint8Array;
   /** vote/preVote: campaign started by a leadership transfer, which bypasses leases. */
   transfer?: boolean;
+  /**
+   * app without entries: only a new commit index for a follower in replicate
+   * state. The follower answers it only with a rejection; an acceptance
+   * would tell the leader nothing the answers to the appends before it do not.
+   */
+  commitNotice?: boolean;
 }
 
 /** Role of a replica. */

@@ -395,6 +395,7 @@ function describeMessage(message: Message): string {
   const parts = [`${message.from}->${message.to} ${message.type} term=${message.term}`];
   if (message.type === "app") {
     parts.push(`prev=${message.index}/${message.logTerm} commit=${message.commit}`);
+    if (message.commitNotice) parts.push("notice");
     if (message.entries.length > 0) {
       parts.push(`entries=[${message.entries.map(describeEntry).join(" ")}]`);
     }

@@ -129,3 +129,62 @@ Deno.test("An unpaused follower gets the new commit in the Ready that follows th
   equal(toSlow.length, 1);
   equal(toSlow[0].commit, index);
 });
+
+Deno.test("A follower does not answer a commit notice it accepts", () => {
+  const members = makeMembers(16);
+  electFirst(members);
+  const [leader, fast, slow] = members;
+  const index = leader.node.propose(data);
+  const appends = drain(leader);
+  for (const follower of [fast, slow]) {
+    follower.node.step(appends.find((message) => message.to === follower.node.id)!);
+    for (const answer of drain(follower)) leader.node.step(answer);
+  }
+  const notices = drain(leader).filter((message) => message.type === "app");
+  equal(notices.length, 2);
+  for (const notice of notices) {
+    equal(notice.commitNotice, true);
+    deepEqual(notice.entries, []);
+    const follower = members[notice.to - 1];
+    follower.node.step(notice);
+    deepEqual(drain(follower), [], "an accepted notice gets no answer");
+    equal(follower.node.commit, index);
+  }
+});
+
+Deno.test("A lost acknowledgement is made good by a resend that is answered, not by a notice", () => {
+  const members = makeMembers(16);
+  electFirst(members);
+  const [leader, fast, slow] = members;
+  const index = leader.node.propose(data);
+  const appends = drain(leader);
+  fast.node.step(appends.find((message) => message.to === 2)!);
+  for (const answer of drain(fast)) leader.node.step(answer);
+  // The slow follower stores the entry, but its answer is lost.
+  slow.node.step(appends.find((message) => message.to === 3)!);
+  drain(slow);
+  const notice = drain(leader).find((message) => message.to === 3)!;
+  equal(notice.commitNotice, true);
+  slow.node.step(notice);
+  deepEqual(drain(slow), []);
+  equal(
+    leader.node.status().progress?.[3]?.match !== index,
+    true,
+    "the leader still lacks the ack",
+  );
+  // A heartbeat answer makes the leader send again; that append is answered.
+  leader.node.tick();
+  const heartbeat = drain(leader).find((message) =>
+    message.to === 3 && message.type === "heartbeat"
+  )!;
+  slow.node.step(heartbeat);
+  for (const answer of drain(slow)) leader.node.step(answer);
+  leader.node.tick(); // the leader's next Ready carries the resend
+  const resend = drain(leader).find((message) => message.to === 3 && message.type === "app")!;
+  equal(resend.commitNotice, undefined);
+  slow.node.step(resend);
+  const answers = drain(slow);
+  equal(answers.length, 1);
+  leader.node.step(answers[0]);
+  equal(leader.node.status().progress?.[3]?.match, index);
+});
