@@ -4,19 +4,30 @@
  * It never retries: on failure it hands its unanswered requests back to the
  * client, in the order they were sent.
  *
+ * The hot path allocates little: requests are queued as JSON text and
+ * encoded, a burst at a time, into one reused write buffer; answers are read
+ * into one reused read buffer and decoded where they lie (a frame larger
+ * than the buffer gets a buffer of its own size while it arrives).
+ *
  * @module
  */
 
-import { concatFrames, encodeFrame, FrameDecoder, frameHeaderBytes } from "../wire/frame.ts";
+import { answerJson, frameHeaderBytes } from "../wire/frame.ts";
 import { isPushedEvent, type MessageEvent } from "../wire/responses.ts";
 import { PubSubError } from "./errors.ts";
 import type { Transport } from "./_transport.ts";
 
+/** Bytes of the buffer a connection reads into (reused for every read). */
+export const readBufferBytes = 64 * 1024;
+/** Bytes of the buffer a burst of requests is encoded into (reused; a larger burst gets its own). */
+export const writeBufferBytes = 64 * 1024;
+
 /** A request on the wire, waiting for its answer. */
 export interface PendingRequest {
+  /** The id it is sent with (answers carry it back). */
   readonly id: number;
-  /** Receives the decoded answer (an object or an array). */
-  settle(response: unknown): void;
+  /** Receives the decoded answer (an object, still with its `id`, or an array) and its id. */
+  settle(response: unknown, id: number): void;
 }
 
 /** What a connection reports to its owner. */
@@ -34,11 +45,15 @@ export interface ConnectionLimits {
   requestBytesMax: number;
   /** Most requests awaiting an answer at once. */
   inFlightRequestsMax: number;
-  /** Most bytes queued for writing before `hasRoom` turns false. */
+  /**
+   * Most bytes queued for writing before `hasRoom` turns false (counted as
+   * UTF-16 units of the JSON text plus the header: exact for ASCII).
+   */
   sendQueueBytesMax: number;
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+const encoder = new TextEncoder();
 
 /**
  * A pipelined connection.
@@ -54,24 +69,27 @@ export class Connection {
   #transport: Transport;
   #handlers: ConnectionHandlers;
   #limits: ConnectionLimits;
-  #decoder: FrameDecoder;
   // Insertion-ordered: the oldest entry is the next answer when one carries no id.
   #pending = new Map<number, PendingRequest>();
-  #queue: Uint8Array[] = [];
+  /** JSON text of the requests not written yet. */
+  #queue: string[] = [];
   #queuedBytes = 0;
+  #writeBuffer = new Uint8Array(writeBufferBytes);
   #flushScheduled = false;
   #writing = false;
   #closed = false;
   #retiring = false;
   #roomWaiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
+  readonly #flushNow = (): void => {
+    this.#flush();
+  };
 
   constructor(transport: Transport, limits: ConnectionLimits, handlers: ConnectionHandlers) {
     this.address = transport.address;
     this.#transport = transport;
     this.#limits = limits;
     this.#handlers = handlers;
-    this.#decoder = new FrameDecoder({ frameBytesMax: limits.frameBytesMax });
     this.#readLoop();
   }
 
@@ -114,21 +132,23 @@ export class Connection {
   /** Queues `body` with `request.id`; the write happens once per microtask burst. */
   send(body: Record<string, unknown>, request: PendingRequest): void {
     if (this.#closed) throw new PubSubError("disconnected", "The connection is closed");
-    const frame = encodeFrame({ ...body, id: request.id });
-    if (frame.length - frameHeaderBytes > this.#limits.requestBytesMax) {
-      throw new PubSubError(
-        "frame_too_large",
-        `Cannot send a ${
-          frame.length - frameHeaderBytes
-        }-byte request as the limit is requestBytesMax ${this.#limits.requestBytesMax}`,
-      );
+    const json = answerJson(body, request.id);
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: only a request near the limit is measured.
+    if (json.length * 3 > this.#limits.requestBytesMax) {
+      const bytes = encoder.encode(json).length;
+      if (bytes > this.#limits.requestBytesMax) {
+        throw new PubSubError(
+          "frame_too_large",
+          `Cannot send a ${bytes}-byte request as the limit is requestBytesMax ${this.#limits.requestBytesMax}`,
+        );
+      }
     }
     this.#pending.set(request.id, request);
-    this.#queue.push(frame);
-    this.#queuedBytes += frame.length;
+    this.#queue.push(json);
+    this.#queuedBytes += frameHeaderBytes + json.length;
     if (!this.#flushScheduled && !this.#writing) {
       this.#flushScheduled = true;
-      queueMicrotask(() => this.#flush());
+      queueMicrotask(this.#flushNow);
     }
   }
 
@@ -156,8 +176,11 @@ export class Connection {
     this.#flushScheduled = false;
     // One write per burst: everything queued while the previous write ran goes out together.
     while (this.#queue.length > 0 && !this.#closed) {
-      const bytes = concatFrames(this.#queue);
+      const queue = this.#queue;
       this.#queue = [];
+      let counted = 0;
+      for (const json of queue) counted += frameHeaderBytes + json.length;
+      const bytes = this.#encode(queue);
       this.#writing = true;
       try {
         await this.#transport.write(bytes);
@@ -169,10 +192,27 @@ export class Connection {
       } finally {
         this.#writing = false;
       }
-      this.#queuedBytes -= bytes.length;
+      this.#queuedBytes -= counted;
       this.#wakeRoomWaiters();
     }
     this.#wakeIdleWaiters();
+  }
+
+  /** Frames `queue` into the write buffer (or, for a burst larger than it, a buffer of its own). */
+  #encode(queue: string[]): Uint8Array {
+    let bound = 0;
+    for (const json of queue) bound += frameHeaderBytes + json.length * 3;
+    const out = bound <= this.#writeBuffer.length ? this.#writeBuffer : new Uint8Array(bound);
+    let at = 0;
+    for (const json of queue) {
+      const { written } = encoder.encodeInto(json, out.subarray(at + frameHeaderBytes));
+      out[at] = written >>> 24;
+      out[at + 1] = (written >>> 16) & 0xff;
+      out[at + 2] = (written >>> 8) & 0xff;
+      out[at + 3] = written & 0xff;
+      at += frameHeaderBytes + written;
+    }
+    return out.subarray(0, at);
   }
 
   async #readLoop(): Promise<void> {
@@ -181,18 +221,28 @@ export class Connection {
       `Connection to ${this.address} closed by the peer`,
     );
     try {
-      for await (const chunk of this.#transport.readable) {
-        for (const event of this.#decoder.push(chunk)) {
-          if (event.kind !== "frame") {
-            throw new PubSubError(
-              "protocol",
-              event.kind === "empty"
-                ? `Peer ${this.address} sent an empty frame`
-                : `Peer ${this.address} sent a ${event.length}-byte frame, over frameBytesMax ${this.#limits.frameBytesMax}`,
-            );
-          }
-          this.#receive(JSON.parse(utf8.decode(event.payload)));
-          if (this.#closed) return;
+      const small = new Uint8Array(readBufferBytes);
+      let buffer = small;
+      let filled = 0;
+      while (true) {
+        const count = await this.#transport.read(filled === 0 ? buffer : buffer.subarray(filled));
+        if (count === null) break;
+        filled += count;
+        const used = this.#receiveFrames(buffer, filled);
+        if (this.#closed) return;
+        if (used > 0) {
+          buffer.copyWithin(0, used, filled);
+          filled -= used;
+        }
+        // What is left is part of one frame: make room for all of it, or go back to the small buffer.
+        const needed = filled >= frameHeaderBytes ? frameHeaderBytes + frameLength(buffer, 0) : 0;
+        if (needed > buffer.length) {
+          const larger = new Uint8Array(needed);
+          larger.set(buffer.subarray(0, filled));
+          buffer = larger;
+        } else if (buffer !== small && needed <= small.length) {
+          small.set(buffer.subarray(0, filled));
+          buffer = small;
         }
       }
     } catch (error) {
@@ -203,25 +253,46 @@ export class Connection {
     this.close(reason);
   }
 
+  /** Handles every whole frame in `buffer[0, filled)`; returns the bytes they took. */
+  #receiveFrames(buffer: Uint8Array, filled: number): number {
+    let at = 0;
+    while (filled - at >= frameHeaderBytes) {
+      const length = frameLength(buffer, at);
+      if (length === 0) {
+        throw new PubSubError("protocol", `Peer ${this.address} sent an empty frame`);
+      }
+      if (length > this.#limits.frameBytesMax) {
+        throw new PubSubError(
+          "protocol",
+          `Peer ${this.address} sent a ${length}-byte frame, over frameBytesMax ${this.#limits.frameBytesMax}`,
+        );
+      }
+      const end = at + frameHeaderBytes + length;
+      if (end > filled) break;
+      this.#receive(JSON.parse(utf8.decode(buffer.subarray(at + frameHeaderBytes, end))));
+      at = end;
+      if (this.#closed) break;
+    }
+    return at;
+  }
+
   #receive(value: unknown): void {
     if (isPushedEvent(value)) {
       this.#handlers.onPush(value);
       return;
     }
-    const id = typeof value === "object" && value !== null && !Array.isArray(value)
+    const answered = typeof value === "object" && value !== null && !Array.isArray(value)
       ? (value as { id?: unknown }).id
       : undefined;
     // Answers come in request order; arrays (and errors about unreadable frames) carry no id.
-    let request = typeof id === "number" ? this.#pending.get(id) : undefined;
-    if (request === undefined) request = this.#pending.values().next().value;
-    if (request === undefined) {
+    let id = typeof answered === "number" && this.#pending.has(answered) ? answered : undefined;
+    if (id === undefined) id = this.#pending.keys().next().value;
+    if (id === undefined) {
       throw new PubSubError("protocol", `Peer ${this.address} answered a request never sent`);
     }
-    this.#pending.delete(request.id);
-    if (typeof value === "object" && value !== null && !Array.isArray(value)) {
-      delete (value as { id?: unknown }).id;
-    }
-    request.settle(value);
+    const request = this.#pending.get(id)!;
+    this.#pending.delete(id);
+    request.settle(value, id);
     this.#wakeRoomWaiters();
     if (this.#retiring && this.#pending.size === 0) {
       this.close(new PubSubError("disconnected", "Connection retired"));
@@ -241,4 +312,10 @@ export class Connection {
     this.#roomWaiters = [];
     for (const wake of waiters) wake();
   }
+}
+
+/** The big-endian length header at `at`. */
+function frameLength(buffer: Uint8Array, at: number): number {
+  return ((buffer[at] << 24) >>> 0) + (buffer[at + 1] << 16) + (buffer[at + 2] << 8) +
+    buffer[at + 3];
 }

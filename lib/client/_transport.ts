@@ -10,8 +10,11 @@
 export interface Transport {
   /** The "host:port" this transport is connected to. */
   readonly address: string;
-  /** Bytes from the peer; ends when the peer closes. */
-  readonly readable: ReadableStream<Uint8Array>;
+  /**
+   * Reads bytes from the peer into `buffer` (no stream, no allocation per
+   * read); resolves with how many, or null once the peer closed.
+   */
+  read(buffer: Uint8Array): Promise<number | null>;
   /** Writes all bytes; rejects when the connection is gone. */
   write(bytes: Uint8Array): Promise<void>;
   /** Closes the connection; safe to call more than once. */
@@ -61,10 +64,12 @@ export async function connectTransport(
   let closed = false;
   return {
     address,
-    readable: connection.readable,
-    async write(bytes: Uint8Array): Promise<void> {
-      let at = 0;
-      while (at < bytes.length) at += await connection.write(bytes.subarray(at));
+    read: (buffer) => connection.read(buffer),
+    write(bytes: Uint8Array): Promise<void> {
+      // One write takes everything nearly always: finish a short one in a loop only then.
+      return connection.write(bytes).then((written) =>
+        written < bytes.length ? writeRest(connection, bytes, written) : undefined
+      );
     },
     close(): void {
       if (closed) return;
@@ -76,6 +81,10 @@ export async function connectTransport(
       }
     },
   };
+}
+
+async function writeRest(connection: Deno.Conn, bytes: Uint8Array, at: number): Promise<void> {
+  while (at < bytes.length) at += await connection.write(bytes.subarray(at));
 }
 
 /** Deno.connectTls takes no signal: race it against a timer and close a late connection. */

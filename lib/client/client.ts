@@ -184,7 +184,8 @@ interface ProducerStream {
   started: boolean;
 }
 
-interface Call {
+/** One request of a caller, over all its attempts; it is its own `PendingRequest`. */
+interface Call extends PendingRequest {
   readonly order: number;
   readonly body: Record<string, unknown>;
   readonly retryable: boolean;
@@ -202,6 +203,7 @@ interface Call {
   /** The last retryable error answer: what the caller hears if the deadline ends the retries. */
   lastError?: { status: "unavailable"; error?: string };
   attempts: number;
+  /** The id of the current attempt (answers to an earlier one are ignored). */
   id: number;
   connection: Connection | undefined;
   done: boolean;
@@ -341,7 +343,11 @@ export class PubSubClient {
    * ```
    */
   async request(body: Record<string, unknown>, options: RequestOptions = {}): Promise<unknown> {
-    return (await this.#call(body, options.retry ?? false)).response;
+    const { response } = await this.#call(body, options.retry ?? false);
+    if (typeof response === "object" && response !== null && !Array.isArray(response)) {
+      delete (response as { id?: unknown }).id;
+    }
+    return response;
   }
 
   /**
@@ -914,6 +920,7 @@ export class PubSubClient {
         done: false,
         resolve,
         reject,
+        settle: (response, id) => this.#onAnswer(call, id, response),
       };
       this.#unanswered.add(call);
       this.#startSweep();
@@ -1110,14 +1117,8 @@ export class PubSubClient {
     call.attempts++;
     call.id = this.#nextId++;
     call.connection = connection;
-    const id = call.id;
-    const request: PendingRequest & { call: Call } = {
-      id,
-      call,
-      settle: (response) => this.#onAnswer(call, id, connection, response),
-    };
     try {
-      connection.send(call.body, request);
+      connection.send(call.body, call);
     } catch (error) {
       this.#finish(call, error as Error);
       return;
@@ -1125,8 +1126,9 @@ export class PubSubClient {
     call.attemptDeadline = Date.now() + this.#options.requestTimeoutMs;
   }
 
-  #onAnswer(call: Call, id: number, connection: Connection, response: unknown): void {
-    if (call.done || call.id !== id) return;
+  #onAnswer(call: Call, id: number, response: unknown): void {
+    const connection = call.connection;
+    if (call.done || call.id !== id || connection === undefined) return;
     call.attemptDeadline = Infinity;
     if (isErrorResponse(response)) {
       if (call.topic !== undefined && this.#peerNodes.has(connection)) {
@@ -1206,9 +1208,10 @@ export class PubSubClient {
       this.#leaders.forgetNode(node);
     }
     for (const request of unanswered) {
-      const call = (request as PendingRequest & { call: Call }).call;
-      // Requests of the library itself (auth, ping) carry no call.
-      if (call === undefined || call.done || call.id !== request.id) continue;
+      // Requests of the library itself (auth, ping) are no calls.
+      if (!isCall(request)) continue;
+      const call = request;
+      if (call.done || call.connection !== connection) continue;
       call.attemptDeadline = Infinity;
       if (this.#mayRetry(call)) {
         this.#enqueue(call);
@@ -1409,6 +1412,10 @@ function checkTopic(topic: string): string {
   } catch (error) {
     throw new PubSubError("bad_request", (error as Error).message, { cause: error });
   }
+}
+
+function isCall(request: PendingRequest): request is Call {
+  return "order" in request;
 }
 
 function subscriptionKey(topic: string, subscriberId: string): string {
