@@ -14,10 +14,13 @@ import { decodeBinaryRaftPayload, isBinaryRaftPayload } from "../cluster/raft_bi
 import { answerJson, encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
 import { errorResponse, isErrorResponse, ProtocolError } from "../wire/errors.ts";
 import { decodeRequest, type Request, RequestError } from "../wire/requests.ts";
+import { decodePublish, type PublishRequest } from "../wire/publish_fast.ts";
+import { publishedAnswerJson } from "../wire/responses.ts";
 import type { AccessPolicy } from "./auth.ts";
 import type { Broker } from "./broker.ts";
 import { FrameWriter } from "./frame_writer.ts";
 import { type Handled, Session } from "./session.ts";
+import type { PublishResult } from "./topic.ts";
 
 /** Most requests one connection may have in progress at once. */
 export const inflightRequestsMax = 4096;
@@ -83,11 +86,18 @@ export class Connection {
   #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   /** Time of the last bytes received, for the idle sweeper. */
   lastReceivedAt = Date.now();
+  /**
+   * When the bytes being dispatched were read (`performance.now()`): every
+   * request of one read arrived then, and its duration counts from there.
+   */
+  #readAt = 0;
 
   constructor(conn: Deno.Conn, options: ConnectionOptions) {
     this.#conn = conn;
     this.#options = options;
-    this.#decoder = new FrameDecoder({ frameBytesMax: options.frameBytesMax });
+    // Requests are decoded (copied into strings) while their read is
+    // dispatched, before the read buffer is used again: no copy per frame.
+    this.#decoder = new FrameDecoder({ frameBytesMax: options.frameBytesMax, borrow: true });
     this.#writer = new FrameWriter(conn);
     this.#session = new Session({
       broker: options.broker,
@@ -111,6 +121,7 @@ export class Connection {
         const read = await this.#conn.read(buffer);
         if (read === null) break;
         this.lastReceivedAt = Date.now();
+        this.#readAt = performance.now();
         for (const event of this.#decoder.push(buffer.subarray(0, read))) {
           if (event.kind === "frame") this.#dispatch(event.payload);
           else if (event.kind === "empty") {
@@ -155,9 +166,17 @@ export class Connection {
       this.#dispatchBinaryPeer(payload, peerHandler);
       return;
     }
+    const publish = decodePublish(payload);
+    if (publish !== undefined && this.#slots.length < inflightRequestsMax) {
+      const published = this.#session.publishHere(publish);
+      if (published !== undefined) {
+        this.#answerPublish(publish, published);
+        return;
+      }
+    }
     let request: Request;
     try {
-      request = decodeRequest(payload);
+      request = publish ?? decodeRequest(payload);
     } catch (error) {
       const id = error instanceof RequestError ? error.id : undefined;
       const code = error instanceof ProtocolError ? error.code : "bad_request";
@@ -178,6 +197,35 @@ export class Connection {
       slot.close = handled.close;
       this.#flushSlots();
     });
+  }
+
+  /**
+   * The fast path of a publish started here (see `Session.publishHere`):
+   * the same slot, answer, metrics and timeout as `#handle` gives it,
+   * without its chain of async frames.
+   */
+  #answerPublish(request: PublishRequest, published: Promise<PublishResult>): void {
+    const slot = this.#pushSlot();
+    const started = this.#readAt;
+    published.then((result) => {
+      const late = slot.frame !== undefined;
+      this.#observe("publish", late ? "unavailable" : "message_published", started);
+      if (late) return;
+      slot.frame = publishedAnswerJson(request.topic_name, result.firstOffset, request.id);
+      this.#flushSlots();
+    }, (error) => {
+      const response = toErrorResponse(error);
+      const late = slot.frame !== undefined;
+      this.#observe("publish", late ? "unavailable" : response.status, started);
+      if (late) return;
+      slot.frame = answerJson(response, request.id);
+      this.#flushSlots();
+    });
+  }
+
+  #observe(action: string, status: string, started: number): void {
+    const observe = this.#options.observe;
+    if (observe !== undefined) observe(action, status, (burstNow() - started) / 1000);
   }
 
   #pushSlot(): Slot {
@@ -240,7 +288,8 @@ export class Connection {
     }
     let message: Record<string, unknown>;
     try {
-      message = decodeBinaryRaftPayload(payload);
+      // A copy: the payload is a view of the read buffer, and entries keep their bytes.
+      message = decodeBinaryRaftPayload(payload.slice());
     } catch (error) {
       this.#answer(toErrorResponse(error));
       return;
@@ -302,7 +351,7 @@ export class Connection {
   }
 
   async #handle(request: Request, slot: Slot): Promise<Handled> {
-    const started = performance.now();
+    const started = this.#readAt;
     let handled: Handled;
     try {
       handled = await this.#session.handle(request);
@@ -311,7 +360,7 @@ export class Connection {
     }
     // A request answered as timed out by the deadline timer is counted as such.
     const status = slot.frame !== undefined ? "unavailable" : statusOf(handled.response);
-    this.#options.observe?.(request.action, status, (performance.now() - started) / 1000);
+    this.#observe(request.action, status, started);
     return handled;
   }
 
@@ -331,6 +380,21 @@ export class Connection {
       if (slot.close) this.close();
     }
   }
+}
+
+/** `performance.now()` of the current burst of microtasks (see `burstNow`). */
+let burstClock: number | undefined;
+
+/**
+ * `performance.now()`, read once per burst of microtasks: the answers of
+ * one entry complete together, and their durations share one reading.
+ */
+function burstNow(): number {
+  if (burstClock === undefined) {
+    burstClock = performance.now();
+    queueMicrotask(() => burstClock = undefined);
+  }
+  return burstClock;
 }
 
 /** Peer frames start with {"action":"peer_ — checked on bytes to skip a parse. */

@@ -13,7 +13,7 @@ import { AccessPolicy, fullAccessToken, type Principal, refusalOf } from "./auth
 import { type Broker, type Route, TopicElsewhereError } from "./broker.ts";
 import type { FrameWriter } from "./frame_writer.ts";
 import { SubscriptionPump } from "./subscription.ts";
-import type { Topic } from "./topic.ts";
+import type { PublishResult, Topic } from "./topic.ts";
 
 /** Most messages one relayed batch of plain publishes carries. */
 export const relayedMessagesMax = 1000;
@@ -122,6 +122,34 @@ export class Session {
     if (this.#access !== undefined) this.#authorize(request);
     if (request.action === "subscribe") return await this.#subscribe(request);
     return { response: await this.#respond(request) };
+  }
+
+  /**
+   * The fast path of a `publish` (`Connection` takes it for every publish
+   * it reads): when the request may be served here at once (authorized,
+   * nothing of its topic being routed, the topic led here), the topic's
+   * publish is started now, exactly as `handle` would start it, and its
+   * promise returned; undefined when `handle` must take the request (it
+   * then also answers refusals). A synchronous refusal by the topic (not
+   * the leader any more, its disk failed) is returned as a rejection, as
+   * `handle` answers it.
+   */
+  publishHere(
+    request: Extract<Request, { action: "publish" }>,
+  ): Promise<PublishResult> | undefined {
+    if (this.#access !== undefined) {
+      const principal = this.#principal;
+      if (principal === undefined || refusalOf(principal, request) !== undefined) return undefined;
+    }
+    const name = request.topic_name;
+    if (this.#routing.has(name)) return undefined;
+    const topic = this.#broker.leadingTopic?.(name);
+    if (topic === undefined) return undefined;
+    try {
+      return topic.publish([request.message], producerOf(request));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   #auth(token: string): Handled {

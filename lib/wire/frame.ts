@@ -144,13 +144,19 @@ export function concatFrames(frames: readonly Uint8Array[]): Uint8Array {
  */
 export class FrameDecoder {
   #frameBytesMax: number;
+  readonly #borrow: boolean;
   #header = new Uint8Array(frameHeaderBytes);
   #headerFilled = 0;
   #payload: Uint8Array | undefined;
   #payloadFilled = 0;
   #failed = false;
 
-  constructor(options: { frameBytesMax?: number } = {}) {
+  /**
+   * With `borrow`, a payload that lies wholly inside one pushed chunk is a
+   * view of that chunk instead of a copy: the caller must be done with it
+   * (or copy it) before it reuses the chunk's memory.
+   */
+  constructor(options: { frameBytesMax?: number; borrow?: boolean } = {}) {
     const frameBytesMax = options.frameBytesMax ?? frameBytesMaxDefault;
     if (!Number.isInteger(frameBytesMax) || frameBytesMax < 1 || frameBytesMax > 0xffffffff) {
       throw new RangeError(
@@ -158,6 +164,7 @@ export class FrameDecoder {
       );
     }
     this.#frameBytesMax = frameBytesMax;
+    this.#borrow = options.borrow ?? false;
   }
 
   /** Largest payload accepted. */
@@ -198,8 +205,15 @@ export class FrameDecoder {
     if (this.#headerFilled === 0 && chunk.length - at >= frameHeaderBytes) {
       const length = ((chunk[at] << 24) >>> 0) + (chunk[at + 1] << 16) + (chunk[at + 2] << 8) +
         chunk[at + 3];
+      const start = at + frameHeaderBytes;
+      if (this.#borrow && length > 0 && length <= this.#frameBytesMax) {
+        if (chunk.length - start >= length) {
+          events.push({ kind: "frame", payload: chunk.subarray(start, start + length) });
+          return start + length;
+        }
+      }
       this.#startPayload(length, events);
-      return at + frameHeaderBytes;
+      return start;
     }
     const take = Math.min(frameHeaderBytes - this.#headerFilled, chunk.length - at);
     this.#header.set(chunk.subarray(at, at + take), this.#headerFilled);

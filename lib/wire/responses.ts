@@ -61,3 +61,24 @@ export interface TopicDescription {
 export function isPushedEvent(value: unknown): value is MessageEvent {
   return typeof value === "object" && value !== null && "event" in value && !("status" in value);
 }
+
+/**
+ * The JSON text of a `publish` answer with the request's id, the same as
+ * `answerJson({ status: "message_published", topic, offset }, id)` (lib/wire/frame.ts)
+ * without building the object: the answer every plain publish gets.
+ *
+ * @example
+ * ```ts
+ * publishedAnswerJson("events", 41, 7); // '{"status":"message_published","topic":"events","offset":41,"id":7}'
+ * ```
+ */
+export function publishedAnswerJson(
+  topic: string,
+  offset: number,
+  id: string | number | undefined,
+): string {
+  const head = `{"status":"message_published","topic":${JSON.stringify(topic)},"offset":${
+    JSON.stringify(offset)
+  }`;
+  return id === undefined ? `${head}}` : `${head},"id":${JSON.stringify(id)}}`;
+}

@@ -1,0 +1,221 @@
+/**
+ * The hot request read straight from its bytes: a `publish` in the flat
+ * shape clients and the benchmarks send (`JSON.stringify` output: no
+ * whitespace, no string escapes, keys among `action`, `topic_name`,
+ * `message`, `producer_id`, `sequence` and `id`, each once). It skips the
+ * UTF-8 decoding of the whole frame, `JSON.parse` and the generic
+ * validation; only the string values are decoded. Anything else (another
+ * action, an escape, a duplicate key, a value out of range) is declined,
+ * and `decodeRequest` then decodes or refuses it as before, so errors and
+ * their sentences do not change. Whenever a request is returned,
+ * `decodeRequest` returns an equal one (a fast-check property in
+ * tests/wire/publish_fast_property_test.ts).
+ *
+ * @module
+ */
+
+import { clientIdLengthMax, type Request, topicNameLengthMax } from "./requests.ts";
+
+/** A `publish` request as `decodeRequest` returns it. */
+export type PublishRequest = Extract<Request, { action: "publish" }>;
+
+/** String values are decoded alone: a BOM at their start is a character, not a marker. */
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+const quote = 0x22;
+const backslash = 0x5c;
+const colon = 0x3a;
+const comma = 0x2c;
+const openBrace = 0x7b;
+const closeBrace = 0x7d;
+const minus = 0x2d;
+const digit0 = 0x30;
+const digit9 = 0x39;
+
+/** Longest JSON integer read here: 16 digits stay exact below 2^53 once range-checked. */
+const digitsMax = 16;
+
+const keyCodes = ["action", "topic_name", "message", "producer_id", "sequence", "id"].map((key) =>
+  new TextEncoder().encode(key)
+);
+const publishBytes = new TextEncoder().encode("publish");
+
+/** Bytes allowed in a topic name (PROTOCOL.md section 5: A-Z a-z 0-9 . _ -). */
+const topicByte = new Uint8Array(128);
+for (const char of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") {
+  topicByte[char.charCodeAt(0)] = 1;
+}
+
+/** Where a scanned JSON value ended, and whether its bytes were all ASCII. */
+interface Scan {
+  end: number;
+  ascii: boolean;
+}
+
+/**
+ * The `publish` request of `payload` when it has the plain shape (see the
+ * module comment), else undefined (then `decodeRequest` decides).
+ *
+ * @example
+ * ```ts
+ * const payload = new TextEncoder().encode('{"action":"publish","topic_name":"t","message":"hi"}');
+ * decodePublish(payload); // { action: "publish", topic_name: "t", message: "hi" }
+ * ```
+ */
+export function decodePublish(payload: Uint8Array): PublishRequest | undefined {
+  const length = payload.length;
+  if (length < 2 || payload[0] !== openBrace || payload[length - 1] !== closeBrace) {
+    return undefined;
+  }
+  const scan: Scan = { end: 0, ascii: true };
+  let seen = 0;
+  let action = false;
+  let topic: string | undefined;
+  let message: string | undefined;
+  let producerId: string | undefined;
+  let sequence: number | undefined;
+  let id: string | number | undefined;
+  let at = 1;
+  while (true) {
+    if (payload[at] !== quote || !scanString(payload, at + 1, scan) || !scan.ascii) {
+      return undefined;
+    }
+    const key = keyOf(payload, at + 1, scan.end);
+    if (key < 0 || (seen & (1 << key)) !== 0) return undefined;
+    seen |= 1 << key;
+    at = scan.end + 1;
+    if (payload[at] !== colon) return undefined;
+    at++;
+    if (key === 4 || (key === 5 && payload[at] !== quote)) {
+      const value = readInteger(payload, at, scan);
+      if (value === undefined) return undefined;
+      if (key === 4) {
+        if (value < 0 || Object.is(value, -0)) return undefined;
+        sequence = value;
+      } else id = value;
+    } else {
+      if (payload[at] !== quote || !scanString(payload, at + 1, scan)) return undefined;
+      const start = at + 1;
+      if (key === 0) {
+        action = equalBytes(payload, start, scan.end, publishBytes);
+        if (!action) return undefined;
+      } else if (key === 1) {
+        topic = topicName(payload, start, scan.end);
+        if (topic === undefined) return undefined;
+      } else {
+        const text = decodeString(payload, start, scan);
+        if (text === undefined) return undefined;
+        if (key === 2) message = text;
+        else if (key === 3) producerId = text;
+        else id = text;
+      }
+      scan.end++;
+    }
+    at = scan.end;
+    if (payload[at] === comma) {
+      at++;
+      continue;
+    }
+    if (payload[at] !== closeBrace || at !== length - 1) return undefined;
+    break;
+  }
+  if (!action || topic === undefined || message === undefined) return undefined;
+  const request: PublishRequest = { action: "publish", topic_name: topic, message };
+  if (producerId !== undefined || sequence !== undefined) {
+    if (producerId === undefined || sequence === undefined) return undefined;
+    if (producerId.length === 0 || producerId.length > clientIdLengthMax) return undefined;
+    request.producer_id = producerId;
+    request.sequence = sequence;
+  }
+  if (id !== undefined) request.id = id;
+  return request;
+}
+
+/**
+ * Finds the closing quote of the string starting at `at` (after its opening
+ * quote) into `scan.end`; false when it has an escape, a control character
+ * or no end (those go the general way).
+ */
+function scanString(payload: Uint8Array, at: number, scan: Scan): boolean {
+  let ascii = true;
+  for (let index = at; index < payload.length; index++) {
+    const byte = payload[index];
+    if (byte === quote) {
+      scan.end = index;
+      scan.ascii = ascii;
+      return true;
+    }
+    if (byte === backslash || byte < 0x20) return false;
+    if (byte >= 0x80) ascii = false;
+  }
+  return false;
+}
+
+/** The position of the key in `keyCodes`, or -1. */
+function keyOf(payload: Uint8Array, start: number, end: number): number {
+  for (let key = 0; key < keyCodes.length; key++) {
+    if (equalBytes(payload, start, end, keyCodes[key])) return key;
+  }
+  return -1;
+}
+
+function equalBytes(payload: Uint8Array, start: number, end: number, bytes: Uint8Array): boolean {
+  if (end - start !== bytes.length) return false;
+  for (let index = 0; index < bytes.length; index++) {
+    if (payload[start + index] !== bytes[index]) return false;
+  }
+  return true;
+}
+
+/** A valid topic name (as `validateTopicName` checks it), else undefined. */
+function topicName(payload: Uint8Array, start: number, end: number): string | undefined {
+  const length = end - start;
+  if (length === 0 || length > topicNameLengthMax) return undefined;
+  for (let index = start; index < end; index++) {
+    const byte = payload[index];
+    if (byte >= 0x80 || topicByte[byte] === 0) return undefined;
+  }
+  if (equalBytes(payload, start, end, lastTopic.bytes)) return lastTopic.name;
+  const name = utf8.decode(payload.subarray(start, end));
+  if (name === "." || name === "..") return undefined;
+  lastTopic = { bytes: payload.slice(start, end), name };
+  return name;
+}
+
+/** The last topic name decoded: a connection's publishes mostly name the same topic. */
+let lastTopic = { bytes: new Uint8Array(0), name: "" };
+
+/** The string from `start` to `scan.end`, or undefined when it is not valid UTF-8. */
+function decodeString(payload: Uint8Array, start: number, scan: Scan): string | undefined {
+  try {
+    return utf8.decode(payload.subarray(start, scan.end));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A JSON integer (`-?(0|[1-9][0-9]*)`, at most `digitsMax` digits, not
+ * beyond `Number.MAX_SAFE_INTEGER`) at `at`; its end goes to `scan.end`.
+ * Fractions, exponents and longer numbers are left to `JSON.parse`.
+ */
+function readInteger(payload: Uint8Array, at: number, scan: Scan): number | undefined {
+  let index = at;
+  const negative = payload[index] === minus;
+  if (negative) index++;
+  const first = index;
+  let value = 0;
+  while (index < payload.length && payload[index] >= digit0 && payload[index] <= digit9) {
+    value = value * 10 + (payload[index] - digit0);
+    index++;
+  }
+  const digits = index - first;
+  if (digits === 0 || digits > digitsMax || (digits > 1 && payload[first] === digit0)) {
+    return undefined;
+  }
+  if (value > Number.MAX_SAFE_INTEGER) return undefined;
+  const next = payload[index];
+  if (next !== comma && next !== closeBrace) return undefined;
+  scan.end = index;
+  return negative ? -value : value;
+}

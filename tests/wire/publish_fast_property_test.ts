@@ -1,0 +1,208 @@
+/**
+ * The fast `publish` decoder (lib/wire/publish_fast.ts) against the general
+ * one: whenever it returns a request, `decodeRequest` returns an equal one;
+ * it takes the shapes clients send; and the fast answer text is the one the
+ * general answer path writes.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { answerJson } from "../../lib/wire/frame.ts";
+import { decodePublish } from "../../lib/wire/publish_fast.ts";
+import { decodeRequest } from "../../lib/wire/requests.ts";
+import { publishedAnswerJson } from "../../lib/wire/responses.ts";
+
+const encoder = new TextEncoder();
+const numRuns = 2000;
+
+/** What `decodeRequest` makes of `payload`: the request, or "refused". */
+function general(payload: Uint8Array): unknown {
+  try {
+    return decodeRequest(payload);
+  } catch {
+    return "refused";
+  }
+}
+
+/** Strings that reach every branch: ASCII, escapes, control characters, BOMs, astral, lone surrogates. */
+const text = fc.oneof(
+  fc.string({ maxLength: 40 }),
+  fc.string({ unit: "grapheme", maxLength: 10 }),
+  fc.string({ unit: "binary", maxLength: 10 }),
+  fc.constantFrom("", "\uFEFF", "\uFEFFx", 'a"b', "a\\b", "\n", "\u0000", "\uD800", ".", ".."),
+);
+const topic = fc.oneof(
+  fc.stringMatching(/^[A-Za-z0-9._-]{1,12}$/),
+  fc.constantFrom(".", "..", "", "a".repeat(249), "a".repeat(250), "é", "a b"),
+  text,
+);
+const integerish = fc.oneof(
+  fc.integer({ min: -1000, max: 1000 }),
+  fc.constantFrom(
+    0,
+    -0,
+    Number.MAX_SAFE_INTEGER,
+    Number.MAX_SAFE_INTEGER + 1,
+    9007199254740993,
+    1e16,
+    1e21,
+    1.5,
+    -1.5,
+    1e-7,
+  ),
+  fc.double(),
+);
+const value = fc.oneof(
+  text,
+  integerish,
+  fc.constantFrom(null, true, false, [], {}, ["x"], { a: 1 }),
+);
+const keys = ["action", "topic_name", "message", "producer_id", "sequence", "id", "other"];
+
+/** Mostly `good`, sometimes any value. */
+function mostly<T>(good: fc.Arbitrary<T>): fc.Arbitrary<T | unknown> {
+  return fc.oneof({ arbitrary: good, weight: 8 }, { arbitrary: value, weight: 1 });
+}
+
+/** Objects shaped like publishes: mostly valid ones, some slightly off. */
+const publishLike = fc.record({
+  action: mostly(fc.oneof(
+    { arbitrary: fc.constant("publish"), weight: 10 },
+    { arbitrary: fc.constantFrom("publish_batch", "Publish", "ping"), weight: 1 },
+  )),
+  topic_name: mostly(topic),
+  message: mostly(text),
+  producer_id: mostly(text),
+  sequence: mostly(integerish),
+  id: mostly(fc.oneof(fc.integer(), text, integerish)),
+  other: value,
+}, { requiredKeys: ["action", "topic_name", "message"] }).chain((record) => {
+  const present = keys.filter((key) => key in record);
+  return fc.tuple(
+    fc.shuffledSubarray(present, { minLength: Math.min(3, present.length) }),
+    fc.boolean(),
+    fc.boolean(),
+  ).map(([order, withRequired, withoutExtra]) => {
+    const shuffled: Record<string, unknown> = {};
+    const chosen = withRequired
+      ? [...new Set(["action", "topic_name", "message", ...order])].filter((key) => key in record)
+      : order;
+    for (const key of chosen) {
+      if (withoutExtra && key === "other") continue;
+      shuffled[key] = (record as Record<string, unknown>)[key];
+    }
+    return shuffled;
+  });
+});
+
+/** Publishes as clients send them (the fast path takes most), in any key order. */
+const clientPublish = fc.record({
+  action: fc.constant("publish"),
+  topic_name: fc.stringMatching(/^[A-Za-z0-9._-]{1,12}$/),
+  message: fc.oneof(fc.string({ maxLength: 200 }), fc.string({ unit: "grapheme", maxLength: 20 })),
+  producer: fc.option(fc.tuple(text, fc.nat({ max: Number.MAX_SAFE_INTEGER })), { nil: undefined }),
+  id: fc.option(fc.oneof(fc.integer(), fc.string({ maxLength: 8 })), { nil: undefined }),
+}).chain(({ producer, id, ...fields }) => {
+  const all: Record<string, unknown> = { ...fields };
+  if (producer !== undefined) [all.producer_id, all.sequence] = producer;
+  if (id !== undefined) all.id = id;
+  return fc.shuffledSubarray(Object.keys(all), { minLength: Object.keys(all).length }).map(
+    (order) => Object.fromEntries(order.map((key) => [key, all[key]])),
+  );
+});
+
+/** A payload: the JSON of a publish-like object, sometimes with its bytes edited. */
+const payload = fc.oneof(
+  clientPublish.map((object) => encoder.encode(JSON.stringify(object))),
+  clientPublish.map((object) => encoder.encode(JSON.stringify(object))),
+  publishLike.map((object) => encoder.encode(JSON.stringify(object))),
+  fc.tuple(
+    publishLike.map((object) => encoder.encode(JSON.stringify(object))),
+    fc.nat(),
+    fc.integer({ min: 0, max: 255 }),
+  ).map(([bytes, at, byte]) => {
+    const edited = bytes.slice();
+    if (edited.length > 0) edited[at % edited.length] = byte;
+    return edited;
+  }),
+  publishLike.map((object) => encoder.encode(JSON.stringify(object, null, 1))),
+  fc.constant(encoder.encode('{"action":"publish","topic_name":"t","message":"a","message":"b"}')),
+);
+
+Deno.test("decodePublish returns what decodeRequest returns, or declines", () => {
+  let taken = 0;
+  fc.assert(
+    fc.property(payload, (bytes) => {
+      const fast = decodePublish(bytes);
+      if (fast === undefined) return;
+      taken++;
+      assert.deepStrictEqual(fast, general(bytes));
+    }),
+    { numRuns },
+  );
+  // The property says something only if the fast path ran often.
+  assert.ok(taken >= numRuns / 10, `the fast path took only ${taken} of ${numRuns} payloads`);
+});
+
+Deno.test("decodePublish takes the publishes clients send", () => {
+  const cases: Record<string, unknown>[] = [
+    { action: "publish", topic_name: "events", message: "x".repeat(100) },
+    { action: "publish", topic_name: "a.b-c_D9", message: "", id: 7 },
+    { action: "publish", topic_name: "t", message: "héllo \uFEFF 🎉", id: "r-1" },
+    { action: "publish", topic_name: "t", message: "m", producer_id: "p", sequence: 0, id: -3 },
+    {
+      id: 12,
+      sequence: 9007199254740991,
+      producer_id: "é",
+      message: "m",
+      topic_name: "t",
+      action: "publish",
+    },
+  ];
+  for (const request of cases) {
+    const bytes = encoder.encode(JSON.stringify(request));
+    const fast = decodePublish(bytes);
+    assert.notEqual(fast, undefined, JSON.stringify(request));
+    assert.deepStrictEqual(fast, decodeRequest(bytes));
+  }
+});
+
+Deno.test("decodePublish declines what it does not read itself", () => {
+  const declined = [
+    '{"action":"publish","topic_name":"t","message":"a\\"b"}',
+    '{"action":"publish", "topic_name":"t","message":"m"}',
+    '{"action":"publish","topic_name":"t","message":"m","extra":1}',
+    '{"action":"publish","topic_name":"t","message":"m","sequence":1}',
+    '{"action":"publish","topic_name":"..","message":"m"}',
+    '{"action":"publish","topic_name":"t","message":"m","id":1.5}',
+    '{"action":"publish_batch","topic_name":"t","messages":["m"]}',
+    '{"action":"publish","topic_name":"t","message":"m"',
+  ];
+  for (const json of declined) assert.equal(decodePublish(encoder.encode(json)), undefined, json);
+  // Invalid UTF-8 inside the message: the general decoder refuses it.
+  const bytes = encoder.encode('{"action":"publish","topic_name":"t","message":"ab"}');
+  bytes[bytes.length - 3] = 0xff;
+  assert.equal(decodePublish(bytes), undefined);
+  assert.equal(general(bytes), "refused");
+});
+
+Deno.test("publishedAnswerJson is the answer object's JSON with the id appended", () => {
+  fc.assert(
+    fc.property(
+      fc.stringMatching(/^[A-Za-z0-9._-]{1,20}$/),
+      fc.nat({ max: Number.MAX_SAFE_INTEGER }),
+      fc.option(fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), text), {
+        nil: undefined,
+      }),
+      (topic, offset, id) => {
+        assert.equal(
+          publishedAnswerJson(topic, offset, id),
+          answerJson({ status: "message_published", topic, offset }, id),
+        );
+      },
+    ),
+    { numRuns },
+  );
+});
