@@ -266,7 +266,10 @@ export class PeerLink {
     }
     for (const part of parts) this.#queue.push(part);
     this.#queuedBytes += bytes;
-    this.#schedulePump();
+    // A Raft frame comes coalesced already (RaftHost sends one per peer and
+    // flush): it starts writing now, ahead of the leader's own file write
+    // and fsync of the same entries, instead of a microtask later.
+    this.#schedulePump(true);
     return true;
   }
 
@@ -362,10 +365,14 @@ export class PeerLink {
     return true;
   }
 
-  #schedulePump(): void {
+  #schedulePump(now = false): void {
     if (this.#pumping || this.#conn === undefined) return;
     this.#pumping = true;
     const conn = this.#conn;
+    if (now) {
+      this.#pump(conn);
+      return;
+    }
     // One write per microtask burst: everything queued until then goes together.
     queueMicrotask(() => this.#pump(conn));
   }
