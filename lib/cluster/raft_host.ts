@@ -33,6 +33,14 @@ export { frameMessagesMax } from "./peer_rpc.ts";
 
 /** Raft tick interval (DESIGN.md: 100 ms). */
 export const tickMsDefault = 100;
+/**
+ * How long a commit notice waits for a frame to the same peer to ride in.
+ * With one publish at a time the next publish's append leaves well within
+ * it and carries the notice along: no frame, socket write and wakeup of its
+ * own on two busy cores. A follower's replica (its subscribers, its
+ * compaction) learns a commit at most this much later.
+ */
+export const commitNoticeDelayMs = 2;
 /** Most peers whose incarnation is remembered. */
 export const incarnationsMax = 4096;
 /**
@@ -114,6 +122,8 @@ export class RaftHost {
   #outbox = new Map<number, RaftOutItem[]>();
   #flushScheduled = false;
   #urgentFlushScheduled = false;
+  /** Flushes held commit notices when no other frame took them along. */
+  #noticeTimer: Cancel | undefined;
   #ticker: Cancel | undefined;
   readonly #scheduler: Scheduler;
   /** Called for messages of a group this peer does not host (yet). */
@@ -242,14 +252,20 @@ export class RaftHost {
 
   /** Queues messages of one group; they leave together with those of the other groups. */
   send = (groupId: string, messages: Message[]): void => {
-    for (const message of messages) this.#queue(message.to, [groupId, message]);
+    let urgent = false;
+    for (const message of messages) {
+      if (message.commitNotice === true) {
+        this.#hold(message.to, [groupId, message]);
+        continue;
+      }
+      this.#queue(message.to, [groupId, message]);
+      urgent ||= onPublishPath(message);
+    }
     // Appends and their answers are on the path of every publish: on sockets
     // (prebuilt frames) they leave at the end of this turn instead of the
     // next one, taking whatever else is queued along. Heartbeats and votes
     // still wait for the other groups' messages.
-    if (this.#transport.sendFrame !== undefined && messages.some(onPublishPath)) {
-      this.#flushSoon();
-    }
+    if (this.#transport.sendFrame !== undefined && urgent) this.#flushSoon();
   };
 
   /** Tells follower `to` that the leader of `groupId` let the group sleep at `term`. */
@@ -269,6 +285,18 @@ export class RaftHost {
     }
   }
 
+  /** Queues a commit notice without a flush of its own (see `commitNoticeDelayMs`). */
+  #hold(to: number, item: RaftOutItem): void {
+    let batch = this.#outbox.get(to);
+    if (batch === undefined) this.#outbox.set(to, batch = []);
+    batch.push(item);
+    if (this.#noticeTimer !== undefined || this.#flushScheduled) return;
+    this.#noticeTimer = this.#scheduler.schedule(commitNoticeDelayMs, () => {
+      this.#noticeTimer = undefined;
+      this.#flush();
+    });
+  }
+
   #flushSoon(): void {
     if (this.#urgentFlushScheduled) return;
     this.#urgentFlushScheduled = true;
@@ -280,6 +308,8 @@ export class RaftHost {
 
   #flush(): void {
     this.#flushScheduled = false;
+    this.#noticeTimer?.();
+    this.#noticeTimer = undefined;
     if (this.#outbox.size === 0) return;
     const outbox = this.#outbox;
     this.#outbox = new Map();
@@ -399,6 +429,8 @@ export class RaftHost {
   async close(): Promise<void> {
     this.#ticker?.();
     this.#ticker = undefined;
+    this.#noticeTimer?.();
+    this.#noticeTimer = undefined;
     const groups = [...this.#groups.values()];
     for (const group of groups) this.#forget(group);
     this.#groups.clear();
@@ -419,12 +451,7 @@ function awaitedBootstrapLeader(group: ReplicaGroup): number | undefined {
   return vote !== 0 && vote !== node.id ? vote : undefined;
 }
 
-/**
- * Messages a publish waits for: appends and the answers to appends. A
- * commit notice is not: it leaves with the next flush, after the answers
- * to the publishers it committed (the leader's answers and the notices
- * otherwise race for the same two cores).
- */
+/** Messages a publish waits for: appends and the answers to appends (not commit notices). */
 function onPublishPath(message: Message): boolean {
-  return message.type === "appResp" || (message.type === "app" && message.commitNotice !== true);
+  return message.type === "appResp" || message.type === "app";
 }

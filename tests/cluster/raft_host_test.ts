@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ManualScheduler } from "../../lib/cluster/manual_scheduler.ts";
 import { decodeRaftFrame } from "../../lib/cluster/peer_rpc.ts";
-import { RaftHost } from "../../lib/cluster/raft_host.ts";
+import { commitNoticeDelayMs, RaftHost } from "../../lib/cluster/raft_host.ts";
 import { ReplicaGroup } from "../../lib/cluster/replica_group.ts";
 import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
 
@@ -100,4 +100,54 @@ Deno.test("RaftHost reports a peer that sent Raft traffic as unreachable at the 
   scheduler.advance(5 * tickMs);
   assert.deepEqual(unreachable, [2]);
   await host.close();
+});
+
+Deno.test("RaftHost holds a commit notice until another frame to its peer takes it along, or commitNoticeDelayMs pass", async () => {
+  const scheduler = new ManualScheduler();
+  const frames: { nodeId: number; frame: { action: string } & Record<string, unknown> }[] = [];
+  const host = new RaftHost(1, { send: (nodeId, frame) => frames.push({ nodeId, frame }) }, {
+    tickMs,
+    scheduler,
+    incarnation: "one",
+  });
+  const message = (commit: number, entries: number, commitNotice?: true) => ({
+    type: "app" as const,
+    from: 1,
+    to: 2,
+    term: 2,
+    logTerm: 2,
+    index: commit,
+    entries: Array.from({ length: entries }, (_, i) => ({
+      term: 2,
+      index: commit + 1 + i,
+      type: 0,
+      data: new Uint8Array([1]),
+    })),
+    commit,
+    reject: false,
+    rejectHint: 0,
+    ...(commitNotice ? { commitNotice } : {}),
+  });
+  host.send("t:a", [message(5, 0, true)]);
+  await settle(scheduler);
+  assert.equal(frames.length, 0, "a notice alone waits");
+  scheduler.advance(commitNoticeDelayMs);
+  await settle(scheduler);
+  assert.equal(frames.length, 1, "and leaves once the delay passed");
+  assert.equal(decodeRaftFrame(frames[0].frame).batch.length, 1);
+
+  host.send("t:a", [message(6, 0, true)]);
+  host.send("t:a", [message(6, 1)]);
+  await settle(scheduler);
+  assert.equal(frames.length, 2, "an append's frame takes the waiting notice along");
+  const batch = decodeRaftFrame(frames[1].frame).batch;
+  assert.deepEqual(
+    batch.map((item) => "message" in item ? item.message.commitNotice === true : undefined),
+    [true, false],
+  );
+  scheduler.advance(commitNoticeDelayMs);
+  await settle(scheduler);
+  assert.equal(frames.length, 2, "nothing is left to send");
+  await host.close();
+  assert.equal(scheduler.pendingTimers, 0);
 });
