@@ -175,7 +175,10 @@ export class RaftTopic implements Topic {
   publish(messages: string[], producer?: Producer): Promise<PublishResult> {
     this.requireLeader();
     const { promise, resolve, reject } = Promise.withResolvers<PublishResult>();
-    this.#batch.push({ part: { messages, ...producer }, resolve, reject });
+    const part: PublishPart = producer === undefined
+      ? { messages }
+      : { messages, producerId: producer.producerId, sequence: producer.sequence };
+    this.#batch.push({ part, resolve, reject });
     for (const message of messages) this.#batchBytes += message.length;
     if (this.#batchBytes >= batchBytesMax) this.#proposeBatch();
     else if (this.#batch.length === 1) this.#proposeSoon();

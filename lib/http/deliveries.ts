@@ -58,13 +58,19 @@ export class DeliveryCounts {
  * ```
  */
 export function countDeliveries(broker: Broker, counts: DeliveryCounts): Broker {
+  const source = async (name: string) => countedSource(await broker.source(name), counts);
+  // Methods are bound once: the request path asks for one on every request.
+  const bound = new Map<PropertyKey, { method: unknown; bound: unknown }>();
   return new Proxy(broker, {
     get(target, property) {
-      if (property === "source") {
-        return async (name: string) => countedSource(await target.source(name), counts);
-      }
+      if (property === "source") return source;
       const value = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
+      if (typeof value !== "function") return value;
+      const known = bound.get(property);
+      if (known !== undefined && known.method === value) return known.bound;
+      const fresh = value.bind(target);
+      bound.set(property, { method: value, bound: fresh });
+      return fresh;
     },
   });
 }

@@ -229,7 +229,9 @@ export class Connection {
   }
 
   #pushSlot(): Slot {
-    const slot: Slot = { frame: undefined, deadline: Date.now() + this.#options.requestTimeoutMs };
+    // Requests are dispatched as their read arrives: their timeout counts from it.
+    const deadline = this.lastReceivedAt + this.#options.requestTimeoutMs;
+    const slot: Slot = { frame: undefined, deadline };
     this.#slots.push(slot);
     if (this.#deadlineTimer === undefined) this.#armDeadline(slot.deadline);
     return slot;

@@ -42,10 +42,24 @@ interface Metric {
   renderSamples(lines: string[]): void;
 }
 
-/** Keeps one value per label set, in a map bounded by {@linkcode labelSetsMax}. */
+/** One label set's value, with its labels in declared order. */
+interface LabelledEntry<T> {
+  labels: Labels;
+  value: T;
+}
+
+/**
+ * Keeps one value per label set, bounded by {@linkcode labelSetsMax}. The
+ * sets are found through one map per label, in declared order (the last
+ * one holds the entries): a lookup runs once per request, and this way it
+ * builds no key string and no array.
+ */
 class LabelledValues<T> {
   #labelNames: readonly string[];
-  #values = new Map<string, { labels: Labels; value: T }>();
+  /** Maps of maps, one level per label name; the entry of a set without labels is `#only`. */
+  #tree = new Map<string, unknown>();
+  #only: LabelledEntry<T> | undefined;
+  #entries: LabelledEntry<T>[] = [];
   #metricName: string;
   #onDrop: () => void;
 
@@ -56,69 +70,82 @@ class LabelledValues<T> {
   }
 
   /** The entry of `labels`, created by `create`; undefined when dropped at the limit. */
-  entry(labels: Labels, create: () => T): { labels: Labels; value: T } | undefined {
-    const key = this.#key(labels);
-    let found = this.#values.get(key);
-    if (found === undefined) {
-      if (this.#values.size >= labelSetsMax) {
-        this.#onDrop();
-        return undefined;
-      }
-      // Kept in declared label order so that rendering does not depend on the caller's.
-      const ordered = Object.fromEntries(this.#labelNames.map((name) => [name, labels[name]]));
-      found = { labels: ordered, value: create() };
-      this.#values.set(key, found);
+  entry(labels: Labels, create: () => T): LabelledEntry<T> | undefined {
+    const found = this.#find(labels);
+    if (found !== undefined) return found;
+    if (this.#entries.length >= labelSetsMax) {
+      this.#onDrop();
+      return undefined;
     }
-    return found;
+    // Kept in declared label order so that rendering does not depend on the caller's.
+    const ordered = Object.fromEntries(this.#labelNames.map((name) => [name, labels[name]]));
+    const created = { labels: ordered, value: create() };
+    this.#entries.push(created);
+    const names = this.#labelNames;
+    if (names.length === 0) {
+      this.#only = created;
+      return created;
+    }
+    let level = this.#tree;
+    for (let index = 0; index < names.length - 1; index++) {
+      const value = labels[names[index]];
+      let next = level.get(value) as Map<string, unknown> | undefined;
+      if (next === undefined) {
+        next = new Map();
+        level.set(value, next);
+      }
+      level = next;
+    }
+    level.set(labels[names[names.length - 1]], created);
+    return created;
   }
 
   /** The value of `labels` without creating it. */
   get(labels: Labels): T | undefined {
-    return this.#values.get(this.#key(labels))?.value;
+    return this.#find(labels)?.value;
   }
 
   /** Forgets every label set. */
   clear(): void {
-    this.#values.clear();
+    this.#tree = new Map();
+    this.#only = undefined;
+    this.#entries = [];
   }
 
   /** Entries sorted by label values, so that output does not depend on arrival order. */
-  sorted(): { labels: Labels; value: T }[] {
+  sorted(): LabelledEntry<T>[] {
     const names = this.#labelNames;
-    return [...this.#values.values()]
+    return this.#entries
       .map((entry) => ({ order: JSON.stringify(names.map((name) => entry.labels[name])), entry }))
       .sort((left, right) => (left.order < right.order ? -1 : left.order > right.order ? 1 : 0))
       .map(({ entry }) => entry);
   }
 
-  /**
-   * The map key of a label set: its values in declared order, each ended by
-   * a NUL; a set with a NUL in a value is keyed by its JSON instead (the
-   * prefixes keep the two kinds apart). Runs once per request, so the
-   * common case builds no array.
-   */
-  #key(labels: Labels): string {
+  /** The entry of `labels` if there is one; throws unless `labels` are exactly the declared names. */
+  #find(labels: Labels): LabelledEntry<T> | undefined {
+    const names = this.#labelNames;
     let count = 0;
     for (const _ in labels) count++;
-    let key = "f";
-    let plain = true;
-    for (const name of this.#labelNames) {
-      const value = labels[name];
-      if (typeof value !== "string") count = -1;
-      else if (value.includes("\u0000")) plain = false;
-      key += `${value}\u0000`;
+    if (count !== names.length) this.#wrongLabels(labels);
+    if (names.length === 0) return this.#only;
+    let level: Map<string, unknown> | undefined = this.#tree;
+    for (let index = 0; index < names.length; index++) {
+      const value = labels[names[index]];
+      if (typeof value !== "string") this.#wrongLabels(labels);
+      if (level === undefined) continue;
+      const next: unknown = level.get(value);
+      if (index === names.length - 1) return next as LabelledEntry<T> | undefined;
+      level = next as Map<string, unknown> | undefined;
     }
-    if (count === this.#labelNames.length && !plain) {
-      return `j${JSON.stringify(this.#labelNames.map((name) => labels[name]))}`;
-    }
-    if (count !== this.#labelNames.length) {
-      throw new TypeError(
-        `Cannot record ${this.#metricName} as its labels must be exactly [${
-          this.#labelNames.join(", ")
-        }]: current labels are [${Object.keys(labels).join(", ")}]`,
-      );
-    }
-    return key;
+    return undefined;
+  }
+
+  #wrongLabels(labels: Labels): never {
+    throw new TypeError(
+      `Cannot record ${this.#metricName} as its labels must be exactly [${
+        this.#labelNames.join(", ")
+      }]: current labels are [${Object.keys(labels).join(", ")}]`,
+    );
   }
 }
 
@@ -275,8 +302,9 @@ export class Histogram implements Metric {
       count: 0,
     }));
     if (entry === undefined) return;
-    let slot = this.buckets.findIndex((upper) => value <= upper);
-    if (slot === -1) slot = this.buckets.length;
+    const buckets = this.buckets;
+    let slot = 0;
+    while (slot < buckets.length && !(value <= buckets[slot])) slot++;
     entry.value.counts[slot]++;
     entry.value.sum += value;
     entry.value.count++;

@@ -1,0 +1,160 @@
+/**
+ * The fast path of plain publishes (Connection + Session.publishHere) on an
+ * in-process server over a real standalone broker: the answer bytes are
+ * those of the general path, pipelined publishes of both paths keep their
+ * order, and a publish that outlives the request timeout, or that the topic
+ * refuses at once, is answered as the general path answers it.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import type { Broker } from "../../lib/peer/broker.ts";
+import { LocalBroker } from "../../lib/peer/local_broker.ts";
+import { Server } from "../../lib/peer/server.ts";
+import type { Topic } from "../../lib/peer/topic.ts";
+import { ProtocolError } from "../../lib/wire/errors.ts";
+import { FrameDecoder } from "../../lib/wire/frame.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A frame of exactly `json` (so the test chooses fast or general path by its spelling). */
+function frame(json: string): Uint8Array {
+  const payload = encoder.encode(json);
+  const bytes = new Uint8Array(4 + payload.length);
+  new DataView(bytes.buffer).setUint32(0, payload.length);
+  bytes.set(payload, 4);
+  return bytes;
+}
+
+/** Sends `requests` in one write and returns the JSON text of `count` answers, in order. */
+async function exchange(port: number, requests: string[], count: number): Promise<string[]> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const parts = requests.map(frame);
+    const all = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+    let at = 0;
+    for (const part of parts) {
+      all.set(part, at);
+      at += part.length;
+    }
+    await conn.write(all);
+    const frames = new FrameDecoder();
+    const answers: string[] = [];
+    const buffer = new Uint8Array(64 * 1024);
+    while (answers.length < count) {
+      const read = await conn.read(buffer);
+      if (read === null) throw new Error("the peer closed the connection");
+      for (const event of frames.push(buffer.subarray(0, read))) {
+        if (event.kind === "frame") answers.push(decoder.decode(event.payload));
+      }
+    }
+    return answers;
+  } finally {
+    conn.close();
+  }
+}
+
+async function withServer(
+  wrap: (broker: LocalBroker) => Broker,
+  run: (port: number, observed: string[]) => Promise<void>,
+  requestTimeoutMs = 5000,
+): Promise<void> {
+  const dataDir = await Deno.makeTempDir({ prefix: "pubsub-fast-publish-" });
+  const broker = await LocalBroker.open({ nodeId: 1, dataDir, address: "127.0.0.1:1" });
+  const observed: string[] = [];
+  const server = Server.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    broker: wrap(broker),
+    frameBytesMax: 1024 * 1024,
+    requestTimeoutMs,
+    idleTimeoutMs: 30_000,
+    observe: (action, status) => observed.push(`${action}:${status}`),
+  });
+  try {
+    await broker.createTopic("events");
+    await run(server.port, observed);
+  } finally {
+    await server.close();
+    await broker.close();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+}
+
+Deno.test("fast and general publishes answer the same bytes, in request order", async () => {
+  await withServer((broker) => broker, async (port, observed) => {
+    const answers = await exchange(port, [
+      '{"action":"publish","topic_name":"events","message":"a","id":1}',
+      '{ "action": "publish", "topic_name": "events", "message": "b", "id": 2 }',
+      '{"id":"x","message":"c","topic_name":"events","action":"publish"}',
+      '{"action":"publish","topic_name":"events","message":"d\\u0021"}',
+      '{"action":"publish","topic_name":"events","message":"e","producer_id":"p","sequence":0}',
+      '{"action":"publish","topic_name":"events","message":"e","producer_id":"p","sequence":0}',
+      '{"action":"publish","topic_name":"missing","message":"f","id":7}',
+    ], 7);
+    assert.deepStrictEqual(answers, [
+      '{"status":"message_published","topic":"events","offset":0,"id":1}',
+      '{"status":"message_published","topic":"events","offset":1,"id":2}',
+      '{"status":"message_published","topic":"events","offset":2,"id":"x"}',
+      '{"status":"message_published","topic":"events","offset":3}',
+      '{"status":"message_published","topic":"events","offset":4}',
+      // The retry of sequence 0 is answered with its first offset, and stores nothing.
+      '{"status":"message_published","topic":"events","offset":4}',
+      `{"status":"topic_not_found","error":"Topic 'missing' does not exist.","id":7}`,
+    ]);
+    // Counted as they complete (the refusal first), not in request order.
+    assert.deepStrictEqual(observed.toSorted(), [
+      ...Array(6).fill("publish:message_published"),
+      "publish:topic_not_found",
+    ]);
+    const fetched = await exchange(port, ['{"action":"fetch_messages","topic_name":"events"}'], 1);
+    assert.deepStrictEqual(JSON.parse(fetched[0]), ["a", "b", "c", "d!", "e"]);
+  });
+});
+
+/** `broker`, whose topic "events" answers publishes with `publish` instead. */
+function withPublish(broker: LocalBroker, publish: Topic["publish"]): Broker {
+  return new Proxy(broker, {
+    get(target, property) {
+      if (property === "leadingTopic") {
+        return (name: string) => {
+          const topic = target.leadingTopic(name);
+          return topic === undefined ? undefined : Object.assign(Object.create(topic), { publish });
+        };
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+Deno.test("a fast publish that outlives the request timeout is answered unavailable", async () => {
+  const never = () => new Promise<never>(() => {});
+  await withServer((broker) => withPublish(broker, never), async (port) => {
+    const answers = await exchange(port, [
+      '{"action":"publish","topic_name":"events","message":"a","id":1}',
+      '{"action":"ping","id":2}',
+    ], 2);
+    assert.deepStrictEqual(answers, [
+      '{"status":"unavailable","error":"The request timed out before it completed."}',
+      '{"status":"pong","node":1,"id":2}',
+    ]);
+  }, 200);
+});
+
+Deno.test("a fast publish the topic refuses at once gets its error code and sentence", async () => {
+  const refuse = () => {
+    throw new ProtocolError("storage_full", "The disk is full, so the message was not stored");
+  };
+  await withServer((broker) => withPublish(broker, refuse), async (port, observed) => {
+    const answers = await exchange(port, [
+      '{"action":"publish","topic_name":"events","message":"a","id":3}',
+    ], 1);
+    assert.deepStrictEqual(answers, [
+      '{"status":"storage_full","error":"The disk is full, so the message was not stored.","id":3}',
+    ]);
+    assert.deepStrictEqual(observed, ["publish:storage_full"]);
+  });
+});
