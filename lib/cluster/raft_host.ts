@@ -124,6 +124,8 @@ export class RaftHost {
   #urgentFlushScheduled = false;
   /** Flushes held commit notices when no other frame took them along. */
   #noticeTimer: Cancel | undefined;
+  /** Commit notices in the outbox. */
+  #noticesHeld = 0;
   #ticker: Cancel | undefined;
   readonly #scheduler: Scheduler;
   /** Called for messages of a group this peer does not host (yet). */
@@ -290,6 +292,7 @@ export class RaftHost {
     let batch = this.#outbox.get(to);
     if (batch === undefined) this.#outbox.set(to, batch = []);
     batch.push(item);
+    this.#noticesHeld++;
     if (this.#noticeTimer !== undefined || this.#flushScheduled) return;
     this.#noticeTimer = this.#scheduler.schedule(commitNoticeDelayMs, () => {
       this.#noticeTimer = undefined;
@@ -313,7 +316,10 @@ export class RaftHost {
     if (this.#outbox.size === 0) return;
     const outbox = this.#outbox;
     this.#outbox = new Map();
-    for (const [nodeId, batch] of outbox) {
+    const notices = this.#noticesHeld;
+    this.#noticesHeld = 0;
+    for (const [nodeId, held] of outbox) {
+      const batch = notices > 0 ? withoutSupersededNotices(held) : held;
       for (let start = 0; start < batch.length; start += frameMessagesMax) {
         const items = batch.length <= frameMessagesMax
           ? batch
@@ -449,6 +455,24 @@ function awaitedBootstrapLeader(group: ReplicaGroup): number | undefined {
   if (node.role !== "follower" || node.term !== 1 || node.leader !== 0) return undefined;
   const vote = node.status().vote;
   return vote !== 0 && vote !== node.id ? vote : undefined;
+}
+
+/**
+ * `batch` without the commit notices that a later append of the same group
+ * in it supersedes (an append carries the leader's commit index too).
+ */
+function withoutSupersededNotices(batch: RaftOutItem[]): RaftOutItem[] {
+  const appending = new Set<string>();
+  const kept: RaftOutItem[] = [];
+  for (let at = batch.length - 1; at >= 0; at--) {
+    const [groupId, body] = batch[at];
+    if ("type" in body && body.type === "app") {
+      if (body.commitNotice === true && appending.has(groupId)) continue;
+      appending.add(groupId);
+    }
+    kept.push(batch[at]);
+  }
+  return kept.length === batch.length ? batch : kept.reverse();
 }
 
 /** Messages a publish waits for: appends and the answers to appends (not commit notices). */

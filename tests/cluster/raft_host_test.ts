@@ -140,14 +140,24 @@ Deno.test("RaftHost holds a commit notice until another frame to its peer takes 
   host.send("t:a", [message(6, 1)]);
   await settle(scheduler);
   assert.equal(frames.length, 2, "an append's frame takes the waiting notice along");
+  // ...or drops it: the append carries the same commit index.
   const batch = decodeRaftFrame(frames[1].frame).batch;
   assert.deepEqual(
-    batch.map((item) => "message" in item ? item.message.commitNotice === true : undefined),
-    [true, false],
+    batch.map((item) => "message" in item ? item.message.entries.length : undefined),
+    [1],
+  );
+  host.send("t:b", [message(7, 0, true)]);
+  host.send("t:a", [message(7, 1)]);
+  await settle(scheduler);
+  assert.equal(frames.length, 3);
+  assert.deepEqual(
+    decodeRaftFrame(frames[2].frame).batch.map((item) => item.groupId),
+    ["t:b", "t:a"],
+    "another group's notice stays",
   );
   scheduler.advance(commitNoticeDelayMs);
   await settle(scheduler);
-  assert.equal(frames.length, 2, "nothing is left to send");
+  assert.equal(frames.length, 3, "nothing is left to send");
   await host.close();
   assert.equal(scheduler.pendingTimers, 0);
 });
