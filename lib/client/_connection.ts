@@ -52,7 +52,10 @@ export interface ConnectionLimits {
   sendQueueBytesMax: number;
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// The lenient decoder has Deno's fast path; the strict one runs only when a
+// replacement character shows up, to tell bad UTF-8 from a real U+FFFD.
+const utf8 = new TextDecoder("utf-8");
+const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();
 
 /**
@@ -269,7 +272,7 @@ export class Connection {
       }
       const end = at + frameHeaderBytes + length;
       if (end > filled) break;
-      this.#receive(JSON.parse(utf8.decode(buffer.subarray(at + frameHeaderBytes, end))));
+      this.#receive(JSON.parse(decodeText(buffer.subarray(at + frameHeaderBytes, end))));
       at = end;
       if (this.#closed) break;
     }
@@ -312,6 +315,12 @@ export class Connection {
     this.#roomWaiters = [];
     for (const wake of waiters) wake();
   }
+}
+
+/** UTF-8 `bytes` as text; throws a TypeError on malformed UTF-8. */
+function decodeText(bytes: Uint8Array): string {
+  const text = utf8.decode(bytes);
+  return text.includes("\uFFFD") ? utf8Strict.decode(bytes) : text;
 }
 
 /** The big-endian length header at `at`. */

@@ -62,6 +62,8 @@ export const sendQueueBytesMax = 8 * 1024 * 1024;
 export const publishesInFlightMax = 512;
 /** Topics whose producer sequence a client keeps; the least recently used idle one is forgotten. */
 export const producerStreamsMax = 10_000;
+/** Topics whose (empty) publish outbox a client keeps; the oldest idle one is dropped. */
+export const outboxesMax = 10_000;
 /**
  * Most messages one coalesced `publish_batch` carries (the protocol allows
  * `batchMessagesMax`; smaller batches keep one slow batch from holding many
@@ -236,6 +238,8 @@ interface Outbox {
   readonly topic: string;
   items: QueuedPublish[];
   draining: boolean;
+  /** Runs `#drain` on this outbox (made once, queued as a microtask per burst). */
+  readonly drain: () => void;
 }
 
 interface QueuedPublish {
@@ -278,6 +282,8 @@ export class PubSubClient {
   #nextOrder = 0;
   /** The current producer stream per topic, least recently used first. */
   #streams = new Map<string, ProducerStream>();
+  /** The stream used last: it is the most recent one in `#streams` already. */
+  #recentStream: ProducerStream | undefined;
   /** Streams started so far: numbers the producer id of the next one. */
   #streamEpoch = 0;
   #closed = false;
@@ -406,7 +412,7 @@ export class PubSubClient {
   publish(topic: string, message: string): Promise<{ offset: number }> {
     if (this.#closed) return Promise.reject(new ClientClosedError());
     // A topic with an outbox was validated when the outbox was made.
-    let outbox = this.#outboxes.get(topic);
+    const outbox = this.#outboxes.get(topic);
     try {
       if (outbox === undefined) checkTopic(topic);
       // Checked here: one bad message must not fail the batch it would share with others.
@@ -419,18 +425,37 @@ export class PubSubClient {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (outbox === undefined) {
-      outbox = { topic, items: [], draining: false };
-      this.#outboxes.set(topic, outbox);
-    }
-    const queued = outbox;
+    const queued = outbox ?? this.#newOutbox(topic);
     return new Promise((resolve, reject) => {
       queued.items.push({ message, bytes: message.length * 6 + 8, resolve, reject });
       if (!queued.draining) {
         queued.draining = true;
-        queueMicrotask(() => this.#drain(queued));
+        queueMicrotask(queued.drain);
       }
     });
+  }
+
+  /**
+   * An outbox for `topic`. Empty outboxes stay for the next publish; past
+   * `outboxesMax` the oldest idle one is dropped.
+   */
+  #newOutbox(topic: string): Outbox {
+    if (this.#outboxes.size >= outboxesMax) {
+      for (const [name, idle] of this.#outboxes) {
+        if (!idle.draining && idle.items.length === 0) {
+          this.#outboxes.delete(name);
+          break;
+        }
+      }
+    }
+    const outbox: Outbox = {
+      topic,
+      items: [],
+      draining: false,
+      drain: () => void this.#drain(outbox),
+    };
+    this.#outboxes.set(topic, outbox);
+    return outbox;
   }
 
   /**
@@ -696,16 +721,22 @@ export class PubSubClient {
           continue;
         }
         if (connection?.busy) await connection.idle();
-        const stream = this.#options.idempotent ? await this.#acquireSlot(outbox.topic) : undefined;
+        let stream: ProducerStream | undefined;
+        if (this.#options.idempotent) {
+          const slot = this.#freeSlot(outbox.topic);
+          // Waited for: then the route and the connection are looked at again.
+          if (slot instanceof Promise) {
+            await slot;
+            continue;
+          }
+          stream = slot;
+        }
         this.#sendBatch(outbox.topic, this.#takeBatch(outbox), stream, connection);
       }
     } catch (error) {
       for (const item of outbox.items.splice(0)) item.reject(error as Error);
     } finally {
       outbox.draining = false;
-      if (outbox.items.length === 0 && this.#outboxes.get(outbox.topic) === outbox) {
-        this.#outboxes.delete(outbox.topic);
-      }
     }
   }
 
@@ -763,7 +794,7 @@ export class PubSubClient {
   #batchSettled(topic: string, route: TopicRoute): void {
     if (--route.unanswered > 0) return;
     if (this.#routes.get(topic) === route) this.#routes.delete(topic);
-    for (const wake of route.settled.splice(0)) wake();
+    if (route.settled.length > 0) { for (const wake of route.settled.splice(0)) wake(); }
   }
 
   /**
@@ -815,19 +846,29 @@ export class PubSubClient {
   /** The topic's current stream once it has a free in-flight slot. */
   async #acquireSlot(topic: string): Promise<ProducerStream> {
     while (true) {
-      if (this.#closed) throw new ClientClosedError();
-      const stream = this.#stream(topic);
-      const open = stream.started || stream.nextSequence === 0;
-      if (open && stream.unresolved.size < publishesInFlightMax) return stream;
-      await new Promise<void>((resolve) => stream.slotWaiters.push(resolve));
+      const stream = this.#freeSlot(topic);
+      if (!(stream instanceof Promise)) return stream;
+      await stream;
     }
+  }
+
+  /** The topic's current stream when it has a free slot now, else when one may have freed up. */
+  #freeSlot(topic: string): ProducerStream | Promise<void> {
+    if (this.#closed) throw new ClientClosedError();
+    const stream = this.#stream(topic);
+    const open = stream.started || stream.nextSequence === 0;
+    if (open && stream.unresolved.size < publishesInFlightMax) return stream;
+    return new Promise<void>((resolve) => stream.slotWaiters.push(resolve));
   }
 
   #stream(topic: string): ProducerStream {
     let stream = this.#streams.get(topic);
     if (stream !== undefined) {
-      this.#streams.delete(topic);
-      this.#streams.set(topic, stream);
+      if (stream !== this.#recentStream) {
+        this.#streams.delete(topic);
+        this.#streams.set(topic, stream);
+        this.#recentStream = stream;
+      }
       return stream;
     }
     if (this.#streams.size >= producerStreamsMax) {
@@ -852,6 +893,7 @@ export class PubSubClient {
       started: false,
     };
     this.#streams.set(topic, stream);
+    this.#recentStream = stream;
     return stream;
   }
 
@@ -977,7 +1019,8 @@ export class PubSubClient {
   #enqueue(call: Call): void {
     let at = this.#waiting.length;
     while (at > 0 && this.#waiting[at - 1].order > call.order) at--;
-    this.#waiting.splice(at, 0, call);
+    if (at === this.#waiting.length) this.#waiting.push(call);
+    else this.#waiting.splice(at, 0, call);
     if (this.#connection === undefined) {
       this.#reconnect();
     } else {
@@ -985,10 +1028,14 @@ export class PubSubClient {
     }
   }
 
-  /** Sends waiting calls in order while their connections have room. */
-  async #pump(): Promise<void> {
+  /**
+   * Sends waiting calls in order while their connections have room; when
+   * one has none, it goes on once that connection has (no promise per call).
+   */
+  #pump(): void {
     if (this.#pumping) return;
     this.#pumping = true;
+    let blocked: Connection | undefined;
     try {
       while (this.#waiting.length > 0) {
         const call = this.#waiting[0];
@@ -1002,16 +1049,22 @@ export class PubSubClient {
           : this.#connectionFor(call.topic);
         if (connection === undefined) break;
         if (!connection.hasRoom) {
-          await connection.room();
-          continue;
+          blocked = connection;
+          break;
         }
         this.#waiting.shift();
         this.#send(call, connection);
       }
     } finally {
-      this.#pumping = false;
+      if (blocked === undefined) this.#pumping = false;
     }
+    blocked?.room().then(this.#resumePump);
   }
+
+  readonly #resumePump = (): void => {
+    this.#pumping = false;
+    this.#pump();
+  };
 
   /** The leader's connection for a publish to `topic` when open, else the home connection. */
   #connectionFor(topic: string | undefined): Connection | undefined {

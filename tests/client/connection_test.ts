@@ -189,3 +189,33 @@ Deno.test("a connection sends a burst of requests, multi-byte text included, in 
     server.close();
   }
 });
+
+Deno.test("a connection takes a real U+FFFD and closes on malformed UTF-8", async () => {
+  const server = startServer(async (request, socket) => {
+    if (request.action === "replacement") {
+      await socket.write(encodeFrame({ status: "ok", id: request.id, text: "a\uFFFDb" }));
+    } else {
+      // '{"x":"' 0xff '"}': not UTF-8.
+      const payload = new Uint8Array([123, 34, 120, 34, 58, 34, 0xff, 34, 125]);
+      const bytes = new Uint8Array(4 + payload.length);
+      new DataView(bytes.buffer).setUint32(0, payload.length);
+      bytes.set(payload, 4);
+      await socket.write(bytes);
+    }
+  });
+  const { connection, closed } = await open(server.address);
+  try {
+    assert.deepEqual(await ask(connection, 1, { action: "replacement" }), {
+      status: "ok",
+      id: 1,
+      text: "a\uFFFDb",
+    });
+    connection.send({ action: "malformed" }, { id: 2, settle: () => assert.fail("answered") });
+    const { error, unanswered } = await closed;
+    assert.ok(error instanceof PubSubError && error.code === "disconnected", String(error));
+    assert.ok(error.cause instanceof TypeError, String(error.cause));
+    assert.deepEqual(unanswered.map((request) => request.id), [2]);
+  } finally {
+    server.close();
+  }
+});
