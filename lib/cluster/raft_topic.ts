@@ -12,7 +12,12 @@ import { ProtocolError } from "../wire/errors.ts";
 import { OffsetWaiters } from "../peer/offset_waiters.ts";
 import { AckBuffer } from "../peer/ack_buffer.ts";
 import type { Producer, PublishResult, ReadResult, Topic } from "../peer/topic.ts";
-import { encodeCommand, type PublishPart, type TopicCommand } from "../peer/topic_commands.ts";
+import {
+  encodeCommand,
+  PublishEntryBuilder,
+  type PublishPart,
+  type TopicCommand,
+} from "../peer/topic_commands.ts";
 import { TopicReader } from "../peer/topic_reader.ts";
 import { type ApplyResult, TopicState } from "../peer/topic_state.ts";
 import type { GroupStateMachine, ReplicaGroup } from "./replica_group.ts";
@@ -133,11 +138,18 @@ export class RaftTopic implements Topic {
   readonly #reader: TopicReader;
   /** Publishes waiting to be proposed together as one entry. */
   #batch: {
-    part: PublishPart;
     resolve(result: PublishResult): void;
     reject(error: Error): void;
   }[] = [];
   #batchBytes = 0;
+  /** The entry of `#batch`, encoded as its publishes arrive; undefined while none is open. */
+  #entry: PublishEntryBuilder | undefined;
+  /**
+   * The parts of `#batch` as strings, for the leader to apply without
+   * decoding its entry; undefined once a part came as bytes (that entry is
+   * decoded when it applies, as every follower does).
+   */
+  #parts: PublishPart[] | undefined;
   readonly #acks: AckBuffer;
   /** The last ack entry proposed, until it settles: a graceful close waits for it. */
   #ackWrite: Promise<void> | undefined;
@@ -174,12 +186,48 @@ export class RaftTopic implements Topic {
    */
   publish(messages: string[], producer?: Producer): Promise<PublishResult> {
     this.requireLeader();
-    const { promise, resolve, reject } = Promise.withResolvers<PublishResult>();
     const part: PublishPart = producer === undefined
       ? { messages }
       : { messages, producerId: producer.producerId, sequence: producer.sequence };
-    this.#batch.push({ part, resolve, reject });
-    for (const message of messages) this.#batchBytes += message.length;
+    this.#openEntry().addPart(part);
+    this.#parts?.push(part);
+    let bytes = 0;
+    for (const message of messages) bytes += message.length;
+    return this.#enqueue(bytes);
+  }
+
+  /**
+   * `publish` of one message given as the bytes `source[start..end)` of
+   * its JSON string body, ASCII without `"`, `\` and control characters
+   * (a client's request as `scanPublish` read it): they are copied into
+   * the entry as they are, now, so `source` may be reused once this
+   * returns.
+   */
+  publishBytes(
+    source: Uint8Array,
+    start: number,
+    end: number,
+    producer?: Producer,
+  ): Promise<PublishResult> {
+    this.requireLeader();
+    this.#openEntry().addMessageBytes(source, start, end, producer);
+    this.#parts = undefined;
+    return this.#enqueue(end - start);
+  }
+
+  #openEntry(): PublishEntryBuilder {
+    if (this.#entry === undefined) {
+      this.#entry = new PublishEntryBuilder();
+      this.#parts = [];
+    }
+    return this.#entry;
+  }
+
+  /** Adds the publish just added to the entry to this batch, and proposes the batch when due. */
+  #enqueue(bytes: number): Promise<PublishResult> {
+    const { promise, resolve, reject } = Promise.withResolvers<PublishResult>();
+    this.#batch.push({ resolve, reject });
+    this.#batchBytes += bytes;
     if (this.#batchBytes >= batchBytesMax) this.#proposeBatch();
     else if (this.#batch.length === 1) this.#proposeSoon();
     return promise;
@@ -193,11 +241,13 @@ export class RaftTopic implements Topic {
   #proposeBatch(): void {
     const batch = this.#batch;
     if (batch.length === 0) return;
+    const data = this.#entry!.finish();
+    const parts = this.#parts;
     this.#batch = [];
     this.#batchBytes = 0;
-    const command: TopicCommand = { kind: "publish", parts: batch.map((item) => item.part) };
-    const data = encodeCommand(command);
-    this.#machine.rememberDecoded(data, command);
+    this.#entry = undefined;
+    this.#parts = undefined;
+    if (parts !== undefined) this.#machine.rememberDecoded(data, { kind: "publish", parts });
     let proposed: Promise<unknown>;
     try {
       proposed = this.group.propose(data);

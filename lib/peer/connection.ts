@@ -14,7 +14,7 @@ import { decodeBinaryRaftPayload, isBinaryRaftPayload } from "../cluster/raft_bi
 import { answerJson, encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
 import { errorResponse, isErrorResponse, ProtocolError } from "../wire/errors.ts";
 import { decodeRequest, type Request, RequestError } from "../wire/requests.ts";
-import { decodePublish, type PublishRequest } from "../wire/publish_fast.ts";
+import { publishRequestOf, scanPublish } from "../wire/publish_fast.ts";
 import { publishedAnswerJson } from "../wire/responses.ts";
 import type { AccessPolicy } from "./auth.ts";
 import type { Broker } from "./broker.ts";
@@ -166,16 +166,17 @@ export class Connection {
       this.#dispatchBinaryPeer(payload, peerHandler);
       return;
     }
-    const publish = decodePublish(payload);
-    if (publish !== undefined && this.#slots.length < inflightRequestsMax) {
-      const published = this.#session.publishHere(publish);
+    const scanned = scanPublish(payload);
+    if (scanned !== undefined && this.#slots.length < inflightRequestsMax) {
+      const published = this.#session.publishScanned(scanned, payload);
       if (published !== undefined) {
-        this.#answerPublish(publish, published);
+        this.#answerPublish(scanned.topic_name, scanned.id, published);
         return;
       }
     }
     let request: Request;
     try {
+      const publish = scanned === undefined ? undefined : publishRequestOf(scanned, payload);
       request = publish ?? decodeRequest(payload);
     } catch (error) {
       const id = error instanceof RequestError ? error.id : undefined;
@@ -200,25 +201,29 @@ export class Connection {
   }
 
   /**
-   * The fast path of a publish started here (see `Session.publishHere`):
+   * The fast path of a publish started here (see `Session.publishScanned`):
    * the same slot, answer, metrics and timeout as `#handle` gives it,
    * without its chain of async frames.
    */
-  #answerPublish(request: PublishRequest, published: Promise<PublishResult>): void {
+  #answerPublish(
+    topic: string,
+    id: string | number | undefined,
+    published: Promise<PublishResult>,
+  ): void {
     const slot = this.#pushSlot();
     const started = this.#readAt;
     published.then((result) => {
       const late = slot.frame !== undefined;
       this.#observe("publish", late ? "unavailable" : "message_published", started);
       if (late) return;
-      slot.frame = publishedAnswerJson(request.topic_name, result.firstOffset, request.id);
+      slot.frame = publishedAnswerJson(topic, result.firstOffset, id);
       this.#flushSlots();
     }, (error) => {
       const response = toErrorResponse(error);
       const late = slot.frame !== undefined;
       this.#observe("publish", late ? "unavailable" : response.status, started);
       if (late) return;
-      slot.frame = answerJson(response, request.id);
+      slot.frame = answerJson(response, id);
       this.#flushSlots();
     });
   }

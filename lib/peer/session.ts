@@ -13,7 +13,22 @@ import { AccessPolicy, fullAccessToken, type Principal, refusalOf } from "./auth
 import { type Broker, type Route, TopicElsewhereError } from "./broker.ts";
 import type { FrameWriter } from "./frame_writer.ts";
 import { SubscriptionPump } from "./subscription.ts";
-import type { PublishResult, Topic } from "./topic.ts";
+import type { Producer, PublishResult, Topic } from "./topic.ts";
+import { publishRequestOf, type PublishScan } from "../wire/publish_fast.ts";
+
+/**
+ * A topic that takes a message as the bytes of its JSON string body
+ * (`RaftTopic.publishBytes`): the fast path's requests go into the entry
+ * without being decoded.
+ */
+interface BytesPublisher {
+  publishBytes(
+    source: Uint8Array,
+    start: number,
+    end: number,
+    producer?: Producer,
+  ): Promise<PublishResult>;
+}
 
 /** Most messages one relayed batch of plain publishes carries. */
 export const relayedMessagesMax = 1000;
@@ -126,27 +141,38 @@ export class Session {
 
   /**
    * The fast path of a `publish` (`Connection` takes it for every publish
-   * it reads): when the request may be served here at once (authorized,
-   * nothing of its topic being routed, the topic led here), the topic's
-   * publish is started now, exactly as `handle` would start it, and its
-   * promise returned; undefined when `handle` must take the request (it
-   * then also answers refusals). A synchronous refusal by the topic (not
-   * the leader any more, its disk failed) is returned as a rejection, as
-   * `handle` answers it.
+   * `scanPublish` reads): when the request may be served here at once
+   * (authorized, nothing of its topic being routed, the topic led here),
+   * the topic's publish is started now, exactly as `handle` would start
+   * it, and its promise returned; undefined when `handle` must take the
+   * request (it then also answers refusals). An ASCII message goes into
+   * the entry as the bytes it came as (`RaftTopic.publishBytes`), before
+   * this returns: `payload` may be reused then. A synchronous refusal by
+   * the topic (not the leader any more, its disk failed) is returned as a
+   * rejection, as `handle` answers it.
    */
-  publishHere(
-    request: Extract<Request, { action: "publish" }>,
-  ): Promise<PublishResult> | undefined {
+  publishScanned(scanned: PublishScan, payload: Uint8Array): Promise<PublishResult> | undefined {
+    const name = scanned.topic_name;
     if (this.#access !== undefined) {
       const principal = this.#principal;
-      if (principal === undefined || refusalOf(principal, request) !== undefined) return undefined;
+      // Only the action and the topic decide a publish's permission.
+      const asked: Request = { action: "publish", topic_name: name, message: "" };
+      if (principal === undefined || refusalOf(principal, asked) !== undefined) return undefined;
     }
-    const name = request.topic_name;
     if (this.#routing.has(name)) return undefined;
     const topic = this.#broker.leadingTopic?.(name);
     if (topic === undefined) return undefined;
+    const producer = scanned.producer_id === undefined
+      ? undefined
+      : { producerId: scanned.producer_id, sequence: scanned.sequence! };
+    const bytes = (topic as Partial<BytesPublisher>).publishBytes;
     try {
-      return topic.publish([request.message], producerOf(request));
+      if (scanned.messageAscii && bytes !== undefined) {
+        return bytes.call(topic, payload, scanned.messageStart, scanned.messageEnd, producer);
+      }
+      const request = publishRequestOf(scanned, payload);
+      if (request === undefined) return undefined;
+      return topic.publish([request.message], producer);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -10,6 +10,8 @@
  * @module
  */
 
+import type { Producer } from "./topic.ts";
+
 /** One client publish inside a publish command; with a producer id, sequence dedupes retries. */
 export interface PublishPart {
   messages: string[];
@@ -95,6 +97,107 @@ function encodedBody(command: TopicCommand): [number, unknown] {
       return [ackTag, command.offsets];
     case "retain":
       return [retainTag, command.firstOffset];
+  }
+}
+
+/** Where a builder's first buffer starts (it doubles as parts arrive). */
+const builderBytesMin = 4 * 1024;
+/** Free builder buffers kept for the next batch (one per topic with a batch open at once). */
+const builderPoolMax = 8;
+/** Largest builder buffer returned to the pool; bigger ones are left to the collector. */
+const pooledBytesMax = 1024 * 1024;
+const builderPool: Uint8Array[] = [];
+
+const openParts = encoder.encode('[["');
+const closeMessage = encoder.encode('"],');
+const noProducer = encoder.encode("null,null]");
+
+/**
+ * The data of one publish command, built part by part as its publishes
+ * arrive: `finish()` returns exactly what `encodeCommand` returns for the
+ * same parts. A part may be given as the bytes of its one message's JSON
+ * string body (`addMessageBytes`), which are copied as they are: the
+ * request's bytes go into the entry without being decoded and encoded
+ * again. Only bytes that JSON writes unchanged may be given that way
+ * (printable ASCII without `"` and `\`).
+ *
+ * @example
+ * ```ts
+ * const builder = new PublishEntryBuilder();
+ * builder.addPart({ messages: ["hi"] });
+ * builder.addMessageBytes(new TextEncoder().encode("there"), 0, 5);
+ * builder.finish(); // encodeCommand({ kind: "publish", parts: [{ messages: ["hi"] }, { messages: ["there"] }] })
+ * ```
+ */
+export class PublishEntryBuilder {
+  #buffer: Uint8Array;
+  #length = 0;
+
+  constructor() {
+    this.#buffer = builderPool.pop() ?? new Uint8Array(builderBytesMin);
+    this.#buffer[0] = publishTag;
+    this.#buffer[1] = 0x5b; // [
+    this.#length = 2;
+  }
+
+  /** Adds a part given as strings (JSON-encoded here). */
+  addPart(part: PublishPart): void {
+    this.#comma();
+    const json = JSON.stringify([part.messages, part.producerId, part.sequence]);
+    this.#reserve(json.length * 3);
+    const { written } = encoder.encodeInto(json, this.#buffer.subarray(this.#length));
+    this.#length += written;
+  }
+
+  /**
+   * Adds a part of one message given as the bytes `source[start..end)` of
+   * its JSON string body (see the class comment), with its producer if any.
+   */
+  addMessageBytes(source: Uint8Array, start: number, end: number, producer?: Producer): void {
+    this.#comma();
+    this.#reserve(end - start + 32);
+    const buffer = this.#buffer;
+    buffer.set(openParts, this.#length);
+    this.#length += openParts.length;
+    for (let index = start; index < end; index++) buffer[this.#length++] = source[index];
+    buffer.set(closeMessage, this.#length);
+    this.#length += closeMessage.length;
+    if (producer === undefined) {
+      buffer.set(noProducer, this.#length);
+      this.#length += noProducer.length;
+      return;
+    }
+    const json = `${JSON.stringify(producer.producerId)},${JSON.stringify(producer.sequence)}]`;
+    this.#reserve(json.length * 3);
+    const { written } = encoder.encodeInto(json, this.#buffer.subarray(this.#length));
+    this.#length += written;
+  }
+
+  /** The command's data, in a buffer of its exact size; the builder is done. */
+  finish(): Uint8Array {
+    this.#reserve(1);
+    this.#buffer[this.#length++] = 0x5d; // ]
+    const data = this.#buffer.slice(0, this.#length);
+    if (builderPool.length < builderPoolMax && this.#buffer.length <= pooledBytesMax) {
+      builderPool.push(this.#buffer);
+    }
+    this.#buffer = new Uint8Array(0);
+    return data;
+  }
+
+  #comma(): void {
+    this.#reserve(1);
+    if (this.#length > 2) this.#buffer[this.#length++] = 0x2c; // ,
+  }
+
+  #reserve(bytes: number): void {
+    const needed = this.#length + bytes + 1;
+    if (needed <= this.#buffer.length) return;
+    let size = Math.max(builderBytesMin, this.#buffer.length * 2);
+    while (size < needed) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(this.#buffer.subarray(0, this.#length));
+    this.#buffer = grown;
   }
 }
 

@@ -19,6 +19,22 @@ import { clientIdLengthMax, type Request, topicNameLengthMax } from "./requests.
 /** A `publish` request as `decodeRequest` returns it. */
 export type PublishRequest = Extract<Request, { action: "publish" }>;
 
+/**
+ * A plain `publish` read from its bytes, with its message not decoded yet:
+ * it is `payload[messageStart..messageEnd)`, a JSON string body without
+ * escapes (so its bytes are its UTF-8), all printable ASCII when
+ * `messageAscii`.
+ */
+export interface PublishScan {
+  topic_name: string;
+  producer_id?: string;
+  sequence?: number;
+  id?: string | number;
+  messageStart: number;
+  messageEnd: number;
+  messageAscii: boolean;
+}
+
 /** String values are decoded alone: a BOM at their start is a character, not a marker. */
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
@@ -63,6 +79,49 @@ interface Scan {
  * ```
  */
 export function decodePublish(payload: Uint8Array): PublishRequest | undefined {
+  const scanned = scanPublish(payload);
+  return scanned === undefined ? undefined : publishRequestOf(scanned, payload);
+}
+
+/**
+ * The request `scanned` was read from (`decodePublish` of `payload`), or
+ * undefined when its message is not valid UTF-8 (then `decodeRequest`
+ * refuses the frame).
+ *
+ * @example
+ * ```ts
+ * const payload = new TextEncoder().encode('{"action":"publish","topic_name":"t","message":"hi"}');
+ * publishRequestOf(scanPublish(payload)!, payload); // { action: "publish", topic_name: "t", message: "hi" }
+ * ```
+ */
+export function publishRequestOf(
+  scanned: PublishScan,
+  payload: Uint8Array,
+): PublishRequest | undefined {
+  const scan: Scan = { end: scanned.messageEnd, ascii: scanned.messageAscii };
+  const message = decodeString(payload, scanned.messageStart, scan);
+  if (message === undefined) return undefined;
+  const request: PublishRequest = { action: "publish", topic_name: scanned.topic_name, message };
+  if (scanned.producer_id !== undefined) {
+    request.producer_id = scanned.producer_id;
+    request.sequence = scanned.sequence;
+  }
+  if (scanned.id !== undefined) request.id = scanned.id;
+  return request;
+}
+
+/**
+ * `decodePublish` without decoding the message: where it lies in
+ * `payload`, and whether it is all ASCII; undefined when `decodePublish`
+ * would decline for anything but the message's UTF-8.
+ *
+ * @example
+ * ```ts
+ * const payload = new TextEncoder().encode('{"action":"publish","topic_name":"t","message":"hi"}');
+ * scanPublish(payload); // { topic_name: "t", messageStart: 48, messageEnd: 50, messageAscii: true }
+ * ```
+ */
+export function scanPublish(payload: Uint8Array): PublishScan | undefined {
   const length = payload.length;
   if (length < 2 || payload[0] !== openBrace || payload[length - 1] !== closeBrace) {
     return undefined;
@@ -71,7 +130,9 @@ export function decodePublish(payload: Uint8Array): PublishRequest | undefined {
   let seen = 0;
   let action = false;
   let topic: string | undefined;
-  let message: string | undefined;
+  let messageStart = -1;
+  let messageEnd = -1;
+  let messageAscii = true;
   let producerId: string | undefined;
   let sequence: number | undefined;
   let id: string | number | undefined;
@@ -102,11 +163,14 @@ export function decodePublish(payload: Uint8Array): PublishRequest | undefined {
       } else if (key === 1) {
         topic = topicName(payload, start, scan.end);
         if (topic === undefined) return undefined;
+      } else if (key === 2) {
+        messageStart = start;
+        messageEnd = scan.end;
+        messageAscii = scan.ascii;
       } else {
         const text = decodeString(payload, start, scan);
         if (text === undefined) return undefined;
-        if (key === 2) message = text;
-        else if (key === 3) producerId = text;
+        if (key === 3) producerId = text;
         else id = text;
       }
       scan.end++;
@@ -119,16 +183,16 @@ export function decodePublish(payload: Uint8Array): PublishRequest | undefined {
     if (payload[at] !== closeBrace || at !== length - 1) return undefined;
     break;
   }
-  if (!action || topic === undefined || message === undefined) return undefined;
-  const request: PublishRequest = { action: "publish", topic_name: topic, message };
+  if (!action || topic === undefined || messageStart < 0) return undefined;
+  const scanned: PublishScan = { topic_name: topic, messageStart, messageEnd, messageAscii };
   if (producerId !== undefined || sequence !== undefined) {
     if (producerId === undefined || sequence === undefined) return undefined;
     if (producerId.length === 0 || producerId.length > clientIdLengthMax) return undefined;
-    request.producer_id = producerId;
-    request.sequence = sequence;
+    scanned.producer_id = producerId;
+    scanned.sequence = sequence;
   }
-  if (id !== undefined) request.id = id;
-  return request;
+  if (id !== undefined) scanned.id = id;
+  return scanned;
 }
 
 /**

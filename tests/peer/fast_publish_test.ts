@@ -114,14 +114,17 @@ Deno.test("fast and general publishes answer the same bytes, in request order", 
   });
 });
 
-/** `broker`, whose topic "events" answers publishes with `publish` instead. */
+/** `broker`, whose topics answer publishes with `publish` instead. */
 function withPublish(broker: LocalBroker, publish: Topic["publish"]): Broker {
   return new Proxy(broker, {
     get(target, property) {
       if (property === "leadingTopic") {
         return (name: string) => {
           const topic = target.leadingTopic(name);
-          return topic === undefined ? undefined : Object.assign(Object.create(topic), { publish });
+          if (topic === undefined) return undefined;
+          // Both ways a publish reaches a topic: decoded, and as the request's bytes.
+          const publishBytes = () => publish([]);
+          return Object.assign(Object.create(topic), { publish, publishBytes });
         };
       }
       const value = Reflect.get(target, property, target);

@@ -1,0 +1,108 @@
+/**
+ * `PublishEntryBuilder` (lib/peer/topic_commands.ts) builds exactly the
+ * bytes `encodeCommand` encodes for the same parts, whether a part comes as
+ * strings or as the request's message bytes; and a one-voter topic fed
+ * through `publishBytes` and `publish` alike stores what `publish` alone
+ * would store.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  decodeCommand,
+  encodeCommand,
+  PublishEntryBuilder,
+  type PublishPart,
+} from "../../lib/peer/topic_commands.ts";
+import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
+import { oneVoterTopic } from "./_one_voter_topic.ts";
+
+const encoder = new TextEncoder();
+
+/** ASCII that JSON writes unchanged: what `scanPublish` hands over as bytes. */
+const asciiBody = fc.string({
+  unit: fc.integer({ min: 0x20, max: 0x7f }).filter((code) => code !== 0x22 && code !== 0x5c)
+    .map((code) => String.fromCharCode(code)),
+  maxLength: 300,
+});
+const producer = fc.option(
+  fc.record({ producerId: fc.string({ minLength: 1, maxLength: 5 }), sequence: fc.nat() }),
+  { nil: undefined },
+);
+
+/** A part as strings, or as bytes (one ASCII message, inside other bytes). */
+type Given =
+  | { kind: "part"; part: PublishPart }
+  | { kind: "bytes"; message: string; producer?: { producerId: string; sequence: number } };
+
+const given: fc.Arbitrary<Given> = fc.oneof(
+  fc.record({
+    messages: fc.array(fc.oneof(fc.string(), fc.string({ unit: "grapheme" })), { maxLength: 4 }),
+    producer,
+  }).map(({ messages, producer }): Given => ({ kind: "part", part: { messages, ...producer } })),
+  fc.record({ message: asciiBody, producer }).map((item): Given => ({ kind: "bytes", ...item })),
+);
+
+function partOf(item: Given): PublishPart {
+  return item.kind === "part" ? item.part : { messages: [item.message], ...item.producer };
+}
+
+Deno.test("PublishEntryBuilder builds what encodeCommand encodes", () => {
+  fc.assert(
+    fc.property(fc.array(given, { minLength: 1, maxLength: 40 }), (items) => {
+      const builder = new PublishEntryBuilder();
+      for (const item of items) {
+        if (item.kind === "part") {
+          builder.addPart(item.part);
+          continue;
+        }
+        const source = encoder.encode(`{"message":"${item.message}"}`);
+        builder.addMessageBytes(source, 12, source.length - 2, item.producer);
+      }
+      const parts = items.map(partOf);
+      const data = builder.finish();
+      assert.deepStrictEqual(data, encodeCommand({ kind: "publish", parts }));
+      assert.equal(data.byteOffset, 0);
+      assert.equal(data.buffer.byteLength, data.byteLength);
+      const decoded = decodeCommand(data);
+      assert.equal(decoded?.kind, "publish");
+    }),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("PublishEntryBuilder grows past its first buffer", () => {
+  const builder = new PublishEntryBuilder();
+  const message = "y".repeat(70_000);
+  const source = encoder.encode(message);
+  builder.addMessageBytes(source, 0, source.length);
+  builder.addPart({ messages: [message] });
+  const parts = [{ messages: [message] }, { messages: [message] }];
+  assert.deepStrictEqual(builder.finish(), encodeCommand({ kind: "publish", parts }));
+});
+
+Deno.test("a topic fed through publishBytes and publish stores what publish alone stores", async () => {
+  const { topic, close } = await oneVoterTopic("bytes", new MemoryLogStore());
+  try {
+    const source = encoder.encode('"first" "third"');
+    const results = await Promise.all([
+      topic.publishBytes(source, 1, 6),
+      topic.publish(["second", "ü"]),
+      topic.publishBytes(source, 9, 14, { producerId: "p", sequence: 0 }),
+      topic.publishBytes(source, 9, 14, { producerId: "p", sequence: 0 }),
+    ]);
+    assert.deepStrictEqual(results.map((result) => result.firstOffset), [0, 1, 3, 3]);
+    assert.deepStrictEqual(results.map((result) => result.duplicate), [false, false, false, true]);
+    const read = await topic.read(0, 10);
+    assert.deepStrictEqual(read.messages.map((item) => item.message), [
+      "first",
+      "second",
+      "ü",
+      "third",
+    ]);
+  } finally {
+    await close();
+  }
+});
