@@ -23,6 +23,7 @@
  * @module
  */
 
+import { syncFileData } from "./_fsync.ts";
 import assert from "node:assert/strict";
 import {
   ignoreNotFound,
@@ -1198,7 +1199,7 @@ export class SegmentLogStore implements LogStore {
     const syncs: Promise<void>[] = [];
     for (const segment of dirty) {
       // Pinned since its write or truncation in this flush: still open.
-      syncs.push(segmentFiles.openSync(segment.path, "append").syncData());
+      syncs.push(syncFileData(segmentFiles.openSync(segment.path, "append")));
       this.#fsyncCount++;
     }
     dirty.clear();
