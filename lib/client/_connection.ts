@@ -32,7 +32,8 @@ export interface PendingRequest {
 
 /** What a connection reports to its owner. */
 export interface ConnectionHandlers {
-  onPush(event: MessageEvent): void;
+  /** A pushed subscription message, with the connection it came on. */
+  onPush(event: MessageEvent, connection: Connection): void;
   /** Called once, with every request that got no answer, oldest first. */
   onClose(connection: Connection, error: Error, unanswered: PendingRequest[]): void;
 }
@@ -281,7 +282,7 @@ export class Connection {
 
   #receive(value: unknown): void {
     if (isPushedEvent(value)) {
-      this.#handlers.onPush(value);
+      this.#handlers.onPush(value, this);
       return;
     }
     const answered = typeof value === "object" && value !== null && !Array.isArray(value)

@@ -38,7 +38,8 @@ import {
   PubSubError,
   RequestTimeoutError,
 } from "./errors.ts";
-import { Subscription, type SubscriptionHost, type SubscriptionOptions } from "./subscription.ts";
+import type { Subscription, SubscriptionOptions } from "./subscription.ts";
+import { SubscriptionTable } from "./_subscriptions.ts";
 
 /** Default time one attempt of a request may take. */
 export const requestTimeoutMsDefault = 5000;
@@ -197,6 +198,8 @@ interface Call extends PendingRequest {
   readonly topic?: string;
   /** The connection a publish batch was assigned to; retries after it closed go elsewhere. */
   readonly pinned?: Connection;
+  /** Fail rather than go elsewhere when `pinned` is closed (an unsubscribe must not reach another). */
+  readonly strict?: boolean;
   readonly deadline: number;
   /** The whole call's time budget, for the timeout sentence. */
   readonly timeoutMs: number;
@@ -211,14 +214,6 @@ interface Call extends PendingRequest {
   done: boolean;
   resolve(value: { response: unknown; connection: Connection }): void;
   reject(error: Error): void;
-}
-
-interface SubscriptionEntry {
-  subscription: Subscription;
-  /** The connection its subscribe went out on; undefined until the first one is answered. */
-  connection?: Connection;
-  /** Resubscribe attempts that failed in a row. */
-  failures: number;
 }
 
 /**
@@ -287,8 +282,7 @@ export class PubSubClient {
   /** Streams started so far: numbers the producer id of the next one. */
   #streamEpoch = 0;
   #closed = false;
-  #subscriptions = new Map<string, SubscriptionEntry>();
-  #host: SubscriptionHost;
+  #subscriptions: SubscriptionTable;
   /** Publishes per topic that wait for the next batch. */
   #outboxes = new Map<string, Outbox>();
   #leaders: LeaderDirectory;
@@ -308,15 +302,30 @@ export class PubSubClient {
     this.#leaders = new LeaderDirectory({ refreshMs: options.leaderRefreshMs });
     this.#addresses = [...options.peers];
     if (options.shuffle) shuffleInPlace(this.#addresses);
-    this.#host = {
-      request: (body, { retry }) => this.request(body, { retry }),
-      detach: (subscription) => {
-        const key = subscriptionKey(subscription.topic, subscription.subscriberId);
-        if (this.#subscriptions.get(key)?.subscription === subscription) {
-          this.#subscriptions.delete(key);
-        }
+    this.#subscriptions = this.#subscriptionTable();
+  }
+
+  #subscriptionTable(): SubscriptionTable {
+    // deno-lint-ignore no-this-alias
+    const client = this;
+    const placing = this.#options.leaderDirect && this.#addresses.length > 1;
+    return new SubscriptionTable({
+      call: (body, { retry, connection, strict }) =>
+        this.#call(body, retry, undefined, undefined, connection, strict),
+      home: () => this.#connection,
+      leaderConnection: (topic) => this.#leaderConnection(topic),
+      refreshLeader: (topic) => this.#refreshLeader(topic),
+      forgetLeader: (topic) => this.#leaders.forgetTopic(topic),
+      retire: (connection) => this.#retire(connection),
+      reconnect: () => void this.#reconnect(),
+      get closed() {
+        return client.#closed;
       },
-    };
+    }, {
+      retries: this.#options.retries,
+      placeEveryMs: placing ? this.#options.leaderRefreshMs : 0,
+      backoffMs,
+    });
   }
 
   /**
@@ -651,39 +660,35 @@ export class PubSubClient {
         `Cannot subscribe as 'maxInFlight' must be an integer between 1 and ${inFlightMessagesMax}: current value is ${maxInFlight}`,
       );
     }
-    const key = subscriptionKey(checkTopic(topic), subscriberId);
-    if (this.#subscriptions.has(key)) {
-      throw new PubSubError(
-        "bad_request",
-        `Subscriber '${subscriberId}' of '${topic}' is already open`,
-      );
-    }
-    const subscription = new Subscription(this.#host, topic, subscriberId, {
+    if (this.#closed) throw new ClientClosedError();
+    return await this.#subscriptions.open(checkTopic(topic), subscriberId, {
       ...options,
       maxInFlight,
       autoAck: options.autoAck ?? true,
     });
-    const entry: SubscriptionEntry = { subscription, failures: 0 };
-    // Registered before the request so that frames pushed right after `subscribed` find it.
-    this.#subscriptions.set(key, entry);
-    try {
-      const { connection } = await this.#call(subscription.subscribeRequest(), true);
-      entry.connection = connection;
-    } catch (error) {
-      this.#subscriptions.delete(key);
-      throw error;
-    }
-    return subscription;
+  }
+
+  /**
+   * The address of the connection that holds a subscription (the topic's
+   * leader once the client knows it), for tests and diagnostics.
+   *
+   * @example
+   * ```ts
+   * await client.subscribe("events", "billing");
+   * console.log(client.subscriptionAddress("events", "billing"));
+   * ```
+   */
+  subscriptionAddress(topic: string, subscriberId: string): string | undefined {
+    return this.#subscriptions.connectionOf(topic, subscriberId)?.address;
   }
 
   /** Closes subscriptions (flushing their acks) and the connection; pending requests reject. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    const subscriptions = [...this.#subscriptions.values()].map((entry) => entry.subscription);
     // Unsubscribing is a courtesy: a dead peer must not hold close() for the whole retry budget.
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      Promise.allSettled(subscriptions.map((subscription) => subscription.close())),
+      this.#subscriptions.closeAll(),
       new Promise((resolve) => timer = setTimeout(resolve, this.#options.requestTimeoutMs)),
     ]);
     clearTimeout(timer);
@@ -700,6 +705,7 @@ export class PubSubClient {
     this.#connection?.close(new ClientClosedError());
     this.#connection = undefined;
     for (const peer of [...this.#peers.values()]) peer.close(new ClientClosedError());
+    this.#subscriptions.stop();
     this.#stopSweep();
   }
 
@@ -938,6 +944,7 @@ export class PubSubClient {
     producer?: Call["producer"],
     topic?: string,
     pinned?: Connection,
+    strict?: boolean,
   ): Promise<{ response: unknown; connection: Connection }> {
     if (this.#closed) return Promise.reject(new ClientClosedError());
     const attemptsMax = retryable ? this.#options.retries + 1 : 1;
@@ -953,6 +960,7 @@ export class PubSubClient {
         producer,
         topic: this.#options.leaderDirect ? topic : undefined,
         pinned,
+        strict,
         deadline: Date.now() + callTimeoutMs,
         timeoutMs: callTimeoutMs,
         attemptDeadline: Infinity,
@@ -1044,6 +1052,16 @@ export class PubSubClient {
           continue;
         }
         const pinned = call.attempts === 0 ? call.pinned : undefined;
+        if (call.strict && pinned?.closed) {
+          this.#waiting.shift();
+          this.#finish(
+            call,
+            new ConnectionError(
+              `Lost the connection to ${pinned.address} before '${call.body.action}'`,
+            ),
+          );
+          continue;
+        }
         const connection = pinned !== undefined && !pinned.closed
           ? pinned
           : this.#connectionFor(call.topic);
@@ -1083,7 +1101,18 @@ export class PubSubClient {
     if (!this.#options.leaderDirect || this.#addresses.length < 2) return;
     if (this.#learning.has(topic) || !this.#leaders.stale(topic, Date.now())) return;
     this.#learning.add(topic);
-    this.#learnLeader(topic).finally(() => this.#learning.delete(topic));
+    this.#learnLeader(topic).finally(() => {
+      this.#learning.delete(topic);
+      this.#subscriptions.placeTopic(topic);
+    });
+  }
+
+  /** The open connection to `topic`'s leader, when known (only with `leaderDirect`). */
+  #leaderConnection(topic: string): Connection | undefined {
+    if (!this.#options.leaderDirect) return undefined;
+    const leader = this.#leaders.leaderOf(topic);
+    const connection = leader === undefined ? undefined : this.#peers.get(leader);
+    return connection !== undefined && !connection.closed ? connection : undefined;
   }
 
   async #learnLeader(topic: string): Promise<void> {
@@ -1282,16 +1311,10 @@ export class PubSubClient {
       }
     }
     if (this.#closed) return;
-    const orphans = [...this.#subscriptions.values()].filter((entry) =>
-      entry.connection === connection
-    );
-    if (orphans.length === 0 && this.#waiting.length === 0) return;
-    if (this.#connection === undefined) {
-      this.#reconnect();
-    } else {
-      this.#resubscribe(this.#connection);
-      this.#pump();
-    }
+    const orphaned = this.#subscriptions.connectionLost(connection);
+    if (!orphaned && this.#waiting.length === 0) return;
+    if (this.#connection === undefined) this.#reconnect();
+    else this.#pump();
   }
 
   /** Connects to the next reachable address; one attempt runs at a time. */
@@ -1326,7 +1349,7 @@ export class PubSubClient {
         }
       }
       if (this.#connection !== undefined) {
-        this.#resubscribe(this.#connection);
+        this.#subscriptions.resubscribeLost();
         this.#pump();
         return undefined;
       }
@@ -1351,10 +1374,7 @@ export class PubSubClient {
       inFlightRequestsMax: inFlightRequestsMaxDefault,
       sendQueueBytesMax,
     }, {
-      onPush: (event) => {
-        this.#subscriptions.get(subscriptionKey(event.topic, event.subscriber_id))?.subscription
-          .deliver(event.offset, event.message, event.skipped);
-      },
+      onPush: (event, from) => this.#subscriptions.deliver(event, from),
       onClose: (closed, error, unanswered) => this.#onClose(closed, error, unanswered),
     });
     if (this.#options.token === undefined) return connection;
@@ -1377,43 +1397,9 @@ export class PubSubClient {
     return connection;
   }
 
-  #resubscribe(connection: Connection): void {
-    for (const entry of this.#subscriptions.values()) {
-      if (
-        entry.connection === undefined || entry.connection === connection ||
-        !entry.connection.closed
-      ) {
-        continue;
-      }
-      entry.connection = connection;
-      const { subscription } = entry;
-      // Not retried by #call: the close of the connection it went out on resubscribes instead.
-      this.#call(subscription.subscribeRequest(), false).then(
-        (answer) => {
-          entry.connection = answer.connection;
-          entry.failures = 0;
-        },
-        (error: Error) => {
-          if (this.#closed || subscription.closed) return;
-          entry.failures++;
-          const transient = error instanceof PubSubError &&
-            ["disconnected", "timeout", "unavailable"].includes(error.code);
-          if (!transient || entry.failures > this.#options.retries) {
-            subscription.fail(error);
-          } else if ((error as PubSubError).code === "unavailable") {
-            this.#retire(connection);
-            if (this.#connection === undefined) this.#reconnect();
-          }
-        },
-      );
-    }
-  }
-
   #failWaiting(error: Error): void {
     for (const call of this.#waiting.splice(0)) this.#finish(call, error);
-    for (const { subscription, connection } of [...this.#subscriptions.values()]) {
-      if (connection?.closed) subscription.fail(error);
-    }
+    this.#subscriptions.failLost(error);
   }
 }
 
@@ -1469,10 +1455,6 @@ function checkTopic(topic: string): string {
 
 function isCall(request: PendingRequest): request is Call {
   return "order" in request;
-}
-
-function subscriptionKey(topic: string, subscriberId: string): string {
-  return `${topic}\u0000${subscriberId}`;
 }
 
 /** Exponential backoff with jitter so clients of a failed peer do not reconnect in lockstep. */

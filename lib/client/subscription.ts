@@ -65,6 +65,8 @@ export class Subscription implements AsyncIterable<SubscribedMessage> {
   #ackSent = -1;
   #takenSinceAck = 0;
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Send the ack again even if not advanced: the connection now holding it has not heard it. */
+  #reack = false;
   #waiter: ((result: IteratorResult<SubscribedMessage>) => void) | undefined;
   #waiterReject: ((error: Error) => void) | undefined;
   #error: Error | undefined;
@@ -114,7 +116,13 @@ export class Subscription implements AsyncIterable<SubscribedMessage> {
 
   /** Called by the client for every pushed message of this subscription. */
   deliver(offset: number, message: string, skipped?: number): void {
-    if (this.#closed || offset <= this.#highestReceived) return;
+    if (this.#closed) return;
+    if (offset <= this.#highestReceived) {
+      // Pushed again after a resubscribe: if it was acked before, the ack must
+      // reach the connection that pushed it again, or its window fills up.
+      if (offset <= this.#ackSent) this.reack();
+      return;
+    }
     this.#highestReceived = offset;
     const value: SubscribedMessage = skipped ? { offset, message, skipped } : { offset, message };
     if (this.#waiter !== undefined) {
@@ -135,6 +143,20 @@ export class Subscription implements AsyncIterable<SubscribedMessage> {
       return;
     }
     this.#buffer.push(value);
+  }
+
+  /**
+   * Sends the current ack again soon (within `ackDelayMs`), even though it
+   * did not advance: called after the subscription moved to another
+   * connection, whose flow control has not heard the acks sent before.
+   */
+  reack(): void {
+    if (this.#closed || this.#ackTarget < 0) return;
+    this.#reack = true;
+    this.#ackTimer ??= setTimeout(() => {
+      this.#ackTimer = undefined;
+      this.#flushAck().catch(() => {});
+    }, ackDelayMs);
   }
 
   /** Ends the subscription with an error the consumer sees on its next read. */
@@ -249,7 +271,8 @@ export class Subscription implements AsyncIterable<SubscribedMessage> {
     this.#clearAckTimer();
     this.#takenSinceAck = 0;
     const offset = this.#ackTarget;
-    if (offset <= this.#ackSent) return;
+    if (offset < 0 || (offset <= this.#ackSent && !this.#reack)) return;
+    this.#reack = false;
     const previous = this.#ackSent;
     this.#ackSent = offset;
     try {
@@ -262,6 +285,7 @@ export class Subscription implements AsyncIterable<SubscribedMessage> {
     } catch (error) {
       // Let the next flush send it again; acks are cumulative so nothing is lost.
       if (this.#ackSent === offset) this.#ackSent = previous;
+      if (offset <= previous) this.#reack = true;
       if (error instanceof ClientClosedError) return;
       throw error;
     }
