@@ -328,8 +328,9 @@ export class SubscriptionTable {
    */
   #watch(): void {
     if (this.#options.placeEveryMs <= 0 || this.#placeTimer !== undefined) return;
-    this.#check();
+    if (this.#client.closed) return;
     this.#placeTimer = setInterval(() => this.#check(), this.#options.placeEveryMs);
+    this.#check();
   }
 
   #check(): void {
