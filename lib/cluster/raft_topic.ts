@@ -119,6 +119,15 @@ export class TopicMachine implements GroupStateMachine {
   }
 }
 
+/**
+ * Who hears where a publish landed: a promise's resolvers, or (the fast
+ * path) the connection's answer to it, without a promise in between.
+ */
+export interface PublishReceiver {
+  resolve(result: PublishResult): void;
+  reject(error: Error): void;
+}
+
 /** How long a graceful close waits for its last ack entry to commit. */
 export const closeAckWriteMs = 2000;
 
@@ -137,10 +146,7 @@ export class RaftTopic implements Topic {
   readonly #machine: TopicMachine;
   readonly #reader: TopicReader;
   /** Publishes waiting to be proposed together as one entry. */
-  #batch: {
-    resolve(result: PublishResult): void;
-    reject(error: Error): void;
-  }[] = [];
+  #batch: PublishReceiver[] = [];
   #batchBytes = 0;
   /** The entry of `#batch`, encoded as its publishes arrive; undefined while none is open. */
   #entry: PublishEntryBuilder | undefined;
@@ -193,7 +199,9 @@ export class RaftTopic implements Topic {
     this.#parts?.push(part);
     let bytes = 0;
     for (const message of messages) bytes += message.length;
-    return this.#enqueue(bytes);
+    const resolvers = Promise.withResolvers<PublishResult>();
+    this.#enqueue(bytes, resolvers);
+    return resolvers.promise;
   }
 
   /**
@@ -209,10 +217,27 @@ export class RaftTopic implements Topic {
     end: number,
     producer?: Producer,
   ): Promise<PublishResult> {
+    const resolvers = Promise.withResolvers<PublishResult>();
+    this.publishBytesTo(resolvers, source, start, end, producer);
+    return resolvers.promise;
+  }
+
+  /**
+   * `publishBytes` telling `receiver` instead of returning a promise (the
+   * connection's fast path). `receiver` hears nothing before this returns;
+   * it throws, as `publish` does, when this replica may not publish.
+   */
+  publishBytesTo(
+    receiver: PublishReceiver,
+    source: Uint8Array,
+    start: number,
+    end: number,
+    producer?: Producer,
+  ): void {
     this.requireLeader();
     this.#openEntry().addMessageBytes(source, start, end, producer);
     this.#parts = undefined;
-    return this.#enqueue(end - start);
+    this.#enqueue(end - start, receiver);
   }
 
   #openEntry(): PublishEntryBuilder {
@@ -224,13 +249,11 @@ export class RaftTopic implements Topic {
   }
 
   /** Adds the publish just added to the entry to this batch, and proposes the batch when due. */
-  #enqueue(bytes: number): Promise<PublishResult> {
-    const { promise, resolve, reject } = Promise.withResolvers<PublishResult>();
-    this.#batch.push({ resolve, reject });
+  #enqueue(bytes: number, receiver: PublishReceiver): void {
+    this.#batch.push(receiver);
     this.#batchBytes += bytes;
     if (this.#batchBytes >= batchBytesMax) this.#proposeBatch();
     else if (this.#batch.length === 1) this.#proposeSoon();
-    return promise;
   }
 
   #proposeSoon(): void {
@@ -252,7 +275,10 @@ export class RaftTopic implements Topic {
     try {
       proposed = this.group.propose(data);
     } catch (error) {
-      for (const item of batch) item.reject(error as Error);
+      // Later, not now: a receiver hears nothing while its publish call runs.
+      queueMicrotask(() => {
+        for (const item of batch) item.reject(error as Error);
+      });
       return;
     }
     proposed.then((result) => {

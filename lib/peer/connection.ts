@@ -14,7 +14,8 @@ import { decodeBinaryRaftPayload, isBinaryRaftPayload } from "../cluster/raft_bi
 import { answerJson, encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
 import { errorResponse, isErrorResponse, ProtocolError } from "../wire/errors.ts";
 import { decodeRequest, type Request, RequestError } from "../wire/requests.ts";
-import { publishRequestOf, scanPublish } from "../wire/publish_fast.ts";
+import { publishRequestOf, type PublishScan, scanPublish } from "../wire/publish_fast.ts";
+import type { PublishReceiver } from "../cluster/raft_topic.ts";
 import { publishedAnswerJson } from "../wire/responses.ts";
 import type { AccessPolicy } from "./auth.ts";
 import type { Broker } from "./broker.ts";
@@ -168,9 +169,10 @@ export class Connection {
     }
     const scanned = scanPublish(payload);
     if (scanned !== undefined && this.#slots.length < inflightRequestsMax) {
-      const published = this.#session.publishScanned(scanned, payload);
-      if (published !== undefined) {
-        this.#answerPublish(scanned.topic_name, scanned.id, published);
+      const answer = new PublishAnswer(this.#settlePublish, scanned, this.#readAt);
+      if (this.#session.publishScanned(scanned, payload, answer)) {
+        // Before anything can settle it: the receiver hears nothing during the call.
+        answer.slot = this.#pushSlot();
         return;
       }
     }
@@ -201,32 +203,31 @@ export class Connection {
   }
 
   /**
-   * The fast path of a publish started here (see `Session.publishScanned`):
-   * the same slot, answer, metrics and timeout as `#handle` gives it,
-   * without its chain of async frames.
+   * Answers a publish of the fast path (see `Session.publishScanned`):
+   * the same answer, metrics and timeout as `#handle` gives it, without
+   * its chain of async frames and promises.
    */
-  #answerPublish(
-    topic: string,
-    id: string | number | undefined,
-    published: Promise<PublishResult>,
-  ): void {
-    const slot = this.#pushSlot();
-    const started = this.#readAt;
-    published.then((result) => {
-      const late = slot.frame !== undefined;
-      this.#observe("publish", late ? "unavailable" : "message_published", started);
+  readonly #settlePublish = (
+    answer: PublishAnswer,
+    result: PublishResult | undefined,
+    error: unknown,
+  ): void => {
+    if (answer.settled) return;
+    answer.settled = true;
+    const slot = answer.slot!;
+    const late = slot.frame !== undefined;
+    if (result !== undefined) {
+      this.#observe("publish", late ? "unavailable" : "message_published", answer.started);
       if (late) return;
-      slot.frame = publishedAnswerJson(topic, result.firstOffset, id);
-      this.#flushSlots();
-    }, (error) => {
+      slot.frame = publishedAnswerJson(answer.topic, result.firstOffset, answer.id);
+    } else {
       const response = toErrorResponse(error);
-      const late = slot.frame !== undefined;
-      this.#observe("publish", late ? "unavailable" : response.status, started);
+      this.#observe("publish", late ? "unavailable" : response.status, answer.started);
       if (late) return;
-      slot.frame = answerJson(response, id);
-      this.#flushSlots();
-    });
-  }
+      slot.frame = answerJson(response, answer.id);
+    }
+    this.#flushSlots();
+  };
 
   #observe(action: string, status: string, started: number): void {
     const observe = this.#options.observe;
@@ -386,6 +387,37 @@ export class Connection {
       slot.afterWrite?.();
       if (slot.close) this.close();
     }
+  }
+}
+
+/** Where one fast-path publish is answered once its topic stored or refused it. */
+class PublishAnswer implements PublishReceiver {
+  /** Set right after the publish started (nothing settles before). */
+  slot: Slot | undefined;
+  settled = false;
+  readonly topic: string;
+  readonly id: string | number | undefined;
+  /** When its request was read (`performance.now()`). */
+  readonly started: number;
+  readonly #settle: (answer: PublishAnswer, result?: PublishResult, error?: unknown) => void;
+
+  constructor(
+    settle: (answer: PublishAnswer, result?: PublishResult, error?: unknown) => void,
+    scanned: PublishScan,
+    started: number,
+  ) {
+    this.#settle = settle;
+    this.topic = scanned.topic_name;
+    this.id = scanned.id;
+    this.started = started;
+  }
+
+  resolve(result: PublishResult): void {
+    this.#settle(this, result, undefined);
+  }
+
+  reject(error: Error): void {
+    this.#settle(this, undefined, error);
   }
 }
 

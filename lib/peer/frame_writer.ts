@@ -12,6 +12,12 @@ import { encodeFrames, frameHeaderBytes } from "../wire/frame.ts";
 /** Queued bytes above which pushers wait. */
 export const queuedBytesHigh = 4 * 1024 * 1024;
 
+/** Size of the write buffers writers share; a bigger burst gets a buffer of its own. */
+const scratchBytes = 64 * 1024;
+/** Write buffers kept for reuse: one per connection writing at the same moment. */
+const scratchPoolMax = 4;
+const scratchPool: Uint8Array[] = [];
+
 /** Something bytes can be written to (a Deno.Conn). */
 export interface ByteSink {
   write(bytes: Uint8Array): Promise<number>;
@@ -92,7 +98,9 @@ export class FrameWriter {
       this.#queue = [];
       let queued = 0;
       for (const frame of frames) queued += queuedSize(frame);
-      const bytes = encodeFrames(frames);
+      // A burst of answers is encoded into a shared buffer, taken until its write is done.
+      const scratch = scratchPool.pop() ?? new Uint8Array(scratchBytes);
+      const bytes = encodeFrames(frames, scratch);
       try {
         let written = 0;
         while (written < bytes.length) {
@@ -101,6 +109,7 @@ export class FrameWriter {
       } catch {
         this.#failed = true;
       }
+      if (scratchPool.length < scratchPoolMax) scratchPool.push(scratch);
       this.#queuedBytes -= queued;
       if (this.#queuedBytes <= queuedBytesHigh || this.#failed) this.#wake(this.#drainWaiters);
     }

@@ -13,21 +13,23 @@ import { AccessPolicy, fullAccessToken, type Principal, refusalOf } from "./auth
 import { type Broker, type Route, TopicElsewhereError } from "./broker.ts";
 import type { FrameWriter } from "./frame_writer.ts";
 import { SubscriptionPump } from "./subscription.ts";
-import type { Producer, PublishResult, Topic } from "./topic.ts";
+import type { Producer, Topic } from "./topic.ts";
 import { publishRequestOf, type PublishScan } from "../wire/publish_fast.ts";
+import type { PublishReceiver } from "../cluster/raft_topic.ts";
 
 /**
  * A topic that takes a message as the bytes of its JSON string body
- * (`RaftTopic.publishBytes`): the fast path's requests go into the entry
- * without being decoded.
+ * (`RaftTopic.publishBytesTo`): the fast path's requests go into the entry
+ * without being decoded, and are answered without a promise.
  */
 interface BytesPublisher {
-  publishBytes(
+  publishBytesTo(
+    receiver: PublishReceiver,
     source: Uint8Array,
     start: number,
     end: number,
     producer?: Producer,
-  ): Promise<PublishResult>;
+  ): void;
 }
 
 /** Most messages one relayed batch of plain publishes carries. */
@@ -144,38 +146,43 @@ export class Session {
    * `scanPublish` reads): when the request may be served here at once
    * (authorized, nothing of its topic being routed, the topic led here),
    * the topic's publish is started now, exactly as `handle` would start
-   * it, and its promise returned; undefined when `handle` must take the
-   * request (it then also answers refusals). An ASCII message goes into
-   * the entry as the bytes it came as (`RaftTopic.publishBytes`), before
-   * this returns: `payload` may be reused then. A synchronous refusal by
-   * the topic (not the leader any more, its disk failed) is returned as a
-   * rejection, as `handle` answers it.
+   * it, `receiver` hears how it ended, and the result is true; false when
+   * `handle` must take the request (it then also answers refusals). An
+   * ASCII message goes into the entry as the bytes it came as
+   * (`RaftTopic.publishBytesTo`) before this returns: `payload` may be
+   * reused then. `receiver` hears nothing before this returns, a refusal
+   * by the topic (not the leader any more, its disk failed) included.
    */
-  publishScanned(scanned: PublishScan, payload: Uint8Array): Promise<PublishResult> | undefined {
+  publishScanned(scanned: PublishScan, payload: Uint8Array, receiver: PublishReceiver): boolean {
     const name = scanned.topic_name;
     if (this.#access !== undefined) {
       const principal = this.#principal;
       // Only the action and the topic decide a publish's permission.
       const asked: Request = { action: "publish", topic_name: name, message: "" };
-      if (principal === undefined || refusalOf(principal, asked) !== undefined) return undefined;
+      if (principal === undefined || refusalOf(principal, asked) !== undefined) return false;
     }
-    if (this.#routing.has(name)) return undefined;
+    if (this.#routing.has(name)) return false;
     const topic = this.#broker.leadingTopic?.(name);
-    if (topic === undefined) return undefined;
+    if (topic === undefined) return false;
     const producer = scanned.producer_id === undefined
       ? undefined
       : { producerId: scanned.producer_id, sequence: scanned.sequence! };
-    const bytes = (topic as Partial<BytesPublisher>).publishBytes;
+    const bytes = (topic as Partial<BytesPublisher>).publishBytesTo;
     try {
       if (scanned.messageAscii && bytes !== undefined) {
-        return bytes.call(topic, payload, scanned.messageStart, scanned.messageEnd, producer);
+        bytes.call(topic, receiver, payload, scanned.messageStart, scanned.messageEnd, producer);
+        return true;
       }
       const request = publishRequestOf(scanned, payload);
-      if (request === undefined) return undefined;
-      return topic.publish([request.message], producer);
+      if (request === undefined) return false;
+      topic.publish([request.message], producer).then(
+        (result) => receiver.resolve(result),
+        (error) => receiver.reject(error),
+      );
     } catch (error) {
-      return Promise.reject(error);
+      queueMicrotask(() => receiver.reject(error as Error));
     }
+    return true;
   }
 
   #auth(token: string): Handled {

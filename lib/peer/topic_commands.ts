@@ -159,7 +159,8 @@ export class PublishEntryBuilder {
     const buffer = this.#buffer;
     buffer.set(openParts, this.#length);
     this.#length += openParts.length;
-    for (let index = start; index < end; index++) buffer[this.#length++] = source[index];
+    buffer.set(source.subarray(start, end), this.#length);
+    this.#length += end - start;
     buffer.set(closeMessage, this.#length);
     this.#length += closeMessage.length;
     if (producer === undefined) {

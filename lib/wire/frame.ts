@@ -81,34 +81,78 @@ export function answerJson(answer: unknown, id: string | number | undefined): st
 /**
  * Frames as one buffer for one write: encoded frames are copied, frames
  * given as JSON text are encoded in place with their length header, so a
- * burst of answers costs one allocation instead of one per answer.
+ * burst of answers costs one allocation instead of one per answer. A run
+ * of JSON texts is encoded with one `encodeInto` when it is all ASCII (the
+ * usual answer), one per text otherwise. The bytes go into `scratch` when
+ * it is large enough (the result is then a view of it).
  *
  * @example
  * ```ts
  * const bytes = encodeFrames([encodeFrame({ a: 1 }), '{"b":2}']);
  * ```
  */
-export function encodeFrames(frames: readonly (Uint8Array | string)[]): Uint8Array {
+export function encodeFrames(
+  frames: readonly (Uint8Array | string)[],
+  scratch?: Uint8Array,
+): Uint8Array {
   if (frames.length === 1 && typeof frames[0] !== "string") return frames[0];
   let bound = 0;
   for (const frame of frames) {
     bound += typeof frame === "string" ? frameHeaderBytes + frame.length * 3 : frame.length;
   }
-  const out = new Uint8Array(bound);
-  const view = new DataView(out.buffer);
+  const out = scratch !== undefined && scratch.length >= bound ? scratch : new Uint8Array(bound);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   let at = 0;
-  for (const frame of frames) {
+  let index = 0;
+  while (index < frames.length) {
+    const frame = frames[index];
     if (typeof frame !== "string") {
       out.set(frame, at);
       at += frame.length;
+      index++;
       continue;
     }
-    // Worst case UTF-8 is 3 bytes per UTF-16 unit, which `bound` reserved.
-    const { written } = encoder.encodeInto(frame, out.subarray(at + frameHeaderBytes));
+    let end = index + 1;
+    while (end < frames.length && typeof frames[end] === "string") end++;
+    at = encodeTexts(frames as readonly string[], index, end, out, view, at);
+    index = end;
+  }
+  return out.subarray(0, at);
+}
+
+/** Four NULs: the place of a length header in a run of texts encoded at once. */
+const headerGap = "\u0000".repeat(frameHeaderBytes);
+
+/** Encodes the texts `frames[start..end)` as frames at `at` of `out`; returns the new end. */
+function encodeTexts(
+  frames: readonly string[],
+  start: number,
+  end: number,
+  out: Uint8Array,
+  view: DataView,
+  at: number,
+): number {
+  if (end - start > 1) {
+    const run = start === 0 && end === frames.length ? frames : frames.slice(start, end);
+    const joined = headerGap + run.join(headerGap);
+    const { written } = encoder.encodeInto(joined, out.subarray(at));
+    // As many bytes as UTF-16 units: all ASCII, so every header sits where its gap was.
+    if (written === joined.length) {
+      let header = at;
+      for (let index = start; index < end; index++) {
+        view.setUint32(header, frames[index].length);
+        header += frameHeaderBytes + frames[index].length;
+      }
+      return at + written;
+    }
+  }
+  for (let index = start; index < end; index++) {
+    // Worst case UTF-8 is 3 bytes per UTF-16 unit, which the caller's bound reserved.
+    const { written } = encoder.encodeInto(frames[index], out.subarray(at + frameHeaderBytes));
     view.setUint32(at, written);
     at += frameHeaderBytes + written;
   }
-  return out.subarray(0, at);
+  return at;
 }
 
 function encodeJson(json: string): Uint8Array {

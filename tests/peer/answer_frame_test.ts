@@ -49,3 +49,28 @@ Deno.test("encodeFrames encodes JSON texts and encoded frames into the bytes of 
     { numRuns: 300 },
   );
 });
+
+Deno.test("encodeFrames gives the same bytes for runs of ASCII and other texts, into a scratch buffer or not", () => {
+  const text = fc.oneof(
+    fc.string(),
+    fc.string({ unit: "grapheme" }),
+    fc.string({ unit: "binary" }),
+  );
+  const value = fc.oneof(text, fc.integer(), fc.record({ status: text, offset: fc.nat() }));
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(value, fc.boolean()), { minLength: 1, maxLength: 12 }),
+      fc.nat({ max: 600 }),
+      (items, scratchBytes) => {
+        const frames = items.map(([item, asText]) =>
+          asText ? JSON.stringify(item) : encodeFrame(item)
+        );
+        const expected = concatFrames(items.map(([item]) => encodeFrame(item)));
+        deepEqual(encodeFrames(frames), expected);
+        const scratch = new Uint8Array(scratchBytes).fill(0xee);
+        deepEqual(encodeFrames(frames, scratch), expected);
+      },
+    ),
+    { numRuns: 500 },
+  );
+});

@@ -9,6 +9,7 @@
  */
 
 import assert from "node:assert/strict";
+import type { PublishReceiver } from "../../lib/cluster/raft_topic.ts";
 import type { Broker } from "../../lib/peer/broker.ts";
 import { LocalBroker } from "../../lib/peer/local_broker.ts";
 import { Server } from "../../lib/peer/server.ts";
@@ -123,8 +124,13 @@ function withPublish(broker: LocalBroker, publish: Topic["publish"]): Broker {
           const topic = target.leadingTopic(name);
           if (topic === undefined) return undefined;
           // Both ways a publish reaches a topic: decoded, and as the request's bytes.
-          const publishBytes = () => publish([]);
-          return Object.assign(Object.create(topic), { publish, publishBytes });
+          const publishBytesTo = (receiver: PublishReceiver) => {
+            publish([]).then(
+              (result) => receiver.resolve(result),
+              (error) => receiver.reject(error),
+            );
+          };
+          return Object.assign(Object.create(topic), { publish, publishBytesTo });
         };
       }
       const value = Reflect.get(target, property, target);
