@@ -22,6 +22,9 @@ import { TopicReader } from "../peer/topic_reader.ts";
 import { type ApplyResult, TopicState } from "../peer/topic_state.ts";
 import type { GroupStateMachine, ReplicaGroup } from "./replica_group.ts";
 
+/** The messages of a part that came as bytes, in a remembered command: one, text unknown. */
+const unknownText = Object.freeze([""]) as string[];
+
 /** Message bytes gathered into one entry before it is proposed without waiting. */
 export const batchBytesMax = 512 * 1024;
 
@@ -60,21 +63,37 @@ export class TopicMachine implements GroupStateMachine {
    * follower's, are decoded as usual.
    */
   readonly #decoded = new WeakMap<Uint8Array, TopicCommand>();
+  /**
+   * Remembered commands whose message texts are not known (placeholders:
+   * the messages went into the entry as the requests' bytes, see
+   * `RaftTopic.publishBytesTo`): the state machine needs only how many
+   * there are, and readers decode the entry when they first read it.
+   */
+  readonly #textsUnknown = new WeakSet<Uint8Array>();
 
-  /** See `#decoded`: `command` must be what `data` decodes to. */
-  rememberDecoded(data: Uint8Array, command: TopicCommand): void {
+  /**
+   * See `#decoded`: `command` must be what `data` decodes to, except that
+   * with `textsKnown` false its message texts are placeholders (each part
+   * holds as many messages as its decoded part).
+   */
+  rememberDecoded(data: Uint8Array, command: TopicCommand, textsKnown = true): void {
     this.#decoded.set(data, command);
+    if (!textsKnown) this.#textsUnknown.add(data);
   }
 
   apply(entry: Entry): ApplyResult {
     const decoded = this.#decoded.get(entry.data);
-    if (decoded !== undefined) this.#decoded.delete(entry.data);
+    let textsKnown = true;
+    if (decoded !== undefined) {
+      this.#decoded.delete(entry.data);
+      textsKnown = !this.#textsUnknown.delete(entry.data);
+    }
     const result = decoded === undefined
       ? this.state.apply(entry.index, entry.data)
       : this.state.applyDecoded(entry.index, decoded);
     if (result.kind === "published" && result.messages.length > 0) {
       // Subscribers at the tail read this entry next: skip decoding it again.
-      this.reader.remember(entry.index, result.messages);
+      if (textsKnown) this.reader.remember(entry.index, result.messages);
       this.waiters.notify(this.state.nextOffset);
       this.#bytesSinceRetention += entry.data.length;
       const watch = this.#retentionWatch;
@@ -151,11 +170,12 @@ export class RaftTopic implements Topic {
   /** The entry of `#batch`, encoded as its publishes arrive; undefined while none is open. */
   #entry: PublishEntryBuilder | undefined;
   /**
-   * The parts of `#batch` as strings, for the leader to apply without
-   * decoding its entry; undefined once a part came as bytes (that entry is
-   * decoded when it applies, as every follower does).
+   * The parts of `#batch`, for the leader to apply without decoding its
+   * entry; a part that came as bytes holds a placeholder for its message
+   * (`#textsKnown` is then false, see `TopicMachine.rememberDecoded`).
    */
-  #parts: PublishPart[] | undefined;
+  #parts: PublishPart[] = [];
+  #textsKnown = true;
   readonly #acks: AckBuffer;
   /** The last ack entry proposed, until it settles: a graceful close waits for it. */
   #ackWrite: Promise<void> | undefined;
@@ -196,7 +216,7 @@ export class RaftTopic implements Topic {
       ? { messages }
       : { messages, producerId: producer.producerId, sequence: producer.sequence };
     this.#openEntry().addPart(part);
-    this.#parts?.push(part);
+    this.#parts.push(part);
     let bytes = 0;
     for (const message of messages) bytes += message.length;
     const resolvers = Promise.withResolvers<PublishResult>();
@@ -236,15 +256,17 @@ export class RaftTopic implements Topic {
   ): void {
     this.requireLeader();
     this.#openEntry().addMessageBytes(source, start, end, producer);
-    this.#parts = undefined;
+    this.#parts.push(
+      producer === undefined
+        ? { messages: unknownText }
+        : { messages: unknownText, producerId: producer.producerId, sequence: producer.sequence },
+    );
+    this.#textsKnown = false;
     this.#enqueue(end - start, receiver);
   }
 
   #openEntry(): PublishEntryBuilder {
-    if (this.#entry === undefined) {
-      this.#entry = new PublishEntryBuilder();
-      this.#parts = [];
-    }
+    if (this.#entry === undefined) this.#entry = new PublishEntryBuilder();
     return this.#entry;
   }
 
@@ -265,12 +287,13 @@ export class RaftTopic implements Topic {
     const batch = this.#batch;
     if (batch.length === 0) return;
     const data = this.#entry!.finish();
-    const parts = this.#parts;
+    const command: TopicCommand = { kind: "publish", parts: this.#parts };
+    this.#machine.rememberDecoded(data, command, this.#textsKnown);
     this.#batch = [];
     this.#batchBytes = 0;
     this.#entry = undefined;
-    this.#parts = undefined;
-    if (parts !== undefined) this.#machine.rememberDecoded(data, { kind: "publish", parts });
+    this.#parts = [];
+    this.#textsKnown = true;
     let proposed: Promise<unknown>;
     try {
       proposed = this.group.propose(data);

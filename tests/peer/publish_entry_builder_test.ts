@@ -16,7 +16,9 @@ import {
   PublishEntryBuilder,
   type PublishPart,
 } from "../../lib/peer/topic_commands.ts";
+import { TopicMachine } from "../../lib/cluster/raft_topic.ts";
 import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
+import { EntryType } from "../../lib/storage/types.ts";
 import { oneVoterTopic } from "./_one_voter_topic.ts";
 
 const encoder = new TextEncoder();
@@ -105,4 +107,49 @@ Deno.test("a topic fed through publishBytes and publish stores what publish alon
   } finally {
     await close();
   }
+});
+
+Deno.test("a leader applying commands with placeholder texts reaches a decoding follower's state", () => {
+  const repeated = fc.oneof(
+    given,
+    fc.constantFrom<Given>(
+      { kind: "bytes", message: "dup", producer: { producerId: "p", sequence: 0 } },
+      { kind: "bytes", message: "gap", producer: { producerId: "p", sequence: 5 } },
+    ),
+  );
+  fc.assert(
+    fc.property(fc.array(fc.array(repeated, { minLength: 1, maxLength: 5 }), { maxLength: 10 }), (
+      batches,
+    ) => {
+      const leader = new TopicMachine(new MemoryLogStore());
+      const follower = new TopicMachine(new MemoryLogStore());
+      batches.forEach((items, position) => {
+        // As RaftTopic builds it: bytes parts carry one placeholder message.
+        const builder = new PublishEntryBuilder();
+        const parts: PublishPart[] = items.map((item) => {
+          if (item.kind === "part") {
+            builder.addPart(item.part);
+            return item.part;
+          }
+          const source = encoder.encode(item.message);
+          builder.addMessageBytes(source, 0, source.length, item.producer);
+          return { messages: [""], ...item.producer };
+        });
+        const data = builder.finish();
+        const textsKnown = items.every((item) => item.kind === "part");
+        leader.rememberDecoded(data, { kind: "publish", parts }, textsKnown);
+        const entry = { index: position + 1, term: 1, type: EntryType.Normal, data };
+        const led = leader.apply(entry);
+        const followed = follower.apply({ ...entry, data: data.slice() });
+        assert.equal(led.kind, followed.kind);
+        if (led.kind === "published" && followed.kind === "published") {
+          assert.deepStrictEqual(led.parts, followed.parts);
+          assert.equal(led.messages.length, followed.messages.length);
+          if (textsKnown) assert.deepStrictEqual(led.messages, followed.messages);
+        }
+      });
+      assert.deepStrictEqual(leader.snapshot(), follower.snapshot());
+    }),
+    { numRuns: 200 },
+  );
 });
