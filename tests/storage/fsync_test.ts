@@ -1,6 +1,7 @@
 /**
- * `syncFileData` runs the first fsync of an event-loop turn on the calling
- * thread and the others of that turn on the thread pool, in parallel.
+ * `syncFileData` waits for the end of the event-loop turn, then runs a lone
+ * fsync on the event loop's thread and several on the thread pool, in
+ * parallel.
  *
  * @module
  */
@@ -8,42 +9,54 @@
 import assert from "node:assert/strict";
 import { pooledFsyncs, syncFileData } from "../../lib/storage/_fsync.ts";
 
-const turn = () => new Promise<void>((resolve) => setTimeout(resolve, 5));
-
-Deno.test("syncFileData runs a turn's first fsync inline and the rest of that turn on the pool", async () => {
+async function withFiles(count: number, body: (files: Deno.FsFile[]) => Promise<void>) {
   const dir = await Deno.makeTempDir();
+  const files = Array.from(
+    { length: count },
+    (_, i) => Deno.openSync(`${dir}/f${i}`, { write: true, create: true }),
+  );
   try {
-    const files = [0, 1, 2].map((i) =>
-      Deno.openSync(`${dir}/f${i}`, { write: true, create: true })
-    );
     for (const file of files) file.writeSync(new Uint8Array([1, 2, 3]));
-    await turn();
-    const first = syncFileData(files[0]);
-    assert.equal(pooledFsyncs(), 0, "the first runs on this thread");
-    const rest = [syncFileData(files[1]), syncFileData(files[2])];
-    assert.equal(pooledFsyncs(), 2, "the others of the turn go to the pool");
-    await Promise.all([first, ...rest]);
-    assert.equal(pooledFsyncs(), 0);
-    await turn();
-    const next = syncFileData(files[1]);
-    assert.equal(pooledFsyncs(), 0, "a new turn runs inline again");
-    await next;
-    for (const file of files) file.close();
+    await body(files);
   } finally {
+    for (const file of files) {
+      try {
+        file.close();
+      } catch { /* closed by the test */ }
+    }
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+Deno.test("syncFileData runs a turn's lone fsync on the event loop's thread, after the turn's microtasks", async () => {
+  await withFiles(1, async ([file]) => {
+    const order: string[] = [];
+    const synced = syncFileData(file).then(() => order.push("synced"));
+    queueMicrotask(() => order.push("microtask"));
+    assert.equal(pooledFsyncs(), 0);
+    await synced;
+    assert.deepEqual(order, ["microtask", "synced"]);
+    assert.equal(pooledFsyncs(), 0, "it never went to the pool");
+  });
+});
+
+Deno.test("syncFileData runs the fsyncs of one turn on the pool in parallel", async () => {
+  await withFiles(3, async (files) => {
+    const synced = files.map((file) => syncFileData(file));
+    assert.equal(pooledFsyncs(), 0, "nothing runs before the turn ends");
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(pooledFsyncs(), 3);
+    await Promise.all(synced);
+    assert.equal(pooledFsyncs(), 0);
+  });
 });
 
 Deno.test("syncFileData rejects when the fsync fails, inline or pooled", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const file = Deno.openSync(`${dir}/f`, { write: true, create: true });
-    file.close();
-    await turn();
-    await assert.rejects(syncFileData(file));
-    await assert.rejects(syncFileData(file));
+  await withFiles(2, async (files) => {
+    for (const file of files) file.close();
+    await assert.rejects(syncFileData(files[0]));
+    await assert.rejects(Promise.all(files.map((file) => syncFileData(file))));
+    await new Promise((resolve) => setTimeout(resolve, 10));
     assert.equal(pooledFsyncs(), 0);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
