@@ -6,7 +6,9 @@
  * straight to each topic's leader when it is one of the bootstrap peers
  * (learned in the background; until then the home peer forwards), and
  * concurrent publishes to a topic leave as one `publish_batch` (a lone one
- * goes out at once). Deadlines are kept by one sweep per client.
+ * goes out at once). Subscriptions live on the topic leader's connection
+ * once it is known (`_subscriptions.ts`). Deadlines are kept by one sweep
+ * per client.
  *
  * @module
  */
@@ -110,8 +112,10 @@ export interface ClientOptions {
   /**
    * Send publishes straight to each topic's leader when it is one of
    * `peers` (learned with `describe_topic` and `ping`, refreshed every
-   * `leaderRefreshMs` while publishing and after a refusal). Default true;
-   * without it every request goes to the connected peer, which forwards.
+   * `leaderRefreshMs` while publishing and after a refusal), and hold
+   * subscriptions on the leader's connection (moved there once it is
+   * learned). Default true; without it every request goes to the connected
+   * peer, which forwards.
    */
   leaderDirect?: boolean;
   /** How long a learned leader is used before it is asked again. Default 2000. */
