@@ -154,20 +154,19 @@ export class PublishEntryBuilder {
    * its JSON string body (see the class comment), with its producer if any.
    */
   addMessageBytes(source: Uint8Array, start: number, end: number, producer?: Producer): void {
-    this.#comma();
     this.#reserve(end - start + 32);
     const buffer = this.#buffer;
-    buffer.set(openParts, this.#length);
-    this.#length += openParts.length;
-    buffer.set(source.subarray(start, end), this.#length);
-    this.#length += end - start;
-    buffer.set(closeMessage, this.#length);
-    this.#length += closeMessage.length;
+    let at = this.#length;
+    // The few bytes around the message are stored one by one: cheaper than a set() each.
+    if (at > 2) buffer[at++] = 0x2c; // ,
+    at = putBytes(buffer, at, openParts);
+    buffer.set(source.subarray(start, end), at);
+    at = putBytes(buffer, at + end - start, closeMessage);
     if (producer === undefined) {
-      buffer.set(noProducer, this.#length);
-      this.#length += noProducer.length;
+      this.#length = putBytes(buffer, at, noProducer);
       return;
     }
+    this.#length = at;
     const json = `${JSON.stringify(producer.producerId)},${JSON.stringify(producer.sequence)}]`;
     this.#reserve(json.length * 3);
     const { written } = encoder.encodeInto(json, this.#buffer.subarray(this.#length));
@@ -200,6 +199,12 @@ export class PublishEntryBuilder {
     grown.set(this.#buffer.subarray(0, this.#length));
     this.#buffer = grown;
   }
+}
+
+/** Writes the few `bytes` at `at` of `buffer`; returns where they end. */
+function putBytes(buffer: Uint8Array, at: number, bytes: Uint8Array): number {
+  for (let index = 0; index < bytes.length; index++) buffer[at + index] = bytes[index];
+  return at + bytes.length;
 }
 
 /** Decodes entry data; an empty entry (a Raft no-op) is `undefined`. */

@@ -77,8 +77,15 @@ export function publishedAnswerJson(
   offset: number,
   id: string | number | undefined,
 ): string {
-  const head = `{"status":"message_published","topic":${JSON.stringify(topic)},"offset":${
-    JSON.stringify(offset)
-  }`;
+  if (publishedHead?.topic !== topic) {
+    publishedHead = {
+      topic,
+      json: `{"status":"message_published","topic":${JSON.stringify(topic)},"offset":`,
+    };
+  }
+  const head = publishedHead.json + JSON.stringify(offset);
   return id === undefined ? `${head}}` : `${head},"id":${JSON.stringify(id)}}`;
 }
+
+/** The start of the last topic's publish answer: a connection's publishes mostly name one topic. */
+let publishedHead: { topic: string; json: string } | undefined;
