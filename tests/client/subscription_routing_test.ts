@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { startCluster, type TestCluster, waitFor } from "../_helpers/cluster_process.ts";
 import { PubSubClient } from "../../lib/client/client.ts";
 import type { SubscribedMessage, Subscription } from "../../lib/client/subscription.ts";
+import { type Proxy, startProxy } from "./_proxy.ts";
 
 /** How long one message may take to arrive before the test fails (a stalled window). */
 const takeTimeoutMs = 30_000;
@@ -166,6 +167,71 @@ Deno.test("a subscription on the leader resubscribes after the leader is killed,
   } finally {
     await subscriber?.close();
     await publisher.close();
+    await cluster.stopAll();
+    await Deno.remove(cluster.root, { recursive: true });
+  }
+});
+
+Deno.test("a subscribe the leader refuses leaves the subscription where it is until the leader takes it, and each unsubscribe goes to the connection that held it", async () => {
+  const cluster = await startCluster(3);
+  const publisher = await cluster.client();
+  const proxies: Proxy[] = [];
+  let subscriber: PubSubClient | undefined;
+  try {
+    await publisher.createTopic("refused");
+    const leader = await leaderOf(cluster, "refused");
+    // Followers first: home is a follower's proxy; the leader's proxy refuses two subscribes.
+    const peers = [...cluster.peers].sort((a, b) =>
+      Number(a.id === leader) - Number(b.id === leader)
+    );
+    let refusals = 2;
+    for (const peer of peers) {
+      const leads = peer.id === leader;
+      proxies.push(startProxy({ hostname: "127.0.0.1", port: peer.port }, (request) => {
+        if (leads && request.action === "subscribe" && refusals > 0) {
+          refusals--;
+          return {
+            kind: "answer",
+            response: { status: "unavailable", error: "Not the leader right now." },
+          };
+        }
+        return { kind: "forward" };
+      }));
+    }
+    const [home, , leaderProxy] = proxies;
+    const actions = (proxy: Proxy, action: string) =>
+      proxy.requests.filter((request) => request.action === action).length;
+    subscriber = await PubSubClient.connect({
+      peers: proxies.map((proxy) => proxy.address),
+      leaderRefreshMs: 200,
+    });
+    const subscription = await subscriber.subscribe("refused", "patient", {
+      from: "earliest",
+      maxInFlight: 4,
+    });
+    await publishAll(publisher, "refused", range(0, 30));
+    assertInOrder(await take(subscription, 30), 0);
+    await waitFor(
+      "the subscription on the leader's connection",
+      () => subscriber!.subscriptionAddress("refused", "patient") === leaderProxy.address,
+    );
+    assert.equal(refusals, 0);
+    assert.equal(actions(leaderProxy, "subscribe"), 3, "two refused, the third taken");
+    // The follower that held it was told to let go, once.
+    await waitFor(
+      "the unsubscribe on the old connection",
+      () => actions(home, "unsubscribe") === 1,
+    );
+    await publishAll(publisher, "refused", range(30, 60));
+    assertInOrder(await take(subscription, 30), 30);
+    assert.ok(actions(leaderProxy, "ack") > 0, "acks go to the leader's connection");
+    await subscription.close();
+    assert.equal(actions(leaderProxy, "unsubscribe"), 1);
+    assert.equal(actions(home, "unsubscribe"), 1);
+  } finally {
+    await subscriber?.close();
+    await publisher.close();
+    await Promise.all(proxies.map((proxy) => proxy.close()));
     await cluster.stopAll();
     await Deno.remove(cluster.root, { recursive: true });
   }
