@@ -99,6 +99,11 @@ export interface SessionOptions {
  */
 export class Session {
   readonly #broker: Broker;
+  /**
+   * `broker.leadingTopic`, looked up once: the broker may be a proxy (the
+   * delivery counter), and every request on a leader asks it.
+   */
+  readonly #leadingTopic: ((name: string) => Topic | undefined) | undefined;
   readonly #writer: FrameWriter | undefined;
   readonly #hops: number;
   readonly #options: SessionOptions;
@@ -116,6 +121,10 @@ export class Session {
 
   constructor(options: SessionOptions) {
     this.#broker = options.broker;
+    const leadingTopic = options.broker.leadingTopic;
+    this.#leadingTopic = leadingTopic === undefined
+      ? undefined
+      : (name) => leadingTopic.call(options.broker, name);
     this.#writer = options.writer;
     this.#hops = options.hops ?? 0;
     this.#options = options;
@@ -162,7 +171,7 @@ export class Session {
       if (principal === undefined || refusalOf(principal, asked) !== undefined) return false;
     }
     if (this.#routing.has(name)) return false;
-    const topic = this.#broker.leadingTopic?.(name);
+    const topic = this.#leadingTopic?.(name);
     if (topic === undefined) return false;
     const producer = scanned.producer_id === undefined
       ? undefined
@@ -281,7 +290,7 @@ export class Session {
     if (!this.#routing.has(name)) {
       // Nothing of this topic is being routed, and this node leads it: the
       // write is proposed now, so no later request can overtake it.
-      const leading = this.#broker.leadingTopic?.(name);
+      const leading = this.#leadingTopic?.(name);
       if (leading !== undefined) return await serve(leading);
     }
     const route = async () => {

@@ -68,6 +68,9 @@ interface Scan {
   ascii: boolean;
 }
 
+/** The `Scan` of `scanPublish`, which runs to its end before it is called again. */
+const scanScratch: Scan = { end: 0, ascii: true };
+
 /**
  * The `publish` request of `payload` when it has the plain shape (see the
  * module comment), else undefined (then `decodeRequest` decides).
@@ -126,7 +129,7 @@ export function scanPublish(payload: Uint8Array): PublishScan | undefined {
   if (length < 2 || payload[0] !== openBrace || payload[length - 1] !== closeBrace) {
     return undefined;
   }
-  const scan: Scan = { end: 0, ascii: true };
+  const scan = scanScratch;
   let seen = 0;
   let action = false;
   let topic: string | undefined;
