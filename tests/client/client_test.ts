@@ -122,6 +122,33 @@ Deno.test("PubSubClient pipelines 1000 publishes on one connection with dense or
   });
 });
 
+Deno.test("PubSubClient queues past its send-queue limit, waits for room, and reads answers larger than its read buffer", async () => {
+  await withPeer(async (client) => {
+    await client.createTopic("big");
+    // 20 batches of 10 x 90 kB, 18 MB in all: more than sendQueueBytesMax (8 MiB) queues at once.
+    const batches = Array.from(
+      { length: 20 },
+      (_, batch) =>
+        Array.from({ length: 10 }, (_, index) => `${batch}.${index} ${"x".repeat(90_000)}`),
+    );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const answers = await Promise.race([
+      Promise.all(batches.map((messages) => client.publishBatch("big", messages))),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("The publishes never all went out")), 60_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    assert.deepEqual(answers, batches.map((_, batch) => ({ firstOffset: batch * 10, count: 10 })));
+    // Pages of about 1.8 MB: each answer is many times the 64 KiB read buffer.
+    const stored: string[] = [];
+    for (let from = 0; from < 200; from += 20) {
+      const page = await client.fetch("big", { fromOffset: from, max: 20 });
+      stored.push(...page.messages.map(({ message }) => message));
+    }
+    assert.deepEqual(stored, batches.flat());
+  });
+});
+
 Deno.test("PubSubClient.connect fails with ConnectionError when no peer is reachable", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const address = `127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
