@@ -104,8 +104,11 @@ function encodedBody(command: TopicCommand): [number, unknown] {
 const builderBytesMin = 4 * 1024;
 /** Free builder buffers kept for the next batch (one per topic with a batch open at once). */
 const builderPoolMax = 8;
-/** Largest builder buffer returned to the pool; bigger ones are left to the collector. */
-const pooledBytesMax = 1024 * 1024;
+/**
+ * Largest builder buffer returned to the pool (so an idle peer keeps at
+ * most 2 MiB of them); bigger ones are left to the collector.
+ */
+const pooledBytesMax = 256 * 1024;
 const builderPool: Uint8Array[] = [];
 
 const openParts = encoder.encode('[["');
