@@ -21,8 +21,8 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** A frame of exactly `json` (so the test chooses fast or general path by its spelling). */
-function frame(json: string): Uint8Array {
-  const payload = encoder.encode(json);
+function frame(json: string | Uint8Array): Uint8Array {
+  const payload = typeof json === "string" ? encoder.encode(json) : json;
   const bytes = new Uint8Array(4 + payload.length);
   new DataView(bytes.buffer).setUint32(0, payload.length);
   bytes.set(payload, 4);
@@ -30,7 +30,11 @@ function frame(json: string): Uint8Array {
 }
 
 /** Sends `requests` in one write and returns the JSON text of `count` answers, in order. */
-async function exchange(port: number, requests: string[], count: number): Promise<string[]> {
+async function exchange(
+  port: number,
+  requests: (string | Uint8Array)[],
+  count: number,
+): Promise<string[]> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   try {
     const parts = requests.map(frame);
@@ -112,6 +116,29 @@ Deno.test("fast and general publishes answer the same bytes, in request order", 
     ]);
     const fetched = await exchange(port, ['{"action":"fetch_messages","topic_name":"events"}'], 1);
     assert.deepStrictEqual(JSON.parse(fetched[0]), ["a", "b", "c", "d!", "e"]);
+  });
+});
+
+Deno.test("fast publishes of non-ASCII and of invalid UTF-8 messages are stored or refused as before", async () => {
+  await withServer((broker) => broker, async (port) => {
+    const invalid = encoder.encode(
+      '{"action":"publish","topic_name":"events","message":"ab","id":4}',
+    );
+    invalid[invalid.indexOf(0x61)] = 0xff;
+    const answers = await exchange(port, [
+      '{"action":"publish","topic_name":"events","message":"plain","id":1}',
+      '{"action":"publish","topic_name":"events","message":"héllo 🎉","id":2}',
+      invalid,
+      '{"action":"publish","topic_name":"events","message":"","id":5}',
+    ], 4);
+    assert.deepStrictEqual(answers, [
+      '{"status":"message_published","topic":"events","offset":0,"id":1}',
+      '{"status":"message_published","topic":"events","offset":1,"id":2}',
+      '{"status":"bad_request","error":"The frame is not valid UTF-8."}',
+      '{"status":"message_published","topic":"events","offset":2,"id":5}',
+    ]);
+    const fetched = await exchange(port, ['{"action":"fetch_messages","topic_name":"events"}'], 1);
+    assert.deepStrictEqual(JSON.parse(fetched[0]), ["plain", "héllo 🎉", ""]);
   });
 });
 
