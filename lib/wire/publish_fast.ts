@@ -130,63 +130,91 @@ export function scanPublish(payload: Uint8Array): PublishScan | undefined {
     return undefined;
   }
   const scan = scanScratch;
-  let seen = 0;
-  let action = false;
-  let topic: string | undefined;
-  let messageStart = -1;
-  let messageEnd = -1;
-  let messageAscii = true;
-  let producerId: string | undefined;
-  let sequence: number | undefined;
-  let id: string | number | undefined;
+  const fields: Fields = { seen: 0, action: false, messageStart: -1, messageEnd: -1 };
   let at = 1;
   while (true) {
     if (payload[at] !== quote || !scanString(payload, at + 1, scan) || !scan.ascii) {
       return undefined;
     }
     const key = keyOf(payload, at + 1, scan.end);
-    if (key < 0 || (seen & (1 << key)) !== 0) return undefined;
-    seen |= 1 << key;
+    if (key < 0 || (fields.seen & (1 << key)) !== 0) return undefined;
+    fields.seen |= 1 << key;
     at = scan.end + 1;
     if (payload[at] !== colon) return undefined;
-    at++;
-    if (key === 4 || (key === 5 && payload[at] !== quote)) {
-      const value = readInteger(payload, at, scan);
-      if (value === undefined) return undefined;
-      if (key === 4) {
-        if (value < 0 || Object.is(value, -0)) return undefined;
-        sequence = value;
-      } else id = value;
-    } else {
-      if (payload[at] !== quote || !scanString(payload, at + 1, scan)) return undefined;
-      const start = at + 1;
-      if (key === 0) {
-        action = equalBytes(payload, start, scan.end, publishBytes);
-        if (!action) return undefined;
-      } else if (key === 1) {
-        topic = topicName(payload, start, scan.end);
-        if (topic === undefined) return undefined;
-      } else if (key === 2) {
-        messageStart = start;
-        messageEnd = scan.end;
-        messageAscii = scan.ascii;
-      } else {
-        const text = decodeString(payload, start, scan);
-        if (text === undefined) return undefined;
-        if (key === 3) producerId = text;
-        else id = text;
-      }
-      scan.end++;
-    }
-    at = scan.end;
+    at = readValue(payload, at + 1, key, fields, scan);
+    if (at < 0) return undefined;
     if (payload[at] === comma) {
       at++;
       continue;
     }
     if (payload[at] !== closeBrace || at !== length - 1) return undefined;
-    break;
+    return scanOf(fields);
   }
-  if (!action || topic === undefined || messageStart < 0) return undefined;
+}
+
+/** What `scanPublish` read so far. */
+interface Fields {
+  /** A bit per key of `keyCodes` met already. */
+  seen: number;
+  action: boolean;
+  topic?: string;
+  messageStart: number;
+  messageEnd: number;
+  messageAscii?: boolean;
+  producerId?: string;
+  sequence?: number;
+  id?: string | number;
+}
+
+const keyAction = 0;
+const keyTopic = 1;
+const keyMessage = 2;
+const keyProducer = 3;
+const keySequence = 4;
+const keyId = 5;
+
+/** Reads the value of `key` at `at` into `fields`; returns where it ends, or -1 to decline. */
+function readValue(
+  payload: Uint8Array,
+  at: number,
+  key: number,
+  fields: Fields,
+  scan: Scan,
+): number {
+  if (key === keySequence || (key === keyId && payload[at] !== quote)) {
+    const value = readInteger(payload, at, scan);
+    if (value === undefined) return -1;
+    if (key === keyId) fields.id = value;
+    else if (value < 0 || Object.is(value, -0)) return -1;
+    else fields.sequence = value;
+    return scan.end;
+  }
+  if (payload[at] !== quote || !scanString(payload, at + 1, scan)) return -1;
+  const start = at + 1;
+  if (key === keyAction) {
+    fields.action = equalBytes(payload, start, scan.end, publishBytes);
+    if (!fields.action) return -1;
+  } else if (key === keyTopic) {
+    fields.topic = topicName(payload, start, scan.end);
+    if (fields.topic === undefined) return -1;
+  } else if (key === keyMessage) {
+    fields.messageStart = start;
+    fields.messageEnd = scan.end;
+    fields.messageAscii = scan.ascii;
+  } else {
+    const text = decodeString(payload, start, scan);
+    if (text === undefined) return -1;
+    if (key === keyProducer) fields.producerId = text;
+    else fields.id = text;
+  }
+  return scan.end + 1;
+}
+
+/** The scan of a whole object's `fields`, or undefined when they do not make a publish. */
+function scanOf(fields: Fields): PublishScan | undefined {
+  const { topic, messageStart, messageEnd, producerId, sequence, id } = fields;
+  if (!fields.action || topic === undefined || messageStart < 0) return undefined;
+  const messageAscii = fields.messageAscii!;
   const scanned: PublishScan = { topic_name: topic, messageStart, messageEnd, messageAscii };
   if (producerId !== undefined || sequence !== undefined) {
     if (producerId === undefined || sequence === undefined) return undefined;
