@@ -206,3 +206,39 @@ Deno.test("publishedAnswerJson is the answer object's JSON with the id appended"
     { numRuns },
   );
 });
+
+Deno.test("decodePublish finds a raw control character, quote, backslash or non-ASCII byte at any position", () => {
+  const plain = fc.string({
+    unit: fc.integer({ min: 0x20, max: 0x7e }).filter((code) => code !== 0x22 && code !== 0x5c)
+      .map((code) => String.fromCharCode(code)),
+    maxLength: 40,
+  });
+  const odd = fc.oneof(
+    fc.integer({ min: 0, max: 0x1f }).map((code) => [code]),
+    fc.constant([0x22]),
+    fc.constant([0x5c, 0x6e]),
+    fc.constant([0xc3, 0xa9]),
+    fc.constant([0xff]),
+  );
+  fc.assert(
+    fc.property(plain, odd, plain, fc.nat({ max: 3 }), (before, bytes, after, pad) => {
+      const head = encoder.encode(
+        `{"action":"publish","topic_name":"${"t".repeat(pad + 1)}","message":"${before}`,
+      );
+      const tail = encoder.encode(`${after}"}`);
+      const payload = new Uint8Array(head.length + bytes.length + tail.length);
+      payload.set(head);
+      payload.set(bytes, head.length);
+      payload.set(tail, head.length + bytes.length);
+      const fast = decodePublish(payload);
+      const expected = general(payload);
+      if (bytes[0] < 0x20 || bytes[0] === 0xff) assert.equal(expected, "refused");
+      if (fast !== undefined) assert.deepStrictEqual(fast, expected);
+      if (bytes[0] === 0xc3) {
+        assert.deepStrictEqual(fast, expected);
+        assert.equal(fast?.message, `${before}é${after}`);
+      }
+    }),
+    { numRuns: 1000 },
+  );
+});
