@@ -79,7 +79,7 @@ export class LivenessView {
   /** The end of an "unavailable" sentence: which peers are missing, when that is why. */
   whyNoLeader(voters: readonly number[]): string {
     const missing = this.unreachable(voters);
-    if (missing.length === 0) return " is elected yet; retry";
+    if (missing.length === 0) return " elected yet; retry";
     const majority = Math.floor(voters.length / 2) + 1;
     const names = missing.length === 1
       ? `peer ${missing[0]} is`
