@@ -703,7 +703,9 @@ function targetTable(targets: TargetRow[]): string {
 async function drawTargets(targets: TargetRow[]): Promise<string> {
   await Deno.mkdir(settings.outDir, { recursive: true });
   const svg = barChart({
-    title: "pubsub against the targets of issue 12 (one run)",
+    title: `pubsub against the targets of issue 12 (${
+      settings.rounds > 1 ? `median of ${settings.rounds} rounds` : "one round"
+    })`,
     xLabel: "Target",
     yLabel: "pubsub ÷ the system compared (1 = equal)",
     categories: targets.map((row) => row.label),

@@ -415,8 +415,14 @@ export function barChart(options: BarChartOptions): string {
         height: Math.max(0, y(0) - top),
         fill: seriesColor(index),
       });
-      const label = formatNumber(value);
-      const fits = textWidth(label, 10) <= inner.bandwidth() + 8;
+      // A value under 1000 that does not fit its bar gets one digit less
+      // ("0.893" -> "0.89") before the label is given up.
+      const full = formatNumber(value);
+      const room = inner.bandwidth() + 8;
+      const label = textWidth(full, 10) <= room || Math.abs(value) >= 1000
+        ? full
+        : String(Number(value.toPrecision(2)));
+      const fits = textWidth(label, 10) <= room;
       return fits
         ? bar +
           text(label, { x: left + inner.bandwidth() / 2, y: top - 4, "text-anchor": "middle" })

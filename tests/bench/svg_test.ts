@@ -180,6 +180,23 @@ Deno.test("barChart rejects a series with the wrong number of values", () => {
   );
 });
 
+Deno.test("barChart labels a narrow bar with one digit less rather than not at all", () => {
+  // As bench/compare.ts draws its targets: nine pairs of bars beside a legend.
+  const categories = Array.from({ length: 9 }, (_, index) => `target ${index}`);
+  const svg = barChart({
+    title: "t",
+    xLabel: "x",
+    yLabel: "y",
+    categories,
+    series: [
+      { name: "measured ratio", values: categories.map((_, index) => index === 5 ? 0.893 : 1.5) },
+      { name: "goal (0 = none)", values: categories.map(() => 1) },
+    ],
+  });
+  assert.ok(!svg.includes(">0.893</text>"), "too wide for its bar at three digits");
+  assert.ok(svg.includes(">0.89</text>"), "the 0.893 bar is labelled 0.89");
+});
+
 Deno.test("binValues counts each value once and includes the top edge in the last bin", () => {
   assert.deepEqual(binValues([0, 5, 9.99, 10, 20, 25], [0, 10, 20]), [3, 2]);
   assert.deepEqual(binValues([], [0, 1]), [0]);
