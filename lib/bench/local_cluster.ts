@@ -244,6 +244,32 @@ function connect(
   });
 }
 
+/**
+ * Extra `deno run` flags for the peer with id `id`, from the environment
+ * variable `PUBSUB_BENCH_PEER_FLAGS` (space-separated; `{id}` stands for the
+ * peer's id), for profiling a benchmark's peers without editing code:
+ * `PUBSUB_BENCH_PEER_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof/{id}"` or
+ * `"--inspect=127.0.0.1:940{id}"`. V8 flags go through `PUBSUB_BENCH_V8_FLAGS`
+ * (comma-separated, added to the peers' own), e.g. `"--trace-gc"`.
+ *
+ * @example
+ * ```ts
+ * peerDenoFlags(2, { PUBSUB_BENCH_PEER_FLAGS: "--cpu-prof --cpu-prof-dir=/tmp/p/{id}" });
+ * // ["--v8-flags=--no-memory-reducer", "--cpu-prof", "--cpu-prof-dir=/tmp/p/2"]
+ * ```
+ */
+export function peerDenoFlags(
+  id: number,
+  env: Record<string, string | undefined> = Deno.env.toObject(),
+): string[] {
+  const v8 = env.PUBSUB_BENCH_V8_FLAGS?.trim();
+  const extra = (env.PUBSUB_BENCH_PEER_FLAGS ?? "").split(/\s+/).filter((flag) => flag !== "");
+  return [
+    v8 ? `${peerV8Flags},${v8}` : peerV8Flags,
+    ...extra.map((flag) => flag.replaceAll("{id}", String(id))),
+  ];
+}
+
 async function spawnPeer(
   peer: LocalPeer,
   peerList: string,
@@ -252,7 +278,7 @@ async function spawnPeer(
 ): Promise<void> {
   await Deno.mkdir(dataDir, { recursive: true });
   await spawnPeerChild(peer, [
-    ...["run", "-A", peerV8Flags, mainPath, "peer"],
+    ...["run", "-A", ...peerDenoFlags(peer.id), mainPath, "peer"],
     ...["--id", String(peer.id), "--port", String(peer.port)],
     ...["--host", "127.0.0.1", "--peers", peerList, "--data-dir", dataDir],
     ...extraArgs,
