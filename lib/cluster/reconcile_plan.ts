@@ -192,7 +192,7 @@ export type GroupPlan =
    * `report`, then remember the group as settled at this generation and term.
    */
   | { kind: "settle"; report: boolean; generation: number; term: number }
-  /** Propose `change`; after a removal, record the new membership. */
+  /** Propose `change`; after an added learner or a removal, record the new membership. */
   | { kind: "change"; change: ConfChange; report: boolean };
 
 /**
@@ -238,5 +238,11 @@ export function planGroup(input: GroupInput): GroupPlan {
     );
     return target === undefined ? { kind: "none" } : { kind: "transfer", target };
   }
-  return { kind: "change", change, report: change.type === "remove" };
+  // Recorded after a learner joins as well as after a removal: a node that
+  // is a learner must find itself in the record, or a placement that moved
+  // it away takes the stale record for its removal and deletes its replica
+  // while a leader with an older placement may still promote it (cluster
+  // seed 9703731: the promoted voter came back empty and recovering, and a
+  // group of four voters with one gone could elect no leader).
+  return { kind: "change", change, report: change.type !== "promote" };
 }

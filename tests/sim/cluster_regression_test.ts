@@ -81,6 +81,11 @@ const regressions: { seed: number; bug: string }[] = [
     bug:
       "a joiner whose join answers were lost kept retrying while it left: a retried join, answered after its removal had committed, added it back (a left member with its own directory may rejoin), so after it stopped the metadata counted a member that never came back and no group moved off it (placement_not_converged); leave() now stops the join loop first",
   },
+  {
+    seed: 9703731,
+    bug:
+      "a learner's replica was dropped because the metadata recorded members only before the next change (not after adding a learner) and a newer placement moved it away, while a leader with the older placement promoted it; the voter came back empty and recovering, and four voters with one gone elected no leader (placement_not_converged)",
+  },
 ];
 
 for (const { seed, bug } of regressions) {
