@@ -276,9 +276,7 @@ export class RaftHost {
   };
 
   #queue(to: number, item: RaftOutItem): void {
-    let batch = this.#outbox.get(to);
-    if (batch === undefined) this.#outbox.set(to, batch = []);
-    batch.push(item);
+    this.#put(to, item);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       // Groups handle their Readys in separate macrotasks (one per group after
@@ -287,11 +285,16 @@ export class RaftHost {
     }
   }
 
+  /** Adds `item` to the outbox of peer `to`. */
+  #put(to: number, item: RaftOutItem): void {
+    const batch = this.#outbox.get(to);
+    if (batch === undefined) this.#outbox.set(to, [item]);
+    else batch.push(item);
+  }
+
   /** Queues a commit notice without a flush of its own (see `commitNoticeDelayMs`). */
   #hold(to: number, item: RaftOutItem): void {
-    let batch = this.#outbox.get(to);
-    if (batch === undefined) this.#outbox.set(to, batch = []);
-    batch.push(item);
+    this.#put(to, item);
     this.#noticesHeld++;
     if (this.#noticeTimer !== undefined || this.#flushScheduled) return;
     this.#noticeTimer = this.#scheduler.schedule(commitNoticeDelayMs, () => {

@@ -13,24 +13,16 @@ import { AccessPolicy, fullAccessToken, type Principal, refusalOf } from "./auth
 import { type Broker, type Route, TopicElsewhereError } from "./broker.ts";
 import type { FrameWriter } from "./frame_writer.ts";
 import { SubscriptionPump } from "./subscription.ts";
-import type { Producer, Topic } from "./topic.ts";
+import type { Topic } from "./topic.ts";
 import { publishRequestOf, type PublishScan } from "../wire/publish_fast.ts";
-import type { PublishReceiver } from "../cluster/raft_topic.ts";
+import type { PublishReceiver, RaftTopic } from "../cluster/raft_topic.ts";
 
 /**
  * A topic that takes a message as the bytes of its JSON string body
  * (`RaftTopic.publishBytesTo`): the fast path's requests go into the entry
  * without being decoded, and are answered without a promise.
  */
-interface BytesPublisher {
-  publishBytesTo(
-    receiver: PublishReceiver,
-    source: Uint8Array,
-    start: number,
-    end: number,
-    producer?: Producer,
-  ): void;
-}
+type BytesPublisher = Pick<RaftTopic, "publishBytesTo">;
 
 /** Most messages one relayed batch of plain publishes carries. */
 export const relayedMessagesMax = 1000;

@@ -146,10 +146,7 @@ export class PublishEntryBuilder {
   /** Adds a part given as strings (JSON-encoded here). */
   addPart(part: PublishPart): void {
     this.#comma();
-    const json = JSON.stringify([part.messages, part.producerId, part.sequence]);
-    this.#reserve(json.length * 3);
-    const { written } = encoder.encodeInto(json, this.#buffer.subarray(this.#length));
-    this.#length += written;
+    this.#putText(JSON.stringify([part.messages, part.producerId, part.sequence]));
   }
 
   /**
@@ -170,10 +167,7 @@ export class PublishEntryBuilder {
       return;
     }
     this.#length = at;
-    const json = `${JSON.stringify(producer.producerId)},${JSON.stringify(producer.sequence)}]`;
-    this.#reserve(json.length * 3);
-    const { written } = encoder.encodeInto(json, this.#buffer.subarray(this.#length));
-    this.#length += written;
+    this.#putText(`${JSON.stringify(producer.producerId)},${JSON.stringify(producer.sequence)}]`);
   }
 
   /** The command's data, in a buffer of its exact size; the builder is done. */
@@ -186,6 +180,13 @@ export class PublishEntryBuilder {
     }
     this.#buffer = new Uint8Array(0);
     return data;
+  }
+
+  /** Appends `text` as UTF-8. */
+  #putText(text: string): void {
+    this.#reserve(text.length * 3);
+    const { written } = encoder.encodeInto(text, this.#buffer.subarray(this.#length));
+    this.#length += written;
   }
 
   #comma(): void {
