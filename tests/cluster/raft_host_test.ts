@@ -23,6 +23,17 @@ async function runTicks(scheduler: ManualScheduler, ticks: number): Promise<void
   }
 }
 
+/** A host of node 1 whose JSON frames (no `sendFrame`) are recorded in `frames`. */
+function recordingHost(scheduler: ManualScheduler) {
+  const frames: { nodeId: number; frame: { action: string } & Record<string, unknown> }[] = [];
+  const host = new RaftHost(1, { send: (nodeId, frame) => frames.push({ nodeId, frame }) }, {
+    tickMs,
+    scheduler,
+    incarnation: "one",
+  });
+  return { host, frames };
+}
+
 function seededRng(seed: number) {
   return { next: () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 };
 }
@@ -59,12 +70,7 @@ Deno.test("RaftHost ticks its groups on the injected scheduler: a sole voter ele
 
 Deno.test("RaftHost sends the messages of all its groups to one peer as one frame per deferred flush", async () => {
   const scheduler = new ManualScheduler();
-  const frames: { nodeId: number; frame: { action: string } & Record<string, unknown> }[] = [];
-  const host = new RaftHost(1, { send: (nodeId, frame) => frames.push({ nodeId, frame }) }, {
-    tickMs,
-    scheduler,
-    incarnation: "one",
-  });
+  const { host, frames } = recordingHost(scheduler);
   const groups = ["t:a", "t:b", "t:c"].map((groupId) =>
     newGroup(scheduler, host, { groupId, voters: [1, 2] })
   );
@@ -104,12 +110,7 @@ Deno.test("RaftHost reports a peer that sent Raft traffic as unreachable at the 
 
 Deno.test("RaftHost holds a commit notice until another frame to its peer takes it along, or commitNoticeDelayMs pass", async () => {
   const scheduler = new ManualScheduler();
-  const frames: { nodeId: number; frame: { action: string } & Record<string, unknown> }[] = [];
-  const host = new RaftHost(1, { send: (nodeId, frame) => frames.push({ nodeId, frame }) }, {
-    tickMs,
-    scheduler,
-    incarnation: "one",
-  });
+  const { host, frames } = recordingHost(scheduler);
   const message = (commit: number, entries: number, commitNotice?: true) => ({
     type: "app" as const,
     from: 1,

@@ -70,6 +70,24 @@ function electFirst(members: Member[]): void {
 
 const data = new TextEncoder().encode("m");
 
+/**
+ * The leader proposes one entry and `followers` store it and answer (the
+ * others get their append, returned, but not yet); the leader has not yet
+ * handled the Ready that follows.
+ */
+function proposeAnsweredBy(
+  leader: Member,
+  followers: Member[],
+): { index: number; appends: Message[] } {
+  const index = leader.node.propose(data);
+  const appends = drain(leader);
+  for (const follower of followers) {
+    follower.node.step(appends.find((message) => message.to === follower.node.id)!);
+    for (const answer of drain(follower)) leader.node.step(answer);
+  }
+  return { index, appends };
+}
+
 Deno.test("A leader sends the new commit at once to a follower whose appends are all in flight", () => {
   const members = makeMembers(1);
   electFirst(members);
@@ -101,10 +119,7 @@ Deno.test("A follower that lost the appends before a commit bump rejects it and 
   const members = makeMembers(1);
   electFirst(members);
   const [leader, fast, slow] = members;
-  const index = leader.node.propose(data);
-  const appends = drain(leader);
-  fast.node.step(appends.find((message) => message.to === 2)!);
-  for (const answer of drain(fast)) leader.node.step(answer);
+  const { index } = proposeAnsweredBy(leader, [fast]);
   const bump = drain(leader).find((message) => message.to === 3)!;
   // The append to the slow follower was lost: it must not commit beyond its log.
   slow.node.step(bump);
@@ -120,10 +135,7 @@ Deno.test("An unpaused follower gets the new commit in the Ready that follows th
   const members = makeMembers(16);
   electFirst(members);
   const [leader, fast] = members;
-  const index = leader.node.propose(data);
-  const appends = drain(leader);
-  fast.node.step(appends.find((message) => message.to === 2)!);
-  for (const answer of drain(fast)) leader.node.step(answer);
+  const { index } = proposeAnsweredBy(leader, [fast]);
   const out = drain(leader);
   const toSlow = out.filter((message) => message.to === 3 && message.type === "app");
   equal(toSlow.length, 1);
@@ -134,12 +146,7 @@ Deno.test("A follower does not answer a commit notice it accepts", () => {
   const members = makeMembers(16);
   electFirst(members);
   const [leader, fast, slow] = members;
-  const index = leader.node.propose(data);
-  const appends = drain(leader);
-  for (const follower of [fast, slow]) {
-    follower.node.step(appends.find((message) => message.to === follower.node.id)!);
-    for (const answer of drain(follower)) leader.node.step(answer);
-  }
+  const { index } = proposeAnsweredBy(leader, [fast, slow]);
   const notices = drain(leader).filter((message) => message.type === "app");
   equal(notices.length, 2);
   for (const notice of notices) {
@@ -156,10 +163,7 @@ Deno.test("A lost acknowledgement is made good by a resend that is answered, not
   const members = makeMembers(16);
   electFirst(members);
   const [leader, fast, slow] = members;
-  const index = leader.node.propose(data);
-  const appends = drain(leader);
-  fast.node.step(appends.find((message) => message.to === 2)!);
-  for (const answer of drain(fast)) leader.node.step(answer);
+  const { index, appends } = proposeAnsweredBy(leader, [fast]);
   // The slow follower stores the entry, but its answer is lost.
   slow.node.step(appends.find((message) => message.to === 3)!);
   drain(slow);
