@@ -22,7 +22,7 @@ import { TopicReader } from "../peer/topic_reader.ts";
 import { type ApplyResult, TopicState } from "../peer/topic_state.ts";
 import type { GroupStateMachine, ReplicaGroup } from "./replica_group.ts";
 
-/** The messages of a part that came as bytes, in a remembered command: one, text unknown. */
+/** The messages of a one-message part that came as bytes, in a remembered command: text unknown. */
 const unknownText = Object.freeze([""]) as string[];
 
 /** Message bytes gathered into one entry before it is proposed without waiting. */
@@ -226,8 +226,8 @@ export class RaftTopic implements Topic {
 
   /**
    * `publish` of one message given as the bytes `source[start..end)` of
-   * its JSON string body, ASCII without `"`, `\` and control characters
-   * (a client's request as `scanPublish` read it): they are copied into
+   * its JSON string body, valid UTF-8 without `"`, `\` and control
+   * characters (a client's request as `scanPublish` read it): they are copied into
    * the entry as they are, now, so `source` may be reused once this
    * returns.
    */
@@ -256,13 +256,40 @@ export class RaftTopic implements Topic {
   ): void {
     this.requireLeader();
     this.#openEntry().addMessageBytes(source, start, end, producer);
+    this.#addUnknownPart(1, producer);
+    this.#enqueue(end - start, receiver);
+  }
+
+  /**
+   * `publishBytesTo` of a batch of `count` messages given as the bytes
+   * `source[start..end)` of their JSON array, brackets included, each
+   * string valid UTF-8 without escapes and control characters (a client's
+   * `publish_batch` as `scanPublish` read it): one part, as `publish` of
+   * those messages makes, copied into the entry now.
+   */
+  publishArrayBytesTo(
+    receiver: PublishReceiver,
+    source: Uint8Array,
+    start: number,
+    end: number,
+    count: number,
+    producer?: Producer,
+  ): void {
+    this.requireLeader();
+    this.#openEntry().addMessagesBytes(source, start, end, producer);
+    this.#addUnknownPart(count, producer);
+    this.#enqueue(end - start, receiver);
+  }
+
+  /** Remembers a part of `count` messages whose texts are not known (see `#parts`). */
+  #addUnknownPart(count: number, producer: Producer | undefined): void {
+    const messages = count === 1 ? unknownText : new Array<string>(count).fill("");
     this.#parts.push(
       producer === undefined
-        ? { messages: unknownText }
-        : { messages: unknownText, producerId: producer.producerId, sequence: producer.sequence },
+        ? { messages }
+        : { messages, producerId: producer.producerId, sequence: producer.sequence },
     );
     this.#textsKnown = false;
-    this.#enqueue(end - start, receiver);
   }
 
   #openEntry(): PublishEntryBuilder {

@@ -16,7 +16,7 @@ import { errorResponse, isErrorResponse, ProtocolError } from "../wire/errors.ts
 import { decodeRequest, type Request, RequestError } from "../wire/requests.ts";
 import { publishRequestOf, type PublishScan, scanPublish } from "../wire/publish_fast.ts";
 import type { PublishReceiver } from "../cluster/raft_topic.ts";
-import { publishedAnswerJson } from "../wire/responses.ts";
+import { batchPublishedAnswerJson, publishedAnswerJson } from "../wire/responses.ts";
 import type { AccessPolicy } from "./auth.ts";
 import type { Broker } from "./broker.ts";
 import { FrameWriter } from "./frame_writer.ts";
@@ -178,8 +178,7 @@ export class Connection {
     }
     let request: Request;
     try {
-      const publish = scanned === undefined ? undefined : publishRequestOf(scanned, payload);
-      request = publish ?? decodeRequest(payload);
+      request = scanned === undefined ? decodeRequest(payload) : publishRequestOf(scanned, payload);
     } catch (error) {
       const id = error instanceof RequestError ? error.id : undefined;
       const code = error instanceof ProtocolError ? error.code : "bad_request";
@@ -203,7 +202,7 @@ export class Connection {
   }
 
   /**
-   * Answers a publish of the fast path (see `Session.publishScanned`):
+   * Answers a publish or batch of the fast path (see `Session.publishScanned`):
    * the same answer, metrics and timeout as `#handle` gives it, without
    * its chain of async frames and promises.
    */
@@ -216,13 +215,17 @@ export class Connection {
     answer.settled = true;
     const slot = answer.slot!;
     const late = slot.frame !== undefined;
+    const { action, batch } = answer;
     if (result !== undefined) {
-      this.#observe("publish", late ? "unavailable" : "message_published", answer.started);
+      const status = batch ? "messages_published" : "message_published";
+      this.#observe(action, late ? "unavailable" : status, answer.started);
       if (late) return;
-      slot.frame = publishedAnswerJson(answer.topic, result.firstOffset, answer.id);
+      slot.frame = batch
+        ? batchPublishedAnswerJson(answer.topic, result.firstOffset, result.count, answer.id)
+        : publishedAnswerJson(answer.topic, result.firstOffset, answer.id);
     } else {
       const response = toErrorResponse(error);
-      this.#observe("publish", late ? "unavailable" : response.status, answer.started);
+      this.#observe(action, late ? "unavailable" : response.status, answer.started);
       if (late) return;
       slot.frame = answerJson(response, answer.id);
     }
@@ -390,11 +393,14 @@ export class Connection {
   }
 }
 
-/** Where one fast-path publish is answered once its topic stored or refused it. */
+/** Where one fast-path publish (or batch) is answered once its topic stored or refused it. */
 class PublishAnswer implements PublishReceiver {
   /** Set right after the publish started (nothing settles before). */
   slot: Slot | undefined;
   settled = false;
+  readonly action: "publish" | "publish_batch";
+  /** True for a `publish_batch` (its answer has `first_offset` and `count`). */
+  readonly batch: boolean;
   readonly topic: string;
   readonly id: string | number | undefined;
   /** When its request was read (`performance.now()`). */
@@ -407,6 +413,8 @@ class PublishAnswer implements PublishReceiver {
     started: number,
   ) {
     this.#settle = settle;
+    this.action = scanned.action;
+    this.batch = scanned.action === "publish_batch";
     this.topic = scanned.topic_name;
     this.id = scanned.id;
     this.started = started;

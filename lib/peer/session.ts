@@ -18,11 +18,18 @@ import { publishRequestOf, type PublishScan } from "../wire/publish_fast.ts";
 import type { PublishReceiver, RaftTopic } from "../cluster/raft_topic.ts";
 
 /**
- * A topic that takes a message as the bytes of its JSON string body
- * (`RaftTopic.publishBytesTo`): the fast path's requests go into the entry
- * without being decoded, and are answered without a promise.
+ * A topic that takes messages as the bytes of their JSON text
+ * (`RaftTopic.publishBytesTo`, `publishArrayBytesTo`): the fast path's
+ * requests go into the entry without being decoded, and are answered
+ * without a promise.
  */
-type BytesPublisher = Pick<RaftTopic, "publishBytesTo">;
+type BytesPublisher = Pick<RaftTopic, "publishBytesTo" | "publishArrayBytesTo">;
+
+/** True for a topic of the fast path's kind (every replicated topic). */
+function isBytesPublisher(topic: Topic): topic is Topic & BytesPublisher {
+  const bytes = topic as Topic & Partial<BytesPublisher>;
+  return bytes.publishBytesTo !== undefined && bytes.publishArrayBytesTo !== undefined;
+}
 
 /** Most messages one relayed batch of plain publishes carries. */
 export const relayedMessagesMax = 1000;
@@ -143,22 +150,23 @@ export class Session {
   }
 
   /**
-   * The fast path of a `publish` (`Connection` takes it for every publish
-   * `scanPublish` reads): when the request may be served here at once
-   * (authorized, nothing of its topic being routed, the topic led here),
-   * the topic's publish is started now, exactly as `handle` would start
-   * it, `receiver` hears how it ended, and the result is true; false when
-   * `handle` must take the request (it then also answers refusals). An
-   * ASCII message goes into the entry as the bytes it came as
-   * (`RaftTopic.publishBytesTo`) before this returns: `payload` may be
-   * reused then. `receiver` hears nothing before this returns, a refusal
-   * by the topic (not the leader any more, its disk failed) included.
+   * The fast path of a `publish` or `publish_batch` (`Connection` takes it
+   * for every request `scanPublish` reads): when the request may be served
+   * here at once (authorized, nothing of its topic being routed, the topic
+   * led here), the topic's publish is started now, exactly as `handle`
+   * would start it, `receiver` hears how it ended, and the result is true;
+   * false when `handle` must take the request (it then also answers
+   * refusals). The messages go into the entry as the bytes they came as
+   * (`RaftTopic.publishBytesTo`, `publishArrayBytesTo`) before this
+   * returns: `payload` may be reused then. `receiver` hears nothing before
+   * this returns, a refusal by the topic (not the leader any more, its
+   * disk failed) included.
    */
   publishScanned(scanned: PublishScan, payload: Uint8Array, receiver: PublishReceiver): boolean {
     const name = scanned.topic_name;
     if (this.#access !== undefined) {
       const principal = this.#principal;
-      // Only the action and the topic decide a publish's permission.
+      // Only the topic decides a publish's permission (the same for both actions).
       const asked: Request = { action: "publish", topic_name: name, message: "" };
       if (principal === undefined || refusalOf(principal, asked) !== undefined) return false;
     }
@@ -168,15 +176,19 @@ export class Session {
     const producer = scanned.producer_id === undefined
       ? undefined
       : { producerId: scanned.producer_id, sequence: scanned.sequence! };
-    const bytes = (topic as Partial<BytesPublisher>).publishBytesTo;
     try {
-      if (scanned.messageAscii && bytes !== undefined) {
-        bytes.call(topic, receiver, payload, scanned.messageStart, scanned.messageEnd, producer);
+      if (isBytesPublisher(topic)) {
+        const { messageStart: start, messageEnd: end } = scanned;
+        if (scanned.action === "publish") {
+          topic.publishBytesTo(receiver, payload, start, end, producer);
+        } else {
+          topic.publishArrayBytesTo(receiver, payload, start, end, scanned.messageCount, producer);
+        }
         return true;
       }
       const request = publishRequestOf(scanned, payload);
-      if (request === undefined) return false;
-      topic.publish([request.message], producer).then(
+      const messages = request.action === "publish" ? [request.message] : request.messages;
+      topic.publish(messages, producer).then(
         (result) => receiver.resolve(result),
         (error) => receiver.reject(error),
       );

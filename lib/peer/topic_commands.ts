@@ -111,25 +111,30 @@ const builderPoolMax = 8;
 const pooledBytesMax = 256 * 1024;
 const builderPool: Uint8Array[] = [];
 
-const openParts = encoder.encode('[["');
+const openMessagePart = encoder.encode('[["');
 const closeMessage = encoder.encode('"],');
+const openArrayPart = encoder.encode("[");
+const closeArray = encoder.encode(",");
 const noProducer = encoder.encode("null,null]");
 
 /**
  * The data of one publish command, built part by part as its publishes
  * arrive: `finish()` returns exactly what `encodeCommand` returns for the
  * same parts. A part may be given as the bytes of its one message's JSON
- * string body (`addMessageBytes`), which are copied as they are: the
- * request's bytes go into the entry without being decoded and encoded
- * again. Only bytes that JSON writes unchanged may be given that way
- * (printable ASCII without `"` and `\`).
+ * string body (`addMessageBytes`) or of its messages' JSON array
+ * (`addMessagesBytes`), which are copied as they are: the request's bytes
+ * go into the entry without being decoded and encoded again. Only bytes
+ * that `JSON.stringify` writes for the same strings may be given that way
+ * (valid UTF-8 without `"`, `\` and control characters in the strings,
+ * no whitespace in an array).
  *
  * @example
  * ```ts
  * const builder = new PublishEntryBuilder();
  * builder.addPart({ messages: ["hi"] });
  * builder.addMessageBytes(new TextEncoder().encode("there"), 0, 5);
- * builder.finish(); // encodeCommand({ kind: "publish", parts: [{ messages: ["hi"] }, { messages: ["there"] }] })
+ * builder.addMessagesBytes(new TextEncoder().encode('["a","b"]'), 0, 9);
+ * builder.finish(); // encodeCommand({ kind: "publish", parts: [{ messages: ["hi"] }, { messages: ["there"] }, { messages: ["a", "b"] }] })
  * ```
  */
 export class PublishEntryBuilder {
@@ -154,14 +159,35 @@ export class PublishEntryBuilder {
    * its JSON string body (see the class comment), with its producer if any.
    */
   addMessageBytes(source: Uint8Array, start: number, end: number, producer?: Producer): void {
+    this.#addBytes(openMessagePart, source, start, end, closeMessage, producer);
+  }
+
+  /**
+   * Adds a part whose messages are given as the bytes `source[start..end)`
+   * of their JSON array, brackets included (see the class comment), with
+   * its producer if any.
+   */
+  addMessagesBytes(source: Uint8Array, start: number, end: number, producer?: Producer): void {
+    this.#addBytes(openArrayPart, source, start, end, closeArray, producer);
+  }
+
+  /** Appends a part: `open`, the bytes `source[start..end)`, `close`, then the producer. */
+  #addBytes(
+    open: Uint8Array,
+    source: Uint8Array,
+    start: number,
+    end: number,
+    close: Uint8Array,
+    producer: Producer | undefined,
+  ): void {
     this.#reserve(end - start + 32);
     const buffer = this.#buffer;
     let at = this.#length;
-    // The few bytes around the message are stored one by one: cheaper than a set() each.
+    // The few bytes around the messages are stored one by one: cheaper than a set() each.
     if (at > 2) buffer[at++] = 0x2c; // ,
-    at = putBytes(buffer, at, openParts);
+    at = putBytes(buffer, at, open);
     buffer.set(source.subarray(start, end), at);
-    at = putBytes(buffer, at + end - start, closeMessage);
+    at = putBytes(buffer, at + end - start, close);
     if (producer === undefined) {
       this.#length = putBytes(buffer, at, noProducer);
       return;

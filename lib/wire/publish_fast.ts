@@ -1,38 +1,51 @@
 /**
- * The hot request read straight from its bytes: a `publish` in the flat
- * shape clients and the benchmarks send (`JSON.stringify` output: no
- * whitespace, no string escapes, keys among `action`, `topic_name`,
- * `message`, `producer_id`, `sequence` and `id`, each once). It skips the
- * UTF-8 decoding of the whole frame, `JSON.parse` and the generic
- * validation; only the string values are decoded. Anything else (another
- * action, an escape, a duplicate key, a value out of range) is declined,
- * and `decodeRequest` then decodes or refuses it as before, so errors and
+ * The hot requests read straight from their bytes: a `publish` or a
+ * `publish_batch` in the flat shape clients and the benchmarks send
+ * (`JSON.stringify` output: no whitespace, no string escapes, keys among
+ * `action`, `topic_name`, `message` (publish) or `messages` (batch),
+ * `producer_id`, `sequence` and `id`, each once). It skips the UTF-8
+ * decoding of the whole frame, `JSON.parse` and the generic validation:
+ * only the topic, producer and id strings are decoded, and the messages
+ * are only checked (valid UTF-8, no escapes, no control characters), so
+ * that their bytes are what `JSON.stringify` writes for them and may go
+ * into a log entry as they are. Anything else (another action, an escape,
+ * a duplicate key, a value out of range, invalid UTF-8) is declined, and
+ * `decodeRequest` then decodes or refuses it as before, so errors and
  * their sentences do not change. Whenever a request is returned,
- * `decodeRequest` returns an equal one (a fast-check property in
+ * `decodeRequest` returns an equal one (fast-check properties in
  * tests/wire/publish_fast_property_test.ts).
  *
  * @module
  */
 
-import { clientIdLengthMax, type Request, topicNameLengthMax } from "./requests.ts";
+import {
+  batchMessagesMax,
+  clientIdLengthMax,
+  type Request,
+  topicNameLengthMax,
+} from "./requests.ts";
 
-/** A `publish` request as `decodeRequest` returns it. */
-export type PublishRequest = Extract<Request, { action: "publish" }>;
+/** A `publish` or `publish_batch` request as `decodeRequest` returns it. */
+export type PublishRequest = Extract<Request, { action: "publish" | "publish_batch" }>;
 
 /**
- * A plain `publish` read from its bytes, with its message not decoded yet:
- * it is `payload[messageStart..messageEnd)`, a JSON string body without
- * escapes (so its bytes are its UTF-8), all printable ASCII when
- * `messageAscii`.
+ * A plain `publish` or `publish_batch` read from its bytes, its messages
+ * not decoded yet: they are `payload[messageStart..messageEnd)`, for a
+ * `publish` the body of its message's JSON string (without the quotes),
+ * for a `publish_batch` the whole JSON array of its messages (brackets
+ * included). Either is valid UTF-8 without escapes and control
+ * characters: the bytes `JSON.stringify` writes for those strings.
  */
 export interface PublishScan {
+  action: "publish" | "publish_batch";
   topic_name: string;
   producer_id?: string;
   sequence?: number;
   id?: string | number;
   messageStart: number;
   messageEnd: number;
-  messageAscii: boolean;
+  /** How many messages: 1 for a `publish`. */
+  messageCount: number;
 }
 
 /** String values are decoded alone: a BOM at their start is a character, not a marker. */
@@ -44,6 +57,8 @@ const colon = 0x3a;
 const comma = 0x2c;
 const openBrace = 0x7b;
 const closeBrace = 0x7d;
+const openBracket = 0x5b;
+const closeBracket = 0x5d;
 const minus = 0x2d;
 const digit0 = 0x30;
 const digit9 = 0x39;
@@ -51,10 +66,26 @@ const digit9 = 0x39;
 /** Longest JSON integer read here: 16 digits stay exact below 2^53 once range-checked. */
 const digitsMax = 16;
 
-const keyCodes = ["action", "topic_name", "message", "producer_id", "sequence", "id"].map((key) =>
-  new TextEncoder().encode(key)
-);
+const keyNames = [
+  "action",
+  "topic_name",
+  "message",
+  "messages",
+  "producer_id",
+  "sequence",
+  "id",
+] as const;
+const keyCodes = keyNames.map((key) => new TextEncoder().encode(key));
+const keyAction = 0;
+const keyTopic = 1;
+const keyMessage = 2;
+const keyMessages = 3;
+const keyProducer = 4;
+const keySequence = 5;
+const keyId = 6;
+
 const publishBytes = new TextEncoder().encode("publish");
+const publishBatchBytes = new TextEncoder().encode("publish_batch");
 
 /** Bytes allowed in a topic name (PROTOCOL.md section 5: A-Z a-z 0-9 . _ -). */
 const topicByte = new Uint8Array(128);
@@ -72,8 +103,9 @@ interface Scan {
 const scanScratch: Scan = { end: 0, ascii: true };
 
 /**
- * The `publish` request of `payload` when it has the plain shape (see the
- * module comment), else undefined (then `decodeRequest` decides).
+ * The `publish` or `publish_batch` request of `payload` when it has the
+ * plain shape (see the module comment), else undefined (then
+ * `decodeRequest` decides).
  *
  * @example
  * ```ts
@@ -87,9 +119,8 @@ export function decodePublish(payload: Uint8Array): PublishRequest | undefined {
 }
 
 /**
- * The request `scanned` was read from (`decodePublish` of `payload`), or
- * undefined when its message is not valid UTF-8 (then `decodeRequest`
- * refuses the frame).
+ * The request `scanned` was read from (`decodePublish` of `payload`): its
+ * messages decoded.
  *
  * @example
  * ```ts
@@ -97,14 +128,12 @@ export function decodePublish(payload: Uint8Array): PublishRequest | undefined {
  * publishRequestOf(scanPublish(payload)!, payload); // { action: "publish", topic_name: "t", message: "hi" }
  * ```
  */
-export function publishRequestOf(
-  scanned: PublishScan,
-  payload: Uint8Array,
-): PublishRequest | undefined {
-  const scan: Scan = { end: scanned.messageEnd, ascii: scanned.messageAscii };
-  const message = decodeString(payload, scanned.messageStart, scan);
-  if (message === undefined) return undefined;
-  const request: PublishRequest = { action: "publish", topic_name: scanned.topic_name, message };
+export function publishRequestOf(scanned: PublishScan, payload: Uint8Array): PublishRequest {
+  const { topic_name, messageStart, messageEnd } = scanned;
+  const text = utf8.decode(payload.subarray(messageStart, messageEnd));
+  const request: PublishRequest = scanned.action === "publish"
+    ? { action: "publish", topic_name, message: text }
+    : { action: "publish_batch", topic_name, messages: JSON.parse(text) as string[] };
   if (scanned.producer_id !== undefined) {
     request.producer_id = scanned.producer_id;
     request.sequence = scanned.sequence;
@@ -114,14 +143,14 @@ export function publishRequestOf(
 }
 
 /**
- * `decodePublish` without decoding the message: where it lies in
- * `payload`, and whether it is all ASCII; undefined when `decodePublish`
- * would decline for anything but the message's UTF-8.
+ * `decodePublish` without decoding the messages: where they lie in
+ * `payload` and how many there are; undefined when `decodePublish` would
+ * decline.
  *
  * @example
  * ```ts
  * const payload = new TextEncoder().encode('{"action":"publish","topic_name":"t","message":"hi"}');
- * scanPublish(payload); // { topic_name: "t", messageStart: 48, messageEnd: 50, messageAscii: true }
+ * scanPublish(payload); // { action: "publish", topic_name: "t", messageStart: 48, messageEnd: 50, messageCount: 1 }
  * ```
  */
 export function scanPublish(payload: Uint8Array): PublishScan | undefined {
@@ -130,7 +159,7 @@ export function scanPublish(payload: Uint8Array): PublishScan | undefined {
     return undefined;
   }
   const scan = scanScratch;
-  const fields: Fields = { seen: 0, action: false, messageStart: -1, messageEnd: -1 };
+  const fields: Fields = { seen: 0, batch: false, messageStart: -1, messageEnd: -1, count: 0 };
   let at = 1;
   while (true) {
     if (payload[at] !== quote || !scanString(payload, at + 1, scan) || !scan.ascii) {
@@ -156,22 +185,16 @@ export function scanPublish(payload: Uint8Array): PublishScan | undefined {
 interface Fields {
   /** A bit per key of `keyCodes` met already. */
   seen: number;
-  action: boolean;
+  /** The action read: true for `publish_batch`, false for `publish` (or none yet). */
+  batch: boolean;
   topic?: string;
   messageStart: number;
   messageEnd: number;
-  messageAscii?: boolean;
+  count: number;
   producerId?: string;
   sequence?: number;
   id?: string | number;
 }
-
-const keyAction = 0;
-const keyTopic = 1;
-const keyMessage = 2;
-const keyProducer = 3;
-const keySequence = 4;
-const keyId = 5;
 
 /** Reads the value of `key` at `at` into `fields`; returns where it ends, or -1 to decline. */
 function readValue(
@@ -189,18 +212,19 @@ function readValue(
     else fields.sequence = value;
     return scan.end;
   }
+  if (key === keyMessages) return readMessages(payload, at, fields, scan);
   if (payload[at] !== quote || !scanString(payload, at + 1, scan)) return -1;
   const start = at + 1;
   if (key === keyAction) {
-    fields.action = equalBytes(payload, start, scan.end, publishBytes);
-    if (!fields.action) return -1;
+    fields.batch = equalBytes(payload, start, scan.end, publishBatchBytes);
+    if (!fields.batch && !equalBytes(payload, start, scan.end, publishBytes)) return -1;
   } else if (key === keyTopic) {
     fields.topic = topicName(payload, start, scan.end);
     if (fields.topic === undefined) return -1;
   } else if (key === keyMessage) {
     fields.messageStart = start;
     fields.messageEnd = scan.end;
-    fields.messageAscii = scan.ascii;
+    fields.count = 1;
   } else {
     const text = decodeString(payload, start, scan);
     if (text === undefined) return -1;
@@ -210,12 +234,45 @@ function readValue(
   return scan.end + 1;
 }
 
+/**
+ * Reads a `messages` array at `at`: 1 to `batchMessagesMax` strings, no
+ * whitespace; returns where it ends, or -1 to decline.
+ */
+function readMessages(payload: Uint8Array, at: number, fields: Fields, scan: Scan): number {
+  if (payload[at] !== openBracket) return -1;
+  let count = 0;
+  let index = at + 1;
+  while (true) {
+    if (payload[index] !== quote || !scanString(payload, index + 1, scan)) return -1;
+    if (++count > batchMessagesMax) return -1;
+    index = scan.end + 1;
+    if (payload[index] === comma) {
+      index++;
+      continue;
+    }
+    if (payload[index] !== closeBracket) return -1;
+    fields.messageStart = at;
+    fields.messageEnd = index + 1;
+    fields.count = count;
+    return index + 1;
+  }
+}
+
 /** The scan of a whole object's `fields`, or undefined when they do not make a publish. */
 function scanOf(fields: Fields): PublishScan | undefined {
-  const { topic, messageStart, messageEnd, producerId, sequence, id } = fields;
-  if (!fields.action || topic === undefined || messageStart < 0) return undefined;
-  const messageAscii = fields.messageAscii!;
-  const scanned: PublishScan = { topic_name: topic, messageStart, messageEnd, messageAscii };
+  const { seen, batch, topic, messageStart, messageEnd, producerId, sequence, id } = fields;
+  if ((seen & (1 << keyAction)) === 0 || topic === undefined) return undefined;
+  // A publish has `message` and no `messages`; a batch the other way round.
+  const messageKey = batch ? keyMessages : keyMessage;
+  const otherKey = batch ? keyMessage : keyMessages;
+  if ((seen & (1 << messageKey)) === 0 || (seen & (1 << otherKey)) !== 0) return undefined;
+  const scanned: PublishScan = {
+    action: batch ? "publish_batch" : "publish",
+    topic_name: topic,
+    messageStart,
+    messageEnd,
+    messageCount: fields.count,
+  };
   if (producerId !== undefined || sequence !== undefined) {
     if (producerId === undefined || sequence === undefined) return undefined;
     if (producerId.length === 0 || producerId.length > clientIdLengthMax) return undefined;
@@ -228,12 +285,13 @@ function scanOf(fields: Fields): PublishScan | undefined {
 
 /**
  * Finds the closing quote of the string starting at `at` (after its opening
- * quote) into `scan.end`; false when it has an escape, a control character
- * or no end (those go the general way).
+ * quote) into `scan.end`; false when it has an escape, a control character,
+ * invalid UTF-8 or no end (those go the general way).
  */
 function scanString(payload: Uint8Array, at: number, scan: Scan): boolean {
   let ascii = true;
-  for (let index = at; index < payload.length; index++) {
+  let index = at;
+  while (index < payload.length) {
     const byte = payload[index];
     if (byte === quote) {
       scan.end = index;
@@ -241,9 +299,45 @@ function scanString(payload: Uint8Array, at: number, scan: Scan): boolean {
       return true;
     }
     if (byte === backslash || byte < 0x20) return false;
-    if (byte >= 0x80) ascii = false;
+    if (byte < 0x80) {
+      index++;
+      continue;
+    }
+    ascii = false;
+    index = utf8SequenceEnd(payload, index);
+    if (index < 0) return false;
   }
   return false;
+}
+
+/**
+ * Where the UTF-8 sequence of the non-ASCII character at `at` ends, or -1
+ * when it is not one (RFC 3629: no overlong forms, no surrogates, nothing
+ * above U+10FFFF; the table of well-formed sequences in Unicode 15 section
+ * 3.9). Bytes past the end of `payload` read as undefined, which fails.
+ */
+function utf8SequenceEnd(payload: Uint8Array, at: number): number {
+  const lead = payload[at];
+  const second = payload[at + 1];
+  if (lead >= 0xc2 && lead <= 0xdf) return isContinuation(second) ? at + 2 : -1;
+  if (lead >= 0xe0 && lead <= 0xef) {
+    const low = lead === 0xe0 ? 0xa0 : 0x80;
+    const high = lead === 0xed ? 0x9f : 0xbf;
+    if (!(second >= low && second <= high) || !isContinuation(payload[at + 2])) return -1;
+    return at + 3;
+  }
+  if (lead >= 0xf0 && lead <= 0xf4) {
+    const low = lead === 0xf0 ? 0x90 : 0x80;
+    const high = lead === 0xf4 ? 0x8f : 0xbf;
+    if (!(second >= low && second <= high)) return -1;
+    if (!isContinuation(payload[at + 2]) || !isContinuation(payload[at + 3])) return -1;
+    return at + 4;
+  }
+  return -1;
+}
+
+function isContinuation(byte: number | undefined): boolean {
+  return byte !== undefined && byte >= 0x80 && byte <= 0xbf;
 }
 
 /** The position of the key in `keyCodes`, or -1. */

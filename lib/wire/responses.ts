@@ -89,3 +89,34 @@ export function publishedAnswerJson(
 
 /** The start of the last topic's publish answer: a connection's publishes mostly name one topic. */
 let publishedHead: { topic: string; json: string } | undefined;
+
+/**
+ * The JSON text of a `publish_batch` answer with the request's id, the same
+ * as `answerJson({ status: "messages_published", topic, first_offset, count }, id)`
+ * (lib/wire/frame.ts) without building the object.
+ *
+ * @example
+ * ```ts
+ * batchPublishedAnswerJson("events", 41, 3, 7); // '{"status":"messages_published","topic":"events","first_offset":41,"count":3,"id":7}'
+ * ```
+ */
+export function batchPublishedAnswerJson(
+  topic: string,
+  firstOffset: number,
+  count: number,
+  id: string | number | undefined,
+): string {
+  if (batchPublishedHead?.topic !== topic) {
+    batchPublishedHead = {
+      topic,
+      json: `{"status":"messages_published","topic":${JSON.stringify(topic)},"first_offset":`,
+    };
+  }
+  const head = `${batchPublishedHead.json}${JSON.stringify(firstOffset)},"count":${
+    JSON.stringify(count)
+  }`;
+  return id === undefined ? `${head}}` : `${head},"id":${JSON.stringify(id)}}`;
+}
+
+/** The start of the last topic's `publish_batch` answer (see `publishedHead`). */
+let batchPublishedHead: { topic: string; json: string } | undefined;

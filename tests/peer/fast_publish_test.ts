@@ -142,6 +142,53 @@ Deno.test("fast publishes of non-ASCII and of invalid UTF-8 messages are stored 
   });
 });
 
+Deno.test("fast and general batches answer the same bytes, in request order", async () => {
+  await withServer((broker) => broker, async (port, observed) => {
+    const invalid = encoder.encode(
+      '{"action":"publish_batch","topic_name":"events","messages":["ok","ab"],"id":9}',
+    );
+    invalid[invalid.lastIndexOf(0x61)] = 0xff;
+    const answers = await exchange(port, [
+      '{"action":"publish_batch","topic_name":"events","messages":["a","b"],"id":1}',
+      '{ "action": "publish_batch", "topic_name": "events", "messages": ["c"], "id": 2 }',
+      '{"action":"publish","topic_name":"events","message":"d"}',
+      '{"messages":["é 🎉","f\\n"],"action":"publish_batch","topic_name":"events","id":"x"}',
+      '{"action":"publish_batch","topic_name":"events","messages":["g","h"],"producer_id":"p","sequence":0}',
+      '{"action":"publish_batch","topic_name":"events","messages":["g","h"],"producer_id":"p","sequence":0}',
+      '{"action":"publish_batch","topic_name":"events","messages":["ü","v"],"producer_id":"p","sequence":1,"id":5}',
+      invalid,
+      '{"action":"publish_batch","topic_name":"events","messages":[],"id":3}',
+      '{"action":"publish_batch","topic_name":"missing","messages":["m"],"id":7}',
+    ], 10);
+    assert.deepStrictEqual(answers, [
+      '{"status":"messages_published","topic":"events","first_offset":0,"count":2,"id":1}',
+      '{"status":"messages_published","topic":"events","first_offset":2,"count":1,"id":2}',
+      '{"status":"message_published","topic":"events","offset":3}',
+      '{"status":"messages_published","topic":"events","first_offset":4,"count":2,"id":"x"}',
+      '{"status":"messages_published","topic":"events","first_offset":6,"count":2}',
+      // The retry of sequence 0 is answered with its first offset and count, and stores nothing.
+      '{"status":"messages_published","topic":"events","first_offset":6,"count":2}',
+      '{"status":"messages_published","topic":"events","first_offset":8,"count":2,"id":5}',
+      '{"status":"bad_request","error":"The frame is not valid UTF-8."}',
+      `{"status":"bad_request","error":"Field 'messages' must be an array of 1-10000 strings.","id":3}`,
+      `{"status":"topic_not_found","error":"Topic 'missing' does not exist.","id":7}`,
+    ]);
+    assert.deepStrictEqual(observed.toSorted(), [
+      "publish:message_published",
+      ...Array(6).fill("publish_batch:messages_published"),
+      "publish_batch:topic_not_found",
+    ]);
+    const fetched = await exchange(port, ['{"action":"fetch_messages","topic_name":"events"}'], 1);
+    assert.deepStrictEqual(JSON.parse(fetched[0]), [
+      ..."abcd",
+      "é 🎉",
+      "f\n",
+      ..."gh",
+      ..."üv",
+    ]);
+  });
+});
+
 /** `broker`, whose topics answer publishes with `publish` instead. */
 function withPublish(broker: LocalBroker, publish: Topic["publish"]): Broker {
   return new Proxy(broker, {
@@ -157,7 +204,11 @@ function withPublish(broker: LocalBroker, publish: Topic["publish"]): Broker {
               (error) => receiver.reject(error),
             );
           };
-          return Object.assign(Object.create(topic), { publish, publishBytesTo });
+          return Object.assign(Object.create(topic), {
+            publish,
+            publishBytesTo,
+            publishArrayBytesTo: publishBytesTo,
+          });
         };
       }
       const value = Reflect.get(target, property, target);
@@ -171,9 +222,11 @@ Deno.test("a fast publish that outlives the request timeout is answered unavaila
   await withServer((broker) => withPublish(broker, never), async (port) => {
     const answers = await exchange(port, [
       '{"action":"publish","topic_name":"events","message":"a","id":1}',
+      '{"action":"publish_batch","topic_name":"events","messages":["b"],"id":3}',
       '{"action":"ping","id":2}',
-    ], 2);
+    ], 3);
     assert.deepStrictEqual(answers, [
+      '{"status":"unavailable","error":"The request timed out before it completed."}',
       '{"status":"unavailable","error":"The request timed out before it completed."}',
       '{"status":"pong","node":1,"id":2}',
     ]);
@@ -187,10 +240,12 @@ Deno.test("a fast publish the topic refuses at once gets its error code and sent
   await withServer((broker) => withPublish(broker, refuse), async (port, observed) => {
     const answers = await exchange(port, [
       '{"action":"publish","topic_name":"events","message":"a","id":3}',
-    ], 1);
+      '{"action":"publish_batch","topic_name":"events","messages":["b","c"],"id":4}',
+    ], 2);
     assert.deepStrictEqual(answers, [
       '{"status":"storage_full","error":"The disk is full, so the message was not stored.","id":3}',
+      '{"status":"storage_full","error":"The disk is full, so the message was not stored.","id":4}',
     ]);
-    assert.deepStrictEqual(observed, ["publish:storage_full"]);
+    assert.deepStrictEqual(observed, ["publish:storage_full", "publish_batch:storage_full"]);
   });
 });

@@ -2,8 +2,8 @@
  * `PublishEntryBuilder` (lib/peer/topic_commands.ts) builds exactly the
  * bytes `encodeCommand` encodes for the same parts, whether a part comes as
  * strings or as the request's message bytes; and a one-voter topic fed
- * through `publishBytes` and `publish` alike stores what `publish` alone
- * would store.
+ * through `publishBytes`, `publishArrayBytesTo` and `publish` alike stores
+ * what `publish` alone would store.
  *
  * @module
  */
@@ -17,16 +17,23 @@ import {
   type PublishPart,
 } from "../../lib/peer/topic_commands.ts";
 import { TopicMachine } from "../../lib/cluster/raft_topic.ts";
+import type { PublishResult } from "../../lib/peer/topic.ts";
 import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
 import { EntryType } from "../../lib/storage/types.ts";
 import { oneVoterTopic } from "./_one_voter_topic.ts";
 
 const encoder = new TextEncoder();
 
-/** ASCII that JSON writes unchanged: what `scanPublish` hands over as bytes. */
-const asciiBody = fc.string({
-  unit: fc.integer({ min: 0x20, max: 0x7f }).filter((code) => code !== 0x22 && code !== 0x5c)
-    .map((code) => String.fromCharCode(code)),
+/**
+ * Text that JSON writes unchanged (no quote, backslash, control character
+ * or lone surrogate): what `scanPublish` hands over as bytes.
+ */
+const plainBody = fc.string({
+  unit: fc.oneof(
+    fc.integer({ min: 0x20, max: 0x7f }).filter((code) => code !== 0x22 && code !== 0x5c)
+      .map((code) => String.fromCharCode(code)),
+    fc.constantFrom("é", "\uFEFF", "\u2028", "🎉", "\uFFFF", "\u{10FFFF}"),
+  ),
   maxLength: 300,
 });
 const producer = fc.option(
@@ -34,35 +41,46 @@ const producer = fc.option(
   { nil: undefined },
 );
 
-/** A part as strings, or as bytes (one ASCII message, inside other bytes). */
+/** A part as strings, or as bytes (one message's body, or a batch's array, inside other bytes). */
 type Given =
   | { kind: "part"; part: PublishPart }
-  | { kind: "bytes"; message: string; producer?: { producerId: string; sequence: number } };
+  | { kind: "bytes"; message: string; producer?: { producerId: string; sequence: number } }
+  | { kind: "array"; messages: string[]; producer?: { producerId: string; sequence: number } };
 
 const given: fc.Arbitrary<Given> = fc.oneof(
   fc.record({
     messages: fc.array(fc.oneof(fc.string(), fc.string({ unit: "grapheme" })), { maxLength: 4 }),
     producer,
   }).map(({ messages, producer }): Given => ({ kind: "part", part: { messages, ...producer } })),
-  fc.record({ message: asciiBody, producer }).map((item): Given => ({ kind: "bytes", ...item })),
+  fc.record({ message: plainBody, producer }).map((item): Given => ({ kind: "bytes", ...item })),
+  fc.record({ messages: fc.array(plainBody, { minLength: 1, maxLength: 5 }), producer }).map((
+    item,
+  ): Given => ({ kind: "array", ...item })),
 );
 
 function partOf(item: Given): PublishPart {
-  return item.kind === "part" ? item.part : { messages: [item.message], ...item.producer };
+  if (item.kind === "part") return item.part;
+  return { messages: item.kind === "bytes" ? [item.message] : item.messages, ...item.producer };
+}
+
+/** Adds `item` to `builder` as `RaftTopic` does: bytes from inside a request's bytes. */
+function addTo(builder: PublishEntryBuilder, item: Given): void {
+  if (item.kind === "part") {
+    builder.addPart(item.part);
+  } else if (item.kind === "bytes") {
+    const source = encoder.encode(`{"message":"${item.message}"}`);
+    builder.addMessageBytes(source, 12, source.length - 2, item.producer);
+  } else {
+    const source = encoder.encode(`{"messages":${JSON.stringify(item.messages)}}`);
+    builder.addMessagesBytes(source, 12, source.length - 1, item.producer);
+  }
 }
 
 Deno.test("PublishEntryBuilder builds what encodeCommand encodes", () => {
   fc.assert(
     fc.property(fc.array(given, { minLength: 1, maxLength: 40 }), (items) => {
       const builder = new PublishEntryBuilder();
-      for (const item of items) {
-        if (item.kind === "part") {
-          builder.addPart(item.part);
-          continue;
-        }
-        const source = encoder.encode(`{"message":"${item.message}"}`);
-        builder.addMessageBytes(source, 12, source.length - 2, item.producer);
-      }
+      for (const item of items) addTo(builder, item);
       const parts = items.map(partOf);
       const data = builder.finish();
       assert.deepStrictEqual(data, encodeCommand({ kind: "publish", parts }));
@@ -109,6 +127,37 @@ Deno.test("a topic fed through publishBytes and publish stores what publish alon
   }
 });
 
+Deno.test("a topic fed through publishArrayBytesTo stores a batch as publish does, once per producer sequence", async () => {
+  const { topic, close } = await oneVoterTopic("array-bytes", new MemoryLogStore());
+  try {
+    const source = encoder.encode('{"messages":["a","é 🎉","c"]}');
+    const start = 12;
+    const end = source.length - 1;
+    const publishArray = (producer?: { producerId: string; sequence: number }) => {
+      const { promise, resolve, reject } = Promise.withResolvers<PublishResult>();
+      topic.publishArrayBytesTo({ resolve, reject }, source, start, end, 3, producer);
+      return promise;
+    };
+    const results = await Promise.all([
+      publishArray(),
+      topic.publish(["between"]),
+      publishArray({ producerId: "p", sequence: 0 }),
+      publishArray({ producerId: "p", sequence: 0 }),
+    ]);
+    assert.deepStrictEqual(
+      results.map(({ firstOffset, count, duplicate }) => [firstOffset, count, duplicate]),
+      [[0, 3, false], [3, 1, false], [4, 3, false], [4, 3, true]],
+    );
+    const read = await topic.read(0, 10);
+    assert.deepStrictEqual(
+      read.messages.map((item) => item.message),
+      ["a", "é 🎉", "c", "between", "a", "é 🎉", "c"],
+    );
+  } finally {
+    await close();
+  }
+});
+
 Deno.test("a leader applying commands with placeholder texts reaches a decoding follower's state", () => {
   const repeated = fc.oneof(
     given,
@@ -124,16 +173,13 @@ Deno.test("a leader applying commands with placeholder texts reaches a decoding 
       const leader = new TopicMachine(new MemoryLogStore());
       const follower = new TopicMachine(new MemoryLogStore());
       batches.forEach((items, position) => {
-        // As RaftTopic builds it: bytes parts carry one placeholder message.
+        // As RaftTopic builds it: bytes parts carry a placeholder per message.
         const builder = new PublishEntryBuilder();
         const parts: PublishPart[] = items.map((item) => {
-          if (item.kind === "part") {
-            builder.addPart(item.part);
-            return item.part;
-          }
-          const source = encoder.encode(item.message);
-          builder.addMessageBytes(source, 0, source.length, item.producer);
-          return { messages: [""], ...item.producer };
+          addTo(builder, item);
+          if (item.kind === "part") return item.part;
+          const count = item.kind === "bytes" ? 1 : item.messages.length;
+          return { messages: new Array<string>(count).fill(""), ...item.producer };
         });
         const data = builder.finish();
         const textsKnown = items.every((item) => item.kind === "part");

@@ -1,8 +1,10 @@
 /**
- * The fast `publish` decoder (lib/wire/publish_fast.ts) against the general
- * one: whenever it returns a request, `decodeRequest` returns an equal one;
- * it takes the shapes clients send; and the fast answer text is the one the
- * general answer path writes.
+ * The fast `publish` and `publish_batch` decoder (lib/wire/publish_fast.ts)
+ * against the general one: whenever it returns a request, `decodeRequest`
+ * returns an equal one; it takes the shapes clients send; it takes a
+ * message exactly when its bytes are valid UTF-8 without escapes and
+ * control characters; and the fast answer texts are the ones the general
+ * answer path writes.
  *
  * @module
  */
@@ -12,7 +14,7 @@ import fc from "fast-check";
 import { answerJson } from "../../lib/wire/frame.ts";
 import { decodePublish } from "../../lib/wire/publish_fast.ts";
 import { decodeRequest } from "../../lib/wire/requests.ts";
-import { publishedAnswerJson } from "../../lib/wire/responses.ts";
+import { batchPublishedAnswerJson, publishedAnswerJson } from "../../lib/wire/responses.ts";
 
 const encoder = new TextEncoder();
 const numRuns = 2000;
@@ -59,7 +61,16 @@ const value = fc.oneof(
   integerish,
   fc.constantFrom(null, true, false, [], {}, ["x"], { a: 1 }),
 );
-const keys = ["action", "topic_name", "message", "producer_id", "sequence", "id", "other"];
+const keys = [
+  "action",
+  "topic_name",
+  "message",
+  "messages",
+  "producer_id",
+  "sequence",
+  "id",
+  "other",
+];
 
 /** Mostly `good`, sometimes any value. */
 function mostly<T>(good: fc.Arbitrary<T>): fc.Arbitrary<T | unknown> {
@@ -69,17 +80,24 @@ function mostly<T>(good: fc.Arbitrary<T>): fc.Arbitrary<T | unknown> {
 /** Objects shaped like publishes: mostly valid ones, some slightly off. */
 const publishLike = fc.record({
   action: mostly(fc.oneof(
-    { arbitrary: fc.constant("publish"), weight: 10 },
-    { arbitrary: fc.constantFrom("publish_batch", "Publish", "ping"), weight: 1 },
+    { arbitrary: fc.constantFrom("publish", "publish_batch"), weight: 10 },
+    { arbitrary: fc.constantFrom("Publish", "publish_batches", "ping"), weight: 1 },
   )),
   topic_name: mostly(topic),
   message: mostly(text),
+  messages: mostly(fc.oneof(
+    fc.array(text, { maxLength: 5 }),
+    fc.array(text, { minLength: 1, maxLength: 3 }),
+    fc.array(value, { maxLength: 3 }),
+  )),
   producer_id: mostly(text),
   sequence: mostly(integerish),
   id: mostly(fc.oneof(fc.integer(), text, integerish)),
   other: value,
-}, { requiredKeys: ["action", "topic_name", "message"] }).chain((record) => {
+}, { requiredKeys: ["action", "topic_name"] }).chain((record) => {
   const present = keys.filter((key) => key in record);
+  // A batch's messages are under `messages`, a publish's under `message`.
+  const required = ["action", "topic_name", record.action === "publish" ? "message" : "messages"];
   return fc.tuple(
     fc.shuffledSubarray(present, { minLength: Math.min(3, present.length) }),
     fc.boolean(),
@@ -87,7 +105,7 @@ const publishLike = fc.record({
   ).map(([order, withRequired, withoutExtra]) => {
     const shuffled: Record<string, unknown> = {};
     const chosen = withRequired
-      ? [...new Set(["action", "topic_name", "message", ...order])].filter((key) => key in record)
+      ? [...new Set([...required, ...order])].filter((key) => key in record)
       : order;
     for (const key of chosen) {
       if (withoutExtra && key === "other") continue;
@@ -113,10 +131,37 @@ const clientPublish = fc.record({
   );
 });
 
+/** Batches as clients send them (`PubSubClient` coalescing), in any key order. */
+const clientBatch = fc.record({
+  action: fc.constant("publish_batch"),
+  topic_name: fc.stringMatching(/^[A-Za-z0-9._-]{1,12}$/),
+  messages: fc.array(
+    fc.oneof(fc.string({ maxLength: 50 }), fc.string({ unit: "grapheme", maxLength: 10 })),
+    { minLength: 1, maxLength: 20 },
+  ),
+  producer: fc.option(fc.tuple(text, fc.nat({ max: Number.MAX_SAFE_INTEGER })), { nil: undefined }),
+  id: fc.option(fc.oneof(fc.integer(), fc.string({ maxLength: 8 })), { nil: undefined }),
+}).chain(({ producer, id, ...fields }) => {
+  const all: Record<string, unknown> = { ...fields };
+  if (producer !== undefined) [all.producer_id, all.sequence] = producer;
+  if (id !== undefined) all.id = id;
+  return fc.shuffledSubarray(Object.keys(all), { minLength: Object.keys(all).length }).map(
+    (order) => Object.fromEntries(order.map((key) => [key, all[key]])),
+  );
+});
+
 /** A payload: the JSON of a publish-like object, sometimes with its bytes edited. */
 const payload = fc.oneof(
   clientPublish.map((object) => encoder.encode(JSON.stringify(object))),
-  clientPublish.map((object) => encoder.encode(JSON.stringify(object))),
+  clientBatch.map((object) => encoder.encode(JSON.stringify(object))),
+  fc.tuple(clientBatch.map((object) => encoder.encode(JSON.stringify(object))), fc.nat()).map(
+    ([bytes, at]) => {
+      // A byte of a batch changed to one of the array's punctuation or a UTF-8 lead byte.
+      const edited = bytes.slice();
+      edited[at % edited.length] = [0x5b, 0x5d, 0x2c, 0x22, 0x20, 0xc3, 0xe2, 0xf0][at % 8];
+      return edited;
+    },
+  ),
   publishLike.map((object) => encoder.encode(JSON.stringify(object))),
   fc.tuple(
     publishLike.map((object) => encoder.encode(JSON.stringify(object))),
@@ -129,21 +174,33 @@ const payload = fc.oneof(
   }),
   publishLike.map((object) => encoder.encode(JSON.stringify(object, null, 1))),
   fc.constant(encoder.encode('{"action":"publish","topic_name":"t","message":"a","message":"b"}')),
+  fc.constantFrom(
+    '{"action":"publish_batch","topic_name":"t","messages":[]}',
+    '{"action":"publish_batch","topic_name":"t","messages":["a",]}',
+    '{"action":"publish_batch","topic_name":"t","messages":["a"],"message":"b"}',
+    '{"action":"publish","topic_name":"t","messages":["a"],"message":"b"}',
+    '{"action":"publish_batch","topic_name":"t","messages":"a"}',
+    '{"action":"publish_batch","topic_name":"t","messages":["a",1]}',
+    '{"action":"publish_batch","topic_name":"t","messages":["a"]]}',
+  ).map((json) => encoder.encode(json)),
 );
 
 Deno.test("decodePublish returns what decodeRequest returns, or declines", () => {
   let taken = 0;
+  let batches = 0;
   fc.assert(
     fc.property(payload, (bytes) => {
       const fast = decodePublish(bytes);
       if (fast === undefined) return;
       taken++;
+      if (fast.action === "publish_batch") batches++;
       assert.deepStrictEqual(fast, general(bytes));
     }),
     { numRuns },
   );
-  // The property says something only if the fast path ran often.
+  // The property says something only if the fast path ran often, for both actions.
   assert.ok(taken >= numRuns / 10, `the fast path took only ${taken} of ${numRuns} payloads`);
+  assert.ok(batches >= numRuns / 20, `the fast path took only ${batches} batches`);
 });
 
 Deno.test("decodePublish takes the publishes clients send", () => {
@@ -160,6 +217,16 @@ Deno.test("decodePublish takes the publishes clients send", () => {
       topic_name: "t",
       action: "publish",
     },
+    { action: "publish_batch", topic_name: "t", messages: ["x".repeat(100), "", "ü 🎉 \uFEFF"] },
+    {
+      action: "publish_batch",
+      topic_name: "t",
+      messages: ["a", "b"],
+      producer_id: "p-1",
+      sequence: 41,
+      id: 9,
+    },
+    { action: "publish_batch", topic_name: "t", messages: Array(10_000).fill("m") },
   ];
   for (const request of cases) {
     const bytes = encoder.encode(JSON.stringify(request));
@@ -177,7 +244,14 @@ Deno.test("decodePublish declines what it does not read itself", () => {
     '{"action":"publish","topic_name":"t","message":"m","sequence":1}',
     '{"action":"publish","topic_name":"..","message":"m"}',
     '{"action":"publish","topic_name":"t","message":"m","id":1.5}',
-    '{"action":"publish_batch","topic_name":"t","messages":["m"]}',
+    '{"action":"publish_batch","topic_name":"t","messages":["m"], "id":1}',
+    '{"action":"publish_batch","topic_name":"t","messages":[ "m"]}',
+    '{"action":"publish_batch","topic_name":"t","messages":["a\\nb"]}',
+    '{"action":"publish_batch","topic_name":"t","message":"m"}',
+    '{"action":"publish","topic_name":"t","messages":["m"]}',
+    `{"action":"publish_batch","topic_name":"t","messages":${
+      JSON.stringify(Array(10_001).fill("m"))
+    }}`,
     '{"action":"publish","topic_name":"t","message":"m"',
   ];
   for (const json of declined) assert.equal(decodePublish(encoder.encode(json)), undefined, json);
@@ -204,6 +278,73 @@ Deno.test("publishedAnswerJson is the answer object's JSON with the id appended"
       },
     ),
     { numRuns },
+  );
+});
+
+Deno.test("batchPublishedAnswerJson is the batch answer object's JSON with the id appended", () => {
+  fc.assert(
+    fc.property(
+      fc.stringMatching(/^[A-Za-z0-9._-]{1,20}$/),
+      fc.nat({ max: Number.MAX_SAFE_INTEGER }),
+      fc.integer({ min: 1, max: 10_000 }),
+      fc.option(fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), text), {
+        nil: undefined,
+      }),
+      (topic, first_offset, count, id) => {
+        assert.equal(
+          batchPublishedAnswerJson(topic, first_offset, count, id),
+          answerJson({ status: "messages_published", topic, first_offset, count }, id),
+        );
+      },
+    ),
+    { numRuns },
+  );
+});
+
+/** Valid UTF-8 per the WHATWG decoder (what `decodeRequest` uses). */
+function validUtf8(bytes: Uint8Array): boolean {
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("decodePublish takes a message or batch exactly when its bytes are valid UTF-8", () => {
+  // Bytes without quotes, backslashes and control characters, mostly from UTF-8's edges:
+  // a lead byte and 0-3 bytes at the bounds of the continuation ranges.
+  const leadByte = fc.constantFrom(
+    ...[0x41, 0x7f, 0x80, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe1, 0xec, 0xed],
+    ...[0xee, 0xef, 0xf0, 0xf1, 0xf3, 0xf4, 0xf5, 0xff],
+  );
+  const followByte = fc.constantFrom(0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc2);
+  const sequence = fc.tuple(leadByte, fc.array(followByte, { maxLength: 3 })).map((
+    [lead, follow],
+  ) => [lead, ...follow]);
+  const encodedText = fc.string({ unit: "binary", maxLength: 6 }).map((text) => [
+    ...encoder.encode(
+      [...text].map((char) => char < " " || char === '"' || char === "\\" ? "x" : char).join(""),
+    ),
+  ]);
+  const messageBytes = fc.array(fc.oneof(sequence, encodedText), { maxLength: 4 }).map((pieces) =>
+    new Uint8Array(pieces.flat())
+  );
+  fc.assert(
+    fc.property(messageBytes, fc.boolean(), (message, batch) => {
+      const head = encoder.encode(
+        batch
+          ? '{"action":"publish_batch","topic_name":"t","messages":["a","'
+          : '{"action":"publish","topic_name":"t","message":"',
+      );
+      const tail = encoder.encode(batch ? '"]}' : '"}');
+      const payload = new Uint8Array([...head, ...message, ...tail]);
+      const fast = decodePublish(payload);
+      assert.equal(fast !== undefined, validUtf8(message));
+      if (fast !== undefined) assert.deepStrictEqual(fast, general(payload));
+      else assert.equal(general(payload), "refused");
+    }),
+    { numRuns: 10_000 },
   );
 });
 
@@ -236,7 +377,7 @@ Deno.test("decodePublish finds a raw control character, quote, backslash or non-
       if (fast !== undefined) assert.deepStrictEqual(fast, expected);
       if (bytes[0] === 0xc3) {
         assert.deepStrictEqual(fast, expected);
-        assert.equal(fast?.message, `${before}é${after}`);
+        assert.equal((fast as { message?: string } | undefined)?.message, `${before}é${after}`);
       }
     }),
     { numRuns: 1000 },
