@@ -1,9 +1,10 @@
 /**
  * One process-wide pool of open segment files shared by every
  * `SegmentLogStore`, so open descriptors stay bounded however many topic
- * replicas a peer holds: a least-recently-used cache of read and append
- * handles that closes the coldest idle handle once `openFilesMax` are open
- * and reopens a file on its next use. Handles in use by a running disk job
+ * replicas a peer holds: a least-recently-used cache of read handles and of
+ * write handles (positional writes: `seek`, then `write`) that closes the
+ * coldest idle handle once `openFilesMax` are open and reopens a file on
+ * its next use. Handles in use by a running disk job
  * are pinned and never closed under it (the pool may then exceed its limit
  * by the number of pinned handles, which is bounded by the flushes running).
  *
@@ -18,8 +19,11 @@ import assert from "node:assert/strict";
 /** Default number of segment handles open at once in this process. */
 export const openFilesMaxDefault = 256;
 
-/** How a pooled file is opened: synchronous positioned reads, or appends. */
-export type FileMode = "read" | "append";
+/**
+ * How a pooled file is opened: synchronous positioned reads, or positioned
+ * writes (not O_APPEND: records go into preallocated, zero-filled space).
+ */
+export type FileMode = "read" | "write";
 
 interface PooledFile {
   file: Deno.FsFile;
@@ -68,7 +72,7 @@ export class FilePool {
   openSync(path: string, mode: FileMode): Deno.FsFile {
     const pooled = this.#touch(mode, path);
     if (pooled !== undefined) return pooled.file;
-    const file = Deno.openSync(path, mode === "read" ? { read: true } : { append: true });
+    const file = Deno.openSync(path, mode === "read" ? { read: true } : { write: true });
     return this.#add(mode, path, file).file;
   }
 
@@ -81,7 +85,7 @@ export class FilePool {
     // Opening is metadata work: synchronous, as a thread hop would cost more.
     let pooled = this.#touch(mode, path);
     if (pooled === undefined) {
-      const file = Deno.openSync(path, mode === "read" ? { read: true } : { append: true, create });
+      const file = Deno.openSync(path, mode === "read" ? { read: true } : { write: true, create });
       pooled = this.#add(mode, path, file);
     }
     pooled.pins++;
@@ -99,7 +103,7 @@ export class FilePool {
 
   /** Closes every handle of `path` (before the file is deleted or re-created). */
   closePath(path: string): void {
-    for (const mode of ["read", "append"] as const) {
+    for (const mode of ["read", "write"] as const) {
       const name = key(mode, path);
       const pooled = this.#files.get(name);
       if (pooled === undefined) continue;

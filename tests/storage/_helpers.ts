@@ -48,3 +48,24 @@ export function segmentNames(dir: string): string[] {
     name.endsWith(".log")
   ).sort();
 }
+
+/**
+ * Bytes of the records held in the segment files of `dir`, walked by their
+ * length fields up to the zero padding that ends a preallocated segment
+ * (a check independent of the store's own accounting).
+ */
+export function segmentRecordBytes(dir: string): number {
+  let total = 0;
+  for (const name of segmentNames(dir)) {
+    const bytes = Deno.readFileSync(`${dir}/${name}`);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let offset = 0;
+    while (offset + 24 <= bytes.length) {
+      const payloadBytes = view.getUint32(offset) & 0xffffff;
+      if (payloadBytes === 0) break;
+      offset += 24 + payloadBytes;
+    }
+    total += offset;
+  }
+  return total;
+}

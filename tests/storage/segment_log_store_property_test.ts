@@ -8,6 +8,7 @@ type Command =
   | { kind: "append"; at: number; count: number; bytes: number; newTerm: boolean }
   | { kind: "sync" }
   | { kind: "reopen" }
+  | { kind: "crash" }
   | { kind: "compact"; at: number; keep: number }
   | { kind: "applySnapshot"; ahead: number; retained: number };
 
@@ -24,6 +25,7 @@ const commandArbitrary: fc.Arbitrary<Command> = fc.oneof(
   },
   { weight: 3, arbitrary: fc.constant({ kind: "sync" as const }) },
   { weight: 2, arbitrary: fc.constant({ kind: "reopen" as const }) },
+  { weight: 2, arbitrary: fc.constant({ kind: "crash" as const }) },
   {
     weight: 1,
     arbitrary: fc.record({
@@ -88,11 +90,23 @@ function check(store: SegmentLogStore, model: Model): void {
   );
 }
 
+/**
+ * The files of `source` as a killed process leaves them (preallocated
+ * padding and all, nothing trimmed), copied into a new directory.
+ */
+async function crashCopy(source: string): Promise<string> {
+  const target = await Deno.makeTempDir({ prefix: "segment_log_store_property_" });
+  for (const entry of Deno.readDirSync(source)) {
+    if (entry.isFile) Deno.copyFileSync(`${source}/${entry.name}`, `${target}/${entry.name}`);
+  }
+  return target;
+}
+
 async function run(
   commands: Command[],
   options: { segmentBytesMax: number; cacheBytesMax: number },
 ) {
-  const dir = await Deno.makeTempDir({ prefix: "segment_log_store_property_" });
+  let dir = await Deno.makeTempDir({ prefix: "segment_log_store_property_" });
   let store = await SegmentLogStore.open(dir, options);
   let model: Model = { snapshot: undefined, first: 1, entries: [] };
   let durable: Model = copy(model);
@@ -119,6 +133,16 @@ async function run(
           store = await SegmentLogStore.open(dir, options);
           model = copy(durable);
           break;
+        case "crash": {
+          // Every command awaits its flush: the copy holds exactly the synced state.
+          const crashed = await crashCopy(dir);
+          await store.close();
+          await Deno.remove(dir, { recursive: true });
+          dir = crashed;
+          store = await SegmentLogStore.open(dir, options);
+          model = copy(durable);
+          break;
+        }
         case "compact": {
           const low = snapshotIndex(model);
           const index = low + Math.floor(command.at * (store.syncedIndex() - low + 1) * 0.999);
@@ -154,7 +178,7 @@ async function run(
   }
 }
 
-Deno.test("SegmentLogStore matches a simple model under random append, truncate, sync, compact and reopen", async () => {
+Deno.test("SegmentLogStore matches a simple model under random append, truncate, sync, compact, reopen and crash", async () => {
   await fc.assert(
     fc.asyncProperty(
       fc.array(commandArbitrary, { minLength: 1, maxLength: 40 }),

@@ -17,7 +17,13 @@ import {
   storedBytesTotal,
 } from "../../lib/storage/segment_log_store.ts";
 import type { LogStore, Snapshot } from "../../lib/storage/types.ts";
-import { makeEntries, normalize, segmentNames, withTempDir } from "./_helpers.ts";
+import {
+  makeEntries,
+  normalize,
+  segmentNames,
+  segmentRecordBytes,
+  withTempDir,
+} from "./_helpers.ts";
 
 const smallSegments = { segmentBytesMax: 1024 };
 
@@ -231,9 +237,10 @@ Deno.test("SegmentLogStore.segments reports each segment's range, bytes and last
     for (let position = 1; position < segments.length; position++) {
       assert.equal(segments[position].firstIndex, segments[position - 1].lastIndex + 1);
     }
-    let onDisk = 0;
-    for (const name of segmentNames(dir)) onDisk += Deno.statSync(`${dir}/${name}`).size;
-    assert.equal(segments.reduce((sum, segment) => sum + segment.bytes, 0), onDisk);
+    assert.equal(
+      segments.reduce((sum, segment) => sum + segment.bytes, 0),
+      segmentRecordBytes(dir),
+    );
     assert.ok(segments.every((segment) => segment.lastWriteMs >= started - 1000));
     await store.close();
   });
@@ -245,8 +252,8 @@ Deno.test("storedBytesTotal follows appends, truncations, compactions and closes
     const store = await SegmentLogStore.open(dir, smallSegments);
     store.append(makeEntries(1, 40, 1));
     await store.sync();
-    const diskBytes = () =>
-      segmentNames(dir).reduce((sum, name) => sum + Deno.statSync(`${dir}/${name}`).size, 0);
+    // Records only: the active segment's zero padding is not stored data.
+    const diskBytes = () => segmentRecordBytes(dir);
     assert.equal(storedBytesTotal() - base, diskBytes());
     store.append(makeEntries(35, 3, 2));
     await store.sync();
@@ -257,6 +264,12 @@ Deno.test("storedBytesTotal follows appends, truncations, compactions and closes
     assert.equal(storedBytesTotal() - base, diskBytes());
     await store.close();
     assert.equal(storedBytesTotal(), base);
+    // Closed cleanly: every file holds its records and nothing else.
+    const fileBytes = segmentNames(dir).reduce(
+      (sum, name) => sum + Deno.statSync(`${dir}/${name}`).size,
+      0,
+    );
+    assert.equal(fileBytes, diskBytes());
     const reopened = await SegmentLogStore.open(dir, smallSegments);
     assert.equal(storedBytesTotal() - base, diskBytes());
     await reopened.close();
