@@ -93,13 +93,11 @@ async function closedLoop(
     topic_name: options.topic,
     message: options.message,
   });
-  const utf8 = new TextDecoder();
-  const decoder = new FrameDecoder({ frameBytesMax: answerBytesMax });
+  const answers = new AnswerCheck(options.topic);
+  // Answers are checked before the next read reuses the buffer: no copy per frame.
+  const decoder = new FrameDecoder({ frameBytesMax: answerBytesMax, borrow: true });
   const sentAt: number[] = [];
   let sentHead = 0;
-  let acked = 0;
-  let failed = 0;
-  let firstError: string | undefined;
   const startedMs = performance.now();
   const stopAt = startedMs + options.durationMs;
   const send = async (count: number) => {
@@ -116,13 +114,8 @@ async function closedLoop(
     const now = performance.now();
     for (const event of decoder.push(buffer.subarray(0, read))) {
       if (event.kind !== "frame") throw new Error(`Peer ${options.address} sent an unusable frame`);
-      const answer = JSON.parse(utf8.decode(event.payload)) as { status?: string; error?: string };
-      if (answer.status === "message_published") {
-        acked++;
+      if (answers.check(event.payload)) {
         options.histogram?.recordMilliseconds(now - sentAt[sentHead]);
-      } else {
-        failed++;
-        firstError ??= `${answer.status}: ${answer.error ?? ""}`;
       }
       sentHead++;
       answered++;
@@ -136,12 +129,81 @@ async function closedLoop(
   }
   const elapsedMs = performance.now() - startedMs;
   return {
-    acked,
-    failed,
+    acked: answers.acked,
+    failed: answers.failed,
     elapsedMs,
-    throughputPerSecond: acked / (elapsedMs / 1000),
-    firstError,
+    throughputPerSecond: answers.acked / (elapsedMs / 1000),
+    firstError: answers.firstError,
   };
+}
+
+/**
+ * Counts the answers to the load's publishes. The usual success is
+ * recognized by its bytes, `{"status":"message_published","topic":<topic>,"offset":<digits>}`
+ * (the peer's exact answer, PROTOCOL.md section 2), so the loop that sends
+ * the next request decodes no text and parses no JSON for it; any other
+ * answer (rare) is parsed, and counts as a success only with the status
+ * `message_published`.
+ *
+ * @example
+ * ```ts
+ * const answers = new AnswerCheck("events");
+ * answers.check(new TextEncoder().encode('{"status":"message_published","topic":"events","offset":7}')); // true
+ * ```
+ */
+export class AnswerCheck {
+  acked = 0;
+  failed = 0;
+  /** The first failure, as "status: sentence". */
+  firstError: string | undefined;
+  readonly #prefix: Uint8Array;
+
+  constructor(topic: string) {
+    this.#prefix = new TextEncoder().encode(
+      `{"status":"message_published","topic":${JSON.stringify(topic)},"offset":`,
+    );
+  }
+
+  /** Counts `payload` (one answer frame's payload); true when it is a success. */
+  check(payload: Uint8Array): boolean {
+    if (isPublished(payload, this.#prefix)) {
+      this.acked++;
+      return true;
+    }
+    const answer = parseAnswer(payload);
+    if (answer.status === "message_published") {
+      this.acked++;
+      return true;
+    }
+    this.failed++;
+    this.firstError ??= `${answer.status}: ${answer.error ?? ""}`;
+    return false;
+  }
+}
+
+/** True when `payload` is `prefix`, one or more digits and `}`. */
+function isPublished(payload: Uint8Array, prefix: Uint8Array): boolean {
+  const length = payload.length;
+  if (length < prefix.length + 2 || payload[length - 1] !== 0x7d) return false; // }
+  for (let index = 0; index < prefix.length; index++) {
+    if (payload[index] !== prefix[index]) return false;
+  }
+  for (let index = prefix.length; index < length - 1; index++) {
+    const byte = payload[index];
+    if (byte < 0x30 || byte > 0x39) return false;
+  }
+  return true;
+}
+
+/** The status and sentence of an answer (an unreadable one gets its own status). */
+function parseAnswer(payload: Uint8Array): { status?: unknown; error?: unknown } {
+  try {
+    const answer = JSON.parse(new TextDecoder().decode(payload));
+    if (typeof answer === "object" && answer !== null && !Array.isArray(answer)) return answer;
+  } catch {
+    // Described below, as any answer that is not an object.
+  }
+  return { status: "unreadable", error: "The answer is not a JSON object" };
 }
 
 function repeatFrame(frame: Uint8Array, count: number): Uint8Array {
