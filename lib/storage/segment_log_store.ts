@@ -394,6 +394,8 @@ export class SegmentLogStore implements LogStore {
   #fsyncCount = 0;
   /** Committed entries up to here hold no conf change past the last written hard state. */
   #confScanIndex = 0;
+  /** An extension ahead of the active segment's records is queued (`#scheduleExtension`). */
+  #extensionQueued = false;
   /** Set when `open` created the directory: the first directory fsync also syncs its parent. */
   #parentUnsynced = false;
 
@@ -891,7 +893,7 @@ export class SegmentLogStore implements LogStore {
     }
     // An empty segment holds no record of the first format to continue.
     active.legacy = false;
-    this.#preallocate(active, active.bytes + size);
+    if (active.bytes + size > active.fileBytes) this.#planExtension(active, active.bytes + size);
     this.#reserveStaging(size);
     encodeSegmentRecord(this.#staging, this.#stagingLength, entry, active.syncedBytes);
     this.#stagingLength += size;
@@ -932,25 +934,81 @@ export class SegmentLogStore implements LogStore {
   }
 
   /**
-   * Plans the extension of `segment` with zeros once records up to `end`
-   * come within a quarter chunk of its allocated end, so that records are
-   * written over space that a flush already made durable. The chunk doubles
-   * with the file (16 KiB up to 256 KiB) and stops at `segmentBytesMax`
-   * (rounded up to a page), except for a record larger than that, which
-   * gets the room it needs.
+   * Plans an extension of `segment` with zeros in the next flush, for a
+   * record that would end at `end`, past its allocated space: the first
+   * records of a segment, a record larger than a chunk, or appends that
+   * outran the extension ahead (`#extendAhead`).
    */
-  #preallocate(segment: Segment, end: number): void {
-    const chunk = Math.min(
-      preallocationBytesMax,
-      Math.max(preallocationBytesMin, roundUpToPage(segment.fileBytes)),
-    );
-    if (end + chunk / 4 <= segment.fileBytes) return;
-    const limit = Math.max(roundUpToPage(end), roundUpToPage(this.#segmentBytesMax));
-    const wanted = Math.max(segment.fileBytes + chunk, end + chunk / 4);
-    const target = Math.min(roundUpToPage(wanted), limit);
-    if (target <= segment.fileBytes) return;
+  #planExtension(segment: Segment, end: number): void {
+    const target = this.#extensionTarget(segment, end);
     this.#plan.push({ kind: "extend", segment, from: segment.fileBytes, to: target });
     segment.fileBytes = target;
+  }
+
+  /**
+   * The size to extend `segment` to once records reach `end`: one chunk
+   * more (the chunk doubles with the file, 16 KiB up to 256 KiB), and a
+   * quarter chunk past `end` at least, but not past `segmentBytesMax`
+   * rounded up to a page, except for a record larger than that, which gets
+   * the room it needs. Returns its size when it is at that limit.
+   */
+  #extensionTarget(segment: Segment, end: number): number {
+    const chunk = preallocationChunkBytes(segment.fileBytes);
+    const limit = Math.max(roundUpToPage(end), roundUpToPage(this.#segmentBytesMax));
+    const wanted = Math.max(segment.fileBytes + chunk, end + chunk / 4);
+    return Math.max(segment.fileBytes, Math.min(roundUpToPage(wanted), limit));
+  }
+
+  /**
+   * After a flush, queues the extension of the active segment once its
+   * records came within a quarter chunk of its allocated end, as a disk
+   * job of its own: the sync() that the flush resolves does not wait for
+   * it, and later flushes write their records over zeros it made durable.
+   */
+  #scheduleExtension(): void {
+    const active = this.#segments.at(-1);
+    if (this.#extensionQueued || active === undefined || !needsExtension(active)) return;
+    this.#extensionQueued = true;
+    this.#enqueue(() => this.#extendAhead()).catch(() => {
+      // A failure is kept in #failure, which the next sync() reports.
+      this.#extensionQueued = false;
+    });
+  }
+
+  /**
+   * The job `#scheduleExtension` queued. It runs alone (no flush runs
+   * meanwhile), so every record and extension planned so far lies below the
+   * segment's planned size, and everything planned after its start is
+   * written by later flushes, after its zeros: it zeroes only from there.
+   * A segment with a truncation, deletion or creation still planned is left
+   * to the flush that carries it.
+   */
+  async #extendAhead(): Promise<void> {
+    this.#extensionQueued = false;
+    const active = this.#segments.at(-1);
+    if (active === undefined || !needsExtension(active)) return;
+    for (const operation of this.#plan) {
+      const destructive = operation.kind !== "write" && operation.kind !== "extend";
+      if (destructive && operation.segment === active) return;
+    }
+    const from = active.fileBytes;
+    const to = this.#extensionTarget(active, active.bytes);
+    if (to <= from) return;
+    active.fileBytes = to;
+    try {
+      const file = segmentFiles.openPinned(active.path, "write");
+      try {
+        await writeZeros(file, from, to);
+        // On the thread pool: the event loop keeps serving meanwhile.
+        await file.syncData();
+        this.#fsyncCount++;
+      } finally {
+        segmentFiles.unpin(active.path, "write");
+      }
+    } catch (error) {
+      this.#failure = storageError(error, this.#directory);
+      throw this.#failure;
+    }
   }
 
   /** Moves the staged records of the last segment into the plan. */
@@ -1222,6 +1280,7 @@ export class SegmentLogStore implements LogStore {
       if (this.#plan.length === 0) this.#staging = emptyBuffer;
     }
     this.#evictCache();
+    this.#scheduleExtension();
   }
 
   /**
@@ -1728,6 +1787,17 @@ async function writeZeros(file: Deno.FsFile, from: number, to: number): Promise<
   for (let offset = from; offset < to; offset += zeroChunk.length) {
     await writeAll(file, zeroChunk.subarray(0, Math.min(zeroChunk.length, to - offset)));
   }
+}
+
+/** The extension chunk of a file of `fileBytes`: it doubles the file, within 16-256 KiB. */
+function preallocationChunkBytes(fileBytes: number): number {
+  return Math.min(preallocationBytesMax, Math.max(preallocationBytesMin, roundUpToPage(fileBytes)));
+}
+
+/** Whether the records of `segment` came within a quarter chunk of its allocated end. */
+function needsExtension(segment: Segment): boolean {
+  if (segment.legacy || segment.bytes === 0) return false;
+  return segment.bytes + preallocationChunkBytes(segment.fileBytes) / 4 > segment.fileBytes;
 }
 
 function roundUpToPage(bytes: number): number {
