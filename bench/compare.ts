@@ -32,6 +32,7 @@ import {
 // deno-lint-ignore no-import-prefix
 import type { ConsumerMessages, JetStreamClient, JetStreamManager } from "npm:nats@^2";
 import { LatencyHistogram } from "../lib/bench/histogram.ts";
+import { measureDurabilityFloor } from "../lib/bench/durability_floor.ts";
 import { freePort, startLocalCluster } from "../lib/bench/local_cluster.ts";
 import { rawPublishLoad } from "../lib/bench/raw_load.ts";
 import { barChart } from "../lib/bench/svg.ts";
@@ -86,6 +87,12 @@ interface Numbers {
   /** Large messages (`--large-size`), pipelined: megabytes (10^6) acknowledged per second. */
   largeMegabytesPerSecond: number;
   largeP99Ms: number;
+}
+
+/** One publish at a time through the durability floor (lib/bench/durability_floor.ts). */
+interface FloorNumbers {
+  sequentialP50Ms: number;
+  sequentialP99Ms: number;
 }
 
 /** The standalone comparison: one pubsub peer against one Redis. */
@@ -389,6 +396,25 @@ async function runNats(name: string, nodes: number, replicas: number, commands: 
   });
 }
 
+/**
+ * The durability floor, one publish at a time for the run's duration: the
+ * latency left when a publish costs only its hops and two fdatasyncs.
+ */
+async function runFloor(): Promise<FloorNumbers> {
+  const histogram = new LatencyHistogram();
+  await withTimeout(
+    measureDurabilityFloor({
+      durationMs: settings.durationSeconds * 1000,
+      messageBytes: settings.messageBytes,
+      histogram,
+      ports: [freePort(), freePort(), freePort()],
+    }),
+    phaseTimeoutMs,
+    "durability floor",
+  );
+  return { sequentialP50Ms: histogram.percentile(50), sequentialP99Ms: histogram.percentile(99) };
+}
+
 /** A standalone pubsub peer (`pubsub peer --standalone`), stopped by its PID. */
 async function startStandalone(): Promise<{ address: string; stop(): Promise<void> }> {
   const root = await Deno.makeTempDir({ prefix: "pubsub-compare-standalone-" });
@@ -582,8 +608,10 @@ function targetRows(
   pubsub: Numbers & { rawPipelinedPerSecond: number },
   nats: Numbers,
   standalone: StandaloneNumbers,
+  floor: FloorNumbers,
 ): TargetRow[] {
   const large = `${Math.round(settings.largeBytes / 1024)} KiB`;
+  const floorName = "durability floor (no broker: 3 processes, fdatasync on 2 of 3)";
   return [
     {
       name:
@@ -641,6 +669,20 @@ function targetRows(
       other: pubsub.rawPipelinedPerSecond,
       otherName: "raw protocol",
       ratioMin: 0.9,
+    },
+    {
+      name: "one publish at a time, p50 (ms), against what fsync on a majority costs here",
+      label: "p50 vs floor",
+      pubsub: pubsub.sequentialP50Ms,
+      other: floor.sequentialP50Ms,
+      otherName: floorName,
+    },
+    {
+      name: "one publish at a time, p99 (ms), against what fsync on a majority costs here",
+      label: "p99 vs floor",
+      pubsub: pubsub.sequentialP99Ms,
+      other: floor.sequentialP99Ms,
+      otherName: floorName,
     },
     {
       name: `${large} messages, pipelined (MB/s)`,
@@ -733,6 +775,9 @@ async function round(commands: string[]) {
   const pubsub = await runPubsub();
   results.pubsub = pubsub;
   console.log(`  ${JSON.stringify(pubsub)}`);
+  console.log("Durability floor (3 processes, raw TCP, fdatasync on leader + 1 follower)...");
+  const floor = await runFloor();
+  console.log(`  ${JSON.stringify(floor)}`);
   console.log("NATS JetStream R1 (one server, file storage)...");
   results["NATS R1"] = await runNats("NATS R1", 1, 1, commands);
   console.log(`  ${JSON.stringify(results["NATS R1"])}`);
@@ -743,10 +788,16 @@ async function round(commands: string[]) {
   const standalone = await runStandalone(commands);
   console.log(`  ${JSON.stringify(standalone)}`);
   console.log(table(results));
-  const targets = targetRows(pubsub, results["NATS R3"], standalone);
+  const targets = targetRows(pubsub, results["NATS R3"], standalone, floor);
   console.log("");
   console.log(targetTable(targets));
-  return { results, standalone, targets };
+  const nats = results["NATS R3"];
+  console.log(
+    `NATS R3 (no fsync by default) one at a time: p50 ${
+      (nats.sequentialP50Ms / floor.sequentialP50Ms).toFixed(2)
+    }× and p99 ${(nats.sequentialP99Ms / floor.sequentialP99Ms).toFixed(2)}× the durability floor`,
+  );
+  return { results, standalone, floor, targets };
 }
 
 function median(values: readonly number[]): number {
@@ -817,6 +868,7 @@ async function main(): Promise<number> {
     rounds: rounds.map((pass) => ({
       results: pass.results,
       standalone: pass.standalone,
+      floor: pass.floor,
       targets: pass.targets.map((row) => ({ ...row, verdict: verdictOf(row) })),
     })),
     commands,
