@@ -7,7 +7,7 @@
  * - `00000000000000000001.log`, ...: segments named by their first index
  *   (20 digits), records of 24 header bytes and a payload (entry type byte +
  *   data) with a CRC-32C (`_record.ts`). The active (last) segment is
- *   preallocated: zero-filled ahead of its records in chunks of 16-256 KiB,
+ *   preallocated: zero-filled ahead of its records in chunks of 4-256 KiB,
  *   made durable by an ordinary flush, so the fdatasync of a later append
  *   writes only its data, not the inode of a grown file; records go in by
  *   positional writes. A segment is trimmed to its records when the next
@@ -130,10 +130,11 @@ const emptyBuffer = new Uint8Array(0);
 /** Preallocation works in whole pages; a preallocated file's size is a multiple of this. */
 const pageBytes = 4096;
 /**
- * The first zero-filled chunk of a new active segment: small, so an idle
- * replica (thousands per peer) holds 16 KiB of padding, not 256.
+ * The first zero-filled chunk of a new active segment: one page, which ext4
+ * allocates for any non-empty file anyway, so an idle replica (thousands
+ * per peer) costs no disk for its padding.
  */
-export const preallocationBytesMin = 16 * 1024;
+export const preallocationBytesMin = pageBytes;
 /**
  * The largest chunk: each extension doubles the file up to this. Measured
  * on this project's VM (ext4 on virtio, write of zeros + fdatasync, p50):
@@ -947,7 +948,7 @@ export class SegmentLogStore implements LogStore {
 
   /**
    * The size to extend `segment` to once records reach `end`: one chunk
-   * more (the chunk doubles with the file, 16 KiB up to 256 KiB), and a
+   * more (the chunk doubles with the file, 4 KiB up to 256 KiB), and a
    * quarter chunk past `end` at least, but not past `segmentBytesMax`
    * rounded up to a page, except for a record larger than that, which gets
    * the room it needs. Returns its size when it is at that limit.
@@ -1789,7 +1790,7 @@ async function writeZeros(file: Deno.FsFile, from: number, to: number): Promise<
   }
 }
 
-/** The extension chunk of a file of `fileBytes`: it doubles the file, within 16-256 KiB. */
+/** The extension chunk of a file of `fileBytes`: it doubles the file, within 4-256 KiB. */
 function preallocationChunkBytes(fileBytes: number): number {
   return Math.min(preallocationBytesMax, Math.max(preallocationBytesMin, roundUpToPage(fileBytes)));
 }

@@ -306,19 +306,24 @@ Deno.test("SegmentLogStore extends the active segment ahead in a job of its own,
     const path = `${dir}/live/${name}`;
     assert.equal(fileSize(path), preallocationBytesMin);
     const before = store.fsyncCount;
-    // 100 records: within a quarter chunk of the 16 KiB, still inside it.
-    store.append(makeEntries(2, 99, 1));
+    // 25 records: within a quarter chunk of the first page's end, still inside it.
+    store.append(makeEntries(2, 24, 1));
     await store.sync();
     assert.equal(store.fsyncCount - before, 1, "the sync waited for its records' fdatasync only");
-    store.append(makeEntries(101, 1, 1));
+    store.append(makeEntries(26, 1, 1));
     await store.sync();
     assert.equal(store.fsyncCount - before, 3, "the extension's fdatasync, then the next flush's");
     assert.equal(fileSize(path), 2 * preallocationBytesMin);
-    assert.ok(allZero(Deno.readFileSync(path).subarray(101 * recordBytes)));
+    // Past the space: the flush extends inline, within its own fdatasync.
+    store.append(makeEntries(27, 76, 1));
+    await store.sync();
+    assert.equal(store.fsyncCount - before, 4);
+    assert.ok(fileSize(path) >= 102 * recordBytes + preallocationBytesMin / 2);
+    assert.ok(allZero(Deno.readFileSync(path).subarray(102 * recordBytes)));
     crashCopy(`${dir}/live`, `${dir}/crashed`);
     await store.close();
     const crashed = await SegmentLogStore.open(`${dir}/crashed`);
-    assert.deepEqual(normalize(crashed.entries(1, 102)), normalize(makeEntries(1, 101, 1)));
+    assert.deepEqual(normalize(crashed.entries(1, 103)), normalize(makeEntries(1, 102, 1)));
     await crashed.close();
   });
 });
