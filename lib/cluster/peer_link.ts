@@ -21,7 +21,7 @@
 import { getLogger } from "../logging.ts";
 import { type ClusterSecret, DialerHandshake, PeerHandshakeError } from "./peer_auth.ts";
 import { errorCodes } from "../wire/errors.ts";
-import { concatFrames, encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
+import { encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
 import { backoffDelayMs } from "./_backoff.ts";
 import { type Cancel, type Scheduler, systemScheduler } from "./runtime.ts";
 
@@ -175,6 +175,8 @@ export class PeerLink {
   /** Bumped when a connection ends so a write in progress does not touch the new queue. */
   #epoch = 0;
   #pumping = false;
+  /** Where `#writeParts` gathers small parts; allocated on first use. */
+  #writeBuffer: Uint8Array | undefined;
   #nextId = 1;
   #attempt = 0;
   #droppedMessages = 0;
@@ -386,7 +388,7 @@ export class PeerLink {
         let bytes = 0;
         for (const part of parts) bytes += part.length;
         try {
-          await writeParts(conn, parts);
+          await this.#writeParts(conn, parts);
         } catch {
           // The read loop sees the closed socket and fails what is pending.
           closeQuietly(conn);
@@ -398,6 +400,33 @@ export class PeerLink {
     } finally {
       if (this.#epoch === epoch) this.#pumping = false;
     }
+  }
+
+  /**
+   * Writes `parts` in order: runs of small parts copied into the link's
+   * write buffer (one write for a burst of small frames), large parts as
+   * they are (no copy). The buffer is reused: `#pump` writes one burst at a
+   * time, and a fresh buffer per burst was the link's largest allocation on
+   * the publish path (two appends and two answers per publish).
+   */
+  async #writeParts(conn: Deno.Conn, parts: readonly Uint8Array[]): Promise<void> {
+    const buffer = this.#writeBuffer ??= new Uint8Array(directWriteBytesMin);
+    let filled = 0;
+    for (const part of parts) {
+      if (part.length >= directWriteBytesMin) {
+        if (filled > 0) await writeAll(conn, buffer.subarray(0, filled));
+        filled = 0;
+        await writeAll(conn, part);
+        continue;
+      }
+      if (filled + part.length > buffer.length) {
+        await writeAll(conn, buffer.subarray(0, filled));
+        filled = 0;
+      }
+      buffer.set(part, filled);
+      filled += part.length;
+    }
+    if (filled > 0) await writeAll(conn, buffer.subarray(0, filled));
   }
 
   async #run(): Promise<void> {
@@ -549,6 +578,8 @@ export class PeerLink {
     this.#conn = undefined;
     this.#epoch++;
     this.#pumping = false;
+    // A write of the old connection may still hold the old buffer.
+    this.#writeBuffer = undefined;
     this.#queue = [];
     this.#queuedBytes = 0;
     for (const pending of [...this.#pending.values()]) pending.reject(error);
@@ -612,26 +643,8 @@ async function* readFrames(conn: Deno.Conn, frameBytesMax: number): AsyncGenerat
   }
 }
 
-/**
- * Writes `parts` in order: runs of small parts as one buffer (one write for
- * a burst of small frames), large parts as they are (no copy).
- */
-async function writeParts(conn: Deno.Conn, parts: readonly Uint8Array[]): Promise<void> {
-  let small: Uint8Array[] = [];
-  for (const part of parts) {
-    if (part.length < directWriteBytesMin) {
-      small.push(part);
-      continue;
-    }
-    if (small.length > 0) await writeAll(conn, concatFrames(small));
-    small = [];
-    await writeAll(conn, part);
-  }
-  if (small.length > 0) await writeAll(conn, concatFrames(small));
-}
-
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
+  let written = await conn.write(bytes);
   while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }
 

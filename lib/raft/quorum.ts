@@ -12,11 +12,29 @@
  * majorityIndex([5, 3, 9]); // 5
  * ```
  */
-export function majorityIndex(matches: number[]): number {
-  if (matches.length === 0) return 0;
-  const sorted = matches.slice().sort((a, b) => b - a);
-  return sorted[Math.floor(sorted.length / 2)];
+export function majorityIndex(
+  matches: ArrayLike<number>,
+  count: number = matches.length,
+): number {
+  if (count === 0) return 0;
+  // Insertion sort (descending) into a reused typed array: a group has a
+  // handful of voters, and a copy sorted with a comparator was an
+  // allocation per acknowledgement on the leader.
+  if (sortScratch.length < count) sortScratch = new Float64Array(count * 2);
+  const sorted = sortScratch;
+  for (let filled = 0; filled < count; filled++) {
+    const match = matches[filled];
+    let at = filled;
+    while (at > 0 && sorted[at - 1] < match) {
+      sorted[at] = sorted[at - 1];
+      at--;
+    }
+    sorted[at] = match;
+  }
+  return sorted[Math.floor(count / 2)];
 }
+
+let sortScratch = new Float64Array(16);
 
 /** Outcome of an election or of a read confirmation. */
 export type VoteResult = "won" | "lost" | "pending";

@@ -66,6 +66,8 @@ export class Raft {
   #ticks = 0;
   #pendingConfIndex = 0;
   #termStartIndex = 0;
+  /** Reused by `#maybeCommit` (one match per voter; `length = 0` would free an array's store). */
+  #matchesScratch = new Float64Array(8);
   /**
    * Set on the bootstrap leader (`RaftOptions.bootstrapLeader`) of a group
    * created by this very incarnation, until its bootstrap is durable.
@@ -417,7 +419,10 @@ export class Raft {
   // ---- step -------------------------------------------------------------
 
   step(message: Message): void {
-    assert(message.to === this.id, `message for ${message.to} delivered to ${this.id}`);
+    assert(
+      message.to === this.id,
+      () => `message for ${message.to} delivered to ${this.id}`,
+    );
     if (message.term > this.term) {
       if (!this.#acceptHigherTerm(message)) return;
     } else if (message.term < this.term) {
@@ -761,8 +766,15 @@ export class Raft {
   }
 
   #maybeCommit(): void {
-    const matches = this.conf.voters.map((id) => this.progress.get(id)?.match ?? 0);
-    const index = majorityIndex(matches);
+    const voters = this.conf.voters;
+    if (this.#matchesScratch.length < voters.length) {
+      this.#matchesScratch = new Float64Array(voters.length * 2);
+    }
+    const matches = this.#matchesScratch;
+    for (let at = 0; at < voters.length; at++) {
+      matches[at] = this.progress.get(voters[at])?.match ?? 0;
+    }
+    const index = majorityIndex(matches, voters.length);
     if (index <= this.log.committed) return;
     // Only entries of the current term are committed by counting (Raft §5.4.2).
     const currentTerm = this.log.term(index) === this.term;

@@ -91,7 +91,7 @@ export class RaftLog {
   slice(low: number, high: number, maxBytes = Infinity): Entry[] | undefined {
     if (low >= high) return [];
     if (low < this.firstIndex()) return undefined;
-    assert(high <= this.lastIndex() + 1, `slice beyond last index: ${high}`);
+    assert(high <= this.lastIndex() + 1, () => `slice beyond last index: ${high}`);
     const result: Entry[] = [];
     let bytes = 0;
     if (low < this.#offset) {
@@ -138,7 +138,7 @@ export class RaftLog {
     if (conflict !== 0) {
       assert(
         conflict > this.committed,
-        `truncating committed entry ${conflict} <= ${this.committed}`,
+        () => `truncating committed entry ${conflict} <= ${this.committed}`,
       );
       this.append(entries.slice(conflict - entries[0].index));
     }
@@ -152,11 +152,11 @@ export class RaftLog {
     const after = entries[0].index;
     assert(
       after > this.committed,
-      `append at ${after} would overwrite committed ${this.committed}`,
+      () => `append at ${after} would overwrite committed ${this.committed}`,
     );
     assert(
       after <= this.lastIndex() + 1,
-      `append at ${after} leaves a gap after ${this.lastIndex()}`,
+      () => `append at ${after} leaves a gap after ${this.lastIndex()}`,
     );
     if (after === this.#offset + this.#unstable.length) {
       for (const entry of entries) this.#unstable.push(entry);
@@ -170,12 +170,18 @@ export class RaftLog {
 
   commitTo(index: number): void {
     if (index <= this.committed) return;
-    assert(index <= this.lastIndex(), `commit ${index} beyond last index ${this.lastIndex()}`);
+    assert(
+      index <= this.lastIndex(),
+      () => `commit ${index} beyond last index ${this.lastIndex()}`,
+    );
     this.committed = index;
   }
 
   appliedTo(index: number): void {
-    assert(index <= this.committed && index >= this.applied, `bad applied index ${index}`);
+    assert(
+      index <= this.committed && index >= this.applied,
+      () => `bad applied index ${index}`,
+    );
     this.applied = index;
   }
 
