@@ -1290,7 +1290,11 @@ export class SegmentLogStore implements LogStore {
    * barrier (fsync of what is dirty so far) precedes writing after a
    * truncation or deletion, so that removed records cannot reappear behind
    * new ones after a crash, and precedes creating a segment, so that a later
-   * segment never exists on disk while an earlier one has a torn tail.
+   * segment never exists on disk while an earlier one has a torn tail. One
+   * also precedes truncating a segment written in this flush (a seal's trim,
+   * a conflict's cut): a size that is not a multiple of the page marks an
+   * exact file at open, so it must never reach the disk before the data
+   * below it.
    */
   async #execute(operations: DiskOperation[]): Promise<void> {
     const pinned = new Set<string>();
@@ -1321,6 +1325,7 @@ export class SegmentLogStore implements LogStore {
       }
       const writes = operation.kind === "write" || operation.kind === "extend";
       if (writes && state.destructive) await this.#barrier(dirty, state);
+      if (operation.kind === "truncate" && dirty.has(segment)) await this.#barrier(dirty, state);
       this.#distrust(operation);
       switch (operation.kind) {
         case "create":
@@ -1544,6 +1549,12 @@ export class SegmentLogStore implements LogStore {
       throw new CorruptLogError(path, problem.offset, problem.reason + suffix);
     }
     if (problem !== undefined && !(mode === "stamped" && problem.zeroTail)) {
+      if (mode === "stamped") {
+        // The cut leaves a size off the page grid, read as exact from then
+        // on: the records below it must be on disk before that size is.
+        await syncFile(path);
+        this.#fsyncCount++;
+      }
       await truncateFile(path, result.validBytes);
       this.#fsyncCount++;
       return result.validBytes;
