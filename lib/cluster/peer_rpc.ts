@@ -95,8 +95,16 @@ export function raftFrame(
   return { action: "peer_raft", from, incarnation, batch };
 }
 
+/**
+ * Where `decodeBinaryRaftPayload` leaves the frame it decoded and validated
+ * already (raft_binary.ts). A symbol: no JSON text, so no peer, can set it.
+ */
+export const decodedRaftFrame: unique symbol = Symbol("decodedRaftFrame");
+
 /** Validates a `peer_raft` frame; every message is decoded before any is stepped. */
 export function decodeRaftFrame(message: Fields): RaftFrame {
+  const decoded = (message as { [decodedRaftFrame]?: RaftFrame })[decodedRaftFrame];
+  if (decoded !== undefined) return decoded;
   const from = nodeIdField(message, "from");
   const incarnation = message.incarnation;
   if (

@@ -1,7 +1,7 @@
 /**
- * The binary `peer_raft` form: it decodes (through the same validator as the
- * JSON form) to exactly what was encoded, and any damage to its bytes is
- * refused as a PeerMessageError, never a crash or a message stepped from
+ * The binary `peer_raft` form: it decodes (through `decodeRaftFrame`, as the
+ * JSON form does) to exactly what was encoded, and any damage to its bytes
+ * is refused as a PeerMessageError, never a crash or a message stepped from
  * bytes nobody sent.
  *
  * @module
@@ -117,19 +117,29 @@ Deno.test("decodeBinaryRaftPayload refuses damaged frames with PeerMessageError"
   refused(new Uint8Array([...payload, 0]), /no field claims/);
   // A blob cut short.
   refused(payload.subarray(0, payload.length - 1), /runs past the end/);
-  // A header longer than the payload.
-  const longHeader = payload.slice();
-  new DataView(longHeader.buffer).setUint32(1, payload.length);
-  refused(longHeader, /header of a binary Raft frame claims/);
+  // A head longer than the payload.
+  const longHead = payload.slice();
+  new DataView(longHead.buffer).setUint32(1, payload.length);
+  refused(longHead, /head of a binary Raft frame claims/);
   // Only the magic byte.
-  refused(new Uint8Array([binaryRaftMagic]), /magic byte and header/);
-  // A header that is not a peer_raft object.
-  const header = new TextEncoder().encode(JSON.stringify({ action: "peer_forward" }));
-  const wrong = new Uint8Array(5 + header.length);
-  wrong[0] = binaryRaftMagic;
-  new DataView(wrong.buffer).setUint32(1, header.length);
-  wrong.set(header, 5);
-  refused(wrong, /must be a 'peer_raft' frame/);
+  refused(new Uint8Array([binaryRaftMagic]), /magic byte and head/);
+  // A head that ends inside a field: the blobs start where the head says it ends.
+  const shortHead = payload.slice();
+  new DataView(shortHead.buffer).setUint32(1, 6);
+  refused(shortHead, /runs past the frame's head/);
+  // A sender of 0 (node ids start at 1).
+  const noSender = payload.slice();
+  new DataView(noSender.buffer).setUint32(5, 0);
+  refused(noSender, /sender must be a node id/);
+  // A message whose own sender is not the frame's.
+  const other = payloadOf(encodeBinaryRaftFrame(2, "i", [["meta", { ...message, from: 1 }]]));
+  refused(other, /claims to come from node 1/);
+  // An unknown message type: after the prelude, sender, incarnation, item
+  // count, group id and item kind.
+  const unknownType = payload.slice();
+  const typeAt = 5 + 4 + 1 + "i".length + 2 + 2 + "meta".length + 1;
+  unknownType[typeAt] = 200;
+  refused(unknownType, /Unknown Raft message type 200/);
 });
 
 Deno.test("any damage to a binary Raft frame is refused cleanly or decodes to valid messages", () => {

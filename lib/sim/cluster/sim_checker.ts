@@ -16,6 +16,8 @@
 import type { History } from "./sim_history.ts";
 import type { SimCluster } from "./sim_cluster.ts";
 import type { LogStore } from "../../storage/types.ts";
+import { decodeRaftFrame, type RaftFrame } from "../../cluster/peer_rpc.ts";
+import type { Message } from "../../raft/types.ts";
 
 /** Raft message kinds only a leader sends. */
 const leaderTypes = new Set(["app", "heartbeat", "snap"]);
@@ -49,12 +51,19 @@ export class ClusterChecker {
 
   /** A frame was delivered: every leader message in a Raft batch names its term's leader. */
   observeFrame(from: number, message: Record<string, unknown>): void {
-    if (message.action !== "peer_raft" || !Array.isArray(message.batch)) return;
-    for (const item of message.batch as [string, Record<string, unknown>][]) {
-      const wire = item[1];
-      if (wire?.t === "voteResp" && wire.r === undefined) this.#voted(item[0], from, wire);
-      if (typeof wire?.t !== "string" || !leaderTypes.has(wire.t)) continue;
-      const key = `${item[0]}@${wire.m}`;
+    if (message.action !== "peer_raft") return;
+    let frame: RaftFrame;
+    try {
+      frame = decodeRaftFrame(message);
+    } catch {
+      return; // The receiver refuses it too: nothing was stepped.
+    }
+    for (const item of frame.batch) {
+      if (!("message" in item)) continue;
+      const { groupId, message: raft } = item;
+      if (raft.type === "voteResp" && !raft.reject) this.#voted(groupId, from, raft);
+      if (!leaderTypes.has(raft.type)) continue;
+      const key = `${groupId}@${raft.term}`;
       // A replaced disk is another voter under the same id: it must not lead a term its old disk led.
       const leader = this.#voterName(from);
       const known = this.#leaders.get(key);
@@ -64,7 +73,7 @@ export class ClusterChecker {
       } else if (known !== leader) {
         this.#history.violate(
           "two_leaders",
-          `Group ${item[0]} has two leaders in term ${wire.m}: nodes ${known} and ${leader}`,
+          `Group ${groupId} has two leaders in term ${raft.term}: nodes ${known} and ${leader}`,
         );
       }
     }
@@ -76,15 +85,15 @@ export class ClusterChecker {
   }
 
   /** A granted vote: a voter grants at most one candidate per term. */
-  #voted(group: string, voter: number, wire: Record<string, unknown>): void {
-    const key = `${group}@${wire.m}#${voter}`;
-    const candidate = wire.o as number;
+  #voted(group: string, voter: number, vote: Message): void {
+    const key = `${group}@${vote.term}#${voter}`;
+    const candidate = vote.to;
     const known = this.#votes.get(key);
     if (known === undefined) this.#votes.set(key, candidate);
     else if (known !== candidate) {
       this.#history.violate(
         "double_vote",
-        `Node ${voter} granted its vote in group ${group} term ${wire.m} to nodes ${known} and ${candidate}`,
+        `Node ${voter} granted its vote in group ${group} term ${vote.term} to nodes ${known} and ${candidate}`,
       );
     }
   }
