@@ -215,7 +215,8 @@ export class Connection {
     answer.settled = true;
     const slot = answer.slot!;
     const late = slot.frame !== undefined;
-    const { action, batch } = answer;
+    const action = answer.action;
+    const batch = action === "publish_batch";
     if (result !== undefined) {
       const status = batch ? "messages_published" : "message_published";
       this.#observe(action, late ? "unavailable" : status, answer.started);
@@ -398,9 +399,8 @@ class PublishAnswer implements PublishReceiver {
   /** Set right after the publish started (nothing settles before). */
   slot: Slot | undefined;
   settled = false;
+  /** A `publish_batch` is answered with `first_offset` and `count`, a `publish` with `offset`. */
   readonly action: "publish" | "publish_batch";
-  /** True for a `publish_batch` (its answer has `first_offset` and `count`). */
-  readonly batch: boolean;
   readonly topic: string;
   readonly id: string | number | undefined;
   /** When its request was read (`performance.now()`). */
@@ -414,7 +414,6 @@ class PublishAnswer implements PublishReceiver {
   ) {
     this.#settle = settle;
     this.action = scanned.action;
-    this.batch = scanned.action === "publish_batch";
     this.topic = scanned.topic_name;
     this.id = scanned.id;
     this.started = started;
