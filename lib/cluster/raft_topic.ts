@@ -226,10 +226,9 @@ export class RaftTopic implements Topic {
 
   /**
    * `publish` of one message given as the bytes `source[start..end)` of
-   * its JSON string body, valid UTF-8 without `"`, `\` and control
-   * characters (a client's request as `scanPublish` read it): they are copied into
-   * the entry as they are, now, so `source` may be reused once this
-   * returns.
+   * its JSON string body as `JSON.stringify` writes it (a client's
+   * request as `scanPublish` read it): they are copied into the entry as
+   * they are, now, so `source` may be reused once this returns.
    */
   publishBytes(
     source: Uint8Array,
@@ -262,10 +261,9 @@ export class RaftTopic implements Topic {
 
   /**
    * `publishBytesTo` of a batch of `count` messages given as the bytes
-   * `source[start..end)` of their JSON array, brackets included, each
-   * string valid UTF-8 without escapes and control characters (a client's
-   * `publish_batch` as `scanPublish` read it): one part, as `publish` of
-   * those messages makes, copied into the entry now.
+   * `source[start..end)` of their JSON array as `JSON.stringify` writes
+   * it (a client's `publish_batch` as `scanPublish` read it): one part, as
+   * `publish` of those messages makes, copied into the entry now.
    */
   publishArrayBytesTo(
     receiver: PublishReceiver,

@@ -125,8 +125,7 @@ const noProducer = encoder.encode("null,null]");
  * (`addMessagesBytes`), which are copied as they are: the request's bytes
  * go into the entry without being decoded and encoded again. Only bytes
  * that `JSON.stringify` writes for the same strings may be given that way
- * (valid UTF-8 without `"`, `\` and control characters in the strings,
- * no whitespace in an array).
+ * (valid UTF-8, escapes only as it writes them, no whitespace in an array).
  *
  * @example
  * ```ts

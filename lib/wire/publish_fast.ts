@@ -1,18 +1,19 @@
 /**
  * The hot requests read straight from their bytes: a `publish` or a
  * `publish_batch` in the flat shape clients and the benchmarks send
- * (`JSON.stringify` output: no whitespace, no string escapes, keys among
- * `action`, `topic_name`, `message` (publish) or `messages` (batch),
- * `producer_id`, `sequence` and `id`, each once). It skips the UTF-8
- * decoding of the whole frame, `JSON.parse` and the generic validation:
- * only the topic, producer and id strings are decoded, and the messages
- * are only checked (valid UTF-8, no escapes, no control characters), so
- * that their bytes are what `JSON.stringify` writes for them and may go
- * into a log entry as they are. Anything else (another action, an escape,
- * a duplicate key, a value out of range, invalid UTF-8) is declined, and
- * `decodeRequest` then decodes or refuses it as before, so errors and
- * their sentences do not change. Whenever a request is returned,
- * `decodeRequest` returns an equal one (fast-check properties in
+ * (`JSON.stringify` output: no whitespace, keys among `action`,
+ * `topic_name`, `message` (publish) or `messages` (batch), `producer_id`,
+ * `sequence` and `id`, each once). It skips the UTF-8 decoding of the
+ * whole frame, `JSON.parse` and the generic validation: only the topic,
+ * producer and id strings are decoded, and the messages are only checked
+ * (valid UTF-8, no raw control characters, escapes only where and as
+ * `JSON.stringify` writes them), so that their bytes are what
+ * `JSON.stringify` writes for them and may go into a log entry as they
+ * are. Anything else (another action, another escape such as `\/` or
+ * `\u0041`, a duplicate key, a value out of range, invalid UTF-8) is
+ * declined, and `decodeRequest` then decodes or refuses it as before, so
+ * errors and their sentences do not change. Whenever a request is
+ * returned, `decodeRequest` returns an equal one (fast-check properties in
  * tests/wire/publish_fast_property_test.ts).
  *
  * @module
@@ -33,8 +34,9 @@ export type PublishRequest = Extract<Request, { action: "publish" | "publish_bat
  * not decoded yet: they are `payload[messageStart..messageEnd)`, for a
  * `publish` the body of its message's JSON string (without the quotes),
  * for a `publish_batch` the whole JSON array of its messages (brackets
- * included). Either is valid UTF-8 without escapes and control
- * characters: the bytes `JSON.stringify` writes for those strings.
+ * included). Either is valid UTF-8 without raw control characters, whose
+ * escapes are those `JSON.stringify` writes: the bytes it writes for those
+ * strings.
  */
 export interface PublishScan {
   action: "publish" | "publish_batch";
@@ -93,14 +95,15 @@ for (const char of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
   topicByte[char.charCodeAt(0)] = 1;
 }
 
-/** Where a scanned JSON value ended, and whether its bytes were all ASCII. */
+/** Where a scanned JSON value ended, whether its bytes were all ASCII, and whether it had escapes. */
 interface Scan {
   end: number;
   ascii: boolean;
+  escaped: boolean;
 }
 
 /** The `Scan` of `scanPublish`, which runs to its end before it is called again. */
-const scanScratch: Scan = { end: 0, ascii: true };
+const scanScratch: Scan = { end: 0, ascii: true, escaped: false };
 
 /**
  * The `publish` or `publish_batch` request of `payload` when it has the
@@ -130,10 +133,15 @@ export function decodePublish(payload: Uint8Array): PublishRequest | undefined {
  */
 export function publishRequestOf(scanned: PublishScan, payload: Uint8Array): PublishRequest {
   const { topic_name, messageStart, messageEnd } = scanned;
-  const text = utf8.decode(payload.subarray(messageStart, messageEnd));
-  const request: PublishRequest = scanned.action === "publish"
-    ? { action: "publish", topic_name, message: text }
-    : { action: "publish_batch", topic_name, messages: JSON.parse(text) as string[] };
+  // JSON text as `JSON.parse` reads it: a publish's message with its quotes, a batch's array.
+  const batch = scanned.action === "publish_batch";
+  const json = batch
+    ? payload.subarray(messageStart, messageEnd)
+    : payload.subarray(messageStart - 1, messageEnd + 1);
+  const value = JSON.parse(utf8.decode(json));
+  const request: PublishRequest = batch
+    ? { action: "publish_batch", topic_name, messages: value as string[] }
+    : { action: "publish", topic_name, message: value as string };
   if (scanned.producer_id !== undefined) {
     request.producer_id = scanned.producer_id;
     request.sequence = scanned.sequence;
@@ -285,29 +293,70 @@ function scanOf(fields: Fields): PublishScan | undefined {
 
 /**
  * Finds the closing quote of the string starting at `at` (after its opening
- * quote) into `scan.end`; false when it has an escape, a control character,
- * invalid UTF-8 or no end (those go the general way).
+ * quote) into `scan.end`; false when it has an escape `JSON.stringify` does
+ * not write, a raw control character, invalid UTF-8 or no end (those go
+ * the general way).
  */
 function scanString(payload: Uint8Array, at: number, scan: Scan): boolean {
   let ascii = true;
+  let escaped = false;
   let index = at;
   while (index < payload.length) {
     const byte = payload[index];
     if (byte === quote) {
       scan.end = index;
       scan.ascii = ascii;
+      scan.escaped = escaped;
       return true;
     }
-    if (byte === backslash || byte < 0x20) return false;
-    if (byte < 0x80) {
+    if (byte >= 0x20 && byte < 0x80 && byte !== backslash) {
       index++;
       continue;
     }
-    ascii = false;
-    index = utf8SequenceEnd(payload, index);
+    if (byte < 0x20) return false;
+    if (byte === backslash) {
+      escaped = true;
+      index = escapeEnd(payload, index);
+    } else {
+      ascii = false;
+      index = utf8SequenceEnd(payload, index);
+    }
     if (index < 0) return false;
   }
   return false;
+}
+
+/** The escapes `JSON.stringify` writes with two characters: \" \\ \b \f \n \r \t. */
+const shortEscapes = new Uint8Array(128);
+for (const char of '"\\bfnrt') shortEscapes[char.charCodeAt(0)] = 1;
+
+/**
+ * Where the escape at `at` (a backslash) ends when `JSON.stringify` writes
+ * it so, else -1: a short escape, or `\u00xx` (lowercase hex) for a
+ * control character without one. Other escapes (`\/`, `\u0041`, `\u000a`,
+ * surrogates) decode to text `JSON.stringify` writes otherwise.
+ */
+function escapeEnd(payload: Uint8Array, at: number): number {
+  const kind = payload[at + 1];
+  if (kind < 0x80 && shortEscapes[kind] === 1) return at + 2;
+  if (kind !== 0x75 || payload[at + 2] !== digit0 || payload[at + 3] !== digit0) return -1; // u00
+  const high = payload[at + 4];
+  const low = lowerHexValue(payload[at + 5]);
+  if ((high !== digit0 && high !== digit0 + 1) || low < 0) return -1;
+  const code = (high - digit0) * 16 + low;
+  // Backspace, tab, line feed, form feed and carriage return have short escapes.
+  if (code === 0x08 || code === 0x09 || code === 0x0a || code === 0x0c || code === 0x0d) {
+    return -1;
+  }
+  return at + 6;
+}
+
+/** The value of a lowercase hex digit, else -1. */
+function lowerHexValue(byte: number | undefined): number {
+  if (byte === undefined) return -1;
+  if (byte >= digit0 && byte <= digit9) return byte - digit0;
+  if (byte >= 0x61 && byte <= 0x66) return byte - 0x61 + 10;
+  return -1;
 }
 
 /**
@@ -374,10 +423,14 @@ function topicName(payload: Uint8Array, start: number, end: number): string | un
 /** The last topic name decoded: a connection's publishes mostly name the same topic. */
 let lastTopic = { bytes: new Uint8Array(0), name: "" };
 
-/** The string from `start` to `scan.end`, or undefined when it is not valid UTF-8. */
+/**
+ * The string from `start` to `scan.end` (escapes decoded), or undefined
+ * when it is not valid UTF-8.
+ */
 function decodeString(payload: Uint8Array, start: number, scan: Scan): string | undefined {
   try {
-    return utf8.decode(payload.subarray(start, scan.end));
+    if (!scan.escaped) return utf8.decode(payload.subarray(start, scan.end));
+    return JSON.parse(utf8.decode(payload.subarray(start - 1, scan.end + 1)));
   } catch {
     return undefined;
   }

@@ -119,7 +119,7 @@ Deno.test("fast and general publishes answer the same bytes, in request order", 
   });
 });
 
-Deno.test("fast publishes of non-ASCII and of invalid UTF-8 messages are stored or refused as before", async () => {
+Deno.test("fast publishes of non-ASCII, escaped and invalid UTF-8 messages are stored or refused as before", async () => {
   await withServer((broker) => broker, async (port) => {
     const invalid = encoder.encode(
       '{"action":"publish","topic_name":"events","message":"ab","id":4}',
@@ -130,15 +130,22 @@ Deno.test("fast publishes of non-ASCII and of invalid UTF-8 messages are stored 
       '{"action":"publish","topic_name":"events","message":"héllo 🎉","id":2}',
       invalid,
       '{"action":"publish","topic_name":"events","message":"","id":5}',
-    ], 4);
+      '{"action":"publish","topic_name":"events","message":"{\\"k\\":\\"\\\\\\u0001\\"}\\n","id":6}',
+    ], 5);
     assert.deepStrictEqual(answers, [
       '{"status":"message_published","topic":"events","offset":0,"id":1}',
       '{"status":"message_published","topic":"events","offset":1,"id":2}',
       '{"status":"bad_request","error":"The frame is not valid UTF-8."}',
       '{"status":"message_published","topic":"events","offset":2,"id":5}',
+      '{"status":"message_published","topic":"events","offset":3,"id":6}',
     ]);
     const fetched = await exchange(port, ['{"action":"fetch_messages","topic_name":"events"}'], 1);
-    assert.deepStrictEqual(JSON.parse(fetched[0]), ["plain", "héllo 🎉", ""]);
+    assert.deepStrictEqual(JSON.parse(fetched[0]), [
+      "plain",
+      "héllo 🎉",
+      "",
+      '{"k":"\\\u0001"}\n',
+    ]);
   });
 });
 

@@ -25,13 +25,13 @@ import { oneVoterTopic } from "./_one_voter_topic.ts";
 const encoder = new TextEncoder();
 
 /**
- * Text that JSON writes unchanged (no quote, backslash, control character
- * or lone surrogate): what `scanPublish` hands over as bytes.
+ * Messages `scanPublish` hands over as bytes (as `JSON.stringify` spells
+ * them): any text without lone surrogates, quotes, backslashes and control
+ * characters included.
  */
 const plainBody = fc.string({
   unit: fc.oneof(
-    fc.integer({ min: 0x20, max: 0x7f }).filter((code) => code !== 0x22 && code !== 0x5c)
-      .map((code) => String.fromCharCode(code)),
+    fc.integer({ min: 0, max: 0x7f }).map((code) => String.fromCharCode(code)),
     fc.constantFrom("é", "\uFEFF", "\u2028", "🎉", "\uFFFF", "\u{10FFFF}"),
   ),
   maxLength: 300,
@@ -68,7 +68,7 @@ function addTo(builder: PublishEntryBuilder, item: Given): void {
   if (item.kind === "part") {
     builder.addPart(item.part);
   } else if (item.kind === "bytes") {
-    const source = encoder.encode(`{"message":"${item.message}"}`);
+    const source = encoder.encode(`{"message":${JSON.stringify(item.message)}}`);
     builder.addMessageBytes(source, 12, source.length - 2, item.producer);
   } else {
     const source = encoder.encode(`{"messages":${JSON.stringify(item.messages)}}`);

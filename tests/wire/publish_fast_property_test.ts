@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { answerJson } from "../../lib/wire/frame.ts";
-import { decodePublish } from "../../lib/wire/publish_fast.ts";
+import { decodePublish, scanPublish } from "../../lib/wire/publish_fast.ts";
 import { decodeRequest } from "../../lib/wire/requests.ts";
 import { batchPublishedAnswerJson, publishedAnswerJson } from "../../lib/wire/responses.ts";
 
@@ -203,11 +203,66 @@ Deno.test("decodePublish returns what decodeRequest returns, or declines", () =>
   assert.ok(batches >= numRuns / 20, `the fast path took only ${batches} batches`);
 });
 
+/** Message bodies spelled by hand: escapes of every kind, some JSON.stringify writes, some not. */
+const spelledBody = fc.array(
+  fc.oneof(
+    fc.constantFrom("a", "é", "🎉", '\\"', "\\\\", "\\/", "\\b", "\\f", "\\n", "\\r", "\\t"),
+    fc.constantFrom("\\ud800", "\\ud83d\\ude00", "\\u0041", "\\x", "\\"),
+    fc.tuple(fc.constantFrom("0", "1", "2", "7"), fc.constantFrom(..."0123456789abcdefABCDEF")).map(
+      (
+        [high, low],
+      ) => `\\u00${high}${low}`,
+    ),
+  ),
+  { maxLength: 6 },
+).map((pieces) => pieces.join(""));
+
+Deno.test("a message the fast path takes is spelled as JSON.stringify spells it", () => {
+  let taken = 0;
+  fc.assert(
+    fc.property(fc.array(spelledBody, { minLength: 1, maxLength: 3 }), fc.boolean(), (
+      bodies,
+      batch,
+    ) => {
+      const json = batch
+        ? `{"action":"publish_batch","topic_name":"t","messages":[${
+          bodies.map((body) => `"${body}"`).join(",")
+        }]}`
+        : `{"action":"publish","topic_name":"t","message":"${bodies[0]}"}`;
+      const bytes = encoder.encode(json);
+      const scanned = scanPublish(bytes);
+      if (scanned === undefined) return;
+      taken++;
+      const fast = decodePublish(bytes)!;
+      assert.deepStrictEqual(fast, general(bytes));
+      // What goes into the entry as it came must be what encodeCommand would write.
+      const spelled = new TextDecoder().decode(
+        bytes.subarray(scanned.messageStart, scanned.messageEnd),
+      );
+      const written = fast.action === "publish_batch"
+        ? JSON.stringify(fast.messages)
+        : JSON.stringify(fast.message).slice(1, -1);
+      assert.equal(spelled, written);
+    }),
+    { numRuns },
+  );
+  assert.ok(taken >= numRuns / 10, `the fast path took only ${taken} of ${numRuns} payloads`);
+});
+
 Deno.test("decodePublish takes the publishes clients send", () => {
   const cases: Record<string, unknown>[] = [
     { action: "publish", topic_name: "events", message: "x".repeat(100) },
     { action: "publish", topic_name: "a.b-c_D9", message: "", id: 7 },
     { action: "publish", topic_name: "t", message: "héllo \uFEFF 🎉", id: "r-1" },
+    { action: "publish", topic_name: "t", message: '{"a":"b\\c"}\n\t\r\b\f\u0000\u001f\u007f' },
+    {
+      action: "publish",
+      topic_name: "t",
+      message: "m",
+      producer_id: 'p"1\n',
+      sequence: 3,
+      id: 'r"\u0001',
+    },
     { action: "publish", topic_name: "t", message: "m", producer_id: "p", sequence: 0, id: -3 },
     {
       id: 12,
@@ -227,6 +282,11 @@ Deno.test("decodePublish takes the publishes clients send", () => {
       id: 9,
     },
     { action: "publish_batch", topic_name: "t", messages: Array(10_000).fill("m") },
+    {
+      action: "publish_batch",
+      topic_name: "t",
+      messages: ['{"event":"click"}', "line\nline", "\\"],
+    },
   ];
   for (const request of cases) {
     const bytes = encoder.encode(JSON.stringify(request));
@@ -236,9 +296,44 @@ Deno.test("decodePublish takes the publishes clients send", () => {
   }
 });
 
+/** Strings without lone surrogates (which `JSON.stringify` writes as escapes the fast path declines). */
+const wellFormed = fc.oneof(
+  fc.string({ unit: "binary", maxLength: 30 }),
+  fc.string({ unit: fc.integer({ min: 0, max: 0x7f }).map((code) => String.fromCharCode(code)) }),
+).filter((text) => text.isWellFormed());
+
+Deno.test("decodePublish takes every well-formed message as JSON.stringify writes it", () => {
+  fc.assert(
+    fc.property(fc.array(wellFormed, { minLength: 1, maxLength: 5 }), fc.boolean(), (
+      messages,
+      batch,
+    ) => {
+      const request = batch
+        ? { action: "publish_batch", topic_name: "t", messages }
+        : { action: "publish", topic_name: "t", message: messages[0] };
+      const bytes = encoder.encode(JSON.stringify(request));
+      const fast = decodePublish(bytes);
+      assert.notEqual(fast, undefined, JSON.stringify(request));
+      assert.deepStrictEqual(fast, request);
+      assert.deepStrictEqual(fast, decodeRequest(bytes));
+    }),
+    { numRuns },
+  );
+});
+
 Deno.test("decodePublish declines what it does not read itself", () => {
   const declined = [
-    '{"action":"publish","topic_name":"t","message":"a\\"b"}',
+    // Escapes JSON.stringify does not write: the text would go into the entry spelled otherwise.
+    '{"action":"publish","topic_name":"t","message":"a\\/b"}',
+    '{"action":"publish","topic_name":"t","message":"\\u0041"}',
+    '{"action":"publish","topic_name":"t","message":"\\u000a"}',
+    '{"action":"publish","topic_name":"t","message":"\\u001F"}',
+    '{"action":"publish","topic_name":"t","message":"\\ud800"}',
+    '{"action":"publish","topic_name":"t","message":"\\ud83d\\ude00"}',
+    '{"action":"publish","topic_name":"t","message":"\\u00"}',
+    '{"action":"publish","topic_name":"t","message":"\\x"}',
+    '{"action":"publish","topic_name":"t","message":"m\\"}',
+    '{"action":"publish","topic_name":"t","message":"a\tb"}',
     '{"action":"publish", "topic_name":"t","message":"m"}',
     '{"action":"publish","topic_name":"t","message":"m","extra":1}',
     '{"action":"publish","topic_name":"t","message":"m","sequence":1}',
@@ -246,7 +341,7 @@ Deno.test("decodePublish declines what it does not read itself", () => {
     '{"action":"publish","topic_name":"t","message":"m","id":1.5}',
     '{"action":"publish_batch","topic_name":"t","messages":["m"], "id":1}',
     '{"action":"publish_batch","topic_name":"t","messages":[ "m"]}',
-    '{"action":"publish_batch","topic_name":"t","messages":["a\\nb"]}',
+    '{"action":"publish_batch","topic_name":"t","messages":["a\\u0020b"]}',
     '{"action":"publish_batch","topic_name":"t","message":"m"}',
     '{"action":"publish","topic_name":"t","messages":["m"]}',
     `{"action":"publish_batch","topic_name":"t","messages":${
