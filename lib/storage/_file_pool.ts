@@ -8,6 +8,12 @@
  * are pinned and never closed under it (the pool may then exceed its limit
  * by the number of pinned handles, which is bounded by the flushes running).
  *
+ * Recency is a use stamp per handle, not the order of a map: a store keeps
+ * the `PooledFile` of its active segment and marks each use by a counter
+ * (no key string, no map shuffle per append); the pool looks for the
+ * coldest handle only when it must close one, which happens only when it
+ * opens a file.
+ *
  * Also keeps the process-wide count of bytes held in segment files, which
  * the stores update incrementally, so metrics never walk the data directory.
  *
@@ -25,9 +31,16 @@ export const openFilesMaxDefault = 256;
  */
 export type FileMode = "read" | "write";
 
-interface PooledFile {
-  file: Deno.FsFile;
+/** An open handle in the pool; `closed` once the pool closed it (then acquire it again). */
+export interface PooledFile {
+  readonly file: Deno.FsFile;
+  readonly path: string;
+  readonly mode: FileMode;
+  /** Running disk jobs using it: the pool never closes a pinned handle. */
   pins: number;
+  /** The pool's use counter at its last use: the smallest is the coldest. */
+  lastUse: number;
+  closed: boolean;
 }
 
 /**
@@ -44,8 +57,9 @@ interface PooledFile {
  */
 export class FilePool {
   #openFilesMax: number;
-  /** Insertion order is recency order: the first key is the least recently used. */
   readonly #files = new Map<string, PooledFile>();
+  /** Counts uses; a handle's `lastUse` is this counter at its last use. */
+  #uses = 0;
 
   constructor(openFilesMax: number) {
     this.#openFilesMax = openFilesMax;
@@ -70,10 +84,36 @@ export class FilePool {
 
   /** A handle of `path` for synchronous reads (opened when not pooled). */
   openSync(path: string, mode: FileMode): Deno.FsFile {
+    return this.acquire(path, mode).file;
+  }
+
+  /**
+   * The pooled handle of `path` (opened when not pooled), to keep and use
+   * again while `closed` is false: mark each use with `touch`, and `pin` it
+   * across a disk job.
+   */
+  acquire(path: string, mode: FileMode): PooledFile {
     const pooled = this.#touch(mode, path);
-    if (pooled !== undefined) return pooled.file;
+    if (pooled !== undefined) return pooled;
     const file = Deno.openSync(path, mode === "read" ? { read: true } : { write: true });
-    return this.#add(mode, path, file).file;
+    return this.#add(mode, path, file);
+  }
+
+  /** Marks a use of `pooled` (it becomes the most recently used handle). */
+  touch(pooled: PooledFile): void {
+    pooled.lastUse = ++this.#uses;
+  }
+
+  /** Pins `pooled` (from `acquire`) for a disk job: it stays open until `release`. */
+  pin(pooled: PooledFile): void {
+    assert.ok(!pooled.closed, "pin: the handle is closed");
+    pooled.pins++;
+  }
+
+  /** Releases a pin taken by `pin` (a handle closed meanwhile by `closePath` is left closed). */
+  release(pooled: PooledFile): void {
+    pooled.pins = Math.max(0, pooled.pins - 1);
+    if (!pooled.closed) this.#evict();
   }
 
   /**
@@ -107,8 +147,7 @@ export class FilePool {
       const name = key(mode, path);
       const pooled = this.#files.get(name);
       if (pooled === undefined) continue;
-      this.#files.delete(name);
-      closeQuietly(pooled.file);
+      this.#close(name, pooled);
     }
   }
 
@@ -116,13 +155,12 @@ export class FilePool {
     const name = key(mode, path);
     const pooled = this.#files.get(name);
     if (pooled === undefined) return undefined;
-    this.#files.delete(name);
-    this.#files.set(name, pooled);
+    pooled.lastUse = ++this.#uses;
     return pooled;
   }
 
   #add(mode: FileMode, path: string, file: Deno.FsFile): PooledFile {
-    const pooled = { file, pins: 0 };
+    const pooled: PooledFile = { file, path, mode, pins: 0, lastUse: ++this.#uses, closed: false };
     const name = key(mode, path);
     this.#files.set(name, pooled);
     this.#evict(name);
@@ -131,13 +169,25 @@ export class FilePool {
 
   /** Closes the coldest idle handles beyond the limit, never `keep` (the one just asked for). */
   #evict(keep?: string): void {
-    if (this.#files.size <= this.#openFilesMax) return;
-    for (const [name, pooled] of this.#files) {
-      if (this.#files.size <= this.#openFilesMax) return;
-      if (pooled.pins > 0 || name === keep) continue;
-      this.#files.delete(name);
-      closeQuietly(pooled.file);
+    while (this.#files.size > this.#openFilesMax) {
+      let coldestName: string | undefined;
+      let coldest: PooledFile | undefined;
+      for (const [name, pooled] of this.#files) {
+        if (pooled.pins > 0 || name === keep) continue;
+        if (coldest === undefined || pooled.lastUse < coldest.lastUse) {
+          coldestName = name;
+          coldest = pooled;
+        }
+      }
+      if (coldest === undefined) return;
+      this.#close(coldestName!, coldest);
     }
+  }
+
+  #close(name: string, pooled: PooledFile): void {
+    this.#files.delete(name);
+    pooled.closed = true;
+    closeQuietly(pooled.file);
   }
 }
 

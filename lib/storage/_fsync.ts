@@ -20,14 +20,45 @@
  * @module
  */
 
-interface Waiting {
-  file: Deno.FsFile;
-  resolve: () => void;
-  reject: (error: unknown) => void;
+/**
+ * A request for an `fdatasync` of `file`: `fsynced` is called once it is
+ * done, with the error when it failed. A caller that syncs the same file
+ * over and over can hand in one long-lived request object (no promise, no
+ * closure per fsync: garbage per publish is what drives the scavenges).
+ */
+export interface FsyncRequest {
+  readonly file: Deno.FsFile;
+  fsynced(error?: unknown): void;
 }
 
-let waiting: Waiting[] = [];
+/** Slots a turn's list keeps once drained (a bound on memory kept after a burst). */
+const waitingKeepMax = 1024;
+
+// Two lists swapped at each turn's end, their slots cleared but kept (not
+// `length = 0`, which frees an array's store): a turn costs no new array.
+let waiting: (FsyncRequest | undefined)[] = [];
+let waitingCount = 0;
+let draining: (FsyncRequest | undefined)[] = [];
 let pooled = 0;
+/** Turns whose fsyncs have started (see `fsyncTurnsStarted`). */
+let turnsStarted = 0;
+
+/**
+ * Asks for an `fdatasync` of `request.file` at the end of this event-loop
+ * turn (see the module doc): `request.fsynced` is called once it is done.
+ *
+ * @example
+ * ```ts
+ * import { requestFileSync } from "./_fsync.ts";
+ * const dir = await Deno.makeTempDir();
+ * const file = await Deno.open(`${dir}/f`, { write: true, create: true });
+ * requestFileSync({ file, fsynced: (error) => { file.close(); if (error) throw error; } });
+ * ```
+ */
+export function requestFileSync(request: FsyncRequest): void {
+  if (waitingCount === 0) setImmediate(runWaiting);
+  waiting[waitingCount++] = request;
+}
 
 /**
  * `fdatasync` of `file` at the end of this event-loop turn: on this thread
@@ -43,28 +74,63 @@ let pooled = 0;
  */
 export function syncFileData(file: Deno.FsFile): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (waiting.length === 0) setImmediate(runWaiting);
-    waiting.push({ file, resolve, reject });
+    requestFileSync({ file, fsynced: (error) => error === undefined ? resolve() : reject(error) });
   });
 }
 
 function runWaiting(): void {
+  turnsStarted++;
   const batch = waiting;
-  waiting = [];
-  if (batch.length === 1 && pooled === 0) {
-    const [{ file, resolve, reject }] = batch;
-    try {
-      file.syncDataSync();
-      resolve();
-    } catch (error) {
-      reject(error);
-    }
+  const count = waitingCount;
+  waiting = draining;
+  waitingCount = 0;
+  draining = batch;
+  if (count === 1 && pooled === 0) {
+    const request = batch[0]!;
+    batch[0] = undefined;
+    runInline(request);
     return;
   }
-  for (const { file, resolve, reject } of batch) {
-    pooled++;
-    file.syncData().then(resolve, reject).finally(() => pooled--);
+  for (let slot = 0; slot < count; slot++) {
+    runPooled(batch[slot]!);
+    batch[slot] = undefined;
   }
+  if (batch.length > waitingKeepMax) draining = [];
+}
+
+function runInline(request: FsyncRequest): void {
+  let failure: unknown;
+  try {
+    request.file.syncDataSync();
+  } catch (error) {
+    failure = error ?? new Error("fdatasync failed");
+  }
+  request.fsynced(failure);
+}
+
+function runPooled(request: FsyncRequest): void {
+  pooled++;
+  request.file.syncData().then(() => {
+    pooled--;
+    request.fsynced();
+  }, (error) => {
+    pooled--;
+    request.fsynced(error ?? new Error("fdatasync failed"));
+  });
+}
+/**
+ * How many turn ends have started their fsyncs: a request made when this was
+ * `n` has not started its fsync while it is still `n`, so data written to
+ * the file meanwhile is covered by it.
+ *
+ * @example
+ * ```ts
+ * import { fsyncTurnsStarted } from "./_fsync.ts";
+ * const turn = fsyncTurnsStarted();
+ * ```
+ */
+export function fsyncTurnsStarted(): number {
+  return turnsStarted;
 }
 
 /** Fsyncs running on the pool now (for tests). */
