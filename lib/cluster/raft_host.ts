@@ -121,6 +121,8 @@ export class RaftHost {
   /** Messages per destination peer, encoded once per frame when flushed. */
   #outbox = new Map<number, RaftOutItem[]>();
   #flushScheduled = false;
+  /** A held commit notice's timer is about to be set (see `#hold`). */
+  #armingNotices = false;
   #urgentFlushScheduled = false;
   /** Flushes held commit notices when no other frame took them along. */
   #noticeTimer: Cancel | undefined;
@@ -296,10 +298,20 @@ export class RaftHost {
   #hold(to: number, item: RaftOutItem): void {
     this.#put(to, item);
     this.#noticesHeld++;
-    if (this.#noticeTimer !== undefined || this.#flushScheduled) return;
-    this.#noticeTimer = this.#scheduler.schedule(commitNoticeDelayMs, () => {
-      this.#noticeTimer = undefined;
-      this.#flush();
+    if (this.#noticeTimer !== undefined || this.#flushScheduled || this.#armingNotices) return;
+    // The timer is set in a later macrotask: creating one wakes the event
+    // loop (an eventfd write), and here that came between a commit and the
+    // answers it releases (perf trace of a leader, one publish at a time).
+    this.#armingNotices = true;
+    this.#scheduler.defer(() => {
+      this.#armingNotices = false;
+      if (this.#noticesHeld === 0 || this.#noticeTimer !== undefined || this.#flushScheduled) {
+        return;
+      }
+      this.#noticeTimer = this.#scheduler.schedule(commitNoticeDelayMs, () => {
+        this.#noticeTimer = undefined;
+        this.#flush();
+      });
     });
   }
 
