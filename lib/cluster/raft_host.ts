@@ -255,7 +255,7 @@ export class RaftHost {
   }
 
   /** Queues messages of one group; they leave together with those of the other groups. */
-  send = (groupId: string, messages: Message[]): void => {
+  send = (groupId: string, messages: readonly Message[]): void => {
     let urgent = false;
     for (const message of messages) {
       if (message.commitNotice === true) {

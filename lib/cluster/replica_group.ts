@@ -57,6 +57,11 @@ const decoder = new TextDecoder();
 /** Messages a leader sends that promise nothing about its own disk. */
 const leaderMessageTypes = new Set<string>(["app", "heartbeat", "snap", "timeoutNow"]);
 
+const isLeaderMessage = (message: Message) => leaderMessageTypes.has(message.type);
+const isOtherMessage = (message: Message) => !leaderMessageTypes.has(message.type);
+const noMessages: readonly Message[] = [];
+const carriesSnapshot = (message: Message) => message.snapshot !== undefined;
+
 /** A read round not confirmed by a quorum within this long is asked again. */
 export const readRoundRetryMs = 300;
 
@@ -92,7 +97,7 @@ export interface ReplicaGroupOptions {
   rng: Rng;
   stateMachine: GroupStateMachine;
   /** Sends messages of this group to their `to` nodes (best effort). */
-  send: (groupId: string, messages: Message[]) => void;
+  send: (groupId: string, messages: readonly Message[]) => void;
   /** Voters of a brand-new group (ignored when the store holds a log). */
   voters?: number[];
   /**
@@ -727,20 +732,26 @@ export class ReplicaGroup {
     // the leader counts itself toward a commit only once `advance()` reports
     // its entries durable, so followers write in parallel with it. Every
     // answer (votes, append acknowledgements) still waits for the fsync.
-    const early = rd.mustSync && this.node.role === "leader"
-      ? rd.messages.filter((message) => leaderMessageTypes.has(message.type))
-      : [];
-    const late = early.length > 0
-      ? rd.messages.filter((message) => !leaderMessageTypes.has(message.type))
-      : rd.messages;
-    if (early.length > 0) this.#send(early);
+    // Usually every message is a leader's: then no filtered copies (two per
+    // publish were this handler's own garbage).
+    let late: readonly Message[] = rd.messages;
+    if (rd.mustSync && this.node.role === "leader" && rd.messages.length > 0) {
+      if (rd.messages.every(isLeaderMessage)) {
+        this.#send(rd.messages);
+        late = noMessages;
+      } else {
+        const early = rd.messages.filter(isLeaderMessage);
+        late = rd.messages.filter(isOtherMessage);
+        if (early.length > 0) this.#send(early);
+      }
+    }
     if (rd.softState) this.#leaderChanged(rd.softState.leader, rd.softState.role);
     // Committed entries are durable on a majority already, so they are
     // applied (and their publishers answered) without waiting for this
     // Ready's own fsync, which only covers newer entries.
     for (const entry of rd.committedEntries) this.#apply(entry);
     for (const read of rd.readStates) this.#confirmRead(read.index, read.context);
-    if (rd.droppedReads.some((context) => decoder.decode(context) === this.#roundContext)) {
+    if (rd.droppedReads.length > 0 && this.#droppedRound(rd.droppedReads)) {
       this.#failReads(new ProtocolError("unavailable", "Leadership changed during the read"));
     }
     if (rd.mustSync) {
@@ -757,12 +768,16 @@ export class ReplicaGroup {
     this.#wakeApplied();
   }
 
+  #droppedRound(contexts: readonly Uint8Array[]): boolean {
+    return contexts.some((context) => decoder.decode(context) === this.#roundContext);
+  }
+
   /**
    * With snapshot transfer, a `snap` message leaves without its image (the
    * follower pulls it in chunks): a Raft message stays small.
    */
-  #send(messages: Message[]): void {
-    if (this.#options.fetchSnapshotChunk !== undefined) {
+  #send(messages: readonly Message[]): void {
+    if (this.#options.fetchSnapshotChunk !== undefined && messages.some(carriesSnapshot)) {
       messages = messages.map((message) =>
         message.snapshot === undefined
           ? message

@@ -47,7 +47,7 @@ async function startReplicas(root: string) {
   const chunkRequests: SnapshotChunkRequest[] = [];
   let inFlight = 0;
   let inFlightMax = 0;
-  const send = (_groupId: string, messages: Message[]) => {
+  const send = (_groupId: string, messages: readonly Message[]) => {
     for (const message of messages) {
       if (cut.has(message.to) || cut.has(message.from)) continue;
       // Encoded as on a peer link.
