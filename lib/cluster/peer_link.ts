@@ -388,7 +388,15 @@ export class PeerLink {
         let bytes = 0;
         for (const part of parts) bytes += part.length;
         try {
-          await this.#writeParts(conn, parts);
+          const gathered = bytes <= directWriteBytesMin ? this.#gather(parts, bytes) : undefined;
+          // The usual burst fits the write buffer: written here, without the
+          // async frames of #writeParts and writeAll around each write.
+          if (gathered !== undefined) {
+            let written = await conn.write(gathered);
+            while (written < gathered.length) {
+              written += await conn.write(gathered.subarray(written));
+            }
+          } else await this.#writeParts(conn, parts);
         } catch {
           // The read loop sees the closed socket and fails what is pending.
           closeQuietly(conn);
@@ -400,6 +408,17 @@ export class PeerLink {
     } finally {
       if (this.#epoch === epoch) this.#pumping = false;
     }
+  }
+
+  /** `parts` (`bytes` in all, at most the buffer's size) copied into the write buffer. */
+  #gather(parts: readonly Uint8Array[], bytes: number): Uint8Array {
+    const buffer = this.#writeBuffer ??= new Uint8Array(directWriteBytesMin);
+    let filled = 0;
+    for (const part of parts) {
+      buffer.set(part, filled);
+      filled += part.length;
+    }
+    return buffer.subarray(0, bytes);
   }
 
   /**

@@ -477,6 +477,14 @@ function awaitedBootstrapLeader(group: ReplicaGroup): number | undefined {
  * in it supersedes (an append carries the leader's commit index too).
  */
 function withoutSupersededNotices(batch: RaftOutItem[]): RaftOutItem[] {
+  // The usual batch is a held notice and the next append, or nothing held
+  // superseded at all: small batches are scanned in place (no Set, no copy).
+  if (batch.length <= smallBatchItems) {
+    let superseded = false;
+    for (let at = 0; at < batch.length && !superseded; at++) superseded = supersededAt(batch, at);
+    if (!superseded) return batch;
+    return batch.filter((_, at) => !supersededAt(batch, at));
+  }
   const appending = new Set<string>();
   const kept: RaftOutItem[] = [];
   for (let at = batch.length - 1; at >= 0; at--) {
@@ -488,6 +496,20 @@ function withoutSupersededNotices(batch: RaftOutItem[]): RaftOutItem[] {
     kept.push(batch[at]);
   }
   return kept.length === batch.length ? batch : kept.reverse();
+}
+
+/** Batches up to this many items are checked pairwise by `withoutSupersededNotices`. */
+const smallBatchItems = 8;
+
+/** Whether `batch[at]` is a commit notice an append of its group later in the batch carries. */
+function supersededAt(batch: readonly RaftOutItem[], at: number): boolean {
+  const [groupId, body] = batch[at];
+  if (!("type" in body) || body.commitNotice !== true) return false;
+  for (let later = at + 1; later < batch.length; later++) {
+    const [laterGroup, laterBody] = batch[later];
+    if (laterGroup === groupId && "type" in laterBody && laterBody.type === "app") return true;
+  }
+  return false;
 }
 
 /** Messages a publish waits for: appends and the answers to appends (not commit notices). */

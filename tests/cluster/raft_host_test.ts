@@ -162,3 +162,40 @@ Deno.test("RaftHost holds a commit notice until another frame to its peer takes 
   await host.close();
   assert.equal(scheduler.pendingTimers, 0);
 });
+
+Deno.test("RaftHost drops exactly the superseded notices in a large batch too", async () => {
+  const scheduler = new ManualScheduler();
+  const { host, frames } = recordingHost(scheduler);
+  const append = (commit: number, entries: number, commitNotice?: true) => ({
+    type: "app" as const,
+    from: 1,
+    to: 2,
+    term: 2,
+    logTerm: 2,
+    index: commit,
+    entries: Array.from({ length: entries }, (_, i) => ({
+      term: 2,
+      index: commit + 1 + i,
+      type: 0,
+      data: new Uint8Array([1]),
+    })),
+    commit,
+    reject: false,
+    rejectHint: 0,
+    ...(commitNotice ? { commitNotice } : {}),
+  });
+  // Twelve groups hold a notice each (more than the pairwise scan takes);
+  // then appends of groups 0 and 5 carry their commit along.
+  for (let group = 0; group < 12; group++) host.send(`t:${group}`, [append(5, 0, true)]);
+  host.send("t:0", [append(5, 1)]);
+  host.send("t:5", [append(5, 1)]);
+  await settle(scheduler);
+  assert.equal(frames.length, 1);
+  const sent = decodeRaftFrame(frames[0].frame).batch.map((item) =>
+    "message" in item ? `${item.groupId}/${item.message.entries.length}` : item.groupId
+  );
+  const notices = Array.from({ length: 12 }, (_, group) => `t:${group}/0`)
+    .filter((name) => name !== "t:0/0" && name !== "t:5/0");
+  assert.deepEqual(sent, [...notices, "t:0/1", "t:5/1"]);
+  await host.close();
+});
