@@ -73,7 +73,10 @@ const typeCodes = new Map<MessageType, number>(MESSAGE_TYPES.map((type, code) =>
 /** Bytes of the head without its strings (bounded above: UTF-8 takes at most 3 bytes per unit). */
 function headBytesBound(incarnation: string, batch: readonly RaftOutItem[]): number {
   let bytes = preludeBytes + frameHeaderBytes + 4 + 1 + incarnation.length * 3 + 2;
-  for (const [groupId, body] of batch) {
+  // Indexed loops: destructuring an item runs an array iterator per item.
+  for (let at = 0; at < batch.length; at++) {
+    const groupId = batch[at][0];
+    const body = batch[at][1];
     bytes += 2 + groupId.length * 3 + 1;
     if ("quiesce" in body) {
       bytes += 8;
@@ -87,6 +90,19 @@ function headBytesBound(incarnation: string, batch: readonly RaftOutItem[]): num
     }
   }
   return bytes;
+}
+
+/**
+ * Writes `value` at `at` when it is all ASCII (group ids and incarnations
+ * are) and returns its length; `undefined` (nothing written) otherwise.
+ * Saves the view `encodeInto` needs per string.
+ */
+function writeAscii(value: string, bytes: Uint8Array, at: number): number | undefined {
+  for (let index = 0; index < value.length; index++) {
+    if (value.charCodeAt(index) >= 0x80) return undefined;
+  }
+  for (let index = 0; index < value.length; index++) bytes[at + index] = value.charCodeAt(index);
+  return value.length;
 }
 
 /** Writes the head of a frame, collecting its blobs in order. */
@@ -126,7 +142,8 @@ class HeadWriter {
   text(value: string, lengthBytes: 1 | 2): void {
     const lengthAt = this.at;
     this.at += lengthBytes;
-    const { written } = encoder.encodeInto(value, this.bytes.subarray(this.at));
+    const written = writeAscii(value, this.bytes, this.at) ??
+      encoder.encodeInto(value, this.bytes.subarray(this.at)).written;
     if (lengthBytes === 1) this.bytes[lengthAt] = written;
     else this.#view.setUint16(lengthAt, written);
     this.at += written;
@@ -204,8 +221,9 @@ export function encodeBinaryRaftFrameParts(
   head.u32(from);
   head.text(incarnation, 1);
   head.u16(batch.length);
-  for (const [groupId, body] of batch) {
-    head.text(groupId, 2);
+  for (let at = 0; at < batch.length; at++) {
+    const body = batch[at][1];
+    head.text(batch[at][0], 2);
     if ("quiesce" in body) {
       head.u8(0);
       head.f64(body.quiesce);

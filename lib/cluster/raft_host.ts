@@ -331,18 +331,24 @@ export class RaftHost {
     if (this.#outbox.size === 0) return;
     const outbox = this.#outbox;
     this.#outbox = new Map();
-    const notices = this.#noticesHeld;
+    this.#flushingNotices = this.#noticesHeld > 0;
     this.#noticesHeld = 0;
-    for (const [nodeId, held] of outbox) {
-      const batch = notices > 0 ? withoutSupersededNotices(held) : held;
-      for (let start = 0; start < batch.length; start += frameMessagesMax) {
-        const items = batch.length <= frameMessagesMax
-          ? batch
-          : batch.slice(start, start + frameMessagesMax);
-        this.#sendItems(nodeId, items);
-      }
-    }
+    outbox.forEach(this.#flushPeer);
   }
+
+  /** Whether the outbox `#flushPeer` sends held commit notices (some may be superseded). */
+  #flushingNotices = false;
+
+  /** Sends one peer's outbox; a callback made once (a `for...of` made entries per flush). */
+  readonly #flushPeer = (held: RaftOutItem[], nodeId: number): void => {
+    const batch = this.#flushingNotices ? withoutSupersededNotices(held) : held;
+    for (let start = 0; start < batch.length; start += frameMessagesMax) {
+      const items = batch.length <= frameMessagesMax
+        ? batch
+        : batch.slice(start, start + frameMessagesMax);
+      this.#sendItems(nodeId, items);
+    }
+  };
 
   #sendItems(nodeId: number, items: RaftOutItem[]): void {
     if (this.#transport.sendFrame !== undefined) {
@@ -503,11 +509,13 @@ const smallBatchItems = 8;
 
 /** Whether `batch[at]` is a commit notice an append of its group later in the batch carries. */
 function supersededAt(batch: readonly RaftOutItem[], at: number): boolean {
-  const [groupId, body] = batch[at];
+  // Indexed, not destructured: destructuring an array runs its iterator.
+  const body = batch[at][1];
   if (!("type" in body) || body.commitNotice !== true) return false;
+  const groupId = batch[at][0];
   for (let later = at + 1; later < batch.length; later++) {
-    const [laterGroup, laterBody] = batch[later];
-    if (laterGroup === groupId && "type" in laterBody && laterBody.type === "app") return true;
+    const laterBody = batch[later][1];
+    if (batch[later][0] === groupId && "type" in laterBody && laterBody.type === "app") return true;
   }
   return false;
 }
