@@ -184,7 +184,8 @@ export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<vo
  * ```
  */
 export function writeAllSync(file: Deno.FsFile, bytes: Uint8Array): void {
-  let written = 0;
+  // The whole buffer first: a view per call only when a write comes up short.
+  let written = file.writeSync(bytes);
   while (written < bytes.length) {
     written += file.writeSync(bytes.subarray(written));
   }

@@ -79,13 +79,10 @@ export function crc32cRange(bytes: Uint8Array, start: number, end: number, crc =
       state = (state >>> 8) ^ tables[(state ^ bytes[position]) & 0xff];
       position++;
     }
-    const words = new Uint32Array(
-      bytes.buffer,
-      bytes.byteOffset + position,
-      (end - position) >>> 2,
-    );
-    const steps = words.length >>> 2;
-    for (let step = 0, word = 0; step < steps; step++, word += 4) {
+    const words = wordsOf(bytes.buffer);
+    const steps = (end - position) >>> 4;
+    const first = (bytes.byteOffset + position) >>> 2;
+    for (let step = 0, word = first; step < steps; step++, word += 4) {
       state = sliceWords(state ^ words[word], words[word + 1], words[word + 2], words[word + 3]);
     }
     position += steps * 16;
@@ -95,6 +92,27 @@ export function crc32cRange(bytes: Uint8Array, start: number, end: number, crc =
     position++;
   }
   return ~state >>> 0;
+}
+
+/** Buffers up to this size keep their word view for the next call (a staging buffer's records). */
+const wordViewBufferBytesMax = 64 * 1024;
+let viewedBuffer: ArrayBufferLike | undefined;
+let viewedWords: Uint32Array = new Uint32Array(0);
+
+/**
+ * The whole of `buffer` as 32-bit words. The last small buffer's view is
+ * kept, so checksumming record after record of one staging buffer costs no
+ * view object each (garbage per append); a large one gets a fresh view and
+ * is not kept alive.
+ */
+function wordsOf(buffer: ArrayBufferLike): Uint32Array {
+  if (buffer === viewedBuffer) return viewedWords;
+  const words = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
+  if (buffer.byteLength <= wordViewBufferBytesMax) {
+    viewedBuffer = buffer;
+    viewedWords = words;
+  }
+  return words;
 }
 
 /** One slicing-by-16 step: the next 16 bytes as little-endian words, the first XORed with the state. */

@@ -26,7 +26,11 @@
  *
  * Disk work happens only in `sync()` (and the snapshot calls that end in
  * one), strictly one job at a time, as an ordered plan of create, write,
- * truncate and delete operations recorded by the synchronous methods.
+ * truncate and delete operations recorded by the synchronous methods. The
+ * common case, records staged for the active segment and nothing else with
+ * no job running (one publish at a time), is a flush at once: `sync()`
+ * writes them during the call and returns one promise for the turn-end
+ * fdatasync, which later syncs of the same turn join (`#flushAtOnce`).
  *
  * @module
  */
@@ -142,7 +146,9 @@ const emptyBuffer = new Uint8Array(0);
  * store still holds none. At most `idleBuffersMax` of at most
  * `idleBufferBytesMax` each (1 MiB in all).
  */
-const idleBuffers: Uint8Array[] = [];
+// A stack with its own count: popping never shrinks the array's store (garbage per flush).
+const idleBuffers: (Uint8Array | undefined)[] = [];
+let idleBufferCount = 0;
 const idleBuffersMax = 64;
 const idleBufferBytesMax = 16 * 1024;
 /** Preallocation works in whole pages; a preallocated file's size is a multiple of this. */
@@ -388,6 +394,8 @@ export class SegmentLogStore implements LogStore {
   #staging: Uint8Array = emptyBuffer;
   #stagingLength = 0;
   #spareBuffers: Uint8Array[] = [];
+  /** The last view of staged records written by a flush at once (`#stagedBytes`). */
+  #stagedView: Uint8Array = emptyBuffer;
   #plan: DiskOperation[] = [];
 
   #hardState: HardState = { term: 0, vote: 0, commit: 0 };
@@ -406,6 +414,13 @@ export class SegmentLogStore implements LogStore {
   #unchainedFlush: Promise<void> | undefined;
   /** The active segment's pooled write handle, kept across flushes while the pool keeps it open. */
   #activeHandle: PooledFile | undefined;
+  /**
+   * Where the active handle's file position is after the last write of a
+   * flush at once (-1: unknown): the next one starts there when one publish
+   * follows another, and skips its seek. Every other writer of this store's
+   * files (`#execute`, `#extendAhead`) resets it, and only this store writes them.
+   */
+  #activePosition = -1;
   /** What the running flush at once covers (`#flushAtOnce`), for its fsync's callback. */
   #atOnce: {
     handle: PooledFile | undefined;
@@ -1047,6 +1062,7 @@ export class SegmentLogStore implements LogStore {
    * to the flush that carries it.
    */
   async #extendAhead(): Promise<void> {
+    this.#activePosition = -1;
     this.#extensionQueued = false;
     const active = this.#segments.at(-1);
     if (active === undefined || !needsExtension(active)) return;
@@ -1093,13 +1109,13 @@ export class SegmentLogStore implements LogStore {
   #reserveStaging(size: number): void {
     const needed = this.#stagingLength + size;
     if (needed <= this.#staging.length) return;
-    if (this.#staging === emptyBuffer && idleBuffers.length > 0) {
-      const idle = idleBuffers.pop()!;
+    if (this.#staging === emptyBuffer && idleBufferCount > 0) {
+      const idle = idleBuffers[idleBufferCount - 1]!;
       if (needed <= idle.length) {
+        idleBuffers[--idleBufferCount] = undefined;
         this.#staging = idle;
         return;
       }
-      idleBuffers.push(idle);
     }
     let capacity = Math.max(stagingBufferBytesInitial, this.#staging.length * 2);
     while (capacity < needed) capacity *= 2;
@@ -1346,11 +1362,32 @@ export class SegmentLogStore implements LogStore {
 
   /** Writes the staged records (after the planned extensions) into `file`, synchronously. */
   #writeStagedSync(file: Deno.FsFile, end: number): void {
-    for (const operation of this.#plan) {
-      if (operation.kind === "extend") writeZerosSync(file, operation.from, operation.to);
+    const plan = this.#plan;
+    const offset = end - this.#stagingLength;
+    if (plan.length > 0 || this.#activePosition !== offset) {
+      this.#activePosition = -1;
+      for (let position = 0; position < plan.length; position++) {
+        const operation = plan[position];
+        if (operation.kind === "extend") writeZerosSync(file, operation.from, operation.to);
+      }
+      if (plan.length > 0) this.#plan = [];
+      file.seekSync(offset, Deno.SeekMode.Start);
     }
-    if (this.#plan.length > 0) this.#plan = [];
-    writeAtSync(file, end - this.#stagingLength, this.#staging, this.#stagingLength);
+    this.#activePosition = -1;
+    writeAllSync(file, this.#stagedBytes());
+    this.#activePosition = end;
+  }
+
+  /**
+   * The staged records as one view, kept while the buffer and length stay
+   * the same: one append at a time of same-sized records makes no view per
+   * flush.
+   */
+  #stagedBytes(): Uint8Array {
+    const view = this.#stagedView;
+    if (view.buffer === this.#staging.buffer && view.length === this.#stagingLength) return view;
+    this.#stagedView = this.#staging.subarray(0, this.#stagingLength);
+    return this.#stagedView;
   }
 
   /**
@@ -1409,6 +1446,7 @@ export class SegmentLogStore implements LogStore {
       if (handle === undefined || handle.closed || handle.path !== segment.path) {
         handle = segmentFiles.acquire(segment.path, "write");
         this.#activeHandle = handle;
+        this.#activePosition = -1;
       } else {
         segmentFiles.touch(handle);
       }
@@ -1466,7 +1504,8 @@ export class SegmentLogStore implements LogStore {
 
   /** An idle store gives its staging buffer back to the process's idle buffers. */
   #releaseStaging(): void {
-    giveBackIdle(this.#staging);
+    // The view may outlive the store's hold on the buffer only while the idle list keeps it.
+    if (!giveBackIdle(this.#staging)) this.#stagedView = emptyBuffer;
     this.#staging = emptyBuffer;
   }
 
@@ -1538,6 +1577,7 @@ export class SegmentLogStore implements LogStore {
    * below it.
    */
   async #execute(operations: DiskOperation[]): Promise<void> {
+    this.#activePosition = -1;
     const pinned = new Set<string>();
     try {
       await this.#executeOperations(operations, pinned);
@@ -2033,14 +2073,6 @@ async function writeAt(file: Deno.FsFile, offset: number, bytes: Uint8Array): Pr
   await writeAll(file, bytes);
 }
 
-/** Writes the first `length` bytes of `buffer` at `offset` of `file`, synchronously. */
-function writeAtSync(file: Deno.FsFile, offset: number, buffer: Uint8Array, length: number): void {
-  file.seekSync(offset, Deno.SeekMode.Start);
-  const bytes = buffer.subarray(0, length);
-  const written = file.writeSync(bytes);
-  if (written < length) writeAllSync(file, bytes.subarray(written));
-}
-
 /** Fills `[from, to)` of `file` with zeros, synchronously (an extension in a flush at once). */
 function writeZerosSync(file: Deno.FsFile, from: number, to: number): void {
   zeroChunk ??= new Uint8Array(preallocationBytesMax);
@@ -2050,10 +2082,12 @@ function writeZerosSync(file: Deno.FsFile, from: number, to: number): void {
   }
 }
 
-/** Keeps a small buffer an idle store gave back for the next store that stages records. */
-function giveBackIdle(buffer: Uint8Array): void {
-  if (buffer.length === 0 || buffer.length > idleBufferBytesMax) return;
-  if (idleBuffers.length < idleBuffersMax) idleBuffers.push(buffer);
+/** Keeps a small buffer an idle store gave back for the next store that stages records; false when dropped. */
+function giveBackIdle(buffer: Uint8Array): boolean {
+  if (buffer.length === 0 || buffer.length > idleBufferBytesMax) return false;
+  if (idleBufferCount >= idleBuffersMax) return false;
+  idleBuffers[idleBufferCount++] = buffer;
+  return true;
 }
 
 /** Fills `[from, to)` of `file` with zeros, a chunk at a time. */

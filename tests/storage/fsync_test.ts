@@ -7,7 +7,12 @@
  */
 
 import assert from "node:assert/strict";
-import { pooledFsyncs, syncFileData } from "../../lib/storage/_fsync.ts";
+import {
+  fsyncTurnsStarted,
+  pooledFsyncs,
+  requestFileSync,
+  syncFileData,
+} from "../../lib/storage/_fsync.ts";
 
 async function withFiles(count: number, body: (files: Deno.FsFile[]) => Promise<void>) {
   const dir = await Deno.makeTempDir();
@@ -58,5 +63,28 @@ Deno.test("syncFileData rejects when the fsync fails, inline or pooled", async (
     await assert.rejects(Promise.all(files.map((file) => syncFileData(file))));
     await new Promise((resolve) => setTimeout(resolve, 10));
     assert.equal(pooledFsyncs(), 0);
+  });
+});
+
+Deno.test("requestFileSync takes one request object again and again, one fsync per turn each", async () => {
+  await withFiles(1, async ([file]) => {
+    const errors: unknown[] = [];
+    let wake: (() => void) | undefined;
+    const request = {
+      file,
+      fsynced(error?: unknown) {
+        errors.push(error);
+        wake?.();
+      },
+    };
+    for (let round = 0; round < 3; round++) {
+      const turn = fsyncTurnsStarted();
+      const done = new Promise<void>((resolve) => wake = resolve);
+      requestFileSync(request);
+      assert.equal(fsyncTurnsStarted(), turn, "nothing starts before the turn ends");
+      await done;
+      assert.equal(fsyncTurnsStarted(), turn + 1);
+    }
+    assert.deepEqual(errors, [undefined, undefined, undefined]);
   });
 });
