@@ -394,6 +394,8 @@ export class SegmentLogStore implements LogStore {
   #staging: Uint8Array = emptyBuffer;
   #stagingLength = 0;
   #spareBuffers: Uint8Array[] = [];
+  /** The byte budget of the running `entries()` call (reused: no object per read). */
+  readonly #readBudget = { bytes: 0 };
   /** The last view of staged records written by a flush at once (`#stagedBytes`). */
   #stagedView: Uint8Array = emptyBuffer;
   #plan: DiskOperation[] = [];
@@ -593,7 +595,9 @@ export class SegmentLogStore implements LogStore {
       );
     }
     const result: Entry[] = [];
-    const budget = { bytes: maxBytes };
+    // One budget object per store: a read is synchronous, so none overlaps another.
+    const budget = this.#readBudget;
+    budget.bytes = maxBytes;
     let index = low;
     while (index < high) {
       const before = result.length;
