@@ -111,7 +111,9 @@ class ProducerWindow {
    */
   push(sequence: number, firstOffset: number, count: number): void {
     if (this.#length === 0) this.last = sequence - 1;
-    assert(sequence === this.last + 1, `producer sequence ${sequence} after ${this.last}`);
+    if (sequence !== this.last + 1) {
+      assert.fail(`producer sequence ${sequence} after ${this.last}`);
+    }
     if (this.#length === this.#firstOffsets.length) {
       if (this.#length < producerSequencesMax) {
         this.#grow();
@@ -258,10 +260,11 @@ export class TopicState {
 
   /** Applies the entry at `index` (which must follow the last applied one). */
   apply(index: number, data: Uint8Array): ApplyResult {
-    assert(
-      index === this.appliedIndex + 1,
-      `apply out of order: ${index} after ${this.appliedIndex}`,
-    );
+    // Checked with assert.fail, not assert(): these run per entry, and
+    // assert() gathers its arguments and the template is built every call.
+    if (index !== this.appliedIndex + 1) {
+      assert.fail(`apply out of order: ${index} after ${this.appliedIndex}`);
+    }
     this.appliedIndex = index;
     const command = decodeCommand(data);
     if (command === undefined) return { kind: "noop" };
@@ -273,20 +276,18 @@ export class TopicState {
    * leader's own proposal): the same as `apply` of its encoded bytes.
    */
   applyDecoded(index: number, command: TopicCommand): ApplyResult {
-    assert(
-      index === this.appliedIndex + 1,
-      `apply out of order: ${index} after ${this.appliedIndex}`,
-    );
+    if (index !== this.appliedIndex + 1) {
+      assert.fail(`apply out of order: ${index} after ${this.appliedIndex}`);
+    }
     this.appliedIndex = index;
     return this.applyCommand(index, command);
   }
 
   /** Advances past an entry that is not a topic command (a Raft membership change). */
   skip(index: number): void {
-    assert(
-      index === this.appliedIndex + 1,
-      `skip out of order: ${index} after ${this.appliedIndex}`,
-    );
+    if (index !== this.appliedIndex + 1) {
+      assert.fail(`skip out of order: ${index} after ${this.appliedIndex}`);
+    }
     this.appliedIndex = index;
   }
 
@@ -393,7 +394,7 @@ export class TopicState {
 
   /** Retention: offsets below `offset` are no longer served. */
   retainFrom(offset: number): void {
-    assert(offset <= this.nextOffset);
+    if (offset > this.nextOffset) assert.fail(`offset ${offset} beyond ${this.nextOffset}`);
     if (offset <= this.firstOffset) return;
     this.firstOffset = offset;
     this.#batches.dropBefore(offset);
