@@ -24,7 +24,8 @@
  * A request for an `fdatasync` of `file`: `fsynced` is called once it is
  * done, with the error when it failed. A caller that syncs the same file
  * over and over can hand in one long-lived request object (no promise, no
- * closure per fsync: garbage per publish is what drives the scavenges).
+ * closure per fsync: garbage per publish is what drives the scavenges), but
+ * must not hand it in again before its `fsynced` ran.
  */
 export interface FsyncRequest {
   readonly file: Deno.FsFile;
