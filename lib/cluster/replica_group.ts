@@ -12,7 +12,7 @@
 
 import { getLogger } from "../logging.ts";
 import { NotLeaderError, ProposalDroppedError } from "../raft/errors.ts";
-import { RaftNode } from "../raft/raft_node.ts";
+import { type BackgroundWrite, RaftNode } from "../raft/raft_node.ts";
 import type { ConfChange, Message, Ready, Rng, Role } from "../raft/types.ts";
 import { isStorageFailure, StorageRecovery } from "../storage/storage_failure.ts";
 import { type Entry, EntryType, type LogStore, type Snapshot } from "../storage/types.ts";
@@ -754,6 +754,15 @@ export class ReplicaGroup {
     if (rd.droppedReads.length > 0 && this.#droppedRound(rd.droppedReads)) {
       this.#failReads(new ProtocolError("unavailable", "Leadership changed during the read"));
     }
+    if (rd.syncInBackground && late.length === 0) {
+      // The leader's own fsync runs while it goes on (on the thread pool):
+      // two followers' acknowledgements commit without it, so a slow fsync
+      // here no longer holds every publish (perf trace: leader fdatasyncs
+      // of 4-25 ms with both followers' answers in after 2-6 ms).
+      this.#persistInBackground(this.node.advance({ entriesDurable: false })!);
+      this.#wakeApplied();
+      return;
+    }
     if (rd.mustSync) {
       await store.sync();
       this.#recovery.succeeded();
@@ -766,6 +775,22 @@ export class ReplicaGroup {
     if (late.length > 0) this.#send(late);
     this.node.advance();
     this.#wakeApplied();
+  }
+
+  /** Syncs a leader's write without holding the Ready loop; Raft counts it once durable. */
+  #persistInBackground(write: BackgroundWrite): void {
+    const node = this.node;
+    this.#options.store.sync({ background: true }).then(() => {
+      // A restart after a storage failure made another node: not its write.
+      if (this.#closed || this.node !== node) return;
+      this.#recovery.succeeded();
+      node.persisted(write);
+      this.#schedule();
+    }, (error) => {
+      if (this.#closed || this.node !== node) return;
+      if (isStorageFailure(error)) this.#storageFailed(error);
+      else this.#fail(error);
+    });
   }
 
   #droppedRound(contexts: readonly Uint8Array[]): boolean {

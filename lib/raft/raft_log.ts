@@ -27,6 +27,13 @@ export class RaftLog {
   /** Index of `#unstable[0]`; entries below it are read from the store. */
   #offset: number;
   #unstable: Entry[] = [];
+  /**
+   * How many entries at the start of `#unstable` the shell is writing
+   * already, durable only once it says so (`stableTo`): a leader does not
+   * wait for its own fsync (etcd's `offsetInProgress`). They are not handed
+   * out again.
+   */
+  #inProgress = 0;
   #unstableSnapshot: Snapshot | undefined;
   committed: number;
   applied: number;
@@ -163,8 +170,11 @@ export class RaftLog {
     } else if (after <= this.#offset) {
       this.#offset = after;
       this.#unstable = entries.slice();
+      this.#inProgress = 0;
     } else {
       this.#unstable = this.#unstable.slice(0, after - this.#offset).concat(entries);
+      // Replaced entries are written again (the store truncates in order).
+      this.#inProgress = Math.min(this.#inProgress, after - this.#offset);
     }
   }
 
@@ -190,12 +200,29 @@ export class RaftLog {
     assert(snapshot.index > this.committed, "restoring a snapshot behind commit");
     this.#unstableSnapshot = snapshot;
     this.#unstable = [];
+    this.#inProgress = 0;
     this.#offset = snapshot.index + 1;
     this.committed = snapshot.index;
   }
 
+  /** The unstable entries not handed to the shell yet (not in progress). */
   unstableEntries(): Entry[] {
-    return this.#unstable;
+    return this.#inProgress === 0 ? this.#unstable : this.#unstable.slice(this.#inProgress);
+  }
+
+  /** Whether entries not handed to the shell yet wait. */
+  hasUnstableEntries(): boolean {
+    return this.#unstable.length > this.#inProgress;
+  }
+
+  /** The last entry the shell is writing without having reported it durable, if any. */
+  lastInProgress(): Entry | undefined {
+    return this.#inProgress === 0 ? undefined : this.#unstable[this.#inProgress - 1];
+  }
+
+  /** The shell took every unstable entry and writes it; `stableTo` reports it durable later. */
+  acceptInProgress(): void {
+    this.#inProgress = this.#unstable.length;
   }
 
   unstableSnapshot(): Snapshot | undefined {
@@ -205,7 +232,9 @@ export class RaftLog {
   /** Forgets unstable entries up to (index, term) once the shell made them durable. */
   stableTo(index: number, term: number): void {
     if (index < this.#offset || this.term(index) !== term) return;
-    this.#unstable = this.#unstable.slice(index + 1 - this.#offset);
+    const stable = index + 1 - this.#offset;
+    this.#unstable = this.#unstable.slice(stable);
+    this.#inProgress = Math.max(0, this.#inProgress - stable);
     this.#offset = index + 1;
   }
 

@@ -77,6 +77,15 @@ import type {
   Status,
 } from "./types.ts";
 
+/** Entries a leader writes without waiting: see `RaftNode.advance` and `persisted`. */
+export interface BackgroundWrite {
+  /** The last entry written. */
+  index: number;
+  term: number;
+  /** The commit index of the hard state written before it. */
+  commit: number;
+}
+
 /**
  * One replica of one Raft group, driven by a shell through `Ready`s.
  *
@@ -95,6 +104,8 @@ export class RaftNode {
   #hardState: HardState;
   #softState: SoftState;
   #outstanding: Ready | undefined;
+  /** The last entry the outstanding Ready's sync covers (its own, or earlier ones in progress). */
+  #persistThrough: Entry | undefined;
 
   constructor(options: RaftOptions) {
     const resolved = resolveRaftOptions(options);
@@ -187,7 +198,7 @@ export class RaftNode {
     const raft = this.#raft;
     raft.flush();
     return raft.messages.length > 0 || raft.readStates.length > 0 || raft.droppedReads.length > 0 ||
-      raft.log.unstableEntries().length > 0 || raft.log.unstableSnapshot() !== undefined ||
+      raft.log.hasUnstableEntries() || raft.log.unstableSnapshot() !== undefined ||
       raft.log.hasNextCommitted() || this.#hardStateChanged() || this.#softStateChanged() ||
       raft.recovered;
   }
@@ -202,6 +213,12 @@ export class RaftNode {
     const snapshot = raft.log.unstableSnapshot();
     const { committedEntries, syncCommit } = this.#committedToApply();
     const hardChanged = this.#hardStateChanged() || syncCommit;
+    const termOrVote = hardChanged && this.#termOrVoteChanged(hardState);
+    // Entries a leader still writes in the background: a sync here covers
+    // them too, and a node that stopped leading must not answer for them
+    // before it (its acknowledgements promise them durable).
+    const inProgress = raft.log.lastInProgress();
+    this.#persistThrough = entries.at(-1) ?? inProgress;
     const rd: Ready = {
       softState: this.#softStateChanged() ? { role: raft.role, leader: raft.leader } : undefined,
       hardState: hardChanged ? hardState : undefined,
@@ -211,8 +228,12 @@ export class RaftNode {
       committedEntries,
       readStates: raft.readStates,
       droppedReads: raft.droppedReads,
-      mustSync: entries.length > 0 || snapshot !== undefined || syncCommit ||
-        (hardChanged && this.#termOrVoteChanged(hardState)),
+      mustSync: entries.length > 0 || snapshot !== undefined || syncCommit || termOrVote ||
+        (inProgress !== undefined && raft.role !== "leader"),
+      // A lone voter commits only on its own fsync: nothing to gain there.
+      syncInBackground: raft.role === "leader" && raft.conf.voters.length > 1 &&
+        entries.length > 0 && snapshot === undefined && !syncCommit && !termOrVote &&
+        !raft.recovered,
       recovered: raft.recovered,
     };
     raft.recovered = false;
@@ -223,23 +244,48 @@ export class RaftNode {
     return rd;
   }
 
-  /** Reports the last Ready handled: its entries durable, its committed entries applied. */
-  advance(): void {
+  /**
+   * Reports the last Ready handled: its committed entries applied, and its
+   * entries durable, unless `entriesDurable` is false (allowed only when
+   * `rd.syncInBackground`): then the returned write is reported with
+   * `persisted()` once the fsync completed.
+   */
+  advance(options: { entriesDurable?: boolean } = {}): BackgroundWrite | undefined {
     const rd = this.#outstanding;
     assert(rd !== undefined, "advance() without ready()");
+    const durable = options.entriesDurable !== false;
+    assert(durable || rd.syncInBackground, "advance() without durable entries for a sync Ready");
     this.#outstanding = undefined;
     const raft = this.#raft;
     if (rd.softState) this.#softState = rd.softState;
     if (rd.hardState) this.#hardState = rd.hardState;
+    const last = this.#persistThrough;
+    this.#persistThrough = undefined;
     // The fsync covered every hard state written so far.
-    if (rd.mustSync) this.#syncedCommit = Math.max(this.#syncedCommit, this.#hardState.commit);
+    if (rd.mustSync && durable) {
+      this.#syncedCommit = Math.max(this.#syncedCommit, this.#hardState.commit);
+    }
     if (rd.snapshot) {
       raft.log.stableSnapshotTo(rd.snapshot.index);
       raft.log.appliedTo(Math.max(raft.log.applied, rd.snapshot.index));
     }
-    const last = rd.entries.at(-1);
-    if (last) raft.persisted(last.index, last.term);
+    let write: BackgroundWrite | undefined;
+    if (!durable) {
+      raft.log.acceptInProgress();
+      write = { index: last!.index, term: last!.term, commit: this.#hardState.commit };
+    } else if (last) raft.persisted(last.index, last.term);
     this.#applyCommitted(rd.committedEntries);
+    return write;
+  }
+
+  /**
+   * The fsync of a write that `advance({ entriesDurable: false })` returned
+   * completed: its entries (and the hard state written before it) are
+   * durable, and a leader counts them toward a commit now.
+   */
+  persisted(write: BackgroundWrite): void {
+    this.#syncedCommit = Math.max(this.#syncedCommit, write.commit);
+    this.#raft.persisted(write.index, write.term);
   }
 
   /**

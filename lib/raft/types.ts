@@ -121,6 +121,16 @@ export interface Ready {
   /** True when entries, vote or term changed and `sync()` is required before sending. */
   mustSync: boolean;
   /**
+   * True on a leader when only its own new entries need the fsync (no
+   * snapshot, term or vote change, commit index to make durable, or
+   * recovery): the shell may send the messages, apply, and call
+   * `advance({ entriesDurable: false })` without waiting, then report the
+   * entries with `persisted()` once its fsync completed. The leader counts
+   * itself toward a commit only then, so two followers can commit without
+   * it (Raft thesis 10.2.1).
+   */
+  syncInBackground: boolean;
+  /**
    * True once, when a recovering replica (`recoveringTerm`) caught up: after
    * this Ready's entries and hard state are durable, clear the persisted
    * recovering flag (a crash before that only leaves the replica recovering

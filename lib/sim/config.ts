@@ -88,6 +88,11 @@ export interface SimConfig {
    * cluster creates topics.
    */
   bootstrapLeader: boolean;
+  /**
+   * Leaders write their own entries in the background (`Ready.syncInBackground`,
+   * as `ReplicaGroup` does): two followers commit without the leader's fsync.
+   */
+  leaderBackgroundSync: boolean;
 }
 
 /** Options that override what the seed would choose. */
@@ -135,6 +140,7 @@ export function configFromSeed(seed: number, overrides: SimOverrides = {}): SimC
     profile: "mixed",
     broken: overrides.broken,
     bootstrapLeader: false,
+    leaderBackgroundSync: false,
   };
   if (prng.chance(0.25)) {
     config.profile = "leader-churn";
@@ -147,6 +153,7 @@ export function configFromSeed(seed: number, overrides: SimOverrides = {}): SimC
   }
   // Drawn last, so that the settings above stay what each seed chose before.
   config.bootstrapLeader = prng.chance(0.5);
+  config.leaderBackgroundSync = prng.chance(0.5);
   return config;
 }
 
@@ -169,6 +176,7 @@ export function describeConfig(config: SimConfig): string {
     `retry=${config.retryTicks}`,
     `subscribers=${config.subscribers}`,
     `bootstrapLeader=${config.bootstrapLeader}`,
+    `leaderBackgroundSync=${config.leaderBackgroundSync}`,
     config.broken ? `broken=${config.broken}` : "",
   ].filter((part) => part !== "").join(" ");
 }

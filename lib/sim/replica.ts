@@ -21,7 +21,7 @@
 import { serveSnapshotChunk, SnapshotPull } from "../cluster/snapshot_transfer.ts";
 import { decodeConfChange } from "../raft/conf_change.ts";
 import type { RaftOptions } from "../raft/options.ts";
-import { RaftNode } from "../raft/raft_node.ts";
+import { type BackgroundWrite, RaftNode } from "../raft/raft_node.ts";
 import type { ConfChange, Message, Ready } from "../raft/types.ts";
 import { MemoryLogStore } from "../storage/memory_log_store.ts";
 import { type Entry, EntryType, type LogStore, type Snapshot } from "../storage/types.ts";
@@ -133,6 +133,8 @@ export class SimReplica {
   readonly #prng: Prng;
   readonly #bugs: ReplicaBugs;
   readonly #founding: number[];
+  /** A leader writes its own entries in the background, as `ReplicaGroup` does. */
+  readonly #leaderBackgroundSync: boolean;
 
   constructor(
     host: ReplicaHost,
@@ -140,14 +142,16 @@ export class SimReplica {
     options: Omit<RaftOptions, "id" | "store" | "rng"> & {
       founding: number[];
       bugs?: ReplicaBugs;
+      leaderBackgroundSync?: boolean;
     },
     prng: Prng,
   ) {
     this.#host = host;
     this.id = id;
-    const { founding, bugs, ...raftOptions } = options;
+    const { founding, bugs, leaderBackgroundSync, ...raftOptions } = options;
     this.#options = raftOptions;
     this.#founding = founding;
+    this.#leaderBackgroundSync = leaderBackgroundSync === true;
     this.#bugs = bugs ?? {};
     this.#prng = prng;
     this.topic = this.#newTopic();
@@ -326,6 +330,18 @@ export class SimReplica {
       const rd = this.node.ready();
       const early = this.#bugs.ackBeforeSync === true && !this.#changesVote(rd);
       this.#persist(rd);
+      if (rd.syncInBackground && this.#leaderBackgroundSync && !early) {
+        // The leader goes on; its entries count for it once the sync is done.
+        const node = this.node;
+        const write = this.#finish(rd, false)!;
+        this.#host.schedule(this, this.#host.syncDelayMs(), () => {
+          this.store.syncNow();
+          if (this.node !== node) return;
+          node.persisted(write);
+          this.pump();
+        });
+        continue;
+      }
       if (rd.mustSync && !early) {
         this.#inflight = rd;
         this.#host.schedule(this, this.#host.syncDelayMs(), () => {
@@ -388,7 +404,7 @@ export class SimReplica {
     if (rd.hardState) this.store.setHardState(rd.hardState);
   }
 
-  #finish(rd: Ready): void {
+  #finish(rd: Ready, entriesDurable = true): BackgroundWrite | undefined {
     if (rd.recovered) {
       // The Ready's entries and hard state are durable: clear the flag.
       this.recoveringTerm = undefined;
@@ -410,7 +426,7 @@ export class SimReplica {
     }
     for (const context of rd.droppedReads) this.#readsWaiting.delete(decoder.decode(context));
     this.#serveReads();
-    this.node!.advance();
+    return this.node!.advance({ entriesDurable });
   }
 
   #apply(entry: Entry): void {

@@ -796,6 +796,7 @@ class Simulation implements ReplicaHost {
         voteWithoutSync: broken === "vote-not-fsynced",
         readIndexWithoutQuorum: broken === "read-index-without-quorum",
       },
+      leaderBackgroundSync: config.leaderBackgroundSync,
       bugs: {
         ackBeforeSync: broken === "ack-before-fsync",
         applyBeforeCommit: broken === "apply-before-commit",

@@ -29,6 +29,8 @@
  */
 export interface FsyncRequest {
   readonly file: Deno.FsFile;
+  /** Run on the pool even alone: the event loop must stay free meanwhile (a leader's own fsync). */
+  readonly onPool?: boolean;
   fsynced(error?: unknown): void;
 }
 
@@ -86,7 +88,7 @@ function runWaiting(): void {
   waiting = draining;
   waitingCount = 0;
   draining = batch;
-  if (count === 1 && pooled === 0) {
+  if (count === 1 && pooled === 0 && batch[0]!.onPool !== true) {
     const request = batch[0]!;
     batch[0] = undefined;
     runInline(request);

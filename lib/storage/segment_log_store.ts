@@ -77,6 +77,7 @@ import {
   type LogStore,
   type SegmentInfo,
   type Snapshot,
+  type SyncOptions,
 } from "./types.ts";
 
 export { openFilesMaxDefault } from "./_file_pool.ts";
@@ -447,8 +448,9 @@ export class SegmentLogStore implements LogStore {
     this.#atOnce.reject = reject;
   };
   /** One fsync request object for every flush at once of this store (no closure per flush). */
-  readonly #fsyncRequest: FsyncRequest & { file: Deno.FsFile } = {
+  readonly #fsyncRequest: FsyncRequest & { file: Deno.FsFile; onPool: boolean } = {
     file: undefined as unknown as Deno.FsFile,
+    onPool: false,
     fsynced: (error?: unknown) => this.#atOnceSynced(error),
   };
   /** A flush queued but not started: later `sync()` calls join it (group commit). */
@@ -632,12 +634,16 @@ export class SegmentLogStore implements LogStore {
     this.#hardState = { term: state.term, vote: state.vote, commit: state.commit };
   }
 
-  sync(): Promise<void> {
+  /**
+   * `background` (a leader's own write) runs a flush at once's fsync on the
+   * thread pool; other flushes choose as before (`_fsync.ts`).
+   */
+  sync(options?: SyncOptions): Promise<void> {
     if (this.#closed) return Promise.reject(new LogClosedError());
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     if (this.#pendingFlush !== undefined) return this.#pendingFlush;
     if (!this.#hasUnflushedWork()) return this.#runningFlush ?? Promise.resolve();
-    if (this.#canFlushAtOnce()) return this.#flushAtOnce();
+    if (this.#canFlushAtOnce()) return this.#flushAtOnce(options?.background === true);
     if (this.#canJoinAtOnce()) return this.#joinAtOnce();
     const flush: Promise<void> = this.#enqueue(async () => {
       if (this.#pendingFlush === flush) this.#pendingFlush = undefined;
@@ -1442,7 +1448,7 @@ export class SegmentLogStore implements LogStore {
    * the fsync, and nothing counts as durable before it succeeded. It saves
    * `#flush`'s chain of async functions, plan objects and pool lookups.
    */
-  #flushAtOnce(): Promise<void> {
+  #flushAtOnce(onPool: boolean): Promise<void> {
     const segment = this.#segments[this.#segments.length - 1];
     const end = segment.bytes;
     let handle = this.#activeHandle;
@@ -1476,6 +1482,7 @@ export class SegmentLogStore implements LogStore {
     this.#runningFlush = flush;
     this.#unchainedFlush = flush;
     this.#fsyncRequest.file = handle.file;
+    this.#fsyncRequest.onPool = onPool;
     this.#fsyncCount++;
     requestFileSync(this.#fsyncRequest);
     return flush;

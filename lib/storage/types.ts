@@ -63,6 +63,16 @@ export interface SegmentInfo {
   lastWriteMs: number;
 }
 
+/** Options of `LogStore.sync`. */
+export interface SyncOptions {
+  /**
+   * Nobody waits on this thread for the fsync (a leader's own write, see
+   * `Ready.syncInBackground`): it may run on the thread pool so the event
+   * loop keeps serving meanwhile. Default false.
+   */
+  background?: boolean;
+}
+
 /**
  * One replica's durable log. Implementations: `MemoryLogStore` (tests and the
  * simulator, with crash semantics) and `SegmentLogStore` (segment files).
@@ -101,7 +111,7 @@ export interface LogStore {
    * Makes every earlier `append` and `setHardState` durable. Concurrent calls
    * share one fsync (group commit).
    */
-  sync(): Promise<void>;
+  sync(options?: SyncOptions): Promise<void>;
   /**
    * Replaces the whole log by `snapshot` and the leader's `retained` entries
    * (consecutive, ending at the snapshot's index with its term; empty when
