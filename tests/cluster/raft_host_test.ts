@@ -108,10 +108,9 @@ Deno.test("RaftHost reports a peer that sent Raft traffic as unreachable at the 
   await host.close();
 });
 
-Deno.test("RaftHost holds a commit notice until another frame to its peer takes it along, or commitNoticeDelayMs pass", async () => {
-  const scheduler = new ManualScheduler();
-  const { host, frames } = recordingHost(scheduler);
-  const message = (commit: number, entries: number, commitNotice?: true) => ({
+/** An append from node 1 to node 2 in term 2 after `commit`, with `entries` new entries. */
+function appendFrom1To2(commit: number, entries: number, commitNotice?: true) {
+  return {
     type: "app" as const,
     from: 1,
     to: 2,
@@ -128,7 +127,13 @@ Deno.test("RaftHost holds a commit notice until another frame to its peer takes 
     reject: false,
     rejectHint: 0,
     ...(commitNotice ? { commitNotice } : {}),
-  });
+  };
+}
+
+Deno.test("RaftHost holds a commit notice until another frame to its peer takes it along, or commitNoticeDelayMs pass", async () => {
+  const scheduler = new ManualScheduler();
+  const { host, frames } = recordingHost(scheduler);
+  const message = appendFrom1To2;
   host.send("t:a", [message(5, 0, true)]);
   await settle(scheduler);
   assert.equal(frames.length, 0, "a notice alone waits");
@@ -166,24 +171,7 @@ Deno.test("RaftHost holds a commit notice until another frame to its peer takes 
 Deno.test("RaftHost drops exactly the superseded notices in a large batch too", async () => {
   const scheduler = new ManualScheduler();
   const { host, frames } = recordingHost(scheduler);
-  const append = (commit: number, entries: number, commitNotice?: true) => ({
-    type: "app" as const,
-    from: 1,
-    to: 2,
-    term: 2,
-    logTerm: 2,
-    index: commit,
-    entries: Array.from({ length: entries }, (_, i) => ({
-      term: 2,
-      index: commit + 1 + i,
-      type: 0,
-      data: new Uint8Array([1]),
-    })),
-    commit,
-    reject: false,
-    rejectHint: 0,
-    ...(commitNotice ? { commitNotice } : {}),
-  });
+  const append = appendFrom1To2;
   // Twelve groups hold a notice each (more than the pairwise scan takes);
   // then appends of groups 0 and 5 carry their commit along.
   for (let group = 0; group < 12; group++) host.send(`t:${group}`, [append(5, 0, true)]);

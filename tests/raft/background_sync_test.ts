@@ -9,38 +9,10 @@
  */
 
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
-import { type BackgroundWrite, RaftNode } from "../../lib/raft/raft_node.ts";
+import type { BackgroundWrite } from "../../lib/raft/raft_node.ts";
 import type { Message, Ready } from "../../lib/raft/types.ts";
-import { Prng } from "../../lib/sim/prng.ts";
-import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
+import { drain, makeMembers, type Member } from "./_members.ts";
 import { EntryType } from "../../lib/storage/types.ts";
-
-interface Member {
-  node: RaftNode;
-  store: MemoryLogStore;
-}
-
-function makeMembers(count: number): Member[] {
-  const voters = Array.from({ length: count }, (_, index) => index + 1);
-  return voters.map((id) => {
-    const store = new MemoryLogStore();
-    return { node: new RaftNode({ id, store, rng: new Prng(id), voters }), store };
-  });
-}
-
-/** Handles Readys synchronously (append, sync, advance); returns the messages. */
-function drain(member: Member): Message[] {
-  const out: Message[] = [];
-  while (member.node.hasReady()) {
-    const rd = member.node.ready();
-    member.store.append(rd.entries);
-    if (rd.hardState) member.store.setHardState(rd.hardState);
-    member.store.syncNow();
-    out.push(...rd.messages);
-    member.node.advance();
-  }
-  return out;
-}
 
 function deliver(members: Member[], messages: Message[]): Message[] {
   const answers: Message[] = [];

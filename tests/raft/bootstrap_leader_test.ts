@@ -3,6 +3,7 @@ import { RaftNode } from "../../lib/raft/mod.ts";
 import type { Message } from "../../lib/raft/types.ts";
 import { Prng } from "../../lib/sim/prng.ts";
 import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
+import { blankMessage } from "./_members.ts";
 
 const voters = [1, 2, 3];
 const encoder = new TextEncoder();
@@ -150,18 +151,7 @@ Deno.test("A bootstrap leader restarted after its bootstrap was durable never le
 
 Deno.test("A bootstrap leader that sees a later term before its bootstrap is durable does not lead term 1", () => {
   const leader = founding(1);
-  leader.node.step({
-    type: "heartbeat",
-    from: 2,
-    to: 1,
-    term: 2,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-  });
+  leader.node.step(blankMessage("heartbeat", 2, 1, 2));
   drain(leader);
   assert.notEqual(leader.node.role, "leader");
   assert.equal(leader.node.term, 2);

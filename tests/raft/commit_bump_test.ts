@@ -8,46 +8,8 @@
  */
 
 import { deepEqual, equal } from "node:assert/strict";
-import { RaftNode } from "../../lib/raft/mod.ts";
 import type { Message } from "../../lib/raft/types.ts";
-import { Prng } from "../../lib/sim/prng.ts";
-import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
-
-interface Member {
-  node: RaftNode;
-  store: MemoryLogStore;
-  applied: number;
-}
-
-function makeMembers(inflightAppendsMax: number): Member[] {
-  return [1, 2, 3].map((id) => {
-    const store = new MemoryLogStore();
-    const node = new RaftNode({
-      id,
-      store,
-      rng: new Prng(id),
-      voters: [1, 2, 3],
-      inflightAppendsMax,
-    });
-    return { node, store, applied: 0 };
-  });
-}
-
-/** Handles a member's Readys in the documented order; returns the messages to send. */
-function drain(member: Member): Message[] {
-  const out: Message[] = [];
-  while (member.node.hasReady()) {
-    const rd = member.node.ready();
-    member.store.append(rd.entries);
-    if (rd.hardState) member.store.setHardState(rd.hardState);
-    member.store.syncNow();
-    out.push(...rd.messages);
-    const last = rd.committedEntries.at(-1);
-    if (last) member.applied = last.index;
-    member.node.advance();
-  }
-  return out;
-}
+import { drain, makeMembers, type Member } from "./_members.ts";
 
 /** Delivers messages (and every answer) until none is left. */
 function stabilize(members: Member[], queue: Message[]): void {
@@ -89,7 +51,7 @@ function proposeAnsweredBy(
 }
 
 Deno.test("A leader sends the new commit at once to a follower whose appends are all in flight", () => {
-  const members = makeMembers(1);
+  const members = makeMembers(3, 1);
   electFirst(members);
   const [leader, fast, slow] = members;
   const index = leader.node.propose(data);
@@ -116,7 +78,7 @@ Deno.test("A leader sends the new commit at once to a follower whose appends are
 });
 
 Deno.test("A follower that lost the appends before a commit bump rejects it and is probed again", () => {
-  const members = makeMembers(1);
+  const members = makeMembers(3, 1);
   electFirst(members);
   const [leader, fast, slow] = members;
   const { index } = proposeAnsweredBy(leader, [fast]);
@@ -132,7 +94,7 @@ Deno.test("A follower that lost the appends before a commit bump rejects it and 
 });
 
 Deno.test("An unpaused follower gets the new commit in the Ready that follows the commit", () => {
-  const members = makeMembers(16);
+  const members = makeMembers(3, 16);
   electFirst(members);
   const [leader, fast] = members;
   const { index } = proposeAnsweredBy(leader, [fast]);
@@ -143,7 +105,7 @@ Deno.test("An unpaused follower gets the new commit in the Ready that follows th
 });
 
 Deno.test("A follower does not answer a commit notice it accepts", () => {
-  const members = makeMembers(16);
+  const members = makeMembers(3, 16);
   electFirst(members);
   const [leader, fast, slow] = members;
   const { index } = proposeAnsweredBy(leader, [fast, slow]);
@@ -160,7 +122,7 @@ Deno.test("A follower does not answer a commit notice it accepts", () => {
 });
 
 Deno.test("A lost acknowledgement is made good by a resend that is answered, not by a notice", () => {
-  const members = makeMembers(16);
+  const members = makeMembers(3, 16);
   electFirst(members);
   const [leader, fast, slow] = members;
   const { index, appends } = proposeAnsweredBy(leader, [fast]);

@@ -3,6 +3,7 @@ import { NotLeaderError, RaftNode } from "../../lib/raft/mod.ts";
 import type { Message } from "../../lib/raft/types.ts";
 import { Prng } from "../../lib/sim/prng.ts";
 import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
+import { blankMessage } from "./_members.ts";
 
 function makeNode(id: number, voters: number[], store = new MemoryLogStore()): RaftNode {
   return new RaftNode({ id, store, rng: new Prng(id), voters });
@@ -113,21 +114,6 @@ function nodeInTermTwoWithoutVote(options: { voteWithoutSync?: boolean } = {}) {
   equal(node.status().term, 2);
   equal(node.status().vote, 0);
   return { node, store };
-}
-
-function blankMessage(type: Message["type"], from: number, to: number, term: number): Message {
-  return {
-    type,
-    from,
-    to,
-    term,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-  };
 }
 
 Deno.test("A vote-only change of the hard state requires a sync before the vote response", () => {

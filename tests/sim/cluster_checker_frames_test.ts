@@ -12,24 +12,12 @@ import type { Message } from "../../lib/raft/types.ts";
 import { ClusterChecker } from "../../lib/sim/cluster/sim_checker.ts";
 import type { SimCluster } from "../../lib/sim/cluster/sim_cluster.ts";
 import { History } from "../../lib/sim/cluster/sim_history.ts";
+import { blankMessage } from "../raft/_members.ts";
 
 /** A cluster whose disks were never replaced: all the checker asks of it. */
 const cluster = { peer: () => ({ disk: { wipes: 0 } }) } as unknown as SimCluster;
 
-function message(type: Message["type"], from: number, to: number, term: number): Message {
-  return {
-    type,
-    from,
-    to,
-    term,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-  };
-}
+const message = blankMessage;
 
 /** The invariants violated so far (a function, so TypeScript does not narrow the list). */
 function invariants(history: History): string[] {

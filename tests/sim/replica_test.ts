@@ -4,6 +4,7 @@ import { InvariantChecker } from "../../lib/sim/checker.ts";
 import { Prng } from "../../lib/sim/prng.ts";
 import { type ReplicaHost, SimReplica } from "../../lib/sim/replica.ts";
 import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
+import { blankMessage } from "../raft/_members.ts";
 
 /** A host that records what the replica does, and runs scheduled actions only when told. */
 class RecordingHost implements ReplicaHost {
@@ -67,18 +68,7 @@ class RecordingStore extends MemoryLogStore {
 }
 
 function message(type: Message["type"], from: number, term: number): Message {
-  return {
-    type,
-    from,
-    to: 3,
-    term,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-  };
+  return blankMessage(type, from, 3, term);
 }
 
 /** Replica 3 of a 3-voter group, in term 2 without a vote, with its host's log cleared. */
