@@ -16,6 +16,7 @@ import {
 } from "../../lib/storage/segment_log_store.ts";
 import { encodeEntryRecords } from "../../lib/storage/entry_records.ts";
 import { makeEntries, normalize, segmentNames, withTempDir } from "./_helpers.ts";
+import { Prng } from "../../lib/sim/prng.ts";
 
 const pageBytes = 4096;
 /** Size of the record of an entry of 100 data bytes. */
@@ -328,22 +329,11 @@ Deno.test("SegmentLogStore extends the active segment ahead in a job of its own,
   });
 });
 
-/** A small deterministic generator (mulberry32), so a failure reproduces. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 Deno.test("SegmentLogStore keeps every record through pipelined syncs, truncations and extensions ahead", async () => {
   await withTempDir(async (dir) => {
     for (const seed of [1, 2, 3]) {
-      const next = random(seed);
+      const prng = new Prng(seed); // deterministic: a failure reproduces
+      const next = () => prng.next();
       const options = { segmentBytesMax: 48 * 1024, cacheBytesMax: 0 };
       const store = await SegmentLogStore.open(`${dir}/${seed}`, options);
       let model: ReturnType<typeof makeEntries> = [];
