@@ -1,6 +1,7 @@
 /** Shared helpers for the storage tests (private). */
 
 import { type Entry, EntryType } from "../../lib/storage/types.ts";
+import { SegmentLogStore } from "../../lib/storage/segment_log_store.ts";
 
 /** Deterministic data for an entry, so any process can check what it reads. */
 export function dataFor(index: number, term: number, bytes: number): Uint8Array {
@@ -68,4 +69,17 @@ export function segmentRecordBytes(dir: string): number {
     total += offset;
   }
   return total;
+}
+
+/**
+ * Writes `count` entries (term 1, from index 1) to a new log in `dir`,
+ * syncs and closes it; returns the path of its one segment file, to damage.
+ */
+export async function closedLogSegment(dir: string, count: number): Promise<string> {
+  const store = await SegmentLogStore.open(dir);
+  store.append(makeEntries(1, count, 1));
+  await store.sync();
+  await store.close();
+  const [name] = segmentNames(dir);
+  return `${dir}/${name}`;
 }

@@ -10,7 +10,14 @@ import {
   SegmentLogStore,
 } from "../../lib/storage/segment_log_store.ts";
 import { EntryType, type Snapshot } from "../../lib/storage/types.ts";
-import { dataFor, makeEntries, normalize, segmentNames, withTempDir } from "./_helpers.ts";
+import {
+  closedLogSegment,
+  dataFor,
+  makeEntries,
+  normalize,
+  segmentNames,
+  withTempDir,
+} from "./_helpers.ts";
 
 const smallSegments = { segmentBytesMax: 1024 };
 
@@ -223,11 +230,8 @@ Deno.test("SegmentLogStore truncates a torn final record at every byte offset on
 
 Deno.test("SegmentLogStore truncates a zero-filled or garbage tail on open", async () => {
   await withTempDir(async (dir) => {
-    const store = await SegmentLogStore.open(dir);
-    store.append(makeEntries(1, 5, 1));
-    await store.sync();
-    await store.close();
-    const [name] = segmentNames(dir);
+    const path = await closedLogSegment(dir, 5);
+    const name = path.slice(dir.length + 1);
     const file = await Deno.open(`${dir}/${name}`, { append: true });
     await file.write(new Uint8Array(4096));
     await file.write(new Uint8Array([0, 0, 1, 0, 9, 9, 9]));
@@ -240,11 +244,8 @@ Deno.test("SegmentLogStore truncates a zero-filled or garbage tail on open", asy
 
 Deno.test("SegmentLogStore reports a corrupted CRC before the last record as CorruptLogError", async () => {
   await withTempDir(async (dir) => {
-    const store = await SegmentLogStore.open(dir);
-    store.append(makeEntries(1, 10, 1));
-    await store.sync();
-    await store.close();
-    const [name] = segmentNames(dir);
+    const path = await closedLogSegment(dir, 10);
+    const name = path.slice(dir.length + 1);
     const bytes = await Deno.readFile(`${dir}/${name}`);
     const recordBytes = 24 + 1 + 100;
     bytes[4 * recordBytes + 30] ^= 0x01;
@@ -264,11 +265,8 @@ Deno.test("SegmentLogStore reports a corrupted CRC before the last record as Cor
 
 Deno.test("SegmentLogStore reports a corrupted length field followed by valid records", async () => {
   await withTempDir(async (dir) => {
-    const store = await SegmentLogStore.open(dir);
-    store.append(makeEntries(1, 10, 1));
-    await store.sync();
-    await store.close();
-    const [name] = segmentNames(dir);
+    const path = await closedLogSegment(dir, 10);
+    const name = path.slice(dir.length + 1);
     const bytes = await Deno.readFile(`${dir}/${name}`);
     bytes[3 * 125] = 0x7f; // Length becomes huge: it would run past the end of the file.
     await Deno.writeFile(`${dir}/${name}`, bytes);

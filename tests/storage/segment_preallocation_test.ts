@@ -15,7 +15,7 @@ import {
   SegmentLogStore,
 } from "../../lib/storage/segment_log_store.ts";
 import { encodeEntryRecords } from "../../lib/storage/entry_records.ts";
-import { makeEntries, normalize, segmentNames, withTempDir } from "./_helpers.ts";
+import { closedLogSegment, makeEntries, normalize, segmentNames, withTempDir } from "./_helpers.ts";
 import { Prng } from "../../lib/sim/prng.ts";
 
 const pageBytes = 4096;
@@ -180,11 +180,8 @@ Deno.test("SegmentLogStore reports damage to a durable record that a later flush
 
 Deno.test("SegmentLogStore reports damage anywhere in a cleanly closed segment, even within one flush", async () => {
   await withTempDir(async (dir) => {
-    const store = await SegmentLogStore.open(dir);
-    store.append(makeEntries(1, 10, 1));
-    await store.sync();
-    await store.close();
-    const [name] = segmentNames(dir);
+    const path = await closedLogSegment(dir, 10);
+    const name = path.slice(dir.length + 1);
     const bytes = Deno.readFileSync(`${dir}/${name}`);
     assert.equal(bytes.length, 10 * recordBytes, "trimmed at close");
     bytes.fill(0, 3 * recordBytes, 4 * recordBytes);
