@@ -115,6 +115,23 @@ const publishLike = fc.record({
   });
 });
 
+/** The request of `fields` (plus producer id, sequence and id when drawn) with its keys shuffled. */
+function inAnyKeyOrder(
+  { producer, id, ...fields }:
+    & { producer?: [string, number]; id?: number | string }
+    & Record<
+      string,
+      unknown
+    >,
+): fc.Arbitrary<Record<string, unknown>> {
+  const all: Record<string, unknown> = { ...fields };
+  if (producer !== undefined) [all.producer_id, all.sequence] = producer;
+  if (id !== undefined) all.id = id;
+  return fc.shuffledSubarray(Object.keys(all), { minLength: Object.keys(all).length }).map(
+    (order) => Object.fromEntries(order.map((key) => [key, all[key]])),
+  );
+}
+
 /** Publishes as clients send them (the fast path takes most), in any key order. */
 const clientPublish = fc.record({
   action: fc.constant("publish"),
@@ -122,14 +139,7 @@ const clientPublish = fc.record({
   message: fc.oneof(fc.string({ maxLength: 200 }), fc.string({ unit: "grapheme", maxLength: 20 })),
   producer: fc.option(fc.tuple(text, fc.nat({ max: Number.MAX_SAFE_INTEGER })), { nil: undefined }),
   id: fc.option(fc.oneof(fc.integer(), fc.string({ maxLength: 8 })), { nil: undefined }),
-}).chain(({ producer, id, ...fields }) => {
-  const all: Record<string, unknown> = { ...fields };
-  if (producer !== undefined) [all.producer_id, all.sequence] = producer;
-  if (id !== undefined) all.id = id;
-  return fc.shuffledSubarray(Object.keys(all), { minLength: Object.keys(all).length }).map(
-    (order) => Object.fromEntries(order.map((key) => [key, all[key]])),
-  );
-});
+}).chain(inAnyKeyOrder);
 
 /** Batches as clients send them (`PubSubClient` coalescing), in any key order. */
 const clientBatch = fc.record({
@@ -141,14 +151,7 @@ const clientBatch = fc.record({
   ),
   producer: fc.option(fc.tuple(text, fc.nat({ max: Number.MAX_SAFE_INTEGER })), { nil: undefined }),
   id: fc.option(fc.oneof(fc.integer(), fc.string({ maxLength: 8 })), { nil: undefined }),
-}).chain(({ producer, id, ...fields }) => {
-  const all: Record<string, unknown> = { ...fields };
-  if (producer !== undefined) [all.producer_id, all.sequence] = producer;
-  if (id !== undefined) all.id = id;
-  return fc.shuffledSubarray(Object.keys(all), { minLength: Object.keys(all).length }).map(
-    (order) => Object.fromEntries(order.map((key) => [key, all[key]])),
-  );
-});
+}).chain(inAnyKeyOrder);
 
 /** A payload: the JSON of a publish-like object, sometimes with its bytes edited. */
 const payload = fc.oneof(
