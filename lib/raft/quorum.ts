@@ -1,11 +1,15 @@
 /**
- * Majority-quorum arithmetic, pure functions over plain values.
+ * Majority-quorum arithmetic over plain values (`majorityIndex` sorts its
+ * input in place; nothing else here changes what it is given).
  *
  * @module
  */
 
 /**
- * The highest index acknowledged by a majority of `matches` (one per voter).
+ * The highest index acknowledged by a majority of the first `count` of
+ * `matches` (one per voter). It sorts them in place, descending (insertion
+ * sort: a group has a handful of voters), so that a caller that passes its
+ * own scratch buffer allocates nothing per acknowledgement.
  *
  * @example
  * ```ts
@@ -13,28 +17,21 @@
  * ```
  */
 export function majorityIndex(
-  matches: ArrayLike<number>,
+  matches: { [index: number]: number; readonly length: number },
   count: number = matches.length,
 ): number {
   if (count === 0) return 0;
-  // Insertion sort (descending) into a reused typed array: a group has a
-  // handful of voters, and a copy sorted with a comparator was an
-  // allocation per acknowledgement on the leader.
-  if (sortScratch.length < count) sortScratch = new Float64Array(count * 2);
-  const sorted = sortScratch;
-  for (let filled = 0; filled < count; filled++) {
-    const match = matches[filled];
-    let at = filled;
-    while (at > 0 && sorted[at - 1] < match) {
-      sorted[at] = sorted[at - 1];
+  for (let sorted = 1; sorted < count; sorted++) {
+    const match = matches[sorted];
+    let at = sorted;
+    while (at > 0 && matches[at - 1] < match) {
+      matches[at] = matches[at - 1];
       at--;
     }
-    sorted[at] = match;
+    matches[at] = match;
   }
-  return sorted[Math.floor(count / 2)];
+  return matches[Math.floor(count / 2)];
 }
-
-let sortScratch = new Float64Array(16);
 
 /** Outcome of an election or of a read confirmation. */
 export type VoteResult = "won" | "lost" | "pending";

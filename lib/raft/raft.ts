@@ -66,7 +66,7 @@ export class Raft {
   #ticks = 0;
   #pendingConfIndex = 0;
   #termStartIndex = 0;
-  /** Reused by `#maybeCommit` (one match per voter; `length = 0` would free an array's store). */
+  /** `#maybeCommit`'s matches, one per voter, sorted there in place (`length = 0` would free a plain array's store). */
   #matchesScratch = new Float64Array(8);
   /**
    * Set on the bootstrap leader (`RaftOptions.bootstrapLeader`) of a group
