@@ -11,6 +11,7 @@
 import { freePort } from "../lib/bench/local_cluster.ts";
 import { waitForPort } from "./_programs.ts";
 import type { LatencyHistogram } from "../lib/bench/histogram.ts";
+import { writeAll } from "../lib/write_all.ts";
 
 /** How long redis-server may take to accept connections. */
 export const redisStartTimeoutMs = 15_000;
@@ -110,8 +111,7 @@ export async function redisXaddLoad(
       bytes.set(command, index * command.length);
       sentAt.push(now);
     }
-    let written = 0;
-    while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+    await writeAll(conn, bytes);
   };
   const replies = new ReplyCounter();
   try {

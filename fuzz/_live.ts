@@ -14,6 +14,7 @@ import { idleTimeoutMs, maxFrameBytes } from "./_cluster.ts";
 import { expectStream, type StreamExpectation } from "./_live_oracle.ts";
 import { frame, type LiveSegment, streamArbitrary } from "./_live_inputs.ts";
 import { type FuzzFailure, seedFor, type Tally } from "./_tally.ts";
+import { writeAll } from "../lib/write_all.ts";
 
 /** Longest a peer may take to answer one frame, or to close after the last. */
 export const answerTimeoutMs = 10_000;
@@ -86,11 +87,6 @@ function parseAnswer(payload: Uint8Array): unknown {
   } catch {
     return "<an answer that is not JSON>";
   }
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }
 
 function closeQuietly(conn: Deno.Conn): void {

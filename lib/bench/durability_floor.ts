@@ -19,6 +19,7 @@
  */
 
 import type { LatencyHistogram } from "./histogram.ts";
+import { writeAll, writeAllSync } from "../write_all.ts";
 
 /** Bytes preallocated per replica file; the writes wrap around inside it. */
 const fileBytes = 16 * 1024 * 1024;
@@ -148,16 +149,11 @@ async function readExactly(conn: Deno.Conn, into: Uint8Array): Promise<boolean> 
   return true;
 }
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
-}
-
 /** A preallocated file; `append` writes a record at the next offset and fdatasyncs it. */
 function openReplicaFile(path: string, messageBytes: number) {
   const file = Deno.openSync(path, { read: true, write: true, create: true, truncate: true });
   const zeros = new Uint8Array(1024 * 1024);
-  for (let at = 0; at < fileBytes; at += zeros.length) file.writeSync(zeros);
+  for (let at = 0; at < fileBytes; at += zeros.length) writeAllSync(file, zeros);
   file.syncSync();
   const record = new Uint8Array(recordHeaderBytes + messageBytes);
   let offset = 0;
@@ -165,8 +161,7 @@ function openReplicaFile(path: string, messageBytes: number) {
     record.set(message, recordHeaderBytes);
     if (offset + record.length > fileBytes) offset = 0;
     file.seekSync(offset, Deno.SeekMode.Start);
-    let written = 0;
-    while (written < record.length) written += file.writeSync(record.subarray(written));
+    writeAllSync(file, record);
     offset += record.length;
     file.syncDataSync();
   };

@@ -10,6 +10,7 @@
 
 import { encodeFrame, FrameDecoder } from "../wire/frame.ts";
 import type { LatencyHistogram } from "./histogram.ts";
+import { writeAll } from "../write_all.ts";
 
 /** Largest answer frame the raw publisher accepts. */
 const answerBytesMax = 1024 * 1024;
@@ -230,11 +231,6 @@ async function authenticate(conn: Deno.Conn, token: string): Promise<void> {
       return;
     }
   }
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }
 
 function splitAddress(address: string): [string, number] {

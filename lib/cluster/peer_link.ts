@@ -24,6 +24,7 @@ import { errorCodes } from "../wire/errors.ts";
 import { encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
 import { backoffDelayMs } from "./_backoff.ts";
 import { type Cancel, type Scheduler, systemScheduler } from "./runtime.ts";
+import { writeAll } from "../write_all.ts";
 
 /** Default cap on bytes queued for the socket and not yet written. */
 export const queuedBytesMaxDefault = 8 * 1024 * 1024;
@@ -660,11 +661,6 @@ async function* readFrames(conn: Deno.Conn, frameBytesMax: number): AsyncGenerat
       yield event.payload;
     }
   }
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = await conn.write(bytes);
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }
 
 function parseAnswer(payload: Uint8Array): unknown {

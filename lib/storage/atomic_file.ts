@@ -17,6 +17,8 @@
  * @module
  */
 
+import { writeAll as writeAllTo, writeAllSync as writeAllSyncTo } from "../write_all.ts";
+
 /** Suffix of the temporary file written next to the target; stale ones can be removed. */
 export const temporaryFileSuffix = ".tmp";
 
@@ -166,10 +168,7 @@ export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<vo
     writeAllSync(file, bytes);
     return;
   }
-  let written = 0;
-  while (written < bytes.length) {
-    written += await file.write(bytes.subarray(written));
-  }
+  await writeAllTo(file, bytes);
 }
 
 /**
@@ -184,11 +183,7 @@ export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<vo
  * ```
  */
 export function writeAllSync(file: Deno.FsFile, bytes: Uint8Array): void {
-  // The whole buffer first: a view per call only when a write comes up short.
-  let written = file.writeSync(bytes);
-  while (written < bytes.length) {
-    written += file.writeSync(bytes.subarray(written));
-  }
+  writeAllSyncTo(file, bytes);
 }
 
 /**
