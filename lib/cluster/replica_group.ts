@@ -726,8 +726,6 @@ export class ReplicaGroup {
       await store.applySnapshot(rd.snapshot);
       this.#restoreMachine(rd.snapshot);
     }
-    if (rd.entries.length > 0) store.append(rd.entries);
-    if (rd.hardState) store.setHardState(rd.hardState);
     // A leader's appends may leave before its own fsync (Raft thesis 10.2.1):
     // the leader counts itself toward a commit only once `advance()` reports
     // its entries durable, so followers write in parallel with it. Every
@@ -745,21 +743,33 @@ export class ReplicaGroup {
         if (early.length > 0) this.#send(early);
       }
     }
+    const background = rd.syncInBackground && late.length === 0;
+    if (!background) this.#stage(rd);
     if (rd.softState) this.#leaderChanged(rd.softState.leader, rd.softState.role);
+    // A follower's acknowledgement is what the leader's commit waits for:
+    // the entries this Ready commits are applied once it has left (below).
+    const applyAfterAnswer = late.length > 0 && rd.mustSync && this.node.role !== "leader" &&
+      rd.committedEntries.length > 0;
     // Committed entries are durable on a majority already, so they are
     // applied (and their publishers answered) without waiting for this
     // Ready's own fsync, which only covers newer entries.
-    for (const entry of rd.committedEntries) this.#apply(entry);
+    if (!applyAfterAnswer) {
+      for (const entry of rd.committedEntries) this.#apply(entry);
+    }
     for (const read of rd.readStates) this.#confirmRead(read.index, read.context);
     if (rd.droppedReads.length > 0 && this.#droppedRound(rd.droppedReads)) {
       this.#failReads(new ProtocolError("unavailable", "Leadership changed during the read"));
     }
-    if (rd.syncInBackground && late.length === 0) {
+    if (background) {
       // The leader's own fsync runs while it goes on (on the thread pool):
       // two followers' acknowledgements commit without it, so a slow fsync
       // here no longer holds every publish (perf trace: leader fdatasyncs
-      // of 4-25 ms with both followers' answers in after 2-6 ms).
-      this.#persistInBackground(this.node.advance({ entriesDurable: false })!);
+      // of 4-25 ms with both followers' answers in after 2-6 ms). Its file
+      // write comes after its appends have left: RaftHost writes them in a
+      // microtask that `#send` above queued, ahead of this one.
+      const write = this.node.advance({ entriesDurable: false })!;
+      const node = this.node;
+      queueMicrotask(() => this.#persistInBackground(rd, write, node));
       this.#wakeApplied();
       return;
     }
@@ -773,14 +783,40 @@ export class ReplicaGroup {
       await this.#options.onRecovered?.();
     }
     if (late.length > 0) this.#send(late);
+    if (applyAfterAnswer) {
+      // RaftHost writes an acknowledgement in a microtask that `#send`
+      // queued: one await lets it leave before the apply.
+      await Promise.resolve();
+      for (const entry of rd.committedEntries) this.#apply(entry);
+    }
     this.node.advance();
     this.#wakeApplied();
   }
 
-  /** Syncs a leader's write without holding the Ready loop; Raft counts it once durable. */
-  #persistInBackground(write: BackgroundWrite): void {
-    const node = this.node;
-    this.#options.store.sync({ background: true }).then(() => {
+  /** Stages a Ready's entries and hard state in the store (written by its next sync). */
+  #stage(rd: Ready): void {
+    const store = this.#options.store;
+    if (rd.entries.length > 0) store.append(rd.entries);
+    if (rd.hardState) store.setHardState(rd.hardState);
+  }
+
+  /**
+   * Writes and syncs a leader's Ready without holding the Ready loop (see
+   * `#handle`); Raft counts the write once durable.
+   */
+  #persistInBackground(rd: Ready, write: BackgroundWrite, node: RaftNode): void {
+    // A restart after a storage failure made another node: not its write.
+    if (this.#closed || this.node !== node) return;
+    let synced: Promise<void>;
+    try {
+      this.#stage(rd);
+      synced = this.#options.store.sync({ background: true });
+    } catch (error) {
+      if (isStorageFailure(error)) this.#storageFailed(error as Error);
+      else this.#fail(error as Error);
+      return;
+    }
+    synced.then(() => {
       // A restart after a storage failure made another node: not its write.
       if (this.#closed || this.node !== node) return;
       this.#recovery.succeeded();
