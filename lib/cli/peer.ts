@@ -12,6 +12,11 @@ import { configureLogging, type LogFormat, type LogLevelName } from "../logging.
 import { ClusterBroker } from "../cluster/cluster_broker.ts";
 import { ClusterSecret } from "../cluster/peer_auth.ts";
 import { AccessPolicy, AuthFileError, fullAccessToken, loadAuthFile } from "../peer/auth.ts";
+import {
+  applyHelperThreadPolicy,
+  helperThreadPolicies,
+  type HelperThreadPolicy,
+} from "../peer/helper_threads.ts";
 import { startPeer } from "../peer/peer.ts";
 import { frameBytesMaxDefault } from "../wire/frame.ts";
 import type { Retention } from "../wire/retention.ts";
@@ -58,6 +63,7 @@ interface PeerFlags {
   retentionMs?: number;
   retentionBytes?: number;
   retentionMessages?: number;
+  helperThreads: HelperThreadPolicy;
 }
 
 /** Runs `pubsub peer` with `args`; resolves to the exit code. */
@@ -179,6 +185,12 @@ export function peerCommand(args: string[]): Promise<number> {
       false,
     )
     .option("--leave-on-exit", "move this peer's replicas away before exiting on SIGTERM", false)
+    .option(
+      "--helper-threads <policy>",
+      "idle: on Linux, V8's compiler and GC helper threads run at SCHED_IDLE and never delay the event loop; normal: leave them",
+      helperThreadsOption,
+      "idle",
+    )
     .action(async (flags: PeerFlags) => {
       throw new ExitCode(await runPeer(flags));
     });
@@ -187,6 +199,7 @@ export function peerCommand(args: string[]): Promise<number> {
 
 async function runPeer(flags: PeerFlags): Promise<number> {
   configureLoggingFrom(flags);
+  applyHelperThreadPolicy(flags.helperThreads);
   const { id, port } = await askMissing(flags);
   if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
     throw new UsageError("Options --tls-cert and --tls-key must be given together");
@@ -255,6 +268,14 @@ async function runPeer(flags: PeerFlags): Promise<number> {
   }
   await peer.close();
   return 0;
+}
+
+function helperThreadsOption(value: string): HelperThreadPolicy {
+  const policy = helperThreadPolicies.find((known) => known === value);
+  if (policy === undefined) {
+    throw new InvalidArgumentError(`must be ${helperThreadPolicies.join(" or ")}`);
+  }
+  return policy;
 }
 
 /** The `--retention-*` flags as the retention of topics created without one. */

@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+import { applyHelperThreadPolicy, helperThreadIds } from "../../lib/peer/helper_threads.ts";
+import { startPeer } from "../_helpers/peer_process.ts";
+
+/** The scheduling policy (`sched(7)` numbering) of each V8 helper thread of process `pid`. */
+function helperPolicies(pid: number): number[] {
+  const policies: number[] = [];
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    const base = `/proc/${pid}/task/${task.name}`;
+    if (Deno.readTextFileSync(`${base}/comm`).trim() !== "V8 DefaultWorke") continue;
+    const stat = Deno.readTextFileSync(`${base}/stat`);
+    // Field 41 (policy); the fields after the command name start at field 3.
+    policies.push(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[41 - 3]));
+  }
+  return policies;
+}
+
+const schedOther = 0;
+const schedIdle = 5;
+const linux = Deno.build.os === "linux";
+
+Deno.test({
+  name:
+    "a peer runs V8's helper threads at SCHED_IDLE, or leaves them with --helper-threads normal",
+  ignore: !linux,
+  async fn() {
+    const idle = await startPeer({ args: ["--standalone"] });
+    const normal = await startPeer({ args: ["--standalone", "--helper-threads", "normal"] });
+    try {
+      const idlePolicies = helperPolicies(idle.pid);
+      assert.ok(idlePolicies.length > 0, "a Deno process has V8 helper threads");
+      assert.deepEqual(idlePolicies, idlePolicies.map(() => schedIdle));
+      const normalPolicies = helperPolicies(normal.pid);
+      assert.ok(normalPolicies.length > 0);
+      assert.deepEqual(normalPolicies, normalPolicies.map(() => schedOther));
+    } finally {
+      for (const peer of [idle, normal]) {
+        await peer.stop();
+        await Deno.remove(peer.dataDir, { recursive: true });
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "helperThreadIds finds this process's V8 helper threads; the 'normal' policy touches none",
+  ignore: !linux,
+  fn() {
+    const ids = helperThreadIds();
+    assert.ok(ids.length > 0);
+    assert.deepEqual(helperPolicies(Deno.pid), ids.map(() => schedOther));
+    assert.equal(applyHelperThreadPolicy("normal"), 0);
+    assert.deepEqual(helperPolicies(Deno.pid), ids.map(() => schedOther));
+  },
+});
