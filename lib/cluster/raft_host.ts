@@ -128,6 +128,8 @@ export class RaftHost {
   #noticeTimer: Cancel | undefined;
   /** Commit notices in the outbox. */
   #noticesHeld = 0;
+  /** When the oldest of them was queued (`Scheduler.now`). */
+  #noticesHeldSince = 0;
   #ticker: Cancel | undefined;
   readonly #scheduler: Scheduler;
   /** Called for messages of a group this peer does not host (yet). */
@@ -257,19 +259,23 @@ export class RaftHost {
   /** Queues messages of one group; they leave together with those of the other groups. */
   send = (groupId: string, messages: readonly Message[]): void => {
     let urgent = false;
+    let queued = false;
     for (const message of messages) {
       if (message.commitNotice === true) {
         this.#hold(message.to, [groupId, message]);
         continue;
       }
-      this.#queue(message.to, [groupId, message]);
+      this.#put(message.to, [groupId, message]);
+      queued = true;
       urgent ||= onPublishPath(message);
     }
     // Appends and their answers are on the path of every publish: on sockets
     // (prebuilt frames) they leave at the end of this turn instead of the
-    // next one, taking whatever else is queued along. Heartbeats and votes
-    // still wait for the other groups' messages.
+    // next one, taking whatever else is queued along (so no flush in the
+    // next turn is set up for them: an Immediate per publish and process).
+    // Heartbeats and votes still wait for the other groups' messages.
     if (this.#transport.sendFrame !== undefined && urgent) this.#flushSoon();
+    else if (queued) this.#flushNextTurn();
   };
 
   /** Tells follower `to` that the leader of `groupId` let the group sleep at `term`. */
@@ -279,6 +285,10 @@ export class RaftHost {
 
   #queue(to: number, item: RaftOutItem): void {
     this.#put(to, item);
+    this.#flushNextTurn();
+  }
+
+  #flushNextTurn(): void {
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       // Groups handle their Readys in separate macrotasks (one per group after
@@ -297,7 +307,7 @@ export class RaftHost {
   /** Queues a commit notice without a flush of its own (see `commitNoticeDelayMs`). */
   #hold(to: number, item: RaftOutItem): void {
     this.#put(to, item);
-    this.#noticesHeld++;
+    if (this.#noticesHeld++ === 0) this.#noticesHeldSince = this.#scheduler.now();
     if (this.#noticeTimer !== undefined || this.#flushScheduled || this.#armingNotices) return;
     // The timer is set in a later macrotask: creating one wakes the event
     // loop (an eventfd write), and here that came between a commit and the
@@ -308,10 +318,25 @@ export class RaftHost {
       if (this.#noticesHeld === 0 || this.#noticeTimer !== undefined || this.#flushScheduled) {
         return;
       }
-      this.#noticeTimer = this.#scheduler.schedule(commitNoticeDelayMs, () => {
-        this.#noticeTimer = undefined;
-        this.#flush();
-      });
+      this.#armNoticeTimer(commitNoticeDelayMs);
+    });
+  }
+
+  /**
+   * A flush that takes the held notices along leaves this timer armed: when
+   * it goes off, it flushes notices held for `commitNoticeDelayMs` and waits
+   * out the rest for younger ones. With one publish at a time every notice
+   * rides on the next append, and the leader sets one timer per delay
+   * instead of setting and clearing one per publish (arming a timer wakes
+   * the event loop: an eventfd write).
+   */
+  #armNoticeTimer(delayMs: number): void {
+    this.#noticeTimer = this.#scheduler.schedule(delayMs, () => {
+      this.#noticeTimer = undefined;
+      if (this.#noticesHeld === 0) return;
+      const heldMs = this.#scheduler.now() - this.#noticesHeldSince;
+      if (heldMs < commitNoticeDelayMs) this.#armNoticeTimer(commitNoticeDelayMs - heldMs);
+      else this.#flush();
     });
   }
 
@@ -326,8 +351,6 @@ export class RaftHost {
 
   #flush(): void {
     this.#flushScheduled = false;
-    this.#noticeTimer?.();
-    this.#noticeTimer = undefined;
     if (this.#outbox.size === 0) return;
     const outbox = this.#outbox;
     this.#outbox = new Map();

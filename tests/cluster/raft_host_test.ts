@@ -187,3 +187,30 @@ Deno.test("RaftHost drops exactly the superseded notices in a large batch too", 
   assert.deepEqual(sent, [...notices, "t:0/1", "t:5/1"]);
   await host.close();
 });
+
+Deno.test("RaftHost keeps one notice timer across flushes, and a notice held meanwhile still waits commitNoticeDelayMs", async () => {
+  const scheduler = new ManualScheduler();
+  const { host, frames } = recordingHost(scheduler);
+  const message = appendFrom1To2;
+  const ticker = scheduler.pendingTimers;
+  host.send("t:a", [message(5, 0, true)]);
+  await settle(scheduler);
+  assert.equal(scheduler.pendingTimers, ticker + 1, "the notice's timer");
+  host.send("t:a", [message(5, 1)]);
+  await settle(scheduler);
+  assert.equal(frames.length, 1, "the append took the notice along");
+  assert.equal(scheduler.pendingTimers, ticker + 1, "and left the timer armed");
+  scheduler.advance(commitNoticeDelayMs / 2);
+  host.send("t:a", [message(6, 0, true)]);
+  await settle(scheduler);
+  assert.equal(scheduler.pendingTimers, ticker + 1, "the new notice sets no timer of its own");
+  scheduler.advance(commitNoticeDelayMs / 2);
+  await settle(scheduler);
+  assert.equal(frames.length, 1, "the timer went off before the new notice waited its delay");
+  scheduler.advance(commitNoticeDelayMs / 2);
+  await settle(scheduler);
+  assert.equal(frames.length, 2, "it leaves once it waited commitNoticeDelayMs");
+  assert.equal(decodeRaftFrame(frames[1].frame).batch.length, 1);
+  await host.close();
+  assert.equal(scheduler.pendingTimers, 0);
+});
