@@ -68,6 +68,34 @@ export type RaftOutItem = [groupId: string, body: Message | { quiesce: number }]
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Texts decoded lately (a frame's incarnation and group ids), by their
+ * bytes: nearly every frame repeats those of the last ones, and a lookup
+ * here costs less than a decode, which is a call into the runtime (two per
+ * frame, and a leader reads two answers per publish).
+ */
+const recentTexts: { bytes: Uint8Array; value: string }[] = [];
+/** Entries `recentTexts` keeps; the oldest goes first. */
+const recentTextsMax = 16;
+let recentTextsNext = 0;
+
+function decodeText(bytes: Uint8Array): string {
+  for (const recent of recentTexts) {
+    if (recent.bytes.length === bytes.length && sameBytes(recent.bytes, bytes)) return recent.value;
+  }
+  const value = decoder.decode(bytes);
+  const entry = { bytes: bytes.slice(), value };
+  if (recentTexts.length < recentTextsMax) recentTexts.push(entry);
+  else recentTexts[recentTextsNext] = entry;
+  recentTextsNext = (recentTextsNext + 1) % recentTextsMax;
+  return value;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  for (let at = a.length - 1; at >= 0; at--) if (a[at] !== b[at]) return false;
+  return true;
+}
 const typeCodes = new Map<MessageType, number>(MESSAGE_TYPES.map((type, code) => [type, code]));
 
 /** Bytes of the head without its strings (bounded above: UTF-8 takes at most 3 bytes per unit). */
@@ -322,7 +350,7 @@ class HeadReader {
     const at = this.#need(length, what);
     let value: string;
     try {
-      value = decoder.decode(this.#bytes.subarray(at, at + length));
+      value = decodeText(this.#bytes.subarray(at, at + length));
     } catch {
       throw new PeerMessageError(`The ${what} is not UTF-8`);
     }
