@@ -774,7 +774,9 @@ export class ReplicaGroup {
       return;
     }
     if (rd.mustSync) {
-      await store.sync();
+      // An idle group drives in a microtask of the turn that brought its
+      // work (`#schedule`): its fsync need not wait for the turn's end.
+      await store.sync({ soon: !this.#loaded });
       this.#recovery.succeeded();
     }
     if (rd.recovered) {

@@ -17,6 +17,14 @@
  * - several (many topics flushing at once) run on the pool in parallel, so
  *   the event loop never blocks for more than one fsync per turn.
  *
+ * A request marked `soon` (an idle replica driving in a microtask of the
+ * turn that brought its work) starts the batch in a microtask instead: after
+ * those already queued, which hold the other replicas' drives for the same
+ * reads, so their requests still join it. That saves the hop to the turn's
+ * end (about 15 µs on a follower's path, one publish at a time). It must not come from a deferred
+ * task: Deno drains microtasks between `setImmediate` callbacks, so each
+ * deferred replica would then sync alone, one after another.
+ *
  * @module
  */
 
@@ -31,6 +39,8 @@ export interface FsyncRequest {
   readonly file: Deno.FsFile;
   /** Run on the pool even alone: the event loop must stay free meanwhile (a leader's own fsync). */
   readonly onPool?: boolean;
+  /** Start once this turn's microtasks are done (`SyncOptions.soon`), not at the turn's end. */
+  readonly soon?: boolean;
   fsynced(error?: unknown): void;
 }
 
@@ -59,7 +69,10 @@ let turnsStarted = 0;
  * ```
  */
 export function requestFileSync(request: FsyncRequest): void {
-  if (waitingCount === 0) setImmediate(runWaiting);
+  if (waitingCount === 0) {
+    if (request.soon === true) queueMicrotask(runWaiting);
+    else setImmediate(runWaiting);
+  }
   waiting[waitingCount++] = request;
 }
 

@@ -448,9 +448,10 @@ export class SegmentLogStore implements LogStore {
     this.#atOnce.reject = reject;
   };
   /** One fsync request object for every flush at once of this store (no closure per flush). */
-  readonly #fsyncRequest: FsyncRequest & { file: Deno.FsFile; onPool: boolean } = {
+  readonly #fsyncRequest: FsyncRequest & { file: Deno.FsFile; onPool: boolean; soon: boolean } = {
     file: undefined as unknown as Deno.FsFile,
     onPool: false,
+    soon: false,
     fsynced: (error?: unknown) => this.#atOnceSynced(error),
   };
   /** A flush queued but not started: later `sync()` calls join it (group commit). */
@@ -643,7 +644,9 @@ export class SegmentLogStore implements LogStore {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     if (this.#pendingFlush !== undefined) return this.#pendingFlush;
     if (!this.#hasUnflushedWork()) return this.#runningFlush ?? Promise.resolve();
-    if (this.#canFlushAtOnce()) return this.#flushAtOnce(options?.background === true);
+    if (this.#canFlushAtOnce()) {
+      return this.#flushAtOnce(options?.background === true, options?.soon === true);
+    }
     if (this.#canJoinAtOnce()) return this.#joinAtOnce();
     const flush: Promise<void> = this.#enqueue(async () => {
       if (this.#pendingFlush === flush) this.#pendingFlush = undefined;
@@ -1448,7 +1451,7 @@ export class SegmentLogStore implements LogStore {
    * the fsync, and nothing counts as durable before it succeeded. It saves
    * `#flush`'s chain of async functions, plan objects and pool lookups.
    */
-  #flushAtOnce(onPool: boolean): Promise<void> {
+  #flushAtOnce(onPool: boolean, soon: boolean): Promise<void> {
     const segment = this.#segments[this.#segments.length - 1];
     const end = segment.bytes;
     let handle = this.#activeHandle;
@@ -1483,6 +1486,7 @@ export class SegmentLogStore implements LogStore {
     this.#unchainedFlush = flush;
     this.#fsyncRequest.file = handle.file;
     this.#fsyncRequest.onPool = onPool;
+    this.#fsyncRequest.soon = soon;
     this.#fsyncCount++;
     requestFileSync(this.#fsyncRequest);
     return flush;

@@ -71,6 +71,13 @@ export interface SyncOptions {
    * loop keeps serving meanwhile. Default false.
    */
   background?: boolean;
+  /**
+   * The caller runs in a microtask of the event-loop turn that brought its
+   * work, not in a deferred task (an idle replica handling one read): the
+   * fsync may start after the microtasks queued so far instead of at the
+   * turn's end; syncs asked for in those still join it. Default false.
+   */
+  soon?: boolean;
 }
 
 /**

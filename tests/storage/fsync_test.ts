@@ -88,3 +88,40 @@ Deno.test("requestFileSync takes one request object again and again, one fsync p
     assert.deepEqual(errors, [undefined, undefined, undefined]);
   });
 });
+
+Deno.test("a lone request marked soon runs ahead of the turn's deferred tasks", async () => {
+  await withFiles(1, async ([file]) => {
+    const order: string[] = [];
+    setImmediate(() => order.push("deferred task"));
+    queueMicrotask(() => order.push("microtask"));
+    requestFileSync({
+      file,
+      soon: true,
+      fsynced: (error) => {
+        assert.equal(error, undefined);
+        order.push("synced");
+      },
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(order, ["microtask", "synced", "deferred task"]);
+  });
+});
+
+Deno.test("a request marked soon still batches with those made in the microtasks queued before it", async () => {
+  await withFiles(2, async ([soonFile, otherFile]) => {
+    const synced: string[] = [];
+    const all = Promise.withResolvers<void>();
+    const fsynced = (name: string) => (error?: unknown) => {
+      assert.equal(error, undefined);
+      synced.push(name);
+      if (synced.length === 2) all.resolve();
+    };
+    // Another replica's drive, queued before: its request joins the batch.
+    queueMicrotask(() => requestFileSync({ file: otherFile, fsynced: fsynced("other") }));
+    const turns = fsyncTurnsStarted();
+    requestFileSync({ file: soonFile, soon: true, fsynced: fsynced("soon") });
+    await all.promise;
+    assert.equal(fsyncTurnsStarted(), turns + 1, "one batch for both");
+    assert.deepEqual(synced.toSorted(), ["other", "soon"]);
+  });
+});
