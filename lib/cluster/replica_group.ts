@@ -804,7 +804,8 @@ export class ReplicaGroup {
 
   /**
    * Writes and syncs a leader's Ready without holding the Ready loop (see
-   * `#handle`); Raft counts the write once durable.
+   * `#handle`); Raft counts the write once durable. An idle group's fsync
+   * may still run inline while the disk is fast (`_fsync.ts`).
    */
   #persistInBackground(rd: Ready, write: BackgroundWrite, node: RaftNode): void {
     // A restart after a storage failure made another node: not its write.
@@ -812,7 +813,7 @@ export class ReplicaGroup {
     let synced: Promise<void>;
     try {
       this.#stage(rd);
-      synced = this.#options.store.sync({ background: true });
+      synced = this.#options.store.sync({ background: true, soon: !this.#loaded });
     } catch (error) {
       if (isStorageFailure(error)) this.#storageFailed(error as Error);
       else this.#fail(error as Error);

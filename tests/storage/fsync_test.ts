@@ -11,6 +11,8 @@ import {
   fsyncTurnsStarted,
   pooledFsyncs,
   requestFileSync,
+  runsLoneInline,
+  slowFsyncMs,
   syncFileData,
 } from "../../lib/storage/_fsync.ts";
 
@@ -123,5 +125,23 @@ Deno.test("a request marked soon still batches with those made in the microtasks
     await all.promise;
     assert.equal(fsyncTurnsStarted(), turns + 1, "one batch for both");
     assert.deepEqual(synced.toSorted(), ["other", "soon"]);
+  });
+});
+
+Deno.test("a leader's lone write marked soon runs inline while fsyncs are fast, on the pool once one was slow", async () => {
+  await withFiles(1, async ([file]) => {
+    const fsynced = () => {};
+    assert.equal(runsLoneInline({ file, fsynced }, 50), true, "an ordinary request: inline");
+    assert.equal(runsLoneInline({ file, onPool: true, fsynced }, 0.1), false, "not soon: the pool");
+    assert.equal(runsLoneInline({ file, onPool: true, soon: true, fsynced }, 0.1), true);
+    assert.equal(
+      runsLoneInline({ file, onPool: true, soon: true, fsynced }, slowFsyncMs),
+      false,
+      "after a slow fsync: the pool",
+    );
+    // Live, it completes whichever way the disk's speed sends it.
+    const done = Promise.withResolvers<unknown>();
+    requestFileSync({ file, onPool: true, soon: true, fsynced: done.resolve });
+    assert.equal(await done.promise, undefined);
   });
 });
