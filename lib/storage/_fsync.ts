@@ -21,17 +21,18 @@
  * turn that brought its work) starts the batch in a microtask instead: after
  * those already queued, which hold the other replicas' drives for the same
  * reads, so their requests still join it. That saves the hop to the turn's
- * end (about 15 µs on a follower's path, one publish at a time).
+ * end (about 15 µs on a follower's path, one publish at a time). It must not
+ * come from a deferred task: Deno drains microtasks between `setImmediate`
+ * callbacks, so each deferred replica would then sync alone, one after
+ * another.
  *
  * A request marked `onPool` (a leader's own write, whose appends have left
  * already) runs on the pool, so that a slow disk does not stop the event
  * loop. Marked `soon` too, and alone, it runs inline while the last fsync
  * took under {@linkcode slowFsyncMs}: the pool's two thread hops, and the
  * wakeup of the event loop when it is done, cost more than the blocked
- * thread. Interleaved A/B, one publish at a time on 2 cores: p99 1.24 ->
- * 1.06-1.10 ms, p99.9 5.5 -> 4.2-4.3 ms, p50 +4-13 µs. It must not come from a deferred
- * task: Deno drains microtasks between `setImmediate` callbacks, so each
- * deferred replica would then sync alone, one after another.
+ * thread (interleaved A/B, one publish at a time on 2 cores: p99 1.24 ->
+ * 1.06-1.10 ms, p99.9 5.5 -> 4.2-4.3 ms, p50 +4-13 µs).
  *
  * @module
  */
@@ -51,7 +52,7 @@ export interface FsyncRequest {
    * module documentation).
    */
   readonly onPool?: boolean;
-  /** Start once this turn's microtasks are done (`SyncOptions.soon`), not at the turn's end. */
+  /** Start after the microtasks queued so far (`SyncOptions.soon`), not at the turn's end. */
   readonly soon?: boolean;
   fsynced(error?: unknown): void;
 }
