@@ -45,6 +45,14 @@ export function checkSender(from: number, context: PeerContext): void {
 /** What `ConnectionOptions.peerHandler` receives, plus the extension point. */
 export interface PeerHandler {
   (message: Record<string, unknown>, context?: PeerContext): Promise<unknown>;
+  /**
+   * The same for a one-way message (no answer but an error): the action runs
+   * now and its result comes back as it is, a promise only from an async
+   * action; it throws what the action throws. The connection's Raft frames
+   * take this path: no promise, async frame and callback each (a leader
+   * reads two per publish).
+   */
+  now(message: Record<string, unknown>, context?: PeerContext): unknown;
   /** Adds an action ("peer_..."); throws if it is taken or malformed. */
   register(action: string, handler: PeerActionHandler): void;
 }
@@ -92,17 +100,23 @@ export function createPeerHandler(
     membership.receiveLeave(from);
     return ok;
   });
-  const handler = async (
+  const now = (
     message: Record<string, unknown>,
     context: PeerContext = { peerId: undefined },
-  ): Promise<unknown> => {
+  ): unknown => {
     const action = typeof message === "object" && message !== null ? message.action : undefined;
     const serve = typeof action === "string" ? actions.get(action) : undefined;
     if (serve === undefined) {
       return errorResponse("bad_request", `Unknown peer action '${describeValue(action)}'`);
     }
+    return serve(message, context);
+  };
+  const handler = async (
+    message: Record<string, unknown>,
+    context: PeerContext = { peerId: undefined },
+  ): Promise<unknown> => {
     try {
-      return await serve(message, context);
+      return await now(message, context);
     } catch (error) {
       if (error instanceof ProtocolError) return errorResponse(error.code, error.message);
       throw error;
@@ -122,5 +136,5 @@ export function createPeerHandler(
     }
     actions.set(action, serve);
   };
-  return Object.assign(handler, { register });
+  return Object.assign(handler, { now, register });
 }

@@ -80,20 +80,26 @@ const recentTexts: { bytes: Uint8Array; value: string }[] = [];
 const recentTextsMax = 16;
 let recentTextsNext = 0;
 
-function decodeText(bytes: Uint8Array): string {
-  for (const recent of recentTexts) {
-    if (recent.bytes.length === bytes.length && sameBytes(recent.bytes, bytes)) return recent.value;
+/** The text in `source[at, at + length)`: looked up in `recentTexts` without a view or an iterator. */
+function decodeText(source: Uint8Array, at: number, length: number): string {
+  for (let slot = 0; slot < recentTexts.length; slot++) {
+    const recent = recentTexts[slot];
+    if (recent.bytes.length === length && sameBytes(recent.bytes, source, at)) return recent.value;
   }
+  const bytes = source.slice(at, at + length);
   const value = decoder.decode(bytes);
-  const entry = { bytes: bytes.slice(), value };
+  const entry = { bytes, value };
   if (recentTexts.length < recentTextsMax) recentTexts.push(entry);
   else recentTexts[recentTextsNext] = entry;
   recentTextsNext = (recentTextsNext + 1) % recentTextsMax;
   return value;
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  for (let at = a.length - 1; at >= 0; at--) if (a[at] !== b[at]) return false;
+/** Whether `source` holds `known` at `at` (compared from the end: group ids share prefixes). */
+function sameBytes(known: Uint8Array, source: Uint8Array, at: number): boolean {
+  for (let offset = known.length - 1; offset >= 0; offset--) {
+    if (known[offset] !== source[at + offset]) return false;
+  }
   return true;
 }
 const typeCodes = new Map<MessageType, number>(MESSAGE_TYPES.map((type, code) => [type, code]));
@@ -350,7 +356,7 @@ class HeadReader {
     const at = this.#need(length, what);
     let value: string;
     try {
-      value = decodeText(this.#bytes.subarray(at, at + length));
+      value = decodeText(this.#bytes, at, length);
     } catch {
       throw new PeerMessageError(`The ${what} is not UTF-8`);
     }

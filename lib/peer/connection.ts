@@ -39,7 +39,10 @@ export interface ConnectionOptions {
    * cluster layer validates itself; without it such actions are unknown.
    * Only connections that completed the peer handshake reach it.
    */
-  peerHandler?: (message: Record<string, unknown>, context: PeerContext) => Promise<unknown>;
+  peerHandler?: ((message: Record<string, unknown>, context: PeerContext) => Promise<unknown>) & {
+    /** The handler for a one-way message, run now (`PeerHandler.now`). */
+    now?: (message: Record<string, unknown>, context: PeerContext) => unknown;
+  };
   /**
    * The cluster secret a connection must prove it knows before it may send
    * peer actions; without one any connection may (loopback development).
@@ -331,12 +334,27 @@ export class Connection {
       // One-way (Raft traffic, heartbeats): a success is not answered, as the
       // sender reads none; a refused frame still is, so that bad or forged
       // peer input gets its error code and sentence like any other request.
-      handler(message, { peerId: this.#handshake.nodeId }).then(
-        (response) => {
-          if (isErrorResponse(response)) this.#answer(response);
-        },
-        (error) => this.#answer(toErrorResponse(error)),
-      );
+      const context = { peerId: this.#handshake.nodeId };
+      if (handler.now === undefined) {
+        handler(message, context).then(
+          (response) => this.#answerOneWay(response),
+          (error) => this.#answer(toErrorResponse(error)),
+        );
+        return;
+      }
+      let response: unknown;
+      try {
+        response = handler.now(message, context);
+      } catch (error) {
+        this.#answer(toErrorResponse(error));
+        return;
+      }
+      if (response instanceof Promise) {
+        response.then(
+          (settled) => this.#answerOneWay(settled),
+          (error) => this.#answer(toErrorResponse(error)),
+        );
+      } else this.#answerOneWay(response);
       return;
     }
     // Answered as soon as it is ready, not in request order: the link matches
@@ -348,6 +366,11 @@ export class Connection {
     ).then((response) => {
       if (!this.#closed) this.#writer.write(encodeFrame(withId(response, id)));
     });
+  }
+
+  /** A one-way message is answered only when refused. */
+  #answerOneWay(response: unknown): void {
+    if (isErrorResponse(response)) this.#answer(response);
   }
 
   #handshakeStep(message: Record<string, unknown>, id: string | number | undefined): void {

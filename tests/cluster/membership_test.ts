@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { PeerMessageError } from "../../lib/cluster/_peer_messages.ts";
 import { backoffDelayMs } from "../../lib/cluster/_backoff.ts";
 import { parseAddress } from "../../lib/cluster/_address.ts";
 import {
@@ -274,6 +275,29 @@ Deno.test("the peer handler serves registered actions and refuses duplicates", a
   assert.deepEqual(await handler({ action: "peer_raft", term: 7 }), { status: "ok", echoed: 7 });
   assert.throws(() => handler.register("peer_raft", () => null), /already registered/);
   assert.throws(() => handler.register("raft", () => null), /must match/);
+});
+
+Deno.test("the peer handler's now() runs an action at once: its result as it is, its throw as thrown", async () => {
+  const handler = createPeerHandler(newMembership(new FakeClock()));
+  handler.register("peer_raft", (message) => {
+    if (message.term === 0) throw new PeerMessageError("The term must be positive");
+    return { status: "ok", echoed: message.term };
+  });
+  handler.register("peer_later", async () => await Promise.resolve({ status: "ok" }));
+  assert.deepEqual(handler.now({ action: "peer_raft", term: 7 }), { status: "ok", echoed: 7 });
+  assert.throws(() => handler.now({ action: "peer_raft", term: 0 }), PeerMessageError);
+  const later = handler.now({ action: "peer_later" });
+  assert.ok(later instanceof Promise);
+  assert.deepEqual(await later, { status: "ok" });
+  assert.deepEqual(handler.now({ action: "peer_nothing" }), {
+    status: "bad_request",
+    error: "Unknown peer action 'peer_nothing'.",
+  });
+  // The promise form maps the same throw to its answer.
+  assert.deepEqual(await handler({ action: "peer_raft", term: 0 }), {
+    status: "bad_request",
+    error: "The term must be positive.",
+  });
 });
 
 Deno.test("backoffDelayMs doubles from the minimum, caps at the maximum and jitters by half", () => {
