@@ -22,7 +22,14 @@ import { Progress } from "./progress.ts";
 import { majorityIndex, voteResult } from "./quorum.ts";
 import { RaftLog } from "./raft_log.ts";
 import { ReadOnly } from "./read_only.ts";
-import type { ConfChange, Message, MessageType, ReadState, Role } from "./types.ts";
+import {
+  blankMessage,
+  type ConfChange,
+  type Message,
+  type MessageType,
+  type ReadState,
+  type Role,
+} from "./types.ts";
 
 type StepFunction = (message: Message) => void;
 
@@ -930,18 +937,7 @@ export class Raft {
   // ---- helpers ----------------------------------------------------------------
 
   #blank(type: MessageType, to: number): Message {
-    return {
-      type,
-      from: this.id,
-      to,
-      term: this.term,
-      logTerm: 0,
-      index: 0,
-      entries: [],
-      commit: 0,
-      reject: false,
-      rejectHint: 0,
-    };
+    return blankMessage(type, this.id, to, this.term);
   }
 
   #send(message: Message): void {

@@ -80,6 +80,31 @@ export interface Message {
   commitNotice?: boolean;
 }
 
+/**
+ * A message of `type` with every other field blank (no entries, index 0,
+ * not refused): what Raft fills in for heartbeats, votes and answers.
+ *
+ * @example
+ * ```ts
+ * import { blankMessage } from "./types.ts";
+ * const heartbeat = { ...blankMessage("heartbeat", 1, 2, 3), commit: 7 };
+ * ```
+ */
+export function blankMessage(type: MessageType, from: number, to: number, term: number): Message {
+  return {
+    type,
+    from,
+    to,
+    term,
+    logTerm: 0,
+    index: 0,
+    entries: [],
+    commit: 0,
+    reject: false,
+    rejectHint: 0,
+  };
+}
+
 /** Role of a replica. */
 export type Role = "follower" | "preCandidate" | "candidate" | "leader";
 

@@ -44,23 +44,4 @@ export function drain(member: Member): Message[] {
   return out;
 }
 
-/** A message of `type` with every other field blank (no entries, index 0, not refused). */
-export function blankMessage(
-  type: Message["type"],
-  from: number,
-  to: number,
-  term: number,
-): Message {
-  return {
-    type,
-    from,
-    to,
-    term,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-  };
-}
+export { blankMessage } from "../../lib/raft/types.ts";
