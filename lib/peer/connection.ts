@@ -9,7 +9,7 @@
  */
 
 import { type ClusterSecret, type ListenerHandshake, listenerStep } from "../cluster/peer_auth.ts";
-import type { PeerContext } from "../cluster/peer_handler.ts";
+import type { PeerHandler } from "../cluster/peer_handler.ts";
 import { decodeBinaryRaftPayload, isBinaryRaftPayload } from "../cluster/raft_binary.ts";
 import { answerJson, encodeFrame, FrameDecoder, peerFrameBytesMax } from "../wire/frame.ts";
 import { errorResponse, isErrorResponse, ProtocolError } from "../wire/errors.ts";
@@ -39,10 +39,7 @@ export interface ConnectionOptions {
    * cluster layer validates itself; without it such actions are unknown.
    * Only connections that completed the peer handshake reach it.
    */
-  peerHandler?: ((message: Record<string, unknown>, context: PeerContext) => Promise<unknown>) & {
-    /** The handler for a one-way message, run now (`PeerHandler.now`). */
-    now?: (message: Record<string, unknown>, context: PeerContext) => unknown;
-  };
+  peerHandler?: PeerHandler;
   /**
    * The cluster secret a connection must prove it knows before it may send
    * peer actions; without one any connection may (loopback development).
@@ -277,7 +274,7 @@ export class Connection {
 
   #dispatchPeer(
     payload: Uint8Array,
-    handler: NonNullable<ConnectionOptions["peerHandler"]>,
+    handler: PeerHandler,
   ): void {
     let message: Record<string, unknown>;
     try {
@@ -292,7 +289,7 @@ export class Connection {
   /** A Raft frame in the binary form: only from a member, decoded with bounds checks. */
   #dispatchBinaryPeer(
     payload: Uint8Array,
-    handler: NonNullable<ConnectionOptions["peerHandler"]>,
+    handler: PeerHandler,
   ): void {
     if (this.#handshake.state !== "member") {
       this.#answer(errorResponse(
@@ -314,7 +311,7 @@ export class Connection {
 
   #dispatchPeerMessage(
     message: Record<string, unknown>,
-    handler: NonNullable<ConnectionOptions["peerHandler"]>,
+    handler: PeerHandler,
   ): void {
     const id = idOf(message);
     if (message.action === "peer_hello" || message.action === "peer_auth") {
@@ -334,17 +331,10 @@ export class Connection {
       // One-way (Raft traffic, heartbeats): a success is not answered, as the
       // sender reads none; a refused frame still is, so that bad or forged
       // peer input gets its error code and sentence like any other request.
-      const context = { peerId: this.#handshake.nodeId };
-      if (handler.now === undefined) {
-        handler(message, context).then(
-          (response) => this.#answerOneWay(response),
-          (error) => this.#answer(toErrorResponse(error)),
-        );
-        return;
-      }
+      // Run now (`PeerHandler.now`): no promise and callbacks per Raft frame.
       let response: unknown;
       try {
-        response = handler.now(message, context);
+        response = handler.now(message, { peerId: this.#handshake.nodeId });
       } catch (error) {
         this.#answer(toErrorResponse(error));
         return;
