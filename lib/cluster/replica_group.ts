@@ -761,7 +761,8 @@ export class ReplicaGroup {
       this.#failReads(new ProtocolError("unavailable", "Leadership changed during the read"));
     }
     if (background) {
-      // The leader's own fsync runs while it goes on (on the thread pool):
+      // The leader's own fsync runs while it goes on (on the thread pool, or
+      // inline while the disk is fast: `_fsync.ts`):
       // two followers' acknowledgements commit without it, so a slow fsync
       // here no longer holds every publish (perf trace: leader fdatasyncs
       // of 4-25 ms with both followers' answers in after 2-6 ms). Its file

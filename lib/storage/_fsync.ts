@@ -123,7 +123,7 @@ function runWaiting(): void {
   waiting = draining;
   waitingCount = 0;
   draining = batch;
-  if (count === 1 && pooled === 0 && runsInline(batch[0]!)) {
+  if (count === 1 && pooled === 0 && runsLoneInline(batch[0]!, lastFsyncMs)) {
     const request = batch[0]!;
     batch[0] = undefined;
     runInline(request);
@@ -134,10 +134,6 @@ function runWaiting(): void {
     batch[slot] = undefined;
   }
   if (batch.length > waitingKeepMax) draining = [];
-}
-
-function runsInline(request: FsyncRequest): boolean {
-  return runsLoneInline(request, lastFsyncMs);
 }
 
 /**
