@@ -115,11 +115,14 @@ Deno.test("SegmentLogStore does not join a flush at once whose fsync runs on the
     const before = left.fsyncCount;
     left.append(makeEntries(2, 1, 1));
     right.append(makeEntries(2, 1, 1));
-    // Two fsyncs in one turn go to the pool, where they are still running
-    // when the turn's next immediate runs.
-    const first = left.sync();
-    const other = right.sync();
-    await new Promise((resolve) => setImmediate(resolve));
+    // Two fsyncs in one batch go to the pool. Asked for with `soon`, the
+    // batch starts in a microtask, and the next one (below) sees them
+    // running: no poll of the event loop comes between, in which a fast
+    // disk could finish them (waiting for an Immediate instead failed once
+    // in a full CI run: nothing ran on the pool by then).
+    const first = left.sync({ soon: true });
+    const other = right.sync({ soon: true });
+    await Promise.resolve();
     assert.ok(pooledFsyncs() > 0, "the fsyncs run on the pool");
     left.append(makeEntries(3, 1, 1));
     const second = left.sync();
