@@ -11,7 +11,7 @@ export interface GroupStats {
   group: string;
   term: number;
   leader: number;
-  /** Entries the slowest voter is behind (leader only). */
+  /** Entries the slowest voter (the leader's own durable log included) is behind (leader only). */
   lag?: number;
 }
 
@@ -34,8 +34,11 @@ export function groupStats(groups: Iterable<ReplicaGroup>, nodeId: number): Grou
     const status = group.node.status();
     let lag: number | undefined;
     if (status.role === "leader") {
+      // The leader's own entry counts too: its match is what it has made
+      // durable, which may trail its last index while its fsync runs (the
+      // appends leave first). A replica read from disk then misses that tail.
       const matches = status.conf.voters.map((id) =>
-        id === nodeId ? status.lastIndex : status.progress[id]?.match ?? 0
+        status.progress[id]?.match ?? (id === nodeId ? status.lastIndex : 0)
       );
       lag = status.lastIndex - Math.min(...matches);
     }
