@@ -192,7 +192,32 @@ export class PublishEntryBuilder {
       return;
     }
     this.#length = at;
-    this.#putText(`${JSON.stringify(producer.producerId)},${JSON.stringify(producer.sequence)}]`);
+    this.#putProducer(producer);
+  }
+
+  /**
+   * Appends `"producerId",sequence]` as `JSON.stringify` writes them: the
+   * id's bytes are kept for the next part of the same producer (an
+   * idempotent client's every publish), the sequence's digits written here
+   * (each `TextEncoder` call is a call into the runtime).
+   */
+  #putProducer(producer: Producer): void {
+    const sequence = producer.sequence;
+    if (!Number.isSafeInteger(sequence) || sequence < 0) {
+      this.#putText(`${JSON.stringify(producer.producerId)},${JSON.stringify(sequence)}]`);
+      return;
+    }
+    if (producer.producerId !== lastProducer.id) {
+      lastProducer = {
+        id: producer.producerId,
+        json: encoder.encode(`${JSON.stringify(producer.producerId)},`),
+      };
+    }
+    const json = lastProducer.json;
+    this.#reserve(json.length + safeIntegerDigitsMax + 1);
+    const at = putDigits(this.#buffer, putBytes(this.#buffer, this.#length, json), sequence);
+    this.#buffer[at] = 0x5d; // ]
+    this.#length = at + 1;
   }
 
   /** The command's data, in a buffer of its exact size; the builder is done. */
@@ -231,6 +256,24 @@ export class PublishEntryBuilder {
 }
 
 /** Writes the few `bytes` at `at` of `buffer`; returns where they end. */
+/** Digits of `Number.MAX_SAFE_INTEGER`. */
+const safeIntegerDigitsMax = 16;
+
+/** The producer whose id `#putProducer` encoded last, with its JSON and a comma. */
+let lastProducer = { id: "", json: encoder.encode('"",') };
+
+/** Writes the decimal digits of `value` (a non-negative safe integer) at `at`; returns their end. */
+function putDigits(buffer: Uint8Array, at: number, value: number): number {
+  let digits = 1;
+  for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+  let rest = value;
+  for (let index = at + digits - 1; index >= at; index--) {
+    buffer[index] = 0x30 + (rest % 10);
+    rest = Math.floor(rest / 10);
+  }
+  return at + digits;
+}
+
 function putBytes(buffer: Uint8Array, at: number, bytes: Uint8Array): number {
   for (let index = 0; index < bytes.length; index++) buffer[at + index] = bytes[index];
   return at + bytes.length;

@@ -248,6 +248,8 @@ export class TopicState {
   readonly subscribers = new Map<string, number>();
   /** Per producer, its window; in least recently stored order, for eviction. */
   readonly #producers = new Map<string, ProducerWindow>();
+  /** The last key of `#producers` (the producer stored last), if known. */
+  #newestProducer: string | undefined;
   /** Sequences remembered over all producers (bounded by `topicSequencesMax`). */
   #sequencesRemembered = 0;
   #batches = new BatchIndex();
@@ -505,6 +507,7 @@ export class TopicState {
     this.subscribers.clear();
     for (const [subscriber, offset] of subscribers) this.subscribers.set(subscriber, offset);
     this.#producers.clear();
+    this.#newestProducer = undefined;
     for (const [producerId, window] of producers) this.#producers.set(producerId, window);
     this.#sequencesRemembered = sequences;
     this.#batches = batches;
@@ -528,11 +531,15 @@ export class TopicState {
     let window = this.#producers.get(producerId);
     if (window === undefined) {
       window = new ProducerWindow();
-    } else {
+      this.#producers.set(producerId, window);
+    } else if (producerId !== this.#newestProducer) {
       // Re-inserting keeps the map in least-recently-stored order for eviction.
+      // The newest stays where it is: a delete that empties a small map
+      // makes V8 allocate it a new table, once per publish of a lone producer.
       this.#producers.delete(producerId);
+      this.#producers.set(producerId, window);
     }
-    this.#producers.set(producerId, window);
+    this.#newestProducer = producerId;
     const before = window.length;
     window.push(sequence, firstOffset, count);
     this.#sequencesRemembered += window.length - before;

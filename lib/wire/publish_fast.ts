@@ -233,6 +233,10 @@ function readValue(
     fields.messageStart = start;
     fields.messageEnd = scan.end;
     fields.count = 1;
+  } else if (key === keyProducer && !scan.escaped) {
+    const producerId = producerIdText(payload, start, scan.end);
+    if (producerId === undefined) return -1;
+    fields.producerId = producerId;
   } else {
     const text = decodeString(payload, start, scan);
     if (text === undefined) return -1;
@@ -422,6 +426,28 @@ function topicName(payload: Uint8Array, start: number, end: number): string | un
 
 /** The last topic name decoded: a connection's publishes mostly name the same topic. */
 let lastTopic = { bytes: new Uint8Array(0), name: "" };
+
+/**
+ * A producer id without escapes, or undefined when it is not valid UTF-8.
+ * An idempotent client names the same producer in every publish: the last
+ * one is compared byte by byte instead of decoded again (a decode is a call
+ * into the runtime, which cost a leader more than its dedup check).
+ */
+function producerIdText(payload: Uint8Array, start: number, end: number): string | undefined {
+  if (equalBytes(payload, start, end, lastProducer.bytes)) return lastProducer.id;
+  let id: string;
+  try {
+    id = utf8.decode(payload.subarray(start, end));
+  } catch {
+    return undefined;
+  }
+  // Only short ids are kept: the cache holds one copy of its bytes.
+  if (end - start <= clientIdLengthMax * 3) lastProducer = { bytes: payload.slice(start, end), id };
+  return id;
+}
+
+/** The last producer id decoded (see `producerIdText`). */
+let lastProducer = { bytes: new Uint8Array(0), id: "" };
 
 /**
  * The string from `start` to `scan.end` (escapes decoded), or undefined

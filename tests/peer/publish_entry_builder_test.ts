@@ -37,7 +37,10 @@ const plainBody = fc.string({
   maxLength: 300,
 });
 const producer = fc.option(
-  fc.record({ producerId: fc.string({ minLength: 1, maxLength: 5 }), sequence: fc.nat() }),
+  fc.record({
+    producerId: fc.string({ minLength: 1, maxLength: 5 }),
+    sequence: fc.oneof(fc.nat(), fc.maxSafeNat()),
+  }),
   { nil: undefined },
 );
 
