@@ -770,17 +770,13 @@ export class PubSubClient {
     stream: ProducerStream | undefined,
     connection: Connection | undefined,
   ): void {
-    const body: Record<string, unknown> = items.length === 1
-      ? { action: "publish", topic_name: topic, message: items[0].message }
-      : { action: "publish_batch", topic_name: topic, messages: items.map((item) => item.message) };
     let producer: Call["producer"];
     if (stream !== undefined) {
       const sequence = stream.nextSequence++;
       stream.unresolved.add(sequence);
-      body.producer_id = stream.producerId;
-      body.sequence = sequence;
       producer = { stream, sequence };
     }
+    const body = publishBody(topic, items, producer);
     let route = this.#routes.get(topic);
     if (route === undefined) {
       route = { connection, unanswered: 0, settled: [] };
@@ -788,17 +784,27 @@ export class PubSubClient {
     }
     route.unanswered++;
     const sent = route;
-    this.#call(body, stream !== undefined, producer, topic, connection).then(({ response }) => {
-      this.#batchSettled(topic, sent);
-      const answer = response as { offset?: number; first_offset?: number };
-      const first = (items.length === 1 ? answer.offset : answer.first_offset) as number;
-      for (let index = 0; index < items.length; index++) {
-        items[index].resolve({ offset: first + index });
-      }
-    }, (error: Error) => {
-      this.#batchSettled(topic, sent);
-      for (const item of items) item.reject(error);
-    });
+    // Told by callbacks, not a promise: the answer reaches the publishers
+    // without one more promise and turn of the microtask queue.
+    this.#start(
+      body,
+      stream !== undefined,
+      ({ response }) => {
+        this.#batchSettled(topic, sent);
+        const answer = response as { offset?: number; first_offset?: number };
+        const first = (items.length === 1 ? answer.offset : answer.first_offset) as number;
+        for (let index = 0; index < items.length; index++) {
+          items[index].resolve({ offset: first + index });
+        }
+      },
+      (error: Error) => {
+        this.#batchSettled(topic, sent);
+        for (const item of items) item.reject(error);
+      },
+      producer,
+      topic,
+      connection,
+    );
   }
 
   #batchSettled(topic: string, route: TopicRoute): void {
@@ -950,36 +956,53 @@ export class PubSubClient {
     pinned?: Connection,
     strict?: boolean,
   ): Promise<{ response: unknown; connection: Connection }> {
-    if (this.#closed) return Promise.reject(new ClientClosedError());
+    return new Promise((resolve, reject) => {
+      this.#start(body, retryable, resolve, reject, producer, topic, pinned, strict);
+    });
+  }
+
+  /** `#call` telling `resolve` or `reject` (once, never during this call) instead of a promise. */
+  #start(
+    body: Record<string, unknown>,
+    retryable: boolean,
+    resolve: Call["resolve"],
+    reject: Call["reject"],
+    producer?: Call["producer"],
+    topic?: string,
+    pinned?: Connection,
+    strict?: boolean,
+  ): void {
+    if (this.#closed) {
+      queueMicrotask(() => reject(new ClientClosedError()));
+      return;
+    }
     const attemptsMax = retryable ? this.#options.retries + 1 : 1;
     const callTimeoutMs = Math.min(
       this.#options.callTimeoutMs ?? Infinity,
       this.#options.requestTimeoutMs * attemptsMax,
     );
-    return new Promise((resolve, reject) => {
-      const call: Call = {
-        order: this.#nextOrder++,
-        body,
-        retryable,
-        producer,
-        topic: this.#options.leaderDirect ? topic : undefined,
-        pinned,
-        strict,
-        deadline: Date.now() + callTimeoutMs,
-        timeoutMs: callTimeoutMs,
-        attemptDeadline: Infinity,
-        attempts: 0,
-        id: 0,
-        connection: undefined,
-        done: false,
-        resolve,
-        reject,
-        settle: (response, id) => this.#onAnswer(call, id, response),
-      };
-      this.#unanswered.add(call);
-      this.#startSweep();
-      this.#enqueue(call);
-    });
+    const call: Call = {
+      order: this.#nextOrder++,
+      body,
+      retryable,
+      producer,
+      topic: this.#options.leaderDirect ? topic : undefined,
+      pinned,
+      strict,
+      deadline: Date.now() + callTimeoutMs,
+      timeoutMs: callTimeoutMs,
+      attemptDeadline: Infinity,
+      attempts: 0,
+      id: 0,
+      connection: undefined,
+      done: false,
+      resolve,
+      reject,
+      settle: (response, id) => this.#onAnswer(call, id, response),
+    };
+    this.#unanswered.add(call);
+    this.#startSweep();
+    this.#enqueue(call);
   }
 
   /** One timer per client, not two per call: it runs while calls are unanswered. */
@@ -1455,6 +1478,36 @@ function checkTopic(topic: string): string {
   } catch (error) {
     throw new PubSubError("bad_request", (error as Error).message, { cause: error });
   }
+}
+
+/**
+ * A publish (or batch) request with every field set at once: one object
+ * shape, which `JSON.stringify` writes on its fast path (fields added later
+ * made the client's encoding of each request the slower one).
+ */
+function publishBody(
+  topic: string,
+  items: readonly QueuedPublish[],
+  producer: Call["producer"],
+): Record<string, unknown> {
+  if (items.length === 1) {
+    const message = items[0].message;
+    return producer === undefined ? { action: "publish", topic_name: topic, message } : {
+      action: "publish",
+      topic_name: topic,
+      message,
+      producer_id: producer.stream.producerId,
+      sequence: producer.sequence,
+    };
+  }
+  const messages = items.map((item) => item.message);
+  return producer === undefined ? { action: "publish_batch", topic_name: topic, messages } : {
+    action: "publish_batch",
+    topic_name: topic,
+    messages,
+    producer_id: producer.stream.producerId,
+    sequence: producer.sequence,
+  };
 }
 
 function isCall(request: PendingRequest): request is Call {
