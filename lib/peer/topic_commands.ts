@@ -255,7 +255,6 @@ export class PublishEntryBuilder {
   }
 }
 
-/** Writes the few `bytes` at `at` of `buffer`; returns where they end. */
 /** Digits of `Number.MAX_SAFE_INTEGER`. */
 const safeIntegerDigitsMax = 16;
 
@@ -274,6 +273,7 @@ function putDigits(buffer: Uint8Array, at: number, value: number): number {
   return at + digits;
 }
 
+/** Writes the few `bytes` at `at` of `buffer`; returns where they end. */
 function putBytes(buffer: Uint8Array, at: number, bytes: Uint8Array): number {
   for (let index = 0; index < bytes.length; index++) buffer[at + index] = bytes[index];
   return at + bytes.length;
