@@ -17,10 +17,41 @@ const mainPath = new URL("../../main.ts", import.meta.url).pathname;
 const testPortMin = 20_000;
 const testPortMax = 32_000;
 
-/** A port that is free right now, outside the ephemeral range (see `testPortMin`). */
+/**
+ * Ports handed out are reserved for this long, across every test process
+ * (a file per port in {@linkcode reservationDir}): a test that stops a peer
+ * and starts it again on its port later (after a removal, up to a minute)
+ * found it taken by a peer of a test running in parallel, which had drawn
+ * the same free port meanwhile ("address already in use", CI of a6a90eb).
+ */
+const reservationMs = 30 * 60_000;
+const reservationDir = `${Deno.env.get("TMPDIR") ?? "/tmp"}/pubsub-test-ports`;
+
+/** Reserves `port` for this test run; false when another test holds it. */
+function reservePort(port: number): boolean {
+  const path = `${reservationDir}/${port}`;
+  try {
+    Deno.mkdirSync(reservationDir, { recursive: true });
+    Deno.writeTextFileSync(path, "", { createNew: true });
+    return true;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) return true;
+  }
+  // A reservation older than reservationMs is an earlier run's.
+  const mtime = Deno.statSync(path).mtime?.getTime() ?? 0;
+  if (Date.now() - mtime < reservationMs) return false;
+  Deno.writeTextFileSync(path, "");
+  return true;
+}
+
+/**
+ * A port that is free right now, outside the ephemeral range (see
+ * `testPortMin`), and reserved so that no other test draws it for a while.
+ */
 export function freePort(): number {
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = testPortMin + Math.floor(Math.random() * (testPortMax - testPortMin));
+    if (!reservePort(port)) continue;
     try {
       Deno.listen({ hostname: "127.0.0.1", port }).close();
       return port;
@@ -42,6 +73,7 @@ export function freePortRun(count = 3): number {
     const listeners: Deno.Listener[] = [];
     try {
       for (let offset = 1; offset < count; offset++) {
+        if (!reservePort(base + offset)) throw new Error("Reserved by another test");
         listeners.push(Deno.listen({ hostname: "127.0.0.1", port: base + offset }));
       }
       return base;
