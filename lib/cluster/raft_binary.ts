@@ -35,6 +35,7 @@
  * @module
  */
 
+import { RecentTexts } from "../wire/recent_texts.ts";
 import { type Message, MESSAGE_TYPES, type MessageType } from "../raft/types.ts";
 import type { Entry, Snapshot } from "../storage/types.ts";
 import { concatFrames, frameHeaderBytes } from "../wire/frame.ts";
@@ -69,39 +70,8 @@ export type RaftOutItem = [groupId: string, body: Message | { quiesce: number }]
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/**
- * Texts decoded lately (a frame's incarnation and group ids), by their
- * bytes: nearly every frame repeats those of the last ones, and a lookup
- * here costs less than a decode, which is a call into the runtime (two per
- * frame, and a leader reads two answers per publish).
- */
-const recentTexts: { bytes: Uint8Array; value: string }[] = [];
-/** Entries `recentTexts` keeps; the oldest goes first. */
-const recentTextsMax = 16;
-let recentTextsNext = 0;
-
-/** The text in `source[at, at + length)`: looked up in `recentTexts` without a view or an iterator. */
-function decodeText(source: Uint8Array, at: number, length: number): string {
-  for (let slot = 0; slot < recentTexts.length; slot++) {
-    const recent = recentTexts[slot];
-    if (recent.bytes.length === length && sameBytes(recent.bytes, source, at)) return recent.value;
-  }
-  const bytes = source.slice(at, at + length);
-  const value = decoder.decode(bytes);
-  const entry = { bytes, value };
-  if (recentTexts.length < recentTextsMax) recentTexts.push(entry);
-  else recentTexts[recentTextsNext] = entry;
-  recentTextsNext = (recentTextsNext + 1) % recentTextsMax;
-  return value;
-}
-
-/** Whether `source` holds `known` at `at` (compared from the end: group ids share prefixes). */
-function sameBytes(known: Uint8Array, source: Uint8Array, at: number): boolean {
-  for (let offset = known.length - 1; offset >= 0; offset--) {
-    if (known[offset] !== source[at + offset]) return false;
-  }
-  return true;
-}
+/** A frame's incarnation and group ids, nearly always those of the last frames (see `RecentTexts`). */
+const recentTexts = new RecentTexts(16, decoder);
 const typeCodes = new Map<MessageType, number>(MESSAGE_TYPES.map((type, code) => [type, code]));
 
 /** Bytes of the head without its strings (bounded above: UTF-8 takes at most 3 bytes per unit). */
@@ -356,7 +326,7 @@ class HeadReader {
     const at = this.#need(length, what);
     let value: string;
     try {
-      value = decodeText(this.#bytes, at, length);
+      value = recentTexts.decode(this.#bytes, at, length);
     } catch {
       throw new PeerMessageError(`The ${what} is not UTF-8`);
     }

@@ -19,6 +19,7 @@
  * @module
  */
 
+import { RecentTexts } from "./recent_texts.ts";
 import {
   batchMessagesMax,
   clientIdLengthMax,
@@ -234,9 +235,13 @@ function readValue(
     fields.messageEnd = scan.end;
     fields.count = 1;
   } else if (key === keyProducer && !scan.escaped) {
-    const producerId = producerIdText(payload, start, scan.end);
-    if (producerId === undefined) return -1;
-    fields.producerId = producerId;
+    const length = scan.end - start;
+    try {
+      // An idempotent client names the same producer in every publish.
+      fields.producerId = recentTexts.decode(payload, start, length);
+    } catch {
+      return -1;
+    }
   } else {
     const text = decodeString(payload, start, scan);
     if (text === undefined) return -1;
@@ -417,37 +422,15 @@ function topicName(payload: Uint8Array, start: number, end: number): string | un
     const byte = payload[index];
     if (byte >= 0x80 || topicByte[byte] === 0) return undefined;
   }
-  if (equalBytes(payload, start, end, lastTopic.bytes)) return lastTopic.name;
-  const name = utf8.decode(payload.subarray(start, end));
-  if (name === "." || name === "..") return undefined;
-  lastTopic = { bytes: payload.slice(start, end), name };
-  return name;
+  const name = recentTexts.decode(payload, start, length);
+  return name === "." || name === ".." ? undefined : name;
 }
-
-/** The last topic name decoded: a connection's publishes mostly name the same topic. */
-let lastTopic = { bytes: new Uint8Array(0), name: "" };
 
 /**
- * A producer id without escapes, or undefined when it is not valid UTF-8.
- * An idempotent client names the same producer in every publish: the last
- * one is compared byte by byte instead of decoded again (a decode is a call
- * into the runtime, which cost a leader more than its dedup check).
+ * Topic names and producer ids decoded lately: a connection's publishes
+ * mostly repeat them. Only short texts are kept (one copy of their bytes each).
  */
-function producerIdText(payload: Uint8Array, start: number, end: number): string | undefined {
-  if (equalBytes(payload, start, end, lastProducer.bytes)) return lastProducer.id;
-  let id: string;
-  try {
-    id = utf8.decode(payload.subarray(start, end));
-  } catch {
-    return undefined;
-  }
-  // Only short ids are kept: the cache holds one copy of its bytes.
-  if (end - start <= clientIdLengthMax * 3) lastProducer = { bytes: payload.slice(start, end), id };
-  return id;
-}
-
-/** The last producer id decoded (see `producerIdText`). */
-let lastProducer = { bytes: new Uint8Array(0), id: "" };
+const recentTexts = new RecentTexts(16, utf8, Math.max(topicNameLengthMax, clientIdLengthMax * 3));
 
 /**
  * The string from `start` to `scan.end` (escapes decoded), or undefined
