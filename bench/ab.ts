@@ -24,6 +24,7 @@
 import { LatencyHistogram } from "../lib/bench/histogram.ts";
 import { payloadOf } from "../lib/bench/workloads.ts";
 import { Progress } from "../lib/bench/progress.ts";
+import { processCpuTicks, ticksPerSecond } from "./topics.ts";
 
 /** Longest run, in seconds. */
 export const abSecondsMax = 3600;
@@ -220,9 +221,7 @@ async function startArm(dir: string, v8Flags: string, plain: boolean): Promise<A
 
 /** CPU time (user + system) of `pid`, in µs. */
 function cpuUs(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  return processCpuTicks(pid) * 1_000_000 / ticksPerSecond;
 }
 
 function armResult(name: "A" | "B", arm: Arm): ArmResult {

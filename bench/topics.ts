@@ -156,16 +156,30 @@ export async function processSample(
   const rss = /^VmRSS:\s+(\d+) kB$/m.exec(status);
   let fds = 0;
   for await (const _ of Deno.readDir(`/proc/${pid}/fd`)) fds++;
+  return { rssKiB: rss === null ? 0 : Number(rss[1]), fds, cpuTicks: processCpuTicks(pid) };
+}
+
+/**
+ * CPU time (user + system) of a process so far, in clock ticks of
+ * `/proc/<pid>/stat` ({@linkcode ticksPerSecond} per second).
+ *
+ * @example
+ * ```ts
+ * import { processCpuTicks } from "./topics.ts";
+ *
+ * console.log(processCpuTicks(Deno.pid));
+ * ```
+ */
+export function processCpuTicks(pid: number): number {
   // Fields after the command name (which may hold spaces) start at field 3;
   // utime and stime are fields 14 and 15.
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const cpuTicks = Number(fields[11]) + Number(fields[12]);
-  return { rssKiB: rss === null ? 0 : Number(rss[1]), fds, cpuTicks };
+  return Number(fields[11]) + Number(fields[12]);
 }
 
 /** Clock ticks per second of `/proc/<pid>/stat` (USER_HZ, 100 on Linux). */
-const ticksPerSecond = 100;
+export const ticksPerSecond = 100;
 
 /**
  * Measures each peer's idle cost: RSS and fds at the end of a window of
