@@ -35,6 +35,7 @@
  * @module
  */
 
+import { allocBytes, dataViewOf } from "../wire/byte_pool.ts";
 import { RecentTexts } from "../wire/recent_texts.ts";
 import { type Message, MESSAGE_TYPES, type MessageType } from "../raft/types.ts";
 import type { Entry, Snapshot } from "../storage/types.ts";
@@ -68,6 +69,8 @@ const flagSnapshot = 16;
 export type RaftOutItem = [groupId: string, body: Message | { quiesce: number }];
 
 const encoder = new TextEncoder();
+/** The bytes of every empty blob: nothing to copy, and nothing it could keep alive. */
+const noBytes = new Uint8Array(0);
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** A frame's incarnation and group ids, nearly always those of the last frames (see `RecentTexts`). */
@@ -112,14 +115,17 @@ function writeAscii(value: string, bytes: Uint8Array, at: number): number | unde
 /** Writes the head of a frame, collecting its blobs in order. */
 class HeadWriter {
   readonly bytes: Uint8Array;
-  readonly #view: DataView;
+  /** A view of the whole buffer under `bytes` (carved: see `allocBytes`), at `#base`. */
+  readonly view: DataView;
+  readonly #base: number;
   at: number;
   readonly blobs: Uint8Array[] = [];
   blobBytes = 0;
 
   constructor(capacity: number, start: number) {
-    this.bytes = new Uint8Array(capacity);
-    this.#view = new DataView(this.bytes.buffer);
+    this.bytes = allocBytes(capacity);
+    this.view = dataViewOf(this.bytes);
+    this.#base = this.bytes.byteOffset;
     this.at = start;
   }
 
@@ -128,17 +134,17 @@ class HeadWriter {
   }
 
   u16(value: number): void {
-    this.#view.setUint16(this.at, value);
+    this.view.setUint16(this.#base + this.at, value);
     this.at += 2;
   }
 
   u32(value: number): void {
-    this.#view.setUint32(this.at, value);
+    this.view.setUint32(this.#base + this.at, value);
     this.at += 4;
   }
 
   f64(value: number): void {
-    this.#view.setFloat64(this.at, value);
+    this.view.setFloat64(this.#base + this.at, value);
     this.at += 8;
   }
 
@@ -149,7 +155,7 @@ class HeadWriter {
     const written = writeAscii(value, this.bytes, this.at) ??
       encoder.encodeInto(value, this.bytes.subarray(this.at)).written;
     if (lengthBytes === 1) this.bytes[lengthAt] = written;
-    else this.#view.setUint16(lengthAt, written);
+    else this.view.setUint16(this.#base + lengthAt, written);
     this.at += written;
   }
 
@@ -237,10 +243,10 @@ export function encodeBinaryRaftFrameParts(
     }
   }
   const headBytes = head.at - frameHeaderBytes - preludeBytes;
-  const view = new DataView(head.bytes.buffer);
-  view.setUint32(0, preludeBytes + headBytes + head.blobBytes);
+  const base = head.bytes.byteOffset;
+  head.view.setUint32(base, preludeBytes + headBytes + head.blobBytes);
   head.bytes[frameHeaderBytes] = binaryRaftMagic;
-  view.setUint32(frameHeaderBytes + 1, headBytes);
+  head.view.setUint32(base + frameHeaderBytes + 1, headBytes);
   return [head.bytes.subarray(0, head.at), ...head.blobs];
 }
 
@@ -269,14 +275,19 @@ export function isBinaryRaftPayload(payload: Uint8Array): boolean {
 /** Reads a head, refusing anything out of range or past its end. */
 class HeadReader {
   readonly #bytes: Uint8Array;
+  /** A view of the whole buffer under the payload, which starts at `#base` in it. */
   readonly #view: DataView;
+  readonly #base: number;
   #at: number;
   readonly #end: number;
   #blobAt: number;
+  /** The blob area after the head, copied on the first blob that has bytes. */
+  #blobs: Uint8Array | undefined;
 
   constructor(payload: Uint8Array, headEnd: number) {
     this.#bytes = payload;
-    this.#view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+    this.#view = dataViewOf(payload);
+    this.#base = payload.byteOffset;
     this.#at = preludeBytes;
     this.#end = headEnd;
     this.#blobAt = headEnd;
@@ -296,16 +307,16 @@ class HeadReader {
   }
 
   u16(what: string): number {
-    return this.#view.getUint16(this.#need(2, what));
+    return this.#view.getUint16(this.#base + this.#need(2, what));
   }
 
   u32(what: string): number {
-    return this.#view.getUint32(this.#need(4, what));
+    return this.#view.getUint32(this.#base + this.#need(4, what));
   }
 
   /** A term or index: a non-negative safe integer. */
   integer(what: string): number {
-    const value = this.#view.getFloat64(this.#need(8, what));
+    const value = this.#view.getFloat64(this.#base + this.#need(8, what));
     if (!Number.isSafeInteger(value) || value < 0 || value > integerMax) {
       throw new PeerMessageError(`The ${what} must be a non-negative integer`);
     }
@@ -336,7 +347,13 @@ class HeadReader {
     return value;
   }
 
-  /** The next blob, by the length that stands here; a view of the payload. */
+  /**
+   * The next blob, by the length that stands here: a view of one copy of the
+   * frame's blob area, in a buffer of its own. The payload may be a view of a
+   * read buffer that is reused once the frame is decoded, and entries keep
+   * their bytes for as long as a log's cache keeps them: a frame's entries
+   * keep their own area alive and nothing else.
+   */
   blob(what: string): Uint8Array {
     const length = this.u32(what);
     const left = this.#bytes.length - this.#blobAt;
@@ -345,9 +362,11 @@ class HeadReader {
         `A binary field of ${length} bytes runs past the end of its frame (${left} left)`,
       );
     }
-    const bytes = this.#bytes.subarray(this.#blobAt, this.#blobAt + length);
+    if (length === 0) return noBytes;
+    this.#blobs ??= this.#bytes.slice(this.#end);
+    const at = this.#blobAt - this.#end;
     this.#blobAt += length;
-    return bytes;
+    return this.#blobs.subarray(at, at + length);
   }
 
   finish(): void {
@@ -426,7 +445,8 @@ function readSnapshot(head: HeadReader): Snapshot {
 /**
  * Decodes and validates a binary payload into a `peer_raft` record whose
  * validated frame `decodeRaftFrame` returns as it is; binary fields are
- * views into `payload`. Throws PeerMessageError when any field is out of
+ * views into one copy of the payload's blob area (none for a frame without
+ * blobs, such as an acknowledgement), so `payload` may be reused after. Throws PeerMessageError when any field is out of
  * range, runs past the end or leaves bytes over.
  *
  * @example
@@ -438,8 +458,8 @@ export function decodeBinaryRaftPayload(payload: Uint8Array): Record<string, unk
   if (!isBinaryRaftPayload(payload) || payload.length < preludeBytes) {
     throw new PeerMessageError("A binary Raft frame must start with its magic byte and head");
   }
-  const headBytes = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
-    .getUint32(1);
+  const headBytes = ((payload[1] << 24) >>> 0) + (payload[2] << 16) + (payload[3] << 8) +
+    payload[4];
   if (headBytes > payload.length - preludeBytes) {
     throw new PeerMessageError(
       `The head of a binary Raft frame claims ${headBytes} bytes of ${

@@ -300,8 +300,8 @@ export class Connection {
     }
     let message: Record<string, unknown>;
     try {
-      // A copy: the payload is a view of the read buffer, and entries keep their bytes.
-      message = decodeBinaryRaftPayload(payload.slice());
+      // The payload is a view of the read buffer: the decoder copies what entries keep.
+      message = decodeBinaryRaftPayload(payload);
     } catch (error) {
       this.#answer(toErrorResponse(error));
       return;

@@ -54,6 +54,7 @@ const ackTag = 2;
 const retainTag = 3;
 
 const encoder = new TextEncoder();
+const noBytes = new Uint8Array(0);
 const decoder = new TextDecoder();
 
 /**
@@ -224,11 +225,12 @@ export class PublishEntryBuilder {
   finish(): Uint8Array {
     this.#reserve(1);
     this.#buffer[this.#length++] = 0x5d; // ]
+    // A buffer of its own, not a carved one (see byte_pool.ts): a log's cache keeps it.
     const data = this.#buffer.slice(0, this.#length);
     if (builderPool.length < builderPoolMax && this.#buffer.length <= pooledBytesMax) {
       builderPool.push(this.#buffer);
     }
-    this.#buffer = new Uint8Array(0);
+    this.#buffer = noBytes;
     return data;
   }
 

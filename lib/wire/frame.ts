@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { allocBytes } from "./byte_pool.ts";
 
 /** Default largest payload accepted (PROTOCOL.md: `--max-frame`, 1 MiB). */
 export const frameBytesMaxDefault = 1024 * 1024;
@@ -100,8 +101,7 @@ export function encodeFrames(
   for (const frame of frames) {
     bound += typeof frame === "string" ? frameHeaderBytes + frame.length * 3 : frame.length;
   }
-  const out = scratch !== undefined && scratch.length >= bound ? scratch : new Uint8Array(bound);
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const out = scratch !== undefined && scratch.length >= bound ? scratch : allocBytes(bound);
   let at = 0;
   let index = 0;
   while (index < frames.length) {
@@ -114,7 +114,7 @@ export function encodeFrames(
     }
     let end = index + 1;
     while (end < frames.length && typeof frames[end] === "string") end++;
-    at = encodeTexts(frames as readonly string[], index, end, out, view, at);
+    at = encodeTexts(frames as readonly string[], index, end, out, at);
     index = end;
   }
   return out.subarray(0, at);
@@ -129,7 +129,6 @@ function encodeTexts(
   start: number,
   end: number,
   out: Uint8Array,
-  view: DataView,
   at: number,
 ): number {
   if (end - start > 1) {
@@ -140,7 +139,7 @@ function encodeTexts(
     if (written === joined.length) {
       let header = at;
       for (let index = start; index < end; index++) {
-        view.setUint32(header, frames[index].length);
+        putLength(out, header, frames[index].length);
         header += frameHeaderBytes + frames[index].length;
       }
       return at + written;
@@ -149,7 +148,7 @@ function encodeTexts(
   for (let index = start; index < end; index++) {
     // Worst case UTF-8 is 3 bytes per UTF-16 unit, which the caller's bound reserved.
     const { written } = encoder.encodeInto(frames[index], out.subarray(at + frameHeaderBytes));
-    view.setUint32(at, written);
+    putLength(out, at, written);
     at += frameHeaderBytes + written;
   }
   return at;
@@ -157,10 +156,21 @@ function encodeTexts(
 
 function encodeJson(json: string): Uint8Array {
   // Worst case UTF-8 is 3 bytes per UTF-16 unit; encodeInto avoids a second copy.
-  const buffer = new Uint8Array(frameHeaderBytes + json.length * 3);
+  const buffer = allocBytes(frameHeaderBytes + json.length * 3);
   const { written } = encoder.encodeInto(json, buffer.subarray(frameHeaderBytes));
-  new DataView(buffer.buffer).setUint32(0, written);
+  putLength(buffer, 0, written);
   return buffer.subarray(0, frameHeaderBytes + written);
+}
+
+/**
+ * Writes a frame's length header (big-endian) at `at`: byte by byte, as a
+ * DataView is one more object per frame and `out` may be a carved view.
+ */
+function putLength(out: Uint8Array, at: number, length: number): void {
+  out[at] = length >>> 24;
+  out[at + 1] = (length >>> 16) & 0xff;
+  out[at + 2] = (length >>> 8) & 0xff;
+  out[at + 3] = length & 0xff;
 }
 
 /** Concatenates frames into one buffer so a burst costs one write. */
@@ -168,7 +178,7 @@ export function concatFrames(frames: readonly Uint8Array[]): Uint8Array {
   if (frames.length === 1) return frames[0];
   let total = 0;
   for (const frame of frames) total += frame.length;
-  const out = new Uint8Array(total);
+  const out = allocBytes(total);
   let at = 0;
   for (const frame of frames) {
     out.set(frame, at);
@@ -264,7 +274,11 @@ export class FrameDecoder {
     this.#headerFilled += take;
     if (this.#headerFilled === frameHeaderBytes) {
       this.#headerFilled = 0;
-      this.#startPayload(new DataView(this.#header.buffer).getUint32(0), events);
+      const header = this.#header;
+      this.#startPayload(
+        ((header[0] << 24) >>> 0) + (header[1] << 16) + (header[2] << 8) + header[3],
+        events,
+      );
     }
     return at + take;
   }
@@ -276,7 +290,7 @@ export class FrameDecoder {
       this.#failed = true;
       events.push({ kind: "too_large", length });
     } else {
-      this.#payload = new Uint8Array(length);
+      this.#payload = allocBytes(length);
       this.#payloadFilled = 0;
     }
   }
