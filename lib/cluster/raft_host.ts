@@ -41,6 +41,19 @@ export const tickMsDefault = 100;
  * compaction) learns a commit at most this much later.
  */
 export const commitNoticeDelayMs = 2;
+/**
+ * How long a commit notice waits while appends to its peer keep taking the
+ * notices along (the last held ones left with an append, not by the
+ * timer): the next append carries it long before. The timer is then a
+ * backstop for the last commit of a stream of publishes, and goes off a
+ * tenth as often. Each time it went off (set and re-armed in turn), it was
+ * a wakeup or a turn of the leader's event loop between publishes: with one
+ * publish at a time, 2 ms instead of 20 here cost 30 µs at p50, 190 µs at
+ * p99 and 36 µs of the peers' CPU per publish (`bench:ab`, 40 s). Once the
+ * timer had to send held notices, the next wait is `commitNoticeDelayMs`
+ * again.
+ */
+export const commitNoticeStreamDelayMs = 20;
 /** Most peers whose incarnation is remembered. */
 export const incarnationsMax = 4096;
 /**
@@ -130,6 +143,8 @@ export class RaftHost {
   #noticesHeld = 0;
   /** When the oldest of them was queued (`Scheduler.now`). */
   #noticesHeldSince = 0;
+  /** The last held notices left with another frame: see `commitNoticeStreamDelayMs`. */
+  #noticesRideAppends = false;
   #ticker: Cancel | undefined;
   readonly #scheduler: Scheduler;
   /** Called for messages of a group this peer does not host (yet). */
@@ -318,25 +333,35 @@ export class RaftHost {
       if (this.#noticesHeld === 0 || this.#noticeTimer !== undefined || this.#flushScheduled) {
         return;
       }
-      this.#armNoticeTimer(commitNoticeDelayMs);
+      this.#armNoticeTimer(this.#noticeDelayMs());
     });
+  }
+
+  #noticeDelayMs(): number {
+    return this.#noticesRideAppends ? commitNoticeStreamDelayMs : commitNoticeDelayMs;
   }
 
   /**
    * A flush that takes the held notices along leaves this timer armed: when
-   * it goes off, it flushes notices held for `commitNoticeDelayMs` and waits
-   * out the rest for younger ones. With one publish at a time every notice
-   * rides on the next append, and the leader sets one timer per delay
-   * instead of setting and clearing one per publish (arming a timer wakes
-   * the event loop: an eventfd write).
+   * it goes off, it flushes notices held for the delay in force
+   * (`#noticeDelayMs`) and waits out the rest for younger ones. With one
+   * publish at a time every notice rides on the next append, and the leader
+   * sets one timer per delay instead of setting and clearing one per
+   * publish (arming a timer wakes the event loop: an eventfd write).
    */
   #armNoticeTimer(delayMs: number): void {
     this.#noticeTimer = this.#scheduler.schedule(delayMs, () => {
       this.#noticeTimer = undefined;
       if (this.#noticesHeld === 0) return;
       const heldMs = this.#scheduler.now() - this.#noticesHeldSince;
-      if (heldMs < commitNoticeDelayMs) this.#armNoticeTimer(commitNoticeDelayMs - heldMs);
-      else this.#flush();
+      const delayMs = this.#noticeDelayMs();
+      if (heldMs < delayMs) {
+        this.#armNoticeTimer(delayMs - heldMs);
+        return;
+      }
+      this.#flush();
+      // They had to go by themselves: the next ones wait the short delay.
+      this.#noticesRideAppends = false;
     });
   }
 
@@ -355,6 +380,7 @@ export class RaftHost {
     const outbox = this.#outbox;
     this.#outbox = new Map();
     this.#flushingNotices = this.#noticesHeld > 0;
+    if (this.#flushingNotices) this.#noticesRideAppends = true;
     this.#noticesHeld = 0;
     outbox.forEach(this.#flushPeer);
   }

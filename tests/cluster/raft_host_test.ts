@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import { ManualScheduler } from "../../lib/cluster/manual_scheduler.ts";
 import { decodeRaftFrame } from "../../lib/cluster/peer_rpc.ts";
-import { commitNoticeDelayMs, RaftHost } from "../../lib/cluster/raft_host.ts";
+import {
+  commitNoticeDelayMs,
+  commitNoticeStreamDelayMs,
+  RaftHost,
+} from "../../lib/cluster/raft_host.ts";
 import { ReplicaGroup } from "../../lib/cluster/replica_group.ts";
 import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
 
@@ -188,7 +192,7 @@ Deno.test("RaftHost drops exactly the superseded notices in a large batch too", 
   await host.close();
 });
 
-Deno.test("RaftHost keeps one notice timer across flushes, and a notice held meanwhile still waits commitNoticeDelayMs", async () => {
+Deno.test("RaftHost keeps one notice timer across flushes; while appends take notices along, a notice waits commitNoticeStreamDelayMs", async () => {
   const scheduler = new ManualScheduler();
   const { host, frames } = recordingHost(scheduler);
   const message = appendFrom1To2;
@@ -207,10 +211,20 @@ Deno.test("RaftHost keeps one notice timer across flushes, and a notice held mea
   scheduler.advance(commitNoticeDelayMs / 2);
   await settle(scheduler);
   assert.equal(frames.length, 1, "the timer went off before the new notice waited its delay");
+  // An append took the last notice along: the next one waits the longer delay.
+  scheduler.advance(commitNoticeStreamDelayMs - commitNoticeDelayMs);
+  await settle(scheduler);
+  assert.equal(frames.length, 1, "a stream's notice waits past commitNoticeDelayMs");
   scheduler.advance(commitNoticeDelayMs / 2);
   await settle(scheduler);
-  assert.equal(frames.length, 2, "it leaves once it waited commitNoticeDelayMs");
+  assert.equal(frames.length, 2, "it leaves once it waited commitNoticeStreamDelayMs");
   assert.equal(decodeRaftFrame(frames[1].frame).batch.length, 1);
+  // The timer had to send it: the next notice waits the short delay again.
+  host.send("t:a", [message(7, 0, true)]);
+  await settle(scheduler);
+  scheduler.advance(commitNoticeDelayMs);
+  await settle(scheduler);
+  assert.equal(frames.length, 3, "after a stream ends, a lone notice waits commitNoticeDelayMs");
   await host.close();
   assert.equal(scheduler.pendingTimers, 0);
 });
