@@ -13,7 +13,7 @@
  */
 
 import { answerJson, frameHeaderBytes } from "../wire/frame.ts";
-import { isPushedEvent, type MessageEvent } from "../wire/responses.ts";
+import { decodePublishedAnswer, isPushedEvent, type MessageEvent } from "../wire/responses.ts";
 import { PubSubError } from "./errors.ts";
 import type { Transport } from "./_transport.ts";
 
@@ -26,6 +26,12 @@ export const writeBufferBytes = 64 * 1024;
 export interface PendingRequest {
   /** The id it is sent with (answers carry it back). */
   readonly id: number;
+  /**
+   * The body's JSON text without its closing brace, when the caller wrote
+   * it already (a publish's): the id is appended to it instead of the body
+   * being encoded again.
+   */
+  readonly bodyJson?: string;
   /** Receives the decoded answer (an object, still with its `id`, or an array) and its id. */
   settle(response: unknown, id: number): void;
 }
@@ -136,7 +142,9 @@ export class Connection {
   /** Queues `body` with `request.id`; the write happens once per microtask burst. */
   send(body: Record<string, unknown>, request: PendingRequest): void {
     if (this.#closed) throw new PubSubError("disconnected", "The connection is closed");
-    const json = answerJson(body, request.id);
+    const json = request.bodyJson === undefined
+      ? answerJson(body, request.id)
+      : `${request.bodyJson},"id":${request.id}}`;
     // UTF-8 takes at most 3 bytes per UTF-16 unit: only a request near the limit is measured.
     if (json.length * 3 > this.#limits.requestBytesMax) {
       const bytes = encoder.encode(json).length;
@@ -273,7 +281,12 @@ export class Connection {
       }
       const end = at + frameHeaderBytes + length;
       if (end > filled) break;
-      this.#receive(JSON.parse(decodeText(buffer.subarray(at + frameHeaderBytes, end))));
+      const payloadAt = at + frameHeaderBytes;
+      // A publish's answer nearly always: recognized without a decode and a parse.
+      this.#receive(
+        decodePublishedAnswer(buffer, payloadAt, end) ??
+          JSON.parse(decodeText(buffer.subarray(payloadAt, end))),
+      );
       at = end;
       if (this.#closed) break;
     }

@@ -777,6 +777,9 @@ export class PubSubClient {
       producer = { stream, sequence };
     }
     const body = publishBody(topic, items, producer);
+    const bodyJson = items.length === 1
+      ? publishJson(topic, items[0].message, producer)
+      : undefined;
     let route = this.#routes.get(topic);
     if (route === undefined) {
       route = { connection, unanswered: 0, settled: [] };
@@ -804,6 +807,8 @@ export class PubSubClient {
       producer,
       topic,
       connection,
+      false,
+      bodyJson,
     );
   }
 
@@ -961,7 +966,11 @@ export class PubSubClient {
     });
   }
 
-  /** `#call` telling `resolve` or `reject` (once, never during this call) instead of a promise. */
+  /**
+   * `#call` telling `resolve` or `reject` (once, never during this call)
+   * instead of a promise; `bodyJson` is the body's JSON without its closing
+   * brace when the caller wrote it (see `PendingRequest.bodyJson`).
+   */
   #start(
     body: Record<string, unknown>,
     retryable: boolean,
@@ -971,6 +980,7 @@ export class PubSubClient {
     topic?: string,
     pinned?: Connection,
     strict?: boolean,
+    bodyJson?: string,
   ): void {
     if (this.#closed) {
       queueMicrotask(() => reject(new ClientClosedError()));
@@ -984,6 +994,7 @@ export class PubSubClient {
     const call: Call = {
       order: this.#nextOrder++,
       body,
+      bodyJson,
       retryable,
       producer,
       topic: this.#options.leaderDirect ? topic : undefined,
@@ -1508,6 +1519,26 @@ function publishBody(
     producer_id: producer.stream.producerId,
     sequence: producer.sequence,
   };
+}
+
+/** The last topic and producer id written by `publishJson`, with their JSON texts. */
+let publishJsonTopic = { topic: "", json: '""' };
+let publishJsonProducer = { id: "", json: '""' };
+
+/**
+ * `JSON.stringify(publishBody(topic, [item], producer))` without its closing
+ * brace, written as a template: a client publishes to few topics with one
+ * producer id each, so their JSON texts are kept from the last publish.
+ */
+function publishJson(topic: string, message: string, producer: Call["producer"]): string {
+  if (publishJsonTopic.topic !== topic) publishJsonTopic = { topic, json: JSON.stringify(topic) };
+  const head = `{"action":"publish","topic_name":${publishJsonTopic.json},"message":${
+    JSON.stringify(message)
+  }`;
+  if (producer === undefined) return head;
+  const id = producer.stream.producerId;
+  if (publishJsonProducer.id !== id) publishJsonProducer = { id, json: JSON.stringify(id) };
+  return `${head},"producer_id":${publishJsonProducer.json},"sequence":${producer.sequence}`;
 }
 
 function isCall(request: PendingRequest): request is Call {

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { RecentTexts } from "./recent_texts.ts";
 import type { Retention } from "./retention.ts";
 
 /** A message pushed to a subscriber; it has `event` and never `status`. */
@@ -120,3 +121,112 @@ export function batchPublishedAnswerJson(
 
 /** The start of the last topic's `publish_batch` answer (see `publishedHead`). */
 let batchPublishedHead: { topic: string; json: string } | undefined;
+
+/** The bytes of a text that is all ASCII. */
+function asciiBytes(text: string): Uint8Array {
+  return Uint8Array.from(text, (unit) => unit.charCodeAt(0));
+}
+
+const publishedStart = asciiBytes('{"status":"message_published","topic":"');
+const batchPublishedStart = asciiBytes('{"status":"messages_published","topic":"');
+const offsetKey = asciiBytes('","offset":');
+const firstOffsetKey = asciiBytes('","first_offset":');
+const countKey = asciiBytes(',"count":');
+const idKey = asciiBytes(',"id":');
+/** Digits of the largest integer read here: 15 keeps every value a safe integer. */
+const digitsMax = 15;
+/** Topic names of the last answers: a client publishes to few topics, and each decode is a call into the runtime. */
+const answerTopics = new RecentTexts(8, new TextDecoder("utf-8", { fatal: true }), 255);
+
+/**
+ * The answer to a publish or publish_batch in `bytes[start, end)` when it
+ * has exactly the form the builders above write (numeric id or none, a
+ * topic name without escapes), as `JSON.parse` would return it; undefined
+ * for anything else, which the caller parses as JSON. The answer every
+ * publish gets, recognized byte by byte: `TextDecoder` and `JSON.parse`
+ * cost a client 8 µs of its 18 µs from reading an answer to resolving the
+ * publish (one publish at a time, 3 peers).
+ *
+ * @example
+ * ```ts
+ * const bytes = new TextEncoder().encode(publishedAnswerJson("events", 41, 7));
+ * decodePublishedAnswer(bytes, 0, bytes.length); // { status: "message_published", topic: "events", offset: 41, id: 7 }
+ * ```
+ */
+export function decodePublishedAnswer(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+): Record<string, unknown> | undefined {
+  const batch = startsWith(bytes, start, end, batchPublishedStart);
+  if (!batch && !startsWith(bytes, start, end, publishedStart)) return undefined;
+  const topicStart = start + (batch ? batchPublishedStart.length : publishedStart.length);
+  let at = topicStart;
+  while (at < end && bytes[at] !== 0x22) { // "
+    // Escapes and control characters: left to JSON.parse.
+    if (bytes[at] === 0x5c || bytes[at] < 0x20) return undefined;
+    at++;
+  }
+  if (at === end || at === topicStart) return undefined;
+  let topic: string;
+  try {
+    topic = answerTopics.decode(bytes, topicStart, at - topicStart);
+  } catch {
+    return undefined;
+  }
+  const offsetKeyBytes = batch ? firstOffsetKey : offsetKey;
+  if (!startsWith(bytes, at, end, offsetKeyBytes)) return undefined;
+  at += offsetKeyBytes.length;
+  const offsetEnd = digitsEnd(bytes, at, end);
+  if (offsetEnd === undefined) return undefined;
+  const offset = digitsValue(bytes, at, offsetEnd);
+  at = offsetEnd;
+  let count = 0;
+  if (batch) {
+    if (!startsWith(bytes, at, end, countKey)) return undefined;
+    const countEnd = digitsEnd(bytes, at + countKey.length, end);
+    if (countEnd === undefined) return undefined;
+    count = digitsValue(bytes, at + countKey.length, countEnd);
+    at = countEnd;
+  }
+  let id: number | undefined;
+  if (at < end - 1) {
+    if (!startsWith(bytes, at, end, idKey)) return undefined;
+    const idEnd = digitsEnd(bytes, at + idKey.length, end);
+    if (idEnd === undefined) return undefined;
+    id = digitsValue(bytes, at + idKey.length, idEnd);
+    at = idEnd;
+  }
+  if (at !== end - 1 || bytes[at] !== 0x7d) return undefined; // }
+  if (batch) {
+    return id === undefined
+      ? { status: "messages_published", topic, first_offset: offset, count }
+      : { status: "messages_published", topic, first_offset: offset, count, id };
+  }
+  return id === undefined
+    ? { status: "message_published", topic, offset }
+    : { status: "message_published", topic, offset, id };
+}
+
+function startsWith(bytes: Uint8Array, at: number, end: number, prefix: Uint8Array): boolean {
+  if (end - at < prefix.length) return false;
+  for (let index = 0; index < prefix.length; index++) {
+    if (bytes[at + index] !== prefix[index]) return false;
+  }
+  return true;
+}
+
+/** Where the JSON integer at `at` ends (1 to `digitsMax` digits, no leading zero), or undefined. */
+function digitsEnd(bytes: Uint8Array, at: number, end: number): number | undefined {
+  let next = at;
+  while (next < end && next - at <= digitsMax && bytes[next] >= 0x30 && bytes[next] <= 0x39) next++;
+  const digits = next - at;
+  if (digits === 0 || digits > digitsMax || (digits > 1 && bytes[at] === 0x30)) return undefined;
+  return next;
+}
+
+function digitsValue(bytes: Uint8Array, at: number, end: number): number {
+  let value = 0;
+  for (let index = at; index < end; index++) value = value * 10 + bytes[index] - 0x30;
+  return value;
+}
