@@ -125,13 +125,42 @@ function percentile(values: number[], fraction: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? 0;
 }
 
+const usage = `Usage: deno run -A bench/http_publish.ts [options]
+
+HTTP publish throughput against the TCP protocol on the same local 3-peer
+cluster, the two protocols taking turns.
+
+Options:
+  --duration N  seconds per protocol and round (default 5)
+  --rounds N    rounds (default 3)
+  --help        show this text`;
+
+/** The bench's flags; exits 0 after printing the usage for --help, 2 naming a wrong flag. */
+function parseFlags(args: string[]): { seconds: number; rounds: number } {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(usage);
+    Deno.exit(0);
+  }
+  const settings = { seconds: 5, rounds: 3 };
+  for (let index = 0; index < args.length; index += 2) {
+    const [flag, text] = [args[index], args[index + 1]];
+    const value = Number(text);
+    const key = flag === "--duration" ? "seconds" : flag === "--rounds" ? "rounds" : undefined;
+    if (key === undefined) {
+      console.error(`http_publish: '${flag}' is not a flag of bench/http_publish.ts (see --help)`);
+      Deno.exit(2);
+    }
+    if (!Number.isSafeInteger(value) || value < 1) {
+      console.error(`http_publish: ${flag} must be a positive integer: current value is '${text}'`);
+      Deno.exit(2);
+    }
+    settings[key] = value;
+  }
+  return settings;
+}
+
 async function main(args: string[]): Promise<void> {
-  const flag = (name: string, fallback: number) => {
-    const index = args.indexOf(name);
-    return index >= 0 ? Number(args[index + 1]) : fallback;
-  };
-  const seconds = flag("--duration", 5);
-  const rounds = flag("--rounds", 3);
+  const { seconds, rounds } = parseFlags(args);
   const root = await Deno.makeTempDir({ prefix: "pubsub-http-bench-" });
   const peers = await startPeers(root, 3);
   const entry = peers[0];

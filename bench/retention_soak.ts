@@ -50,18 +50,43 @@ interface Sample {
   peers: PeerSample[];
 }
 
+const usage = `Usage: deno run -A bench/retention_soak.ts [options]
+
+Publishes to one topic with a byte retention limit on a local 3-peer cluster
+and samples each replica's bytes on disk and each peer's RSS: both must stay
+flat once the limit is reached.
+
+Options:
+  --max-bytes N       the topic's retention in bytes (default 100000000, at least 65536)
+  --seconds N         how long to publish (default 120)
+  --sample-seconds N  seconds between samples (default 5)
+  --message-bytes N   bytes per message (default 1024)
+  --in-flight N       publishes in flight (default 256)
+  --json              print the samples as JSON
+  --help              show this text`;
+
 function parseSettings(args: string[]): SoakSettings {
-  const { values } = parseArgs({
-    args,
-    options: {
-      "max-bytes": { type: "string", default: "100000000" },
-      seconds: { type: "string", default: "120" },
-      "sample-seconds": { type: "string", default: "5" },
-      "message-bytes": { type: "string", default: "1024" },
-      "in-flight": { type: "string", default: "256" },
-      json: { type: "boolean", default: false },
-    },
-  });
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(usage);
+    Deno.exit(0);
+  }
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args,
+      options: {
+        "max-bytes": { type: "string", default: "100000000" },
+        seconds: { type: "string", default: "120" },
+        "sample-seconds": { type: "string", default: "5" },
+        "message-bytes": { type: "string", default: "1024" },
+        "in-flight": { type: "string", default: "256" },
+        json: { type: "boolean", default: false },
+      },
+    }).values;
+  } catch (error) {
+    console.error(`retention_soak: ${(error as Error).message} (see --help)`);
+    Deno.exit(2);
+  }
   const number = (flag: string, min: number) => {
     const value = Number(values[flag as keyof typeof values]);
     if (!Number.isInteger(value) || value < min) {

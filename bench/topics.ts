@@ -340,7 +340,24 @@ export function formatTopicsBench(results: readonly TopicsBenchResult[]): string
   return lines.join("\n");
 }
 
+const usage = `Usage: deno task bench:topics [options]
+
+Creates N topics (3 replicas each) on a local 3-peer cluster, publishes one
+message to each, then reports each peer's RSS, open fds and idle CPU.
+
+Options:
+  --topics N[,N...]   topic counts, one run each (default 1000, at most ${topicsMax})
+  --in-flight N       create requests in flight (default ${requestsInFlightDefault})
+  --quiet N           seconds of quiet before the idle measurement (default ${quietSecondsDefault})
+  --cpu-window N      seconds the idle CPU is measured over (default ${cpuSecondsDefault})
+  --json              print the results as JSON
+  --help              show this text`;
+
 async function main(args: string[]): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(usage);
+    return 0;
+  }
   let settings: TopicsBenchSettings;
   try {
     settings = parseTopicsBenchArgs(args);
