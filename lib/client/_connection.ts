@@ -12,6 +12,7 @@
  * @module
  */
 
+import { readUint32, writeUint32 } from "../bytes.ts";
 import { answerJson, frameHeaderBytes } from "../wire/frame.ts";
 import { decodePublishedAnswer, isPushedEvent, type MessageEvent } from "../wire/responses.ts";
 import { PubSubError } from "./errors.ts";
@@ -218,10 +219,7 @@ export class Connection {
     let at = 0;
     for (const json of queue) {
       const { written } = encoder.encodeInto(json, out.subarray(at + frameHeaderBytes));
-      out[at] = written >>> 24;
-      out[at + 1] = (written >>> 16) & 0xff;
-      out[at + 2] = (written >>> 8) & 0xff;
-      out[at + 3] = written & 0xff;
+      writeUint32(out, at, written);
       at += frameHeaderBytes + written;
     }
     return out.subarray(0, at);
@@ -247,7 +245,7 @@ export class Connection {
           filled -= used;
         }
         // What is left is part of one frame: make room for all of it, or go back to the small buffer.
-        const needed = filled >= frameHeaderBytes ? frameHeaderBytes + frameLength(buffer, 0) : 0;
+        const needed = filled >= frameHeaderBytes ? frameHeaderBytes + readUint32(buffer, 0) : 0;
         if (needed > buffer.length) {
           const larger = new Uint8Array(needed);
           larger.set(buffer.subarray(0, filled));
@@ -269,7 +267,7 @@ export class Connection {
   #receiveFrames(buffer: Uint8Array, filled: number): number {
     let at = 0;
     while (filled - at >= frameHeaderBytes) {
-      const length = frameLength(buffer, at);
+      const length = readUint32(buffer, at);
       if (length === 0) {
         throw new PubSubError("protocol", `Peer ${this.address} sent an empty frame`);
       }
@@ -335,10 +333,4 @@ export class Connection {
 function decodeText(bytes: Uint8Array): string {
   const text = utf8.decode(bytes);
   return text.includes("\uFFFD") ? utf8Strict.decode(bytes) : text;
-}
-
-/** The big-endian length header at `at`. */
-function frameLength(buffer: Uint8Array, at: number): number {
-  return ((buffer[at] << 24) >>> 0) + (buffer[at + 1] << 16) + (buffer[at + 2] << 8) +
-    buffer[at + 3];
 }

@@ -1494,7 +1494,10 @@ function checkTopic(topic: string): string {
 /**
  * A publish (or batch) request with every field set at once: one object
  * shape, which `JSON.stringify` writes on its fast path (fields added later
- * made the client's encoding of each request the slower one).
+ * made the client's encoding of each request the slower one). A batch is
+ * sent as this object's JSON; a lone publish as `publishJson`'s text, the
+ * same bytes (tests/client/publish_request_test.ts), and the object serves
+ * the call's bookkeeping and error messages.
  */
 function publishBody(
   topic: string,

@@ -35,7 +35,8 @@
  * @module
  */
 
-import { allocBytes, dataViewOf } from "../wire/byte_pool.ts";
+import { readUint32 } from "../bytes.ts";
+import { allocBytes, dataViewOf, noBytes } from "../wire/byte_pool.ts";
 import { RecentTexts } from "../wire/recent_texts.ts";
 import { type Message, MESSAGE_TYPES, type MessageType } from "../raft/types.ts";
 import type { Entry, Snapshot } from "../storage/types.ts";
@@ -69,8 +70,6 @@ const flagSnapshot = 16;
 export type RaftOutItem = [groupId: string, body: Message | { quiesce: number }];
 
 const encoder = new TextEncoder();
-/** The bytes of every empty blob: nothing to copy, and nothing it could keep alive. */
-const noBytes = new Uint8Array(0);
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** A frame's incarnation and group ids, nearly always those of the last frames (see `RecentTexts`). */
@@ -446,8 +445,9 @@ function readSnapshot(head: HeadReader): Snapshot {
  * Decodes and validates a binary payload into a `peer_raft` record whose
  * validated frame `decodeRaftFrame` returns as it is; binary fields are
  * views into one copy of the payload's blob area (none for a frame without
- * blobs, such as an acknowledgement), so `payload` may be reused after. Throws PeerMessageError when any field is out of
- * range, runs past the end or leaves bytes over.
+ * blobs, such as an acknowledgement), so `payload` may be reused after.
+ * Throws PeerMessageError when any field is out of range, runs past the end
+ * or leaves bytes over.
  *
  * @example
  * ```ts
@@ -458,8 +458,7 @@ export function decodeBinaryRaftPayload(payload: Uint8Array): Record<string, unk
   if (!isBinaryRaftPayload(payload) || payload.length < preludeBytes) {
     throw new PeerMessageError("A binary Raft frame must start with its magic byte and head");
   }
-  const headBytes = ((payload[1] << 24) >>> 0) + (payload[2] << 16) + (payload[3] << 8) +
-    payload[4];
+  const headBytes = readUint32(payload, 1);
   if (headBytes > payload.length - preludeBytes) {
     throw new PeerMessageError(
       `The head of a binary Raft frame claims ${headBytes} bytes of ${

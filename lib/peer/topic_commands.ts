@@ -10,6 +10,7 @@
  * @module
  */
 
+import { noBytes } from "../wire/byte_pool.ts";
 import type { Producer } from "./topic.ts";
 
 /** One client publish inside a publish command; with a producer id, sequence dedupes retries. */
@@ -54,7 +55,6 @@ const ackTag = 2;
 const retainTag = 3;
 
 const encoder = new TextEncoder();
-const noBytes = new Uint8Array(0);
 const decoder = new TextDecoder();
 
 /**

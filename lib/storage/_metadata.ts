@@ -7,7 +7,8 @@
  */
 
 import { crc32cRange } from "./crc32c.ts";
-import { readUint32, readUint64, writeUint32, writeUint64 } from "./_record.ts";
+import { readUint32, writeUint32 } from "../bytes.ts";
+import { readUint64, writeUint64 } from "./_record.ts";
 import { EntryType, type HardState, type Snapshot } from "./types.ts";
 
 const hardStateMagic = 0x50534853; // "PSHS"

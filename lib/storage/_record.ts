@@ -20,6 +20,7 @@
  * @module
  */
 
+import { readUint32, writeUint32 } from "../bytes.ts";
 import { crc32cRange } from "./crc32c.ts";
 import type { Entry } from "./types.ts";
 import { EntryType } from "./types.ts";
@@ -264,20 +265,6 @@ function findValidRecordAfter(
     if (recordDurableBytes(bytes, offset) > durableAbove) return true;
   }
   return false;
-}
-
-export function writeUint32(target: Uint8Array, offset: number, value: number): void {
-  target[offset] = value >>> 24;
-  target[offset + 1] = value >>> 16;
-  target[offset + 2] = value >>> 8;
-  target[offset + 3] = value;
-}
-
-export function readUint32(source: Uint8Array, offset: number): number {
-  return (
-    ((source[offset] << 24) | (source[offset + 1] << 16) | (source[offset + 2] << 8) |
-      source[offset + 3]) >>> 0
-  );
 }
 
 /** Writes a non-negative safe integer as u64. */

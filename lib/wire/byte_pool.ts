@@ -25,6 +25,12 @@ export const chunkBytes = 64 * 1024;
 /** Larger arrays get their own ArrayBuffer: they would waste a chunk's tail. */
 export const carvedBytesMax = 4 * 1024;
 
+/**
+ * The one empty array everybody can share: it has no bytes to change, and
+ * keeps nothing alive (an empty blob, a builder that gave its buffer back).
+ */
+export const noBytes = new Uint8Array(0);
+
 let chunk = new Uint8Array(chunkBytes);
 let used = 0;
 let chunkView = new DataView(chunk.buffer);

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { readUint32, writeUint32 } from "../bytes.ts";
 import { allocBytes } from "./byte_pool.ts";
 
 /** Default largest payload accepted (PROTOCOL.md: `--max-frame`, 1 MiB). */
@@ -139,7 +140,7 @@ function encodeTexts(
     if (written === joined.length) {
       let header = at;
       for (let index = start; index < end; index++) {
-        putLength(out, header, frames[index].length);
+        writeUint32(out, header, frames[index].length);
         header += frameHeaderBytes + frames[index].length;
       }
       return at + written;
@@ -148,7 +149,7 @@ function encodeTexts(
   for (let index = start; index < end; index++) {
     // Worst case UTF-8 is 3 bytes per UTF-16 unit, which the caller's bound reserved.
     const { written } = encoder.encodeInto(frames[index], out.subarray(at + frameHeaderBytes));
-    putLength(out, at, written);
+    writeUint32(out, at, written);
     at += frameHeaderBytes + written;
   }
   return at;
@@ -158,19 +159,8 @@ function encodeJson(json: string): Uint8Array {
   // Worst case UTF-8 is 3 bytes per UTF-16 unit; encodeInto avoids a second copy.
   const buffer = allocBytes(frameHeaderBytes + json.length * 3);
   const { written } = encoder.encodeInto(json, buffer.subarray(frameHeaderBytes));
-  putLength(buffer, 0, written);
+  writeUint32(buffer, 0, written);
   return buffer.subarray(0, frameHeaderBytes + written);
-}
-
-/**
- * Writes a frame's length header (big-endian) at `at`: byte by byte, as a
- * DataView is one more object per frame and `out` may be a carved view.
- */
-function putLength(out: Uint8Array, at: number, length: number): void {
-  out[at] = length >>> 24;
-  out[at + 1] = (length >>> 16) & 0xff;
-  out[at + 2] = (length >>> 8) & 0xff;
-  out[at + 3] = length & 0xff;
 }
 
 /** Concatenates frames into one buffer so a burst costs one write. */
@@ -257,8 +247,7 @@ export class FrameDecoder {
   #readHeader(chunk: Uint8Array, at: number, events: FrameEvent[]): number {
     // Fast path: a whole header in this chunk and nothing buffered.
     if (this.#headerFilled === 0 && chunk.length - at >= frameHeaderBytes) {
-      const length = ((chunk[at] << 24) >>> 0) + (chunk[at + 1] << 16) + (chunk[at + 2] << 8) +
-        chunk[at + 3];
+      const length = readUint32(chunk, at);
       const start = at + frameHeaderBytes;
       if (this.#borrow && length > 0 && length <= this.#frameBytesMax) {
         if (chunk.length - start >= length) {
@@ -274,11 +263,7 @@ export class FrameDecoder {
     this.#headerFilled += take;
     if (this.#headerFilled === frameHeaderBytes) {
       this.#headerFilled = 0;
-      const header = this.#header;
-      this.#startPayload(
-        ((header[0] << 24) >>> 0) + (header[1] << 16) + (header[2] << 8) + header[3],
-        events,
-      );
+      this.#startPayload(readUint32(this.#header, 0), events);
     }
     return at + take;
   }

@@ -19,6 +19,7 @@
  * @module
  */
 
+import { holdsAt } from "../bytes.ts";
 import { RecentTexts } from "./recent_texts.ts";
 import {
   batchMessagesMax,
@@ -406,12 +407,9 @@ function keyOf(payload: Uint8Array, start: number, end: number): number {
   return -1;
 }
 
+/** Whether `payload[start, end)` is exactly `bytes`. */
 function equalBytes(payload: Uint8Array, start: number, end: number, bytes: Uint8Array): boolean {
-  if (end - start !== bytes.length) return false;
-  for (let index = 0; index < bytes.length; index++) {
-    if (payload[start + index] !== bytes[index]) return false;
-  }
-  return true;
+  return end - start === bytes.length && holdsAt(payload, start, end, bytes);
 }
 
 /** A valid topic name (as `validateTopicName` checks it), else undefined. */

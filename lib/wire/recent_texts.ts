@@ -9,6 +9,8 @@
  * @module
  */
 
+import { holdsAt } from "../bytes.ts";
+
 /** One decoded text and the bytes it came from. */
 interface RecentText {
   bytes: Uint8Array;
@@ -50,7 +52,9 @@ export class RecentTexts {
     const entries = this.#entries;
     for (let slot = 0; slot < entries.length; slot++) {
       const entry = entries[slot];
-      if (entry.bytes.length === length && sameBytes(entry.bytes, source, at)) return entry.value;
+      if (entry.bytes.length === length && holdsAt(source, at, at + length, entry.bytes)) {
+        return entry.value;
+      }
     }
     const value = this.#decoder.decode(source.subarray(at, at + length));
     if (length > this.#bytesMax) return value;
@@ -60,12 +64,4 @@ export class RecentTexts {
     this.#next = (this.#next + 1) % this.#capacity;
     return value;
   }
-}
-
-/** Whether `source` holds `known` at `at` (compared from the end: group ids share prefixes). */
-function sameBytes(known: Uint8Array, source: Uint8Array, at: number): boolean {
-  for (let offset = known.length - 1; offset >= 0; offset--) {
-    if (known[offset] !== source[at + offset]) return false;
-  }
-  return true;
 }

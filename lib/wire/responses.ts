@@ -5,6 +5,7 @@
  * @module
  */
 
+import { holdsAt } from "../bytes.ts";
 import { RecentTexts } from "./recent_texts.ts";
 import type { Retention } from "./retention.ts";
 
@@ -122,17 +123,13 @@ export function batchPublishedAnswerJson(
 /** The start of the last topic's `publish_batch` answer (see `publishedHead`). */
 let batchPublishedHead: { topic: string; json: string } | undefined;
 
-/** The bytes of a text that is all ASCII. */
-function asciiBytes(text: string): Uint8Array {
-  return Uint8Array.from(text, (unit) => unit.charCodeAt(0));
-}
-
-const publishedStart = asciiBytes('{"status":"message_published","topic":"');
-const batchPublishedStart = asciiBytes('{"status":"messages_published","topic":"');
-const offsetKey = asciiBytes('","offset":');
-const firstOffsetKey = asciiBytes('","first_offset":');
-const countKey = asciiBytes(',"count":');
-const idKey = asciiBytes(',"id":');
+const encoder = new TextEncoder();
+const publishedStart = encoder.encode('{"status":"message_published","topic":"');
+const batchPublishedStart = encoder.encode('{"status":"messages_published","topic":"');
+const offsetKey = encoder.encode('","offset":');
+const firstOffsetKey = encoder.encode('","first_offset":');
+const countKey = encoder.encode(',"count":');
+const idKey = encoder.encode(',"id":');
 /** Digits of the largest integer read here: 15 keeps every value a safe integer. */
 const digitsMax = 15;
 /** Topic names of the last answers: a client publishes to few topics, and each decode is a call into the runtime. */
@@ -158,8 +155,8 @@ export function decodePublishedAnswer(
   start: number,
   end: number,
 ): Record<string, unknown> | undefined {
-  const batch = startsWith(bytes, start, end, batchPublishedStart);
-  if (!batch && !startsWith(bytes, start, end, publishedStart)) return undefined;
+  const batch = holdsAt(bytes, start, end, batchPublishedStart);
+  if (!batch && !holdsAt(bytes, start, end, publishedStart)) return undefined;
   const topicStart = start + (batch ? batchPublishedStart.length : publishedStart.length);
   let at = topicStart;
   while (at < end && bytes[at] !== 0x22) { // "
@@ -175,7 +172,7 @@ export function decodePublishedAnswer(
     return undefined;
   }
   const offsetKeyBytes = batch ? firstOffsetKey : offsetKey;
-  if (!startsWith(bytes, at, end, offsetKeyBytes)) return undefined;
+  if (!holdsAt(bytes, at, end, offsetKeyBytes)) return undefined;
   at += offsetKeyBytes.length;
   const offsetEnd = digitsEnd(bytes, at, end);
   if (offsetEnd === undefined) return undefined;
@@ -183,7 +180,7 @@ export function decodePublishedAnswer(
   at = offsetEnd;
   let count = 0;
   if (batch) {
-    if (!startsWith(bytes, at, end, countKey)) return undefined;
+    if (!holdsAt(bytes, at, end, countKey)) return undefined;
     const countEnd = digitsEnd(bytes, at + countKey.length, end);
     if (countEnd === undefined) return undefined;
     count = digitsValue(bytes, at + countKey.length, countEnd);
@@ -191,7 +188,7 @@ export function decodePublishedAnswer(
   }
   let id: number | undefined;
   if (at < end - 1) {
-    if (!startsWith(bytes, at, end, idKey)) return undefined;
+    if (!holdsAt(bytes, at, end, idKey)) return undefined;
     const idEnd = digitsEnd(bytes, at + idKey.length, end);
     if (idEnd === undefined) return undefined;
     id = digitsValue(bytes, at + idKey.length, idEnd);
@@ -206,14 +203,6 @@ export function decodePublishedAnswer(
   return id === undefined
     ? { status: "message_published", topic, offset }
     : { status: "message_published", topic, offset, id };
-}
-
-function startsWith(bytes: Uint8Array, at: number, end: number, prefix: Uint8Array): boolean {
-  if (end - at < prefix.length) return false;
-  for (let index = 0; index < prefix.length; index++) {
-    if (bytes[at + index] !== prefix[index]) return false;
-  }
-  return true;
 }
 
 /** Where the JSON integer at `at` ends (1 to `digitsMax` digits, no leading zero), or undefined. */
