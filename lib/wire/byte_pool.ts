@@ -61,23 +61,6 @@ export function allocBytes(length: number): Uint8Array {
 }
 
 /**
- * A copy of `source[start, end)` (all of it by default) in carved memory:
- * `Uint8Array.prototype.slice` without an ArrayBuffer of its own.
- *
- * @example
- * ```ts
- * import { copyBytes } from "./byte_pool.ts";
- *
- * const copy = copyBytes(new Uint8Array([1, 2, 3]), 1); // [2, 3]
- * ```
- */
-export function copyBytes(source: Uint8Array, start = 0, end = source.length): Uint8Array {
-  const bytes = allocBytes(end - start);
-  bytes.set(start === 0 && end === source.length ? source : source.subarray(start, end));
-  return bytes;
-}
-
-/**
  * A DataView over the whole ArrayBuffer of `bytes` (index it at
  * `bytes.byteOffset + at`): for carved arrays the chunk's own view, made
  * once per chunk, since each `new DataView` is another object the runtime

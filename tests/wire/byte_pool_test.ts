@@ -1,11 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  allocBytes,
-  carvedBytesMax,
-  chunkBytes,
-  copyBytes,
-  dataViewOf,
-} from "../../lib/wire/byte_pool.ts";
+import { allocBytes, carvedBytesMax, chunkBytes, dataViewOf } from "../../lib/wire/byte_pool.ts";
 
 Deno.test("allocBytes hands out zeroed, disjoint, 8-byte-aligned arrays of the asked length", () => {
   const arrays = [1, 7, 8, 100, 13, carvedBytesMax].map((length) => allocBytes(length));
@@ -38,16 +32,6 @@ Deno.test("arrays over carvedBytesMax get a buffer of their own", () => {
   const large = allocBytes(carvedBytesMax + 1);
   assert.equal(large.byteOffset, 0);
   assert.equal(large.buffer.byteLength, carvedBytesMax + 1);
-});
-
-Deno.test("copyBytes copies a range into carved memory that later writes do not touch", () => {
-  const source = new Uint8Array([1, 2, 3, 4, 5]);
-  const whole = copyBytes(source);
-  const middle = copyBytes(source, 1, 4);
-  source.fill(9);
-  assert.deepEqual([...whole], [1, 2, 3, 4, 5]);
-  assert.deepEqual([...middle], [2, 3, 4]);
-  assert.notEqual(whole.buffer, source.buffer);
 });
 
 Deno.test("dataViewOf reads and writes a carved array at its byteOffset", () => {
