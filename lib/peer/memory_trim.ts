@@ -35,14 +35,26 @@ import { runInNewContext } from "node:vm";
 import { getLogger } from "../logging.ts";
 
 /**
- * The V8 flag every peer process runs with (`deno run --v8-flags=...`):
- * V8's memory reducer starts a major collection on its own 8-20 s after
- * the collection above, costing about 0.5 s of CPU at 10,000 topics for
- * nothing (this module already gave the memory back). 10,000-topic runs, 3
- * peers, CPU 10-20 s after the last publish: 0.5-7.4% of a core without
- * the flag, 0.7-1.1% with it. It cannot be set once V8 runs.
+ * The V8 flags every peer process runs with (`deno run --v8-flags=...`);
+ * neither can be set once V8 runs.
+ *
+ * - `--no-memory-reducer`: V8's memory reducer starts a major collection on
+ *   its own 8-20 s after the collection above, costing about 0.5 s of CPU
+ *   at 10,000 topics for nothing (this module already gave the memory
+ *   back). 10,000-topic runs, 3 peers, CPU 10-20 s after the last publish:
+ *   0.5-7.4% of a core without the flag, 0.7-1.1% with it.
+ * - `--single-threaded-gc`: the garbage collector works on the event loop's
+ *   thread only, with no helper threads (parallel scavenging, concurrent
+ *   marking and sweeping). Even at `SCHED_IDLE` (`helper_threads.ts`) a
+ *   helper holds its core while it runs in the kernel (page faults, unmaps),
+ *   and on a machine with few cores that is the core a woken peer waits for.
+ *   `perf sched` of one publish at a time on 2 cores, the slowest 1%:
+ *   runnable event loop threads waited some 300 µs per publish behind the
+ *   peers' and the client's V8 helpers. With the flag (`bench:ab`, two 40-60
+ *   s runs): p99 -49 and -61 µs (0.95-0.96x), p50 -7 and -12 µs; pipelined
+ *   throughput within run-to-run noise (146k against 153k msgs/s).
  */
-export const peerV8Flags = "--v8-flags=--no-memory-reducer";
+export const peerV8Flags = "--v8-flags=--no-memory-reducer,--single-threaded-gc";
 
 /** How often the process looks at its CPU time. */
 export const lookMsDefault = 2_000;
