@@ -15,6 +15,11 @@
  * a burst of load from elsewhere hits one round, not one system) and the
  * verdicts go by the median of the per-round ratios.
  *
+ * The task runs this load generator with `--v8-flags=--single-threaded-gc`,
+ * as peers run: its garbage collector's helper threads would otherwise take
+ * turns on the same cores as the servers measured (NATS's as much as
+ * pubsub's), and a server thread that waits behind them shows in the p99.
+ *
  * @module
  */
 
@@ -148,9 +153,19 @@ async function measureTarget(
   yardstick?: Yardstick,
 ): Promise<Numbers & { yardstickPerSecond?: number }> {
   const durationMs = settings.durationSeconds * 1000;
+  const warmUpMs = settings.warmUpSeconds * 1000;
   const payload = payloadOf(settings.messageBytes);
   const pipelined = { acked: 0, elapsedMs: 0 };
   const measured = { acked: 0, elapsedMs: 0 };
+  // Each workload first runs unmeasured (`--warm-up`), on every system: a
+  // cluster is measured in its steady state, not while a JIT compiles the
+  // path a new workload takes (pubsub's lone publishes go another way
+  // through client and peers than its batches) or caches fill.
+  let warmedUp = 0;
+  if (warmUpMs > 0) {
+    warmedUp += (await closedLoop(target, settings.inFlight, warmUpMs, () => payload)).acked;
+    if (yardstick !== undefined) await yardstick(warmUpMs);
+  }
   const slices = yardstick === undefined ? 1 : yardstickSlices;
   for (let slice = 0; slice < slices; slice++) {
     const part = await closedLoop(target, settings.inFlight, durationMs / slices, () => payload);
@@ -161,24 +176,26 @@ async function measureTarget(
     measured.acked += other.acked;
     measured.elapsedMs += other.elapsedMs;
   }
+  if (warmUpMs > 0) warmedUp += (await closedLoop(target, 1, warmUpMs, () => payload)).acked;
   const sequential = new LatencyHistogram();
   const single = await closedLoop(target, 1, durationMs, () => payload, sequential);
-  const stored = pipelined.acked + single.acked;
+  const stored = warmedUp + pipelined.acked + single.acked;
   const readStartMs = performance.now();
   const read = await target.readAll(stored);
   const readMs = performance.now() - readStartMs;
   if (read !== stored) throw new Error(`${target.name}: read ${read} of ${stored} messages`);
   const endToEnd = new LatencyHistogram();
+  // Messages sent before this (the warm-up's) are delivered, not measured.
+  let measuredFromMs = Infinity;
   const unsubscribe = await target.subscribe((message) => {
     const sentMs = Number(message.slice(0, message.indexOf("|")));
+    if (sentMs < measuredFromMs) return;
     endToEnd.recordMilliseconds(Math.max(0, performance.now() - sentMs));
   });
-  const e2e = await closedLoop(
-    target,
-    1,
-    durationMs,
-    () => payloadOf(settings.messageBytes, `${performance.now().toFixed(3)}|`),
-  );
+  const stamped = () => payloadOf(settings.messageBytes, `${performance.now().toFixed(3)}|`);
+  if (warmUpMs > 0) await closedLoop(target, 1, warmUpMs, stamped);
+  measuredFromMs = performance.now();
+  const e2e = await closedLoop(target, 1, durationMs, stamped);
   const drainedBy = performance.now() + drainTimeoutMs;
   while (endToEnd.count < e2e.acked && performance.now() < drainedBy) {
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -188,6 +205,7 @@ async function measureTarget(
     console.warn(`${target.name}: ${endToEnd.count} of ${e2e.acked} end-to-end messages delivered`);
   }
   const largePayload = payloadOf(settings.largeBytes);
+  if (warmUpMs > 0) await closedLoop(target, settings.largeInFlight, warmUpMs, () => largePayload);
   const large = new LatencyHistogram();
   const bulk = await closedLoop(
     target,
@@ -540,6 +558,8 @@ interface CompareSettings {
   inFlight: number;
   largeBytes: number;
   largeInFlight: number;
+  /** Seconds each workload runs unmeasured first (`--warm-up`). */
+  warmUpSeconds: number;
   rounds: number;
   outDir: string;
 }
@@ -560,6 +580,8 @@ Options (integers):
   --in-flight N         publishes in flight when pipelined (default 256)
   --large-size B        large message bytes (default 524288)
   --large-in-flight N   large publishes in flight (default 4)
+  --warm-up S           seconds of each workload run unmeasured before it is
+                        measured, on every system (default 2; 0: none)
   --rounds N            run the whole sequence N times; verdicts use the
                         median of the per-round ratios (default 1)
   --out DIR             where compare.svg goes (default bench/out/compare)
@@ -573,6 +595,7 @@ function parseArgs(args: string[]): CompareSettings {
     inFlight: 256,
     largeBytes: 512 * 1024,
     largeInFlight: 4,
+    warmUpSeconds: 2,
     rounds: 1,
     outDir: "bench/out/compare",
   };
@@ -582,6 +605,7 @@ function parseArgs(args: string[]): CompareSettings {
     "--in-flight": "inFlight",
     "--large-size": "largeBytes",
     "--large-in-flight": "largeInFlight",
+    "--warm-up": "warmUpSeconds",
     "--rounds": "rounds",
   };
   if (args.includes("--help") || args.includes("-h")) {
@@ -595,7 +619,8 @@ function parseArgs(args: string[]): CompareSettings {
     }
     const key = names[args[index]];
     const value = Number(args[index + 1]);
-    if (key === undefined || !Number.isInteger(value) || value < 1 || value > 1_000_000) {
+    const least = key === "warmUpSeconds" ? 0 : 1;
+    if (key === undefined || !Number.isInteger(value) || value < least || value > 1_000_000) {
       console.error(`compare: bad option '${args[index]} ${args[index + 1] ?? ""}'`.trim());
       Deno.exit(2);
     }

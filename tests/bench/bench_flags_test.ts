@@ -30,6 +30,8 @@ const cases: { script: string; bad: string[]; says: RegExp }[] = [
   { script: "bench/http_publish.ts", bad: ["--rounds", "x"], says: /must be a positive integer/ },
   { script: "bench/retention_soak.ts", bad: ["--bogus"], says: /Unknown option '--bogus'/ },
   { script: "bench/retention_soak.ts", bad: ["--seconds", "0"], says: /--seconds must be/ },
+  { script: "bench/compare.ts", bad: ["--warm-up", "-1"], says: /bad option '--warm-up -1'/ },
+  { script: "bench/compare.ts", bad: ["--rounds", "0"], says: /bad option '--rounds 0'/ },
 ];
 
 for (const { script, bad, says } of cases) {
@@ -41,7 +43,8 @@ for (const { script, bad, says } of cases) {
   });
 }
 
-for (const script of ["bench/topics.ts", "bench/http_publish.ts", "bench/retention_soak.ts"]) {
+const scripts = ["bench/topics.ts", "bench/http_publish.ts", "bench/retention_soak.ts"];
+for (const script of [...scripts, "bench/compare.ts"]) {
   Deno.test(`${script} --help prints its usage and exits 0`, async () => {
     const result = await run(script, ["--help"]);
     assert.equal(result.code, 0);
