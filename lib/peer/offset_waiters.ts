@@ -35,6 +35,11 @@ export class OffsetWaiters {
     });
   }
 
+  /** Readers waiting now. */
+  get size(): number {
+    return this.#waiters.size;
+  }
+
   /** Wakes every waiter whose offset is now below `committedEnd`. */
   notify(committedEnd: number): void {
     for (const waiter of [...this.#waiters]) {

@@ -70,6 +70,7 @@ import {
 } from "./_record.ts";
 import { type PooledFile, segmentFiles, storedBytes } from "./_file_pool.ts";
 import { checkRetained } from "./_retained.ts";
+import { EntryCache } from "./_entry_cache.ts";
 import {
   type Entry,
   EntryType,
@@ -126,7 +127,7 @@ export const segmentBytesMaxMin = 1024;
 export const segmentBytesMaxMax = 2 ** 32 - 1;
 /** Default memory for the entry cache that serves tail reads without disk access. */
 export const cacheBytesMaxDefault = 32 * 1024 * 1024;
-/** Memory charged per cached entry on top of its data (object, array slot). */
+/** Memory charged per cached entry on top of its data (object or packed slots). */
 const cacheEntryOverheadBytes = 64;
 /** Spare staging buffers above this size are dropped instead of reused. */
 const stagingBufferBytesKeepMax = 8 * 1024 * 1024;
@@ -349,8 +350,10 @@ type DiskOperation =
  * live in typed arrays, recent entries in a bounded cache, and older entries
  * are read with one positioned read per segment run.
  *
- * Entries passed to `append` are kept by reference in the cache and returned
- * by `entries()`; callers must not mutate them.
+ * The newest entries passed to `append` are kept by reference in the cache
+ * and returned by `entries()`; callers must not mutate them. Older cached
+ * ones are packed into shared buffers (`_entry_cache.ts`) and read back as
+ * copies.
  *
  * @example
  * ```ts
@@ -385,11 +388,8 @@ export class SegmentLogStore implements LogStore {
   #offsets = new Uint32Array(0);
   #sizes = new Uint32Array(0);
 
-  /** Cached entries `[#cacheFirstIndex, #lastIndex]` at `#cache[#cacheHead...]`. */
-  #cache: (Entry | undefined)[] = [];
-  #cacheHead = 0;
-  #cacheFirstIndex = 1;
-  #cacheBytes = 0;
+  /** Cached entries, `[#cache.firstIndex, #lastIndex]`. */
+  #cache = new EntryCache(1);
 
   /** Records appended to the last segment and not yet handed to a flush. */
   #staging: Uint8Array = emptyBuffer;
@@ -548,7 +548,7 @@ export class SegmentLogStore implements LogStore {
 
   /** Bytes charged to the entry cache (data plus per-entry overhead); for tests and metrics. */
   get cachedBytes(): number {
-    return this.#cacheBytes;
+    return this.#cache.dataBytes + this.#cache.count * cacheEntryOverheadBytes;
   }
 
   firstIndex(): number {
@@ -604,8 +604,8 @@ export class SegmentLogStore implements LogStore {
     let index = low;
     while (index < high) {
       const before = result.length;
-      if (index >= this.#cacheFirstIndex) this.#readCached(index, high, budget, result);
-      else this.#readDisk(index, Math.min(high, this.#cacheFirstIndex), budget, result);
+      if (index >= this.#cache.firstIndex) this.#readCached(index, high, budget, result);
+      else this.#readDisk(index, Math.min(high, this.#cache.firstIndex), budget, result);
       if (result.length === before) break;
       index = low + result.length;
       if (index < high && budget.bytes < 0) break;
@@ -686,7 +686,7 @@ export class SegmentLogStore implements LogStore {
     this.#writtenIndex = snapshot.index;
     this.#lastIndex = snapshot.index;
     this.#base = snapshot.index + 1;
-    this.#clearCache(snapshot.index + 1);
+    this.#cache.clear(snapshot.index + 1);
     return this.sync();
   }
 
@@ -767,10 +767,10 @@ export class SegmentLogStore implements LogStore {
     }
     this.#trimPositions();
     const first = this.firstIndex();
-    while (this.#cacheFirstIndex < first && this.#cacheFirstIndex <= this.#lastIndex) {
-      this.#evictCacheFront();
+    while (this.#cache.firstIndex < first && this.#cache.firstIndex <= this.#lastIndex) {
+      this.#cache.evictFirst();
     }
-    if (this.#cacheFirstIndex < first) this.#clearCache(first);
+    if (this.#cache.firstIndex < first) this.#cache.clear(first);
     return this.sync();
   }
 
@@ -887,9 +887,6 @@ export class SegmentLogStore implements LogStore {
     this.#offsets = loaded.#offsets;
     this.#sizes = loaded.#sizes;
     this.#cache = loaded.#cache;
-    this.#cacheHead = loaded.#cacheHead;
-    this.#cacheFirstIndex = loaded.#cacheFirstIndex;
-    this.#cacheBytes = loaded.#cacheBytes;
     this.#staging = loaded.#staging;
     this.#stagingLength = loaded.#stagingLength;
     this.#spareBuffers = loaded.#spareBuffers;
@@ -996,7 +993,6 @@ export class SegmentLogStore implements LogStore {
     storedBytes.total += size;
     this.#lastIndex = entry.index;
     this.#cache.push(entry);
-    this.#cacheBytes += entry.data.length + cacheEntryOverheadBytes;
   }
 
   #roll(firstIndex: number): Segment {
@@ -1188,44 +1184,19 @@ export class SegmentLogStore implements LogStore {
     this.#syncedIndex = Math.min(this.#syncedIndex, index - 1);
     this.#writtenIndex = Math.min(this.#writtenIndex, index - 1);
     this.#flightIndex = Math.min(this.#flightIndex, index - 1);
-    if (index > this.#cacheFirstIndex) {
-      const kept = index - this.#cacheFirstIndex;
-      for (let slot = this.#cacheHead + kept; slot < this.#cache.length; slot++) {
-        this.#cacheBytes -= this.#cache[slot]!.data.length + cacheEntryOverheadBytes;
-      }
-      this.#cache.length = this.#cacheHead + kept;
-    } else {
-      this.#clearCache(index);
-    }
+    this.#cache.truncateFrom(index);
   }
 
   // ---- cache ---------------------------------------------------------------
 
-  #clearCache(firstIndex: number): void {
-    this.#cache = [];
-    this.#cacheHead = 0;
-    this.#cacheBytes = 0;
-    this.#cacheFirstIndex = firstIndex;
-  }
-
   /** Evicts the oldest entries over budget; unwritten ones stay, as the disk cannot serve them yet. */
   #evictCache(): void {
+    const cache = this.#cache;
     while (
-      this.#cacheBytes > this.#cacheBytesMax && this.#cacheFirstIndex <= this.#writtenIndex
+      cache.count > 0 && cache.firstIndex <= this.#writtenIndex &&
+      cache.dataBytes + cache.count * cacheEntryOverheadBytes > this.#cacheBytesMax
     ) {
-      this.#evictCacheFront();
-    }
-  }
-
-  #evictCacheFront(): void {
-    const entry = this.#cache[this.#cacheHead]!;
-    this.#cache[this.#cacheHead] = undefined;
-    this.#cacheHead++;
-    this.#cacheFirstIndex++;
-    this.#cacheBytes -= entry.data.length + cacheEntryOverheadBytes;
-    if (this.#cacheHead >= 1024 && this.#cacheHead * 2 >= this.#cache.length) {
-      this.#cache = this.#cache.slice(this.#cacheHead);
-      this.#cacheHead = 0;
+      cache.evictFirst();
     }
   }
 
@@ -1233,7 +1204,7 @@ export class SegmentLogStore implements LogStore {
 
   #readCached(low: number, high: number, budget: { bytes: number }, result: Entry[]): void {
     for (let index = low; index < high; index++) {
-      const entry = this.#cache[this.#cacheHead + index - this.#cacheFirstIndex]!;
+      const entry = this.#cache.get(index)!;
       if (!takeBudget(budget, entry.data.length, result.length)) return;
       result.push(entry);
     }
@@ -1311,11 +1282,9 @@ export class SegmentLogStore implements LogStore {
     if (to <= from) return false;
     // An entry out of the cache is not at hand: write rather than read it.
     // (`confChangeAt`'s rule, inlined: no closure or result object per sync.)
-    const first = Math.max(this.#cacheFirstIndex, this.firstIndex());
+    const first = Math.max(this.#cache.firstIndex, this.firstIndex());
     for (let index = Math.max(from, 1) + 1; index <= to; index++) {
-      const type = index < first
-        ? undefined
-        : this.#cache[this.#cacheHead + index - this.#cacheFirstIndex]?.type;
+      const type = index < first ? undefined : this.#cache.typeOf(index);
       if (type === undefined || type === EntryType.ConfChange) {
         this.#confScanIndex = index - 1;
         return true;
@@ -1738,7 +1707,7 @@ export class SegmentLogStore implements LogStore {
     this.#hardState = raisedToLog(this.#hardState, this.term(this.#lastIndex) ?? 0);
     this.#syncedIndex = this.#lastIndex;
     this.#writtenIndex = this.#lastIndex;
-    this.#cacheFirstIndex = this.#lastIndex + 1;
+    this.#cache.clear(this.#lastIndex + 1);
     this.#durableBytes = new Map(this.#segments.map((segment) => [segment.path, segment.bytes]));
     // The commit index rides along with term and vote, written before the
     // records of the same flush: a failed or interrupted flush can leave it
