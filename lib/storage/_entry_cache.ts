@@ -33,8 +33,11 @@ import type { Entry, EntryType } from "./types.ts";
 
 /** Entries at the newest end kept as the objects appended. */
 export const recentEntriesMax = 64;
-/** The first chunk's size; each next one doubles, up to `chunkBytesMax`. */
-const chunkBytesMin = 16 * 1024;
+/**
+ * The first chunk's size (a topic with few entries wastes little); each next
+ * one doubles, up to `chunkBytesMax`.
+ */
+const chunkBytesMin = 1024;
 /** Largest chunk, except one made for a single larger entry. */
 const chunkBytesMax = 1024 * 1024;
 /** Slots of the packed part's typed arrays at first. */

@@ -23,7 +23,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant("push" as const),
       count: fc.integer({ min: 1, max: 200 }),
-      // Mostly small, now and then larger than a chunk (16 KiB at first).
+      // Mostly small, now and then larger than a chunk (1 KiB at first, up to 1 MiB).
       bytes: fc.oneof({ weight: 9, arbitrary: fc.integer({ min: 0, max: 300 }) }, {
         weight: 1,
         arbitrary: fc.integer({ min: 10_000, max: 40_000 }),
