@@ -179,6 +179,10 @@ export class ReplicaGroup {
   #scheduled = false;
   /** A `#schedule` call came while a drive ran: the drive looks again before it ends. */
   #wokenWhileDriving = false;
+  /** The running drive has handled every Ready it had and is finishing (`#drive`). */
+  #drivingTail = false;
+  /** A `#schedule` call came during that tail only. */
+  #wokenInTail = false;
   /** Work arrived while the last drive ran: the group is under load (see `#schedule`). */
   #loaded = false;
   #closed = false;
@@ -679,7 +683,8 @@ export class ReplicaGroup {
     if (this.#driving) {
       // The running drive takes it up: what arrives during an fsync gathers
       // in the next Ready, one fsync round per batch under load.
-      this.#wokenWhileDriving = true;
+      if (this.#drivingTail) this.#wokenInTail = true;
+      else this.#wokenWhileDriving = true;
       return;
     }
     if (this.#scheduled) return;
@@ -701,10 +706,13 @@ export class ReplicaGroup {
     if (this.#installing) return;
     this.#driving = true;
     this.#wokenWhileDriving = false;
+    this.#drivingTail = false;
+    this.#wokenInTail = false;
     try {
       while (!this.#closed && !this.#installing && this.node.hasReady()) {
         await this.#handle(this.node.ready());
       }
+      this.#drivingTail = true;
       if (!this.#installing) await this.#maybeSnapshot();
     } catch (error) {
       if (isStorageFailure(error) && !this.#closed) this.#storageFailed(error);
@@ -712,11 +720,16 @@ export class ReplicaGroup {
     } finally {
       this.#driving = false;
     }
-    // Work arrived while this drive ran: the group counts as loaded, and
-    // looks again (in a later task) for what the loop did not take up, such
-    // as what came while the snapshot was taken.
+    // Work arrived while this drive handled a Ready: the group counts as
+    // loaded, and looks again (in a later task) for what the loop did not
+    // take up. Work that came only once every Ready was handled (the
+    // drive's last microtasks) is no sign of load: it is taken up at once,
+    // as by an idle group. One publish at a time, a client's next publish
+    // often arrives in the same event-loop turn as the second follower's
+    // acknowledgement, and counted as load it sent 20-40% of the leader's
+    // fsyncs to the thread pool (two thread hops each).
     this.#loaded = this.#wokenWhileDriving;
-    if (this.#wokenWhileDriving) this.#schedule();
+    if (this.#wokenWhileDriving || this.#wokenInTail) this.#schedule();
   }
 
   async #handle(rd: Ready): Promise<void> {
