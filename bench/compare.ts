@@ -9,7 +9,10 @@
  * `redis-server` is missing. Every server is stopped by PID, also on error.
  *
  * Usage: deno run -A bench/compare.ts [--duration S] [--message-size B] [--in-flight N]
- *        [--large-size B] [--large-in-flight N] [--rounds N] [--out DIR]
+ *        [--large-size B] [--large-in-flight N] [--warm-up S] [--rounds N] [--out DIR]
+ *
+ * Every workload runs `--warm-up` seconds (default 2) unmeasured before it
+ * is measured, on every system.
  *
  * With `--rounds N` the whole sequence runs N times (systems take turns, so
  * a burst of load from elsewhere hits one round, not one system) and the
