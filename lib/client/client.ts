@@ -1039,9 +1039,7 @@ export class PubSubClient {
               last.status,
               last.error ?? `Request '${call.body.action}' answered '${last.status}'`,
             )
-            : new RequestTimeoutError(
-              `No answer to '${call.body.action}' within ${call.timeoutMs} ms`,
-            ),
+            : new RequestTimeoutError(timeoutSentence(call.body.action, call.timeoutMs)),
         );
       } else if (now >= call.attemptDeadline && call.connection !== undefined) {
         // A silent connection is presumed dead: closing it retries or fails everything on it.
@@ -1522,6 +1520,35 @@ function publishBody(
     producer_id: producer.stream.producerId,
     sequence: producer.sequence,
   };
+}
+
+/** Actions whose effect may land on the cluster although no answer came back. */
+const writeActions = new Set([
+  "publish",
+  "publish_batch",
+  "create_topic",
+  "delete_topic",
+  "alter_topic",
+  "ack",
+]);
+
+/**
+ * What a call that got no answer in `timeoutMs` says. For a write, the
+ * request may have reached the cluster and taken effect before the answer
+ * was lost (an idempotent publish retried meanwhile is still stored once):
+ * the sentence says so rather than suggest it failed.
+ *
+ * @example
+ * ```ts
+ * timeoutSentence("publish", 5000);
+ * // "No answer to 'publish' within 5000 ms; it may still have taken effect"
+ * ```
+ */
+export function timeoutSentence(action: unknown, timeoutMs: number): string {
+  const sentence = `No answer to '${action}' within ${timeoutMs} ms`;
+  return typeof action === "string" && writeActions.has(action)
+    ? `${sentence}; it may still have taken effect`
+    : sentence;
 }
 
 /** The last topic and producer id written by `publishJson`, with their JSON texts. */
