@@ -1191,12 +1191,11 @@ export class SegmentLogStore implements LogStore {
 
   /** Evicts the oldest entries over budget; unwritten ones stay, as the disk cannot serve them yet. */
   #evictCache(): void {
-    const cache = this.#cache;
     while (
-      cache.count > 0 && cache.firstIndex <= this.#writtenIndex &&
-      cache.dataBytes + cache.count * cacheEntryOverheadBytes > this.#cacheBytesMax
+      this.#cache.count > 0 && this.#cache.firstIndex <= this.#writtenIndex &&
+      this.cachedBytes > this.#cacheBytesMax
     ) {
-      cache.evictFirst();
+      this.#cache.evictFirst();
     }
   }
 
@@ -1280,11 +1279,12 @@ export class SegmentLogStore implements LogStore {
     const from = Math.max(this.#confScanIndex, this.#persistedHardState.commit);
     const to = Math.min(this.#hardState.commit, this.#lastIndex);
     if (to <= from) return false;
-    // An entry out of the cache is not at hand: write rather than read it.
-    // (`confChangeAt`'s rule, inlined: no closure or result object per sync.)
-    const first = Math.max(this.#cache.firstIndex, this.firstIndex());
+    // An entry out of the cache is not at hand (`typeOf` undefined): write
+    // rather than read it. (`confChangeAt`'s rule, inlined: no closure or
+    // result object per sync.) The cache never holds an entry below
+    // `firstIndex()`: compaction and snapshots clear it up to there.
     for (let index = Math.max(from, 1) + 1; index <= to; index++) {
-      const type = index < first ? undefined : this.#cache.typeOf(index);
+      const type = this.#cache.typeOf(index);
       if (type === undefined || type === EntryType.ConfChange) {
         this.#confScanIndex = index - 1;
         return true;
