@@ -17,6 +17,7 @@ import {
   helperThreadPolicies,
   type HelperThreadPolicy,
 } from "../peer/helper_threads.ts";
+import { spinUsDefault, spinUsMax, startIdleSpin } from "../peer/idle_spin.ts";
 import { startPeer } from "../peer/peer.ts";
 import { frameBytesMaxDefault } from "../wire/frame.ts";
 import type { Retention } from "../wire/retention.ts";
@@ -64,6 +65,7 @@ interface PeerFlags {
   retentionBytes?: number;
   retentionMessages?: number;
   helperThreads: HelperThreadPolicy;
+  spinUs: number;
 }
 
 /** Runs `pubsub peer` with `args`; resolves to the exit code. */
@@ -191,6 +193,12 @@ export function peerCommand(args: string[]): Promise<number> {
       helperThreadsOption,
       "idle",
     )
+    .option(
+      "--spin-us <us>",
+      `on Linux, keep a core busy at SCHED_IDLE for this long after network activity, so that the next wakeup finds it running (0: off; at most ${spinUsMax})`,
+      integerOption(0, spinUsMax),
+      spinUsDefault,
+    )
     .action(async (flags: PeerFlags) => {
       throw new ExitCode(await runPeer(flags));
     });
@@ -218,56 +226,61 @@ async function runPeer(flags: PeerFlags): Promise<number> {
     ca: flags.tlsCa === undefined ? undefined : await readFlagFile("--tls-ca", flags.tlsCa),
   };
   const clusterSecret = await readClusterSecret(flags);
-  const peer = await startPeer({
-    id,
-    host: flags.host,
-    port,
-    dataDir: flags.dataDir ?? `./data/${id}`,
-    frameBytesMax: flags.maxFrame,
-    idleTimeoutMs: flags.idleTimeout,
-    requestTimeoutMs: flags.requestTimeout,
-    authToken,
-    access,
-    tls,
-    clusterSecret,
-    metricsPort: flags.metricsPort,
-    httpPort: flags.httpPort,
-    metricsToken,
-    peers: flags.peers,
-    advertiseAddress: flags.advertiseAddress,
-    replicationFactor: flags.replicationFactor,
-    heartbeatMs: flags.heartbeatMs,
-    deadAfterMs: flags.deadAfter,
-    standalone: flags.standalone,
-    topicsMax: flags.maxTopics,
-    retentionDefaults: retentionDefaultsOf(flags),
-    snapshotEntries: flags.snapshotEntries,
-  });
-  if (peer.httpPort !== undefined) {
-    // Printed before the "listening on" line, which launchers wait for.
-    const host = flags.host.includes(":") ? `[${flags.host}]` : flags.host;
-    const scheme = tls === undefined ? "http" : "https";
-    console.log(
-      `pubsub peer ${id} web console and HTTP API at ${scheme}://${host}:${peer.httpPort}/`,
-    );
-  }
-  console.log(`pubsub peer ${id} listening on ${flags.host}:${peer.port}`);
-  // A cluster that refuses this peer (e.g. its data directory was replaced)
-  // ends it with the reason, like a start-up failure.
-  const fatal = peer.broker instanceof ClusterBroker
-    ? peer.broker.fatal
-    : new Promise<Error>(() => {});
-  const refused = await Promise.race([untilSignal().then(() => undefined), fatal]);
-  if (refused !== undefined) {
+  const spin = startIdleSpin(flags.spinUs);
+  try {
+    const peer = await startPeer({
+      id,
+      host: flags.host,
+      port,
+      dataDir: flags.dataDir ?? `./data/${id}`,
+      frameBytesMax: flags.maxFrame,
+      idleTimeoutMs: flags.idleTimeout,
+      requestTimeoutMs: flags.requestTimeout,
+      authToken,
+      access,
+      tls,
+      clusterSecret,
+      metricsPort: flags.metricsPort,
+      httpPort: flags.httpPort,
+      metricsToken,
+      peers: flags.peers,
+      advertiseAddress: flags.advertiseAddress,
+      replicationFactor: flags.replicationFactor,
+      heartbeatMs: flags.heartbeatMs,
+      deadAfterMs: flags.deadAfter,
+      standalone: flags.standalone,
+      topicsMax: flags.maxTopics,
+      retentionDefaults: retentionDefaultsOf(flags),
+      snapshotEntries: flags.snapshotEntries,
+    });
+    if (peer.httpPort !== undefined) {
+      // Printed before the "listening on" line, which launchers wait for.
+      const host = flags.host.includes(":") ? `[${flags.host}]` : flags.host;
+      const scheme = tls === undefined ? "http" : "https";
+      console.log(
+        `pubsub peer ${id} web console and HTTP API at ${scheme}://${host}:${peer.httpPort}/`,
+      );
+    }
+    console.log(`pubsub peer ${id} listening on ${flags.host}:${peer.port}`);
+    // A cluster that refuses this peer (e.g. its data directory was replaced)
+    // ends it with the reason, like a start-up failure.
+    const fatal = peer.broker instanceof ClusterBroker
+      ? peer.broker.fatal
+      : new Promise<Error>(() => {});
+    const refused = await Promise.race([untilSignal().then(() => undefined), fatal]);
+    if (refused !== undefined) {
+      await peer.close();
+      throw refused;
+    }
+    console.log(`pubsub peer ${id} stopping`);
+    if (flags.leaveOnExit) {
+      await peer.leave().catch((error) => console.error(`pubsub: leave failed: ${error.message}`));
+    }
     await peer.close();
-    throw refused;
+    return 0;
+  } finally {
+    spin?.stop();
   }
-  console.log(`pubsub peer ${id} stopping`);
-  if (flags.leaveOnExit) {
-    await peer.leave().catch((error) => console.error(`pubsub: leave failed: ${error.message}`));
-  }
-  await peer.close();
-  return 0;
 }
 
 function helperThreadsOption(value: string): HelperThreadPolicy {

@@ -18,6 +18,7 @@
  * @module
  */
 
+import { kickIdleSpin } from "../peer/idle_spin.ts";
 import { getLogger } from "../logging.ts";
 import { type ClusterSecret, DialerHandshake, PeerHandshakeError } from "./peer_auth.ts";
 import { errorCodes } from "../wire/errors.ts";
@@ -269,6 +270,7 @@ export class PeerLink {
     }
     for (const part of parts) this.#queue.push(part);
     this.#queuedBytes += bytes;
+    kickIdleSpin();
     // A Raft frame comes coalesced already (RaftHost sends one per peer and
     // flush): it starts writing now, ahead of the leader's own file write
     // and fsync of the same entries, instead of a microtask later.

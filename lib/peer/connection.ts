@@ -8,6 +8,7 @@
  * @module
  */
 
+import { kickIdleSpin } from "./idle_spin.ts";
 import { type ClusterSecret, type ListenerHandshake, listenerStep } from "../cluster/peer_auth.ts";
 import type { PeerHandler } from "../cluster/peer_handler.ts";
 import { decodeBinaryRaftPayload, isBinaryRaftPayload } from "../cluster/raft_binary.ts";
@@ -121,6 +122,7 @@ export class Connection {
       while (!this.#closed) {
         const read = await this.#conn.read(buffer);
         if (read === null) break;
+        kickIdleSpin();
         this.lastReceivedAt = Date.now();
         this.#readAt = performance.now();
         for (const event of this.#decoder.push(buffer.subarray(0, read))) {
