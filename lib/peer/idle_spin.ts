@@ -27,13 +27,17 @@
  * the next one. An idle cluster (no frames) parks it; quiet Raft groups
  * send nothing.
  *
- * Cost, measured with `bench:ab` (one publish at a time, 60 s, 2 vCPUs):
- * the peers' CPU time rises from about 550 to 850 µs per publish, all of it
- * idle-class time a halted vCPU would not have used; the spinning window
- * is a tradeoff: 100 µs gave p50 -10% and p99 -4%, 250 µs p50 -20% and p99
- * -8%, 500 µs p50 -21% and p99 -3%, and 1 ms p50 -20% but p99 +25% (a vCPU
- * that never rests is preempted by the host more often). Where cores are
- * dedicated it costs power only; `--spin-us 0` turns it off.
+ * Measured with `bench:ab` (one publish at a time, 60-90 s, 2 vCPUs): in
+ * turns of 100 ms, p50 -20% and p99 -11%; in turns of 1 s and 3 s, closer
+ * to a steady load, p50 -7% and -13% with p99 +4% and +2% (within the
+ * spread of runs): it shortens the common path, not the slowest 1%. The
+ * peers' CPU time rises from about 550 to 850 µs per publish, all of it
+ * idle-class time a halted vCPU would not have used. The spinning window
+ * is a tradeoff (turns of 100 ms): 100 µs gave p50 -10% and p99 -4%, 250
+ * µs p50 -20% and p99 -8%, 500 µs p50 -21% and p99 -3%, and 1 ms p50 -20%
+ * but p99 +25% (a vCPU that never rests is preempted by the host more
+ * often). Where cores are dedicated it costs power only; `--spin-us 0`
+ * turns it off.
  *
  * Written against libc through FFI (`gettid`, `sched_setscheduler`, as
  * `helper_threads.ts`): no library covers it. Without FFI permission, off
