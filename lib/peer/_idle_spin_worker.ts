@@ -9,30 +9,18 @@
 /// <reference lib="deno.worker" />
 
 import { SpinSlot, type SpinStart } from "./_idle_spin_slots.ts";
+import { moveToSchedIdle, schedSymbols } from "./_sched.ts";
 
-/** `SCHED_IDLE` of `<sched.h>` on Linux. */
-const schedIdle = 5;
 /** Loads of the activity slot between two looks at the clock. */
 const loadsPerClockRead = 256;
-
-type SchedLibrary = {
-  symbols: {
-    gettid(): number;
-    sched_setscheduler(tid: number, policy: number, param: Uint8Array): number;
-  };
-};
 
 self.onmessage = (event: MessageEvent<{ shared: SharedArrayBuffer; spinUs: number }>) => {
   const { shared, spinUs } = event.data;
   let tid: number;
   try {
-    const library = Deno.dlopen("libc.so.6", {
-      gettid: { parameters: [], result: "i32" },
-      sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
-    }) as unknown as SchedLibrary;
+    const library = Deno.dlopen("libc.so.6", schedSymbols);
     tid = library.symbols.gettid();
-    // struct sched_param { int sched_priority; }: 0, as SCHED_IDLE requires.
-    if (library.symbols.sched_setscheduler(tid, schedIdle, new Uint8Array(4)) !== 0) {
+    if (!moveToSchedIdle(library, tid)) {
       report({ outcome: "refused", reason: "sched_setscheduler(SCHED_IDLE) failed" });
       return;
     }

@@ -22,14 +22,14 @@
  * and 1.22 ms with; p50 unchanged (0.63-0.65 ms). Nice 10 instead of
  * `SCHED_IDLE` was not enough (p99 2.03 and 1.69 ms).
  *
- * Written against libc through FFI (`sched_setscheduler`, like
- * `malloc_trim` in `memory_trim.ts`): no library covers it, and a child
- * process per thread (`chrt`) would be slower and need another program.
+ * Written against libc through FFI (`_sched.ts`, like `malloc_trim` in
+ * `memory_trim.ts`).
  *
  * @module
  */
 
 import { getLogger } from "../logging.ts";
+import { moveToSchedIdle, type SchedLibrary, schedSymbols } from "./_sched.ts";
 
 /** How a peer runs V8's helper threads (`pubsub peer --helper-threads`). */
 export type HelperThreadPolicy = "idle" | "normal";
@@ -37,15 +37,8 @@ export type HelperThreadPolicy = "idle" | "normal";
 /** The policies `--helper-threads` accepts. */
 export const helperThreadPolicies: readonly HelperThreadPolicy[] = ["idle", "normal"];
 
-/** `SCHED_IDLE` of `<sched.h>` on Linux. */
-const schedIdle = 5;
 /** The name V8 gives its worker threads, as `/proc/<pid>/task/<tid>/comm` shows it (15 bytes). */
 const helperThreadName = "V8 DefaultWorke";
-
-type SchedLibrary = {
-  symbols: { sched_setscheduler(tid: number, policy: number, param: Uint8Array): number };
-  close(): void;
-};
 
 /**
  * Applies `policy` to this process's V8 helper threads and returns how many
@@ -68,14 +61,10 @@ export function applyHelperThreadPolicy(policy: HelperThreadPolicy): number {
       logger.debug("V8 helper threads left as they are: no --allow-ffi");
       return 0;
     }
-    library = Deno.dlopen("libc.so.6", {
-      sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
-    }) as SchedLibrary;
-    // struct sched_param { int sched_priority; }: 0, as SCHED_IDLE requires.
-    const param = new Uint8Array(4);
+    library = Deno.dlopen("libc.so.6", schedSymbols);
     let moved = 0;
     for (const tid of helperThreadIds()) {
-      if (library.symbols.sched_setscheduler(tid, schedIdle, param) === 0) moved++;
+      if (moveToSchedIdle(library, tid)) moved++;
     }
     logger.debug("{moved} V8 helper threads run at SCHED_IDLE", { moved });
     return moved;

@@ -40,8 +40,8 @@
  * often). Where cores are dedicated it costs power only; `--spin-us 0`
  * turns it off.
  *
- * Written against libc through FFI (`gettid`, `sched_setscheduler`, as
- * `helper_threads.ts`): no library covers it. Without FFI permission, off
+ * Written against libc through FFI (`gettid`, `sched_setscheduler`:
+ * `_sched.ts`, shared with `helper_threads.ts`). Without FFI permission, off
  * Linux, or where `SCHED_IDLE` is refused, no worker spins: a spinner at
  * normal priority would take turns with the event loops it is meant to
  * help.
