@@ -1,22 +1,15 @@
 import assert from "node:assert/strict";
 import { applyHelperThreadPolicy, helperThreadIds } from "../../lib/peer/helper_threads.ts";
 import { startPeer } from "../_helpers/peer_process.ts";
+import { schedIdle, schedOther, schedulingPolicy, threadsOf } from "../_helpers/threads.ts";
 
 /** The scheduling policy (`sched(7)` numbering) of each V8 helper thread of process `pid`. */
-function helperPolicies(pid: number): number[] {
-  const policies: number[] = [];
-  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
-    const base = `/proc/${pid}/task/${task.name}`;
-    if (Deno.readTextFileSync(`${base}/comm`).trim() !== "V8 DefaultWorke") continue;
-    const stat = Deno.readTextFileSync(`${base}/stat`);
-    // Field 41 (policy); the fields after the command name start at field 3.
-    policies.push(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[41 - 3]));
-  }
-  return policies;
+function helperPolicies(pid: number): (number | undefined)[] {
+  return threadsOf(pid)
+    .filter((thread) => thread.name === "V8 DefaultWorke")
+    .map((thread) => schedulingPolicy(pid, thread.tid));
 }
 
-const schedOther = 0;
-const schedIdle = 5;
 const linux = Deno.build.os === "linux";
 
 Deno.test({

@@ -1,44 +1,23 @@
 import assert from "node:assert/strict";
 import { kickIdleSpin, spinUsMax, startIdleSpin } from "../../lib/peer/idle_spin.ts";
+import { waitFor } from "../_helpers/cluster_process.ts";
 import { programOutput, startPeer } from "../_helpers/peer_process.ts";
+import { schedIdle, schedulingPolicy, threadsOf } from "../_helpers/threads.ts";
 
 const mainPath = new URL("../../main.ts", import.meta.url).pathname;
 const linux = Deno.build.os === "linux";
-const schedIdle = 5;
-
-/** The scheduling policy (`sched(7)` numbering) of thread `tid` of process `pid`. */
-function policyOf(pid: number, tid: number): number | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/task/${tid}/stat`);
-    // Field 41 (policy); the fields after the command name start at field 3.
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[41 - 3]);
-  } catch {
-    return undefined; // No such thread (any more).
-  }
-}
 
 /** Threads of `pid` at SCHED_IDLE that are not V8's helpers: the spinner, if one runs. */
 function spinnerThreads(pid: number): number[] {
-  const ids: number[] = [];
-  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
-    const tid = Number(task.name);
-    let name: string;
-    try {
-      name = Deno.readTextFileSync(`/proc/${pid}/task/${tid}/comm`).trim();
-    } catch {
-      continue;
-    }
-    if (name !== "V8 DefaultWorke" && policyOf(pid, tid) === schedIdle) ids.push(tid);
-  }
-  return ids;
+  return threadsOf(pid)
+    .filter((thread) => thread.name !== "V8 DefaultWorke")
+    .filter((thread) => schedulingPolicy(pid, thread.tid) === schedIdle)
+    .map((thread) => thread.tid);
 }
 
-async function until(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+/** Polls `condition` (every 100 ms, as `waitFor` does) until it holds, for at most 10 s. */
+function until(what: string, condition: () => boolean): Promise<true> {
+  return waitFor(what, () => condition() || undefined, 10_000);
 }
 
 Deno.test({
@@ -52,7 +31,7 @@ Deno.test({
       const start = await spin.started;
       assert.equal(start.outcome, "spinning", JSON.stringify(start));
       const tid = (start as { tid: number }).tid;
-      assert.equal(policyOf(Deno.pid, tid), schedIdle);
+      assert.equal(schedulingPolicy(Deno.pid, tid), schedIdle);
       // 20 ms after it started without a kick it parks; it stays parked.
       await until("the first park", () => spin.parks === 1);
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -61,7 +40,7 @@ Deno.test({
       kickIdleSpin();
       await until("the second park", () => spin.parks === 2);
       spin.stop();
-      await until("the spinner thread to end", () => policyOf(Deno.pid, tid) === undefined);
+      await until("the spinner thread to end", () => schedulingPolicy(Deno.pid, tid) === undefined);
       kickIdleSpin(); // After stop: nothing to kick, no error.
       assert.equal(spin.parks, 2);
     } finally {
