@@ -536,14 +536,8 @@ async function takeTurns(
   const end = performance.now() + 2 * settings.durationSeconds * 1000;
   for (let turn = 0; performance.now() < end; turn++) {
     const arm = arms[turn % 2];
-    const settledAt = performance.now() + turnSettleMs;
-    while (performance.now() < settledAt) await arm.publish(payload);
-    const turnEnd = performance.now() + turnMs;
-    while (performance.now() < turnEnd) {
-      const sentMs = performance.now();
-      await arm.publish(payload);
-      arm.histogram.recordMilliseconds(performance.now() - sentMs);
-    }
+    await closedLoop(arm, 1, turnSettleMs, () => payload);
+    await closedLoop(arm, 1, turnMs, () => payload, arm.histogram);
   }
   const [ours, theirs] = arms.map((arm) => arm.histogram);
   return {
