@@ -33,6 +33,9 @@ import {
 
 type StepFunction = (message: Message) => void;
 
+/** How much entry data start-up reads at a time to scan the stored log (`#storedEntries`). */
+const storedPageBytes = 4 * 1024 * 1024;
+
 /**
  * Election timeouts a follower waits for a leader whose process is still
  * heard from before it campaigns (see `#leaderProcessActive`).
@@ -107,9 +110,54 @@ export class Raft {
     }
     if (options.store.lastIndex() === 0 && options.store.snapshot() === undefined) {
       this.#bootstrap(options.voters, options.learners, options.bootstrapLeader);
+    } else if (this.recoveringTerm === undefined) {
+      this.#commitSoleVoterLog();
     }
     this.#step = this.#stepFollower;
     this.becomeFollower(this.term, 0);
+  }
+
+  /**
+   * At start-up, a replica that is the group's only voter for every entry
+   * past its stored commit index commits its whole stored log.
+   *
+   * Why: the stored commit index is a hint, often behind (a commit-only
+   * hard state is not written), and a restarted leader normally commits
+   * its log again with an entry of its new term. A sole voter whose disk is
+   * full cannot write the vote of that campaign, so it never leads; until
+   * space was freed its topic was served empty. Committing here changes
+   * nothing Raft could decide otherwise: with one voter, no other log can
+   * ever win an election, so every stored entry is committed by the first
+   * entry of its next term anyway. Hence the rule holds only when the conf
+   * at the stored commit index is this replica alone and no conf change
+   * follows it (an uncommitted removal of the other voters would not do:
+   * until it commits, they may still elect a leader that truncates it).
+   */
+  #commitSoleVoterLog(): void {
+    const last = this.log.lastIndex();
+    const committed = this.log.committed;
+    if (committed >= last) return;
+    let conf = this.conf;
+    for (const entry of this.#storedEntries(this.log.applied + 1, committed)) {
+      if (entry.type === EntryType.ConfChange) {
+        conf = applyConfChange(conf, decodeConfChange(entry.data));
+      }
+    }
+    if (conf.voters.length !== 1 || conf.voters[0] !== this.id) return;
+    for (const entry of this.#storedEntries(committed + 1, last)) {
+      if (entry.type === EntryType.ConfChange) return;
+    }
+    this.log.commitTo(last);
+  }
+
+  /** The stored entries `from..to`, read a page at a time (none when compacted). */
+  *#storedEntries(from: number, to: number): Generator<Entry> {
+    for (let index = from; index <= to;) {
+      const page = this.log.slice(index, to + 1, storedPageBytes);
+      if (page === undefined) return;
+      yield* page;
+      index += page.length;
+    }
   }
 
   /**

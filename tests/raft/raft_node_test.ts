@@ -1,8 +1,9 @@
-import { equal, throws } from "node:assert/strict";
+import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import { NotLeaderError, RaftNode } from "../../lib/raft/mod.ts";
 import type { Message } from "../../lib/raft/types.ts";
 import { Prng } from "../../lib/sim/prng.ts";
 import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
+import { EntryType } from "../../lib/storage/types.ts";
 import { blankMessage } from "./_members.ts";
 
 function makeNode(id: number, voters: number[], store = new MemoryLogStore()): RaftNode {
@@ -224,3 +225,80 @@ function drainUntilCommitted(node: RaftNode, store: MemoryLogStore, index: numbe
   }
   throw new Error(`Entry ${index} was never handed out`);
 }
+
+/** The indices of the normal entries the first Readys of `node` hand out for applying. */
+function committedAtStart(node: RaftNode, store: MemoryLogStore): number[] {
+  const indices: number[] = [];
+  while (node.hasReady()) {
+    const rd = node.ready();
+    store.append(rd.entries);
+    if (rd.hardState) store.setHardState(rd.hardState);
+    store.syncNow();
+    for (const entry of rd.committedEntries) {
+      if (entry.type === EntryType.Normal && entry.data.length > 0) indices.push(entry.index);
+    }
+    node.advance();
+  }
+  return indices;
+}
+
+Deno.test("A restarted sole voter commits its whole stored log before it campaigns (a full disk cannot write the vote)", () => {
+  const store = new MemoryLogStore();
+  const node = makeNode(1, [1], store);
+  node.campaign();
+  drain(node, store);
+  const proposed = ["a", "b", "c"].map((text) => node.propose(new TextEncoder().encode(text)));
+  // The entries are synced, and the process stops before the hard state
+  // that commits them is written (a `SegmentLogStore` does not write a
+  // commit-only hard state at all).
+  const rd = node.ready();
+  store.append(rd.entries);
+  store.syncNow();
+  node.advance();
+  store.crash();
+  ok(store.hardState().commit < proposed[0], `stored commit ${store.hardState().commit}`);
+  const restarted = new RaftNode({ id: 1, store, rng: new Prng(9) });
+  equal(restarted.role, "follower");
+  deepEqual(committedAtStart(restarted, store), proposed);
+});
+
+Deno.test("A restarted sole voter with a conf change past its stored commit index commits nothing more", () => {
+  const store = new MemoryLogStore();
+  const node = makeNode(1, [1], store);
+  node.campaign();
+  drain(node, store);
+  const before = store.hardState().commit;
+  // Written and synced, then a crash before the Ready is advanced: not committed.
+  node.propose(new TextEncoder().encode("a"));
+  node.proposeConfChange({ type: "addVoter", node: 2 });
+  const rd = node.ready();
+  store.append(rd.entries);
+  store.syncNow();
+  store.crash();
+  equal(store.hardState().commit, before);
+  ok(store.lastIndex() > before);
+  const restarted = new RaftNode({ id: 1, store, rng: new Prng(9) });
+  deepEqual(committedAtStart(restarted, store), []);
+  equal(restarted.status().commit, before);
+});
+
+Deno.test("A restarted replica of a 3-voter group does not commit past its stored commit index", () => {
+  const store = new MemoryLogStore();
+  const node = new RaftNode({
+    id: 1,
+    store,
+    rng: new Prng(1),
+    voters: [1, 2, 3],
+    bootstrapLeader: 1,
+  });
+  drain(node, store);
+  equal(node.role, "leader");
+  node.propose(new TextEncoder().encode("never acknowledged"));
+  drain(node, store);
+  store.crash();
+  const stored = store.hardState().commit;
+  ok(store.lastIndex() > stored);
+  const restarted = new RaftNode({ id: 1, store, rng: new Prng(9) });
+  deepEqual(committedAtStart(restarted, store), []);
+  equal(restarted.status().commit, stored);
+});
