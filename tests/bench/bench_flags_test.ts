@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { programOutput } from "../_helpers/peer_process.ts";
 
 const here = new URL("../..", import.meta.url).pathname.replace(/\/+$/, "");
 
@@ -19,7 +20,8 @@ async function run(script: string, args: string[]) {
   return {
     code: output.code,
     stdout: new TextDecoder().decode(output.stdout),
-    stderrLines: new TextDecoder().decode(output.stderr).trim().split("\n"),
+    // Without Deno's own status lines (a first run downloads npm packages).
+    stderrLines: programOutput(output.stderr).trim().split("\n"),
   };
 }
 
