@@ -91,6 +91,9 @@ export class MetadataClient {
   /** Makes the local metadata at least as new as the controller's (a linearizable meta read). */
   async barrier(): Promise<void> {
     const group = this.#options.metaGroup();
+    // A sole voter whose disk refuses writes cannot lead, and applied its
+    // whole log (`Raft` commits it at start-up): no metadata is newer.
+    if (soleVoterDown(group)) return;
     await this.atController(
       () => group.readBarrier(),
       async (leader) => {
@@ -122,6 +125,8 @@ export class MetadataClient {
   async waitForLeader(group: ReplicaGroup, what: string): Promise<number> {
     const { nodeId, liveness } = this.#options;
     const leader = await waitUntil(() => {
+      // Nobody else can lead it: say why at once rather than at the timeout.
+      if (soleVoterDown(group)) throw group.storageFailure;
       const leader = group.leader;
       return leader !== 0 && (leader === nodeId || liveness.reachable(leader)) ? leader : undefined;
     }, {
@@ -168,4 +173,9 @@ export class MetadataClient {
       cancel?.();
     }
   }
+}
+
+/** Whether `group`'s only voter is this replica and its disk refuses writes. */
+function soleVoterDown(group: ReplicaGroup): boolean {
+  return group.storageFailure !== undefined && group.soleVoter;
 }

@@ -266,6 +266,10 @@ export class TopicRouter {
     // and wait on itself. A sole replica answers at once too.
     const storageFailure = local?.group.storageFailure;
     if (storageFailure !== undefined && leader === 0) {
+      // A sole voter serves what it applied, which is its whole log
+      // (`Raft` commits it at start-up), and refuses writes with its
+      // storage failure (`RaftTopic`).
+      if (local!.group.soleVoter) return { topic: local!.topic };
       const other = hops === 0 ? liveness.pickReplica(placement.replicas) : undefined;
       if (other !== undefined) return { elsewhere: other };
       throw storageFailure;
