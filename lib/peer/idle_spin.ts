@@ -37,8 +37,8 @@
  * is a tradeoff (turns of 100 ms): 100 µs gave p50 -10% and p99 -4%, 250
  * µs p50 -20% and p99 -8%, 500 µs p50 -21% and p99 -3%, and 1 ms p50 -20%
  * but p99 +25% (a vCPU that never rests is preempted by the host more
- * often). Where cores are dedicated it costs power only; `--spin-us 0`
- * turns it off.
+ * often). On a later kernel it hurt instead (see `spinUsDefault`), so it
+ * is off unless `--spin-us` asks for it.
  *
  * Written against libc through FFI (`gettid`, `sched_setscheduler`:
  * `_sched.ts`, shared with `helper_threads.ts`). Without FFI permission, off
@@ -54,8 +54,17 @@ import { SpinSlot, spinSlots, type SpinStart } from "./_idle_spin_slots.ts";
 
 export type { SpinStart } from "./_idle_spin_slots.ts";
 
-/** Default spinning time after the last activity (`pubsub peer --spin-us`). */
-export const spinUsDefault = 250;
+/**
+ * Default spinning time after the last activity (`pubsub peer --spin-us`):
+ * off. On the kernel this project's machine runs now (6.18.44,
+ * `PREEMPT_DYNAMIC`, no `haltpoll` cpuidle driver), spinning made one
+ * publish at a time much slower (`bench:ab`, spin 0 against 250, turns of
+ * 1 s, 60 s: p99 2.36 against 6.53 ms, p50 0.85 against 0.93), and
+ * calling `sched_yield()` in the spin loop did not help (p99 2.77 against
+ * 5.10). A thread woken on a core that runs only idle-class work seems to
+ * wait there for the next tick (a lazy reschedule sends no interrupt).
+ */
+export const spinUsDefault = 0;
 /** Longest spinning time `--spin-us` accepts. */
 export const spinUsMax = 100_000;
 
