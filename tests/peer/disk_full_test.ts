@@ -7,7 +7,7 @@ import { LogFailedError, StorageFullError } from "../../lib/storage/segment_log_
 import { ProtocolError } from "../../lib/wire/errors.ts";
 import { startCluster } from "../_helpers/cluster_process.ts";
 import { startPeer } from "../_helpers/peer_process.ts";
-import { mountTmpfs, tmpfsUnavailable } from "../storage/_tmpfs.ts";
+import { mountTmpfs, type Tmpfs, tmpfsUnavailable } from "../storage/_tmpfs.ts";
 import { oneVoterTopic } from "./_one_voter_topic.ts";
 
 const tmpfsProblem = await tmpfsUnavailable();
@@ -98,6 +98,29 @@ async function take(subscription: Subscription, count: number, timeoutMs = 20_00
   return taken;
 }
 
+/**
+ * Leaves 256 KiB free on `tmpfs`, then publishes 8 KiB messages to 'events'
+ * until one is refused with `storage_full`; returns the filler file, the
+ * messages acknowledged (at dense offsets from 0) and the refusal.
+ */
+async function publishUntilFull(client: PubSubClient, tmpfs: Tmpfs) {
+  const filler = await tmpfs.fill();
+  await Deno.truncate(filler, (await Deno.stat(filler)).size - 256 * 1024);
+  const acknowledged: string[] = [];
+  for (let index = 0; index < 1000; index++) {
+    const text = `message ${index} ${"x".repeat(8 * 1024)}`;
+    try {
+      assert.equal((await client.publish("events", text)).offset, index);
+    } catch (refusal) {
+      assert.ok(acknowledged.length > 0, "nothing was acknowledged before the disk filled");
+      assert.ok(isStorageFull(refusal), `expected storage_full, got ${refusal}`);
+      return { filler, acknowledged, refusal: refusal as Error };
+    }
+    acknowledged.push(text);
+  }
+  throw new Error("1000 publishes of 8 KiB did not fill the disk");
+}
+
 function isStorageFull(error: unknown): boolean {
   return error instanceof PubSubError && error.code === "storage_full";
 }
@@ -115,25 +138,9 @@ Deno.test({
     const client = await PubSubClient.connect({ peers: [peer.address] });
     try {
       await client.createTopic("events");
-      const filler = await tmpfs.fill();
-      // Leave room for some publishes, then publish until the disk is full.
-      await Deno.truncate(filler, (await Deno.stat(filler)).size - 256 * 1024);
-      const acknowledged: string[] = [];
-      let refusal: unknown;
-      for (let index = 0; index < 1000 && refusal === undefined; index++) {
-        const text = `message ${index} ${"x".repeat(8 * 1024)}`;
-        try {
-          const { offset } = await client.publish("events", text);
-          assert.equal(offset, acknowledged.length);
-          acknowledged.push(text);
-        } catch (error) {
-          refusal = error;
-        }
-      }
-      assert.ok(acknowledged.length > 0, "nothing was acknowledged before the disk filled");
-      assert.ok(isStorageFull(refusal), `expected storage_full, got ${refusal}`);
+      const { filler, acknowledged, refusal } = await publishUntilFull(client, tmpfs);
       assert.match(
-        (refusal as Error).message,
+        refusal.message,
         /disk holding topic 'events' is full, so nothing was acknowledged/,
       );
       // Writes stay refused while the disk is full; reads and subscriptions go on.
@@ -205,20 +212,7 @@ for (
       let client = await PubSubClient.connect({ peers: [peer.address] });
       try {
         await client.createTopic("events");
-        const filler = await tmpfs.fill();
-        await Deno.truncate(filler, (await Deno.stat(filler)).size - 256 * 1024);
-        const acknowledged: string[] = [];
-        for (let index = 0; index < 1000; index++) {
-          const text = `message ${index} ${"x".repeat(8 * 1024)}`;
-          try {
-            assert.equal((await client.publish("events", text)).offset, index);
-          } catch (error) {
-            assert.ok(isStorageFull(error), `expected storage_full, got ${error}`);
-            break;
-          }
-          acknowledged.push(text);
-        }
-        assert.ok(acknowledged.length > 0, "nothing was acknowledged before the disk filled");
+        const { filler, acknowledged } = await publishUntilFull(client, tmpfs);
         await client.close();
         await peer.kill();
 

@@ -3,15 +3,18 @@ import { NotLeaderError, RaftNode } from "../../lib/raft/mod.ts";
 import type { Message } from "../../lib/raft/types.ts";
 import { Prng } from "../../lib/sim/prng.ts";
 import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
-import { EntryType } from "../../lib/storage/types.ts";
+import { type Entry, EntryType } from "../../lib/storage/types.ts";
 import { blankMessage } from "./_members.ts";
 
 function makeNode(id: number, voters: number[], store = new MemoryLogStore()): RaftNode {
   return new RaftNode({ id, store, rng: new Prng(id), voters });
 }
 
-/** Handles Readys in the documented order; returns the messages to send. */
-function drain(node: RaftNode, store: MemoryLogStore): Message[] {
+/**
+ * Handles Readys in the documented order; returns the messages to send, and
+ * adds the entries handed out for applying to `committed` when given.
+ */
+function drain(node: RaftNode, store: MemoryLogStore, committed?: Entry[]): Message[] {
   const out: Message[] = [];
   while (node.hasReady()) {
     const rd = node.ready();
@@ -19,6 +22,7 @@ function drain(node: RaftNode, store: MemoryLogStore): Message[] {
     if (rd.hardState) store.setHardState(rd.hardState);
     store.syncNow();
     out.push(...rd.messages);
+    committed?.push(...rd.committedEntries);
     node.advance();
   }
   return out;
@@ -228,18 +232,10 @@ function drainUntilCommitted(node: RaftNode, store: MemoryLogStore, index: numbe
 
 /** The indices of the normal entries the first Readys of `node` hand out for applying. */
 function committedAtStart(node: RaftNode, store: MemoryLogStore): number[] {
-  const indices: number[] = [];
-  while (node.hasReady()) {
-    const rd = node.ready();
-    store.append(rd.entries);
-    if (rd.hardState) store.setHardState(rd.hardState);
-    store.syncNow();
-    for (const entry of rd.committedEntries) {
-      if (entry.type === EntryType.Normal && entry.data.length > 0) indices.push(entry.index);
-    }
-    node.advance();
-  }
-  return indices;
+  const committed: Entry[] = [];
+  drain(node, store, committed);
+  return committed.filter((entry) => entry.type === EntryType.Normal && entry.data.length > 0)
+    .map((entry) => entry.index);
 }
 
 Deno.test("A restarted sole voter commits its whole stored log before it campaigns (a full disk cannot write the vote)", () => {
