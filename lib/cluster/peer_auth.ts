@@ -32,6 +32,17 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { describeValue, ProtocolError } from "../wire/errors.ts";
 import { nodeIdField, PeerMessageError } from "./_peer_messages.ts";
 
+/**
+ * The version of the peer wire (`peer_*` actions and binary Raft frames)
+ * this build speaks. Both sides say it in the handshake (`protocol` in
+ * `peer_hello` and in the listener's answer), and peers of different
+ * versions refuse each other there, naming both, instead of meeting frames
+ * they cannot read. A handshake without the field is version 1: builds
+ * from before it speak version 1 and still join. Raise it with any change
+ * to the peer wire that an older peer could misread.
+ */
+export const peerProtocolVersion = 1;
+
 /** Bytes of each side's nonce. */
 export const nonceBytes = 32;
 /** Shortest secret accepted: anything shorter is guessable. */
@@ -105,6 +116,25 @@ function nodeIdOf(message: Record<string, unknown>): number {
   return nodeIdField(message, "node_id");
 }
 
+/** The peer protocol version a handshake message says (1 when it says none). */
+function protocolOf(message: Record<string, unknown>): number {
+  const value = message.protocol;
+  if (value === undefined) return 1;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
+    throw new PeerMessageError(
+      `Field 'protocol' must be a positive integer: current value is ${describeValue(value)}`,
+    );
+  }
+  return value;
+}
+
+/** Why two peer protocol versions cannot talk: `them` names the other side. */
+function versionMismatch(them: string, theirs: unknown): string {
+  return `${them} speaks peer protocol ${
+    describeValue(theirs)
+  } and this peer ${peerProtocolVersion}: run one pubsub version across the cluster`;
+}
+
 // ---- listener side ---------------------------------------------------------
 
 /** Where a listener's connection is in the handshake. */
@@ -137,9 +167,24 @@ export function listenerStep(
   message: Record<string, unknown>,
 ): HandshakeStep {
   if (message.action === "peer_hello") {
+    const theirs = protocolOf(message);
+    if (theirs !== peerProtocolVersion) {
+      return {
+        response: {
+          status: "bad_request",
+          error: `${versionMismatch("The dialing peer", theirs)}.`,
+          protocol: peerProtocolVersion,
+        },
+        next: { state: "none" },
+        close: true,
+      };
+    }
     if (secret === undefined) {
       const nodeId = typeof message.node_id === "number" ? message.node_id : undefined;
-      return { response: { status: "ok", secured: false }, next: { state: "member", nodeId } };
+      return {
+        response: { status: "ok", secured: false, protocol: peerProtocolVersion },
+        next: { state: "member", nodeId },
+      };
     }
     const nodeId = nodeIdOf(message);
     const dialerNonce = nonceField(message, "nonce");
@@ -147,6 +192,7 @@ export function listenerStep(
     return {
       response: {
         status: "challenge",
+        protocol: peerProtocolVersion,
         nonce: listenerNonce,
         proof: secret.prove(["listener", dialerNonce, listenerNonce]),
       },
@@ -203,7 +249,12 @@ export class DialerHandshake {
   }
 
   hello(): Record<string, unknown> {
-    return { action: "peer_hello", node_id: this.#nodeId, nonce: this.#nonce };
+    return {
+      action: "peer_hello",
+      node_id: this.#nodeId,
+      nonce: this.#nonce,
+      protocol: peerProtocolVersion,
+    };
   }
 
   /** Throws PeerHandshakeError when the listener cannot be trusted or refused us. */
@@ -211,6 +262,10 @@ export class DialerHandshake {
     const status = typeof reply === "object" && reply !== null
       ? (reply as Record<string, unknown>).status
       : undefined;
+    const theirs = typeof reply === "object" && reply !== null
+      ? (reply as Record<string, unknown>).protocol ?? 1
+      : 1;
+    if (theirs !== peerProtocolVersion) throw new PeerHandshakeError(versionMismatch("it", theirs));
     if (status === "ok") {
       if (this.#secret !== undefined && (reply as Record<string, unknown>).secured !== true) {
         throw new PeerHandshakeError(

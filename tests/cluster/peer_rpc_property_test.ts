@@ -26,6 +26,7 @@ import {
   type ListenerHandshake,
   listenerStep,
   PeerHandshakeError,
+  peerProtocolVersion,
 } from "../../lib/cluster/peer_auth.ts";
 import {
   answerFields,
@@ -220,6 +221,53 @@ Deno.test("the peer handshake admits a dialer with the same secret as the node i
       return Promise.resolve();
     }),
     { numRuns: 100 },
+  );
+});
+
+Deno.test("peers of different protocol versions refuse each other in the handshake, naming both versions", () => {
+  const secret = ClusterSecret.fromText(ClusterSecret.generateText());
+  for (const withSecret of [secret, undefined]) {
+    const newer = {
+      ...new DialerHandshake(2, withSecret).hello(),
+      protocol: peerProtocolVersion + 1,
+    };
+    const step = listenerStep(withSecret, { state: "none" }, overTheWire(newer));
+    assert.deepStrictEqual(step.next, { state: "none" });
+    assert.equal(step.close, true);
+    assert.deepStrictEqual(step.response, {
+      status: "bad_request",
+      error: `The dialing peer speaks peer protocol ${
+        peerProtocolVersion + 1
+      } and this peer ${peerProtocolVersion}: run one pubsub version across the cluster.`,
+      protocol: peerProtocolVersion,
+    });
+    // The dialer's side: a listener of another version, whatever it answered.
+    const dialer = new DialerHandshake(2, withSecret);
+    const listening = listenerStep(withSecret, { state: "none" }, overTheWire(dialer.hello()));
+    assert.throws(
+      () =>
+        dialer.answer(overTheWire({ ...listening.response, protocol: peerProtocolVersion + 1 })),
+      (error: unknown) =>
+        error instanceof PeerHandshakeError &&
+        error.message ===
+          `it speaks peer protocol ${
+            peerProtocolVersion + 1
+          } and this peer ${peerProtocolVersion}: run one pubsub version across the cluster`,
+    );
+  }
+  // A hello or an answer without the field is version 1 (builds from before it).
+  const { protocol: _omitted, ...older } = new DialerHandshake(2, undefined).hello();
+  assert.equal(listenerStep(undefined, { state: "none" }, overTheWire(older)).next.state, "member");
+  assert.deepStrictEqual(
+    new DialerHandshake(2, undefined).answer({ status: "ok", secured: false }),
+    { done: true },
+  );
+  // An ill-typed version is a bad request, like any ill-typed field.
+  assert.throws(
+    () => listenerStep(undefined, { state: "none" }, { ...older, protocol: "2" }),
+    (error: unknown) =>
+      isProtocolError(error) &&
+      /Field 'protocol' must be a positive integer/.test((error as Error).message),
   );
 });
 

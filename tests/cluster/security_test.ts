@@ -233,3 +233,44 @@ Deno.test("a peer without a cluster secret says once that any process can act as
     await peer.stop();
   }
 });
+
+Deno.test("a peer refuses a dialer of another peer protocol version in the handshake, naming both, and still admits a hello without one", async () => {
+  const peer = await startPeer();
+  try {
+    const newer = await RawClient.connect(peer.port);
+    try {
+      const answer = await newer.request({ action: "peer_hello", node_id: 2, protocol: 2 }) as {
+        status: string;
+        error: string;
+        protocol: number;
+      };
+      assert.equal(answer.status, "bad_request");
+      assert.equal(
+        answer.error,
+        "The dialing peer speaks peer protocol 2 and this peer 1: run one pubsub version across the cluster.",
+      );
+      assert.equal(answer.protocol, 1);
+      await newer.waitClosed();
+    } finally {
+      await newer.close();
+    }
+    // A build from before the field: version 1, admitted as before.
+    const older = await RawClient.connect(peer.port);
+    try {
+      const answer = await older.request({ action: "peer_hello", node_id: 2 }) as {
+        status: string;
+        protocol: number;
+      };
+      assert.equal(answer.status, "ok");
+      assert.equal(answer.protocol, 1);
+      const index = await older.request({ action: "peer_meta_index", id: 7 }) as {
+        status: string;
+      };
+      assert.notEqual(index.status, "unauthorized");
+    } finally {
+      await older.close();
+    }
+  } finally {
+    await peer.stop();
+  }
+});
