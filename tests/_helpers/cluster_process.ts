@@ -39,7 +39,10 @@ export interface TestCluster {
   start(id: number, extraArgs?: string[]): Promise<PeerProcess>;
   peer(id: number): PeerProcess;
   client(options?: { requestTimeoutMs?: number }): Promise<PubSubClient>;
+  /** Stops every peer; their data directories stay, for a test to look into or restart from. */
   stopAll(): Promise<void>;
+  /** Stops every peer and deletes `root` (data directories, secret, TLS files): a test's last step. */
+  dispose(): Promise<void>;
 }
 
 /** Starts `count` peers that form one cluster (ids 1..count). */
@@ -108,6 +111,10 @@ export async function startCluster(
       }),
     stopAll: async () => {
       await Promise.all([...peers.values()].map((peer) => peer.stop().catch(() => {})));
+    },
+    dispose: async () => {
+      await cluster.stopAll();
+      await Deno.remove(root, { recursive: true }).catch(() => {});
     },
   };
   for (let id = 1; id <= count; id++) await cluster.start(id);

@@ -114,11 +114,31 @@ export interface PeerProcess {
   status: Promise<Deno.CommandStatus>;
 }
 
+/**
+ * Data directories `startPeer` made itself. Tests restart peers on them
+ * (`startPeer({ dataDir: peer.dataDir })`), so they stay until the test
+ * module ends, and are removed then.
+ */
+const madeDataDirs = new Set<string>();
+globalThis.addEventListener("unload", () => {
+  for (const dir of madeDataDirs) {
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch { /* removed by the test already */ }
+  }
+});
+
+async function makeDataDir(): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "pubsub-test-" });
+  madeDataDirs.add(dir);
+  return dir;
+}
+
 /** Starts `pubsub peer` and resolves once it prints that it listens. */
 export async function startPeer(options: StartPeerOptions = {}): Promise<PeerProcess> {
   const id = options.id ?? 1;
   const port = options.port ?? freePort();
-  const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "pubsub-test-" });
+  const dataDir = options.dataDir ?? await makeDataDir();
   const peers = options.peers ?? `${id}@127.0.0.1:${port}`;
   const command = new Deno.Command(Deno.execPath(), {
     args: [

@@ -7,7 +7,14 @@
 import assert from "node:assert/strict";
 
 const root = new URL("../../", import.meta.url).pathname;
-const output = `${await Deno.makeTempDir({ prefix: "pubsub-compile-" })}/pubsub`;
+const outputDir = await Deno.makeTempDir({ prefix: "pubsub-compile-" });
+const output = `${outputDir}/pubsub`;
+// The binary (about 100 MB when built) goes when this module ends, whether it ran or was skipped.
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(outputDir, { recursive: true });
+  } catch { /* already gone */ }
+});
 
 const compile = await new Deno.Command(Deno.execPath(), {
   args: ["compile", "-A", "--output", output, "main.ts"],

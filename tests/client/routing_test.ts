@@ -123,8 +123,7 @@ Deno.test("PubSubClient sends publishes straight to the topic's leader once it l
   } finally {
     await client.close();
     await Promise.all(proxies.map((proxy) => proxy.close()));
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true });
+    await cluster.dispose();
   }
 });
 
@@ -176,7 +175,6 @@ Deno.test("publishes keep their call order in the topic while the client switche
     await client?.close();
     await setup.close();
     await Promise.all(proxies.map((proxy) => proxy.close()));
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true });
+    await cluster.dispose();
   }
 });

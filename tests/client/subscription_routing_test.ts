@@ -112,8 +112,7 @@ Deno.test("a subscription opened through a follower moves to the leader's connec
   } finally {
     await subscriber?.close();
     await publisher.close();
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true });
+    await cluster.dispose();
   }
 });
 
@@ -167,8 +166,7 @@ Deno.test("a subscription on the leader resubscribes after the leader is killed,
   } finally {
     await subscriber?.close();
     await publisher.close();
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true });
+    await cluster.dispose();
   }
 });
 
@@ -232,7 +230,6 @@ Deno.test("a subscribe the leader refuses leaves the subscription where it is un
     await subscriber?.close();
     await publisher.close();
     await Promise.all(proxies.map((proxy) => proxy.close()));
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true });
+    await cluster.dispose();
   }
 });

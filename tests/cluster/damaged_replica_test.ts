@@ -165,8 +165,7 @@ Deno.test("A follower with a flipped byte mid-segment is quarantined, forwards m
     deepEqual(rebuilt, await replicaMessages(cluster.peer(leader).dataDir, "orders"));
   } finally {
     await client.close().catch(() => {});
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true });
+    await cluster.dispose();
   }
 });
 
@@ -211,8 +210,7 @@ Deno.test("A follower whose segment lost its second half catches up, and the top
     );
   } finally {
     await client.close().catch(() => {});
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true });
+    await cluster.dispose();
   }
 });
 
@@ -256,7 +254,6 @@ Deno.test("in_sync drops a killed follower within seconds, and lists a wiped one
     equal((await quarantined(cluster.peer(wiped).dataDir)).length, 1);
   } finally {
     await client.close().catch(() => {});
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true });
+    await cluster.dispose();
   }
 });

@@ -48,7 +48,6 @@ Deno.test("pipelined publishes on a peer that does not lead the topic are answer
     }
   } finally {
     await client.close();
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true });
+    await cluster.dispose();
   }
 });

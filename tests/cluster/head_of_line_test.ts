@@ -68,7 +68,6 @@ Deno.test("a topic without a leader does not delay another topic's publish on th
   } finally {
     if (frozen !== undefined) Deno.kill(frozen, "SIGCONT");
     await client.close();
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true });
+    await cluster.dispose();
   }
 });

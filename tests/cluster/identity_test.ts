@@ -73,7 +73,7 @@ Deno.test("a peer whose data directory was wiped cannot rejoin under its old id 
     assert.deepEqual(messages.map((item) => item.message), stored);
   } finally {
     await client.close();
-    await cluster.stopAll();
+    await cluster.dispose();
   }
 });
 
@@ -106,6 +106,6 @@ Deno.test("a removed peer may rejoin with a new data directory", async () => {
     assert.deepEqual(messages.map((item) => item.message), stored);
   } finally {
     await client.close();
-    await cluster.stopAll();
+    await cluster.dispose();
   }
 });

@@ -93,8 +93,7 @@ Deno.test("a topic created under-replicated grows to three replicas when peers j
     }
   } finally {
     await client.close().catch(() => {});
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true });
+    await cluster.dispose();
   }
 });
 
@@ -127,8 +126,7 @@ Deno.test("a dead peer's replicas are re-created on a live peer from the survivo
     for (const { offset, message } of stored) assert.equal(contents[0][offset], message);
   } finally {
     await client.close().catch(() => {});
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true });
+    await cluster.dispose();
   }
 });
 
@@ -195,7 +193,6 @@ Deno.test("a peer stopped with --leave-on-exit moves its replicas away before it
     assert.equal(after.length, 3);
   } finally {
     await client.close().catch(() => {});
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true });
+    await cluster.dispose();
   }
 });

@@ -54,6 +54,6 @@ Deno.test("without a quorum a publish fails within --timeout, naming the peers t
     assert.ok(elapsedMs < startupMs + 14_000, `took ${elapsedMs} ms (start-up ${startupMs} ms)`);
   } finally {
     await client.close();
-    await cluster.stopAll();
+    await cluster.dispose();
   }
 });

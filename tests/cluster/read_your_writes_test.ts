@@ -40,6 +40,6 @@ Deno.test("a topic created through one peer can be used at once through every ot
   } finally {
     await creator.close();
     for (const client of others) await client.close();
-    await cluster.stopAll();
+    await cluster.dispose();
   }
 });

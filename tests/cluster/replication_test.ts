@@ -116,8 +116,7 @@ for (const mode of modes) {
         assert.deepEqual(offsets, [...offsets].sort((a, b) => a - b));
       } finally {
         await client.close().catch(() => {});
-        await cluster.stopAll();
-        await Deno.remove(cluster.root, { recursive: true });
+        await cluster.dispose();
       }
     },
   );
@@ -171,8 +170,7 @@ for (const mode of modes) {
         await subscriber.close();
       } finally {
         await client.close().catch(() => {});
-        await cluster.stopAll();
-        await Deno.remove(cluster.root, { recursive: true });
+        await cluster.dispose();
       }
     },
   );
@@ -217,8 +215,7 @@ for (const mode of modes) {
         await raw.close();
       } finally {
         for (const peer of cluster.peers) await peer.kill("SIGCONT").catch(() => {});
-        await cluster.stopAll();
-        await Deno.remove(cluster.root, { recursive: true });
+        await cluster.dispose();
       }
     },
   );
@@ -248,8 +245,7 @@ for (const mode of modes) {
         assert.equal((await client.fetchMessages("keep")).at(-1), "after");
       } finally {
         await client.close().catch(() => {});
-        await cluster.stopAll();
-        await Deno.remove(cluster.root, { recursive: true });
+        await cluster.dispose();
       }
     },
   );
@@ -293,8 +289,7 @@ for (const mode of modes) {
         for (const { offset, message } of acknowledged) assert.equal(replicas[0][offset], message);
       } finally {
         await client.close().catch(() => {});
-        await cluster.stopAll();
-        await Deno.remove(cluster.root, { recursive: true });
+        await cluster.dispose();
       }
     },
   );
@@ -340,8 +335,7 @@ for (const mode of modes) {
         await subscriber.close();
       } finally {
         await client.close().catch(() => {});
-        await cluster.stopAll();
-        await Deno.remove(cluster.root, { recursive: true });
+        await cluster.dispose();
       }
     },
   );
@@ -367,8 +361,7 @@ for (const mode of modes) {
         assert.deepEqual(await client.fetchMessages("quiet"), ["before", "after"]);
       } finally {
         await client.close().catch(() => {});
-        await cluster.stopAll();
-        await Deno.remove(cluster.root, { recursive: true });
+        await cluster.dispose();
       }
     },
   );

@@ -222,7 +222,7 @@ Deno.test("a cluster deletes whole expired segments on every replica and keeps e
     );
   } finally {
     await client.close();
-    await cluster.stopAll();
+    await cluster.dispose();
   }
 });
 

@@ -82,7 +82,7 @@ Deno.test("a stranger sending every peer action to every peer of a secret-protec
     }
   } finally {
     await client.close();
-    await cluster.stopAll();
+    await cluster.dispose();
   }
 });
 
@@ -144,7 +144,7 @@ Deno.test("even a cluster member cannot make a replica delete data or commit a m
     }
   } finally {
     await client.close();
-    await cluster.stopAll();
+    await cluster.dispose();
   }
 });
 
@@ -173,7 +173,7 @@ Deno.test("a peer with the wrong cluster secret cannot join, and cluster_status 
     }
   } finally {
     await client.close();
-    await cluster.stopAll();
+    await cluster.dispose();
   }
 });
 
@@ -207,7 +207,7 @@ Deno.test({
       assert.deepEqual(await fetchAll(client, "secure"), stored);
     } finally {
       await client.close();
-      await cluster.stopAll();
+      await cluster.dispose();
     }
   },
 });

@@ -144,7 +144,6 @@ Deno.test("a follower down while its leader's retention deleted segments catches
     assert.deepEqual(range(followerView), range(leaderView));
   } finally {
     await client.close().catch(() => {});
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true }).catch(() => {});
+    await cluster.dispose();
   }
 });

@@ -122,7 +122,6 @@ Deno.test("peers restarted after compaction restore subscriber positions and pro
     await iterator.return?.();
   } finally {
     await client.close().catch(() => {});
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true }).catch(() => {});
+    await cluster.dispose();
   }
 });

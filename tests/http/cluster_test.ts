@@ -107,7 +107,6 @@ Deno.test("any peer answers any HTTP request, under concurrent load, and 503 wit
       },
     );
   } finally {
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true });
+    await cluster.dispose();
   }
 });

@@ -79,9 +79,8 @@ Deno.test({
       assert.deepEqual(errors, [], "the page threw");
     } finally {
       await browser?.close().catch(() => {});
-      await cluster.stopAll();
+      await cluster.dispose();
       await Deno.remove(profile, { recursive: true }).catch(() => {});
-      await Deno.remove(cluster.root, { recursive: true }).catch(() => {});
       for (const path of shots) console.log(`screenshot: ${path}`);
     }
   },

@@ -214,7 +214,6 @@ Deno.test("every peer of a cluster streams a topic, and a reader resumes on anot
       for (const reader of readers) await reader.close();
     }
   } finally {
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true });
+    await cluster.dispose();
   }
 });

@@ -84,8 +84,7 @@ Deno.test({
       ]);
       assert.match(text, /^id: 3$/m);
     } finally {
-      await cluster.stopAll();
-      await Deno.remove(cluster.root, { recursive: true });
+      await cluster.dispose();
     }
   },
 });

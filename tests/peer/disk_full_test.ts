@@ -327,9 +327,8 @@ Deno.test({
     } finally {
       await watcher.close();
       await client.close();
-      await cluster.stopAll();
+      await cluster.dispose();
       await tmpfs.unmount();
-      await Deno.remove(cluster.root, { recursive: true }).catch(() => {});
     }
   },
 });
@@ -399,9 +398,8 @@ Deno.test({
     } finally {
       for (const reader of readers) await reader.close();
       await client.close();
-      await cluster.stopAll();
+      await cluster.dispose();
       await tmpfs.unmount();
-      await Deno.remove(cluster.root, { recursive: true }).catch(() => {});
     }
   },
 });

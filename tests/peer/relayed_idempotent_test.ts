@@ -81,8 +81,7 @@ Deno.test("pipelined idempotent publishes relayed by a non-leader are answered i
     }
   } finally {
     await client.close();
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true });
+    await cluster.dispose();
   }
 });
 
@@ -102,7 +101,6 @@ Deno.test("a client's own publish_parts is refused: only peers relay it", async 
       await raw.close();
     }
   } finally {
-    await cluster.stopAll();
-    await Deno.remove(cluster.root, { recursive: true });
+    await cluster.dispose();
   }
 });
