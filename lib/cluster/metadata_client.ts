@@ -93,7 +93,7 @@ export class MetadataClient {
     const group = this.#options.metaGroup();
     // A sole voter whose disk refuses writes cannot lead, and applied its
     // whole log (`Raft` commits it at start-up): no metadata is newer.
-    if (soleVoterDown(group)) return;
+    if (group.soleVoterDown) return;
     await this.atController(
       () => group.readBarrier(),
       async (leader) => {
@@ -126,7 +126,7 @@ export class MetadataClient {
     const { nodeId, liveness } = this.#options;
     const leader = await waitUntil(() => {
       // Nobody else can lead it: say why at once rather than at the timeout.
-      if (soleVoterDown(group)) throw group.storageFailure;
+      if (group.soleVoterDown) throw group.storageFailure;
       const leader = group.leader;
       return leader !== 0 && (leader === nodeId || liveness.reachable(leader)) ? leader : undefined;
     }, {
@@ -173,9 +173,4 @@ export class MetadataClient {
       cancel?.();
     }
   }
-}
-
-/** Whether `group`'s only voter is this replica and its disk refuses writes. */
-function soleVoterDown(group: ReplicaGroup): boolean {
-  return group.storageFailure !== undefined && group.soleVoter;
 }

@@ -352,7 +352,7 @@ export class RaftTopic implements Topic {
 
   async read(fromOffset: number, max: number): Promise<ReadResult> {
     // A sole voter whose disk failed still holds every committed entry.
-    if (this.#soleVoterDown) return this.readCommitted(fromOffset, max);
+    if (this.group.soleVoterDown) return this.readCommitted(fromOffset, max);
     await this.group.readBarrier();
     return this.#reader.read(fromOffset, max, this.#machine.state.nextOffset);
   }
@@ -367,13 +367,8 @@ export class RaftTopic implements Topic {
     return Promise.resolve(this.#reader.read(fromOffset, max, this.#machine.state.nextOffset));
   }
 
-  /** True while this topic's only voter (a standalone topic) cannot write. */
-  get #soleVoterDown(): boolean {
-    return this.group.storageFailure !== undefined && this.group.soleVoter;
-  }
-
   async bounds(): Promise<{ firstOffset: number; nextOffset: number }> {
-    if (this.#soleVoterDown) return this.localBounds();
+    if (this.group.soleVoterDown) return this.localBounds();
     await this.group.readBarrier();
     return {
       firstOffset: this.#machine.state.firstOffset,

@@ -298,6 +298,15 @@ export class ReplicaGroup {
   }
 
   /**
+   * True while this replica is its group's only voter and its disk refuses
+   * writes: nobody can lead the group, and what it applied is the last word
+   * (reads go on; writes get its storage failure).
+   */
+  get soleVoterDown(): boolean {
+    return this.storageFailure !== undefined && this.soleVoter;
+  }
+
+  /**
    * The answer to writes while this replica's disk refuses them
    * (`storage_full`, or `unavailable` naming the I/O error); undefined when
    * the disk is fine. It stays set after the restart until a write succeeds.
