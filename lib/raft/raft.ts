@@ -118,8 +118,9 @@ export class Raft {
   }
 
   /**
-   * At start-up, a replica that is the group's only voter for every entry
-   * past its stored commit index commits its whole stored log.
+   * At start-up, a replica that is its group's only voter commits its whole
+   * stored log: when its conf (the snapshot's, or without one the bootstrap
+   * entry's) is itself alone and no conf change follows in the log.
    *
    * Why: the stored commit index is a hint, often behind (a commit-only
    * hard state is not written), and a restarted leader normally commits
@@ -128,23 +129,25 @@ export class Raft {
    * space was freed its topic was served empty. Committing here changes
    * nothing Raft could decide otherwise: with one voter, no other log can
    * ever win an election, so every stored entry is committed by the first
-   * entry of its next term anyway. Hence the rule holds only when the conf
-   * at the stored commit index is this replica alone and no conf change
-   * follows it (an uncommitted removal of the other voters would not do:
-   * until it commits, they may still elect a leader that truncates it).
+   * entry of its next term anyway. A conf change anywhere after the conf
+   * read here leaves the rule out (an uncommitted removal of the other
+   * voters would not do: until it commits, they may still elect a leader
+   * that truncates it). Groups of several voters read at most entry 1, so
+   * their start-up does not scan the log.
    */
   #commitSoleVoterLog(): void {
     const last = this.log.lastIndex();
-    const committed = this.log.committed;
-    if (committed >= last) return;
+    if (this.log.committed >= last) return;
     let conf = this.conf;
-    for (const entry of this.#storedEntries(this.log.applied + 1, committed)) {
-      if (entry.type === EntryType.ConfChange) {
-        conf = applyConfChange(conf, decodeConfChange(entry.data));
-      }
+    let from = this.log.applied + 1;
+    if (from === 1) {
+      const [bootstrap] = this.log.slice(1, 2) ?? [];
+      if (bootstrap?.type !== EntryType.ConfChange) return;
+      conf = applyConfChange(conf, decodeConfChange(bootstrap.data));
+      from = 2;
     }
     if (conf.voters.length !== 1 || conf.voters[0] !== this.id) return;
-    for (const entry of this.#storedEntries(committed + 1, last)) {
+    for (const entry of this.#storedEntries(from, last)) {
       if (entry.type === EntryType.ConfChange) return;
     }
     this.log.commitTo(last);
