@@ -259,15 +259,14 @@ export class DialerHandshake {
 
   /** Throws PeerHandshakeError when the listener cannot be trusted or refused us. */
   answer(reply: unknown): { send?: Record<string, unknown>; done: boolean } {
-    const status = typeof reply === "object" && reply !== null
-      ? (reply as Record<string, unknown>).status
-      : undefined;
-    const theirs = typeof reply === "object" && reply !== null
-      ? (reply as Record<string, unknown>).protocol ?? 1
-      : 1;
+    const fields: Record<string, unknown> = typeof reply === "object" && reply !== null
+      ? reply as Record<string, unknown>
+      : {};
+    const status = fields.status;
+    const theirs = fields.protocol ?? 1;
     if (theirs !== peerProtocolVersion) throw new PeerHandshakeError(versionMismatch("it", theirs));
     if (status === "ok") {
-      if (this.#secret !== undefined && (reply as Record<string, unknown>).secured !== true) {
+      if (this.#secret !== undefined && fields.secured !== true) {
         throw new PeerHandshakeError(
           "it runs without a cluster secret while this peer has one",
         );
@@ -282,14 +281,13 @@ export class DialerHandshake {
       return { done: true };
     }
     if (status === "challenge") {
-      const challenge = reply as Record<string, unknown>;
       if (this.#secret === undefined) {
         throw new PeerHandshakeError(
           "it requires a cluster secret (start this peer with --cluster-secret-file)",
         );
       }
-      const listenerNonce = typeof challenge.nonce === "string" ? challenge.nonce : "";
-      if (!this.#secret.verify(["listener", this.#nonce, listenerNonce], challenge.proof)) {
+      const listenerNonce = typeof fields.nonce === "string" ? fields.nonce : "";
+      if (!this.#secret.verify(["listener", this.#nonce, listenerNonce], fields.proof)) {
         throw new PeerHandshakeError("it does not know the cluster secret");
       }
       this.#listenerVerified = true;
@@ -305,7 +303,7 @@ export class DialerHandshake {
     if (status === "unauthorized") {
       throw new PeerHandshakeError("it refused this peer's cluster secret");
     }
-    const error = (reply as { error?: unknown })?.error;
+    const error = fields.error;
     throw new PeerHandshakeError(
       `it answered the handshake with '${describeValue(status)}'${
         typeof error === "string" ? `: ${error}` : ""
