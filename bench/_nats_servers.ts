@@ -13,6 +13,41 @@ import { waitForPort } from "./_programs.ts";
 /** How long a NATS server may take to accept connections. */
 export const natsStartTimeoutMs = 15_000;
 
+/** Options of {@linkcode startNats}. */
+export interface NatsOptions {
+  /** The nats-server binary (default: `nats-server` on PATH). */
+  program?: string;
+  /**
+   * JetStream fsyncs every write before it acknowledges (`sync_interval:
+   * always`, nats-server 2.10 and later): the durability pubsub gives. By
+   * default JetStream fsyncs every 2 minutes and relies on replication.
+   */
+  syncAlways?: boolean;
+}
+
+/** The first nats-server minor release with `sync_interval: always`. */
+const syncAlwaysSince = [2, 10];
+
+/**
+ * Whether the nats-server that printed `version` (`nats-server: v2.10.27`)
+ * can fsync every write (`sync_interval: always`).
+ *
+ * @example
+ * ```ts
+ * import { natsCanSyncAlways } from "./_nats_servers.ts";
+ *
+ * console.log(natsCanSyncAlways("nats-server: v2.9.10")); // false
+ * console.log(natsCanSyncAlways("nats-server: v2.10.27")); // true
+ * ```
+ */
+export function natsCanSyncAlways(version: string): boolean {
+  const match = /v(\d+)\.(\d+)\./.exec(version);
+  if (match === null) return false;
+  const [major, minor] = [Number(match[1]), Number(match[2])];
+  return major > syncAlwaysSince[0] ||
+    (major === syncAlwaysSince[0] && minor >= syncAlwaysSince[1]);
+}
+
 /** A running NATS deployment. */
 export interface NatsDeployment {
   /** Client URLs, "127.0.0.1:port". */
@@ -33,7 +68,11 @@ export interface NatsDeployment {
  * await nats.stop();
  * ```
  */
-export async function startNats(nodes: number): Promise<NatsDeployment> {
+export async function startNats(
+  nodes: number,
+  options: NatsOptions = {},
+): Promise<NatsDeployment> {
+  const program = options.program ?? "nats-server";
   const root = await Deno.makeTempDir({ prefix: "pubsub-compare-nats-" });
   const clientPorts = Array.from({ length: nodes }, () => freePort());
   const routePorts = Array.from({ length: nodes }, () => freePort());
@@ -51,10 +90,11 @@ export async function startNats(nodes: number): Promise<NatsDeployment> {
   try {
     for (let index = 0; index < nodes; index++) {
       const config = `${root}/n${index}.conf`;
-      await Deno.writeTextFile(config, configOf(index, root, clientPorts, routePorts));
-      commands.push(`nats-server -c ${config}`);
+      const text = configOf(index, root, clientPorts, routePorts, options.syncAlways === true);
+      await Deno.writeTextFile(config, text);
+      commands.push(`${program} -c ${config}`);
       processes.push(
-        new Deno.Command("nats-server", {
+        new Deno.Command(program, {
           args: ["-c", config],
           stdin: "null",
           stdout: "null",
@@ -72,11 +112,18 @@ export async function startNats(nodes: number): Promise<NatsDeployment> {
   return { servers: clientPorts.map((port) => `127.0.0.1:${port}`), commands, stop };
 }
 
-function configOf(index: number, root: string, clientPorts: number[], routePorts: number[]) {
+function configOf(
+  index: number,
+  root: string,
+  clientPorts: number[],
+  routePorts: number[],
+  syncAlways: boolean,
+) {
+  const sync = syncAlways ? ", sync_interval: always" : "";
   const lines = [
     `server_name: n${index}`,
     `listen: 127.0.0.1:${clientPorts[index]}`,
-    `jetstream { store_dir: "${root}/store${index}" }`,
+    `jetstream { store_dir: "${root}/store${index}"${sync} }`,
   ];
   if (clientPorts.length > 1) {
     const routes = routePorts.map((port) => `nats-route://127.0.0.1:${port}`).join(", ");

@@ -10,6 +10,15 @@
  *
  * Usage: deno run -A bench/compare.ts [--duration S] [--message-size B] [--in-flight N]
  *        [--large-size B] [--large-in-flight N] [--warm-up S] [--rounds N] [--out DIR]
+ *        [--nats-server PATH]
+ *
+ * NATS JetStream acknowledges before it fsyncs (every 2 minutes by
+ * default; it relies on replication), which the targets compare against.
+ * When the nats-server binary is 2.10 or later, a second R3 cluster with
+ * `sync_interval: always` (an fsync on every write, the durability pubsub
+ * gives) is measured too, and its rows are reported beside the targets.
+ * Debian 12 ships nats-server 2.9; `--nats-server PATH` runs another binary
+ * (bench/RESULTS.md says how to get one without installing it).
  *
  * Every workload runs `--warm-up` seconds (default 2) unmeasured before it
  * is measured, on every system.
@@ -51,7 +60,7 @@ import { rawPublishLoad } from "../lib/bench/raw_load.ts";
 import { barChart } from "../lib/bench/svg.ts";
 import { payloadOf } from "../lib/bench/workloads.ts";
 import { PubSubClient } from "../lib/client/client.ts";
-import { startNats } from "./_nats_servers.ts";
+import { natsCanSyncAlways, startNats } from "./_nats_servers.ts";
 import { ProgramMissingError, programVersion, waitForPort } from "./_programs.ts";
 import { redisXaddLoad, startRedis } from "./_redis_server.ts";
 
@@ -85,6 +94,9 @@ const turnMs = 1000;
  * in its own phase of the same runs).
  */
 const turnSettleMs = 50;
+
+/** The results' name of NATS R3 with `sync_interval: always`. */
+const natsFsyncName = "NATS R3 fsync";
 
 /** Stop functions of what runs now; Ctrl-C or SIGTERM runs them before exiting. */
 const running = new Set<() => Promise<void>>();
@@ -460,8 +472,15 @@ async function runPubsub(): Promise<Numbers & { rawPipelinedPerSecond: number }>
   });
 }
 
-async function runNats(name: string, nodes: number, replicas: number, commands: string[]) {
-  return await phase(`${name} phase`, () => startNats(nodes), async (started) => {
+async function runNats(
+  name: string,
+  nodes: number,
+  replicas: number,
+  commands: string[],
+  syncAlways = false,
+) {
+  const start = () => startNats(nodes, { program: settings.natsServer, syncAlways });
+  return await phase(`${name} phase`, start, async (started) => {
     const nats = started as Awaited<ReturnType<typeof startNats>>;
     commands.push(...nats.commands);
     const target = await natsTarget(name, nats.servers, replicas);
@@ -497,7 +516,8 @@ async function runInTurns(commands: string[]): Promise<InTurnsNumbers> {
   // NATS first: its route ports are picked free and bound by the servers a
   // moment later, and a running pubsub cluster's outgoing connections could
   // take one meanwhile (one run lost its R3 stream that way, once).
-  return await phase("NATS R3 (in turns)", () => startNats(3), async (natsStarted) => {
+  const startNatsR3 = () => startNats(3, { program: settings.natsServer });
+  return await phase("NATS R3 (in turns)", startNatsR3, async (natsStarted) => {
     const nats = natsStarted as Awaited<ReturnType<typeof startNats>>;
     commands.push(...nats.commands);
     const target = await natsTarget("NATS R3", nats.servers, 3);
@@ -655,6 +675,8 @@ interface CompareSettings {
   warmUpSeconds: number;
   rounds: number;
   outDir: string;
+  /** The nats-server binary (`--nats-server`). */
+  natsServer: string;
 }
 
 /** Parses the few flags; a bad one ends the script with one line and exit code 2. */
@@ -680,6 +702,10 @@ Options (integers):
   --rounds N            run the whole sequence N times; verdicts use the
                         median of the per-round ratios (default 1)
   --out DIR             where compare.svg goes (default bench/out/compare)
+  --nats-server PATH    the nats-server binary (default: nats-server on PATH);
+                        with 2.10 or later, NATS R3 is also measured with
+                        sync_interval: always (an fsync on every write) and
+                        reported beside the targets
   --help                this text`;
 }
 
@@ -693,8 +719,9 @@ function parseArgs(args: string[]): CompareSettings {
     warmUpSeconds: 2,
     rounds: 1,
     outDir: "bench/out/compare",
+    natsServer: "nats-server",
   };
-  const names: Record<string, Exclude<keyof CompareSettings, "outDir">> = {
+  const names: Record<string, Exclude<keyof CompareSettings, "outDir" | "natsServer">> = {
     "--duration": "durationSeconds",
     "--message-size": "messageBytes",
     "--in-flight": "inFlight",
@@ -712,11 +739,16 @@ function parseArgs(args: string[]): CompareSettings {
       parsed.outDir = args[index + 1];
       continue;
     }
+    if (args[index] === "--nats-server" && args[index + 1] !== undefined) {
+      parsed.natsServer = args[index + 1];
+      continue;
+    }
     const key = names[args[index]];
     const value = Number(args[index + 1]);
     const least = key === "warmUpSeconds" ? 0 : 1;
     if (key === undefined || !Number.isInteger(value) || value < least || value > 1_000_000) {
-      console.error(`compare: bad option '${args[index]} ${args[index + 1] ?? ""}'`.trim());
+      const option = args.slice(index, index + 2).join(" ");
+      console.error(`compare: bad option '${option}'`);
       Deno.exit(2);
     }
     parsed[key] = value;
@@ -775,9 +807,65 @@ function targetRows(
   standalone: StandaloneNumbers,
   floor: FloorNumbers,
   inTurns: InTurnsNumbers,
+  natsFsync: Numbers | undefined,
 ): TargetRow[] {
   const large = `${Math.round(settings.largeBytes / 1024)} KiB`;
   const floorName = "durability floor (no broker: 3 processes, fdatasync on 2 of 3)";
+  return [
+    ...issueTargets(pubsub, nats, standalone, floor, inTurns, large, floorName),
+    ...(
+      natsFsync === undefined ? [] : fsyncNatsRows(pubsub, natsFsync)
+    ),
+  ];
+}
+
+/**
+ * Reported rows against NATS R3 with `sync_interval: always`: the same
+ * durability as pubsub's (every acknowledged message fsynced on a majority).
+ */
+function fsyncNatsRows(pubsub: Numbers, natsFsync: Numbers): TargetRow[] {
+  const otherName = "NATS R3, sync_interval: always (fsync on every write)";
+  return [
+    {
+      name: `pipelined publish, ${settings.inFlight} in flight (msgs/s), both fsyncing`,
+      label: "pipelined, fsync NATS",
+      pubsub: pubsub.pipelinedPerSecond,
+      other: natsFsync.pipelinedPerSecond,
+      otherName,
+    },
+    {
+      name: "one publish at a time, p50 (ms), both fsyncing",
+      label: "p50, fsync NATS",
+      pubsub: pubsub.sequentialP50Ms,
+      other: natsFsync.sequentialP50Ms,
+      otherName,
+    },
+    {
+      name: "one publish at a time, p99 (ms), both fsyncing",
+      label: "p99, fsync NATS",
+      pubsub: pubsub.sequentialP99Ms,
+      other: natsFsync.sequentialP99Ms,
+      otherName,
+    },
+    {
+      name: "publish -> pushed to a subscriber, p99 (ms), both fsyncing",
+      label: "pushed p99, fsync NATS",
+      pubsub: pubsub.endToEndP99Ms,
+      other: natsFsync.endToEndP99Ms,
+      otherName,
+    },
+  ];
+}
+
+function issueTargets(
+  pubsub: Numbers & { rawPipelinedPerSecond: number },
+  nats: Numbers,
+  standalone: StandaloneNumbers,
+  floor: FloorNumbers,
+  inTurns: InTurnsNumbers,
+  large: string,
+  floorName: string,
+): TargetRow[] {
   return [
     {
       name:
@@ -929,10 +1017,12 @@ async function drawTargets(targets: TargetRow[]): Promise<string> {
       settings.rounds > 1 ? `median of ${settings.rounds} rounds` : "one round"
     })`,
     xLabel: "Target",
-    yLabel: "pubsub ÷ the other (1 = equal)",
-    // Thirteen targets and a caption naming each: the default height left a short plot.
+    yLabel: "pubsub ÷ the other (1 = equal; log scale)",
+    // Ratios run from about 0.3x (latency) to 70x (throughput against a NATS that fsyncs).
+    logY: true,
+    // Up to seventeen targets and a caption naming each: the default height left a short plot.
     height: 720,
-    width: 1100,
+    width: 1300,
     categories: targets.map((row) => row.label),
     series: [
       {
@@ -943,7 +1033,7 @@ async function drawTargets(targets: TargetRow[]): Promise<string> {
         ),
       },
       {
-        name: "goal (0 = none)",
+        name: "goal (none: reported only)",
         values: targets.map((row) => row.ratioMin ?? row.ratioMax ?? 0),
       },
     ],
@@ -957,8 +1047,11 @@ async function drawTargets(targets: TargetRow[]): Promise<string> {
   return path;
 }
 
-/** One pass over every system: the workload table and the targets of that pass. */
-async function round(commands: string[]) {
+/**
+ * One pass over every system: the workload table and the targets of that
+ * pass; with `syncAlways`, NATS R3 with an fsync on every write too.
+ */
+async function round(commands: string[], syncAlways: boolean) {
   const results: Record<string, Numbers> = {};
   console.log("pubsub, local 3-peer cluster, R3, fsync before ack...");
   const pubsub = await runPubsub();
@@ -973,6 +1066,11 @@ async function round(commands: string[]) {
   console.log("NATS JetStream R3 (3-server cluster, file storage)...");
   results["NATS R3"] = await runNats("NATS R3", 3, 3, commands);
   console.log(`  ${JSON.stringify(results["NATS R3"])}`);
+  if (syncAlways) {
+    console.log("NATS JetStream R3 with sync_interval: always (an fsync on every write)...");
+    results[natsFsyncName] = await runNats(natsFsyncName, 3, 3, commands, true);
+    console.log(`  ${JSON.stringify(results[natsFsyncName])}`);
+  }
   console.log("Standalone pubsub peer and Redis XADD (appendfsync always)...");
   const standalone = await runStandalone(commands);
   console.log(`  ${JSON.stringify(standalone)}`);
@@ -984,7 +1082,14 @@ async function round(commands: string[]) {
   });
   console.log(`  ${JSON.stringify(inTurns)}`);
   console.log(table(results));
-  const targets = targetRows(pubsub, results["NATS R3"], standalone, floor, inTurns);
+  const targets = targetRows(
+    pubsub,
+    results["NATS R3"],
+    standalone,
+    floor,
+    inTurns,
+    results[natsFsyncName],
+  );
   console.log("");
   console.log(targetTable(targets));
   const nats = results["NATS R3"];
@@ -993,6 +1098,16 @@ async function round(commands: string[]) {
       (nats.sequentialP50Ms / floor.sequentialP50Ms).toFixed(2)
     }× and p99 ${(nats.sequentialP99Ms / floor.sequentialP99Ms).toFixed(2)}× the durability floor`,
   );
+  const synced = results[natsFsyncName];
+  if (synced !== undefined) {
+    console.log(
+      `NATS R3 with an fsync on every write, one at a time: p50 ${
+        (synced.sequentialP50Ms / floor.sequentialP50Ms).toFixed(2)
+      }× and p99 ${
+        (synced.sequentialP99Ms / floor.sequentialP99Ms).toFixed(2)
+      }× the durability floor`,
+    );
+  }
   return { results, standalone, floor, inTurns, targets };
 }
 
@@ -1036,10 +1151,21 @@ function summaryTable(rounds: TargetRow[][]): { table: string; rows: TargetRow[]
 }
 
 async function main(): Promise<number> {
-  const version = await programVersion("nats-server");
+  const version = await programVersion(settings.natsServer);
   if (version === undefined) {
-    console.error(`compare: ${new ProgramMissingError("nats-server").message}`);
+    console.error(
+      settings.natsServer === "nats-server"
+        ? `compare: ${new ProgramMissingError("nats-server").message}`
+        : `compare: --nats-server '${settings.natsServer}' does not run '--version'`,
+    );
     return 2;
+  }
+  const syncAlways = natsCanSyncAlways(version);
+  if (!syncAlways) {
+    console.log(
+      `NATS R3 with an fsync on every write is not measured: ${version} has no ` +
+        "sync_interval: always (2.10 and later do; see --nats-server)",
+    );
   }
   const redis = await programVersion("redis-server");
   if (redis === undefined) {
@@ -1051,7 +1177,7 @@ async function main(): Promise<number> {
   const rounds = [];
   for (let index = 0; index < settings.rounds; index++) {
     if (settings.rounds > 1) console.log(`\nRound ${index + 1} of ${settings.rounds}`);
-    rounds.push(await round(commands));
+    rounds.push(await round(commands, syncAlways));
   }
   let targets = rounds[0].targets;
   if (rounds.length > 1) {

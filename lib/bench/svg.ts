@@ -353,6 +353,11 @@ export interface BarChartOptions extends ChartOptions {
   categories: readonly string[];
   /** One bar per category in each series; `values[i]` belongs to `categories[i]`. */
   series: readonly { name: string; values: readonly number[] }[];
+  /**
+   * A logarithmic value axis (ratios that span 0.3x to 70x): bars rise from
+   * the axis's bottom, and a value of 0 or less is drawn as no bar.
+   */
+  logY?: boolean;
 }
 
 /**
@@ -379,9 +384,10 @@ export function barChart(options: BarChartOptions): string {
       );
     }
   }
+  const log = options.logY === true;
   const values = options.series.flatMap((series) => series.values)
-    .filter((value) => Number.isFinite(value));
-  const y = valueScale(withHeadroom(values), false);
+    .filter((value) => Number.isFinite(value) && (!log || value > 0));
+  const y = valueScale(withHeadroom(values), log);
   const yTicks = ticksOf(y, 6);
   const band = scaleBand<string>().domain(options.categories).paddingInner(0.25).paddingOuter(0.15);
   const legend = options.series.map((series, index) => ({
@@ -405,14 +411,14 @@ export function barChart(options: BarChartOptions): string {
     .range([0, band.bandwidth()]).paddingInner(0.08);
   const bars = options.series.flatMap((series, index) =>
     series.values.map((value, category) => {
-      if (!Number.isFinite(value)) return "";
+      if (!Number.isFinite(value) || (log && value <= 0)) return "";
       const left = band(options.categories[category])! + inner(index)!;
       const top = y(Math.max(0, value));
       const bar = element("rect", {
         x: left,
         y: top,
         width: inner.bandwidth(),
-        height: Math.max(0, y(0) - top),
+        height: Math.max(0, (log ? area.bottom : y(0)) - top),
         fill: seriesColor(index),
       });
       // A value under 1000 that does not fit its bar gets one digit less

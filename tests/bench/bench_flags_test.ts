@@ -34,6 +34,12 @@ const cases: { script: string; bad: string[]; says: RegExp }[] = [
   { script: "bench/retention_soak.ts", bad: ["--seconds", "0"], says: /--seconds must be/ },
   { script: "bench/compare.ts", bad: ["--warm-up", "-1"], says: /bad option '--warm-up -1'/ },
   { script: "bench/compare.ts", bad: ["--rounds", "0"], says: /bad option '--rounds 0'/ },
+  {
+    script: "bench/compare.ts",
+    bad: ["--nats-server", "/nonexistent/nats-server"],
+    says: /--nats-server '\/nonexistent\/nats-server' does not run '--version'/,
+  },
+  { script: "bench/compare.ts", bad: ["--nats-server"], says: /bad option '--nats-server'/ },
 ];
 
 for (const { script, bad, says } of cases) {

@@ -49,6 +49,18 @@ const charts: Record<string, () => string> = {
       categories: ["publish p50", "publish p99", "a rather long category name"],
       series: [{ name: "pubsub", values: [1.2, 8.4, 3] }, { name: "NATS", values: [0.6, 3.1, 2] }],
     }),
+  barLog: () =>
+    barChart({
+      title: "pubsub ÷ the others",
+      xLabel: "Target",
+      yLabel: "Ratio",
+      logY: true,
+      categories: ["pipelined", "p99", "reported"],
+      series: [
+        { name: "measured ratio", values: [74.2, 0.27, 1.3] },
+        { name: "goal", values: [2, 1, 0] },
+      ],
+    }),
   percentile: () =>
     percentileChart({
       title: "Publish latency by percentile",
@@ -195,6 +207,19 @@ Deno.test("barChart labels a narrow bar with one digit less rather than not at a
   });
   assert.ok(!svg.includes(">0.893</text>"), "too wide for its bar at three digits");
   assert.ok(svg.includes(">0.89</text>"), "the 0.893 bar is labelled 0.89");
+});
+
+Deno.test("barChart with logY draws ratios far apart as bars, and a 0 as none", () => {
+  const svg = charts.barLog();
+  const rects = /<rect x="[^"]+" y="[^"]+" width="([^"]+)" height="([^"]+)"/g;
+  const heights = [...svg.matchAll(rects)]
+    .filter((match) => match[1] !== "16") // the legend's swatches
+    .map((match) => ({ height: Number(match[2]) }));
+  // Five bars: three measured, two goals (the 0 goal is none).
+  assert.equal(heights.length, 5, JSON.stringify(heights));
+  const [pipelined, p99] = heights;
+  assert.ok(p99.height > 0, "a ratio under 1 still has a bar");
+  assert.ok(pipelined.height > p99.height * 2, "74x is drawn far taller than 0.27x");
 });
 
 Deno.test("binValues counts each value once and includes the top edge in the last bin", () => {
