@@ -111,6 +111,17 @@ const builderPoolMax = 8;
  */
 const pooledBytesMax = 256 * 1024;
 const builderPool: Uint8Array[] = [];
+/**
+ * A part at least this large grows the builder to the size it needs, not
+ * to the next power of two, and `finish()` then hands that buffer out as
+ * the command's data instead of copying it: a 512 KiB message cost a 1 MiB
+ * buffer and a 512 KiB copy per entry (three times its bytes in garbage on
+ * the leader, session 14). Small parts keep doubling: a batch of many
+ * would otherwise copy the buffer at every part.
+ */
+const largePartBytes = 64 * 1024;
+/** Most unused bytes a buffer may keep when `finish()` hands it out without a copy. */
+const handedOutSlackMax = 4 * 1024;
 
 const openMessagePart = encoder.encode('[["');
 const closeMessage = encoder.encode('"],');
@@ -226,9 +237,12 @@ export class PublishEntryBuilder {
     this.#reserve(1);
     this.#buffer[this.#length++] = 0x5d; // ]
     // A buffer of its own, not a carved one (see byte_pool.ts): a log's cache keeps it.
-    const data = this.#buffer.slice(0, this.#length);
-    if (builderPool.length < builderPoolMax && this.#buffer.length <= pooledBytesMax) {
-      builderPool.push(this.#buffer);
+    const buffer = this.#buffer;
+    const handOut = buffer.length > pooledBytesMax &&
+      buffer.length - this.#length <= handedOutSlackMax;
+    const data = handOut ? buffer.subarray(0, this.#length) : buffer.slice(0, this.#length);
+    if (!handOut && builderPool.length < builderPoolMax && buffer.length <= pooledBytesMax) {
+      builderPool.push(buffer);
     }
     this.#buffer = noBytes;
     return data;
@@ -251,6 +265,8 @@ export class PublishEntryBuilder {
     if (needed <= this.#buffer.length) return;
     let size = Math.max(builderBytesMin, this.#buffer.length * 2);
     while (size < needed) size *= 2;
+    // A large part: room for it and what `finish()` and a producer add (see `largePartBytes`).
+    if (bytes >= largePartBytes) size = needed + 256;
     const grown = new Uint8Array(size);
     grown.set(this.#buffer.subarray(0, this.#length));
     this.#buffer = grown;

@@ -153,6 +153,16 @@ const idleBuffers: (Uint8Array | undefined)[] = [];
 let idleBufferCount = 0;
 const idleBuffersMax = 64;
 const idleBufferBytesMax = 16 * 1024;
+/**
+ * One larger staging buffer an idle store gave back, shared by every store
+ * of the process: a store that flushes one large record at a time (512 KiB
+ * messages, a few in flight) went idle after each flush and staged the next
+ * record in a new 1 MiB buffer, 1.6-2x the messages' bytes in garbage on
+ * every replica, which drove a mark-compact every 70 ms on the leader
+ * (session 14). One buffer of at most `largeIdleBufferBytesMax` is kept.
+ */
+let largeIdleBuffer: Uint8Array | undefined;
+const largeIdleBufferBytesMax = 2 * 1024 * 1024;
 /** Preallocation works in whole pages; a preallocated file's size is a multiple of this. */
 const pageBytes = 4096;
 /**
@@ -1128,7 +1138,10 @@ export class SegmentLogStore implements LogStore {
     }
     let capacity = Math.max(stagingBufferBytesInitial, this.#staging.length * 2);
     while (capacity < needed) capacity *= 2;
-    const grown = new Uint8Array(capacity);
+    const large = largeIdleBuffer;
+    const reused = large !== undefined && needed <= large.length && capacity > idleBufferBytesMax;
+    if (reused) largeIdleBuffer = undefined;
+    const grown = reused ? large : new Uint8Array(capacity);
     grown.set(this.#staging.subarray(0, this.#stagingLength));
     this.#staging = grown;
   }
@@ -2068,6 +2081,11 @@ function writeZerosSync(file: Deno.FsFile, from: number, to: number): void {
 
 /** Keeps a small buffer an idle store gave back for the next store that stages records; false when dropped. */
 function giveBackIdle(buffer: Uint8Array): boolean {
+  if (buffer.length > idleBufferBytesMax && buffer.length <= largeIdleBufferBytesMax) {
+    if (largeIdleBuffer !== undefined && largeIdleBuffer.length >= buffer.length) return false;
+    largeIdleBuffer = buffer;
+    return true;
+  }
   if (buffer.length === 0 || buffer.length > idleBufferBytesMax) return false;
   if (idleBufferCount >= idleBuffersMax) return false;
   idleBuffers[idleBufferCount++] = buffer;

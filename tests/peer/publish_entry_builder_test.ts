@@ -106,6 +106,32 @@ Deno.test("PublishEntryBuilder grows past its first buffer", () => {
   assert.deepStrictEqual(builder.finish(), encodeCommand({ kind: "publish", parts }));
 });
 
+Deno.test("PublishEntryBuilder hands a large part's buffer out as the data, not a copy of it", () => {
+  const message = "z".repeat(512 * 1024);
+  const source = encoder.encode(`{"message":${JSON.stringify(message)}}`);
+  const producer = { producerId: crypto.randomUUID(), sequence: 41 };
+  const builder = new PublishEntryBuilder();
+  builder.addMessageBytes(source, 12, source.length - 2, producer);
+  const data = builder.finish();
+  const expected = encodeCommand({
+    kind: "publish",
+    parts: [{ messages: [message], ...producer }],
+  });
+  assert.deepStrictEqual(data, expected);
+  // Its own buffer, a few bytes longer than the data (a copy would be exactly as long).
+  const slack = data.buffer.byteLength - data.byteLength;
+  assert.ok(slack > 0 && slack <= 4096, `${slack} bytes of slack`);
+  assert.equal(data.byteOffset, 0);
+  // Handed out, the buffer is not pooled: the next entries leave it as it is.
+  for (let round = 0; round < 3; round++) {
+    const next = new PublishEntryBuilder();
+    next.addMessageBytes(source, 12, source.length - 2);
+    next.addPart({ messages: ["small"] });
+    next.finish();
+  }
+  assert.deepStrictEqual(data, expected);
+});
+
 Deno.test("a topic fed through publishBytes and publish stores what publish alone stores", async () => {
   const { topic, close } = await oneVoterTopic("bytes", new MemoryLogStore());
   try {

@@ -341,3 +341,34 @@ Deno.test("SegmentLogStore keeps every record when flushes at once overlap appen
     }
   });
 });
+
+Deno.test("SegmentLogStores that flush large records in turns share one staging buffer, and each reads back exactly what it appended", async () => {
+  await withTempDir(async (dir) => {
+    // Records of 512 KiB stage in a 1 MiB buffer that an idle store gives back
+    // to the process and the next store takes: what one store staged must
+    // never show up in the other's records, in memory or on disk.
+    const stores = [
+      await SegmentLogStore.open(`${dir}/a`),
+      await SegmentLogStore.open(`${dir}/b`),
+    ];
+    const appended: ReturnType<typeof makeEntries>[] = [[], []];
+    for (let index = 1; index <= 6; index++) {
+      for (const [position, store] of stores.entries()) {
+        const [entry] = makeEntries(index, 1, 1, 512 * 1024);
+        entry.data.fill(position === 0 ? 0x61 : 0x62, 0, 16);
+        store.append([entry]);
+        await store.sync();
+        appended[position].push(entry);
+      }
+    }
+    for (const [position, store] of stores.entries()) {
+      assert.deepStrictEqual(normalize(store.entries(1, 7)), normalize(appended[position]));
+      await store.close();
+    }
+    for (const [position, name] of ["a", "b"].entries()) {
+      const reopened = await SegmentLogStore.open(`${dir}/${name}`);
+      assert.deepStrictEqual(normalize(reopened.entries(1, 7)), normalize(appended[position]));
+      await reopened.close();
+    }
+  });
+});
