@@ -26,6 +26,7 @@ import {
 import type { NodeStatus, OffsetMessage } from "../wire/responses.ts";
 import type { Retention, RetentionPatch } from "../wire/retention.ts";
 import { Connection, type PendingRequest } from "./_connection.ts";
+import { jsonArrayBytes, jsonStringBytes } from "./_json_size.ts";
 import { LeaderDirectory, leaderRefreshMsDefault } from "./_leaders.ts";
 import {
   connectTransport,
@@ -936,15 +937,27 @@ export class PubSubClient {
 
   #checkRequestSize(body: Record<string, unknown>): void {
     const text = body.message ?? body.messages;
-    // Only a request near the limit is measured exactly (UTF-8, JSON escapes).
-    const roughBytes = typeof text === "string" ? text.length : JSON.stringify(text).length;
+    const texts = Array.isArray(text) && text.every((item) => typeof item === "string")
+      ? text as string[]
+      : undefined;
+    // Only a request near the limit is measured exactly (UTF-8, JSON escapes),
+    // and its messages without encoding them (`_json_size.ts`).
+    let roughBytes = 0;
+    if (typeof text === "string") roughBytes = text.length;
+    else if (texts !== undefined) { for (const item of texts) roughBytes += item.length + 1; }
+    else roughBytes = JSON.stringify(text ?? null).length;
     if (roughBytes * 6 + 1024 < this.#options.requestBytesMax) return;
-    const bytes = new TextEncoder().encode(JSON.stringify({
+    const measured = typeof text === "string" || texts !== undefined;
+    const envelope = new TextEncoder().encode(JSON.stringify({
       ...body,
+      ...(typeof text === "string" ? { message: "" } : texts !== undefined ? { messages: [] } : {}),
       producer_id: this.producerId,
       sequence: Number.MAX_SAFE_INTEGER,
       id: Number.MAX_SAFE_INTEGER,
     })).length;
+    // The envelope holds "" or [] (two bytes) where the messages go.
+    const bytes = !measured ? envelope : envelope - 2 +
+      (typeof text === "string" ? jsonStringBytes(text) : jsonArrayBytes(texts!));
     if (bytes > this.#options.requestBytesMax) {
       throw new PubSubError(
         "frame_too_large",

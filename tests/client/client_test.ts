@@ -112,6 +112,27 @@ Deno.test("PubSubClient refuses a request over requestBytesMax without sending i
   }
 });
 
+Deno.test("PubSubClient measures a request near requestBytesMax in UTF-8 bytes with JSON escapes", async () => {
+  const peer = await startPeer();
+  const client = await PubSubClient.connect({ peers: [peer.address], requestBytesMax: 4096 });
+  try {
+    await client.createTopic("events");
+    // 1,900 characters, 3,800 bytes: under the limit with its envelope.
+    assert.deepEqual(await client.publish("events", "é".repeat(1900)), { offset: 0 });
+    // 2,100 characters, 4,202 bytes once each quote is escaped: over it.
+    await assertRejectsWithCode(client.publish("events", '"'.repeat(2100)), "frame_too_large");
+    await assertRejectsWithCode(
+      client.publishBatch("events", ["a", "🎉".repeat(1100)]),
+      "frame_too_large",
+    );
+    assert.deepEqual(await client.publish("events", "small"), { offset: 1 });
+  } finally {
+    await client.close();
+    await peer.stop();
+    await Deno.remove(peer.dataDir, { recursive: true });
+  }
+});
+
 Deno.test("PubSubClient pipelines 1000 publishes on one connection with dense ordered offsets", async () => {
   await withPeer(async (client) => {
     await client.createTopic("events");
