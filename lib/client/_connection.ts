@@ -28,6 +28,8 @@ export const writeBufferBytes = 64 * 1024;
  * 512 KiB messages made a new 1.5 MiB buffer per publish (session 14).
  */
 export const largeWriteBufferBytesMax = 4 * 1024 * 1024;
+/** A character that takes more than one byte in UTF-8. */
+const wide = /[^\x00-\x7f]/;
 
 /** A request on the wire, waiting for its answer. */
 export interface PendingRequest {
@@ -156,7 +158,8 @@ export class Connection {
       : `${request.bodyJson},"id":${request.id}}`;
     // UTF-8 takes at most 3 bytes per UTF-16 unit: only a request near the limit is measured.
     if (json.length * 3 > this.#limits.requestBytesMax) {
-      const bytes = encoder.encode(json).length;
+      // ASCII text is as many bytes as characters: a scan, not an encoding (a 512 KiB copy).
+      const bytes = wide.test(json) ? encoder.encode(json).length : json.length;
       if (bytes > this.#limits.requestBytesMax) {
         throw new PubSubError(
           "frame_too_large",

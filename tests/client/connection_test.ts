@@ -178,6 +178,11 @@ Deno.test("a connection sends a burst of requests, multi-byte text included, in 
       () => connection.send({ text: "\u20ac".repeat(400_000) }, { id: 9999, settle: () => {} }),
       (error: unknown) => error instanceof PubSubError && error.code === "frame_too_large",
     );
+    // 1.1M ASCII characters are as many bytes: over the limit without being encoded.
+    assert.throws(
+      () => connection.send({ text: "a".repeat(1_100_000) }, { id: 9998, settle: () => {} }),
+      (error: unknown) => error instanceof PubSubError && error.code === "frame_too_large",
+    );
     // 400k ASCII characters fit although 3 bytes per character would not.
     assert.deepEqual(await ask(connection, 10_000, { text: "a".repeat(400_000) }), {
       status: "ok",
