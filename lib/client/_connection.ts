@@ -29,7 +29,7 @@ export const writeBufferBytes = 64 * 1024;
  */
 export const largeWriteBufferBytesMax = 4 * 1024 * 1024;
 /** A character that takes more than one byte in UTF-8. */
-const wide = /[^\x00-\x7f]/;
+const wide = /[\u0080-\uffff]/;
 
 /** A request on the wire, waiting for its answer. */
 export interface PendingRequest {

@@ -11,6 +11,7 @@
  */
 
 /** A character that `JSON.stringify` escapes, or one that takes more than a byte in UTF-8. */
+// deno-lint-ignore no-control-regex -- the control characters are what it looks for.
 const escapedOrWide = /["\\\x00-\x1f\u0080-\uffff]/;
 
 /**

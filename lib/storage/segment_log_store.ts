@@ -2079,7 +2079,11 @@ function writeZerosSync(file: Deno.FsFile, from: number, to: number): void {
   }
 }
 
-/** Keeps a small buffer an idle store gave back for the next store that stages records; false when dropped. */
+/**
+ * Keeps a buffer an idle store gave back for the next store that stages
+ * records (a small one in the idle list, a larger one in `largeIdleBuffer`);
+ * false when dropped.
+ */
 function giveBackIdle(buffer: Uint8Array): boolean {
   if (buffer.length > idleBufferBytesMax && buffer.length <= largeIdleBufferBytesMax) {
     if (largeIdleBuffer !== undefined && largeIdleBuffer.length >= buffer.length) return false;
