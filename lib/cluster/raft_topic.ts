@@ -88,8 +88,11 @@ export class TopicMachine implements GroupStateMachine {
       this.#decoded.delete(entry.data);
       textsKnown = !this.#textsUnknown.delete(entry.data);
     }
+    // Without a subscriber waiting at the tail (a follower, nearly always)
+    // nobody reads the texts here: only the counts are decoded.
+    if (decoded === undefined && this.waiters.size === 0) textsKnown = false;
     const result = decoded === undefined
-      ? this.state.apply(entry.index, entry.data)
+      ? this.state.apply(entry.index, entry.data, textsKnown)
       : this.state.applyDecoded(entry.index, decoded);
     if (result.kind === "published" && result.messages.length > 0) {
       // Subscribers waiting at the tail read this entry next: they skip

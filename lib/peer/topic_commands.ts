@@ -297,6 +297,105 @@ function putBytes(buffer: Uint8Array, at: number, bytes: Uint8Array): number {
   return at + bytes.length;
 }
 
+/** A one-message part's messages when their texts are not decoded (see `decodeCommandCounts`). */
+const oneUnknownText = Object.freeze([""]) as string[];
+
+/**
+ * `decodeCommand` for a replica that needs only what a publish changes in
+ * the topic's state (how many messages each part holds, its producer and
+ * sequence), not the texts: each message is an empty placeholder, as in a
+ * leader's own remembered commands. A follower with no subscriber waiting at
+ * the tail applies every entry so; decoding the texts (`JSON.parse` of the
+ * whole entry) cost it 10 µs per small publish and 1 ms per 512 KiB message
+ * (session 14). Written by hand: the scan finds each string's end with the
+ * array's own `indexOf` and never builds the string. Anything but the shape
+ * `encodeCommand` writes is decoded in full instead.
+ *
+ * @example
+ * ```ts
+ * import { decodeCommandCounts, encodeCommand } from "./topic_commands.ts";
+ *
+ * const data = encodeCommand({ kind: "publish", parts: [{ messages: ["a", "b"] }] });
+ * decodeCommandCounts(data); // { kind: "publish", parts: [{ messages: ["", ""], ... }] }
+ * ```
+ */
+export function decodeCommandCounts(data: Uint8Array): TopicCommand | undefined {
+  if (data.length === 0 || data[0] !== publishTag) return decodeCommand(data);
+  const parts = scanPublishParts(data);
+  return parts === undefined ? decodeCommand(data) : { kind: "publish", parts };
+}
+
+/** The parts of a publish command's data with placeholder texts, or undefined for another shape. */
+function scanPublishParts(data: Uint8Array): PublishPart[] | undefined {
+  let at = 1;
+  if (data[at++] !== 0x5b) return undefined; // [
+  const parts: PublishPart[] = [];
+  if (data[at] === 0x5d) return at + 1 === data.length ? parts : undefined;
+  while (true) {
+    if (data[at++] !== 0x5b || data[at++] !== 0x5b) return undefined; // [[
+    let count = 0;
+    if (data[at] === 0x5d) {
+      at++;
+    } else {
+      while (true) {
+        at = skipString(data, at);
+        if (at < 0) return undefined;
+        count++;
+        const next = data[at++];
+        if (next === 0x5d) break;
+        if (next !== 0x2c) return undefined;
+      }
+    }
+    if (data[at++] !== 0x2c) return undefined;
+    let producerId: string | undefined;
+    if (isNullAt(data, at)) {
+      at += 4;
+    } else {
+      const end = skipString(data, at);
+      if (end < 0) return undefined;
+      producerId = JSON.parse(decoder.decode(data.subarray(at, end)));
+      at = end;
+    }
+    if (data[at++] !== 0x2c) return undefined;
+    let sequence: number | undefined;
+    if (isNullAt(data, at)) {
+      at += 4;
+    } else {
+      const start = at;
+      let value = 0;
+      while (data[at] >= 0x30 && data[at] <= 0x39) value = value * 10 + (data[at++] - 0x30);
+      if (at === start || at - start > 16 || !Number.isSafeInteger(value)) return undefined;
+      sequence = value;
+    }
+    if (data[at++] !== 0x5d) return undefined;
+    const messages = count === 1 ? oneUnknownText : new Array<string>(count).fill("");
+    parts.push({ messages, producerId, sequence });
+    const next = data[at++];
+    if (next === 0x5d) return at === data.length ? parts : undefined;
+    if (next !== 0x2c) return undefined;
+  }
+}
+
+/** Where the JSON string starting at `at` ends (after its closing quote), or -1. */
+function skipString(data: Uint8Array, at: number): number {
+  if (data[at] !== 0x22) return -1;
+  let from = at + 1;
+  while (true) {
+    const quote = data.indexOf(0x22, from);
+    if (quote < 0) return -1;
+    // Escaped when an odd number of backslashes stands right before it.
+    let backslashes = 0;
+    while (data[quote - 1 - backslashes] === 0x5c) backslashes++;
+    if (backslashes % 2 === 0) return quote + 1;
+    from = quote + 1;
+  }
+}
+
+function isNullAt(data: Uint8Array, at: number): boolean {
+  return data[at] === 0x6e && data[at + 1] === 0x75 && data[at + 2] === 0x6c &&
+    data[at + 3] === 0x6c;
+}
+
 /** Decodes entry data; an empty entry (a Raft no-op) is `undefined`. */
 export function decodeCommand(data: Uint8Array): TopicCommand | undefined {
   if (data.length === 0) return undefined;

@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { ImageReader, ImageWriter } from "./_image_codec.ts";
-import { decodeCommand, type TopicCommand } from "./topic_commands.ts";
+import { decodeCommand, decodeCommandCounts, type TopicCommand } from "./topic_commands.ts";
 
 /** Version of the snapshot image written by `TopicState.snapshot()`. */
 export const topicImageVersion = 1;
@@ -260,15 +260,19 @@ export class TopicState {
    */
   readonly #skippedParts = new Map<number, number[]>();
 
-  /** Applies the entry at `index` (which must follow the last applied one). */
-  apply(index: number, data: Uint8Array): ApplyResult {
+  /**
+   * Applies the entry at `index` (which must follow the last applied one).
+   * Without `textsNeeded` the result's messages are empty placeholders
+   * (`decodeCommandCounts`): the state is the same either way.
+   */
+  apply(index: number, data: Uint8Array, textsNeeded = true): ApplyResult {
     // Checked with assert.fail, not assert(): these run per entry, and
     // assert() gathers its arguments and the template is built every call.
     if (index !== this.appliedIndex + 1) {
       assert.fail(`apply out of order: ${index} after ${this.appliedIndex}`);
     }
     this.appliedIndex = index;
-    const command = decodeCommand(data);
+    const command = textsNeeded ? decodeCommand(data) : decodeCommandCounts(data);
     if (command === undefined) return { kind: "noop" };
     return this.applyCommand(index, command);
   }
