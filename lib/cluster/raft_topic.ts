@@ -14,6 +14,7 @@ import { AckBuffer } from "../peer/ack_buffer.ts";
 import type { Producer, PublishResult, ReadResult, Topic } from "../peer/topic.ts";
 import {
   encodeCommand,
+  placeholderTexts,
   PublishEntryBuilder,
   type PublishPart,
   type TopicCommand,
@@ -21,9 +22,6 @@ import {
 import { TopicReader } from "../peer/topic_reader.ts";
 import { type ApplyResult, TopicState } from "../peer/topic_state.ts";
 import type { GroupStateMachine, ReplicaGroup } from "./replica_group.ts";
-
-/** The messages of a one-message part that came as bytes, in a remembered command: text unknown. */
-const unknownText = Object.freeze([""]) as string[];
 
 /** Message bytes gathered into one entry before it is proposed without waiting. */
 export const batchBytesMax = 512 * 1024;
@@ -289,7 +287,7 @@ export class RaftTopic implements Topic {
 
   /** Remembers a part of `count` messages whose texts are not known (see `#parts`). */
   #addUnknownPart(count: number, producer: Producer | undefined): void {
-    const messages = count === 1 ? unknownText : new Array<string>(count).fill("");
+    const messages = placeholderTexts(count);
     this.#parts.push(
       producer === undefined
         ? { messages }

@@ -297,8 +297,25 @@ function putBytes(buffer: Uint8Array, at: number, bytes: Uint8Array): number {
   return at + bytes.length;
 }
 
-/** A one-message part's messages when their texts are not decoded (see `decodeCommandCounts`). */
+/** The messages of a one-message part whose text is not known (frozen: shared by every such part). */
 const oneUnknownText = Object.freeze([""]) as string[];
+
+/**
+ * The messages of a part of `count` messages whose texts are not known: an
+ * empty placeholder each (a leader's remembered command of request bytes,
+ * a follower's command decoded from its counts). Only the count matters to
+ * the topic's state.
+ *
+ * @example
+ * ```ts
+ * import { placeholderTexts } from "./topic_commands.ts";
+ *
+ * console.log(placeholderTexts(2)); // ["", ""]
+ * ```
+ */
+export function placeholderTexts(count: number): string[] {
+  return count === 1 ? oneUnknownText : new Array<string>(count).fill("");
+}
 
 /**
  * `decodeCommand` for a replica that needs only what a publish changes in
@@ -368,8 +385,7 @@ function scanPublishParts(data: Uint8Array): PublishPart[] | undefined {
       sequence = value;
     }
     if (data[at++] !== 0x5d) return undefined;
-    const messages = count === 1 ? oneUnknownText : new Array<string>(count).fill("");
-    parts.push({ messages, producerId, sequence });
+    parts.push({ messages: placeholderTexts(count), producerId, sequence });
     const next = data[at++];
     if (next === 0x5d) return at === data.length ? parts : undefined;
     if (next !== 0x2c) return undefined;
