@@ -95,6 +95,20 @@ const turnMs = 1000;
  */
 const turnSettleMs = 50;
 
+/**
+ * The numbers of a phase reported beside the targets, not one of them: when
+ * it fails, one line says why and `notMeasured` (NaN: printed as "–", left
+ * out of medians) stands in, and the run goes on.
+ */
+async function reported<T>(phaseResult: Promise<T>, notMeasured: T): Promise<T> {
+  try {
+    return await phaseResult;
+  } catch (error) {
+    console.warn(`  not measured: ${error instanceof Error ? error.message : error}`);
+    return notMeasured;
+  }
+}
+
 /** Numbers of a phase that could not be measured: reported as "–", left out of medians. */
 function unmeasured(): Numbers {
   return Object.fromEntries(rows.map(([key]) => [key, NaN])) as unknown as Numbers;
@@ -814,10 +828,8 @@ function targetRows(
   inTurns: InTurnsNumbers,
   natsFsync: Numbers | undefined,
 ): TargetRow[] {
-  const large = `${Math.round(settings.largeBytes / 1024)} KiB`;
-  const floorName = "durability floor (no broker: 3 processes, fdatasync on 2 of 3)";
   return [
-    ...issueTargets(pubsub, nats, standalone, floor, inTurns, large, floorName),
+    ...issueTargets(pubsub, nats, standalone, floor, inTurns),
     ...(
       natsFsync === undefined ? [] : fsyncNatsRows(pubsub, natsFsync)
     ),
@@ -868,9 +880,9 @@ function issueTargets(
   standalone: StandaloneNumbers,
   floor: FloorNumbers,
   inTurns: InTurnsNumbers,
-  large: string,
-  floorName: string,
 ): TargetRow[] {
+  const large = `${Math.round(settings.largeBytes / 1024)} KiB`;
+  const floorName = "durability floor (no broker: 3 processes, fdatasync on 2 of 3)";
   return [
     {
       name:
@@ -1073,12 +1085,9 @@ async function round(commands: string[], syncAlways: boolean) {
   console.log(`  ${JSON.stringify(results["NATS R3"])}`);
   if (syncAlways) {
     console.log("NATS JetStream R3 with sync_interval: always (an fsync on every write)...");
-    // Reported beside the targets, not one of them: a failure here is told, not fatal.
-    results[natsFsyncName] = await runNats(natsFsyncName, 3, 3, commands, true).catch(
-      (error): Numbers => {
-        console.warn(`  not measured: ${error instanceof Error ? error.message : error}`);
-        return unmeasured();
-      },
+    results[natsFsyncName] = await reported(
+      runNats(natsFsyncName, 3, 3, commands, true),
+      unmeasured(),
     );
     console.log(`  ${JSON.stringify(results[natsFsyncName])}`);
   }
@@ -1086,11 +1095,10 @@ async function round(commands: string[], syncAlways: boolean) {
   const standalone = await runStandalone(commands);
   console.log(`  ${JSON.stringify(standalone)}`);
   console.log(`One publish at a time, pubsub and NATS R3 in turns of ${turnMs / 1000} s...`);
-  // Reported beside the targets, not one of them: a failure here is told, not fatal.
-  const inTurns = await runInTurns(commands).catch((error): InTurnsNumbers => {
-    console.warn(`  not measured: ${error instanceof Error ? error.message : error}`);
-    return { pubsubP50Ms: NaN, pubsubP99Ms: NaN, natsP50Ms: NaN, natsP99Ms: NaN };
-  });
+  const inTurns = await reported(
+    runInTurns(commands),
+    { pubsubP50Ms: NaN, pubsubP99Ms: NaN, natsP50Ms: NaN, natsP99Ms: NaN },
+  );
   console.log(`  ${JSON.stringify(inTurns)}`);
   console.log(table(results));
   const targets = targetRows(
@@ -1103,22 +1111,17 @@ async function round(commands: string[], syncAlways: boolean) {
   );
   console.log("");
   console.log(targetTable(targets));
-  const nats = results["NATS R3"];
-  console.log(
-    `NATS R3 (no fsync by default) one at a time: p50 ${
-      (nats.sequentialP50Ms / floor.sequentialP50Ms).toFixed(2)
-    }× and p99 ${(nats.sequentialP99Ms / floor.sequentialP99Ms).toFixed(2)}× the durability floor`,
-  );
-  const synced = results[natsFsyncName];
-  if (synced !== undefined) {
+  const againstFloor = (what: string, numbers: Numbers) =>
     console.log(
-      `NATS R3 with an fsync on every write, one at a time: p50 ${
-        (synced.sequentialP50Ms / floor.sequentialP50Ms).toFixed(2)
+      `${what} one at a time: p50 ${
+        (numbers.sequentialP50Ms / floor.sequentialP50Ms).toFixed(2)
       }× and p99 ${
-        (synced.sequentialP99Ms / floor.sequentialP99Ms).toFixed(2)
+        (numbers.sequentialP99Ms / floor.sequentialP99Ms).toFixed(2)
       }× the durability floor`,
     );
-  }
+  againstFloor("NATS R3 (no fsync by default)", results["NATS R3"]);
+  const synced = results[natsFsyncName];
+  if (synced !== undefined) againstFloor("NATS R3 with an fsync on every write,", synced);
   return { results, standalone, floor, inTurns, targets };
 }
 
