@@ -8,11 +8,12 @@ import { startProxy } from "./_proxy.ts";
 /** Runs `body` with a fresh single-node peer and a client, stopping both afterwards. */
 async function withPeer(
   body: (client: PubSubClient, peer: PeerProcess) => Promise<void>,
+  options: { requestBytesMax?: number } = {},
 ): Promise<void> {
   const peer = await startPeer();
   let client: PubSubClient | undefined;
   try {
-    client = await PubSubClient.connect({ peers: [peer.address] });
+    client = await PubSubClient.connect({ peers: [peer.address], ...options });
     await body(client, peer);
   } finally {
     await client?.close();
@@ -98,24 +99,16 @@ Deno.test("PubSubClient rejects error answers with a PubSubError carrying the pr
 });
 
 Deno.test("PubSubClient refuses a request over requestBytesMax without sending it", async () => {
-  const peer = await startPeer();
-  const client = await PubSubClient.connect({ peers: [peer.address], requestBytesMax: 1024 });
-  try {
+  await withPeer(async (client) => {
     await client.createTopic("events");
     await assertRejectsWithCode(client.publish("events", "x".repeat(2000)), "frame_too_large");
     // The connection is still usable: nothing was sent.
     assert.deepEqual(await client.publish("events", "small"), { offset: 0 });
-  } finally {
-    await client.close();
-    await peer.stop();
-    await Deno.remove(peer.dataDir, { recursive: true });
-  }
+  }, { requestBytesMax: 1024 });
 });
 
 Deno.test("PubSubClient measures a request near requestBytesMax in UTF-8 bytes with JSON escapes", async () => {
-  const peer = await startPeer();
-  const client = await PubSubClient.connect({ peers: [peer.address], requestBytesMax: 4096 });
-  try {
+  await withPeer(async (client) => {
     await client.createTopic("events");
     // 1,900 characters, 3,800 bytes: under the limit with its envelope.
     assert.deepEqual(await client.publish("events", "é".repeat(1900)), { offset: 0 });
@@ -126,11 +119,7 @@ Deno.test("PubSubClient measures a request near requestBytesMax in UTF-8 bytes w
       "frame_too_large",
     );
     assert.deepEqual(await client.publish("events", "small"), { offset: 1 });
-  } finally {
-    await client.close();
-    await peer.stop();
-    await Deno.remove(peer.dataDir, { recursive: true });
-  }
+  }, { requestBytesMax: 4096 });
 });
 
 Deno.test("PubSubClient pipelines 1000 publishes on one connection with dense ordered offsets", async () => {
