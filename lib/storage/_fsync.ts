@@ -27,12 +27,20 @@
  * another.
  *
  * A request marked `onPool` (a leader's own write, whose appends have left
- * already) runs on the pool, so that a slow disk does not stop the event
- * loop. Marked `soon` too, and alone, it runs inline while the last fsync
- * took under {@linkcode slowFsyncMs}: the pool's two thread hops, and the
- * wakeup of the event loop when it is done, cost more than the blocked
- * thread (interleaved A/B, one publish at a time on 2 cores: p99 1.24 ->
- * 1.06-1.10 ms, p99.9 5.5 -> 4.2-4.3 ms, p50 +4-13 µs).
+ * already) runs on the pool, so that the event loop goes on meanwhile: the
+ * followers' acknowledgements can commit without it, and a slow disk does
+ * not stop the loop. Marked `soon` too, and alone, it runs inline while
+ * fsyncs take under {@linkcode inlineFsyncMsMax} on average (the last few,
+ * weighted): then it is done before an acknowledgement could come back, and
+ * the pool's two thread hops, and the wakeup of the event loop when it is
+ * done, would cost more than the blocked thread. Measured with interleaved
+ * A/Bs, one publish at a time on 2 cores, on two machine images:
+ *
+ * - three fsyncs at once taking 0.17-0.2 ms: inline p99 1.24 -> 1.06-1.10
+ *   ms, p99.9 5.5 -> 4.2-4.3 ms, p50 +4-13 µs (inline while under 2 ms);
+ * - three at once taking about 0.45-0.6 ms (a paravirtualized guest): on
+ *   the pool p50 -10% to -13% in four 60 s runs (for example 1.069 ->
+ *   0.935 ms), p99 -2% to -10%, the peers' CPU per publish -3% to -6%.
  *
  * @module
  */
@@ -59,10 +67,16 @@ export interface FsyncRequest {
 
 /**
  * A lone request marked both `onPool` and `soon` runs on the event loop's
- * thread while fsyncs take less than this (the last one did); slower, it
- * goes to the pool (see `FsyncRequest.onPool`).
+ * thread while fsyncs take less than this on average (see
+ * {@linkcode nextFsyncAverageMs}); slower, it goes to the pool (see
+ * `FsyncRequest.onPool`). An fsync of 2.4 ms or more moves an average from
+ * 0 past it at once, so a disk that turns slow sends the next ones to the
+ * pool.
  */
-export const slowFsyncMs = 2;
+export const inlineFsyncMsMax = 0.3;
+
+/** The weight of the latest fsync in the running average (the last 8 or so count). */
+export const fsyncAverageWeight = 1 / 8;
 
 /** Slots a turn's list keeps once drained (a bound on memory kept after a burst). */
 const waitingKeepMax = 1024;
@@ -73,8 +87,8 @@ let waiting: (FsyncRequest | undefined)[] = [];
 let waitingCount = 0;
 let draining: (FsyncRequest | undefined)[] = [];
 let pooled = 0;
-/** How long the last fsync took, in ms (on the pool: until its callback ran). */
-let lastFsyncMs = 0;
+/** How long fsyncs took lately, in ms (on the pool: until the callback ran); see `nextFsyncAverageMs`. */
+let fsyncAverageMs = 0;
 /** Turns whose fsyncs have started (see `fsyncTurnsStarted`). */
 let turnsStarted = 0;
 
@@ -123,7 +137,7 @@ function runWaiting(): void {
   waiting = draining;
   waitingCount = 0;
   draining = batch;
-  if (count === 1 && pooled === 0 && runsLoneInline(batch[0]!, lastFsyncMs)) {
+  if (count === 1 && pooled === 0 && runsLoneInline(batch[0]!, fsyncAverageMs)) {
     const request = batch[0]!;
     batch[0] = undefined;
     runInline(request);
@@ -138,8 +152,8 @@ function runWaiting(): void {
 
 /**
  * Whether a turn's lone request runs on the event loop's thread, with
- * nothing on the pool and the last fsync having taken `lastMs` (see the
- * module documentation).
+ * nothing on the pool and fsyncs taking `averageMs` lately (see the module
+ * documentation).
  *
  * @example
  * ```ts
@@ -148,9 +162,24 @@ function runWaiting(): void {
  * console.log(runsLoneInline({ file, onPool: true, soon: true, fsynced() {} }, 0.3)); // true
  * ```
  */
-export function runsLoneInline(request: FsyncRequest, lastMs: number): boolean {
+export function runsLoneInline(request: FsyncRequest, averageMs: number): boolean {
   if (request.onPool !== true) return true;
-  return request.soon === true && lastMs < slowFsyncMs;
+  return request.soon === true && averageMs < inlineFsyncMsMax;
+}
+
+/**
+ * The running average of fsync times once one more took `ms`: weighted by
+ * {@linkcode fsyncAverageWeight}, so that one slow fsync among fast ones
+ * moves it only a little, unless it was very slow.
+ *
+ * @example
+ * ```ts
+ * import { nextFsyncAverageMs } from "./_fsync.ts";
+ * console.log(nextFsyncAverageMs(0.2, 1)); // 0.3
+ * ```
+ */
+export function nextFsyncAverageMs(averageMs: number, ms: number): number {
+  return averageMs + (ms - averageMs) * fsyncAverageWeight;
 }
 
 function runInline(request: FsyncRequest): void {
@@ -161,7 +190,7 @@ function runInline(request: FsyncRequest): void {
   } catch (error) {
     failure = error ?? new Error("fdatasync failed");
   }
-  lastFsyncMs = performance.now() - startedMs;
+  fsyncAverageMs = nextFsyncAverageMs(fsyncAverageMs, performance.now() - startedMs);
   request.fsynced(failure);
 }
 
@@ -169,7 +198,7 @@ function runPooled(request: FsyncRequest): void {
   pooled++;
   const startedMs = performance.now();
   request.file.syncData().then(() => {
-    lastFsyncMs = performance.now() - startedMs;
+    fsyncAverageMs = nextFsyncAverageMs(fsyncAverageMs, performance.now() - startedMs);
     pooled--;
     request.fsynced();
   }, (error) => {

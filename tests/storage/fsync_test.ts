@@ -9,10 +9,11 @@
 import assert from "node:assert/strict";
 import {
   fsyncTurnsStarted,
+  inlineFsyncMsMax,
+  nextFsyncAverageMs,
   pooledFsyncs,
   requestFileSync,
   runsLoneInline,
-  slowFsyncMs,
   syncFileData,
 } from "../../lib/storage/_fsync.ts";
 
@@ -128,20 +129,32 @@ Deno.test("a request marked soon still batches with those made in the microtasks
   });
 });
 
-Deno.test("a leader's lone write marked soon runs inline while fsyncs are fast, on the pool once one was slow", async () => {
+Deno.test("a leader's lone write marked soon runs inline while fsyncs are fast, on the pool while they are slow", async () => {
   await withFiles(1, async ([file]) => {
     const fsynced = () => {};
     assert.equal(runsLoneInline({ file, fsynced }, 50), true, "an ordinary request: inline");
     assert.equal(runsLoneInline({ file, onPool: true, fsynced }, 0.1), false, "not soon: the pool");
     assert.equal(runsLoneInline({ file, onPool: true, soon: true, fsynced }, 0.1), true);
     assert.equal(
-      runsLoneInline({ file, onPool: true, soon: true, fsynced }, slowFsyncMs),
+      runsLoneInline({ file, onPool: true, soon: true, fsynced }, inlineFsyncMsMax),
       false,
-      "after a slow fsync: the pool",
+      "fsyncs as slow as the limit: the pool",
     );
     // Live, it completes whichever way the disk's speed sends it.
     const done = Promise.withResolvers<unknown>();
     requestFileSync({ file, onPool: true, soon: true, fsynced: done.resolve });
     assert.equal(await done.promise, undefined);
   });
+});
+
+Deno.test("the fsync average: one slow fsync among fast ones moves it a little, a very slow one past the limit", () => {
+  let average = 0;
+  for (let i = 0; i < 50; i++) average = nextFsyncAverageMs(average, 0.15);
+  assert.ok(Math.abs(average - 0.15) < 0.001, `settles on a steady disk's time (${average})`);
+  assert.ok(nextFsyncAverageMs(average, 1) < inlineFsyncMsMax, "one fsync of 1 ms: still inline");
+  assert.ok(nextFsyncAverageMs(0, 2.4) >= inlineFsyncMsMax, "one of 2.4 ms: the pool at once");
+  for (let i = 0; i < 50; i++) average = nextFsyncAverageMs(average, 0.6);
+  assert.ok(average >= inlineFsyncMsMax, "a disk whose fsyncs take 0.6 ms: the pool");
+  for (let i = 0; i < 50; i++) average = nextFsyncAverageMs(average, 0.15);
+  assert.ok(average < inlineFsyncMsMax, "fast again: inline again");
 });
