@@ -133,3 +133,44 @@ function configOf(
   }
   return lines.join("\n") + "\n";
 }
+
+/**
+ * Deployments of a NATS cluster tried before its phase fails: nats-server
+ * 2.10.27 did not create its R3 stream within 30 s in 2 of 8 deployments
+ * of three servers (session 14) and failed a whole 3-round run once
+ * (session 15); a new deployment of the same configuration then works.
+ */
+export const natsDeploymentAttempts = 3;
+
+/** A NATS deployment that never accepted the benchmark's stream (see `natsDeploymentAttempts`). */
+export class StreamNotCreatedError extends Error {
+  override name = "StreamNotCreatedError";
+}
+
+/**
+ * Runs `deploy` (a phase that starts a NATS cluster, measures it and stops
+ * it) again, on a new deployment, while its stream is not created, up to
+ * `attempts` times; any other error ends it at once.
+ *
+ * @example
+ * ```ts
+ * import { withRedeploys } from "./_nats_servers.ts";
+ * console.log(await withRedeploys(() => Promise.resolve(42))); // 42
+ * ```
+ */
+export async function withRedeploys<T>(
+  deploy: () => Promise<T>,
+  attempts = natsDeploymentAttempts,
+): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await deploy();
+    } catch (error) {
+      if (!(error instanceof StreamNotCreatedError) || attempt >= attempts) {
+        throw error;
+      }
+      const next = attempt + 1;
+      console.warn(`${error.message}; deploying it again (attempt ${next} of ${attempts})`);
+    }
+  }
+}

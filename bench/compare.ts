@@ -60,7 +60,12 @@ import { rawPublishLoad } from "../lib/bench/raw_load.ts";
 import { barChart } from "../lib/bench/svg.ts";
 import { payloadOf } from "../lib/bench/workloads.ts";
 import { PubSubClient } from "../lib/client/client.ts";
-import { natsCanSyncAlways, startNats } from "./_nats_servers.ts";
+import {
+  natsCanSyncAlways,
+  startNats,
+  StreamNotCreatedError,
+  withRedeploys,
+} from "./_nats_servers.ts";
 import { ProgramMissingError, programVersion, waitForPort } from "./_programs.ts";
 import { redisXaddLoad, startRedis } from "./_redis_server.ts";
 
@@ -343,9 +348,10 @@ async function natsTarget(name: string, servers: string[], replicas: number): Pr
     } catch (error) {
       if (performance.now() > readyByMs || attempt >= 30) {
         await connection.close();
-        throw new Error(`${name}: stream not created within ${jetStreamReadyTimeoutMs} ms`, {
-          cause: error,
-        });
+        throw new StreamNotCreatedError(
+          `${name}: stream not created within ${jetStreamReadyTimeoutMs} ms`,
+          { cause: error },
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
@@ -499,16 +505,18 @@ async function runNats(
   syncAlways = false,
 ) {
   const start = () => startNats(nodes, { program: settings.natsServer, syncAlways });
-  return await phase(`${name} phase`, start, async (started) => {
-    const nats = started as Awaited<ReturnType<typeof startNats>>;
-    commands.push(...nats.commands);
-    const target = await natsTarget(name, nats.servers, replicas);
-    try {
-      return await measureTarget(target);
-    } finally {
-      await target.close().catch((error) => console.warn(String(error)));
-    }
-  });
+  return await withRedeploys(() =>
+    phase(`${name} phase`, start, async (started) => {
+      const nats = started as Awaited<ReturnType<typeof startNats>>;
+      const target = await natsTarget(name, nats.servers, replicas);
+      commands.push(...nats.commands);
+      try {
+        return await measureTarget(target);
+      } finally {
+        await target.close().catch((error) => console.warn(String(error)));
+      }
+    })
+  );
 }
 
 /** One publish at a time on pubsub and on NATS R3, measured in turns (see `runInTurns`). */
@@ -536,10 +544,18 @@ async function runInTurns(commands: string[]): Promise<InTurnsNumbers> {
   // moment later, and a running pubsub cluster's outgoing connections could
   // take one meanwhile (one run lost its R3 stream that way, once).
   const startNatsR3 = () => startNats(3, { program: settings.natsServer });
+  return await withRedeploys(() => inTurnsWith(startNatsR3, commands));
+}
+
+/** The in-turns phase on one NATS R3 deployment (see `runInTurns`). */
+async function inTurnsWith(
+  startNatsR3: () => ReturnType<typeof startNats>,
+  commands: string[],
+): Promise<InTurnsNumbers> {
   return await phase("NATS R3 (in turns)", startNatsR3, async (natsStarted) => {
     const nats = natsStarted as Awaited<ReturnType<typeof startNats>>;
-    commands.push(...nats.commands);
     const target = await natsTarget("NATS R3", nats.servers, 3);
+    commands.push(...nats.commands);
     try {
       return await phase("pubsub (in turns)", () => startLocalCluster(3), async (pubsubStarted) => {
         const cluster = pubsubStarted as Awaited<ReturnType<typeof startLocalCluster>>;

@@ -1,12 +1,17 @@
 /**
  * `bench/compare.ts` measures NATS R3 with an fsync on every write only on
- * a nats-server that has `sync_interval: always` (2.10 and later).
+ * a nats-server that has `sync_interval: always` (2.10 and later), and
+ * deploys a NATS cluster again when its stream was never created.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-import { natsCanSyncAlways } from "../../bench/_nats_servers.ts";
+import {
+  natsCanSyncAlways,
+  StreamNotCreatedError,
+  withRedeploys,
+} from "../../bench/_nats_servers.ts";
 
 Deno.test("natsCanSyncAlways is true from nats-server 2.10 on", () => {
   assert.equal(natsCanSyncAlways("nats-server: v2.9.10"), false);
@@ -20,4 +25,46 @@ Deno.test("natsCanSyncAlways is true from nats-server 2.10 on", () => {
 Deno.test("natsCanSyncAlways is false for a version line it cannot read", () => {
   assert.equal(natsCanSyncAlways("nats-server version unknown"), false);
   assert.equal(natsCanSyncAlways(""), false);
+});
+
+/** Runs `withRedeploys` over deployments that fail as `outcomes` say, with warnings kept. */
+async function redeploy(outcomes: (Error | "ok")[], attempts: number) {
+  const warnings: string[] = [];
+  const warn = console.warn;
+  console.warn = (line: string) => void warnings.push(line);
+  let deployments = 0;
+  try {
+    const result = await withRedeploys(() => {
+      const outcome = outcomes[deployments++];
+      return outcome === "ok" ? Promise.resolve("measured") : Promise.reject(outcome);
+    }, attempts);
+    return { result, deployments, warnings };
+  } catch (error) {
+    return { error, deployments, warnings };
+  } finally {
+    console.warn = warn;
+  }
+}
+
+Deno.test("withRedeploys deploys again while the stream is not created, up to its attempts", async () => {
+  const missing = () => new StreamNotCreatedError("NATS R3: stream not created within 30000 ms");
+  const recovered = await redeploy([missing(), missing(), "ok"], 3);
+  assert.equal(recovered.result, "measured");
+  assert.equal(recovered.deployments, 3);
+  assert.deepEqual(recovered.warnings, [
+    "NATS R3: stream not created within 30000 ms; deploying it again (attempt 2 of 3)",
+    "NATS R3: stream not created within 30000 ms; deploying it again (attempt 3 of 3)",
+  ]);
+  const last = missing();
+  const failed = await redeploy([missing(), missing(), last, "ok"], 3);
+  assert.equal(failed.error, last, "the last deployment's error");
+  assert.equal(failed.deployments, 3);
+});
+
+Deno.test("withRedeploys does not deploy again after any other error", async () => {
+  const other = new Error("nats-server exited with code 1");
+  const failed = await redeploy([other, "ok"], 3);
+  assert.equal(failed.error, other);
+  assert.equal(failed.deployments, 1);
+  assert.deepEqual(failed.warnings, []);
 });
