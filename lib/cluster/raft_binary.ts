@@ -280,11 +280,14 @@ class HeadReader {
   #at: number;
   readonly #end: number;
   #blobAt: number;
-  /** The blob area after the head, copied on the first blob that has bytes. */
+  /** The blob area after the head, copied on the first blob that has bytes (unless owned). */
   #blobs: Uint8Array | undefined;
+  /** The payload is an array nobody reuses: blobs are views of it, not of a copy. */
+  readonly #owned: boolean;
 
-  constructor(payload: Uint8Array, headEnd: number) {
+  constructor(payload: Uint8Array, headEnd: number, owned: boolean) {
     this.#bytes = payload;
+    this.#owned = owned;
     this.#view = dataViewOf(payload);
     this.#base = payload.byteOffset;
     this.#at = preludeBytes;
@@ -351,7 +354,9 @@ class HeadReader {
    * frame's blob area, in a buffer of its own. The payload may be a view of a
    * read buffer that is reused once the frame is decoded, and entries keep
    * their bytes for as long as a log's cache keeps them: a frame's entries
-   * keep their own area alive and nothing else.
+   * keep their own area alive and nothing else. An owned payload (an array
+   * of its own that nobody reuses) is viewed as it is: its head is the only
+   * extra it keeps alive, and a 512 KiB entry is not copied once more.
    */
   blob(what: string): Uint8Array {
     const length = this.u32(what);
@@ -362,7 +367,7 @@ class HeadReader {
       );
     }
     if (length === 0) return noBytes;
-    this.#blobs ??= this.#bytes.slice(this.#end);
+    this.#blobs ??= this.#owned ? this.#bytes.subarray(this.#end) : this.#bytes.slice(this.#end);
     const at = this.#blobAt - this.#end;
     this.#blobAt += length;
     return this.#blobs.subarray(at, at + length);
@@ -446,15 +451,20 @@ function readSnapshot(head: HeadReader): Snapshot {
  * validated frame `decodeRaftFrame` returns as it is; binary fields are
  * views into one copy of the payload's blob area (none for a frame without
  * blobs, such as an acknowledgement), so `payload` may be reused after.
- * Throws PeerMessageError when any field is out of range, runs past the end
- * or leaves bytes over.
+ * With `owned` (the payload is an array of its own that its caller never
+ * reuses or changes, as `FrameEvent.owned` says), they are views of
+ * `payload` itself. Throws PeerMessageError when any field is out of range,
+ * runs past the end or leaves bytes over.
  *
  * @example
  * ```ts
  * const frame = decodeRaftFrame(decodeBinaryRaftPayload(payload));
  * ```
  */
-export function decodeBinaryRaftPayload(payload: Uint8Array): Record<string, unknown> {
+export function decodeBinaryRaftPayload(
+  payload: Uint8Array,
+  owned = false,
+): Record<string, unknown> {
   if (!isBinaryRaftPayload(payload) || payload.length < preludeBytes) {
     throw new PeerMessageError("A binary Raft frame must start with its magic byte and head");
   }
@@ -466,7 +476,7 @@ export function decodeBinaryRaftPayload(payload: Uint8Array): Record<string, unk
       }`,
     );
   }
-  const head = new HeadReader(payload, preludeBytes + headBytes);
+  const head = new HeadReader(payload, preludeBytes + headBytes, owned);
   const from = head.nodeId("sender", 1);
   const incarnation = head.text(1, incarnationLengthMax, "incarnation");
   const count = head.u16("item count");

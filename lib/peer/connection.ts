@@ -126,7 +126,7 @@ export class Connection {
         this.lastReceivedAt = Date.now();
         this.#readAt = performance.now();
         for (const event of this.#decoder.push(buffer.subarray(0, read))) {
-          if (event.kind === "frame") this.#dispatch(event.payload);
+          if (event.kind === "frame") this.#dispatch(event.payload, event.owned === true);
           else if (event.kind === "empty") {
             this.#answer(errorResponse("bad_request", "The frame is empty"));
           } else {
@@ -159,14 +159,15 @@ export class Connection {
     });
   }
 
-  #dispatch(payload: Uint8Array): void {
+  /** One request frame; `owned` as `FrameEvent.owned` says. */
+  #dispatch(payload: Uint8Array, owned: boolean): void {
     const peerHandler = this.#options.peerHandler;
     if (peerHandler !== undefined && isPeerFrame(payload)) {
       this.#dispatchPeer(payload, peerHandler);
       return;
     }
     if (peerHandler !== undefined && isBinaryRaftPayload(payload)) {
-      this.#dispatchBinaryPeer(payload, peerHandler);
+      this.#dispatchBinaryPeer(payload, owned, peerHandler);
       return;
     }
     const scanned = scanPublish(payload);
@@ -291,6 +292,7 @@ export class Connection {
   /** A Raft frame in the binary form: only from a member, decoded with bounds checks. */
   #dispatchBinaryPeer(
     payload: Uint8Array,
+    owned: boolean,
     handler: PeerHandler,
   ): void {
     if (this.#handshake.state !== "member") {
@@ -302,8 +304,9 @@ export class Connection {
     }
     let message: Record<string, unknown>;
     try {
-      // The payload is a view of the read buffer: the decoder copies what entries keep.
-      message = decodeBinaryRaftPayload(payload);
+      // Unless owned, the payload is a view of the read buffer: the decoder
+      // copies what entries keep.
+      message = decodeBinaryRaftPayload(payload, owned);
     } catch (error) {
       this.#answer(toErrorResponse(error));
       return;

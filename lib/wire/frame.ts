@@ -25,7 +25,13 @@ export const frameHeaderBytes = 4;
 
 /** What the decoder produced from the bytes seen so far. */
 export type FrameEvent =
-  | { kind: "frame"; payload: Uint8Array }
+  /**
+   * `owned`: the payload is an array of its own, which the decoder never
+   * touches again, so views of it may be kept (every frame without
+   * `borrow`; with it, a frame that came in more than one chunk); otherwise
+   * it is a view of the chunk pushed, which its reader reuses.
+   */
+  | { kind: "frame"; payload: Uint8Array; owned?: boolean }
   | { kind: "empty" }
   | { kind: "too_large"; length: number };
 
@@ -287,7 +293,7 @@ export class FrameDecoder {
     this.#payloadFilled += take;
     if (this.#payloadFilled === payload.length) {
       this.#payload = undefined;
-      events.push({ kind: "frame", payload });
+      events.push({ kind: "frame", payload, owned: true });
     }
     return at + take;
   }

@@ -93,6 +93,37 @@ Deno.test("entry data travels raw: a 512 KiB entry costs 512 KiB plus a small he
   assert.deepStrictEqual(item.message.entries[0].data, data);
 });
 
+Deno.test("an owned payload's entries are views of it; otherwise of a copy, so the payload may be reused", () => {
+  const data = new Uint8Array(64 * 1024).map((_, index) => index % 253);
+  const message: Message = {
+    type: "app",
+    from: 1,
+    to: 2,
+    term: 3,
+    logTerm: 3,
+    index: 9,
+    entries: [{ term: 3, index: 10, type: 0, data }, { term: 3, index: 11, type: 0, data }],
+    commit: 9,
+    reject: false,
+    rejectHint: 0,
+  };
+  const entriesOf = (payload: Uint8Array, owned: boolean) =>
+    (decodeRaftFrame(decodeBinaryRaftPayload(payload, owned)).batch[0] as { message: Message })
+      .message.entries;
+  const payload = payloadOf(encodeBinaryRaftFrame(1, "incarnation", [["t:events", message]]));
+  const owned = entriesOf(payload, true);
+  const copied = entriesOf(payload, false);
+  for (const entry of owned) {
+    assert.equal(entry.data.buffer, payload.buffer, "a view of the payload");
+  }
+  for (const entry of copied) assert.notEqual(entry.data.buffer, payload.buffer, "a copy");
+  assert.deepStrictEqual(owned, copied);
+  payload.fill(0);
+  for (const entry of copied) {
+    assert.deepStrictEqual(entry.data, data, "the copy outlives the payload");
+  }
+});
+
 Deno.test("decodeBinaryRaftPayload refuses damaged frames with PeerMessageError", () => {
   const message: Message = {
     type: "app",

@@ -75,3 +75,17 @@ Deno.test("a borrowed payload is a view of the chunk, not a copy", () => {
   assert.equal(event.payload.buffer, chunk.buffer);
   assert.deepStrictEqual([...event.payload], [7, 7, 7, 7, 7]);
 });
+
+Deno.test("a frame is owned when it is an array of its own: always without borrow, split across chunks with it", () => {
+  const frame = frameOf(10, 7);
+  const whole = new FrameDecoder({ borrow: true }).push(frame);
+  assert.deepEqual(whole.map((event) => event.kind === "frame" && event.owned), [undefined]);
+  const borrowing = new FrameDecoder({ borrow: true });
+  assert.deepEqual(borrowing.push(frame.subarray(0, 6)), []);
+  const [split] = borrowing.push(frame.subarray(6));
+  assert.ok(split.kind === "frame" && split.owned === true, "split: owned");
+  assert.notEqual(split.payload.buffer, frame.buffer);
+  const [copied] = new FrameDecoder().push(frame);
+  assert.ok(copied.kind === "frame" && copied.owned === true, "without borrow: owned");
+  assert.notEqual(copied.payload.buffer, frame.buffer);
+});
