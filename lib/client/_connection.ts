@@ -41,6 +41,12 @@ export interface PendingRequest {
    * being encoded again.
    */
   readonly bodyJson?: string;
+  /**
+   * An upper bound of the request's UTF-8 bytes when the caller measured it
+   * (a publish near the limit): checked against `requestBytesMax` as it is,
+   * without scanning the text again.
+   */
+  readonly bodyBytes?: number;
   /** Receives the decoded answer (an object, still with its `id`, or an array) and its id. */
   settle(response: unknown, id: number): void;
 }
@@ -159,7 +165,8 @@ export class Connection {
     // UTF-8 takes at most 3 bytes per UTF-16 unit: only a request near the limit is measured.
     if (json.length * 3 > this.#limits.requestBytesMax) {
       // ASCII text is as many bytes as characters: a scan, not an encoding (a 512 KiB copy).
-      const bytes = wide.test(json) ? encoder.encode(json).length : json.length;
+      const bytes = request.bodyBytes ??
+        (wide.test(json) ? encoder.encode(json).length : json.length);
       if (bytes > this.#limits.requestBytesMax) {
         throw new PubSubError(
           "frame_too_large",

@@ -122,6 +122,25 @@ Deno.test("PubSubClient measures a request near requestBytesMax in UTF-8 bytes w
   }, { requestBytesMax: 4096 });
 });
 
+Deno.test("PubSubClient sends messages near requestBytesMax exactly as they are, plain or escaped", async () => {
+  await withPeer(async (client) => {
+    await client.createTopic("events");
+    // Each is measured (near the limit); a plain one goes between quotes as it is.
+    const messages = [
+      "x".repeat(3000),
+      "a\x7fb".repeat(700),
+      'say "hi" \\ '.repeat(150),
+      "line\nbreak\u0001\t".repeat(150),
+      "héllo ".repeat(400),
+      "🎉 \ud800 ".repeat(200),
+    ];
+    for (const [offset, message] of messages.entries()) {
+      assert.deepEqual(await client.publish("events", message), { offset });
+    }
+    assert.deepEqual(await client.fetchMessages("events"), messages);
+  }, { requestBytesMax: 4096 });
+});
+
 Deno.test("PubSubClient pipelines 1000 publishes on one connection with dense ordered offsets", async () => {
   await withPeer(async (client) => {
     await client.createTopic("events");
