@@ -95,21 +95,48 @@ export async function startNats(
       commands.push(`${program} -c ${config}`);
       processes.push(
         new Deno.Command(program, {
-          args: ["-c", config],
+          // Its log goes to a file, read back if it does not come up.
+          args: ["-c", config, "-l", `${root}/n${index}.log`],
           stdin: "null",
           stdout: "null",
           stderr: "null",
         }).spawn(),
       );
     }
-    await Promise.all(
+    let started = false;
+    const listening = Promise.all(
       clientPorts.map((port) => waitForPort(port, "NATS server", natsStartTimeoutMs)),
     );
+    // A server that exits ends the wait at once (nothing will listen on its port).
+    const exited = new Promise<never>((_, reject) => {
+      processes.forEach((process, index) =>
+        process.status.then(({ code }) => {
+          if (!started) reject(new Error(`NATS server n${index} exited with code ${code}`));
+        })
+      );
+    });
+    // Whichever loses the race settles later, heard by nobody: not an unhandled rejection.
+    listening.catch(() => {});
+    exited.catch(() => {});
+    await Promise.race([listening, exited]);
+    started = true;
   } catch (error) {
+    const why = await firstLogError(root, nodes);
     await stop();
-    throw error;
+    const message = `${(error as Error).message}${why === undefined ? "" : ` (${why})`}`;
+    throw new NatsDeploymentError(message, { cause: error });
   }
   return { servers: clientPorts.map((port) => `127.0.0.1:${port}`), commands, stop };
+}
+
+/** The first error or fatal line in the deployment's server logs, if any. */
+async function firstLogError(root: string, nodes: number): Promise<string | undefined> {
+  for (let index = 0; index < nodes; index++) {
+    const log = await Deno.readTextFile(`${root}/n${index}.log`).catch(() => "");
+    const line = log.split("\n").find((line) => / \[(FTL|ERR)\] /.test(line));
+    if (line !== undefined) return `n${index}: ${line.replace(/^.*? \[(FTL|ERR)\] /, "")}`;
+  }
+  return undefined;
 }
 
 function configOf(
@@ -137,14 +164,19 @@ function configOf(
 /**
  * Deployments of a NATS cluster tried before its phase fails: nats-server
  * 2.10.27 did not create its R3 stream within 30 s in 2 of 8 deployments
- * of three servers (session 14) and failed a whole 3-round run once
- * (session 15); a new deployment of the same configuration then works.
+ * of three servers (session 14), and in session 15 ended two 3-round runs
+ * that way and by a server that never listened; a new deployment of the
+ * same configuration then works.
  */
 export const natsDeploymentAttempts = 3;
 
-/** A NATS deployment that never accepted the benchmark's stream (see `natsDeploymentAttempts`). */
-export class StreamNotCreatedError extends Error {
-  override name = "StreamNotCreatedError";
+/**
+ * A NATS deployment that did not come up: a server exited or did not listen,
+ * or the cluster never accepted the benchmark's stream (see
+ * `natsDeploymentAttempts`).
+ */
+export class NatsDeploymentError extends Error {
+  override name = "NatsDeploymentError";
 }
 
 /**
@@ -166,7 +198,7 @@ export async function withRedeploys<T>(
     try {
       return await deploy();
     } catch (error) {
-      if (!(error instanceof StreamNotCreatedError) || attempt >= attempts) {
+      if (!(error instanceof NatsDeploymentError) || attempt >= attempts) {
         throw error;
       }
       const next = attempt + 1;

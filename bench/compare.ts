@@ -62,8 +62,8 @@ import { payloadOf } from "../lib/bench/workloads.ts";
 import { PubSubClient } from "../lib/client/client.ts";
 import {
   natsCanSyncAlways,
+  NatsDeploymentError,
   startNats,
-  StreamNotCreatedError,
   withRedeploys,
 } from "./_nats_servers.ts";
 import { ProgramMissingError, programVersion, waitForPort } from "./_programs.ts";
@@ -348,7 +348,7 @@ async function natsTarget(name: string, servers: string[], replicas: number): Pr
     } catch (error) {
       if (performance.now() > readyByMs || attempt >= 30) {
         await connection.close();
-        throw new StreamNotCreatedError(
+        throw new NatsDeploymentError(
           `${name}: stream not created within ${jetStreamReadyTimeoutMs} ms`,
           { cause: error },
         );

@@ -1,7 +1,7 @@
 /**
  * `bench/compare.ts` measures NATS R3 with an fsync on every write only on
  * a nats-server that has `sync_interval: always` (2.10 and later), and
- * deploys a NATS cluster again when its stream was never created.
+ * deploys a NATS cluster again when it did not come up.
  *
  * @module
  */
@@ -9,7 +9,9 @@
 import assert from "node:assert/strict";
 import {
   natsCanSyncAlways,
-  StreamNotCreatedError,
+  NatsDeploymentError,
+  natsStartTimeoutMs,
+  startNats,
   withRedeploys,
 } from "../../bench/_nats_servers.ts";
 
@@ -47,7 +49,7 @@ async function redeploy(outcomes: (Error | "ok")[], attempts: number) {
 }
 
 Deno.test("withRedeploys deploys again while the stream is not created, up to its attempts", async () => {
-  const missing = () => new StreamNotCreatedError("NATS R3: stream not created within 30000 ms");
+  const missing = () => new NatsDeploymentError("NATS R3: stream not created within 30000 ms");
   const recovered = await redeploy([missing(), missing(), "ok"], 3);
   assert.equal(recovered.result, "measured");
   assert.equal(recovered.deployments, 3);
@@ -67,4 +69,29 @@ Deno.test("withRedeploys does not deploy again after any other error", async () 
   assert.equal(failed.error, other);
   assert.equal(failed.deployments, 1);
   assert.deepEqual(failed.warnings, []);
+});
+
+Deno.test("startNats fails at once, with the server's own error, when a server exits", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "pubsub-fake-nats-" });
+  try {
+    // Stands in for nats-server: logs a fatal error to its -l file and exits 1.
+    const program = `${dir}/nats-server`;
+    await Deno.writeTextFile(
+      program,
+      '#!/bin/sh\necho "[1] 2026/12/02 03:00:00.000000 [FTL] Error listening on port: busy" > "$4"\nexit 1\n',
+    );
+    await Deno.chmod(program, 0o755);
+    const startedMs = performance.now();
+    await assert.rejects(startNats(3, { program }), (error: unknown) => {
+      assert.ok(error instanceof NatsDeploymentError, String(error));
+      assert.match(
+        error.message,
+        /^NATS server n\d exited with code 1 \(n\d: Error listening on port: busy\)$/,
+      );
+      return true;
+    });
+    assert.ok(performance.now() - startedMs < natsStartTimeoutMs, "before the listen timeout");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
