@@ -72,20 +72,28 @@ Deno.test("a binary Raft frame decodes through decodeRaftFrame to exactly what w
   );
 });
 
-Deno.test("entry data travels raw: a 512 KiB entry costs 512 KiB plus a small header", () => {
-  const data = new Uint8Array(512 * 1024).map((_, index) => index % 251);
-  const message: Message = {
+/** An append from node 1 to node 2 of entries 10, 11, ... each holding `data`. */
+function appendOf(data: Uint8Array, entries: number): Message {
+  return {
     type: "app",
     from: 1,
     to: 2,
     term: 3,
     logTerm: 3,
     index: 9,
-    entries: [{ term: 3, index: 10, type: 0, data }],
+    entries: Array.from(
+      { length: entries },
+      (_, at) => ({ term: 3, index: 10 + at, type: 0, data }),
+    ),
     commit: 9,
     reject: false,
     rejectHint: 0,
   };
+}
+
+Deno.test("entry data travels raw: a 512 KiB entry costs 512 KiB plus a small header", () => {
+  const data = new Uint8Array(512 * 1024).map((_, index) => index % 251);
+  const message = appendOf(data, 1);
   const frame = encodeBinaryRaftFrame(1, "incarnation", [["t:events", message]]);
   assert.ok(frame.length < data.length + 256, `${frame.length} bytes`);
   const decoded = decodeRaftFrame(decodeBinaryRaftPayload(payloadOf(frame)));
@@ -95,18 +103,7 @@ Deno.test("entry data travels raw: a 512 KiB entry costs 512 KiB plus a small he
 
 Deno.test("an owned payload's entries are views of it; otherwise of a copy, so the payload may be reused", () => {
   const data = new Uint8Array(64 * 1024).map((_, index) => index % 253);
-  const message: Message = {
-    type: "app",
-    from: 1,
-    to: 2,
-    term: 3,
-    logTerm: 3,
-    index: 9,
-    entries: [{ term: 3, index: 10, type: 0, data }, { term: 3, index: 11, type: 0, data }],
-    commit: 9,
-    reject: false,
-    rejectHint: 0,
-  };
+  const message = appendOf(data, 2);
   const entriesOf = (payload: Uint8Array, owned: boolean) =>
     (decodeRaftFrame(decodeBinaryRaftPayload(payload, owned)).batch[0] as { message: Message })
       .message.entries;
