@@ -965,10 +965,13 @@ export class PubSubClient {
     else roughBytes = JSON.stringify(text ?? null).length;
     if (roughBytes * 6 + 1024 < this.#options.requestBytesMax) return undefined;
     const measured = typeof text === "string" || texts !== undefined;
+    // The largest envelope it can go out with: a topic stream's producer id
+    // is this client's id or a numbered one (`#stream`), and the
+    // connection trusts this bound instead of measuring the request again.
     const envelope = new TextEncoder().encode(JSON.stringify({
       ...body,
       ...(typeof text === "string" ? { message: "" } : texts !== undefined ? { messages: [] } : {}),
-      producer_id: this.producerId,
+      producer_id: `${this.producerId}.${Number.MAX_SAFE_INTEGER}`,
       sequence: Number.MAX_SAFE_INTEGER,
       id: Number.MAX_SAFE_INTEGER,
     })).length;
