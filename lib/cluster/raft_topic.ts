@@ -81,14 +81,15 @@ export class TopicMachine implements GroupStateMachine {
 
   apply(entry: Entry): ApplyResult {
     const decoded = this.#decoded.get(entry.data);
-    let textsKnown = true;
+    let textsKnown: boolean;
     if (decoded !== undefined) {
       this.#decoded.delete(entry.data);
       textsKnown = !this.#textsUnknown.delete(entry.data);
+    } else {
+      // Without a subscriber waiting at the tail (a follower, nearly always)
+      // nobody reads the texts here: only the counts are decoded.
+      textsKnown = this.waiters.size > 0;
     }
-    // Without a subscriber waiting at the tail (a follower, nearly always)
-    // nobody reads the texts here: only the counts are decoded.
-    if (decoded === undefined && this.waiters.size === 0) textsKnown = false;
     const result = decoded === undefined
       ? this.state.apply(entry.index, entry.data, textsKnown)
       : this.state.applyDecoded(entry.index, decoded);
