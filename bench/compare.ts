@@ -540,18 +540,15 @@ interface InTurnsNumbers {
  * nothing (idle NATS servers: 30-70 wakeups and 1-2 ms of CPU a second).
  */
 async function runInTurns(commands: string[]): Promise<InTurnsNumbers> {
+  return await withRedeploys(() => inTurnsOnce(commands));
+}
+
+/** The in-turns phase on one NATS R3 deployment (see `runInTurns`). */
+async function inTurnsOnce(commands: string[]): Promise<InTurnsNumbers> {
   // NATS first: its route ports are picked free and bound by the servers a
   // moment later, and a running pubsub cluster's outgoing connections could
   // take one meanwhile (one run lost its R3 stream that way, once).
   const startNatsR3 = () => startNats(3, { program: settings.natsServer });
-  return await withRedeploys(() => inTurnsWith(startNatsR3, commands));
-}
-
-/** The in-turns phase on one NATS R3 deployment (see `runInTurns`). */
-async function inTurnsWith(
-  startNatsR3: () => ReturnType<typeof startNats>,
-  commands: string[],
-): Promise<InTurnsNumbers> {
   return await phase("NATS R3 (in turns)", startNatsR3, async (natsStarted) => {
     const nats = natsStarted as Awaited<ReturnType<typeof startNats>>;
     const target = await natsTarget("NATS R3", nats.servers, 3);
