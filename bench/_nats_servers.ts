@@ -92,11 +92,12 @@ export async function startNats(
       const config = `${root}/n${index}.conf`;
       const text = configOf(index, root, clientPorts, routePorts, options.syncAlways === true);
       await Deno.writeTextFile(config, text);
-      commands.push(`${program} -c ${config}`);
+      // Its log goes to a file, read back if it does not come up.
+      const args = ["-c", config, "-l", `${root}/n${index}.log`];
+      commands.push([program, ...args].join(" "));
       processes.push(
         new Deno.Command(program, {
-          // Its log goes to a file, read back if it does not come up.
-          args: ["-c", config, "-l", `${root}/n${index}.log`],
+          args,
           stdin: "null",
           stdout: "null",
           stderr: "null",
