@@ -6,13 +6,16 @@
  */
 
 import type { Retention } from "../wire/retention.ts";
+import { UsageError } from "./_command.ts";
 import { formatTable } from "./_table.ts";
 
 /** Longest line accepted when reading messages, so one line cannot take all memory. */
 export const lineBytesMax = 1024 * 1024;
 
 /**
- * Lines of a UTF-8 byte stream, without their `\n` or `\r\n`.
+ * Lines of a UTF-8 byte stream, without their `\n` or `\r\n`. A line longer
+ * than {@linkcode lineBytesMax} is bad input (`UsageError`, naming the line):
+ * no message can be that large.
  *
  * @example
  * ```ts
@@ -21,16 +24,20 @@ export const lineBytesMax = 1024 * 1024;
  */
 export async function* readLines(stream: ReadableStream<Uint8Array>): AsyncIterable<string> {
   let rest = "";
+  let lineNumber = 1;
   for await (const text of stream.pipeThrough(new TextDecoderStream())) {
     rest += text;
     let newline = rest.indexOf("\n");
     while (newline >= 0) {
       yield rest.slice(0, newline).replace(/\r$/, "");
       rest = rest.slice(newline + 1);
+      lineNumber++;
       newline = rest.indexOf("\n");
     }
     if (rest.length > lineBytesMax) {
-      throw new RangeError(`Cannot read a line longer than lineBytesMax ${lineBytesMax}`);
+      throw new UsageError(
+        `Cannot publish line ${lineNumber} as it is longer than ${lineBytesMax} characters, more than one message can hold`,
+      );
     }
   }
   if (rest !== "") yield rest.replace(/\r$/, "");

@@ -9,9 +9,11 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { PubSubClient } from "../client/client.ts";
 import { parseAddress } from "../client/_transport.ts";
+import { jsonStringBytes } from "../client/_json_size.ts";
 import { ConnectionError, PubSubError } from "../client/errors.ts";
 import { batchMessagesMax, inFlightMessagesMax, type SubscribeFrom } from "../wire/requests.ts";
 import type { RetentionPatch } from "../wire/retention.ts";
+import { frameBytesMaxDefault } from "../wire/frame.ts";
 import {
   ExitCode,
   exitCodes,
@@ -40,6 +42,15 @@ export const defaultClientPeers = Array.from(
 export const batchBytesMax = 768 * 1024;
 /** Batches of a file publish in flight at once. */
 export const batchesInFlightMax = 8;
+/** Bytes a publish request may need around its one message (action, topic, producer, ids). */
+const publishEnvelopeBytesMax = 1024;
+/**
+ * Most bytes of one message as a JSON string (quotes and escapes included)
+ * that this command publishes: one request of the client's 1 MiB frame
+ * limit, less its envelope. ASCII text without quotes or backslashes may
+ * be this long less 2 bytes.
+ */
+export const messageJsonBytesMax = frameBytesMaxDefault - publishEnvelopeBytesMax;
 
 interface GlobalFlags {
   peers?: string[];
@@ -330,6 +341,7 @@ function addMessageCommands(program: Command): void {
     if (message !== undefined && file !== undefined) {
       throw new UsageError("publish takes a message argument or --file, not both");
     }
+    if (message !== undefined && message !== "-") checkMessageSize(message, "the message");
   }));
 
   const fetch = program.command("fetch").argument("<topic>", "topic name", topicArgument)
@@ -478,9 +490,9 @@ async function publishLines(
     const sent = client.publishBatch(topic, messages).then(({ firstOffset, count }) => {
       total += count;
       print.line(
-        `Published ${count} messages to '${topic}' at offsets ${firstOffset}-${
-          firstOffset + count - 1
-        }`,
+        `Published ${count} message${
+          count === 1 ? "" : "s"
+        } to '${topic}' at offsets ${firstOffset}-${firstOffset + count - 1}`,
         { status: "messages_published", topic, first_offset: firstOffset, count },
       );
     });
@@ -488,8 +500,11 @@ async function publishLines(
     const previous = inFlight.at(-1);
     inFlight.push(previous === undefined ? sent : Promise.all([previous, sent]).then(() => {}));
   };
+  let lineNumber = 0;
   for await (const line of lines) {
+    lineNumber++;
     if (line === "") continue;
+    checkMessageSize(line, `line ${lineNumber}`);
     const bytes = line.length * 3;
     if (
       batch.length >= batchMessagesMax || (batch.length > 0 && batchBytes + bytes > batchBytesMax)
@@ -504,6 +519,20 @@ async function publishLines(
   if (batch.length > 0) await send(batch);
   await Promise.all(inFlight);
   if (!print.json && total === 0) console.log("Nothing to publish (no non-empty lines)");
+}
+
+/**
+ * Bad input, not a failure: a message too large for one request is refused
+ * here, naming it (`what`), before anything is sent (exit code 2).
+ */
+function checkMessageSize(message: string, what: string): void {
+  // JSON takes at most 6 bytes per UTF-16 unit (\u escapes): only a long message is measured.
+  if (message.length * 6 <= messageJsonBytesMax) return;
+  const jsonBytes = jsonStringBytes(message);
+  if (jsonBytes <= messageJsonBytesMax) return;
+  throw new UsageError(
+    `Cannot publish ${what} as it takes ${jsonBytes} bytes as a JSON string and one message may take at most ${messageJsonBytesMax}`,
+  );
 }
 
 function latency(started: number): string {

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { programOutput, startPeer } from "../_helpers/peer_process.ts";
+import { lineBytesMax } from "../../lib/cli/_client_output.ts";
+import { messageJsonBytesMax } from "../../lib/cli/client.ts";
 
 const mainPath = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -91,6 +93,49 @@ Deno.test("pubsub client one-shot commands print one JSON value per line with --
     assert.equal(status.status, "cluster");
     assert.equal(status.meta_leader, 1);
     assert.deepEqual((await runClient([...peers, "ping"])).json, [{ status: "pong", node: 1 }]);
+  } finally {
+    await peer.stop();
+    await Deno.remove(peer.dataDir, { recursive: true });
+  }
+});
+
+Deno.test("pubsub client publish refuses a line too large for one message: exit 2, naming the line", async () => {
+  const peer = await startPeer();
+  const peers = ["--peers", peer.address, "--json"];
+  try {
+    await runClient([...peers, "create-topic", "events"]);
+    // The largest line accepted: its JSON string (2 quotes) is exactly the limit.
+    const largest = "y".repeat(messageJsonBytesMax - 2);
+    const fits = await runClient([...peers, "publish", "events", "-"], {
+      stdin: `a\n${largest}\n`,
+    });
+    assert.equal(fits.code, 0, fits.stderr);
+    assert.deepEqual(fits.json.map((answer) => (answer as { count: number }).count), [1, 1]);
+    // One byte more, and a line that only escaping makes too large (each '"' takes 2).
+    const escaped = '"'.repeat(messageJsonBytesMax / 2);
+    for (
+      const [line, bytes] of [[`${largest}y`, messageJsonBytesMax + 1], [
+        escaped,
+        messageJsonBytesMax + 2,
+      ]] as const
+    ) {
+      assertUsageError(
+        await runClient([...peers, "publish", "events", "-"], { stdin: `b\n${line}\nc\n` }),
+        new RegExp(
+          `^pubsub: Cannot publish line 2 as it takes ${bytes} bytes as a JSON string and one message may take at most ${messageJsonBytesMax}$`,
+        ),
+      );
+    }
+    assertUsageError(
+      await runClient([...peers, "publish", "events", "-"], {
+        stdin: `d\n${"z".repeat(lineBytesMax + 1)}`,
+      }),
+      /^pubsub: Cannot publish line 2 as it is longer than 1048576 characters/,
+    );
+    // Nothing of a refused input was published: the lines before it waited for their batch.
+    const fetched = await runClient([...peers, "fetch", "events", "--max", "10"]);
+    const messages = (fetched.json[0] as { messages: { message: string }[] }).messages;
+    assert.deepEqual(messages.map(({ message }) => message.length), [1, largest.length]);
   } finally {
     await peer.stop();
     await Deno.remove(peer.dataDir, { recursive: true });
