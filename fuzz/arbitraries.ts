@@ -591,6 +591,7 @@ export function raftMessageArbitrary(from: fc.Arbitrary<number>): fc.Arbitrary<M
     context: bytesArbitrary,
     transfer: fc.constant(true as const),
     commitNotice: fc.constant(true as const),
+    lazySync: fc.constant(true as const),
   }, {
     noNullPrototype: true,
     requiredKeys: [

@@ -12,7 +12,8 @@
  *       group id (length u16, UTF-8), kind u8 (0 quiesce, 1 message)
  *       quiesce: term f64
  *       message: type u8 (index in MESSAGE_TYPES), flags u8 (1 reject,
- *         2 transfer, 4 commit notice, 8 context, 16 snapshot), from u32,
+ *         2 transfer, 4 commit notice, 8 context, 16 snapshot, 32 lazy
+ *         sync), from u32,
  *         to u32, term, logTerm, index, commit, rejectHint (f64 each),
  *         entry count u32 and per entry term f64, index f64, type u8,
  *         data length u32; context length u32; snapshot index f64,
@@ -65,6 +66,7 @@ const flagTransfer = 2;
 const flagCommitNotice = 4;
 const flagContext = 8;
 const flagSnapshot = 16;
+const flagLazySync = 32;
 
 /** One outgoing item: a Raft message of a group, or a leader's quiesce notice. */
 export type RaftOutItem = [groupId: string, body: Message | { quiesce: number }];
@@ -178,7 +180,8 @@ function writeMessage(head: HeadWriter, message: Message): void {
     (message.reject ? flagReject : 0) | (message.transfer ? flagTransfer : 0) |
       (message.commitNotice ? flagCommitNotice : 0) |
       (message.context !== undefined ? flagContext : 0) |
-      (message.snapshot !== undefined ? flagSnapshot : 0),
+      (message.snapshot !== undefined ? flagSnapshot : 0) |
+      (message.lazySync ? flagLazySync : 0),
   );
   head.u32(message.from);
   head.u32(message.to);
@@ -389,7 +392,7 @@ function readMessage(head: HeadReader, from: number, index: number): Message {
   const type = MESSAGE_TYPES[code];
   if (type === undefined) throw new PeerMessageError(`Unknown Raft message type ${code}`);
   const flags = head.u8("message flags");
-  if (flags >= 32) throw new PeerMessageError(`Unknown Raft message flags ${flags}`);
+  if (flags >= 64) throw new PeerMessageError(`Unknown Raft message flags ${flags}`);
   const sender = head.nodeId("message sender", 0);
   if (sender !== from) {
     throw new PeerMessageError(`Batch item ${index} claims to come from node ${sender}`);
@@ -412,6 +415,7 @@ function readMessage(head: HeadReader, from: number, index: number): Message {
   if ((flags & flagCommitNotice) !== 0) message.commitNotice = true;
   if ((flags & flagContext) !== 0) message.context = head.blob("read context");
   if ((flags & flagSnapshot) !== 0) message.snapshot = readSnapshot(head);
+  if ((flags & flagLazySync) !== 0) message.lazySync = true;
   return message;
 }
 

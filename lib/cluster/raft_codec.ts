@@ -56,6 +56,7 @@ export function encodeRaftMessage(
   if (message.rejectHint) wire.h = message.rejectHint;
   if (message.transfer) wire.x = 1;
   if (message.commitNotice) wire.n = 1;
+  if (message.lazySync) wire.l = 1;
   if (message.context) wire.ctx = blob(message.context);
   if (message.entries.length > 0) {
     wire.e = message.entries.map((
@@ -108,6 +109,7 @@ export function decodeRaftMessage(wire: WireMessage): Message {
   };
   if (wire.x === 1) message.transfer = true;
   if (wire.n === 1) message.commitNotice = true;
+  if (wire.l === 1) message.lazySync = true;
   if (wire.ctx !== undefined) message.context = bytesOf(wire.ctx);
   if (wire.s !== undefined) message.snapshot = decodeSnapshot(wire.s as WireMessage);
   return message;

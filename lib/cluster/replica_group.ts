@@ -144,6 +144,14 @@ export interface ReplicaGroupOptions {
    * the `snap` message and no retained entries are installed.
    */
   fetchSnapshotChunk?: (leader: number, request: SnapshotChunkRequest) => Promise<SnapshotChunk>;
+  /**
+   * Lazy followers (`RaftOptions.lazyFollowers`): as leader, this replica
+   * marks its appends to the voters a commit does not need; as follower, it
+   * handles an append so marked up to this many ms later, with what else
+   * arrived meanwhile, in one Ready and one fsync (an unmarked append, a
+   * vote or a snapshot ends the wait at once). 0 (default): neither.
+   */
+  lazySyncMs?: number;
 }
 
 interface Waiter {
@@ -203,6 +211,8 @@ export class ReplicaGroup {
   #transferring: number | undefined;
   /** Set while a transferred snapshot is installed: no Ready is handled meanwhile. */
   #installing = false;
+  /** Cancels the wait of a lazy append (`lazySyncMs`); undefined while none waits. */
+  #lazyWait: Cancel | undefined;
 
   constructor(options: ReplicaGroupOptions) {
     this.groupId = options.groupId;
@@ -254,6 +264,7 @@ export class ReplicaGroup {
       inflightAppendsMax: inflightAppendsMax,
       recoveringTerm: this.#recoveringTerm,
       isPeerActive: (id) => this.peerActive?.(id) ?? false,
+      lazyFollowers: (options.lazySyncMs ?? 0) > 0,
     });
   }
 
@@ -374,7 +385,31 @@ export class ReplicaGroup {
       return;
     }
     this.node.step(message);
+    if (this.#options.lazySyncMs) this.#noteLaziness(message);
     this.#schedule();
+  }
+
+  /**
+   * A lazy append opens a wait of `lazySyncMs` (unless one is open); an
+   * append with entries that is not lazy, or any message but a heartbeat
+   * or an append without entries (a commit notice), ends it: the leader
+   * needs this replica's answer now.
+   */
+  #noteLaziness(message: Message): void {
+    const entries = message.type === "app" && message.entries.length > 0;
+    if (entries && message.lazySync === true) {
+      this.#lazyWait ??= this.#scheduler.schedule(this.#options.lazySyncMs!, () => {
+        this.#lazyWait = undefined;
+        this.#schedule();
+      });
+    } else if (entries || (message.type !== "app" && message.type !== "heartbeat")) {
+      this.#endLazyWait();
+    }
+  }
+
+  #endLazyWait(): void {
+    this.#lazyWait?.();
+    this.#lazyWait = undefined;
   }
 
   // ---- snapshots -------------------------------------------------------------
@@ -689,6 +724,8 @@ export class ReplicaGroup {
 
   #schedule(): void {
     if (this.#closed) return;
+    // A follower waiting out a lazy append (`lazySyncMs`) drives when it ends.
+    if (this.#lazyWait !== undefined && this.node.role === "follower") return;
     if (this.#driving) {
       // The running drive takes it up: what arrives during an fsync gathers
       // in the next Ready, one fsync round per batch under load.
@@ -1019,6 +1056,7 @@ export class ReplicaGroup {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#endLazyWait();
     this.#recovery.close();
     this.#rejectAll(new ProtocolError("unavailable", "This replica is closing"));
     for (const waiter of this.#appliedWaiters) waiter.resolve();

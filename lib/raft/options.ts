@@ -80,6 +80,16 @@ export interface RaftOptions {
   /** Pending ReadIndex requests before refusing new ones. Default 4096. */
   readsPendingMax?: number;
   /**
+   * A leader of 3 or more voters marks its appends to the voters it does not
+   * need for a commit `lazySync` (see `Message.lazySync`): with 3 voters the
+   * leader and one follower commit, and the other follower may gather its
+   * fsyncs. Which followers are needed follows their acknowledged logs: the
+   * ones furthest along (in replicate state), the current ones on a tie, so
+   * a follower that stops answering is passed by a lazy one at its next
+   * fsync. Default false.
+   */
+  lazyFollowers?: boolean;
+  /**
    * Set when this replica was rebuilt empty after its log was found damaged
    * (a quarantined replica): its previous incarnation may have voted, and
    * acknowledged entries it no longer holds, in terms up to this one. The
@@ -129,6 +139,7 @@ export function resolveRaftOptions(options: RaftOptions): ResolvedRaftOptions {
     applyBytesMax: 16 << 20,
     uncommittedEntriesMax: 100_000,
     readsPendingMax: 4096,
+    lazyFollowers: false,
     recoveringTerm: undefined,
     bootstrapLeader: undefined,
     isPeerActive: undefined,

@@ -42,6 +42,8 @@ export class Progress {
   lastCaughtUpTick: number | undefined;
   /** A heartbeat answer showed the peer lagging: send an append even if none seems due (lost appends). */
   resendDue = false;
+  /** The last append with entries went out marked `lazySync` (`RaftOptions.lazyFollowers`). */
+  lazy = false;
   /** Highest commit index sent to the peer, to know when an empty append must carry a new commit. */
   commitSent = 0;
   /** Last index of each append in flight, oldest first (a bounded queue). */

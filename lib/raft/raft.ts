@@ -796,10 +796,46 @@ export class Raft {
       return false;
     }
     const commit = this.log.committed;
-    this.#send({ ...this.#blank("app", to), index: previous, logTerm, entries, commit });
+    const append = { ...this.#blank("app", to), index: previous, logTerm, entries, commit };
+    this.#send(
+      entries.length > 0 && this.#options.lazyFollowers && this.#syncsLazily(to, progress)
+        ? { ...append, lazySync: true }
+        : append,
+    );
     progress.commitSent = commit;
     progress.sentEntries(previous + entries.length, entries.length);
     return true;
+  }
+
+  /**
+   * Whether voter `to` is not needed for a commit now (`lazyFollowers`):
+   * a commit takes the leader and the followers furthest along, so `to` is
+   * lazy when at least that many followers in replicate state rank before
+   * it (higher `match`; on a tie, the eager one, then the lower id). Raft's
+   * safety does not depend on it: a lazy follower answers only once durable,
+   * and a late answer counts as any other.
+   */
+  #syncsLazily(to: number, progress: Progress): boolean {
+    const voters = this.conf.voters;
+    let lazy = false;
+    if (voters.length >= 3 && progress.state === "replicate" && voters.includes(to)) {
+      // The leader counts itself: the other voters of a majority.
+      const needed = Math.floor(voters.length / 2);
+      let ahead = 0;
+      for (const id of voters) {
+        if (id === this.id || id === to) continue;
+        const other = this.progress.get(id);
+        if (other === undefined || other.state !== "replicate") continue;
+        if (
+          other.match > progress.match ||
+          (other.match === progress.match &&
+            (other.lazy !== progress.lazy ? !other.lazy : id < to))
+        ) ahead++;
+      }
+      lazy = ahead >= needed;
+    }
+    progress.lazy = lazy;
+    return lazy;
   }
 
   #sendSnapshot(to: number, progress: Progress): void {

@@ -78,6 +78,13 @@ export interface Message {
    * would tell the leader nothing the answers to the appends before it do not.
    */
   commitNotice?: boolean;
+  /**
+   * app with entries, to a voter the leader does not need for this commit
+   * (`RaftOptions.lazyFollowers`): the receiver may make them durable, and
+   * answer, a little later, gathering the appends of a short while into one
+   * fsync. A hint only: the answer still means durable.
+   */
+  lazySync?: boolean;
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 
 import { RaftNode } from "../../lib/raft/raft_node.ts";
+import type { RaftOptions } from "../../lib/raft/options.ts";
 import type { Message } from "../../lib/raft/types.ts";
 import { Prng } from "../../lib/sim/prng.ts";
 import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
@@ -18,12 +19,23 @@ export interface Member {
   applied: number;
 }
 
-/** Members 1..count, all voters, with `inflightAppendsMax` if given. */
-export function makeMembers(count: number, inflightAppendsMax?: number): Member[] {
+/** Members 1..count, all voters, with `inflightAppendsMax` and other `options` if given. */
+export function makeMembers(
+  count: number,
+  inflightAppendsMax?: number,
+  options: Partial<RaftOptions> = {},
+): Member[] {
   const voters = Array.from({ length: count }, (_, index) => index + 1);
   return voters.map((id) => {
     const store = new MemoryLogStore();
-    const node = new RaftNode({ id, store, rng: new Prng(id), voters, inflightAppendsMax });
+    const node = new RaftNode({
+      ...options,
+      id,
+      store,
+      rng: new Prng(id),
+      voters,
+      inflightAppendsMax,
+    });
     return { node, store, applied: 0 };
   });
 }
