@@ -9,10 +9,10 @@
 
 import assert from "node:assert/strict";
 import { ManualScheduler } from "../../lib/cluster/manual_scheduler.ts";
-import { decodeRaftFrame } from "../../lib/cluster/peer_rpc.ts";
-import { RaftHost } from "../../lib/cluster/raft_host.ts";
+import type { RaftHost } from "../../lib/cluster/raft_host.ts";
 import { ReplicaGroup } from "../../lib/cluster/replica_group.ts";
 import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
+import { virtualHosts } from "../_helpers/virtual_hosts.ts";
 
 const tickMs = 100;
 const lazySyncMs = 20;
@@ -22,27 +22,15 @@ const groupId = "t:events";
 /** Three hosts whose frames travel as deferred tasks; `down` nodes hear and send nothing. */
 class LazyCluster {
   readonly scheduler = new ManualScheduler();
-  readonly hosts = new Map<number, RaftHost>();
+  readonly hosts: Map<number, RaftHost>;
   readonly stores = new Map<number, MemoryLogStore>();
   readonly syncs = new Map<number, number>();
-  readonly down = new Set<number>();
+  readonly down: Set<number>;
 
   constructor() {
+    ({ hosts: this.hosts, down: this.down } = virtualHosts(nodeIds, this.scheduler, tickMs));
     for (const id of nodeIds) {
-      const host = new RaftHost(id, {
-        send: (to, frame) => {
-          if (this.down.has(id) || this.down.has(to)) return;
-          this.scheduler.defer(() => {
-            if (!this.down.has(to)) this.hosts.get(to)!.receive(decodeRaftFrame(frame));
-          });
-        },
-      }, {
-        tickMs,
-        scheduler: this.scheduler,
-        incarnation: `node-${id}`,
-        isReachable: (nodeId) => !this.down.has(nodeId),
-      });
-      this.hosts.set(id, host);
+      const host = this.hosts.get(id)!;
       const store = new MemoryLogStore();
       const sync = store.sync.bind(store);
       this.syncs.set(id, 0);

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { ManualScheduler } from "../../lib/cluster/manual_scheduler.ts";
-import { decodeRaftFrame } from "../../lib/cluster/peer_rpc.ts";
 import { bootstrapWaitMs, peerActiveTicks, RaftHost } from "../../lib/cluster/raft_host.ts";
 import { leaderPatienceTimeouts } from "../../lib/raft/raft.ts";
 import {
@@ -9,6 +8,7 @@ import {
   ReplicaGroup,
 } from "../../lib/cluster/replica_group.ts";
 import { MemoryLogStore } from "../../lib/storage/memory_log_store.ts";
+import { virtualHosts } from "../_helpers/virtual_hosts.ts";
 
 const tickMs = 100;
 const nodeIds = [1, 2, 3];
@@ -19,28 +19,17 @@ const nodeIds = [1, 2, 3];
  */
 class HostCluster {
   readonly scheduler = new ManualScheduler();
-  readonly hosts = new Map<number, RaftHost>();
-  readonly down = new Set<number>();
+  readonly hosts: Map<number, RaftHost>;
+  readonly down: Set<number>;
   framesSent = 0;
 
   constructor() {
-    for (const id of nodeIds) {
-      const host = new RaftHost(id, {
-        send: (to, frame) => {
-          if (this.down.has(id) || this.down.has(to)) return;
-          this.framesSent++;
-          this.scheduler.defer(() => {
-            if (!this.down.has(to)) this.hosts.get(to)!.receive(decodeRaftFrame(frame));
-          });
-        },
-      }, {
-        tickMs,
-        scheduler: this.scheduler,
-        incarnation: `node-${id}`,
-        isReachable: (nodeId) => !this.down.has(nodeId),
-      });
-      this.hosts.set(id, host);
-    }
+    ({ hosts: this.hosts, down: this.down } = virtualHosts(
+      nodeIds,
+      this.scheduler,
+      tickMs,
+      () => this.framesSent++,
+    ));
   }
 
   /** Adds group `groupId` over all three nodes; node 1 campaigns, or leads term 1 with `bootstrap`. */
