@@ -7,7 +7,7 @@
  */
 
 import { type Command, InvalidArgumentError } from "commander";
-import { PubSubClient } from "../client/client.ts";
+import { PubSubClient, requestEnvelopeBytesMax } from "../client/client.ts";
 import { parseAddress } from "../client/_transport.ts";
 import { jsonStringBytes } from "../client/_json_size.ts";
 import { ConnectionError, PubSubError } from "../client/errors.ts";
@@ -42,15 +42,13 @@ export const defaultClientPeers = Array.from(
 export const batchBytesMax = 768 * 1024;
 /** Batches of a file publish in flight at once. */
 export const batchesInFlightMax = 8;
-/** Bytes a publish request may need around its one message (action, topic, producer, ids). */
-const publishEnvelopeBytesMax = 1024;
 /**
  * Most bytes of one message as a JSON string (quotes and escapes included)
  * that this command publishes: one request of the client's 1 MiB frame
  * limit, less its envelope. ASCII text without quotes or backslashes may
  * be this long less 2 bytes.
  */
-export const messageJsonBytesMax = frameBytesMaxDefault - publishEnvelopeBytesMax;
+export const messageJsonBytesMax = frameBytesMaxDefault - requestEnvelopeBytesMax;
 
 interface GlobalFlags {
   peers?: string[];

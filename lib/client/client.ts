@@ -75,7 +75,7 @@ export const outboxesMax = 10_000;
  */
 export const coalescedMessagesMax = 4096;
 /** Bytes a request needs besides its messages (action, topic, producer id, sequence, id). */
-const requestEnvelopeBytesMax = 1024;
+export const requestEnvelopeBytesMax = 1024;
 /** Shortest and longest period of the sweep that enforces request deadlines. */
 const sweepPeriodMsMin = 5;
 const sweepPeriodMsMax = 250;
