@@ -796,12 +796,17 @@ export class Raft {
       return false;
     }
     const commit = this.log.committed;
-    const append = { ...this.#blank("app", to), index: previous, logTerm, entries, commit };
-    this.#send(
-      entries.length > 0 && this.#options.lazyFollowers && this.#syncsLazily(to, progress)
-        ? { ...append, lazySync: true }
-        : append,
-    );
+    const append: Message = {
+      ...this.#blank("app", to),
+      index: previous,
+      logTerm,
+      entries,
+      commit,
+    };
+    if (entries.length > 0 && this.#options.lazyFollowers && this.#syncsLazily(to, progress)) {
+      append.lazySync = true;
+    }
+    this.#send(append);
     progress.commitSent = commit;
     progress.sentEntries(previous + entries.length, entries.length);
     return true;
