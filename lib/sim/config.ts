@@ -42,7 +42,17 @@ export interface SimConfig {
   /** Virtual milliseconds per Raft tick. */
   tickMs: number;
   safetyTicks: number;
+  /**
+   * Ticks the healed cluster has to converge in. Past them it may go on only
+   * while replicas still catch up (their applied indexes grew within the last
+   * `livenessStallTicks`), up to `livenessCatchUpTicksMax` in all: a member
+   * added late with one entry per append, one append in flight and slow
+   * fsyncs needs longer than the window to copy the whole log, and that is
+   * slowness the configuration chose, not a stall.
+   */
   livenessTicksMax: number;
+  livenessStallTicks: number;
+  livenessCatchUpTicksMax: number;
   electionTicks: number;
   heartbeatTicks: number;
   inflightAppendsMax: number;
@@ -98,6 +108,7 @@ export interface SimConfig {
 /** Options that override what the seed would choose. */
 export interface SimOverrides {
   safetyTicks?: number;
+  livenessCatchUpTicksMax?: number;
   broken?: BrokenVariant;
 }
 
@@ -117,6 +128,8 @@ export function configFromSeed(seed: number, overrides: SimOverrides = {}): SimC
     tickMs: 10,
     safetyTicks: overrides.safetyTicks ?? 1200,
     livenessTicksMax: 1500,
+    livenessStallTicks: 300,
+    livenessCatchUpTicksMax: overrides.livenessCatchUpTicksMax ?? 6000,
     electionTicks: 10,
     heartbeatTicks: prng.pick([1, 2, 3]),
     inflightAppendsMax: prng.pick([1, 4, 64]),

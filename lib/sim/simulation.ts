@@ -55,6 +55,8 @@ export interface SimResult {
 export interface RunOptions {
   /** Safety-phase ticks (default: from the seed's config). */
   safetyTicks?: number;
+  /** Liveness-phase ticks at most, catching up included (default 6000). */
+  livenessCatchUpTicksMax?: number;
   /** Enable a deliberately broken variant. */
   broken?: BrokenVariant;
   /** Events kept for the violation report. Default 30. */
@@ -843,16 +845,26 @@ class Simulation implements ReplicaHost {
   #runLiveness(): void {
     const acksBefore = this.checker.ackCount;
     const progressed = () => this.checker.ackCount > acksBefore;
-    this.#runTicks(this.#config.livenessTicksMax, () => {
+    const { livenessTicksMax, livenessStallTicks, livenessCatchUpTicksMax } = this.#config;
+    const start = this.#ticks;
+    let applied = this.#appliedSum();
+    let appliedTick = start;
+    this.#runTicks(livenessCatchUpTicksMax, () => {
       if (progressed()) this.#workload = false;
-      return progressed() && this.#converged() !== undefined;
+      if (progressed() && this.#converged() !== undefined) return true;
+      const now = this.#appliedSum();
+      if (now > applied) [applied, appliedTick] = [now, this.#ticks];
+      return this.#ticks - start >= livenessTicksMax &&
+        this.#ticks - appliedTick >= livenessStallTicks;
     });
     if (this.#stopped()) return;
     const leader = this.#converged();
     if (!leader) {
       this.checker.fail(
         INVARIANTS.liveness,
-        `not converged after ${this.#config.livenessTicksMax} ticks: ${this.#describeCluster()}`,
+        `not converged after ${this.#ticks - start} ticks, the last ${
+          this.#ticks - appliedTick
+        } without an entry applied: ${this.#describeCluster()}`,
       );
       return;
     }
@@ -861,6 +873,13 @@ class Simulation implements ReplicaHost {
     for (const id of this.#members(leader)) {
       this.checker.checkAcknowledged(id, this.#replicas.get(id)!.topic.entryIds);
     }
+  }
+
+  /** Entries applied by the live replicas together: grows while any of them catches up. */
+  #appliedSum(): number {
+    let sum = 0;
+    for (const replica of this.#replicas.values()) if (replica.live) sum += replica.appliedIndex;
+    return sum;
   }
 
   /** The leader when every member applied the same, complete log; undefined otherwise. */

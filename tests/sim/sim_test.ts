@@ -32,6 +32,35 @@ Deno.test("A RangeError thrown inside the simulation fails the seed, naming wher
   }
 });
 
+Deno.test("A member added late may take longer than the liveness window while it still catches up", () => {
+  // Seed 3432971527 adds n6 with an empty log at 16.2 s of virtual time; with one
+  // 8-byte entry per append, one append in flight and fsyncs of up to 20 ms it
+  // copies the 1470 entries at about 120 a second, past the 1500-tick window.
+  const seed = 3432971527;
+  equal(runSimulation(seed).violation, undefined);
+  const windowOnly = runSimulation(seed, { livenessCatchUpTicksMax: 1500 });
+  equal(windowOnly.violation?.invariant, INVARIANTS.liveness);
+  match(windowOnly.violation!.detail, /n6:follower\/t2\/last1329\//);
+});
+
+Deno.test("A cluster that stops applying fails liveness at the end of the window", () => {
+  // No append ever reaches a follower: nothing commits, so there is no catching up to wait for.
+  const original = RaftNode.prototype.step;
+  RaftNode.prototype.step = function (message) {
+    if (message.type !== "app") original.call(this, message);
+  };
+  try {
+    const result = runSimulation(7);
+    equal(result.violation?.invariant, INVARIANTS.liveness);
+    match(
+      result.violation!.detail,
+      /^not converged after 1500 ticks, the last \d+ without an entry applied: /,
+    );
+  } finally {
+    RaftNode.prototype.step = original;
+  }
+});
+
 Deno.test("A seed replays byte for byte", () => {
   const first = formatResult(runSimulation(4242, { broken: "vote-without-log-check" }));
   const second = formatResult(runSimulation(4242, { broken: "vote-without-log-check" }));
