@@ -20,8 +20,11 @@
  * Debian 12 ships nats-server 2.9; `--nats-server PATH` runs another binary
  * (bench/RESULTS.md says how to get one without installing it).
  *
- * Every workload runs `--warm-up` seconds (default 2) unmeasured before it
- * is measured, on every system.
+ * Every workload runs `--warm-up` seconds (default 10) unmeasured before it
+ * is measured, on every system: a broker is used for days, and a peer that
+ * started seconds ago still compiles its hot paths on V8's helper threads
+ * (session 16: one at a time after 15 s instead of 3 s of warm-up, p50
+ * -21% and -24%, p99 -7% and -29%, in alternating pairs).
  *
  * Beside the one-at-a-time targets (each system's own phase), a phase in
  * which a pubsub cluster and a NATS R3 cluster run side by side and take
@@ -730,7 +733,7 @@ Options (integers):
   --large-size B        large message bytes (default 524288)
   --large-in-flight N   large publishes in flight (default 4)
   --warm-up S           seconds of each workload run unmeasured before it is
-                        measured, on every system (default 2; 0: none)
+                        measured, on every system (default 10; 0: none)
   --rounds N            run the whole sequence N times; verdicts use the
                         median of the per-round ratios (default 1)
   --out DIR             where compare.svg goes (default bench/out/compare)
@@ -748,7 +751,7 @@ function parseArgs(args: string[]): CompareSettings {
     inFlight: 256,
     largeBytes: 512 * 1024,
     largeInFlight: 4,
-    warmUpSeconds: 2,
+    warmUpSeconds: 10,
     rounds: 1,
     outDir: "bench/out/compare",
     natsServer: "nats-server",
