@@ -722,10 +722,14 @@ export class ReplicaGroup {
     return this.#driving || this.#waiters.size > 0;
   }
 
+  /** A follower waiting out a lazy append (`lazySyncMs`): it drives when the wait ends. */
+  #waitsLazily(): boolean {
+    return this.#lazyWait !== undefined && this.node.role === "follower";
+  }
+
   #schedule(): void {
     if (this.#closed) return;
-    // A follower waiting out a lazy append (`lazySyncMs`) drives when it ends.
-    if (this.#lazyWait !== undefined && this.node.role === "follower") return;
+    if (this.#waitsLazily()) return;
     if (this.#driving) {
       // The running drive takes it up: what arrives during an fsync gathers
       // in the next Ready, one fsync round per batch under load.
@@ -755,7 +759,7 @@ export class ReplicaGroup {
     this.#drivingTail = false;
     this.#wokenInTail = false;
     try {
-      while (!this.#closed && !this.#installing && this.node.hasReady()) {
+      while (!this.#closed && !this.#installing && !this.#waitsLazily() && this.node.hasReady()) {
         await this.#handle(this.node.ready());
       }
       this.#drivingTail = true;

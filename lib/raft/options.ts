@@ -86,7 +86,11 @@ export interface RaftOptions {
    * fsyncs. Which followers are needed follows their acknowledged logs: the
    * ones furthest along (in replicate state), the current ones on a tie, so
    * a follower that stops answering is passed by a lazy one at its next
-   * fsync. Default false.
+   * fsync. A lazy follower has one append in flight at a time: what comes
+   * meanwhile waits for its answer and then goes in one append, and no
+   * commit notice goes to it meanwhile. So a lost eager follower is passed
+   * within two of the lazy follower's waits: its answer to the append in
+   * flight, then to the entries held meanwhile. Default false.
    */
   lazyFollowers?: boolean;
   /**

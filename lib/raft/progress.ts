@@ -147,6 +147,11 @@ export class Progress {
     }
   }
 
+  /** Appends sent in replicate state and not answered yet. */
+  get inflightCount(): number {
+    return this.#inflight.length;
+  }
+
   /** Accounts for an append whose last entry is `lastIndex` (optimistically in replicate state). */
   sentEntries(lastIndex: number, count: number): void {
     if (this.state === "replicate") {

@@ -79,7 +79,7 @@ class LazyCluster {
     let index: number | undefined;
     this.group(1).propose(new TextEncoder().encode("m")).then((result) => {
       index = result as number;
-    });
+    }, () => {}); // a publish left pending is refused at close
     await this.settle();
     return index ?? "pending";
   }
@@ -100,20 +100,38 @@ async function startedCluster(): Promise<LazyCluster> {
   return cluster;
 }
 
-Deno.test("a publish commits with the leader and follower 2; follower 3 makes five appends durable with one fsync", async () => {
+/** Counts the appends with entries that node `id`'s Raft node is handed. */
+function countAppends(cluster: LazyCluster, id: number): { appends: number } {
+  const counter = { appends: 0 };
+  const node = cluster.group(id).node;
+  const step = node.step.bind(node);
+  node.step = (message) => {
+    if (message.type === "app" && message.entries.length > 0) counter.appends++;
+    step(message);
+  };
+  return counter;
+}
+
+Deno.test("a publish commits with the leader and follower 2; follower 3 gets five entries in two appends and two fsyncs", async () => {
   const cluster = await startedCluster();
   try {
     const syncsBefore = cluster.syncs.get(3)!;
+    const received = countAppends(cluster, 3);
     const indexes: (number | "pending")[] = [];
     for (let publish = 0; publish < 5; publish++) indexes.push(await cluster.publish());
     assert.ok(indexes.every((index) => typeof index === "number"), `${indexes}`);
+    const first = indexes[0] as number;
     const last = indexes.at(-1) as number;
     assert.equal(cluster.stores.get(2)!.syncedIndex(), last, "the eager follower wrote each one");
-    assert.ok(cluster.stores.get(3)!.syncedIndex() < indexes[0], "the lazy follower waits");
+    assert.ok(cluster.stores.get(3)!.syncedIndex() < first, "the lazy follower waits");
+    assert.equal(received.appends, 1, "the leader holds the rest while the first is unanswered");
     assert.equal(cluster.syncs.get(3), syncsBefore);
     await cluster.advance(lazySyncMs);
-    assert.equal(cluster.stores.get(3)!.syncedIndex(), last, "then writes all five");
-    assert.equal(cluster.syncs.get(3), syncsBefore + 1, "with one fsync");
+    assert.equal(cluster.stores.get(3)!.syncedIndex(), first, "its wait over, it writes the first");
+    assert.equal(received.appends, 2, "its answer brings the other four in one append");
+    await cluster.advance(lazySyncMs);
+    assert.equal(cluster.stores.get(3)!.syncedIndex(), last, "which it writes after its next wait");
+    assert.equal(cluster.syncs.get(3), syncsBefore + 2, "two fsyncs for five publishes");
     assert.equal(cluster.group(1).node.status().progress[3].match, last);
   } finally {
     await cluster.close();
@@ -131,6 +149,26 @@ Deno.test("with follower 2 lost, a publish commits once follower 3's wait ends, 
     // Follower 3 is ahead of 2 now: the leader needs it, and it answers at once.
     const next = await cluster.publish();
     assert.equal(next, index + 1);
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("with follower 2 lost after five publishes, the next commits within two of follower 3's waits, and the one after at once", async () => {
+  const cluster = await startedCluster();
+  try {
+    for (let publish = 0; publish < 5; publish++) await cluster.publish();
+    cluster.down.add(2);
+    assert.equal(await cluster.publish(), "pending", "the leader waits for the lost follower");
+    const pending = cluster.group(1).node.status().lastIndex;
+    // Follower 3 answers its one lazy append in flight after its wait, then
+    // the entries the leader held meanwhile after the next.
+    await cluster.advance(lazySyncMs);
+    assert.ok(cluster.group(1).node.status().commit < pending);
+    await cluster.advance(lazySyncMs);
+    assert.equal(cluster.group(1).node.status().commit, pending, "committed with follower 3");
+    // Follower 3 is ahead of 2 now: the leader needs it, and it answers at once.
+    assert.equal(await cluster.publish(), pending + 1);
   } finally {
     await cluster.close();
   }

@@ -29,8 +29,8 @@ function settle(members: Member[], messages: Message[], dropped: number[] = []):
 }
 
 /** Member 1 leads, every follower in replicate state. */
-function electFirst(count: number, lazyFollowers: boolean): Member[] {
-  const members = makeMembers(count, undefined, { lazyFollowers });
+function electFirst(count: number, lazyFollowers: boolean, appendBytesMax?: number): Member[] {
+  const members = makeMembers(count, undefined, { lazyFollowers, appendBytesMax });
   members[0].node.campaign();
   settle(members, drain(members[0]));
   equal(members[0].node.role, "leader");
@@ -77,11 +77,44 @@ Deno.test("a follower that stops answering is passed by the lazy one, which beco
   const index = members[0].node.status().lastIndex;
   settle(members, first.appends, [2]);
   equal(members[0].node.commit, index, "leader + the lazy follower commit");
-  // Follower 3's log is now ahead of follower 2's: it is needed, 2 is not.
+  // Follower 3 is needed now and gets the next entry unmarked; follower 2,
+  // lazy now, gets nothing while its append is unanswered.
   const second = propose(members);
-  deepEqual(second.lazy, [2]);
+  deepEqual(second.appends.map((append) => append.to), [3]);
+  deepEqual(second.lazy, []);
   settle(members, second.appends, [2]);
   equal(members[0].node.commit, members[0].node.status().lastIndex);
+});
+
+Deno.test("a lazy follower has one append in flight: what comes meanwhile goes in one append once it answers", () => {
+  const members = electFirst(3, true);
+  const first = propose(members);
+  deepEqual(first.lazy, [3]);
+  const held = first.appends.filter((append) => append.to === 3);
+  // Follower 2 answers each publish at once; follower 3 holds its append.
+  let toThree: Message[] = [];
+  let answers = deliver(members, first.appends.filter((append) => append.to === 2));
+  for (let publish = 0; publish < 3; publish++) {
+    deliver(members, answers);
+    const sent = drain(members[0]);
+    toThree.push(...sent.filter((message) => message.to === 3));
+    const next = propose(members);
+    deepEqual(next.appends.map((append) => append.to), [2], "nothing more to the lazy follower");
+    answers = deliver(members, next.appends);
+  }
+  deliver(members, answers);
+  toThree.push(...drain(members[0]).filter((message) => message.to === 3));
+  const lastIndex = members[0].node.status().lastIndex;
+  equal(members[0].node.commit, lastIndex, "committed with follower 2");
+  deepEqual(toThree, [], "no append and no commit notice reach follower 3 meanwhile");
+  // Follower 3 answers; the three entries that came meanwhile go in one lazy append.
+  toThree = deliver(members, deliver(members, held)).filter((message) =>
+    message.to === 3 && message.type === "app"
+  );
+  equal(toThree.length, 1);
+  equal(toThree[0].entries.length, 3);
+  equal(toThree[0].lazySync, true, "follower 2 answered those: follower 3 stays lazy");
+  equal(toThree[0].index + toThree[0].entries.length, lastIndex);
 });
 
 Deno.test("a leader of 5 keeps two followers eager and marks two lazy", () => {
@@ -99,4 +132,39 @@ Deno.test("a leader of 2 voters marks nothing lazy: it needs its one follower", 
   const { appends, lazy } = propose(members);
   equal(appends.length, 1);
   deepEqual(lazy, []);
+});
+
+Deno.test("a lazy follower whose append in flight was lost gets the entries again after a heartbeat", () => {
+  const members = electFirst(3, true);
+  const first = propose(members);
+  deepEqual(first.lazy, [3]);
+  // Follower 3's append is lost; the entries after it are held for its answer.
+  settle(members, first.appends, [3]);
+  for (let publish = 0; publish < 3; publish++) settle(members, propose(members).appends, [3]);
+  const lastIndex = members[0].node.status().lastIndex;
+  equal(members[0].node.status().progress[3].match < lastIndex, true);
+  // A heartbeat answer shows the follower lagging: the leader resends and it catches up.
+  for (let tick = 0; tick < 10; tick++) {
+    members[0].node.tick();
+    settle(members, drain(members[0]));
+  }
+  equal(members[0].node.status().progress[3].match, lastIndex);
+  equal(members[2].store.lastIndex(), lastIndex);
+});
+
+Deno.test("a lazy follower more than one append behind gets full appends without waiting", () => {
+  // Entries of 1 byte, appends of at most 4 bytes.
+  const members = electFirst(3, true, 4);
+  const first = propose(members);
+  settle(members, first.appends, [3]);
+  const toThree: Message[] = [];
+  for (let publish = 0; publish < 10; publish++) {
+    const { appends } = propose(members);
+    toThree.push(...appends.filter((append) => append.to === 3));
+    settle(members, appends, [3]);
+  }
+  // Its first append unanswered, follower 3 lacks 11 entries: the leader held
+  // them while they fit in one append, then sent them 4 at a time.
+  deepEqual(toThree.map((append) => append.entries.length), [4, 4]);
+  equal(toThree.every((append) => append.lazySync === true), true);
 });
