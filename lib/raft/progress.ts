@@ -40,6 +40,15 @@ export class Progress {
    * backwards or its process restarted.
    */
   lastCaughtUpTick: number | undefined;
+  /**
+   * The leader's last index when it last sent the peer an append that
+   * reached it, and the tick it did: an answer that reaches that index shows
+   * the peer held then all the leader had (so it was caught up at that tick),
+   * even if the commit index has moved on since (a lazy follower answers a
+   * lazy wait late under load). Infinity when unknown.
+   */
+  completeThrough = Infinity;
+  completeTick = 0;
   /** A heartbeat answer showed the peer lagging: send an append even if none seems due (lost appends). */
   resendDue = false;
   /** The last append with entries went out marked `lazySync` (`RaftOptions.lazyFollowers`). */
@@ -129,6 +138,7 @@ export class Progress {
     assert(next >= 1, "next must be >= 1");
     this.match = 0;
     this.lastCaughtUpTick = undefined;
+    this.completeThrough = Infinity;
     this.next = next;
     this.commitSent = 0;
     this.resendDue = false;
@@ -189,6 +199,7 @@ export class Progress {
   #wentBackwards(hint: number): void {
     this.match = hint;
     this.lastCaughtUpTick = undefined;
+    this.completeThrough = Infinity;
   }
 
   #freeUpTo(index: number): void {

@@ -818,6 +818,10 @@ export class Raft {
     this.#send(append);
     progress.commitSent = commit;
     progress.sentEntries(previous + entries.length, entries.length);
+    if (previous + entries.length === this.log.lastIndex()) {
+      progress.completeThrough = previous + entries.length;
+      progress.completeTick = this.#ticks;
+    }
     return true;
   }
 
@@ -884,9 +888,16 @@ export class Raft {
     }
   }
 
-  /** Marks `progress` caught up now if its acknowledged log reaches the commit index. */
+  /**
+   * Marks `progress` caught up now if its acknowledged log reaches the commit
+   * index, or as of the tick it was sent all the leader had if it answered
+   * that (`Progress.completeThrough`).
+   */
   #noteCaughtUp(progress: Progress): void {
     if (progress.match >= this.log.committed) progress.lastCaughtUpTick = this.#ticks;
+    else if (progress.match >= progress.completeThrough) {
+      progress.lastCaughtUpTick = Math.max(progress.lastCaughtUpTick ?? 0, progress.completeTick);
+    }
   }
 
   #maybeCommit(): void {

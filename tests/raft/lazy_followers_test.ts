@@ -88,6 +88,11 @@ Deno.test("a follower that stops answering is passed by the lazy one, which beco
 
 Deno.test("a lazy follower has one append in flight: what comes meanwhile goes in one append once it answers", () => {
   const members = electFirst(3, true);
+  // Two ticks pass before the first append goes out (their heartbeats are lost).
+  for (let tick = 0; tick < 2; tick++) {
+    members[0].node.tick();
+    drain(members[0]);
+  }
   const first = propose(members);
   deepEqual(first.lazy, [3]);
   const held = first.appends.filter((append) => append.to === 3);
@@ -107,7 +112,13 @@ Deno.test("a lazy follower has one append in flight: what comes meanwhile goes i
   const lastIndex = members[0].node.status().lastIndex;
   equal(members[0].node.commit, lastIndex, "committed with follower 2");
   deepEqual(toThree, [], "no append and no commit notice reach follower 3 meanwhile");
-  // Follower 3 answers; the three entries that came meanwhile go in one lazy append.
+  for (let tick = 0; tick < 3; tick++) {
+    members[0].node.tick();
+    drain(members[0]);
+  }
+  // Follower 3 answers; the three entries that came meanwhile go in one lazy
+  // append. It held all the leader had when its append went out: caught up
+  // as of then, three ticks ago, though the commit index has moved on.
   toThree = deliver(members, deliver(members, held)).filter((message) =>
     message.to === 3 && message.type === "app"
   );
@@ -115,6 +126,7 @@ Deno.test("a lazy follower has one append in flight: what comes meanwhile goes i
   equal(toThree[0].entries.length, 3);
   equal(toThree[0].lazySync, true, "follower 2 answered those: follower 3 stays lazy");
   equal(toThree[0].index + toThree[0].entries.length, lastIndex);
+  equal(members[0].node.status().progress[3].caughtUpTicksAgo, 3);
 });
 
 Deno.test("a leader of 5 keeps two followers eager and marks two lazy", () => {
