@@ -103,6 +103,13 @@ export interface SimConfig {
    * as `ReplicaGroup` does): two followers commit without the leader's fsync.
    */
   leaderBackgroundSync: boolean;
+  /**
+   * Lazy followers (`RaftOptions.lazyFollowers`): leaders mark the appends a
+   * commit does not need `lazySync` and hold a lazy follower to one append
+   * in flight; a follower handles a lazy append this many ms late, as
+   * `ReplicaGroup` does. 0: off.
+   */
+  lazySyncMs: number;
 }
 
 /** Options that override what the seed would choose. */
@@ -110,6 +117,8 @@ export interface SimOverrides {
   safetyTicks?: number;
   livenessCatchUpTicksMax?: number;
   broken?: BrokenVariant;
+  /** Lazy followers' wait in ms, 0 for none (`SimConfig.lazySyncMs`). */
+  lazySyncMs?: number;
 }
 
 /**
@@ -154,6 +163,7 @@ export function configFromSeed(seed: number, overrides: SimOverrides = {}): SimC
     broken: overrides.broken,
     bootstrapLeader: false,
     leaderBackgroundSync: false,
+    lazySyncMs: 0,
   };
   if (prng.chance(0.25)) {
     config.profile = "leader-churn";
@@ -167,6 +177,8 @@ export function configFromSeed(seed: number, overrides: SimOverrides = {}): SimC
   // Drawn last, so that the settings above stay what each seed chose before.
   config.bootstrapLeader = prng.chance(0.5);
   config.leaderBackgroundSync = prng.chance(0.5);
+  const lazySyncMs = prng.chance(0.5) ? prng.pick([5, 20]) : 0;
+  config.lazySyncMs = overrides.lazySyncMs ?? lazySyncMs;
   return config;
 }
 
@@ -190,6 +202,7 @@ export function describeConfig(config: SimConfig): string {
     `subscribers=${config.subscribers}`,
     `bootstrapLeader=${config.bootstrapLeader}`,
     `leaderBackgroundSync=${config.leaderBackgroundSync}`,
+    `lazySync=${config.lazySyncMs}ms`,
     config.broken ? `broken=${config.broken}` : "",
   ].filter((part) => part !== "").join(" ");
 }

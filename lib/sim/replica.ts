@@ -135,6 +135,15 @@ export class SimReplica {
   readonly #founding: number[];
   /** A leader writes its own entries in the background, as `ReplicaGroup` does. */
   readonly #leaderBackgroundSync: boolean;
+  /**
+   * A follower handles a `lazySync` append this long late, with whatever
+   * arrives meanwhile (`ReplicaGroup`'s `lazySyncMs`); 0: lazy followers off.
+   */
+  readonly #lazySyncMs: number;
+  /** A lazy wait is open: Readys wait for it, as in `ReplicaGroup`. */
+  #lazyWait = false;
+  /** Bumped when a wait opens or ends early, so a stale wait's end does nothing. */
+  #lazyWaitGeneration = 0;
 
   constructor(
     host: ReplicaHost,
@@ -143,13 +152,15 @@ export class SimReplica {
       founding: number[];
       bugs?: ReplicaBugs;
       leaderBackgroundSync?: boolean;
+      lazySyncMs?: number;
     },
     prng: Prng,
   ) {
     this.#host = host;
     this.id = id;
-    const { founding, bugs, leaderBackgroundSync, ...raftOptions } = options;
-    this.#options = raftOptions;
+    const { founding, bugs, leaderBackgroundSync, lazySyncMs, ...raftOptions } = options;
+    this.#lazySyncMs = lazySyncMs ?? 0;
+    this.#options = { ...raftOptions, lazyFollowers: this.#lazySyncMs > 0 };
     this.#founding = founding;
     this.#leaderBackgroundSync = leaderBackgroundSync === true;
     this.#bugs = bugs ?? {};
@@ -196,6 +207,7 @@ export class SimReplica {
     this.epoch++;
     this.#incarnations.clear();
     this.#inflight = undefined;
+    this.#lazyWait = false;
     this.pending.clear();
     this.#readsWaiting.clear();
     this.#readsReady = [];
@@ -278,6 +290,7 @@ export class SimReplica {
   receive(message: Message): void {
     const node = this.node!;
     const snapshot = message.snapshot;
+    if (this.#lazySyncMs > 0) this.#noteLaziness(message);
     if (
       message.type !== "snap" || snapshot === undefined || message.term < node.term ||
       snapshot.index <= node.commit || node.termAt(snapshot.index) === snapshot.term
@@ -286,6 +299,29 @@ export class SimReplica {
       return;
     }
     this.#transfer(message, snapshot);
+  }
+
+  /**
+   * `ReplicaGroup#noteLaziness`: a lazy append opens a wait of
+   * `lazySyncMs` (unless one is open); an append with entries that is not
+   * lazy, or any message but a heartbeat or an append without entries,
+   * ends it.
+   */
+  #noteLaziness(message: Message): void {
+    const entries = message.type === "app" && message.entries.length > 0;
+    if (entries && message.lazySync === true) {
+      if (this.#lazyWait) return;
+      this.#lazyWait = true;
+      const generation = ++this.#lazyWaitGeneration;
+      this.#host.schedule(this, this.#lazySyncMs, () => {
+        if (generation !== this.#lazyWaitGeneration) return;
+        this.#lazyWait = false;
+        this.pump();
+      });
+    } else if (entries || (message.type !== "app" && message.type !== "heartbeat")) {
+      this.#lazyWait = false;
+      this.#lazyWaitGeneration++;
+    }
   }
 
   #transfer(message: Message, target: Snapshot): void {
@@ -326,7 +362,10 @@ export class SimReplica {
   }
 
   #handleReadys(): void {
-    while (this.node && !this.paused && this.#inflight === undefined && this.node.hasReady()) {
+    while (
+      this.node && !this.paused && this.#inflight === undefined &&
+      !(this.#lazyWait && this.node.role === "follower") && this.node.hasReady()
+    ) {
       const rd = this.node.ready();
       const early = this.#bugs.ackBeforeSync === true && !this.#changesVote(rd);
       this.#persist(rd);

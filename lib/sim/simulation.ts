@@ -48,6 +48,8 @@ export interface SimResult {
   /** Snapshots installed by transfer, and the retained entries they brought along. */
   snapshotsInstalled: number;
   retainedEntriesInstalled: number;
+  /** Appends with entries marked `lazySync` that reached a follower (`SimConfig.lazySyncMs`). */
+  lazyAppends: number;
   virtualMs: number;
 }
 
@@ -59,6 +61,8 @@ export interface RunOptions {
   livenessCatchUpTicksMax?: number;
   /** Enable a deliberately broken variant. */
   broken?: BrokenVariant;
+  /** Lazy followers' wait in ms, 0 for none (default: from the seed's config). */
+  lazySyncMs?: number;
   /** Events kept for the violation report. Default 30. */
   traceEventsMax?: number;
 }
@@ -160,6 +164,7 @@ class Simulation implements ReplicaHost {
   readonly #replicas = new Map<number, SimReplica>();
   #snapshotsInstalled = 0;
   #retainedEntriesInstalled = 0;
+  #lazyAppends = 0;
   #now = 0;
   #ticks = 0;
   #nextKey = 0;
@@ -329,6 +334,7 @@ class Simulation implements ReplicaHost {
       elections: this.checker.elections,
       snapshotsInstalled: this.#snapshotsInstalled,
       retainedEntriesInstalled: this.#retainedEntriesInstalled,
+      lazyAppends: this.#lazyAppends,
       virtualMs: this.#now,
     };
   }
@@ -378,6 +384,7 @@ class Simulation implements ReplicaHost {
     if (!target.live || this.#network.blocked(message.from, message.to)) return;
     this.trace(message.type, message.to, `from n${message.from}`, `term ${message.term}`);
     target.noteIncarnation(message.from, incarnation);
+    if (message.type === "app" && message.lazySync === true) this.#lazyAppends++;
     target.receive(message);
     target.pump();
   }
@@ -799,6 +806,7 @@ class Simulation implements ReplicaHost {
         readIndexWithoutQuorum: broken === "read-index-without-quorum",
       },
       leaderBackgroundSync: config.leaderBackgroundSync,
+      lazySyncMs: config.lazySyncMs,
       bugs: {
         ackBeforeSync: broken === "ack-before-fsync",
         applyBeforeCommit: broken === "apply-before-commit",
