@@ -13,7 +13,14 @@
 import { getLogger } from "../logging.ts";
 import { NotLeaderError, ProposalDroppedError } from "../raft/errors.ts";
 import { type BackgroundWrite, RaftNode } from "../raft/raft_node.ts";
-import type { ConfChange, Message, Ready, Rng, Role } from "../raft/types.ts";
+import {
+  type ConfChange,
+  lazyWaitEffect,
+  type Message,
+  type Ready,
+  type Rng,
+  type Role,
+} from "../raft/types.ts";
 import { isStorageFailure, StorageRecovery } from "../storage/storage_failure.ts";
 import { type Entry, EntryType, type LogStore, type Snapshot } from "../storage/types.ts";
 import { ProtocolError } from "../wire/errors.ts";
@@ -389,20 +396,15 @@ export class ReplicaGroup {
     this.#schedule();
   }
 
-  /**
-   * A lazy append opens a wait of `lazySyncMs` (unless one is open); an
-   * append with entries that is not lazy, or any message but a heartbeat
-   * or an append without entries (a commit notice), ends it: the leader
-   * needs this replica's answer now.
-   */
+  /** Opens or ends a wait of `lazySyncMs` as `message` says (`lazyWaitEffect`). */
   #noteLaziness(message: Message): void {
-    const entries = message.type === "app" && message.entries.length > 0;
-    if (entries && message.lazySync === true) {
+    const effect = lazyWaitEffect(message);
+    if (effect === "open") {
       this.#lazyWait ??= this.#scheduler.schedule(this.#options.lazySyncMs!, () => {
         this.#lazyWait = undefined;
         this.#schedule();
       });
-    } else if (entries || (message.type !== "app" && message.type !== "heartbeat")) {
+    } else if (effect === "end") {
       this.#endLazyWait();
     }
   }

@@ -112,6 +112,28 @@ export function blankMessage(type: MessageType, from: number, to: number, term: 
   };
 }
 
+/**
+ * What `message` does to its receiver's lazy wait (`Message.lazySync`): an
+ * append with entries marked `lazySync` opens one (`"open"`, unless one is
+ * open); an append with entries that is not lazy, or any message but a
+ * heartbeat or an append without entries (a commit notice), ends it
+ * (`"end"`: the leader needs this replica's answer now); those two leave it
+ * as it is (`"keep"`). The rule `ReplicaGroup` and the simulator's replica
+ * both follow.
+ *
+ * @example
+ * ```ts
+ * import { blankMessage, lazyWaitEffect } from "./types.ts";
+ * lazyWaitEffect(blankMessage("heartbeat", 1, 2, 3)); // "keep"
+ * ```
+ */
+export function lazyWaitEffect(message: Message): "open" | "end" | "keep" {
+  const entries = message.type === "app" && message.entries.length > 0;
+  if (entries && message.lazySync === true) return "open";
+  if (entries || (message.type !== "app" && message.type !== "heartbeat")) return "end";
+  return "keep";
+}
+
 /** Role of a replica. */
 export type Role = "follower" | "preCandidate" | "candidate" | "leader";
 

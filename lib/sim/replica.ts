@@ -22,7 +22,7 @@ import { serveSnapshotChunk, SnapshotPull } from "../cluster/snapshot_transfer.t
 import { decodeConfChange } from "../raft/conf_change.ts";
 import type { RaftOptions } from "../raft/options.ts";
 import { type BackgroundWrite, RaftNode } from "../raft/raft_node.ts";
-import type { ConfChange, Message, Ready } from "../raft/types.ts";
+import { type ConfChange, lazyWaitEffect, type Message, type Ready } from "../raft/types.ts";
 import { MemoryLogStore } from "../storage/memory_log_store.ts";
 import { type Entry, EntryType, type LogStore, type Snapshot } from "../storage/types.ts";
 import type { InvariantChecker } from "./checker.ts";
@@ -301,15 +301,10 @@ export class SimReplica {
     this.#transfer(message, snapshot);
   }
 
-  /**
-   * `ReplicaGroup#noteLaziness`: a lazy append opens a wait of
-   * `lazySyncMs` (unless one is open); an append with entries that is not
-   * lazy, or any message but a heartbeat or an append without entries,
-   * ends it.
-   */
+  /** Opens or ends a wait of `lazySyncMs` as `message` says (`lazyWaitEffect`), as `ReplicaGroup` does. */
   #noteLaziness(message: Message): void {
-    const entries = message.type === "app" && message.entries.length > 0;
-    if (entries && message.lazySync === true) {
+    const effect = lazyWaitEffect(message);
+    if (effect === "open") {
       if (this.#lazyWait) return;
       this.#lazyWait = true;
       const generation = ++this.#lazyWaitGeneration;
@@ -318,7 +313,7 @@ export class SimReplica {
         this.#lazyWait = false;
         this.pump();
       });
-    } else if (entries || (message.type !== "app" && message.type !== "heartbeat")) {
+    } else if (effect === "end") {
       this.#lazyWait = false;
       this.#lazyWaitGeneration++;
     }
