@@ -140,10 +140,11 @@ export class SimReplica {
    * arrives meanwhile (`ReplicaGroup`'s `lazySyncMs`); 0: lazy followers off.
    */
   readonly #lazySyncMs: number;
-  /** A lazy wait is open: Readys wait for it, as in `ReplicaGroup`. */
-  #lazyWait = false;
-  /** Bumped when a wait opens or ends early, so a stale wait's end does nothing. */
-  #lazyWaitGeneration = 0;
+  /**
+   * The open lazy wait, undefined while none is (Readys wait for it, as in
+   * `ReplicaGroup`); its timer ends it only while it is still this one.
+   */
+  #lazyWait: object | undefined;
 
   constructor(
     host: ReplicaHost,
@@ -207,7 +208,7 @@ export class SimReplica {
     this.epoch++;
     this.#incarnations.clear();
     this.#inflight = undefined;
-    this.#lazyWait = false;
+    this.#lazyWait = undefined;
     this.pending.clear();
     this.#readsWaiting.clear();
     this.#readsReady = [];
@@ -304,18 +305,16 @@ export class SimReplica {
   /** Opens or ends a wait of `lazySyncMs` as `message` says (`lazyWaitEffect`), as `ReplicaGroup` does. */
   #noteLaziness(message: Message): void {
     const effect = lazyWaitEffect(message);
-    if (effect === "open") {
-      if (this.#lazyWait) return;
-      this.#lazyWait = true;
-      const generation = ++this.#lazyWaitGeneration;
+    if (effect === "open" && this.#lazyWait === undefined) {
+      const wait = {};
+      this.#lazyWait = wait;
       this.#host.schedule(this, this.#lazySyncMs, () => {
-        if (generation !== this.#lazyWaitGeneration) return;
-        this.#lazyWait = false;
+        if (this.#lazyWait !== wait) return;
+        this.#lazyWait = undefined;
         this.pump();
       });
     } else if (effect === "end") {
-      this.#lazyWait = false;
-      this.#lazyWaitGeneration++;
+      this.#lazyWait = undefined;
     }
   }
 
@@ -359,7 +358,7 @@ export class SimReplica {
   #handleReadys(): void {
     while (
       this.node && !this.paused && this.#inflight === undefined &&
-      !(this.#lazyWait && this.node.role === "follower") && this.node.hasReady()
+      !(this.#lazyWait !== undefined && this.node.role === "follower") && this.node.hasReady()
     ) {
       const rd = this.node.ready();
       const early = this.#bugs.ackBeforeSync === true && !this.#changesVote(rd);
